@@ -1,0 +1,3 @@
+from ralph_tui.cli import main
+
+raise SystemExit(main())

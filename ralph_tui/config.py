@@ -1,0 +1,131 @@
+"""Configuration: defaults, then ``ralph.toml`` (or ``[tool.ralph]``), then command-line flags.
+
+Unknown keys are errors, so a typo in ``ralph.toml`` is reported rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ralph_tui.errors import UsageError
+
+AgentName = Literal["anthropic", "claude-code", "command", "scripted"]
+ApproveMode = Literal["ask", "auto"]
+
+DEFAULT_GATES: dict[str, str] = {
+    "tests": "pytest -q",
+    "types": "mypy .",
+    "lint": "ruff check .",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GateOptions(_Strict):
+    timeout_s: float = Field(600.0, gt=0)
+
+
+class Price(_Strict):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+
+
+class ClaudeCodeOptions(_Strict):
+    """Policy for tools Claude Code asks to use, besides the workspace confinement of file tools."""
+
+    allow: list[str] = Field(
+        default_factory=lambda: ["Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "Bash"]
+    )
+    deny: list[str] = Field(default_factory=lambda: ["WebFetch", "WebSearch"])
+    max_turns: int | None = Field(None, ge=1)
+
+
+class RalphConfig(_Strict):
+    role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
+    agent: AgentName = "anthropic"
+    model: str = "claude-sonnet-4-5"
+    max_iterations: int = Field(10, ge=1)
+    max_fix_attempts: int = Field(3, ge=1)
+    max_cost_usd: float | None = Field(None, gt=0)
+    max_tokens: int = Field(8192, ge=256)
+    persona: str | None = None
+    approve: ApproveMode = "ask"
+    gates: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_GATES))
+    gate_options: GateOptions = GateOptions()
+    pricing: dict[str, Price] = Field(default_factory=dict)
+    bash_timeout_s: float = Field(120.0, gt=0)
+    # agent = "command": argv with an optional {prompt_file} placeholder; else prompt on stdin
+    command: list[str] | None = None
+    agent_timeout_s: float = Field(1800.0, gt=0)
+    # agent = "scripted": path of a JSON script (see agents/scripted.py)
+    script: str | None = None
+    claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
+
+    def prd_path(self, workspace: Path) -> Path:
+        return workspace / "tasks" / f"{self.role}_prd.json"
+
+    def progress_path(self, workspace: Path) -> Path:
+        return workspace / "tasks" / f"{self.role}_progress.txt"
+
+
+def find_config_file(workspace: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The config source and its raw table: ``ralph.toml`` wins over ``[tool.ralph]``."""
+    toml_path = workspace / "ralph.toml"
+    if toml_path.is_file():
+        return toml_path, _read_toml(toml_path)
+    pyproject = workspace / "pyproject.toml"
+    if pyproject.is_file():
+        data = _read_toml(pyproject)
+        table = data.get("tool", {}).get("ralph")
+        if isinstance(table, dict):
+            return pyproject, table
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> RalphConfig:
+    """Defaults < file < flags. ``overrides`` holds only the flags the user actually gave."""
+    found = find_config_file(workspace)
+    source = found[0] if found else None
+    raw: dict[str, Any] = dict(found[1]) if found else {}
+    try:
+        base = RalphConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(_describe(source, exc)) from exc
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not given:
+        return base
+    try:
+        return RalphConfig.model_validate({**base.model_dump(exclude_unset=True), **given})
+    except ValidationError as exc:
+        raise UsageError(_describe(None, exc)) from exc
+
+
+def _describe(source: Path | None, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    what = first["msg"]
+    if first["type"] == "extra_forbidden":
+        what = "unknown key"
+    prefix = f"{source}: " if source else "command line: "
+    return f"{prefix}{where}: {what}"

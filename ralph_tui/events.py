@@ -1,0 +1,242 @@
+"""Typed, immutable events the engine emits.
+
+The TUI, the headless console, the journal and the tests all consume the same events; the
+journal (``events.jsonl``) is these events serialised, so a run can be replayed into the UI.
+Sinks are plain callables and must be cheap: the engine calls them inline, and a streaming
+agent can emit thousands of ``TextDelta`` events per second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event; ``ts`` is wall-clock seconds (time.time())."""
+
+    kind: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["kind"] = self.kind
+        return data
+
+
+_REGISTRY: dict[str, type[Event]] = {}
+_E = TypeVar("_E", bound=type[Event])
+
+
+def _register(cls: _E) -> _E:
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its journal form (used to replay a run)."""
+    payload = dict(data)
+    cls = _REGISTRY[payload.pop("kind")]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in payload.items() if k in names})
+
+
+RunState = Literal["starting", "running", "pausing", "paused", "waiting", "stopping", "finished"]
+IterationOutcome = Literal["committed", "discarded", "failed", "skipped", "stopped", "error"]
+GateStateName = Literal["pending", "running", "passed", "failed", "error", "timed_out"]
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_id: str
+    role: str
+    workspace: str
+    agent: str
+    model: str
+    max_iterations: int
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class RunStateChanged(Event):
+    kind: ClassVar[str] = "run_state"
+    state: RunState
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    exit_code: int
+    reason: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class IterationStarted(Event):
+    kind: ClassVar[str] = "iteration_started"
+    iteration: int
+    story_id: str
+    title: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class IterationFinished(Event):
+    kind: ClassVar[str] = "iteration_finished"
+    iteration: int
+    story_id: str
+    outcome: IterationOutcome
+    message: str = ""
+    patch_path: str | None = None
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class TextDelta(Event):
+    """A piece of the agent's streamed text, as it arrives."""
+
+    kind: ClassVar[str] = "text_delta"
+    text: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class ToolCall(Event):
+    kind: ClassVar[str] = "tool_call"
+    call_id: str
+    name: str
+    input: dict[str, Any]
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class ToolResult(Event):
+    kind: ClassVar[str] = "tool_result"
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class GateStarted(Event):
+    kind: ClassVar[str] = "gate_started"
+    name: str
+    command: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class GateFinished(Event):
+    kind: ClassVar[str] = "gate_finished"
+    name: str
+    command: str
+    state: GateStateName
+    exit_code: int | None
+    duration_s: float
+    summary: str
+    output: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class ApprovalNeeded(Event):
+    kind: ClassVar[str] = "approval_needed"
+    story_id: str
+    title: str
+    commit_message: str
+    diffstat: str
+    summary: str
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided(Event):
+    kind: ClassVar[str] = "approval_decided"
+    story_id: str
+    decision: Literal["approve", "reject", "discard"]
+    feedback: str = ""
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Committed(Event):
+    kind: ClassVar[str] = "committed"
+    story_id: str
+    sha: str
+    message: str
+    files: tuple[str, ...] = ()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Escalated(Event):
+    kind: ClassVar[str] = "escalated"
+    story_id: str
+    question: str
+    tried: str
+    automatic: bool = False
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class EscalationAnswered(Event):
+    kind: ClassVar[str] = "escalation_answered"
+    story_id: str
+    answer: str
+    skipped: bool = False
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class UsageReported(Event):
+    """Token usage of one model call (or one CLI result) and its estimated cost."""
+
+    kind: ClassVar[str] = "usage"
+    story_id: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class PrdChanged(Event):
+    """The PRD file changed on disk (by the engine or by someone else)."""
+
+    kind: ClassVar[str] = "prd_changed"
+    source: Literal["engine", "external"]
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """A line for the human: fix attempt counts, retries, recoveries, warnings."""
+
+    kind: ClassVar[str] = "notice"
+    level: Literal["info", "warning", "error"]
+    message: str
+
+
+EventSink = Callable[[Event], None]
+
+
+def fan_out(sinks: Iterable[EventSink]) -> EventSink:
+    """One sink that forwards to several, in order."""
+    targets = tuple(sinks)
+
+    def emit(event: Event) -> None:
+        for sink in targets:
+            sink(event)
+
+    return emit

@@ -1,0 +1,63 @@
+"""What the engine asks a human (or a policy) to decide.
+
+The TUI, the headless console and the tests each implement ``Supervisor``. The engine awaits
+these calls; a supervisor may take as long as the human needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ralph_tui.events import GateFinished
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    story_id: str
+    title: str
+    commit_message: str
+    diffstat: str
+    summary: str
+    gates: tuple[GateFinished, ...]
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    kind: Literal["approve", "reject", "discard"]
+    feedback: str = ""
+
+    @classmethod
+    def approve(cls) -> ApprovalDecision:
+        return cls("approve")
+
+    @classmethod
+    def reject(cls, feedback: str) -> ApprovalDecision:
+        return cls("reject", feedback)
+
+    @classmethod
+    def discard(cls) -> ApprovalDecision:
+        return cls("discard")
+
+
+@dataclass(frozen=True)
+class EscalationRequest:
+    story_id: str
+    title: str
+    question: str
+    tried: str
+    automatic: bool = False  # raised by the engine after repeated failures, not by the agent
+
+
+@dataclass(frozen=True)
+class EscalationAnswer:
+    """``answer``: text for the agent; ``skip``: pass the story over this run; ``stop``: end run."""
+
+    kind: Literal["answer", "skip", "stop"]
+    text: str = ""
+
+
+class Supervisor(Protocol):
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision: ...
+
+    async def answer(self, request: EscalationRequest) -> EscalationAnswer: ...
