@@ -1,0 +1,153 @@
+"""The progress log `tasks/<role>_progress.txt` (SPEC section 4).
+
+Append-only: humans and later agents read it as the project's memory, so entries are never
+rewritten. Each entry goes to disk in one write on a descriptor opened with O_APPEND, then
+fsync, so a crash leaves either the whole entry or nothing of it (short of a torn disk write),
+and `truncate` exists only to drop an entry whose commit never happened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+__all__ = ["ProgressLog", "timestamp"]
+
+ENTRY_START = "## "
+
+
+def timestamp(when: datetime | None = None) -> str:
+    """ISO-8601 with the UTC offset, to the second; naive times are taken as local time."""
+    moment = when if when is not None else datetime.now()
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
+def _one_line(text: str) -> str:
+    """Headings must stay one line, or the entry boundary `## ` would be misread."""
+    return " ".join(text.split())
+
+
+def _block(text: str) -> str:
+    """A free-text block without leading/trailing blank lines, so the format's blank lines hold."""
+    return text.replace("\r\n", "\n").strip("\n")
+
+
+def _bullets(items: Sequence[str], empty: str) -> str:
+    lines = [item.replace("\r\n", "\n").strip("\n").replace("\n", "\n  ") for item in items]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return f"- {empty}\n"
+    return "".join(f"- {line}\n" for line in lines)
+
+
+class ProgressLog:
+    """Appends entries to one progress file and reads its tail for the agent's context."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append_completed(
+        self,
+        story_id: str,
+        title: str,
+        learnings: Sequence[str],
+        files: Sequence[str],
+        when: datetime | None = None,
+    ) -> None:
+        self._append(
+            f"## Task #{story_id}: {_one_line(title)}\n"
+            f"Completed: {timestamp(when)}\n"
+            "\n"
+            "Learnings:\n"
+            f"{_bullets(learnings, '(none reported)')}"
+            "\n"
+            "Files modified:\n"
+            f"{_bullets(files, '(none)')}"
+            "\n"
+        )
+
+    def append_blocker(
+        self, story_id: str, title: str, tried: str, question: str, when: datetime | None = None
+    ) -> None:
+        self._append(
+            f"## Blocker: Task #{story_id}: {_one_line(title)}\n"
+            f"Raised: {timestamp(when)}\n"
+            "\n"
+            "Tried:\n"
+            f"{_block(tried)}\n"
+            "\n"
+            "Question:\n"
+            f"{_block(question)}\n"
+            "\n"
+        )
+
+    def append_answer(self, answer: str | None, when: datetime | None = None) -> None:
+        """Follows the blocker entry it answers; `None` means the human skipped the story."""
+        text = "Skipped by supervisor" if answer is None else _block(answer)
+        self._append(f"Answer ({timestamp(when)}):\n{text}\n\n")
+
+    def tail(self, max_chars: int = 4000) -> str:
+        """The latest entries that fit in `max_chars`, starting at an entry heading if one fits."""
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        if len(text) <= max_chars:
+            return text
+        if max_chars <= 0:
+            return ""
+        window = text[-max_chars:]
+        if window.startswith(ENTRY_START) and text[-max_chars - 1] == "\n":
+            return window
+        cut = window.find("\n" + ENTRY_START)
+        if cut != -1:
+            return window[cut + 1 :]
+        line = window.find("\n")  # no whole entry fits: at least start at a line
+        return window[line + 1 :] if line != -1 else window
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def truncate(self, size: int) -> None:
+        """Crash recovery only: drop what was appended after `size` bytes (never grows the file)."""
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        if not self.path.exists() or self.size() <= size:
+            return
+        with self.path.open("r+b") as f:
+            f.truncate(size)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _append(self, entry: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._ends_with_newline():
+            entry = "\n" + entry
+        data = entry.encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # regular files write fully; this is for odd filesystems
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _ends_with_newline(self) -> bool:
+        """True for a missing or empty file too: nothing to separate from."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return True
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) == b"\n"
+        except FileNotFoundError:
+            return True
