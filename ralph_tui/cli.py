@@ -1,7 +1,242 @@
-"""Command line (SPEC section 7). Placeholder until the engine lands."""
+"""Command line (SPEC section 7). Every failure is one line on stderr and an exit code."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-def main(argv: list[str] | None = None) -> int:
+from ralph_tui import __version__
+from ralph_tui.config import RalphConfig, load_config
+from ralph_tui.errors import RalphError, UsageError
+from ralph_tui.prd_store import PrdStore, prd_json_schema
+
+log = logging.getLogger("ralph_tui")
+
+
+def _workspace_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", help="PRD role: tasks/<role>_prd.json (default: backend)")
+    parser.add_argument(
+        "--workspace", type=Path, default=Path.cwd(), help="the git repository (default: .)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ralph-tui", description="Run and supervise an autonomous coding agent over a PRD."
+    )
+    parser.add_argument("--version", action="version", version=f"ralph-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser("init", help="scaffold the PRD, progress log and ralph.toml")
+    _workspace_args(init)
+
+    run = sub.add_parser("run", help="run the loop (the TUI unless --headless)")
+    _workspace_args(run)
+    run.add_argument("--agent", choices=["anthropic", "claude-code", "command", "scripted"])
+    run.add_argument("--model")
+    run.add_argument("--max-iterations", type=int)
+    run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
+    run.add_argument("--approve", choices=["ask", "auto"], help="who approves commits (headless)")
+    run.add_argument("--allow-dirty", action="store_true", help="start on a dirty working tree")
+
+    demo = sub.add_parser("demo", help="offline demo project and scripted agent, in the TUI")
+    demo.add_argument(
+        "dir", nargs="?", type=Path, help="where to build it (default: a temp folder)"
+    )
+
+    validate = sub.add_parser("validate", help="check the PRD and the configuration")
+    _workspace_args(validate)
+
+    status = sub.add_parser("status", help="the board as a table")
+    _workspace_args(status)
+
+    sub.add_parser("schema", help="print the PRD's JSON Schema")
+
+    doctor = sub.add_parser("doctor", help="check the workspace, gates and agent setup")
+    _workspace_args(doctor)
+    doctor.add_argument("--agent", choices=["anthropic", "claude-code", "command", "scripted"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="ralph-tui: %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except RalphError as exc:
+        print(f"ralph-tui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handlers = {
+        "init": _cmd_init,
+        "run": _cmd_run,
+        "demo": _cmd_demo,
+        "validate": _cmd_validate,
+        "status": _cmd_status,
+        "schema": _cmd_schema,
+        "doctor": _cmd_doctor,
+    }
+    return handlers[str(args.command)](args)
+
+
+def _workspace(args: argparse.Namespace) -> Path:
+    path: Path = args.workspace.expanduser().resolve()
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such directory")
+    return path
+
+
+def _config(args: argparse.Namespace, workspace: Path, **flags: Any) -> RalphConfig:
+    return load_config(workspace, {"role": getattr(args, "role", None), **flags})
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    config = _config(
+        args,
+        workspace,
+        agent=args.agent,
+        model=args.model,
+        max_iterations=args.max_iterations,
+        approve=args.approve,
+    )
+    if args.headless:
+        from ralph_tui.headless import run_headless
+
+        return asyncio.run(run_headless(workspace, config, allow_dirty=args.allow_dirty))
+    from ralph_tui.tui.app import run_tui
+
+    return run_tui(workspace, config, allow_dirty=args.allow_dirty)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ralph_tui.demo import create_demo_project
+    from ralph_tui.tui.app import run_tui
+
+    target = args.dir or Path(tempfile.mkdtemp(prefix="ralph-demo-")) / "inventory-service"
+    workspace = create_demo_project(target.expanduser().resolve())
+    print(f"ralph-tui demo project: {workspace}", file=sys.stderr)
+    return run_tui(workspace, load_config(workspace))
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    config = _config(args, workspace)
+    path = config.prd_path(workspace)
+    prd = PrdStore(path).load()
+    done = sum(1 for s in prd.userStories if s.passes)
+    print(f"{path}: ok ({len(prd.userStories)} stories, {done} passing)")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    config = _config(args, workspace)
+    prd = PrdStore(config.prd_path(workspace)).load()
+    order = {s.key: i for i, s in enumerate(prd.pick_order(), start=1)}
+    rows = [("ID", "PRIORITY", "STATUS", "NEXT", "TITLE")]
+    for s in prd.userStories:
+        status = "passed" if s.passes else "open"
+        pick = str(order[s.key]) if s.key in order else ""
+        rows.append((s.key, str(s.priority), status, pick, s.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        print("  ".join([*cells, row[4]]).rstrip())
+    done = sum(1 for s in prd.userStories if s.passes)
+    print(
+        f"\n{prd.project or config.prd_path(workspace).name}: {done}/{len(prd.userStories)} passing"
+    )
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(prd_json_schema(), indent=2))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ralph_tui.doctor import run_doctor
+
+    overrides = {"role": args.role, "agent": args.agent}
+    return run_doctor(_workspace(args), overrides, sys.stdout)
+
+
+INIT_CONFIG = """\
+# ralph-tui configuration. Command-line flags override these values.
+role = "{role}"
+agent = "anthropic"            # anthropic | claude-code | command | scripted
+model = "claude-sonnet-4-5"
+max_iterations = 10
+max_fix_attempts = 3
+# max_cost_usd = 5.0
+# persona = "agents/backend.md"  # Markdown with YAML front matter
+
+[gates]                        # name = command, run in the workspace, concurrently
+tests = "pytest -q"
+types = "mypy ."
+lint = "ruff check ."
+
+[gate_options]
+timeout_s = 600
+"""
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    role = args.role or "backend"
+    config = RalphConfig.model_validate({"role": role})
+    created: list[Path] = []
+    prd_path = config.prd_path(workspace)
+    if not prd_path.exists():
+        prd_path.parent.mkdir(parents=True, exist_ok=True)
+        example = {
+            "project": workspace.name,
+            "branchName": f"ralph/{workspace.name}",
+            "description": "What this PRD is for.",
+            "userStories": [
+                {
+                    "id": "US-001",
+                    "title": "Describe the first story",
+                    "description": "As a <user>, I want <capability> so that <benefit>.",
+                    "acceptanceCriteria": ["A behaviour a test can check", "Typecheck passes"],
+                    "priority": 1,
+                    "passes": False,
+                    "notes": "",
+                }
+            ],
+        }
+        prd_path.write_text(json.dumps(example, indent=2) + "\n", encoding="utf-8")
+        created.append(prd_path)
+    progress = config.progress_path(workspace)
+    if not progress.exists():
+        progress.write_text(f"# {role} progress log\n\n", encoding="utf-8")
+        created.append(progress)
+    toml_path = workspace / "ralph.toml"
+    if not toml_path.exists():
+        toml_path.write_text(INIT_CONFIG.format(role=role), encoding="utf-8")
+        created.append(toml_path)
+    exclude = workspace / ".git" / "info" / "exclude"
+    if (workspace / ".git").is_dir():
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        current = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if ".ralph/" not in current.splitlines():
+            sep = "" if not current or current.endswith("\n") else "\n"
+            exclude.write_text(f"{current}{sep}.ralph/\n", encoding="utf-8")
+    for path in created:
+        print(f"created {path.relative_to(workspace)}")
+    if not created:
+        print("nothing to do: the PRD, progress log and ralph.toml already exist")
     return 0

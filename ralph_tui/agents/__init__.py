@@ -1,1 +1,36 @@
-"""Agent backends behind one protocol (``base.Agent``); ``create_agent`` picks one by name."""
+"""Agent backends behind one protocol (``base.Agent``); ``create_agent`` picks one by name.
+
+Backends are imported lazily: the optional ``claude-agent-sdk`` must not be needed to run the
+others, and the CLI should start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ralph_tui.agents.base import Agent
+from ralph_tui.config import RalphConfig
+from ralph_tui.errors import UsageError
+
+
+def create_agent(config: RalphConfig, workspace: Path) -> Agent:
+    if config.agent == "scripted":
+        from ralph_tui.agents.scripted import ScriptedAgent
+
+        if not config.script:
+            raise UsageError(
+                "ralph.toml: agent 'scripted' needs script = \"<path to a JSON script>\""
+            )
+        path = Path(config.script).expanduser()
+        return ScriptedAgent.from_file(path if path.is_absolute() else workspace / path, config)
+    if config.agent == "anthropic":
+        from ralph_tui.agents.anthropic_agent import AnthropicAgent
+
+        return AnthropicAgent(config)
+    if config.agent == "claude-code":
+        from ralph_tui.agents.claude_code import ClaudeCodeAgent
+
+        return ClaudeCodeAgent(config)
+    from ralph_tui.agents.command import CommandAgent
+
+    return CommandAgent(config)

@@ -1,0 +1,100 @@
+"""An offline agent that replays a script of text and tool calls (the demo and many tests).
+
+Script format (JSON)::
+
+    {"stream_delay_s": 0.02,
+     "stories": {"US-001": [step, ...],                  # the same steps every attempt
+                 "US-002": [[step, ...], [step, ...]]},  # attempt 1, attempt 2 (and later)
+     "default": [step, ...]}
+
+A step is ``{"text": "..."}`` (streamed as deltas) or ``{"tool": name, "input": {...}}``.
+Tool calls go through the same ``ToolBox`` the Anthropic backend uses, so a script exercises the
+real tools, the real gates and the real approval path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, ToolOutcome
+from ralph_tui.config import RalphConfig
+from ralph_tui.errors import UsageError
+from ralph_tui.events import TextDelta
+from ralph_tui.tools import ToolBox
+
+CHUNK = 12  # characters per streamed delta
+
+
+class ScriptedAgent:
+    name = "scripted"
+
+    def __init__(self, script: dict[str, Any], config: RalphConfig, source: str = "script") -> None:
+        self.script = script
+        self.config = config
+        self.source = source
+        self.attempts: dict[str, int] = {}
+        # every tool result the agent received, in order: tests read feedback and answers here
+        self.received: list[tuple[str, ToolOutcome]] = []
+        self.requests: list[IterationRequest] = []
+        stories = script.get("stories", {})
+        if not isinstance(stories, dict):
+            raise UsageError(f"{source}: 'stories' must be an object of story id -> steps")
+
+    @classmethod
+    def from_file(cls, path: Path, config: RalphConfig) -> ScriptedAgent:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"{path}: script file not found") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}") from exc
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: a script is a JSON object")
+        return cls(data, config, source=str(path))
+
+    def steps_for(self, story_id: str) -> list[dict[str, Any]]:
+        attempt = self.attempts.get(story_id, 0)
+        plan = self.script.get("stories", {}).get(story_id, self.script.get("default", []))
+        if plan and isinstance(plan[0], list):
+            return list(plan[min(attempt, len(plan) - 1)])
+        return list(plan)
+
+    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+        self.requests.append(request)
+        story_id = request.story.key
+        steps = self.steps_for(story_id)
+        self.attempts[story_id] = self.attempts.get(story_id, 0) + 1
+        delay = float(self.script.get("stream_delay_s", 0.0))
+        box = ToolBox(tools, self.config)
+        try:
+            for index, step in enumerate(steps):
+                await tools.checkpoint()
+                if "text" in step:
+                    await self._stream(str(step["text"]), tools, delay)
+                elif "tool" in step:
+                    call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
+                    outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
+                    self.received.append((str(step["tool"]), outcome))
+                else:
+                    raise UsageError(
+                        f"{self.source}: step {index} of {story_id} has no text or tool"
+                    )
+                if tools.finished:
+                    return AgentOutcome("finished")
+        finally:
+            await box.aclose()
+        return AgentOutcome("end_turn", "the script ran out of steps")
+
+    @staticmethod
+    async def _stream(text: str, tools: IterationTools, delay: float) -> None:
+        for start in range(0, len(text), CHUNK):
+            tools.emit(TextDelta(text=text[start : start + CHUNK]))
+            if delay:
+                await asyncio.sleep(delay)
+        tools.emit(TextDelta(text="\n"))
+
+    async def aclose(self) -> None:
+        return None

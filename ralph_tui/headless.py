@@ -1,0 +1,209 @@
+"""The headless face: a line-oriented console log and a terminal (or policy) supervisor.
+
+Output is meant for a human tailing a CI log or a tmux pane: one line per thing that happened,
+the agent's streamed text as whole lines, tool results clipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from ralph_tui.agents import create_agent
+from ralph_tui.agents.base import Agent
+from ralph_tui.config import RalphConfig
+from ralph_tui.engine import Engine
+from ralph_tui.git_repo import GitRepo
+from ralph_tui.events import (
+    ApprovalDecided,
+    ApprovalNeeded,
+    Committed,
+    Escalated,
+    EscalationAnswered,
+    Event,
+    GateFinished,
+    IterationFinished,
+    IterationStarted,
+    Notice,
+    RunFinished,
+    RunStarted,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    UsageReported,
+)
+from ralph_tui.supervisor import (
+    ApprovalDecision,
+    ApprovalRequest,
+    EscalationAnswer,
+    EscalationRequest,
+)
+
+CLIP = 200
+
+
+def _clip(text: str, limit: int = CLIP) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+class ConsoleSink:
+    """Formats events as lines; the agent's text is printed a whole line at a time."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._pending = ""
+        self._cost = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self._pending += event.text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                if line.strip():
+                    self._line(f"  │ {line}")
+            return
+        self._flush_text()
+        formatted = self._format(event)
+        if formatted:
+            self._line(formatted)
+
+    def _flush_text(self) -> None:
+        if self._pending.strip():
+            self._line(f"  │ {self._pending}")
+        self._pending = ""
+
+    def _line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _format(self, event: Event) -> str | None:
+        match event:
+            case RunStarted(run_id=run_id, role=role, agent=agent, model=model):
+                return f"ralph-tui run {run_id}: role {role}, agent {agent}, model {model}"
+            case IterationStarted(iteration=n, story_id=sid, title=title):
+                return f"\n[iteration {n}] Task #{sid}: {title}"
+            case ToolCall(name=name, input=tool_input):
+                return f"  → {name} {_clip(json.dumps(tool_input, ensure_ascii=False), 160)}"
+            case ToolResult(name=name, content=content, is_error=is_error):
+                mark = "✗" if is_error else "←"
+                return f"  {mark} {name}: {_clip(content)}"
+            case GateFinished(name=name, state=state, duration_s=d, summary=summary):
+                return f"  gate {name}: {state} ({d:.1f}s) {summary}"
+            case ApprovalNeeded(story_id=sid, diffstat=diffstat):
+                last = diffstat.strip().splitlines()[-1:] or ["no changes"]
+                return f"  approval needed for Task #{sid}: {last[0].strip()}"
+            case ApprovalDecided(decision=decision, feedback=feedback):
+                return f"  supervisor: {decision}" + (
+                    f" ({_clip(feedback, 120)})" if feedback else ""
+                )
+            case Committed(sha=sha, message=message, files=files):
+                subject = message.splitlines()[0]
+                return f"  ✓ committed {sha[:10]} {subject} ({len(files)} files)"
+            case Escalated(question=question, automatic=automatic):
+                who = "engine" if automatic else "agent"
+                return f"  ? escalation ({who}): {_clip(question)}"
+            case EscalationAnswered(answer=answer, skipped=skipped):
+                return (
+                    "  supervisor: skipped the story" if skipped else f"  answer: {_clip(answer)}"
+                )
+            case UsageReported(cost_usd=spent):
+                self._cost += spent
+                return None
+            case Notice(level=level, message=message):
+                return f"  {level}: {message}"
+            case IterationFinished(outcome=outcome, message=message, patch_path=patch):
+                extra = f"; change saved to {patch}" if patch else ""
+                return f"  iteration {outcome}" + (f": {message}" if message else "") + extra
+            case RunFinished(exit_code=code, reason=reason):
+                total = f", est. cost ${self._cost:.4f}" if self._cost else ""
+                return f"\nrun finished: {reason} (exit {code}{total})"
+        return None
+
+
+class TerminalSupervisor:
+    """``--approve auto`` decides by policy; ``--approve ask`` asks on the terminal."""
+
+    def __init__(self, mode: str, sink: ConsoleSink, stdin: TextIO | None = None) -> None:
+        self.mode = mode
+        self.sink = sink
+        self.stdin = stdin if stdin is not None else sys.stdin
+
+    async def _ask(self, prompt: str) -> str | None:
+        self.sink._flush_text()
+        self.sink.out.write(prompt)
+        self.sink.out.flush()
+        line = await asyncio.to_thread(self.stdin.readline)
+        return line.rstrip("\n") if line else None  # None: stdin closed
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        if self.mode == "auto":
+            return ApprovalDecision.approve()
+        self.sink._line(request.diffstat.rstrip() or "  (no file changes)")
+        while True:
+            answer = await self._ask("  [a]pprove, [r]eject with feedback, [d]iscard? ")
+            if answer is None:
+                return ApprovalDecision.discard()
+            choice = answer.strip().lower()[:1]
+            if choice == "a":
+                return ApprovalDecision.approve()
+            if choice == "d":
+                return ApprovalDecision.discard()
+            if choice == "r":
+                feedback = await self._ask("  feedback for the agent: ")
+                return ApprovalDecision.reject(feedback or "")
+
+    async def answer(self, request: EscalationRequest) -> EscalationAnswer:
+        if self.mode == "auto":
+            return EscalationAnswer("stop")
+        self.sink._line(f"  Tried: {request.tried}\n  Question: {request.question}")
+        text = await self._ask("  your answer (empty line to skip the story): ")
+        if text is None:
+            return EscalationAnswer("stop")
+        return EscalationAnswer("answer", text) if text.strip() else EscalationAnswer("skip")
+
+
+async def run_headless(
+    workspace: Path,
+    config: RalphConfig,
+    *,
+    allow_dirty: bool = False,
+    out: TextIO | None = None,
+    agent: Agent | None = None,
+) -> int:
+    sink = ConsoleSink(out if out is not None else sys.stdout)
+    supervisor = TerminalSupervisor(config.approve, sink)
+    GitRepo.open(workspace)  # "not a repository" comes before any agent set-up problem
+    engine = Engine(
+        workspace,
+        config,
+        agent if agent is not None else create_agent(config, workspace),
+        supervisor,
+        sink,
+        allow_dirty=allow_dirty,
+    )
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupts = 0
+
+    def on_signal() -> None:
+        # first ^C: stop at the next safe point; second: cancel now (the iteration is rolled back)
+        nonlocal interrupts
+        interrupts += 1
+        engine.request_stop()
+        if interrupts > 1 and task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await engine.run()
+    except asyncio.CancelledError:
+        return 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

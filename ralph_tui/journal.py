@@ -1,0 +1,87 @@
+"""The run folder's record: ``events.jsonl`` (every event, replayable) and ``transcript.md``.
+
+Both are written through a ``Redactor`` so secret values never reach disk. Text deltas are
+buffered and flushed with the next structural event, so a fast stream costs few syscalls; a
+kill loses at most the text since the last tool call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO
+
+from ralph_tui.events import (
+    ApprovalDecided,
+    Committed,
+    Escalated,
+    EscalationAnswered,
+    Event,
+    GateFinished,
+    IterationFinished,
+    IterationStarted,
+    Notice,
+    RunFinished,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+)
+from ralph_tui.workspace import Redactor
+
+
+class Journal:
+    """An ``EventSink`` that appends to the run folder; call ``close()`` at the end of a run."""
+
+    def __init__(self, run_dir: Path, redact: Redactor) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.events_path = run_dir / "events.jsonl"
+        self.transcript_path = run_dir / "transcript.md"
+        self._redact = redact
+        self._events: IO[str] = self.events_path.open("a", encoding="utf-8")
+        self._transcript: IO[str] = self.transcript_path.open("a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        self._events.write(self._redact(line) + "\n")
+        text = _transcript_text(event)
+        if text:
+            self._transcript.write(self._redact(text))
+        if not isinstance(event, TextDelta):
+            self._events.flush()
+            self._transcript.flush()
+
+    def close(self) -> None:
+        self._events.close()
+        self._transcript.close()
+
+
+def _transcript_text(event: Event) -> str:
+    match event:
+        case TextDelta(text=text):
+            return text
+        case IterationStarted(iteration=n, story_id=sid, title=title):
+            return f"\n\n## Iteration {n}: Task #{sid}: {title}\n\n"
+        case ToolCall(name=name, input=tool_input):
+            body = json.dumps(tool_input, indent=2, ensure_ascii=False)
+            return f"\n\n**tool call** `{name}`\n```json\n{body}\n```\n"
+        case ToolResult(name=name, content=content, is_error=is_error):
+            label = "tool error" if is_error else "tool result"
+            return f"**{label}** `{name}`\n```\n{content}\n```\n"
+        case GateFinished(name=name, state=state, summary=summary, duration_s=d):
+            return f"- gate `{name}`: {state} ({d:.1f}s) {summary}\n"
+        case ApprovalDecided(decision=decision, feedback=feedback):
+            extra = f": {feedback}" if feedback else ""
+            return f"\n**human**: {decision}{extra}\n"
+        case Committed(sha=sha, message=message):
+            return f"\n**committed** {sha[:10]} {message.splitlines()[0]}\n"
+        case Escalated(question=question, tried=tried):
+            return f"\n**escalation**\nTried: {tried}\nQuestion: {question}\n"
+        case EscalationAnswered(answer=answer, skipped=skipped):
+            return "\n**answer**: skipped\n" if skipped else f"\n**answer**: {answer}\n"
+        case IterationFinished(outcome=outcome, message=message):
+            return f"\n_iteration {outcome}_ {message}\n"
+        case Notice(level=level, message=message):
+            return f"\n> {level}: {message}\n"
+        case RunFinished(exit_code=code, reason=reason):
+            return f"\n\n# Run finished (exit {code}): {reason}\n"
+    return ""
