@@ -90,7 +90,9 @@ def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-class _RunEnded(Exception):  # noqa: N818 - control flow inside the engine
+class _RunEnded(Exception):
+    """Control flow inside the engine: the run ends with this exit code."""
+
     def __init__(self, exit_code: int, reason: str) -> None:
         super().__init__(reason)
         self.exit_code = exit_code
@@ -630,7 +632,8 @@ class IterationControl:
                     ends_iteration=True,
                 )
             engine._notice(
-                f"gates failed; fix attempt {self.gate_failures} of {limit} for Task #{self.story.key}"
+                f"gates failed; fix attempt {self.gate_failures} of {limit} "
+                f"for Task #{self.story.key}"
             )
             return ToolOutcome(
                 f"Quality gates failed (fix attempt {self.gate_failures} of {limit}). "

@@ -17,7 +17,6 @@ from ralph_tui.agents import create_agent
 from ralph_tui.agents.base import Agent
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
-from ralph_tui.git_repo import GitRepo
 from ralph_tui.events import (
     ApprovalDecided,
     ApprovalNeeded,
@@ -36,6 +35,7 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
+from ralph_tui.git_repo import GitRepo
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,

@@ -66,7 +66,8 @@ def test_bad_config_names_the_key(repo: Path) -> None:
     done = cli("validate", "--workspace", str(repo))
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"ralph-tui: {repo / 'ralph.toml'}: max_iterations: Input should be greater than or equal to 1"
+        f"ralph-tui: {repo / 'ralph.toml'}: max_iterations: "
+        "Input should be greater than or equal to 1"
     )
     (repo / "ralph.toml").write_text("max_iteration = 3\n")
     assert "max_iteration: unknown key" in cli("validate", "--workspace", str(repo)).stderr

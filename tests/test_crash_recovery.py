@@ -8,6 +8,7 @@ history: a story is ``passes: true`` only with its commit, and the progress log 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -59,10 +60,8 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
 
 
 def kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def assert_consistent(root: Path) -> None:

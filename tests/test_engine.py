@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -127,7 +126,7 @@ async def test_reject_sends_feedback_to_the_agent(tmp_path: Path) -> None:
     engine, agent, _, _ = make_engine(root, script, sup)
 
     assert await engine.run() == 0
-    first = [o for name, o in agent.received if name == "complete_task"][0]
+    first = next(o for name, o in agent.received if name == "complete_task")
     assert first.is_error and "please add a docstring" in first.content
     assert len(sup.approval_requests) == 2
     assert git(root, "show", "HEAD:a.py").startswith('"""Doc."""')
@@ -264,7 +263,7 @@ async def test_dirty_tree_is_refused_unless_allowed(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     (root / "stray.txt").write_text("mine\n")
     engine, _, sink, _ = make_engine(root, {"default": [complete()]})
-    with pytest.raises(UsageError, match="uncommitted changes \\(stray.txt\\)"):
+    with pytest.raises(UsageError, match=r"uncommitted changes \(stray.txt\)"):
         await engine.run()
     assert sink.events == []
 
@@ -302,4 +301,4 @@ async def test_exhausted_stories_exit_0_and_state_file_is_gone(tmp_path: Path) -
     assert not sink.of(IterationStarted)
     assert not (root / ".ralph/state.json").exists()
     assert ".ralph/" in (root / ".git/info/exclude").read_text()
-    assert os.listdir(root / ".ralph/runs")
+    assert list((root / ".ralph/runs").iterdir())
