@@ -1,0 +1,1 @@
+"""The Textual face of ralph-tui: a thin app over the engine (SPEC section 8)."""

@@ -1,0 +1,1 @@
+"""Docked bars for the moments the engine waits on the human."""

@@ -1,0 +1,140 @@
+"""Small modal screens: confirm quit, edit or add a story."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, TextArea
+
+from ralph_tui.prd import Story
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Stop and quit", id="confirm_quit_yes"),
+        Binding("n,escape", "answer(False)", "Keep running", id="confirm_quit_no"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmQuit { align: center middle; }
+    ConfirmQuit > Vertical {
+        width: 64; height: auto; border: heavy $warning; background: $surface; padding: 1 2;
+    }
+    ConfirmQuit Horizontal { height: auto; margin-top: 1; }
+    ConfirmQuit Button { margin-right: 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text("An iteration is running.", style="bold"))
+            yield Label(
+                "Stop at the next safe point and quit? Nothing is committed half-way; "
+                "an unfinished change is saved as a patch in the run folder."
+            )
+            with Horizontal():
+                yield Button("Stop and quit (y)", variant="warning", id="yes")
+                yield Button("Keep running (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class StoryEditor(ModalScreen[dict[str, Any] | None]):
+    """Edit (or add, when ``story`` is None) title, description, criteria and priority.
+
+    Returns only the fields that changed (all of them for a new story), or None on cancel.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", id="story_editor_save"),
+        Binding("escape", "cancel", "Cancel", id="story_editor_cancel"),
+    ]
+    DEFAULT_CSS = """
+    StoryEditor { align: center middle; }
+    StoryEditor > Vertical {
+        width: 90%; max-width: 100; height: auto; max-height: 95%;
+        border: heavy $accent; background: $surface; padding: 0 1;
+    }
+    StoryEditor TextArea { height: 5; }
+    StoryEditor #story-criteria { height: 6; }
+    StoryEditor Horizontal { height: auto; }
+    StoryEditor Button { margin-right: 2; }
+    """
+
+    def __init__(self, story: Story | None, default_priority: int = 1) -> None:
+        super().__init__()
+        self.story = story
+        self._default_priority = default_priority
+
+    def compose(self) -> ComposeResult:
+        story = self.story
+        heading = f"Edit {story.key}" if story else "New story"
+        with Vertical() as box:
+            box.border_title = heading
+            yield Label("Title")
+            yield Input(story.title if story else "", id="story-title")
+            yield Label("Priority (1 = most urgent)")
+            yield Input(
+                str(story.priority if story else self._default_priority),
+                id="story-priority",
+                type="integer",
+            )
+            yield Label("Description")
+            yield TextArea(story.description if story else "", id="story-description")
+            yield Label("Acceptance criteria (one per line)")
+            yield TextArea(
+                "\n".join(story.acceptanceCriteria) if story else "", id="story-criteria"
+            )
+            with Horizontal():
+                yield Button("Save (ctrl+s)", variant="primary", id="save")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#story-title", Input).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.action_cancel()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_save()
+
+    def values(self) -> dict[str, Any] | None:
+        """The form as PRD fields, or None (with a notification) when it is not valid."""
+        title = self.query_one("#story-title", Input).value.strip()
+        if not title:
+            self.notify("A story needs a title.", severity="error")
+            return None
+        raw_priority = self.query_one("#story-priority", Input).value.strip()
+        if not raw_priority.isdigit() or int(raw_priority) < 1:
+            self.notify("Priority is a whole number, 1 or more.", severity="error")
+            return None
+        criteria = self.query_one("#story-criteria", TextArea).text.splitlines()
+        return {
+            "title": title,
+            "priority": int(raw_priority),
+            "description": self.query_one("#story-description", TextArea).text.strip(),
+            "acceptanceCriteria": [c.strip() for c in criteria if c.strip()],
+        }
+
+    def action_save(self) -> None:
+        values = self.values()
+        if values is None:
+            return
+        if self.story is not None:
+            current = self.story.model_dump()
+            values = {k: v for k, v in values.items() if current.get(k) != v}
+        self.dismiss(values)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

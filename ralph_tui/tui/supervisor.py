@@ -1,0 +1,80 @@
+"""The TUI's answer to the engine's questions: futures that the docked bars resolve.
+
+The engine awaits ``approve`` / ``answer``; the app shows a bar and the human's key press resolves
+the future. Only one question is pending at a time (the engine asks one at a time), and quitting
+resolves whatever is pending with the safest choice (discard / stop) so the engine can reach its
+safe point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ralph_tui.supervisor import (
+    ApprovalDecision,
+    ApprovalRequest,
+    EscalationAnswer,
+    EscalationRequest,
+)
+
+
+class TuiSupervisor:
+    def __init__(
+        self,
+        on_approval: Callable[[ApprovalRequest], None],
+        on_escalation: Callable[[EscalationRequest], None],
+        on_settled: Callable[[], None],
+    ) -> None:
+        self._on_approval = on_approval
+        self._on_escalation = on_escalation
+        self._on_settled = on_settled
+        self.approval: ApprovalRequest | None = None
+        self.escalation: EscalationRequest | None = None
+        self._approval_future: asyncio.Future[ApprovalDecision] | None = None
+        self._escalation_future: asyncio.Future[EscalationAnswer] | None = None
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
+        self._approval_future = future
+        self.approval = request
+        self._on_approval(request)
+        try:
+            return await future
+        finally:
+            self.approval = None
+            self._approval_future = None
+            self._on_settled()
+
+    async def answer(self, request: EscalationRequest) -> EscalationAnswer:
+        future: asyncio.Future[EscalationAnswer] = asyncio.get_running_loop().create_future()
+        self._escalation_future = future
+        self.escalation = request
+        self._on_escalation(request)
+        try:
+            return await future
+        finally:
+            self.escalation = None
+            self._escalation_future = None
+            self._on_settled()
+
+    def decide(self, decision: ApprovalDecision) -> bool:
+        """Resolve the pending approval; False when none is pending (a stale key press)."""
+        future = self._approval_future
+        if future is None or future.done():
+            return False
+        future.set_result(decision)
+        return True
+
+    def reply(self, answer: EscalationAnswer) -> bool:
+        """Resolve the pending escalation; False when none is pending."""
+        future = self._escalation_future
+        if future is None or future.done():
+            return False
+        future.set_result(answer)
+        return True
+
+    def settle_for_quit(self) -> None:
+        """Quitting: a pending approval becomes a discard, a pending escalation a stop."""
+        self.decide(ApprovalDecision.discard())
+        self.reply(EscalationAnswer("stop"))

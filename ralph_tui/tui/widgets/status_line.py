@@ -1,0 +1,90 @@
+"""The status line: run state, iteration, story, elapsed time, tokens and cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rich.text import Text
+from textual.widgets import Static
+
+_STATE_STYLE = {
+    "starting": "bold cyan",
+    "running": "bold green",
+    "pausing": "bold yellow",
+    "paused": "bold yellow",
+    "waiting": "bold magenta",
+    "stopping": "bold red",
+    "finished": "bold blue",
+}
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: str = "starting"
+    iteration: int = 0
+    max_iterations: int = 0
+    story: str = ""
+    elapsed_s: float = 0.0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    note: str = ""
+
+    def with_(self, **changes: object) -> RunStatus:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def format_elapsed(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def format_tokens(tokens: int) -> str:
+    if tokens >= 1_000_000:
+        return f"{tokens / 1_000_000:.1f}M"
+    if tokens >= 10_000:
+        return f"{tokens / 1000:.0f}k"
+    if tokens >= 1000:
+        return f"{tokens / 1000:.1f}k"
+    return str(tokens)
+
+
+def status_text(status: RunStatus) -> Text:
+    sep = (" │ ", "dim")
+    iteration = (
+        f"iteration {status.iteration}/{status.max_iterations}"
+        if status.max_iterations
+        else f"iteration {status.iteration}"
+    )
+    text = Text.assemble(
+        (f"● {status.state}", _STATE_STYLE.get(status.state, "bold")),
+        sep,
+        iteration,
+        sep,
+        (status.story or "no story yet", "bold" if status.story else "dim"),
+        sep,
+        format_elapsed(status.elapsed_s),
+        sep,
+        f"{format_tokens(status.tokens)} tok",
+        sep,
+        f"${status.cost_usd:.4f}",
+    )
+    if status.note:
+        text.append_text(Text.assemble(sep, (status.note, "italic")))
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
+
+
+class StatusLine(Static):
+    DEFAULT_CSS = """
+    StatusLine { height: 1; padding: 0 1; background: $panel; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.status = RunStatus()
+
+    def show(self, status: RunStatus) -> None:
+        if status != self.status:
+            self.status = status
+        self.update(status_text(status))

@@ -1,0 +1,127 @@
+"""The Tasks panel: the PRD as a board, in the order the loop will pick stories."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from ralph_tui.prd import Prd, Story
+
+StoryStatus = Literal["open", "running", "passed", "skipped", "blocked"]
+
+_STATUS_STYLE: dict[StoryStatus, str] = {
+    "open": "",
+    "running": "bold yellow",
+    "passed": "green",
+    "skipped": "dim",
+    "blocked": "bold red",
+}
+
+
+@dataclass(frozen=True)
+class BoardState:
+    """What the board needs besides the PRD: the run's view of each story."""
+
+    running: str | None = None
+    blocked: frozenset[str] = frozenset()
+    skipped: frozenset[str] = frozenset()
+    costs: Mapping[str, float] | None = None
+
+
+def board_order(prd: Prd) -> list[Story]:
+    """Open stories in pick order, then the ones that pass: what the human reads top to bottom."""
+    # sorted() is stable, so file order breaks ties exactly as in Prd.pick_order
+    return sorted(prd.userStories, key=lambda s: (s.passes, s.priority))
+
+
+def story_status(story: Story, state: BoardState) -> StoryStatus:
+    if story.passes:
+        return "passed"
+    if story.key in state.blocked:
+        return "blocked"
+    if story.key == state.running:
+        return "running"
+    if story.key in state.skipped:
+        return "skipped"
+    return "open"
+
+
+class TaskBoard(DataTable[Text | str]):
+    """Rows keyed by story id, so the cursor stays on a story when the PRD is reordered."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # the app owns the PRD store, so the actions are the app's; bound here so the footer
+        # shows them only while the board has focus
+        Binding("plus,equals_sign", "app.move_story('up')", "Up", id="story_up", key_display="+"),
+        Binding("minus", "app.move_story('down')", "Down", id="story_down", key_display="-"),
+        Binding("e", "app.edit_story", "Edit", id="story_edit"),
+        Binding("n", "app.new_story", "New", id="story_new"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.prd: Prd | None = None
+        self.state = BoardState()
+        self._order: list[str] = []
+
+    def on_mount(self) -> None:
+        self.add_column("ID", key="id")
+        self.add_column("Title", key="title")
+        self.add_column("Pri", key="priority")
+        self.add_column("Status", key="status")
+        self.add_column("Cost", key="cost")
+
+    @property
+    def selected_story(self) -> str | None:
+        if not self._order or not 0 <= self.cursor_row < len(self._order):
+            return None
+        return self._order[self.cursor_row]
+
+    def show(self, prd: Prd, state: BoardState | None = None) -> None:
+        """Rebuild the rows, keeping the cursor on the same story where it still exists."""
+        keep = self.selected_story
+        self.prd = prd
+        if state is not None:
+            self.state = state
+        stories = board_order(prd)
+        self._order = [s.key for s in stories]
+        self.clear()
+        costs = self.state.costs or {}
+        self.add_rows(
+            [self._row(story, costs.get(story.key, 0.0)) for story in stories],
+        )
+        if keep is not None and keep in self._order:
+            self.move_cursor(row=self._order.index(keep), animate=False)
+
+    def show_state(self, state: BoardState) -> None:
+        if self.prd is not None:
+            self.show(self.prd, state)
+        else:
+            self.state = state
+
+    def focus_next_pick(self, skip: Collection[str] = ()) -> None:
+        """Put the cursor on the story the loop will pick next."""
+        if self.prd is None:
+            return
+        nxt = self.prd.next_story(skip)
+        if nxt is not None and nxt.key in self._order:
+            self.move_cursor(row=self._order.index(nxt.key), animate=False)
+
+    def select_story(self, key: str) -> None:
+        if key in self._order:
+            self.move_cursor(row=self._order.index(key), animate=False)
+
+    def _row(self, story: Story, cost: float) -> list[Text | str]:
+        status = story_status(story, self.state)
+        return [
+            Text(story.key, style="bold"),
+            story.title,
+            Text(str(story.priority), justify="right"),
+            Text(status, style=_STATUS_STYLE[status]),
+            Text(f"${cost:.2f}" if cost else "-", justify="right"),
+        ]
