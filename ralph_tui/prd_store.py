@@ -68,12 +68,30 @@ def _parse(text: str, path: Path) -> tuple[dict[str, Any], Prd]:
     if not text.strip():
         raise PrdError(f"{path}: file is empty (expected a JSON object with userStories)")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as e:
         raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
+    except _DuplicateKey as e:
+        # json.loads would keep the last one and a rewrite would drop the other: refuse instead
+        raise PrdError(f"{path}: duplicate key {e.key!r} in one JSON object") from None
     if not isinstance(raw, dict):
         raise PrdError(f"{path}: top level must be a JSON object, not {_json_kind(raw)}")
     return raw, _validate(raw, path)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def _validate(raw: dict[str, Any], path: Path, suffix: str = "") -> Prd:
@@ -177,6 +195,14 @@ def prd_json_schema() -> dict[str, Any]:
     }
     out.update(schema)
     _allow_unknown(out)
+    story = out["$defs"]["Story"]["properties"]
+    for props in (out["properties"], story):
+        for field in props.values():
+            field.pop("title", None)  # generated ones ("Acceptancecriteria") help nobody
+    story["id"]["description"] = 'Unique: "US-001" or 1. Strings and integers match by text.'
+    story["priority"]["description"] = "1 = most urgent; ties go to the story earlier in the file."
+    story["passes"]["description"] = "Set to true by ralph-tui when the story is committed."
+    out["properties"]["userStories"]["description"] = "Worked through one story at a time."
     return out
 
 

@@ -98,6 +98,10 @@ def test_json_syntax_error_names_line_and_column(prd_path: Path, text: str, wher
         (b"[1, 2]", "top level must be a JSON object, not an array"),
         (b'"text"', "top level must be a JSON object, not a string"),
         (
+            b'{"userStories": [{"id": "A", "title": "a", "title": "b"}]}',
+            "duplicate key 'title' in one JSON object",
+        ),
+        (
             b'{"userStories": [{"id": "A",\n "title": "caf\xe9"}]}',
             ":2:15: not valid UTF-8 (byte 0xe9)",
         ),
@@ -183,6 +187,7 @@ def test_schema_is_for_editors() -> None:
     assert story_schema["additionalProperties"] is True
     assert set(story_schema["required"]) == {"id", "title", "priority", "passes"}
     assert story_schema["properties"]["priority"]["minimum"] == 1
+    assert "most urgent" in story_schema["properties"]["priority"]["description"]
     json.dumps(schema)  # serialisable as printed by `ralph-tui schema`
 
 
