@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ralph_tui.agents import create_agent
 from ralph_tui.agents.base import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
@@ -104,7 +105,7 @@ class Engine:
         self,
         workspace: Path,
         config: RalphConfig,
-        agent: Agent,
+        agent: Agent | None,
         supervisor: Supervisor,
         sink: EventSink,
         *,
@@ -114,7 +115,7 @@ class Engine:
         self.workspace = Workspace(workspace)
         self.root = self.workspace.root
         self.config = config
-        self.agent = agent
+        self._agent = agent  # None: built from config after the preflight checks pass
         self.supervisor = supervisor
         self.git = GitRepo.open(self.root)
         self.store = PrdStore(config.prd_path(self.root))
@@ -168,6 +169,12 @@ class Engine:
     def stop_requested(self) -> bool:
         return self._stop_requested
 
+    @property
+    def agent(self) -> Agent:
+        if self._agent is None:
+            raise RuntimeError("the agent is created when the run starts")
+        return self._agent
+
     # ----------------------------------------------------------------- events
 
     def emit(self, event: Event) -> None:
@@ -188,6 +195,8 @@ class Engine:
     async def run(self) -> int:
         """The whole loop; returns the exit code of SPEC section 7."""
         await asyncio.to_thread(self._preflight)
+        if self._agent is None:
+            self._agent = create_agent(self.config, self.root)
         self._journal = Journal(self.run_dir, self._redact)
         self.emit(
             RunStarted(
@@ -216,8 +225,11 @@ class Engine:
             stop_watch.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            with contextlib.suppress(Exception):  # closing must not hide the run's own outcome
-                await self.agent.aclose()
+            if self._agent is not None:
+                try:
+                    await self._agent.aclose()
+                except Exception:  # closing must not hide the run's own outcome
+                    log.warning("closing the agent failed", exc_info=True)
             self._set_state("finished")
             self.emit(RunFinished(exit_code=exit_code, reason=reason))
             if self._journal is not None:

@@ -29,7 +29,6 @@ from ralph_tui.errors import GitError, UsageError
 RALPH_DIR = ".ralph"
 # Pathspec that keeps ralph-tui's own run folder out of diffs and commits even before
 # ``ensure_excluded`` has run (or if the user removed the exclude line).
-_NOT_RALPH = f":(exclude){RALPH_DIR}"
 # Variables that would point git at some other repository or index than the workspace's.
 _FOREIGN_GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 _DIFF_FLAGS = ("--no-color", "--no-ext-diff", "-M", "--src-prefix=a/", "--dst-prefix=b/")
@@ -180,8 +179,15 @@ class GitRepo:
                 shutil.copyfile(real, env["GIT_INDEX_FILE"])
             else:
                 self._git("read-tree", "HEAD", env=env)
-            self._git("add", "-A", "--", ".", _NOT_RALPH, env=env)
+            self._stage_all(env)
             yield env
+
+    def _stage_all(self, env: Mapping[str, str] | None) -> None:
+        # `git add -A -- . :(exclude).ralph` fails once .ralph/ is itself ignored (git refuses
+        # pathspecs that name ignored paths), so stage everything, then unstage .ralph/ if the
+        # exclude line is missing and it slipped in.
+        self._git("add", "-A", env=env)
+        self._git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", RALPH_DIR, env=env)
 
     def _normalise(self, path: str) -> str:
         candidate = Path(path)
@@ -312,7 +318,7 @@ class GitRepo:
             if had_index:
                 shutil.copy2(index, backup)
             try:
-                self._git("add", "-A", "--", ".", _NOT_RALPH)
+                self._stage_all(None)
                 staged = _run_git(self.root, "diff", "--cached", "--quiet", "HEAD")
                 if staged.returncode == 0:
                     raise GitError(f"nothing to commit in {self.root}: the tree matches HEAD")

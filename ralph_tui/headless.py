@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ralph_tui.agents import create_agent
 from ralph_tui.agents.base import Agent
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
@@ -35,7 +34,6 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
-from ralph_tui.git_repo import GitRepo
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -177,11 +175,10 @@ async def run_headless(
 ) -> int:
     sink = ConsoleSink(out if out is not None else sys.stdout)
     supervisor = TerminalSupervisor(config.approve, sink)
-    GitRepo.open(workspace)  # "not a repository" comes before any agent set-up problem
     engine = Engine(
         workspace,
         config,
-        agent if agent is not None else create_agent(config, workspace),
+        agent,
         supervisor,
         sink,
         allow_dirty=allow_dirty,

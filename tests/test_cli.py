@@ -40,7 +40,7 @@ def test_malformed_prd_is_one_line_exit_2_and_untouched(repo: Path) -> None:
         done = cli(command, "--workspace", str(repo), *extra)
         assert done.returncode == 2, done.stderr
         line = done.stderr.strip()
-        assert "\n" not in line and line.startswith(f"ralph-tui: {path}:3:15:"), line
+        assert "\n" not in line and line.startswith(f"ralph-tui: {path}:3:14:"), line
     assert path.read_bytes() == before
 
 

@@ -59,7 +59,7 @@ async def test_story_is_committed_once_with_its_bookkeeping(tmp_path: Path) -> N
         "Implemented by autonomous agent.\nAll quality checks passing.\n\n"
     )
     files = git(root, "show", "--name-only", "--format=", "HEAD").split()
-    assert sorted(files) == ["src/hello.py", "tasks/backend_progress.txt", "tasks/backend_prd.json"]
+    assert sorted(files) == ["src/hello.py", "tasks/backend_prd.json", "tasks/backend_progress.txt"]
     assert git(root, "rev-list", "--count", "HEAD").strip() == "2"
     assert passes(root) == {"US-001": True}
     log = (root / "tasks/backend_progress.txt").read_text()
@@ -218,7 +218,9 @@ async def test_escalation_with_nobody_to_answer_stops_with_exit_4(tmp_path: Path
         root, script, ScriptedSupervisor(answers=[EscalationAnswer("stop")])
     )
     assert await engine.run() == 4
-    assert status(root) == ""
+    # the blocker stays in the (uncommitted) progress log for the next run and the human
+    assert status(root) == " M tasks/backend_progress.txt\n"
+    assert "## Blocker: Task #US-001" in (root / "tasks/backend_progress.txt").read_text()
 
 
 async def test_external_prd_edit_during_iteration_is_kept(tmp_path: Path) -> None:
