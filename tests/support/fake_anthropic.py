@@ -86,12 +86,17 @@ def http_error(status: int, error_type: str | None = None, message: str | None =
     return {"error": {"status": status, "type": kind, "message": message or f"fake {kind}"}}
 
 
-def stream_error(error_type: str = "overloaded_error", message: str = "Overloaded") -> Reply:
-    """Starts a reply, then breaks off with ``event: error`` (the SDK raises, without retrying)."""
-    return {
-        "content": [text("Let me start by looking at")],
-        "stream_error": {"type": error_type, "message": message},
-    }
+def stream_error(
+    error_type: str = "overloaded_error", message: str = "Overloaded", *, drop: bool = False
+) -> Reply:
+    """Starts a reply, then breaks off with ``event: error`` (the SDK raises, without retrying).
+
+    ``drop``: the connection dies instead, mid-body, without an error event.
+    """
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if drop:
+        error["drop"] = True
+    return {"content": [text("Let me start by looking at")], "stream_error": error}
 
 
 # ---- prompt caching, as the API does it ---------------------------------------------------
@@ -308,14 +313,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
+        self.send_header("Transfer-Encoding", "chunked")
         self.send_header("request-id", f"req_fake_{next(_ids):04d}")
         self.end_headers()
-        self.close_connection = True
         for event in _sse_events(message, self.server.state.chunk_size, error):
+            if event["type"] == "error" and event["error"].get("drop"):
+                # the connection dies: no error event, no final chunk
+                self.close_connection = True
+                return
             name = event["type"]
-            self.wfile.write(f"event: {name}\ndata: {json.dumps(event)}\n\n".encode())
+            data = f"event: {name}\ndata: {json.dumps(event)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
 
 def _chunks(value: str, size: int) -> Iterator[str]:
@@ -412,7 +422,10 @@ class FakeAnthropic:
 
     def start(self) -> FakeAnthropic:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-anthropic", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # shutdown() waits up to one interval
+            name="fake-anthropic",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -1,0 +1,318 @@
+"""The built-in agent: a streaming Messages API tool loop on the official ``anthropic`` SDK.
+
+One fresh conversation per iteration. Every call streams (text deltas reach the UI as they
+arrive); tool calls go through ``ToolBox`` so confinement and events are the same as for every
+other backend. The loop ends when the engine says so (``tools.finished``: committed, skipped, gave
+up) or when a stop reason ends the conversation.
+
+Prompt caching: breakpoints on the last tool definition and on the system prompt (the stable
+prefix, shared by every call of the run) and one on the latest message, moved each turn, so each
+call re-reads the whole previous conversation from cache and pays full price only for the new
+tail.
+
+Faults: the SDK retries 408/409/429/5xx/529 and connection errors itself (``max_retries``). It
+cannot retry a stream that breaks off after it started (an ``event: error``, a dropped
+connection), so the turn is retried here, a bounded number of times with backoff. A 401 is
+reported at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import os
+from typing import Any
+
+import anthropic
+
+from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, Usage
+from ralph_tui.config import RalphConfig
+from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.events import Notice, TextDelta
+from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
+
+EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+MAX_TOKENS_NOTE = (
+    "[ralph-tui] Your reply was cut off at the max_tokens limit{dropped}. Continue; keep each "
+    "tool input small (write a large file in several steps)."
+)
+
+Message = dict[str, Any]
+
+
+class _StreamBroke(Exception):
+    """The response stream failed after it began: the SDK does not retry that, we do."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class AnthropicAgent:
+    name = "anthropic"
+
+    def __init__(
+        self,
+        config: RalphConfig,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        max_retries: int = 4,
+        turn_retries: int = 3,
+        retry_backoff_s: float = 2.0,
+        streaming: bool = True,
+    ) -> None:
+        self.config = config
+        self.streaming = streaming
+        self.turn_retries = turn_retries
+        self.retry_backoff_s = retry_backoff_s
+        self._owns_client = client is None
+        if client is None:
+            key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+            if not key:
+                raise UsageError(
+                    "ANTHROPIC_API_KEY is not set: export it, or choose another agent "
+                    "(--agent, or agent = ... in ralph.toml)"
+                )
+            # base_url comes from ANTHROPIC_BASE_URL when set (tests, proxies)
+            client = anthropic.AsyncAnthropic(api_key=key, max_retries=max_retries)
+        self.client = client
+        self.tool_params = _tool_params()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.close()
+
+    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+        box = ToolBox(tools, self.config)
+        system = [{"type": "text", "text": request.system_prompt, "cache_control": EPHEMERAL}]
+        messages: list[Message] = [
+            {"role": "user", "content": [{"type": "text", "text": request.user_prompt}]}
+        ]
+        last_text = ""
+        try:
+            while True:
+                await tools.checkpoint()
+                move_cache_breakpoint(messages)
+                reply = await self._turn(system, messages, tools)
+                tools.report_usage(_usage(reply.usage))
+                last_text = _last_text(reply) or last_text
+                stop = reply.stop_reason
+                content = _assistant_content(reply)
+                truncated: dict[str, Any] | None = None
+                if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
+                    truncated = content.pop()  # its input JSON was cut off: never run it
+                messages.append({"role": "assistant", "content": content or [_text("…")]})
+                results = await self._run_tools(box, tools, content)
+                if tools.finished:
+                    return AgentOutcome("finished")
+                if stop == "max_tokens":
+                    dropped = f" (the {truncated['name']} call was incomplete)" if truncated else ""
+                    results.append(_text(MAX_TOKENS_NOTE.format(dropped=dropped)))
+                if results:
+                    messages.append({"role": "user", "content": results})
+                    continue
+                if stop == "pause_turn":
+                    continue  # a long turn paused by the API: send it back as is to resume
+                if stop == "refusal":
+                    return AgentOutcome(
+                        "refusal", "the model refused to continue (stop reason: refusal)"
+                    )
+                if stop in ("end_turn", "stop_sequence"):
+                    return AgentOutcome("end_turn", _clip_line(last_text))
+                return AgentOutcome("end_turn", f"stop reason {stop}")
+        finally:
+            await box.aclose()
+
+    async def _run_tools(
+        self, box: ToolBox, tools: IterationTools, content: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for block in content:
+            if block["type"] != "tool_use":
+                continue
+            if tools.finished:
+                # the engine ended the iteration during an earlier call of this batch
+                break
+            outcome = await box.call(block["id"], block["name"], block.get("input") or {})
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": block["id"],
+                "content": outcome.content or "(no output)",
+            }
+            if outcome.is_error:
+                result["is_error"] = True
+            results.append(result)
+            if outcome.ends_iteration:
+                break
+        return results
+
+    async def _turn(
+        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationTools
+    ) -> anthropic.types.Message:
+        attempt = 0
+        while True:
+            try:
+                return await self._stream(system, messages, tools)
+            except _StreamBroke as exc:
+                if attempt >= self.turn_retries:
+                    raise AgentError(
+                        f"Anthropic API: {exc.description} (after {attempt + 1} attempts)"
+                    ) from exc
+                attempt += 1
+                tools.emit(
+                    Notice(
+                        level="warning",
+                        message=f"Anthropic API: {exc.description}; retrying the turn "
+                        f"({attempt} of {self.turn_retries})",
+                    )
+                )
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+
+    async def _stream(
+        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationTools
+    ) -> anthropic.types.Message:
+        started = False
+        try:
+            if not self.streaming:  # one JSON response: the text arrives in one piece
+                reply = await self.client.messages.create(
+                    model=self.config.model,
+                    max_tokens=self.config.max_tokens,
+                    system=system,  # type: ignore[arg-type]
+                    tools=self.tool_params,  # type: ignore[arg-type]
+                    messages=messages,  # type: ignore[arg-type]
+                )
+                for block in reply.content:
+                    if block.type == "text" and block.text:
+                        tools.emit(TextDelta(text=block.text))
+                return reply
+            async with self.client.messages.stream(
+                model=self.config.model,
+                max_tokens=self.config.max_tokens,
+                system=system,  # type: ignore[arg-type]
+                tools=self.tool_params,  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]
+            ) as stream:
+                started = True
+                async for event in stream:
+                    if event.type == "text" and event.text:
+                        tools.emit(TextDelta(text=event.text))
+                reply = await stream.get_final_message()
+        except anthropic.AuthenticationError as exc:
+            raise AgentError(f"{_describe(exc)}; check ANTHROPIC_API_KEY") from None
+        except anthropic.APIStatusError as exc:
+            if started:
+                raise _StreamBroke(_describe(exc, prefix=False)) from exc
+            raise AgentError(_describe(exc)) from None
+        except anthropic.APIConnectionError as exc:
+            if started:
+                raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
+            raise AgentError(f"Anthropic API: cannot connect: {exc}") from None
+        except anthropic.APIError as exc:
+            # anything else the SDK reports (a malformed stream, say) after it began streaming
+            if started:
+                raise _StreamBroke(f"stream failed: {exc}") from exc
+            raise AgentError(f"Anthropic API: {exc}") from None
+        except _TRANSPORT_ERRORS as exc:
+            # the SDK does not wrap errors of the HTTP library while reading an open stream
+            if started:
+                raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
+            raise AgentError(f"Anthropic API: connection error: {exc}") from None
+        if reply.stop_reason is None:  # the body ended cleanly but without message_stop
+            raise _StreamBroke("the stream ended before the message was complete")
+        return reply
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP library's transport errors (``httpx2`` for SDK 2.x, ``httpx`` before)."""
+    found: list[type[Exception]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.append(module.TransportError)
+    return tuple(found)
+
+
+_TRANSPORT_ERRORS = _transport_errors()
+
+
+def _tool_params() -> list[dict[str, Any]]:
+    params = copy.deepcopy(TOOL_DEFINITIONS)
+    params[-1]["cache_control"] = EPHEMERAL
+    return params
+
+
+def move_cache_breakpoint(messages: list[Message]) -> None:
+    """Mark only the latest message's last block, so the next call reads all before it from cache.
+
+    The API allows four breakpoints; two are on tools and system, and a breakpoint left behind
+    on an older message would only waste one (the lookback finds those prefixes anyway).
+    """
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            for block in content:
+                block.pop("cache_control", None)
+    last = messages[-1]
+    if isinstance(last["content"], str):
+        last["content"] = [_text(last["content"])]
+    last["content"][-1]["cache_control"] = EPHEMERAL
+
+
+def _text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def _assistant_content(reply: anthropic.types.Message) -> list[dict[str, Any]]:
+    """The reply as request params: only the fields the API accepts back, no empty text."""
+    content: list[dict[str, Any]] = []
+    for block in reply.content:
+        if block.type == "text":
+            if block.text:
+                content.append(_text(block.text))
+        elif block.type == "tool_use":
+            content.append(
+                {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+            )
+        else:  # thinking, server tool blocks: sent back as they came
+            content.append(block.model_dump(mode="json", exclude_none=True))
+    # the API refuses a final assistant text that ends in whitespace (when the turn continues)
+    if content and content[-1]["type"] == "text":
+        stripped = content[-1]["text"].rstrip()
+        if stripped:
+            content[-1]["text"] = stripped
+        else:
+            content.pop()
+    return content
+
+
+def _last_text(reply: anthropic.types.Message) -> str:
+    texts = [b.text for b in reply.content if b.type == "text" and b.text.strip()]
+    return texts[-1] if texts else ""
+
+
+def _clip_line(value: str, limit: int = 300) -> str:
+    line = " ".join(value.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _usage(usage: anthropic.types.Usage) -> Usage:
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+    )
+
+
+def _describe(exc: anthropic.APIStatusError, *, prefix: bool = True) -> str:
+    """``Anthropic API: 429 rate_limit_error: <message>``; the status is 200 for stream errors."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    kind = (error or {}).get("type") or "error"
+    message = (error or {}).get("message") or exc.message
+    status = "" if exc.status_code == 200 else f"{exc.status_code} "
+    text = f"{status}{kind}: {_clip_line(str(message))}"
+    return f"Anthropic API: {text}" if prefix else text
