@@ -228,17 +228,17 @@ class RalphApp(App[int]):
             self._finished("error", message)
             if not self._run_started or self._quitting:
                 # preflight refused the run (dirty tree, bad PRD): the CLI prints the one line
-                self.exit(code)
+                self._exit_with(code)
         elif event.state == WorkerState.SUCCESS and worker.group == "loop":
             self.flush_events()
             result = worker.result
             self.exit_code = int(result) if isinstance(result, int) else 0
             if self._quitting:
-                self.exit(self.exit_code)
+                self._exit_with(self.exit_code)
         elif event.state == WorkerState.CANCELLED and worker.group == "loop":
             self.exit_code = 130
             if self._quitting:
-                self.exit(130)
+                self._exit_with(130)
 
     @property
     def run_active(self) -> bool:
@@ -533,12 +533,16 @@ class RalphApp(App[int]):
 
     async def action_quit(self) -> None:
         if not self.run_active:
-            self.exit(self.exit_code if self.exit_code is not None else 0)
+            self._exit_with(self.exit_code if self.exit_code is not None else 0)
             return
         if self._quitting:
             self.notify("Stopping at the next safe point…")
             return
         self.push_screen(ConfirmQuit(), self._quit_confirmed)
+
+    def _exit_with(self, code: int) -> None:
+        """Exit with the run's exit code as both the app's result and its return code."""
+        self.exit(code, return_code=code)
 
     def _quit_confirmed(self, yes: bool | None) -> None:
         if not yes:
@@ -554,7 +558,7 @@ class RalphApp(App[int]):
         self._show_status()
         self.refresh_bindings()
         if not self.run_active:
-            self.exit(self.exit_code if self.exit_code is not None else 130)
+            self._exit_with(self.exit_code if self.exit_code is not None else 130)
 
     def action_move_story(self, direction: str) -> None:
         key = self.board.selected_story

@@ -1,0 +1,281 @@
+"""The TUI driven with Pilot over the real engine, a real repo and real gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual.widgets import Input
+
+from ralph_tui.tui.app import RalphApp
+from ralph_tui.tui.screens import ConfirmQuit
+from tests.support.repo import git, make_repo, story, write_prd
+from tests.tui.support import build_app, complete, create, wait_for
+
+
+def approval_waiting(app: RalphApp) -> bool:
+    return app.supervisor.approval is not None and app.approval_bar.is_open
+
+
+def escalation_waiting(app: RalphApp) -> bool:
+    return app.supervisor.escalation is not None and app.escalation_bar.is_open
+
+
+def run_over(app: RalphApp) -> bool:
+    return app.exit_code is not None and not app.run_active
+
+
+def subjects(root: Path) -> list[str]:
+    return git(root, "log", "--format=%s").splitlines()
+
+
+def prd_ids(root: Path) -> list[tuple[str, int]]:
+    doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+    return [(s["id"], s["priority"]) for s in doc["userStories"]]
+
+
+ONE_EDIT = {
+    "default": [{"text": "Adding the module.\n"}, create("src/x.py", "X = 1\n"), complete()]
+}
+
+
+async def test_start_focus_is_tasks_on_next_story(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [
+            story("US-001", "Done", 1, passes=True),
+            story("US-002", "Later", 3),
+            story("US-003", "Next", 2),
+        ],
+    )
+    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.focused is app.board
+        assert app.board.selected_story == "US-003"
+
+
+async def test_approve_commits_from_any_focus(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval bar")
+        # the diff of the pending change is on screen, and the key works from the diff pane
+        await wait_for(pilot, lambda: app.diff.selected_path == "src/x.py", what="diff")
+        app.diff.pane.focus()
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+        assert subjects(root)[0] == "[backend] Task #US-001: First story"
+        assert "src/x.py" in git(root, "show", "--name-only", "--format=", "HEAD")
+        assert app.exit_code == 0
+        assert not app.approval_bar.is_open
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_reject_feedback_reaches_the_agent(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    script = {
+        "default": [
+            create("src/x.py", "X = 1\n"),
+            complete(),
+            {"text": "Reworking after feedback."},
+            create("src/y.py", "Y = 2\n"),
+            complete(),
+        ]
+    }
+    app, agent = build_app(root, script)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="first approval")
+        await pilot.press("r")
+        assert isinstance(app.focused, Input)
+        # inside the text box, approval keys are just letters
+        await pilot.press(*"add a docstring")
+        assert app.supervisor.approval is not None
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: approval_waiting(app) and len(agent.received) >= 3, what="2nd approval"
+        )
+        rejected = [o for name, o in agent.received if name == "complete_task" and o.is_error]
+        assert rejected and "add a docstring" in rejected[0].content
+        assert subjects(root) == ["initial"]
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+        assert subjects(root)[0] == "[backend] Task #US-001: First story"
+
+
+async def test_discard_restores_the_tree(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, overrides={"max_iterations": 1})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval bar")
+        assert (root / "src" / "x.py").exists()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+    assert not (root / "src" / "x.py").exists()
+    assert git(root, "status", "--porcelain") == ""
+    assert subjects(root) == ["initial"]
+    assert app.exit_code == 3  # max_iterations reached with the story still open
+
+
+async def test_escalation_answer_reaches_the_agent(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    script = {
+        "default": [
+            {"tool": "escalate", "input": {"question": "Euros or dollars?", "tried": "Read it"}},
+            create("src/x.py", "X = 1\n"),
+            complete(),
+        ]
+    }
+    app, agent = build_app(root, script)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: escalation_waiting(app), what="escalation bar")
+        await pilot.pause()
+        assert app.focused is app.escalation_bar.answer_box
+        assert app.board.state.blocked == frozenset({"US-001"})
+        await pilot.press(*"Use euros", "enter")
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval after answer")
+        name, outcome = agent.received[0]
+        assert name == "escalate" and "Use euros" in outcome.content
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+    progress = (root / "tasks" / "backend_progress.txt").read_text(encoding="utf-8")
+    assert "Use euros" in progress
+
+
+async def test_escalation_skip(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    script = {"default": [{"tool": "escalate", "input": {"question": "Which?", "tried": "-"}}]}
+    app, _ = build_app(root, script)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: escalation_waiting(app), what="escalation bar")
+        await pilot.press("s")  # typed into the focused answer box: not a skip
+        assert app.escalation_bar.answer_box.value == "s"
+        await pilot.press("escape", "s")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+        assert "US-001" in app.engine.skipped
+        assert app.exit_code == 3
+
+
+async def test_plus_minus_reorder_the_prd_file(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One", 1), story("US-002", "Two", 2), story("US-003", "Three", 3)],
+    )
+    script = {"default": [{"tool": "escalate", "input": {"question": "?", "tried": "-"}}]}
+    app, agent = build_app(root, script, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.board.selected_story == "US-001"
+        await pilot.press("minus")
+        assert prd_ids(root) == [("US-001", 2), ("US-002", 1), ("US-003", 3)]
+        assert app.board.selected_story == "US-001"  # the cursor follows the story
+        await pilot.press("down", "plus")  # now on US-003: swap with US-001
+        assert prd_ids(root) == [("US-001", 3), ("US-002", 1), ("US-003", 2)]
+        # honoured at the next pick
+        app.start_run()
+        await wait_for(pilot, lambda: bool(agent.requests), what="first iteration")
+        assert agent.requests[0].story.key == "US-002"
+        app.stop_and_quit()
+        await wait_for(pilot, lambda: not app.run_active, what="stop")
+
+
+async def test_external_prd_edit_shows_on_the_board(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
+    script = {"default": [{"tool": "escalate", "input": {"question": "?", "tried": "-"}}]}
+    app, _ = build_app(root, script)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: escalation_waiting(app), what="escalation")
+        write_prd(
+            root,
+            [
+                story("US-001", "One", 1),
+                story("US-002", "Two renamed", 2),
+                story("US-009", "Added by hand", 3),
+            ],
+        )
+        board = app.board
+
+        def shows_edit() -> bool:
+            prd = board.prd
+            return prd is not None and [s.title for s in prd.userStories][1:] == [
+                "Two renamed",
+                "Added by hand",
+            ]
+
+        await wait_for(pilot, shows_edit, what="external edit on the board")
+        assert board.row_count == 3
+        titles = [str(board.get_row_at(i)[1]) for i in range(3)]
+        assert "Added by hand" in titles
+        app.stop_and_quit()
+        await wait_for(pilot, lambda: not app.run_active, what="stop")
+
+
+async def test_edit_and_new_story_save_at_once(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1)])
+    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        title = app.screen.query_one("#story-title", Input)
+        title.value = "One, edited"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+        assert doc["userStories"][0]["title"] == "One, edited"
+        await pilot.press("n")
+        app.screen.query_one("#story-title", Input).value = "Brand new"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+        assert [s["title"] for s in doc["userStories"]] == ["One, edited", "Brand new"]
+        assert doc["userStories"][1]["priority"] == 2
+        assert app.board.selected_story == str(doc["userStories"][1]["id"])
+
+
+async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    long_text = "streaming slowly " * 200
+    script = {
+        "stream_delay_s": 0.005,
+        "default": [create("src/x.py", "X = 1\n"), {"text": long_text}, complete()],
+    }
+    app, agent = build_app(root, script)
+    prd_before = (root / "tasks" / "backend_prd.json").read_text(encoding="utf-8")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: len(app.transcript.partial) > 20 or len(app.transcript.plain_lines()) > 3,
+            what="streaming",
+        )
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 130
+    assert subjects(root) == ["initial"]
+    assert git(root, "status", "--porcelain") == ""
+    assert (root / "tasks" / "backend_prd.json").read_text(encoding="utf-8") == prd_before
+    assert not any(name == "complete_task" for name, _ in agent.received)
+
+
+async def test_quit_while_approval_waits_discards(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval bar")
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: not app.run_active, what="stop")
+    assert subjects(root) == ["initial"]
+    assert git(root, "status", "--porcelain") == ""
+
+
+async def test_preflight_error_exits_with_one_line(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    (root / "README.md").write_text("dirty\n", encoding="utf-8")
+    app, _ = build_app(root, ONE_EDIT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 2
+    assert app.return_value == 2
+    assert "uncommitted changes" in (app.error_message or "")
