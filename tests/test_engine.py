@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, Usage
+from ralph_tui.config import load_config
+from ralph_tui.engine import Engine
 from ralph_tui.errors import UsageError
 from ralph_tui.events import (
     Committed,
@@ -15,9 +18,17 @@ from ralph_tui.events import (
     IterationFinished,
     IterationStarted,
     RunFinished,
+    RunStateChanged,
+    UsageReported,
 )
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
-from tests.support.engine import ScriptedSupervisor, complete, create, make_engine
+from tests.support.engine import (
+    RecordingSink,
+    ScriptedSupervisor,
+    complete,
+    create,
+    make_engine,
+)
 from tests.support.repo import git, make_repo, story
 
 # a gate that passes only when ok.txt says "good": scripts first write "bad", then fix it
@@ -304,3 +315,51 @@ async def test_exhausted_stories_exit_0_and_state_file_is_gone(tmp_path: Path) -
     assert not (root / ".ralph/state.json").exists()
     assert ".ralph/" in (root / ".git/info/exclude").read_text()
     assert list((root / ".ralph/runs").iterdir())
+
+
+async def test_pause_holds_the_loop_at_a_safe_point_until_resumed(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    engine, _, sink, _ = make_engine(root, {"default": [complete()]})
+    states: list[str] = []
+
+    def on_event(event: object) -> None:
+        sink(event)  # type: ignore[arg-type]
+        if isinstance(event, RunStateChanged):
+            states.append(event.state)
+            if event.state == "paused":
+                assert not sink.of(IterationStarted)  # nothing ran while paused
+                engine.resume()
+
+    engine._sink = on_event
+    engine.pause()
+    assert await engine.run() == 0
+    assert "paused" in states and states.index("paused") < states.index("finished")
+    assert [e.outcome for e in sink.of(IterationFinished)] == ["committed"]
+
+
+class UsageAgent:
+    """Reports usage every turn and never finishes: only the budget can end it."""
+
+    name = "usage"
+
+    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+        while True:
+            await tools.checkpoint()
+            tools.report_usage(Usage(input_tokens=100_000, output_tokens=10_000))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_cost_budget_stops_the_run_with_exit_3(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", extra_config="max_cost_usd = 1.0")
+    config = load_config(root)
+    sink = RecordingSink()
+    engine = Engine(root, config, UsageAgent(), ScriptedSupervisor(), sink)
+
+    assert await engine.run() == 3
+    # sonnet list price: 100k in ($0.30) + 10k out ($0.15) = $0.45 a turn; the third crosses $1
+    usage = sink.of(UsageReported)
+    assert len(usage) == 3 and abs(sum(u.cost_usd for u in usage) - 1.35) < 1e-9
+    assert "budget" in sink.of(RunFinished)[0].reason
+    assert engine.story_cost["US-001"] == engine.run_cost
