@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_anthropic import FakeAnthropic, reply, tool_use
+from tests.support.fake_anthropic import FakeAnthropic, http_error, reply, tool_use
 from tests.support.repo import git, make_repo, story
 
 API_KEY = "sk-ant-e2e-DO-NOT-LEAK-4242424242"
@@ -176,3 +176,61 @@ def test_secret_in_streamed_text_is_redacted(workspace: Path) -> None:
         done = run_ralph(workspace, api)
     assert done.returncode == 0, done.stdout + done.stderr
     assert_no_secret(workspace, API_KEY)
+
+
+def test_api_failure_ends_the_run_cleanly_with_exit_1(workspace: Path) -> None:
+    head = git(workspace, "rev-parse", "HEAD")
+    replies = [
+        reply(
+            editor(command="create", path="src/greet.py", file_text="def greet(): ...\n"),
+        ),
+        *[http_error(529, message="Overloaded")] * 5,  # the SDK's first try and 4 retries
+    ]
+    with FakeAnthropic(replies) as api:
+        done = run_ralph(workspace, api)
+        sent = len(api.requests)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Anthropic API: 529 overloaded_error: Overloaded" in done.stdout + done.stderr
+    assert sent == 6
+    # no commit, tree restored, the work kept as a patch
+    assert git(workspace, "rev-parse", "HEAD") == head
+    assert not (workspace / "src/greet.py").exists()
+    patches = list((workspace / ".ralph/runs").glob("*/patches/*.patch"))
+    assert len(patches) == 1 and "src/greet.py" in patches[0].read_text()
+
+
+def test_wrong_key_is_reported_at_once(workspace: Path) -> None:
+    with FakeAnthropic([http_error(401, message="invalid x-api-key")]) as api:
+        done = run_ralph(workspace, api)
+        sent = len(api.requests)
+    assert done.returncode == 1
+    assert "401 authentication_error: invalid x-api-key; check ANTHROPIC_API_KEY" in (
+        done.stdout + done.stderr
+    )
+    assert sent == 1
+
+
+def test_missing_key_is_a_usage_error(workspace: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ralph_tui",
+            "run",
+            "--headless",
+            "--agent",
+            "anthropic",
+            "--workspace",
+            str(workspace),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        "ANTHROPIC_API_KEY is not set: export it, or choose "
+        "another agent (--agent, or agent = ... in ralph.toml)"
+    )
