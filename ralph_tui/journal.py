@@ -1,8 +1,9 @@
 """The run folder's record: ``events.jsonl`` (every event, replayable) and ``transcript.md``.
 
-Both are written through a ``Redactor`` so secret values never reach disk. Text deltas are
-buffered and flushed with the next structural event, so a fast stream costs few syscalls; a
-kill loses at most the text since the last tool call.
+Both are written through a ``Redactor`` so secret values never reach disk. Streamed text is
+joined before it is redacted (a secret split across two deltas is still caught) and written as
+one coalesced ``text_delta`` line per stretch of text, so a fast stream costs few syscalls and
+the journal replays the same text. A kill loses at most the text since the last tool call.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ralph_tui.events import (
 )
 from ralph_tui.workspace import Redactor
 
+TEXT_CHUNK = 16_384  # characters of streamed text buffered before a write
+
 
 class Journal:
     """An ``EventSink`` that appends to the run folder; call ``close()`` at the end of a run."""
@@ -39,26 +42,57 @@ class Journal:
         self._redact = redact
         self._events: IO[str] = self.events_path.open("a", encoding="utf-8")
         self._transcript: IO[str] = self.transcript_path.open("a", encoding="utf-8")
+        self._text: list[str] = []
+        self._text_len = 0
+        self._text_ts = 0.0
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
-        self._events.write(self._redact(line) + "\n")
+        if isinstance(event, TextDelta):
+            if not self._text:
+                self._text_ts = event.ts
+            self._text.append(event.text)
+            self._text_len += len(event.text)
+            if self._text_len >= TEXT_CHUNK:
+                self._write_text(hold_back=self._redact.longest)
+            return
+        self._write_text(hold_back=0)
+        self._write_event(event)
         text = _transcript_text(event)
         if text:
             self._transcript.write(self._redact(text))
-        if not isinstance(event, TextDelta):
-            self._events.flush()
-            self._transcript.flush()
+        self._events.flush()
+        self._transcript.flush()
+
+    def _write_event(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        self._events.write(self._redact(line) + "\n")
+
+    def _write_text(self, hold_back: int) -> None:
+        """Write the buffered text, keeping back a tail that could be the start of a secret."""
+        joined = "".join(self._text)
+        cut = len(joined) - hold_back if hold_back else len(joined)
+        if cut <= 0:
+            return
+        # redact with the held-back tail attached, then write only the part before the cut
+        redacted = self._redact(joined)
+        if redacted != joined:  # a secret was found: flush everything, nothing to hold back
+            cut = len(joined)
+            head, rest = redacted, ""
+        else:
+            head, rest = joined[:cut], joined[cut:]
+        self._write_event(TextDelta(text=head, ts=self._text_ts))
+        self._transcript.write(head)
+        self._text = [rest] if rest else []
+        self._text_len = len(rest)
 
     def close(self) -> None:
+        self._write_text(hold_back=0)
         self._events.close()
         self._transcript.close()
 
 
 def _transcript_text(event: Event) -> str:
     match event:
-        case TextDelta(text=text):
-            return text
         case IterationStarted(iteration=n, story_id=sid, title=title):
             return f"\n\n## Iteration {n}: Task #{sid}: {title}\n\n"
         case ToolCall(name=name, input=tool_input):

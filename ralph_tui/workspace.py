@@ -71,6 +71,11 @@ class Redactor:
         # longest first, so a secret containing another is replaced whole
         self._secrets = sorted(set(values), key=len, reverse=True)
 
+    @property
+    def longest(self) -> int:
+        """Length of the longest secret: how much text a streaming writer must hold back."""
+        return len(self._secrets[0]) if self._secrets else 0
+
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:

@@ -155,11 +155,6 @@ def assert_no_secret(workspace: Path, secret: str) -> None:
     assert secret not in git(workspace, "stash", "list")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="journal.py redacts each TextDelta alone: a secret split across deltas reaches "
-    "transcript.md whole (the journal should redact the joined text)",
-)
 def test_secret_in_streamed_text_is_redacted(workspace: Path) -> None:
     replies = [
         reply(
