@@ -205,7 +205,7 @@ async def test_external_prd_edit_shows_on_the_board(tmp_path: Path) -> None:
 
         await wait_for(pilot, shows_edit, what="external edit on the board")
         assert board.row_count == 3
-        titles = [str(board.get_row_at(i)[1]) for i in range(3)]
+        titles = [str(board.get_row_at(i)[4]) for i in range(3)]
         assert "Added by hand" in titles
         app.stop_and_quit()
         await wait_for(pilot, lambda: not app.run_active, what="stop")

@@ -158,7 +158,11 @@ class DiffView(Horizontal):
 
     DEFAULT_CSS = """
     DiffView { height: 1fr; }
-    DiffView > #diff-files { width: 30%; min-width: 16; max-width: 50; height: 1fr; }
+    DiffView > #diff-files {
+        width: 30%; min-width: 16; max-width: 50; height: 1fr;
+        border: none; border-right: vkey $foreground 20%; padding: 0;
+    }
+    DiffView > #diff-files:focus { border: none; border-right: vkey $accent; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -70,11 +70,12 @@ class TaskBoard(DataTable[Text | str]):
         self._order: list[str] = []
 
     def on_mount(self) -> None:
+        # the title goes last: on a narrow screen it is the column that may be cut
         self.add_column("ID", key="id")
-        self.add_column("Title", key="title")
         self.add_column("Pri", key="priority")
         self.add_column("Status", key="status")
         self.add_column("Cost", key="cost")
+        self.add_column("Title", key="title")
 
     @property
     def selected_story(self) -> str | None:
@@ -120,8 +121,8 @@ class TaskBoard(DataTable[Text | str]):
         status = story_status(story, self.state)
         return [
             Text(story.key, style="bold"),
-            story.title,
             Text(str(story.priority), justify="right"),
             Text(status, style=_STATUS_STYLE[status]),
             Text(f"${cost:.2f}" if cost else "-", justify="right"),
+            story.title,
         ]

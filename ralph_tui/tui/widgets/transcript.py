@@ -43,11 +43,17 @@ def describe_input(name: str, data: dict[str, Any]) -> str:
         return clip(f"$ {data['command']}", 3, INPUT_CHARS)
     if name == "str_replace_based_edit_tool":
         head = f"{data.get('command', '?')} {data.get('path', '')}".strip()
-        rest = {k: v for k, v in data.items() if k not in ("command", "path")}
-        if not rest:
-            return head
-        body = json.dumps(rest, ensure_ascii=False)
-        return f"{head} {clip(body, 1, INPUT_CHARS)}"
+        parts = [head]
+        for key in ("file_text", "old_str", "new_str", "insert_text"):
+            value = data.get(key)
+            if isinstance(value, str):
+                lines = value.count("\n") + (0 if value.endswith("\n") else 1)
+                first = value.strip().splitlines()[0][:60] if value.strip() else ""
+                parts.append(f"{key}: {lines} line{'s' if lines != 1 else ''} «{first}»")
+        for key in ("insert_line", "view_range"):
+            if key in data:
+                parts.append(f"{key}: {data[key]}")
+        return "  ".join(parts)
     return clip(json.dumps(data, ensure_ascii=False), 3, INPUT_CHARS)
 
 
