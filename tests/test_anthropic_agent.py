@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,3 +349,41 @@ async def test_tool_results_are_events(api: FakeAnthropic, tools: FakeIterationT
     (result,) = [e for e in tools.events if isinstance(e, ToolResult)]
     assert result.name == "escalate" and result.content == tools.answer
     assert tool_results(api.requests[1].body)[0]["content"] == tools.answer
+
+
+def test_fake_server_runs_as_its_own_process(tmp_path: Path) -> None:
+    """Other processes (the Claude Code CLI) use it: ``python -m tests.support.fake_anthropic``."""
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps([reply("from a script")]))
+    record = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.fake_anthropic",
+            "--script",
+            str(script),
+            "--record",
+            str(record),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        client = anthropic.Anthropic(api_key="k", base_url=base_url, max_retries=0)
+        first = client.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+        second = client.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "again"}]
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert first.content[0].type == "text" and first.content[0].text == "from a script"
+    assert second.stop_reason == "end_turn"  # an empty queue answers a plain end_turn
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [line["body"]["messages"][0]["content"] for line in lines] == ["hi", "again"]

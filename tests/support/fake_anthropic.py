@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import signal
 import sys
 import threading
 from collections import deque
@@ -451,6 +452,10 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
         yield server
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--script", type=Path, help="JSON file: a list of reply dicts")
@@ -458,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     replies = json.loads(args.script.read_text()) if args.script else []
     server = FakeAnthropic(replies)
+    signal.signal(signal.SIGTERM, _interrupt)  # terminate() ends it like ^C: requests recorded
     print(server.base_url, flush=True)
     try:
         server._server.serve_forever()
