@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,19 @@ def test_fake_server_runs_as_its_own_process(tmp_path: Path) -> None:
     assert second.stop_reason == "end_turn"  # an empty queue answers a plain end_turn
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert [line["body"]["messages"][0]["content"] for line in lines] == ["hi", "again"]
+
+
+def test_fake_server_accepts_the_beta_route(api: FakeAnthropic) -> None:
+    """Claude Code posts to ``/v1/messages?beta=true``."""
+    api.add(reply("beta ok"))
+    payload = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    post = urllib.request.Request(
+        f"{api.base_url}/v1/messages?beta=true",
+        data=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(post, timeout=10) as response:
+        message = json.loads(response.read())
+    assert message["content"] == [{"type": "text", "text": "beta ok"}]
+    (request,) = api.requests
+    assert request.query == {"beta": ["true"]} and request.body == payload
