@@ -467,6 +467,8 @@ class RalphApp(App[int]):
         )
 
     def _on_settled(self) -> None:
+        if not self.is_running:  # the app is closing; nothing left to tidy on screen
+            return
         had_focus_in_bar = isinstance(self.focused, Input)
         self.approval_bar.close()
         self.escalation_bar.close()
