@@ -40,6 +40,7 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
 )
+from ralph_tui.workspace import Redactor
 
 CLIP = 200
 
@@ -52,8 +53,9 @@ def _clip(text: str, limit: int = CLIP) -> str:
 class ConsoleSink:
     """Formats events as lines; the agent's text is printed a whole line at a time."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, redact: Redactor | None = None) -> None:
         self.out = out
+        self._redact = redact if redact is not None else Redactor()
         self._pending = ""
         self._cost = 0.0
 
@@ -76,7 +78,8 @@ class ConsoleSink:
         self._pending = ""
 
     def _line(self, text: str) -> None:
-        self.out.write(text + "\n")
+        # a line is whole before it is redacted, so a secret split across deltas is caught
+        self.out.write(self._redact(text) + "\n")
         self.out.flush()
 
     def _format(self, event: Event) -> str | None:

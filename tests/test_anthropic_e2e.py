@@ -138,7 +138,6 @@ def test_story_end_to_end_with_a_gate_failing_once(workspace: Path) -> None:
 
     # the API key never reaches anything ralph-tui wrote
     assert_no_secret(workspace, API_KEY)
-    # (the headless console's stdout is not a file ralph-tui writes; it echoes tool inputs as is)
 
 
 def last_tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,6 +170,7 @@ def test_secret_in_streamed_text_is_redacted(workspace: Path) -> None:
         done = run_ralph(workspace, api)
     assert done.returncode == 0, done.stdout + done.stderr
     assert_no_secret(workspace, API_KEY)
+    assert API_KEY not in done.stdout and "[REDACTED]" in done.stdout  # the console too
 
 
 def test_api_failure_ends_the_run_cleanly_with_exit_1(workspace: Path) -> None:
