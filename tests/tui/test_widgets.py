@@ -1,0 +1,63 @@
+"""The pieces that keep the UI fast: the batcher, the transcript tail, the lazy diff pane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ralph_tui.events import Notice, TextDelta
+from ralph_tui.tui.batcher import EventBatcher
+from tests.support.repo import make_repo
+from tests.tui.support import build_app
+
+
+def test_batcher_merges_consecutive_deltas_and_keeps_order() -> None:
+    armed: list[int] = []
+    batcher = EventBatcher(on_first=lambda: armed.append(1))
+    for piece in ("Hel", "lo ", "wor"):
+        batcher(TextDelta(text=piece))
+    batcher(Notice(level="info", message="n"))
+    batcher(TextDelta(text="ld"))
+    assert armed == [1]  # one flush asked for, however many events came
+    events = batcher.drain()
+    assert [type(e).__name__ for e in events] == ["TextDelta", "Notice", "TextDelta"]
+    assert isinstance(events[0], TextDelta) and events[0].text == "Hello wor"
+    assert batcher.received == 5 and len(batcher) == 0
+
+
+@dataclass(frozen=True)
+class FakeDiff:
+    path: str
+    status: str
+    additions: int
+    deletions: int
+    binary: bool
+    patch: str
+
+
+async def test_transcript_tail_and_diff_pane(tmp_path: Path) -> None:
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        transcript = app.transcript
+        transcript.add_text("first line\nsecond ")
+        transcript.add_text("half")
+        assert transcript.partial == "second half"
+        transcript.add_tool_call("bash", {"command": "ls"})
+        await pilot.pause()
+        lines = transcript.plain_lines()
+        assert [line.rstrip() for line in lines] == ["first line", "second half", "▶ bash $ ls"]
+        assert transcript.partial == ""
+
+        patch = "".join(f"+line {i}\n" for i in range(20_000))
+        app.diff.show_files([FakeDiff("big.py", "A", 20_000, 0, False, patch)])
+        await pilot.pause()
+        pane = app.diff.pane
+        assert pane.line_count == 20_000
+        assert len(pane._cache) <= pane.size.height + 1  # only the rows on screen were drawn
+        pane.focus()
+        await pilot.press("m")
+        assert app.screen.maximized is app.query_one("#diff-panel")
+        await pilot.press("m")
+        assert app.screen.maximized is None
+        await pilot.press("tab")
+        assert app.focused is not pane
