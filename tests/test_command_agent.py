@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Event, Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.prd import Story
 from tests.support.fake_tools import FakeIterationTools
-from tests.support.repo import make_repo
+from tests.support.repo import git, make_repo, story
 
 FAKE_CLI = str(Path(__file__).parent / "support" / "fake_cli.py")
 
@@ -220,3 +222,53 @@ async def test_secrets_do_not_reach_the_command(
     tools = FakeIterationTools(root)
     await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert texts(tools.events) == ["None yes\n"]
+
+
+# ---- end to end: `ralph-tui run --headless --approve auto --agent command` -------------------
+
+
+def _ralph(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ralph_tui", *args, "--workspace", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_headless_run_with_real_gates_fixes_and_commits(tmp_path: Path) -> None:
+    logdir = tmp_path / "log"
+    gate = f'{sys.executable} -c \'import hello; assert not hasattr(hello, "FIXME"), "FIXME left"\''
+    command = [sys.executable, FAKE_CLI, "work", str(logdir), "--prompt", "{prompt_file}"]
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "Say hello")],
+        gates={"tests": gate},
+        extra_config=f"command = {json.dumps(command)}",
+    )
+    done = _ralph(root, "run", "--headless", "--approve", "auto", "--agent", "command")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(root, "log", "-1", "--format=%s").strip() == "[backend] Task #US-001: Say hello"
+    assert "FIXME" not in git(root, "show", "HEAD:hello.py")
+    # run 1 claimed done with a FIXME left, the gate failed, run 2 got the failure and fixed it
+    assert "FIXME left" not in (logdir / "prompt-1.md").read_text()
+    assert "FIXME left" in (logdir / "prompt-2.md").read_text()
+    assert not (logdir / "prompt-3.md").exists()
+    transcript = next((root / ".ralph" / "runs").glob("*/transcript.md")).read_text()
+    assert "implemented hello()" in transcript
+    assert "fixed the gate failure" in transcript
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_headless_auto_stops_at_an_escalation(tmp_path: Path) -> None:
+    logdir = tmp_path / "log"
+    command = [sys.executable, FAKE_CLI, "escalate", str(logdir), "--prompt", "{prompt_file}"]
+    root = make_repo(tmp_path / "ws", extra_config=f"command = {json.dumps(command)}")
+    done = _ralph(root, "run", "--headless", "--approve", "auto", "--agent", "command")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "Which database should I use?" in done.stdout
+    progress = (root / "tasks" / "backend_progress.txt").read_text()
+    assert "Question:\nWhich database should I use?" in progress
+    assert "I need a decision." in progress  # what it tried: its output so far
+    assert not (root / "answer.txt").exists()

@@ -323,7 +323,8 @@ class _Session:
         if stdin is None or stdin.is_closing() or self.proc.returncode is not None:
             return
         try:
-            stdin.write((answer.rstrip("\n") + "\n").encode("utf-8"))
+            # one line, so a CLI reading a line gets all of it
+            stdin.write((" ".join(answer.split()) + "\n").encode("utf-8"))
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             log.debug("answer not delivered on stdin: the command closed it")
