@@ -1,0 +1,364 @@
+"""Quality gates: the configured commands ralph-tui runs itself before a commit is offered.
+
+Each gate is a shell command run in the workspace in its own process group (session), with
+stdin from /dev/null, stdout and stderr merged, and an environment without secrets. When it
+times out, is cancelled, or exits leaving background jobs behind, the whole group is stopped
+(SIGTERM, a short grace, then SIGKILL), so no gate outlives its phase. All gates of a phase run
+at once: the phase takes as long as the slowest gate, not the sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ralph_tui.events import GateStateName
+from ralph_tui.workspace import agent_env
+
+OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
+KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
+_CHUNK = 65_536
+_POLL_S = 0.02
+_EXIT_POLL_S = 0.1  # only matters when the shell exits leaving a job holding its pipe
+# After the group is gone the pipe closes at once; this only bounds the wait for a process
+# that escaped into its own session while holding the pipe open.
+_DRAIN_S = 2.0
+_SUMMARY_WIDTH = 80
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    command: str
+    state: GateStateName
+    exit_code: int | None
+    duration_s: float
+    output: str
+    summary: str
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "passed"
+
+
+class _Tail:
+    """The last ``cap`` bytes of a stream, and how many came before them."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.data += chunk
+        if len(self.data) > 2 * self.cap:  # trim in batches, not on every chunk
+            del self.data[: len(self.data) - self.cap]
+
+    def text(self) -> str:
+        kept = bytes(self.data[-self.cap :]) if self.cap else b""
+        body = kept.decode("utf-8", errors="replace")
+        clipped = self.total - len(kept)
+        if clipped > 0:
+            return f"[output clipped: the first {clipped} bytes are not kept]\n{body}"
+        return body
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count).
+
+    Zombies matter because orphans are reparented to PID 1, and in some containers PID 1 never
+    reaps them: ``killpg(pgid, 0)`` would then report the group alive for the whole grace.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue  # exited while we looked
+        fields = stat[stat.rfind(")") + 2 :].split()
+        # fields: state ppid pgrp ...
+        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # a member changed identity (setuid); nothing more we can do to it
+        return False
+    return True
+
+
+async def _wait_group_gone(pgid: int, limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while _group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_S)
+    return True
+
+
+async def _stop_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM the group, wait up to ``grace_s`` for it to go, then SIGKILL what is left."""
+    if _signal_group(pgid, signal.SIGTERM) and not await _wait_group_gone(pgid, grace_s):
+        _signal_group(pgid, signal.SIGKILL)
+        await _wait_group_gone(pgid, _DRAIN_S)
+
+
+async def _kill_and_reap(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]) -> None:
+    """SIGKILL the group now, wait for it to die, and release the pipes and the child."""
+    _signal_group(proc.pid, signal.SIGKILL)
+    await _wait_group_gone(proc.pid, _DRAIN_S)
+    # Stop reading even if something outside the group still holds the pipe; ``_transport``
+    # is the only handle asyncio gives for that.
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
+    await asyncio.wait({waiter}, timeout=_DRAIN_S)
+    waiter.cancel()
+
+
+def _format_seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+async def run_gate(
+    name: str,
+    command: str,
+    cwd: Path,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+    *,
+    output_cap: int = OUTPUT_CAP,
+    kill_grace_s: float = KILL_GRACE_S,
+) -> GateResult:
+    """Run one gate to its end (or its timeout) and say how it went; never raises for the
+    command's own failure. Cancelling the call kills the gate's process group at once."""
+    started = time.monotonic()
+    run_env = dict(agent_env() if env is None else env)
+
+    def result(state: GateStateName, code: int | None, output: str, summary: str) -> GateResult:
+        return GateResult(
+            name, command, state, code, round(time.monotonic() - started, 3), output, summary
+        )
+
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            cwd=cwd,
+            env=run_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+    try:
+        proc = await asyncio.shield(spawn)
+    except OSError as exc:  # missing cwd, no /bin/sh, out of processes
+        message = f"could not start: {exc.strerror or exc}"
+        if exc.filename:
+            message += f" ({exc.filename})"
+        return result("error", None, message, message)
+    except asyncio.CancelledError:
+        # The shell may already be running (asyncio forks before it returns); left to
+        # asyncio, only the shell would be killed and its children would live on.
+        with contextlib.suppress(OSError):
+            late = await spawn
+            await _kill_and_reap(late, asyncio.ensure_future(late.wait()))
+        raise
+
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    tail = _Tail(output_cap)
+
+    async def pump() -> None:
+        while chunk := await stdout.read(_CHUNK):
+            tail.add(chunk)
+
+    reader = asyncio.create_task(pump())
+    # In Python 3.11 ``proc.wait()`` also waits for the pipes to close, which a leftover
+    # background job can hold open; ``returncode`` is set as soon as the shell itself exits.
+    waiter = asyncio.create_task(proc.wait())
+    timed_out = False
+    try:
+        deadline = started + timeout_s
+        while proc.returncode is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            await asyncio.wait({waiter}, timeout=min(remaining, _EXIT_POLL_S))
+        # Out of time, or the shell is done: nothing it started may outlive it.
+        await _stop_group(proc.pid, kill_grace_s)
+        await asyncio.wait({waiter, reader}, timeout=_DRAIN_S)
+    finally:
+        # Cancelled, or a process that left the group still holds the pipe.
+        if not (waiter.done() and reader.done()):
+            reader.cancel()
+            await _kill_and_reap(proc, waiter)
+
+    output = tail.text()
+    if timed_out:
+        return result("timed_out", None, output, f"timed out after {_format_seconds(timeout_s)}")
+    code = proc.returncode
+    assert code is not None
+    if code == 0:
+        return result("passed", 0, output, summarize(command, output, 0))
+    if code in (126, 127):
+        return result("error", code, output, summarize(command, output, code))
+    if code < 0:
+        try:
+            signame = signal.Signals(-code).name
+        except ValueError:
+            signame = f"signal {-code}"
+        return result("failed", code, output, f"killed by {signame}")
+    return result("failed", code, output, summarize(command, output, code))
+
+
+async def run_gates(
+    gates: Mapping[str, str],
+    cwd: Path,
+    timeout_s: float,
+    *,
+    env: Mapping[str, str] | None = None,
+    on_start: Callable[[str, str], None] | None = None,
+    on_finish: Callable[[GateResult], None] | None = None,
+) -> list[GateResult]:
+    """Run every gate at once; results come back in ``gates`` order.
+
+    ``on_start`` is called for each gate (in order) before any runs, ``on_finish`` as each one
+    ends. Cancelling (or a callback raising) stops every gate still running before returning.
+    """
+    run_env = dict(agent_env() if env is None else env)
+
+    async def one(name: str, command: str) -> GateResult:
+        outcome = await run_gate(name, command, cwd, timeout_s, run_env)
+        if on_finish is not None:
+            on_finish(outcome)
+        return outcome
+
+    if on_start is not None:
+        for name, command in gates.items():
+            on_start(name, command)
+    tasks = [asyncio.create_task(one(name, command)) for name, command in gates.items()]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException as exc:
+        # gather already cancelled the gates if we were cancelled; cancelling them again would
+        # cut their cleanup short. On any other error (a callback raised) it cancelled nothing.
+        if not isinstance(exc, asyncio.CancelledError):
+            for task in tasks:
+                task.cancel()
+        # let every gate kill its group before the error (or the cancellation) goes on
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+# -- one-line summaries -----------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_PYTEST_COUNT = re.compile(
+    r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?|rerun)"
+)
+_PYTEST_FINAL = re.compile(
+    r"^=*\s*(?P<counts>(?:\d+ \w+(?:, )?)+|no tests ran)"
+    r"(?: in [\d.]+s(?: \([^)]*\))?)\s*=*$"
+)
+_PYTEST_ORDER = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "deselected")
+_MYPY_OK = re.compile(r"^Success: no issues found in (\d+) source files?$")
+_MYPY_FOUND = re.compile(r"^Found (\d+ errors? in \d+ files?)(?: \(checked \d+ source files?\))?$")
+_RUFF_OK = re.compile(r"^All checks passed!$")
+_RUFF_FOUND = re.compile(r"^Found (\d+ errors?)(?: \(([^)]*)\))?\.$")
+_FORMAT_WOULD = re.compile(r"(\d+ files? would be reformatted)")
+_FORMAT_OK = re.compile(r"^(\d+ files? (?:already formatted|left unchanged))$")
+_NOT_FOUND = re.compile(r"(?:^|: )([^\s:]+): (?:command )?not found$")
+
+
+def _pytest(line: str) -> str | None:
+    match = _PYTEST_FINAL.match(line)
+    if not match:
+        return None
+    counts = match.group("counts")
+    if counts == "no tests ran":
+        return counts
+    found = _PYTEST_COUNT.findall(counts)
+    if not found:
+        return None
+
+    def rank(item: tuple[str, str]) -> int:
+        word = item[1].rstrip("s") if item[1].startswith(("error", "warning")) else item[1]
+        return _PYTEST_ORDER.index(word) if word in _PYTEST_ORDER else len(_PYTEST_ORDER)
+
+    return ", ".join(f"{n} {word}" for n, word in sorted(found, key=rank))
+
+
+def _one_tool(line: str) -> str | None:
+    if summary := _pytest(line):
+        return summary
+    if match := _MYPY_OK.match(line):
+        files = int(match.group(1))
+        return f"no issues ({files} file{'s' if files != 1 else ''})"
+    if match := _MYPY_FOUND.match(line):
+        return match.group(1)
+    if _RUFF_OK.match(line):
+        return "all checks passed"
+    if match := _RUFF_FOUND.match(line):
+        extra = f" ({match.group(2)})" if match.group(2) else ""
+        return match.group(1) + extra
+    if match := _FORMAT_WOULD.search(line):
+        return match.group(1)
+    if match := _FORMAT_OK.match(line):
+        return match.group(1)
+    return None
+
+
+def _clip(line: str, width: int = _SUMMARY_WIDTH) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def summarize(command: str, output: str, exit_code: int | None) -> str:
+    """One line for the Gates panel: a known tool's own verdict, else the last line printed.
+
+    Lines are searched from the end, so a script running several tools reports the last one.
+    """
+    lines = [ln.strip() for ln in _ANSI.sub("", output).splitlines() if ln.strip()]
+    if exit_code == 127:
+        for line in reversed(lines[-5:]):
+            if match := _NOT_FOUND.search(line):
+                return f"command not found: {match.group(1)}"
+        try:
+            first = shlex.split(command)[0]
+        except (ValueError, IndexError):
+            first = command.strip()
+        return f"command not found: {first}" if first else "exit 127"
+    for line in reversed(lines[-60:]):
+        if summary := _one_tool(line):
+            return summary
+    if lines:
+        return _clip(lines[-1])
+    return f"exit {exit_code}" if exit_code is not None else "no output"
