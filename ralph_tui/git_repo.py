@@ -108,6 +108,7 @@ class GitRepo:
         # gitpython keeps one persistent ``git cat-file`` per repo; calls from two worker
         # threads at once would interleave on its pipe.
         self._lock = threading.Lock()
+        self._git_paths: dict[str, Path] = {}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -162,8 +163,10 @@ class GitRepo:
 
     def _git_path(self, name: str) -> Path:
         """Where git keeps ``name`` (``index``, ``info/exclude``), worktrees included."""
-        out = self._git("rev-parse", "--git-path", name).decode("utf-8", "surrogateescape")
-        return self.root / out.strip()
+        if name not in self._git_paths:
+            out = self._git("rev-parse", "--git-path", name).decode("utf-8", "surrogateescape")
+            self._git_paths[name] = self.root / out.strip()
+        return self._git_paths[name]
 
     @contextlib.contextmanager
     def _snapshot_index(self) -> Iterator[dict[str, str]]:
