@@ -24,7 +24,7 @@ from ralph_tui.agents.claude_code import (
 )
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig, load_config
 from ralph_tui.engine import Engine
-from ralph_tui.errors import UsageError
+from ralph_tui.errors import StopRequested, UsageError
 from ralph_tui.events import (
     Committed,
     GateFinished,
@@ -251,6 +251,50 @@ async def test_gate_failure_is_returned_to_claude_code(
     assert "lint: 2 errors" in result_text(block)
     gate_result = next(e for e in tools.events if isinstance(e, ToolResult))
     assert gate_result.name == "run_quality_gates" and gate_result.is_error
+
+
+async def test_a_stop_at_the_next_tool_call_ends_the_session(
+    tmp_path: Path, claude_env: FakeAnthropic
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    claude_env.add(
+        reply(tool_use("Write", {"file_path": str(root / "a.py"), "content": "A = 1\n"})),
+        reply(tool_use("Write", {"file_path": str(root / "b.py"), "content": "B = 1\n"})),
+    )
+
+    class StoppingTools(FakeIterationTools):
+        async def checkpoint(self) -> None:
+            await super().checkpoint()
+            if self.checkpoints == 2:  # the human pressed stop while the first Write ran
+                raise StopRequested
+
+    config = RalphConfig(agent="claude-code")
+    tools = StoppingTools(root)
+    with pytest.raises(StopRequested):
+        await ClaudeCodeAgent(config).run_iteration(_request(root, config), tools)
+    assert (root / "a.py").exists()
+    assert not (root / "b.py").exists()
+    refused = [e for e in tools.events if isinstance(e, ToolResult) and e.is_error]
+    assert [r.content for r in refused] == ["denied by ralph-tui: ralph-tui is stopping"]
+
+
+async def test_tools_are_refused_once_the_iteration_ended(
+    tmp_path: Path, claude_env: FakeAnthropic
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    claude_env.add(
+        reply(tool_use("mcp__ralph__complete_task", {"summary": "done", "learnings": []})),
+        reply(tool_use("Write", {"file_path": str(root / "late.py"), "content": "L = 1\n"})),
+        reply("Ok, stopping."),
+    )
+    config = RalphConfig(agent="claude-code")
+    tools = FakeIterationTools(root)
+    outcome = await ClaudeCodeAgent(config).run_iteration(_request(root, config), tools)
+    assert outcome.reason == "finished"
+    assert not (root / "late.py").exists()
+    late = [e for e in tools.events if isinstance(e, ToolResult) and e.name == "Write"]
+    assert [r.content for r in late] == ["denied by ralph-tui: the iteration has ended"]
+    assert len(tools.usages) == 1  # the wrap-up turn's result still brought the cost
 
 
 # ---- the policy, without the CLI -----------------------------------------------------------

@@ -69,6 +69,7 @@ FILE_TOOLS: dict[str, tuple[str, ...]] = {
     "LS": ("path",),
 }
 _MAX_RESULT_BYTES = 16_000
+HOOK_TIMEOUT_S = 7 * 24 * 3600.0
 # After the iteration ended (the story committed, say) the model gets this long to finish its
 # turn, so Claude Code's result message, and with it the session's cost, still arrives.
 WRAP_UP_S = 20.0
@@ -218,7 +219,12 @@ class _Session:
             # Tools denied by name are not even offered to the model.
             disallowed_tools=[p for p in cc.deny if not _is_pattern(p)],
             permission_mode="default",
-            hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[self._pre_tool_use])]},
+            hooks={
+                "PreToolUse": [
+                    # the hook waits while the run is paused: no 60 s default timeout
+                    HookMatcher(matcher=None, hooks=[self._pre_tool_use], timeout=HOOK_TIMEOUT_S)
+                ]
+            },
             can_use_tool=self._can_use_tool,
             # Only what ralph-tui passes: no user or project settings (their hooks, their
             # permission rules) and no CLAUDE.md loading; the prompt already carries it.
@@ -263,7 +269,8 @@ class _Session:
         nudged = False
         while True:
             if self.stopping or self.tools.finished:
-                await self._wrap_up(client)
+                # a stop or a run-ending error: interrupt at once; else let the turn end
+                await self._wrap_up(client, interrupt_now=self.error is not None)
                 return AgentOutcome("finished")
             # Time waiting on the human (approval, escalation) is not Claude Code's time.
             timeout = None if self.in_tool else self.config.agent_timeout_s
@@ -301,12 +308,12 @@ class _Session:
             await self.tools.checkpoint()
             await client.query(NUDGE)
 
-    async def _wrap_up(self, client: ClaudeSDKClient) -> None:
+    async def _wrap_up(self, client: ClaudeSDKClient, *, interrupt_now: bool = False) -> None:
         """Lets the turn end (so the result and its cost arrive), interrupting it if it drags."""
         from claude_agent_sdk import ResultMessage
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wrap_up_s
+        deadline = loop.time() + (0.0 if interrupt_now else self.wrap_up_s)
         interrupted = False
         while True:
             remaining = deadline - loop.time()
@@ -479,24 +486,52 @@ class _Session:
     # ---- permissions -------------------------------------------------------------------------
 
     def _decide(self, call_id: str | None, name: str, tool_input: Mapping[str, Any]) -> str | None:
-        reason = policy_decision(name, tool_input, self.tools.workspace, self.config.claude_code)
+        if self.stopping or self.tools.finished:
+            reason: str | None = "the iteration has ended"
+        else:
+            reason = policy_decision(
+                name, tool_input, self.tools.workspace, self.config.claude_code
+            )
         if call_id:
             self.names.setdefault(call_id, name)
             if reason is None and name.startswith(MCP_PREFIX):
                 self.pending[name.removeprefix(MCP_PREFIX)].append(call_id)
         if reason is not None:
-            call_id = call_id or f"denied-{len(self.resulted) + 1}"
-            self._emit_call(call_id, name, tool_input)
-            self.resulted.add(call_id)
-            self.tools.emit(
-                ToolResult(
-                    call_id=call_id,
-                    name=name,
-                    content=f"denied by ralph-tui: {reason}",
-                    is_error=True,
-                )
-            )
+            self._report_denial(call_id, name, tool_input, reason)
         return reason
+
+    def _report_denial(
+        self, call_id: str | None, name: str, tool_input: Mapping[str, Any], reason: str
+    ) -> None:
+        call_id = call_id or f"denied-{len(self.resulted) + 1}"
+        self.names.setdefault(call_id, name)
+        self._emit_call(call_id, name, tool_input)
+        self.resulted.add(call_id)
+        self.tools.emit(
+            ToolResult(
+                call_id=call_id, name=name, content=f"denied by ralph-tui: {reason}", is_error=True
+            )
+        )
+
+    async def _safe_point(self) -> str | None:
+        """Before each tool call: wait while paused; a stop or a spent budget ends the session.
+
+        Returns why the call may not run, or None. The engine's signal (``StopRequested``, or
+        its run-ending error) is kept and re-raised by ``run`` once the CLI is closed.
+        """
+        if self.error is not None:
+            return "ralph-tui is stopping"
+        self.in_tool += 1
+        try:
+            await self.tools.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - re-raised by run() after the session closes
+            self.error = exc
+            self._stop()
+            return "ralph-tui is stopping"
+        finally:
+            self.in_tool -= 1
+            self.queue.put_nowait("wake")
+        return None
 
     async def _pre_tool_use(
         self, hook_input: HookInput, tool_use_id: str | None, context: HookContext
@@ -504,9 +539,12 @@ class _Session:
         if hook_input["hook_event_name"] != "PreToolUse":
             return {}
         name = hook_input["tool_name"]
-        reason = self._decide(
-            tool_use_id or hook_input.get("tool_use_id"), name, hook_input["tool_input"]
-        )
+        call_id = tool_use_id or hook_input.get("tool_use_id")
+        reason = await self._safe_point()
+        if reason is None:
+            reason = self._decide(call_id, name, hook_input["tool_input"])
+        else:
+            self._report_denial(call_id, name, hook_input["tool_input"], reason)
         if reason is None:
             return {
                 "hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow"}
