@@ -161,6 +161,13 @@ async def test_a_whole_story_through_the_real_cli(
     assert {"mcp__ralph__complete_task", "mcp__ralph__escalate", "Write", "Bash"} <= offered
     assert "WebFetch" not in offered
 
+    # the CLI had the key; the run folder never does
+    written = {
+        p.name: p.read_text(encoding="utf-8") for p in engine.run_dir.iterdir() if p.is_file()
+    }
+    assert {"events.jsonl", "transcript.md"} <= set(written)
+    assert all(API_KEY not in text for text in written.values())
+
     # Claude Code's own cost feeds the cost column
     usage = sink.of(UsageReported)
     assert usage and sum(u.cost_usd for u in usage) > 0
