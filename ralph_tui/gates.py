@@ -10,8 +10,6 @@ at once: the phase takes as long as the slowest gate, not the sum.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import shlex
 import signal
@@ -21,16 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui.events import GateStateName
+from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
 from ralph_tui.workspace import agent_env
 
 OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
-KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
-_CHUNK = 65_536
-_POLL_S = 0.02
-_EXIT_POLL_S = 0.1  # only matters when the shell exits leaving a job holding its pipe
-# After the group is gone the pipe closes at once; this only bounds the wait for a process
-# that escaped into its own session while holding the pipe open.
-_DRAIN_S = 2.0
 _SUMMARY_WIDTH = 80
 
 
@@ -72,74 +64,6 @@ class _Tail:
         return body
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies do not count).
-
-    Zombies matter because orphans are reparented to PID 1, and in some containers PID 1 never
-    reaps them: ``killpg(pgid, 0)`` would then report the group alive for the whole grace.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue  # exited while we looked
-        fields = stat[stat.rfind(")") + 2 :].split()
-        # fields: state ppid pgrp ...
-        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Send ``sig`` to the group; False when the group no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        # a member changed identity (setuid); nothing more we can do to it
-        return False
-    return True
-
-
-async def _wait_group_gone(pgid: int, limit_s: float) -> bool:
-    deadline = time.monotonic() + limit_s
-    while _group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_POLL_S)
-    return True
-
-
-async def _stop_group(pgid: int, grace_s: float) -> None:
-    """SIGTERM the group, wait up to ``grace_s`` for it to go, then SIGKILL what is left."""
-    if _signal_group(pgid, signal.SIGTERM) and not await _wait_group_gone(pgid, grace_s):
-        _signal_group(pgid, signal.SIGKILL)
-        await _wait_group_gone(pgid, _DRAIN_S)
-
-
-async def _kill_and_reap(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]) -> None:
-    """SIGKILL the group now, wait for it to die, and release the pipes and the child."""
-    _signal_group(proc.pid, signal.SIGKILL)
-    await _wait_group_gone(proc.pid, _DRAIN_S)
-    # Stop reading even if something outside the group still holds the pipe; ``_transport``
-    # is the only handle asyncio gives for that.
-    transport = getattr(proc, "_transport", None)
-    if transport is not None:
-        transport.close()
-    await asyncio.wait({waiter}, timeout=_DRAIN_S)
-    waiter.cancel()
-
-
 def _format_seconds(value: float) -> str:
     return f"{value:g}s"
 
@@ -164,68 +88,22 @@ async def run_gate(
             name, command, state, code, round(time.monotonic() - started, 3), output, summary
         )
 
-    spawn = asyncio.ensure_future(
-        asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            command,
-            cwd=cwd,
-            env=run_env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    )
-    try:
-        proc = await asyncio.shield(spawn)
-    except OSError as exc:  # missing cwd, no /bin/sh, out of processes
-        message = f"could not start: {exc.strerror or exc}"
-        if exc.filename:
-            message += f" ({exc.filename})"
-        return result("error", None, message, message)
-    except asyncio.CancelledError:
-        # The shell may already be running (asyncio forks before it returns); left to
-        # asyncio, only the shell would be killed and its children would live on.
-        with contextlib.suppress(OSError):
-            late = await spawn
-            await _kill_and_reap(late, asyncio.ensure_future(late.wait()))
-        raise
-
-    assert proc.stdout is not None
-    stdout = proc.stdout
     tail = _Tail(output_cap)
-
-    async def pump() -> None:
-        while chunk := await stdout.read(_CHUNK):
-            tail.add(chunk)
-
-    reader = asyncio.create_task(pump())
-    # In Python 3.11 ``proc.wait()`` also waits for the pipes to close, which a leftover
-    # background job can hold open; ``returncode`` is set as soon as the shell itself exits.
-    waiter = asyncio.create_task(proc.wait())
-    timed_out = False
-    try:
-        deadline = started + timeout_s
-        while proc.returncode is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            await asyncio.wait({waiter}, timeout=min(remaining, _EXIT_POLL_S))
-        # Out of time, or the shell is done: nothing it started may outlive it.
-        await _stop_group(proc.pid, kill_grace_s)
-        await asyncio.wait({waiter, reader}, timeout=_DRAIN_S)
-    finally:
-        # Cancelled, or a process that left the group still holds the pipe.
-        if not (waiter.done() and reader.done()):
-            reader.cancel()
-            await _kill_and_reap(proc, waiter)
-
+    run = await run_in_group(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        env=run_env,
+        timeout_s=timeout_s,
+        output=tail,
+        kill_grace_s=kill_grace_s,
+    )
+    if run.start_error is not None:
+        return result("error", None, run.start_error, run.start_error)
+    timed_out = run.timed_out
     output = tail.text()
     if timed_out:
         return result("timed_out", None, output, f"timed out after {_format_seconds(timeout_s)}")
-    code = proc.returncode
+    code = run.returncode
     assert code is not None
     if code == 0:
         return result("passed", 0, output, summarize(command, output, 0))
