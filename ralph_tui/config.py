@@ -67,6 +67,9 @@ class RalphConfig(_Strict):
     bash_timeout_s: float = Field(120.0, gt=0)
     # agent = "command": argv with an optional {prompt_file} placeholder; else prompt on stdin
     command: list[str] | None = None
+    # secret-looking variables the command agent's CLI still needs (e.g. OPENAI_API_KEY);
+    # everything else matching the secret patterns is withheld from agents and gates
+    command_env: list[str] = Field(default_factory=list)
     agent_timeout_s: float = Field(1800.0, gt=0)
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None

@@ -224,6 +224,21 @@ async def test_secrets_do_not_reach_the_command(
     assert texts(tools.events) == ["None yes\n"]
 
 
+async def test_command_env_passes_only_the_named_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-secret-value")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-for-the-cli")
+    script = "import os; e = os.environ; print(e.get('ANTHROPIC_API_KEY'), e.get('OPENAI_API_KEY'))"
+    cfg = RalphConfig(
+        agent="command", command=[sys.executable, "-c", script], command_env=["OPENAI_API_KEY"]
+    )
+    tools = FakeIterationTools(root)
+    await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
+    assert texts(tools.events) == ["None sk-openai-for-the-cli\n"]
+
+
 # ---- end to end: `ralph-tui run --headless --approve auto --agent command` -------------------
 
 

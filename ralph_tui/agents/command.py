@@ -88,6 +88,14 @@ class CommandAgent:
         self.argv = list(config.command)
         self._proc: asyncio.subprocess.Process | None = None
 
+    def _env(self) -> dict[str, str]:
+        """The agent environment, plus the secrets the user explicitly passes to this CLI."""
+        env = agent_env()
+        for name in self.config.command_env:
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
     async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
         toolbox = ToolBox(tools, self.config)
         notes: list[str] = []
@@ -160,7 +168,7 @@ class CommandAgent:
             return await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=cwd,
-                env=agent_env(),
+                env=self._env(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
