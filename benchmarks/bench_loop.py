@@ -132,7 +132,9 @@ def main() -> None:
     print(f"{'ralph-tui (scripted agent, 1 gate)':34}{ralph * 1000:>12.1f} ms")
     print(f"{'  of which the gate phase':34}{gates * 1000:>12.1f} ms")
     print(f"{'bash Ralph loop (same git work)':34}{bash * 1000:>12.1f} ms")
-    print(f"{'supervision overhead':34}{(ralph - bash) * 1000:>12.1f} ms")
+    print(f"{'ralph-tui minus bash loop':34}{(ralph - bash) * 1000:>+12.1f} ms")
+    print("(the bash loop starts a python3 per story to edit the PRD, as jq-less loops do;")
+    print(" ralph-tui's extra work, diffs, the journal, the state file, runs in-process)")
 
 
 if __name__ == "__main__":
