@@ -1,0 +1,44 @@
+"""Configuration precedence: defaults < ralph.toml or [tool.ralph] < command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ralph_tui.config import DEFAULT_GATES, load_config
+from ralph_tui.errors import UsageError
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    config = load_config(tmp_path)
+    assert (config.role, config.agent, config.max_iterations) == ("backend", "anthropic", 10)
+    assert config.gates == DEFAULT_GATES and config.gate_options.timeout_s == 600
+
+
+def test_tool_ralph_in_pyproject_and_flags_override_it(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.ralph]\nrole = "api"\nmax_iterations = 4\n'
+        '[tool.ralph.gates]\ntests = "pytest -x"\n'
+    )
+    config = load_config(tmp_path)
+    assert (config.role, config.max_iterations, config.gates) == ("api", 4, {"tests": "pytest -x"})
+    flagged = load_config(tmp_path, {"max_iterations": 2, "role": None, "model": "claude-x"})
+    assert (flagged.role, flagged.max_iterations, flagged.model) == ("api", 2, "claude-x")
+
+
+def test_ralph_toml_wins_over_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.ralph]\nrole = "from-pyproject"\n')
+    (tmp_path / "ralph.toml").write_text('role = "from-ralph-toml"\n')
+    assert load_config(tmp_path).role == "from-ralph-toml"
+
+
+def test_bad_flag_is_reported_as_command_line(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^command line: max_iterations: "):
+        load_config(tmp_path, {"max_iterations": 0})
+
+
+def test_nested_bad_value_names_the_dotted_key(tmp_path: Path) -> None:
+    (tmp_path / "ralph.toml").write_text("[gate_options]\ntimeout_s = -1\n")
+    with pytest.raises(UsageError, match=r"ralph.toml: gate_options.timeout_s: "):
+        load_config(tmp_path)
