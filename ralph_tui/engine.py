@@ -278,15 +278,23 @@ class Engine:
             self.iteration += 1
             await self._iteration(story)
 
-    async def _safe_point(self) -> None:
+    async def wait_at_safe_point(self) -> None:
+        """Hold here while paused; then end the run if the budget is spent.
+
+        A stop request is left to the caller: between iterations it ends the run, inside an
+        iteration it first ends the iteration (``StopRequested``) so the tree is restored.
+        """
         if not self._running.is_set() and not self._stop_requested:
             self._set_state("paused")
             await self._running.wait()
             self._set_state("running")
+        if self._budget_spent and not self._stop_requested:
+            raise _RunEnded(EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})")
+
+    async def _safe_point(self) -> None:
+        await self.wait_at_safe_point()
         if self._stop_requested:
             raise _RunEnded(EXIT_INTERRUPTED, "stopped by the supervisor")
-        if self._budget_spent:
-            raise _RunEnded(EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})")
 
     # ----------------------------------------------------------------- one iteration
 
@@ -590,15 +598,9 @@ class IterationControl:
         self._engine.emit(event)
 
     async def checkpoint(self) -> None:
-        engine = self._engine
-        if engine.paused and not engine.stop_requested:
-            engine._set_state("paused")
-            await engine._running.wait()
-            engine._set_state("running")
-        if engine.stop_requested:
+        await self._engine.wait_at_safe_point()
+        if self._engine.stop_requested:
             raise StopRequested
-        if engine._budget_spent:
-            raise _RunEnded(EXIT_LIMIT, f"cost budget spent (${engine.run_cost:.2f})")
 
     def report_usage(self, usage: Usage) -> None:
         self._engine.add_usage(self.story, usage)
@@ -609,7 +611,7 @@ class IterationControl:
     async def run_quality_gates(self) -> ToolOutcome:
         results = await self._engine.run_gates()
         ok = all(r.passed for r in results)
-        return ToolOutcome(_gate_report(results, only_failed=False), is_error=not ok)
+        return ToolOutcome(_gate_report(results), is_error=not ok)
 
     async def escalate(self, question: str, tried: str) -> ToolOutcome:
         if self.finished:
@@ -633,7 +635,7 @@ class IterationControl:
         results = await engine.run_gates()
         if not all(r.passed for r in results):
             self.gate_failures += 1
-            report = _gate_report(results, only_failed=True)
+            report = _gate_report(results)
             limit = engine.config.max_fix_attempts
             if self.gate_failures > limit:
                 self._end("failed", f"quality gates still failing after {limit} fix attempts")
@@ -730,13 +732,10 @@ def _gate_event(result: GateResult) -> GateFinished:
     )
 
 
-def _gate_report(results: Sequence[GateResult], *, only_failed: bool) -> str:
-    lines = []
+def _gate_report(results: Sequence[GateResult]) -> str:
+    """One line per gate, then the (clipped) output of each gate that did not pass."""
+    lines = [f"- {r.name} (`{r.command}`): {r.state}, {r.summary}" for r in results]
     for r in results:
-        lines.append(f"- {r.name} (`{r.command}`): {r.state}, {r.summary}")
-    for r in results:
-        if only_failed and r.passed:
-            continue
         if r.passed:
             continue
         output = r.output
