@@ -20,3 +20,11 @@ os.environ.pop("ANTHROPIC_API_KEY", None)
 def repo(tmp_path: Path) -> Path:
     """A git repo with a one-story PRD, a progress log, ralph.toml (scripted agent) and a commit."""
     return make_repo(tmp_path / "ws")
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    """An empty workspace folder (no git): for the tools and agents that need only files."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root

@@ -38,13 +38,6 @@ def api() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def tools(ws: Path) -> FakeIterationTools:
     return FakeIterationTools(ws)
 

@@ -17,13 +17,6 @@ from tests.support.fake_tools import FakeIterationTools
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def fake(ws: Path) -> FakeIterationTools:
     return FakeIterationTools(ws)
 
