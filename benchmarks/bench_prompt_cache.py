@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 import anthropic  # noqa: E402
 
 from ralph_tui.agents.anthropic_agent import AnthropicAgent  # noqa: E402
-from ralph_tui.agents.base import IterationRequest  # noqa: E402
 from ralph_tui.config import RalphConfig  # noqa: E402
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt  # noqa: E402
+from ralph_tui.iteration import IterationRequest  # noqa: E402
 from ralph_tui.persona import DEFAULT_PERSONA  # noqa: E402
 from ralph_tui.prd import Story  # noqa: E402
 from ralph_tui.pricing import price_for  # noqa: E402
 from tests.support.fake_anthropic import FakeAnthropic, prompt_blocks, reply, tool_use  # noqa: E402
-from tests.support.fake_tools import FakeIterationTools  # noqa: E402
+from tests.support.fake_tools import FakeIterationHandle  # noqa: E402
 
 MODULE = "".join(
     f"def handler_{i}(request: dict[str, str]) -> dict[str, str]:\n"
@@ -147,13 +147,13 @@ def cached_prefix(prev: list[tuple[bytes, bool]], cur: list[tuple[bytes, bool]])
 
 
 async def main() -> None:
-    from ralph_tui.agents.base import ToolOutcome
+    from ralph_tui.iteration import ToolOutcome
 
     config = RalphConfig(model="claude-sonnet-4-5")
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropic(SCRIPT) as api:
         root = Path(tmp)
         build_workspace(root)
-        tools = FakeIterationTools(root, gate_results=[ToolOutcome(GATES)])
+        tools = FakeIterationHandle(root, gate_results=[ToolOutcome(GATES)])
         client = anthropic.AsyncAnthropic(api_key="bench", base_url=api.base_url)
         agent = AnthropicAgent(config, client=client)
         outcome = await agent.run_iteration(request_for(root, config), tools)

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.agents import create_agent
-from ralph_tui.agents.base import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.errors import AgentError, GitError, StopRequested, UsageError
@@ -53,6 +52,7 @@ from ralph_tui.events import (
 )
 from ralph_tui.gates import GateResult, run_gates
 from ralph_tui.git_repo import GitRepo
+from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.persona import load_persona
 from ralph_tui.prd import Story
@@ -576,7 +576,7 @@ class Engine:
 
 
 class IterationControl:
-    """The engine's side of one iteration, handed to the agent as its ``IterationTools``."""
+    """The engine's side of one iteration, handed to the agent as its ``IterationHandle``."""
 
     def __init__(self, engine: Engine, story: Story) -> None:
         self._engine = engine

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ralph_tui.agents.base import Agent
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
 from ralph_tui.events import (
@@ -34,6 +33,7 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
+from ralph_tui.iteration import Agent
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ralph_tui.agents.base import Usage
 from ralph_tui.config import Price
+from ralph_tui.iteration import Usage
 
 DEFAULT_PRICES: dict[str, Price] = {
     "claude-opus-4": Price(input=15.0, output=75.0),

@@ -14,10 +14,10 @@ import anthropic
 import pytest
 
 from ralph_tui.agents.anthropic_agent import AnthropicAgent
-from ralph_tui.agents.base import AgentOutcome, IterationRequest, ToolOutcome, Usage
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
+from ralph_tui.iteration import AgentOutcome, IterationRequest, ToolOutcome, Usage
 from ralph_tui.prd import Story
 from tests.support.fake_anthropic import (
     FakeAnthropic,
@@ -26,7 +26,7 @@ from tests.support.fake_anthropic import (
     stream_error,
     tool_use,
 )
-from tests.support.fake_tools import FakeIterationTools
+from tests.support.fake_tools import FakeIterationHandle
 
 CONFIG = RalphConfig(model="claude-test", max_tokens=1024)
 
@@ -38,8 +38,8 @@ def api() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture
-def tools(ws: Path) -> FakeIterationTools:
-    return FakeIterationTools(ws)
+def tools(ws: Path) -> FakeIterationHandle:
+    return FakeIterationHandle(ws)
 
 
 def make_agent(api: FakeAnthropic, *, max_retries: int = 4, **kw: Any) -> AnthropicAgent:
@@ -61,7 +61,7 @@ def make_request(ws: Path) -> IterationRequest:
     )
 
 
-async def run(agent: AnthropicAgent, tools: FakeIterationTools) -> AgentOutcome:
+async def run(agent: AnthropicAgent, tools: FakeIterationHandle) -> AgentOutcome:
     try:
         return await agent.run_iteration(make_request(tools.root), tools)
     finally:
@@ -86,7 +86,7 @@ def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("streaming", [True, False], ids=["sse", "json"])
 async def test_tool_loop_until_the_engine_finishes(
-    api: FakeAnthropic, tools: FakeIterationTools, ws: Path, streaming: bool
+    api: FakeAnthropic, tools: FakeIterationHandle, ws: Path, streaming: bool
 ) -> None:
     source = 'def hello() -> str:\n    return "héllo, \\"world\\""\n' * 3
     api.add(
@@ -122,7 +122,7 @@ async def test_tool_loop_until_the_engine_finishes(
     assert len(tools.usages) == 3
 
 
-async def test_tool_errors_go_back_flagged(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_tool_errors_go_back_flagged(api: FakeAnthropic, tools: FakeIterationHandle) -> None:
     api.add(
         reply(
             tool_use(
@@ -144,7 +144,7 @@ async def test_tool_errors_go_back_flagged(api: FakeAnthropic, tools: FakeIterat
 
 
 async def test_gate_failure_from_complete_task_reaches_the_model(
-    api: FakeAnthropic, tools: FakeIterationTools
+    api: FakeAnthropic, tools: FakeIterationHandle
 ) -> None:
     tools.complete_results.append(ToolOutcome("tests failed:\nE assert 1 == 2", is_error=True))
     api.add(reply(complete()), reply("Fixing.", complete()))
@@ -156,7 +156,7 @@ async def test_gate_failure_from_complete_task_reaches_the_model(
 
 
 async def test_calls_after_the_iteration_ended_are_not_run(
-    api: FakeAnthropic, tools: FakeIterationTools, ws: Path
+    api: FakeAnthropic, tools: FakeIterationHandle, ws: Path
 ) -> None:
     api.add(reply(complete(), create("late.txt", "too late")))
     assert (await run(make_agent(api), tools)).reason == "finished"
@@ -166,7 +166,7 @@ async def test_calls_after_the_iteration_ended_are_not_run(
 
 
 async def test_http_errors_are_retried_by_the_sdk(
-    api: FakeAnthropic, tools: FakeIterationTools
+    api: FakeAnthropic, tools: FakeIterationHandle
 ) -> None:
     api.add(http_error(429), http_error(529), http_error(500), reply("All good."))
     outcome = await run(make_agent(api), tools)
@@ -176,7 +176,7 @@ async def test_http_errors_are_retried_by_the_sdk(
 
 
 async def test_retries_exhausted_raise_agent_error_naming_the_status(
-    api: FakeAnthropic, tools: FakeIterationTools
+    api: FakeAnthropic, tools: FakeIterationHandle
 ) -> None:
     api.add(*[http_error(529, message="Overloaded")] * 3)
     with pytest.raises(AgentError) as caught:
@@ -185,7 +185,7 @@ async def test_retries_exhausted_raise_agent_error_naming_the_status(
     assert len(api.requests) == 3
 
 
-async def test_401_is_reported_at_once(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_401_is_reported_at_once(api: FakeAnthropic, tools: FakeIterationHandle) -> None:
     api.add(http_error(401, message="invalid x-api-key"), reply("never sent"))
     with pytest.raises(AgentError) as caught:
         await run(make_agent(api), tools)
@@ -197,7 +197,7 @@ async def test_401_is_reported_at_once(api: FakeAnthropic, tools: FakeIterationT
 
 @pytest.mark.parametrize("drop", [False, True], ids=["error-event", "dropped-connection"])
 async def test_mid_stream_failure_is_retried_at_turn_level(
-    api: FakeAnthropic, tools: FakeIterationTools, drop: bool
+    api: FakeAnthropic, tools: FakeIterationHandle, drop: bool
 ) -> None:
     api.add(stream_error(drop=drop), reply("Recovered."))
     outcome = await run(make_agent(api), tools)
@@ -210,7 +210,9 @@ async def test_mid_stream_failure_is_retried_at_turn_level(
         assert "overloaded_error" in notices[0]
 
 
-async def test_mid_stream_failures_exhausted(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_mid_stream_failures_exhausted(
+    api: FakeAnthropic, tools: FakeIterationHandle
+) -> None:
     api.add(stream_error(), stream_error(), reply("too late"))
     with pytest.raises(AgentError) as caught:
         await run(make_agent(api, turn_retries=1), tools)
@@ -218,14 +220,14 @@ async def test_mid_stream_failures_exhausted(api: FakeAnthropic, tools: FakeIter
     assert len(api.requests) == 2
 
 
-async def test_refusal_ends_the_iteration(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_refusal_ends_the_iteration(api: FakeAnthropic, tools: FakeIterationHandle) -> None:
     api.add(reply("I can't help with that.", stop_reason="refusal"))
     outcome = await run(make_agent(api), tools)
     assert outcome.reason == "refusal" and "refus" in outcome.message
     assert len(api.requests) == 1
 
 
-async def test_max_tokens_continues(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_max_tokens_continues(api: FakeAnthropic, tools: FakeIterationHandle) -> None:
     api.add(reply("First half of my plan ", stop_reason="max_tokens"), reply("Second half."))
     outcome = await run(make_agent(api), tools)
     assert outcome == AgentOutcome("end_turn", "Second half.")
@@ -239,7 +241,7 @@ async def test_max_tokens_continues(api: FakeAnthropic, tools: FakeIterationTool
 
 
 async def test_max_tokens_inside_a_tool_call_does_not_run_it(
-    api: FakeAnthropic, tools: FakeIterationTools, ws: Path
+    api: FakeAnthropic, tools: FakeIterationHandle, ws: Path
 ) -> None:
     api.add(reply("Writing.", create("big.txt", "trunc"), stop_reason="max_tokens"), reply("Ok."))
     await run(make_agent(api), tools)
@@ -251,7 +253,7 @@ async def test_max_tokens_inside_a_tool_call_does_not_run_it(
 
 
 async def test_pause_turn_sends_the_turn_back(
-    api: FakeAnthropic, tools: FakeIterationTools
+    api: FakeAnthropic, tools: FakeIterationHandle
 ) -> None:
     api.add(reply("Still working", stop_reason="pause_turn"), reply("Finished."))
     outcome = await run(make_agent(api), tools)
@@ -260,7 +262,7 @@ async def test_pause_turn_sends_the_turn_back(
     assert last["role"] == "assistant" and last["content"][0]["text"] == "Still working"
 
 
-async def test_usage_is_reported_per_call(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_usage_is_reported_per_call(api: FakeAnthropic, tools: FakeIterationHandle) -> None:
     usage = {
         "input_tokens": 11,
         "output_tokens": 22,
@@ -291,7 +293,7 @@ def marks(body: dict[str, Any]) -> dict[str, list[int]]:
 
 
 async def test_cache_breakpoints_on_prefix_and_latest_message(
-    api: FakeAnthropic, tools: FakeIterationTools
+    api: FakeAnthropic, tools: FakeIterationHandle
 ) -> None:
     api.add(
         reply(
@@ -317,7 +319,7 @@ async def test_cache_breakpoints_on_prefix_and_latest_message(
 
 
 async def test_client_from_environment(
-    api: FakeAnthropic, tools: FakeIterationTools, monkeypatch: pytest.MonkeyPatch
+    api: FakeAnthropic, tools: FakeIterationHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-env-1234")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
@@ -337,7 +339,7 @@ def test_missing_api_key_is_a_one_line_usage_error(monkeypatch: pytest.MonkeyPat
     assert "\n" not in str(caught.value)
 
 
-async def test_tool_results_are_events(api: FakeAnthropic, tools: FakeIterationTools) -> None:
+async def test_tool_results_are_events(api: FakeAnthropic, tools: FakeIterationHandle) -> None:
     api.add(reply(tool_use("escalate", {"question": "Which DB?", "tried": "docs"})), reply("Ok."))
     await run(make_agent(api), tools)
     (result,) = [e for e in tools.events if isinstance(e, ToolResult)]

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from ralph_tui.agents.base import IterationRequest, ToolOutcome
 from ralph_tui.agents.claude_code import (
     INSTALL_HINT,
     ClaudeCodeAgent,
@@ -34,12 +33,13 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
+from ralph_tui.iteration import IterationRequest, ToolOutcome
 from ralph_tui.prd import Story
 from ralph_tui.supervisor import EscalationAnswer
 from ralph_tui.workspace import Workspace
 from tests.support.engine import RecordingSink, ScriptedSupervisor
 from tests.support.fake_anthropic import FakeAnthropic, RecordedRequest, reply, tool_use
-from tests.support.fake_tools import FakeIterationTools
+from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import git, make_repo, story
 
 API_KEY = "sk-ant-fake-claude-code-key"
@@ -195,7 +195,7 @@ async def test_a_turn_without_a_claim_gets_one_nudge(
         reply("Stopping."),
     )
     config = RalphConfig(agent="claude-code")
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     outcome = await ClaudeCodeAgent(config).run_iteration(_request(root, config), tools)
     assert outcome.reason == "finished"
     assert tools.completions == [("nothing to do", [])]
@@ -213,7 +213,7 @@ async def test_a_second_silent_turn_ends_the_iteration(
     root = make_repo(tmp_path / "ws")
     claude_env.add(reply("Thinking."), reply("Still thinking."))
     config = RalphConfig(agent="claude-code")
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     outcome = await ClaudeCodeAgent(config).run_iteration(_request(root, config), tools)
     assert outcome.reason == "end_turn"
     assert outcome.message == "Still thinking."
@@ -230,7 +230,7 @@ async def test_an_api_failure_is_an_agent_error(
     root = make_repo(tmp_path / "ws")
     claude_env.add(http_error(401), http_error(401))
     config = RalphConfig(agent="claude-code")
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     with pytest.raises(AgentError, match="API error 401: Failed to authenticate"):
         await ClaudeCodeAgent(config).run_iteration(_request(root, config), tools)
     retries = [e for e in tools.events if isinstance(e, Notice) and e.level == "warning"]
@@ -248,7 +248,7 @@ async def test_gate_failure_is_returned_to_claude_code(
         reply(tool_use("mcp__ralph__complete_task", {"summary": "s", "learnings": []})),
     )
     config = RalphConfig(agent="claude-code")
-    tools = FakeIterationTools(root, gate_results=[ToolOutcome("lint: 2 errors", is_error=True)])
+    tools = FakeIterationHandle(root, gate_results=[ToolOutcome("lint: 2 errors", is_error=True)])
     agent = ClaudeCodeAgent(config)
     agent.wrap_up_s = 0.5  # the fake answers the wrap-up turn with its default text anyway
     outcome = await agent.run_iteration(_request(root, config), tools)
@@ -269,7 +269,7 @@ async def test_a_stop_at_the_next_tool_call_ends_the_session(
         reply(tool_use("Write", {"file_path": str(root / "b.py"), "content": "B = 1\n"})),
     )
 
-    class StoppingTools(FakeIterationTools):
+    class StoppingTools(FakeIterationHandle):
         async def checkpoint(self) -> None:
             await super().checkpoint()
             if self.checkpoints == 2:  # the human pressed stop while the first Write ran
@@ -295,7 +295,7 @@ async def test_tools_are_refused_once_the_iteration_ended(
         reply("Ok, stopping."),
     )
     config = RalphConfig(agent="claude-code")
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     outcome = await ClaudeCodeAgent(config).run_iteration(_request(root, config), tools)
     assert outcome.reason == "finished"
     assert not (root / "late.py").exists()

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui.agents.base import IterationRequest, ToolOutcome
 from ralph_tui.agents.command import DONE_MARKER, CommandAgent
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Event, Notice, TextDelta, ToolCall, ToolResult
+from ralph_tui.iteration import IterationRequest, ToolOutcome
 from ralph_tui.prd import Story
-from tests.support.fake_tools import FakeIterationTools
+from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import git, make_repo, story
 
 FAKE_CLI = str(Path(__file__).parent / "support" / "fake_cli.py")
@@ -52,7 +52,7 @@ async def test_output_streams_line_by_line_while_the_process_runs(tmp_path: Path
     logdir = tmp_path / "log"
     seen_while_running: list[str] = []
 
-    class Tools(FakeIterationTools):
+    class Tools(FakeIterationHandle):
         def emit(self, event: Event) -> None:
             super().emit(event)
             # The CLI blocks until this file exists: the test only passes if the first line
@@ -86,7 +86,7 @@ async def test_done_marker_claims_done_without_waiting_for_exit(tmp_path: Path) 
     cfg = config("marker", tmp_path / "log", timeout_s=60)
     agent = CommandAgent(cfg)
     agent.done_grace_s = 0.2
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     started = time.monotonic()
     outcome = await agent.run_iteration(request(root, cfg), tools)
     assert outcome.reason == "finished"
@@ -100,7 +100,7 @@ async def test_prompt_on_stdin_when_there_is_no_placeholder(tmp_path: Path) -> N
     root = make_repo(tmp_path / "ws")
     logdir = tmp_path / "log"
     cfg = config("work", logdir, stdin=True)
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert "# Task #US-001: Say hello" in (logdir / "prompt-1.md").read_text()
 
@@ -109,7 +109,7 @@ async def test_failed_claim_reruns_with_the_feedback_in_the_prompt(tmp_path: Pat
     root = make_repo(tmp_path / "ws")
     logdir = tmp_path / "log"
     cfg = config("work", logdir)
-    tools = FakeIterationTools(
+    tools = FakeIterationHandle(
         root, complete_results=[ToolOutcome("Gate tests failed: FIXME left", is_error=True)]
     )
     outcome = await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
@@ -124,7 +124,7 @@ async def test_failed_claim_reruns_with_the_feedback_in_the_prompt(tmp_path: Pat
 async def test_escalation_answer_reaches_the_running_process(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     cfg = config("escalate", tmp_path / "log")
-    tools = FakeIterationTools(root, answer="Use SQLite.")
+    tools = FakeIterationHandle(root, answer="Use SQLite.")
     outcome = await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert outcome.reason == "finished"
     assert len(tools.escalations) == 1
@@ -145,7 +145,7 @@ async def test_escalation_answer_goes_into_the_next_prompt_when_stdin_is_closed(
     root = make_repo(tmp_path / "ws")
     logdir = tmp_path / "log"
     cfg = config("ask-once", logdir, stdin=True)
-    tools = FakeIterationTools(
+    tools = FakeIterationHandle(
         root,
         answer="Spaces, four of them.",
         complete_results=[ToolOutcome("Gate ok failed: nothing changed", is_error=True)],
@@ -173,7 +173,7 @@ async def test_a_hung_command_is_killed_with_its_process_group(tmp_path: Path) -
     root = make_repo(tmp_path / "ws")
     logdir = tmp_path / "log"
     cfg = config("hang", logdir, timeout_s=1.5)
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     started = time.monotonic()
     outcome = await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert outcome.reason == "timeout"
@@ -189,7 +189,7 @@ async def test_a_hung_command_is_killed_with_its_process_group(tmp_path: Path) -
 async def test_a_failing_command_is_a_crash_not_a_claim(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     cfg = config("fail", tmp_path / "log")
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     outcome = await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert outcome.reason == "crashed"
     assert outcome.message.endswith("exited with status 2: error: not logged in")
@@ -200,7 +200,7 @@ async def test_missing_executable_is_a_one_line_agent_error(tmp_path: Path) -> N
     root = make_repo(tmp_path / "ws")
     cfg = RalphConfig(agent="command", command=["no-such-coding-cli-xyz", "{prompt_file}"])
     with pytest.raises(AgentError) as caught:
-        await CommandAgent(cfg).run_iteration(request(root, cfg), FakeIterationTools(root))
+        await CommandAgent(cfg).run_iteration(request(root, cfg), FakeIterationHandle(root))
     message = str(caught.value)
     assert "'no-such-coding-cli-xyz' not found" in message
     assert "\n" not in message
@@ -219,7 +219,7 @@ async def test_secrets_do_not_reach_the_command(
     monkeypatch.setenv("RALPH_VISIBLE", "yes")
     script = "import os; e = os.environ; print(e.get('ANTHROPIC_API_KEY'), e.get('RALPH_VISIBLE'))"
     cfg = RalphConfig(agent="command", command=[sys.executable, "-c", script])
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert texts(tools.events) == ["None yes\n"]
 
@@ -234,7 +234,7 @@ async def test_command_env_passes_only_the_named_secrets(
     cfg = RalphConfig(
         agent="command", command=[sys.executable, "-c", script], command_env=["OPENAI_API_KEY"]
     )
-    tools = FakeIterationTools(root)
+    tools = FakeIterationHandle(root)
     await CommandAgent(cfg).run_iteration(request(root, cfg), tools)
     assert texts(tools.events) == ["None sk-openai-for-the-cli\n"]
 

@@ -13,7 +13,7 @@ import pytest
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import ToolResult
 from ralph_tui.tools import ToolBox
-from tests.support.fake_tools import FakeIterationTools
+from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import make_repo
 
 
@@ -31,12 +31,12 @@ def ws(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake(ws: Path) -> FakeIterationTools:
-    return FakeIterationTools(ws)
+def fake(ws: Path) -> FakeIterationHandle:
+    return FakeIterationHandle(ws)
 
 
 @pytest.fixture
-def box(fake: FakeIterationTools) -> ToolBox:
+def box(fake: FakeIterationHandle) -> ToolBox:
     return ToolBox(fake, RalphConfig())
 
 
@@ -176,7 +176,7 @@ async def test_ralph_dir_is_off_limits(box: ToolBox, ws: Path) -> None:
 
 
 async def test_refusals_are_reported_as_error_events(
-    box: ToolBox, fake: FakeIterationTools
+    box: ToolBox, fake: FakeIterationHandle
 ) -> None:
     await box.call("c9", "str_replace_based_edit_tool", {"command": "view", "path": "/etc/passwd"})
     (result,) = [e for e in fake.events if isinstance(e, ToolResult)]

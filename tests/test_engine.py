@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, Usage
 from ralph_tui.config import load_config
 from ralph_tui.engine import Engine
 from ralph_tui.errors import UsageError
@@ -21,6 +20,7 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
+from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
 from tests.support.engine import (
     RecordingSink,
@@ -342,7 +342,9 @@ class UsageAgent:
 
     name = "usage"
 
-    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+    async def run_iteration(
+        self, request: IterationRequest, tools: IterationHandle
+    ) -> AgentOutcome:
         while True:
             await tools.checkpoint()
             tools.report_usage(Usage(input_tokens=100_000, output_tokens=10_000))

@@ -8,21 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui.agents.base import ToolOutcome
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import ToolCall, ToolResult
+from ralph_tui.iteration import ToolOutcome
 from ralph_tui.tools import TOOL_DEFINITIONS, TOOL_NAMES, ToolBox, clip, run_bash
 from ralph_tui.workspace import agent_env
-from tests.support.fake_tools import FakeIterationTools
+from tests.support.fake_tools import FakeIterationHandle
 
 
 @pytest.fixture
-def fake(ws: Path) -> FakeIterationTools:
-    return FakeIterationTools(ws)
+def fake(ws: Path) -> FakeIterationHandle:
+    return FakeIterationHandle(ws)
 
 
 @pytest.fixture
-def box(fake: FakeIterationTools) -> ToolBox:
+def box(fake: FakeIterationHandle) -> ToolBox:
     return ToolBox(fake, RalphConfig(bash_timeout_s=10))
 
 
@@ -128,7 +128,9 @@ async def test_unknown_command_and_binary_file(box: ToolBox, ws: Path) -> None:
     assert out.is_error and "UTF-8" in out.content
 
 
-async def test_toolbox_emits_call_and_result_events(box: ToolBox, fake: FakeIterationTools) -> None:
+async def test_toolbox_emits_call_and_result_events(
+    box: ToolBox, fake: FakeIterationHandle
+) -> None:
     await box.call("id-7", "bash", {"command": "echo hi"})
     call, result = fake.events
     assert isinstance(call, ToolCall) and call.call_id == "id-7" and call.name == "bash"
@@ -138,7 +140,7 @@ async def test_toolbox_emits_call_and_result_events(box: ToolBox, fake: FakeIter
 
 
 async def test_engine_tools_are_routed_and_validated(
-    box: ToolBox, fake: FakeIterationTools
+    box: ToolBox, fake: FakeIterationHandle
 ) -> None:
     out = await box.call("1", "escalate", {"tried": "x"})
     assert out.is_error and "question" in out.content and fake.escalations == []
@@ -228,7 +230,7 @@ async def test_bash_env_has_no_secrets(ws: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-secret-value")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_test_secret_value")
     monkeypatch.setenv("RALPH_VISIBLE", "yes")
-    box = ToolBox(FakeIterationTools(ws), RalphConfig())
+    box = ToolBox(FakeIterationHandle(ws), RalphConfig())
     out = await box.call("e", "bash", {"command": "env"})
     assert "RALPH_VISIBLE=yes" in out.content
     assert "sk-ant-test-secret-value" not in out.content

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ralph_tui.agents.base import Agent
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import UsageError
+from ralph_tui.iteration import Agent
 
 
 def create_agent(config: RalphConfig, workspace: Path) -> Agent:

@@ -26,10 +26,10 @@ from typing import Any
 
 import anthropic
 
-from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, Usage
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
+from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
@@ -83,7 +83,9 @@ class AnthropicAgent:
         if self._owns_client:
             await self.client.close()
 
-    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+    async def run_iteration(
+        self, request: IterationRequest, tools: IterationHandle
+    ) -> AgentOutcome:
         box = ToolBox(tools, self.config)
         system = [{"type": "text", "text": request.system_prompt, "cache_control": EPHEMERAL}]
         messages: list[Message] = [
@@ -125,7 +127,7 @@ class AnthropicAgent:
             await box.aclose()
 
     async def _run_tools(
-        self, box: ToolBox, tools: IterationTools, content: list[dict[str, Any]]
+        self, box: ToolBox, tools: IterationHandle, content: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         for block in content:
@@ -148,7 +150,7 @@ class AnthropicAgent:
         return results
 
     async def _turn(
-        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationTools
+        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationHandle
     ) -> anthropic.types.Message:
         attempt = 0
         while True:
@@ -170,7 +172,7 @@ class AnthropicAgent:
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
 
     async def _stream(
-        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationTools
+        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationHandle
     ) -> anthropic.types.Message:
         started = False
         try:

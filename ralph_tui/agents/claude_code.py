@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, Usage
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
+from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE, RUN_QUALITY_GATES, TOOL_DEFINITIONS
 from ralph_tui.tools.shell import clip
 from ralph_tui.tools.toolbox import ToolBox
@@ -157,7 +157,9 @@ class ClaudeCodeAgent:
         require_sdk()
         self.config = config
 
-    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+    async def run_iteration(
+        self, request: IterationRequest, tools: IterationHandle
+    ) -> AgentOutcome:
         session = _Session(self.config, request, tools)
         session.wrap_up_s = self.wrap_up_s
         return await session.run()
@@ -172,7 +174,7 @@ _Wake = Literal["wake", "eof"]
 class _Session:
     """One Claude Code session: options, the message pump, the hook and the MCP handlers."""
 
-    def __init__(self, config: RalphConfig, request: IterationRequest, tools: IterationTools):
+    def __init__(self, config: RalphConfig, request: IterationRequest, tools: IterationHandle):
         self.config = config
         self.request = request
         self.tools = tools

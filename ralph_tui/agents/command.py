@@ -28,10 +28,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, ToolOutcome
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
+from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE
 from ralph_tui.tools.toolbox import ToolBox
 from ralph_tui.workspace import agent_env
@@ -96,7 +96,9 @@ class CommandAgent:
                 env[name] = os.environ[name]
         return env
 
-    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+    async def run_iteration(
+        self, request: IterationRequest, tools: IterationHandle
+    ) -> AgentOutcome:
         toolbox = ToolBox(tools, self.config)
         notes: list[str] = []
         run = 0
@@ -137,7 +139,7 @@ class CommandAgent:
     async def _run_once(
         self,
         prompt: str,
-        tools: IterationTools,
+        tools: IterationHandle,
         toolbox: ToolBox,
         notes: list[str],
         run_id: str,
@@ -192,7 +194,7 @@ class _Session:
     def __init__(
         self,
         proc: asyncio.subprocess.Process,
-        tools: IterationTools,
+        tools: IterationHandle,
         toolbox: ToolBox,
         notes: list[str],
         timeout_s: float,

@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.agents.base import AgentOutcome, IterationRequest, IterationTools, ToolOutcome
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import UsageError
 from ralph_tui.events import TextDelta
+from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
 from ralph_tui.tools import ToolBox
 
 CHUNK = 12  # characters per streamed delta
@@ -62,7 +62,9 @@ class ScriptedAgent:
             return list(plan[min(attempt, len(plan) - 1)])
         return list(plan)
 
-    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+    async def run_iteration(
+        self, request: IterationRequest, tools: IterationHandle
+    ) -> AgentOutcome:
         self.requests.append(request)
         story_id = request.story.key
         steps = self.steps_for(story_id)
@@ -89,7 +91,7 @@ class ScriptedAgent:
         return AgentOutcome("end_turn", "the script ran out of steps")
 
     @staticmethod
-    async def _stream(text: str, tools: IterationTools, delay: float) -> None:
+    async def _stream(text: str, tools: IterationHandle, delay: float) -> None:
         for start in range(0, len(text), CHUNK):
             tools.emit(TextDelta(text=text[start : start + CHUNK]))
             if delay:

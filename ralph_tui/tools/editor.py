@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.agents.base import ToolOutcome
+from ralph_tui.iteration import ToolOutcome
 from ralph_tui.workspace import ConfinementError, Workspace
 
 # A view is sent back to the model on every later turn; past this it must ask for a range.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ralph_tui.agents.base import ToolOutcome
+from ralph_tui.iteration import ToolOutcome
 from ralph_tui.procgroup import run_in_group
 
 MAX_OUTPUT_BYTES = 16_000

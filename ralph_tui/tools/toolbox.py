@@ -2,7 +2,7 @@
 
 ``ToolBox.call`` emits ``ToolCall`` before and ``ToolResult`` after, validates inputs (a bad
 input is an error result the model can correct, never a crash), and routes file and shell work
-to the confined tools here and the engine's tools to ``IterationTools``.
+to the confined tools here and the engine's tools to ``IterationHandle``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ralph_tui.agents.base import IterationTools, ToolOutcome
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import ToolCall, ToolResult
+from ralph_tui.iteration import IterationHandle, ToolOutcome
 from ralph_tui.tools.definitions import (
     BASH,
     COMPLETE_TASK,
@@ -27,7 +27,7 @@ from ralph_tui.workspace import agent_env
 
 
 class ToolBox:
-    def __init__(self, tools: IterationTools, config: RalphConfig) -> None:
+    def __init__(self, tools: IterationHandle, config: RalphConfig) -> None:
         self.tools = tools
         self.config = config
 

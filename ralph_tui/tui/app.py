@@ -24,7 +24,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from ralph_tui.agents.base import Agent
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
 from ralph_tui.errors import RalphError
@@ -49,6 +48,7 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
+from ralph_tui.iteration import Agent
 from ralph_tui.prd import Prd
 from ralph_tui.supervisor import (
     ApprovalDecision,

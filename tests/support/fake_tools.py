@@ -1,4 +1,4 @@
-"""A recording ``IterationTools`` for unit tests of the tools and agents (the engine's is real)."""
+"""A recording ``IterationHandle`` for unit tests of the tools and agents (the engine's is real)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ralph_tui.agents.base import ToolOutcome, Usage
 from ralph_tui.events import Event
+from ralph_tui.iteration import ToolOutcome, Usage
 from ralph_tui.workspace import Workspace
 
 
 @dataclass
-class FakeIterationTools:
+class FakeIterationHandle:
     root: Path
     gate_results: list[ToolOutcome] = field(default_factory=list)
     complete_results: list[ToolOutcome] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """The seam between the engine and an agent backend.
 
 The engine owns the loop and the decisions; an agent owns one conversation per iteration. The
-engine hands the agent an ``IterationTools``: the workspace, an event sink, and the three tools
+engine hands the agent an ``IterationHandle``: the workspace, an event sink, and the three tools
 whose meaning belongs to the engine (``run_quality_gates``, ``escalate``, ``complete_task``).
 File and shell tools are plain functions in ``ralph_tui.tools`` over the same workspace.
 """
@@ -56,7 +56,7 @@ class AgentOutcome:
     message: str = ""
 
 
-class IterationTools(Protocol):
+class IterationHandle(Protocol):
     """Provided by the engine for one iteration."""
 
     @property
@@ -87,7 +87,9 @@ class IterationTools(Protocol):
 class Agent(Protocol):
     name: str
 
-    async def run_iteration(self, request: IterationRequest, tools: IterationTools) -> AgentOutcome:
+    async def run_iteration(
+        self, request: IterationRequest, tools: IterationHandle
+    ) -> AgentOutcome:
         """Work on ``request.story`` until ``tools.finished`` or the conversation ends.
 
         Raise ``AgentError`` for a failure that should stop the run (exit 1): the API after
