@@ -1,0 +1,1 @@
+"""Attacks by a hostile agent through the real tools and engine (issue 8)."""
