@@ -235,22 +235,24 @@ async def test_edit_and_new_story_save_at_once(tmp_path: Path) -> None:
 
 async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
-    long_text = "streaming slowly " * 200
     script = {
-        "stream_delay_s": 0.005,
-        "default": [create("src/x.py", "X = 1\n"), {"text": long_text}, complete()],
+        "default": [
+            create("src/x.py", "X = 1\n"),
+            {"text": "streaming " * 200},
+            {"wait": "streamed"},  # the agent holds here until the quit has landed
+            complete(),
+        ],
     }
     app, agent = build_app(root, script)
     prd_before = (root / "tasks" / "backend_prd.json").read_text(encoding="utf-8")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(
-            pilot,
-            lambda: len(app.transcript.partial) > 20 or len(app.transcript.plain_lines()) > 3,
-            what="streaming",
-        )
+        await wait_for(pilot, lambda: agent.reached("streamed"), what="streaming")
+        await wait_for(pilot, lambda: "streaming" in " ".join(app.transcript.plain_lines()))
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="confirm")
         await pilot.press("y")
+        await wait_for(pilot, lambda: app.engine.stop_requested, what="stop requested")
+        agent.release("streamed")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
     assert app.return_code == 130
     assert subjects(root) == ["initial"]
