@@ -122,7 +122,7 @@ class GatesPanel(DataTable[Text | str]):
                 Text(name, style="bold"),
                 Text(f"{_STATE_MARK.get(state, '?')} {state}", style=_STATE_STYLE.get(state, "")),
                 Text(duration, justify="right"),
-                summary,
+                Text(summary),  # the gate's own output: never parsed as markup
                 key=name,
             )
         if self._order:

@@ -124,5 +124,5 @@ class TaskBoard(DataTable[Text | str]):
             Text(str(story.priority), justify="right"),
             Text(status, style=_STATUS_STYLE[status]),
             Text(f"${cost:.2f}" if cost else "-", justify="right"),
-            story.title,
+            Text(story.title),  # PRD text: never parsed as markup
         ]
