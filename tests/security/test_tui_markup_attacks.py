@@ -34,7 +34,7 @@ def screen_text(app: RalphApp) -> str:
 
 def has_link(app: RalphApp) -> bool:
     """True if any cell on screen carries a hyperlink (what ``[link=…]`` markup would make)."""
-    strips = app.screen._compositor.render_strips()  # noqa: SLF001 - the composed screen
+    strips = app.screen._compositor.render_strips()
     return any(seg.style is not None and seg.style.link for strip in strips for seg in strip)
 
 
