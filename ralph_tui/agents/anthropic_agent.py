@@ -1,7 +1,8 @@
 """The built-in agent: a streaming Messages API tool loop on the official ``anthropic`` SDK.
 
 One fresh conversation per iteration. Every call streams (text deltas reach the UI as they
-arrive); tool calls go through ``ToolBox`` so confinement and events are the same as for every
+arrive); the message is accumulated from the raw ``create(stream=True)`` events here, since the
+SDK's ``messages.stream()`` helper re-snapshots the whole message on every event; tool calls go through ``ToolBox`` so confinement and events are the same as for every
 other backend. The loop ends when the engine says so (``tools.finished``: committed, skipped, gave
 up) or when a stop reason ends the conversation.
 
@@ -21,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
+import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+from anthropic.types import RawMessageStreamEvent
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
@@ -60,10 +64,8 @@ class AnthropicAgent:
         max_retries: int = 4,
         turn_retries: int = 3,
         retry_backoff_s: float = 2.0,
-        streaming: bool = True,
     ) -> None:
         self.config = config
-        self.streaming = streaming
         self.turn_retries = turn_retries
         self.retry_backoff_s = retry_backoff_s
         self._owns_client = client is None
@@ -176,30 +178,19 @@ class AnthropicAgent:
     ) -> anthropic.types.Message:
         started = False
         try:
-            if not self.streaming:  # one JSON response: the text arrives in one piece
-                reply = await self.client.messages.create(
-                    model=self.config.model,
-                    max_tokens=self.config.max_tokens,
-                    system=system,  # type: ignore[arg-type]
-                    tools=self.tool_params,  # type: ignore[arg-type]
-                    messages=messages,  # type: ignore[arg-type]
-                )
-                for block in reply.content:
-                    if block.type == "text" and block.text:
-                        tools.emit(TextDelta(text=block.text))
-                return reply
-            async with self.client.messages.stream(
+            stream = await self.client.messages.create(
                 model=self.config.model,
                 max_tokens=self.config.max_tokens,
                 system=system,  # type: ignore[arg-type]
                 tools=self.tool_params,  # type: ignore[arg-type]
                 messages=messages,  # type: ignore[arg-type]
-            ) as stream:
-                started = True
-                async for event in stream:
-                    if event.type == "text" and event.text:
-                        tools.emit(TextDelta(text=event.text))
-                reply = await stream.get_final_message()
+                stream=True,
+            )
+            started = True
+            # the params above are typed loosely, so mypy cannot pick the stream=True overload
+            assert isinstance(stream, anthropic.AsyncStream)
+            async with stream:
+                reply = await _accumulate(stream, tools)
         except anthropic.AuthenticationError as exc:
             raise AgentError(f"{_describe(exc)}; check ANTHROPIC_API_KEY") from None
         except anthropic.APIStatusError as exc:
@@ -220,9 +211,76 @@ class AnthropicAgent:
             if started:
                 raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
             raise AgentError(f"Anthropic API: connection error: {exc}") from None
-        if reply.stop_reason is None:  # the body ended cleanly but without message_stop
+        if reply is None:  # the body ended cleanly but without message_stop
             raise _StreamBroke("the stream ended before the message was complete")
         return reply
+
+
+async def _accumulate(
+    stream: AsyncIterator[RawMessageStreamEvent], tools: IterationHandle
+) -> anthropic.types.Message | None:
+    """The message the raw events describe, text deltas emitted as they come; None if cut short.
+
+    The SDK's ``messages.stream()`` helper rebuilds a full snapshot of the message on every
+    event (quadratic in a long answer); here each block's pieces are kept in a list and joined
+    once, at ``message_stop``.
+    """
+    message: dict[str, Any] | None = None
+    blocks: list[dict[str, Any]] = []
+    parts: list[list[str]] = []  # per block: text, thinking or input JSON pieces
+    async for event in stream:
+        match event.type:
+            case "message_start":
+                message = event.message.model_dump(mode="json")
+            case "content_block_start":
+                blocks.append(event.content_block.model_dump(mode="json", exclude_none=True))
+                parts.append([])
+            case "content_block_delta":
+                delta = event.delta
+                match delta.type:
+                    case "text_delta":
+                        if delta.text:
+                            parts[event.index].append(delta.text)
+                            tools.emit(TextDelta(text=delta.text))
+                    case "input_json_delta":
+                        parts[event.index].append(delta.partial_json)
+                    case "thinking_delta":
+                        parts[event.index].append(delta.thinking)
+                    case "signature_delta":
+                        blocks[event.index]["signature"] = delta.signature
+                    case "citations_delta":
+                        citations = blocks[event.index].setdefault("citations", [])
+                        citations.append(delta.citation.model_dump(mode="json"))
+            case "message_delta":
+                if message is not None:
+                    message["stop_reason"] = event.delta.stop_reason
+                    message["stop_sequence"] = event.delta.stop_sequence
+                    usage = event.usage.model_dump(exclude_none=True)
+                    message["usage"].update(usage)
+            case "message_stop":
+                if message is None:
+                    return None
+                for block, pieces in zip(blocks, parts, strict=True):
+                    _finish_block(block, pieces)
+                message["content"] = blocks
+                return anthropic.types.Message.model_validate(message)
+    return None
+
+
+def _finish_block(block: dict[str, Any], pieces: list[str]) -> None:
+    """Join a block's streamed pieces into the field its type keeps them in."""
+    kind = block.get("type")
+    if kind == "text":
+        block["text"] = block.get("text", "") + "".join(pieces)
+    elif kind == "thinking":
+        block["thinking"] = block.get("thinking", "") + "".join(pieces)
+    elif kind in ("tool_use", "server_tool_use") and pieces:
+        raw = "".join(pieces)
+        try:
+            block["input"] = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            # cut off by max_tokens: the caller drops an incomplete final tool call unrun
+            block["input"] = {}
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
