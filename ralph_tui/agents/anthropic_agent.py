@@ -3,8 +3,9 @@
 One fresh conversation per iteration. Every call streams (text deltas reach the UI as they
 arrive); the message is accumulated from the raw ``create(stream=True)`` events here, since the
 SDK's ``messages.stream()`` helper re-snapshots the whole message on every event. Tool calls
-go through ``ToolBox`` so confinement and events are the same as for every other backend. The loop ends when the engine says so (``tools.finished``: committed, skipped, gave
-up) or when a stop reason ends the conversation.
+go through ``ToolBox`` so confinement and events are the same as for every other backend. The
+loop ends when the engine says so (``tools.finished``: committed, skipped, gave up) or when a
+stop reason ends the conversation.
 
 Prompt caching: breakpoints on the last tool definition and on the system prompt (the stable
 prefix, shared by every call of the run) and one on the latest message, moved each turn, so each

@@ -20,7 +20,7 @@ from tests.tui.support import build_app, complete, create, wait_for
 
 LINK = "[link=https://evil.invalid]click[/link]"
 TITLE = f"[/] x {LINK}"
-AGENT_TEXT = f"[bold red]not bold[/] [/] {LINK}"
+AGENT_TEXT = f"[bold red]not bold[/] [/] {LINK} [link='https://evil.invalid']x[/link]"
 GATE_LINE = f"[/gate] {LINK}"
 QUESTION = f"[/] which? {LINK}"
 
@@ -30,6 +30,11 @@ def screen_text(app: RalphApp) -> str:
     svg = app.export_screenshot()
     rows = re.findall(r"<text[^>]*>(.*?)</text>", svg, flags=re.S)
     return html.unescape("".join(rows)).replace("\xa0", " ")
+
+
+def shows(app: RalphApp, *texts: str) -> bool:
+    shown = screen_text(app)
+    return all(text in shown for text in texts)
 
 
 def has_link(app: RalphApp) -> bool:
@@ -56,17 +61,13 @@ async def test_markup_in_prd_agent_and_gate_text_is_shown_as_text(tmp_path: Path
     app, _ = build_app(root, script)
     async with app.run_test(size=(200, 50), notifications=True) as pilot:
         await wait_for(pilot, lambda: app.supervisor.escalation is not None, what="escalation")
-        shown = screen_text(app)
-        assert TITLE in shown  # on the board, as typed in the PRD
-        assert QUESTION in shown  # in the escalation bar
-        assert AGENT_TEXT in shown  # in the transcript
+        # on the board as typed in the PRD, in the escalation bar, in the transcript
+        await wait_for(pilot, lambda: shows(app, TITLE, QUESTION, AGENT_TEXT), what="text")
         assert not has_link(app)
         await pilot.press(*"go on", "enter")
         await wait_for(pilot, lambda: app.supervisor.approval is not None, what="approval")
-        await pilot.pause()
-        shown = screen_text(app)
-        assert GATE_LINE in shown  # the gate's summary in the Gates panel
-        assert f"[/] done {LINK}" in shown  # the agent's summary in the approval bar
+        # the gate's summary in the Gates panel, the agent's summary in the approval bar
+        await wait_for(pilot, lambda: shows(app, GATE_LINE, f"[/] done {LINK}"), what="text")
         assert not has_link(app)
         await pilot.press("a")
         await wait_for(pilot, lambda: app.exit_code is not None, what="run end")

@@ -1,9 +1,9 @@
 """The Transcript panel: the agent's stream, tool calls with their input, clipped results.
 
-Streamed text arrives in arbitrary pieces. Complete lines go to a ``RichLog`` (a line-API widget
-with ``max_lines``, so memory stays bounded; the full transcript is on disk in the run folder);
-the unfinished line lives in a one-line tail below it, so text is seen as it arrives without
-re-rendering the log for every delta.
+Streamed text arrives in arbitrary pieces. Complete lines go to a ``TranscriptLog`` (line API:
+each line is wrapped once and only visible rows are drawn; ``max_lines`` bounds memory, and the
+full transcript is on disk in the run folder); the unfinished line lives in a one-line tail
+below it, so text is seen as it arrives without re-rendering the log for every delta.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import RichLog, Static
+from textual.widgets import Static
+
+from ralph_tui.tui.widgets.transcript_log import TranscriptLog
 
 MAX_LINES = 5000
 TAIL_LIMIT = 4000  # an unfinished line longer than this is committed as is
@@ -60,7 +62,7 @@ def describe_input(name: str, data: dict[str, Any]) -> str:
 class Transcript(Vertical):
     DEFAULT_CSS = """
     Transcript { height: 1fr; }
-    Transcript > RichLog { height: 1fr; background: transparent; }
+    Transcript > TranscriptLog { height: 1fr; background: transparent; }
     Transcript > #transcript-tail { height: auto; max-height: 3; display: none; }
     Transcript > #transcript-tail.-active { display: block; }
     """
@@ -71,14 +73,12 @@ class Transcript(Vertical):
         self._partial = ""
 
     def compose(self) -> ComposeResult:
-        yield RichLog(
-            id="transcript-log", max_lines=self._max_lines, wrap=True, markup=False, min_width=20
-        )
+        yield TranscriptLog(id="transcript-log", max_lines=self._max_lines)
         yield Static(id="transcript-tail", markup=False)
 
     @property
-    def log_widget(self) -> RichLog:
-        return self.query_one("#transcript-log", RichLog)
+    def log_widget(self) -> TranscriptLog:
+        return self.query_one("#transcript-log", TranscriptLog)
 
     @property
     def partial(self) -> str:
@@ -86,7 +86,7 @@ class Transcript(Vertical):
 
     def plain_lines(self) -> list[str]:
         """The rendered lines as text (for tests and copy), newest last."""
-        return [strip.text for strip in self.log_widget.lines]
+        return self.log_widget.plain_rows()
 
     def add_text(self, text: str) -> None:
         if not text:
@@ -94,16 +94,16 @@ class Transcript(Vertical):
         combined = self._partial + text
         head, sep, tail = combined.rpartition("\n")
         if sep:
-            self.log_widget.write(Text(head), scroll_end=None)
+            self.log_widget.write(Text(head))
         if len(tail) > TAIL_LIMIT:
-            self.log_widget.write(Text(tail), scroll_end=None)
+            self.log_widget.write(Text(tail))
             tail = ""
         self._set_partial(tail)
 
     def add_line(self, line: Text | str) -> None:
         """A line of its own (tool call, gate, commit); any unfinished text goes first."""
         self._commit_partial()
-        self.log_widget.write(line if isinstance(line, Text) else Text(line), scroll_end=None)
+        self.log_widget.write(line if isinstance(line, Text) else Text(line))
 
     def add_tool_call(self, name: str, data: dict[str, Any]) -> None:
         line = Text.assemble(("▶ ", "bold cyan"), (name, "bold cyan"), " ")
@@ -122,7 +122,7 @@ class Transcript(Vertical):
 
     def _commit_partial(self) -> None:
         if self._partial:
-            self.log_widget.write(Text(self._partial), scroll_end=None)
+            self.log_widget.write(Text(self._partial))
             self._set_partial("")
 
     def _set_partial(self, text: str) -> None:
