@@ -13,9 +13,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -29,14 +28,8 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
 from ralph_tui.errors import RalphError
 from ralph_tui.events import (
-    ApprovalDecided,
-    ApprovalNeeded,
     Committed,
-    Escalated,
-    EscalationAnswered,
     Event,
-    GateFinished,
-    GateStarted,
     IterationFinished,
     IterationStarted,
     Notice,
@@ -44,13 +37,11 @@ from ralph_tui.events import (
     RunFinished,
     RunStarted,
     RunStateChanged,
-    TextDelta,
-    ToolCall,
     ToolResult,
     UsageReported,
 )
 from ralph_tui.iteration import Agent
-from ralph_tui.prd import Prd
+from ralph_tui.prd import Prd, Story
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -72,8 +63,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.04  # ~25 widget updates a second, however fast the agent streams
 DIFF_DEBOUNCE_S = 0.25
-# tool results after which the working tree may have changed
-_EDITING_TOOLS = frozenset({"str_replace_based_edit_tool", "bash", "Write", "Edit", "MultiEdit"})
 
 
 class Panel(Vertical):
@@ -137,17 +126,14 @@ class RalphApp(App[int]):
         self.status = RunStatus(max_iterations=config.max_iterations)
         self.exit_code: int | None = None
         self.error_message: str | None = None
-        self.events_seen = 0
         self._started_at: float | None = None
         self._finished_at: float | None = None
         self._run_started = False
         self._quitting = False
-        self._running_story: str | None = None
-        self._blocked: set[str] = set()
-        self._costs: dict[str, float] = {}
         self._flush_scheduled = False
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
+        self._prd_edit_lock = asyncio.Lock()
 
     def notify(
         self,
@@ -205,7 +191,13 @@ class RalphApp(App[int]):
         return self.query_one("#escalation", EscalationBar)
 
     def on_mount(self) -> None:
-        self._reload_board()
+        self.board.state = BoardState(skipped=frozenset(self.engine.skipped))
+        try:
+            self._show_board(self.engine.store.load())
+        except RalphError as exc:
+            # the run's preflight reports it as the one error line; the board stays empty
+            self.board.border_subtitle = "PRD unreadable"
+            self.notify(str(exc), severity="error", timeout=6)
         self.board.focus()
         self.board.focus_next_pick(self.engine.skipped)
         self._show_status()
@@ -282,124 +274,48 @@ class RalphApp(App[int]):
         events = self.batcher.drain()
         if not events:
             return
-        board_dirty = False
+        transcript, board, gates = self.transcript, self.board, self.gates
         for event in events:
-            self.events_seen += 1
-            board_dirty |= self._apply(event)
-        if board_dirty:
-            self._reload_board()
+            transcript.apply(event)
+            board.apply(event)
+            gates.apply(event)
+            self._apply(event)
         self._show_status()
 
-    def _apply(self, event: Event) -> bool:
-        """One event; returns True when the board must be redrawn."""
-        transcript = self.transcript
-        if isinstance(event, TextDelta):
-            transcript.add_text(event.text)
-        elif isinstance(event, ToolCall):
-            transcript.add_tool_call(event.name, event.input)
-        elif isinstance(event, ToolResult):
-            transcript.add_tool_result(event.name, event.content, event.is_error)
-            if event.name in _EDITING_TOOLS:
+    def _apply(self, event: Event) -> None:
+        """What the app itself does with an event: status, diff refreshes, toasts, PRD re-reads."""
+        match event:
+            case ToolResult() | IterationStarted() | IterationFinished() | Committed():
+                # any tool of any backend may have edited the tree (Bash, NotebookEdit, a CLI)
                 self.request_diff()
-        elif isinstance(event, UsageReported):
-            self._costs[event.story_id] = self._costs.get(event.story_id, 0.0) + event.cost_usd
-            tokens = self.status.tokens + event.input_tokens + event.output_tokens
-            self.status = self.status.with_(
-                tokens=tokens, cost_usd=self.status.cost_usd + event.cost_usd
-            )
-            return True
-        elif isinstance(event, GateStarted):
-            self.gates.gate_started(event)
-        elif isinstance(event, GateFinished):
-            self.gates.gate_finished(event)
-            style = "green" if event.state == "passed" else "red"
-            transcript.add_line(
-                Text.assemble(
-                    ("gate ", "bold"),
-                    (event.name, "bold"),
-                    ": ",
-                    (event.state, f"bold {style}"),
-                    f" in {event.duration_s:.1f}s",
-                    (f" — {event.summary}" if event.summary else "", "dim"),
+                if isinstance(event, IterationStarted):
+                    story = f"{event.story_id} {event.title}"
+                    self.status = self.status.with_(iteration=event.iteration, story=story)
+            case UsageReported():
+                self.status = self.status.with_(
+                    tokens=self.status.tokens + event.input_tokens + event.output_tokens,
+                    cost_usd=self.status.cost_usd + event.cost_usd,
                 )
-            )
-        elif isinstance(event, IterationStarted):
-            self._running_story = event.story_id
-            self.gates.reset()
-            transcript.add_rule(f"Iteration {event.iteration} · {event.story_id} {event.title}")
-            self.status = self.status.with_(
-                iteration=event.iteration, story=f"{event.story_id} {event.title}"
-            )
-            self.request_diff()
-            return True
-        elif isinstance(event, IterationFinished):
-            self._running_story = None
-            style = "green" if event.outcome == "committed" else "yellow"
-            line = Text.assemble(
-                ("■ iteration ", "bold"),
-                (f"{event.iteration} {event.outcome}", f"bold {style}"),
-                (f" — {event.message}" if event.message else "", "dim"),
-            )
-            if event.patch_path:
-                line.append(f" (patch: {event.patch_path})", style="dim")
-            transcript.add_line(line)
-            self.request_diff()
-            return True
-        elif isinstance(event, ApprovalNeeded):
-            transcript.add_line(
-                Text(f"? approval needed for {event.story_id}: {event.title}", style="bold yellow")
-            )
-        elif isinstance(event, ApprovalDecided):
-            note = f": {event.feedback}" if event.feedback else ""
-            transcript.add_line(Text(f"» {event.decision}{note}", style="bold yellow"))
-        elif isinstance(event, Committed):
-            subject = event.message.splitlines()[0] if event.message else ""
-            transcript.add_line(
-                Text.assemble(
-                    ("● committed ", "bold green"), (event.sha[:10], "bold"), " ", subject
-                )
-            )
-            self.request_diff()
-            return True
-        elif isinstance(event, Escalated):
-            self._blocked.add(event.story_id)
-            transcript.add_line(Text(f"? escalated: {event.question}", style="bold red"))
-            return True
-        elif isinstance(event, EscalationAnswered):
-            self._blocked.discard(event.story_id)
-            what = "skipped" if event.skipped else f"answered: {event.answer}"
-            transcript.add_line(Text(f"» {what}", style="bold yellow"))
-            return True
-        elif isinstance(event, PrdChanged):
-            return True
-        elif isinstance(event, RunStateChanged):
-            self.status = self.status.with_(state=event.state)
-            self.refresh_bindings()
-        elif isinstance(event, RunStarted):
-            self._run_started = True
-            self._started_at = self.clock()
-            self.status = self.status.with_(max_iterations=event.max_iterations)
-            transcript.add_line(
-                Text(f"run {event.run_id} · {event.agent} · {event.model}", style="dim")
-            )
-        elif isinstance(event, RunFinished):
-            self._finished("finished", event.reason)
-            self.exit_code = event.exit_code
-            transcript.add_line(
-                Text(f"■ run finished (exit {event.exit_code}): {event.reason}", style="bold blue")
-            )
-            self.notify(f"Run finished: {event.reason}", timeout=8)
-            return True
-        elif isinstance(event, Notice):
-            style = {"info": "dim", "warning": "yellow", "error": "bold red"}[event.level]
-            transcript.add_line(Text(f"! {event.message}", style=style))
-            if event.level != "info":
-                self.notify(event.message, severity=event.level)
-        return False
+            case PrdChanged():
+                self.reload_board()
+            case RunStateChanged(state=state):
+                self.status = self.status.with_(state=state)
+                self.refresh_bindings()
+            case RunStarted():
+                self._run_started = True
+                self._started_at = self.clock()
+                self.status = self.status.with_(max_iterations=event.max_iterations)
+            case RunFinished():
+                self._finished("finished", event.reason)
+                self.exit_code = event.exit_code
+                self.notify(f"Run finished: {event.reason}", timeout=8)
+            case Notice(level="warning" | "error" as level):
+                self.notify(event.message, severity=level)
+            case _:
+                pass
 
     def _finished(self, state: str, note: str) -> None:
         self._finished_at = self.clock()
-        self._running_story = None
         self.status = self.status.with_(state=state, note=note)
         self._show_status()
         self.refresh_bindings()
@@ -410,25 +326,21 @@ class RalphApp(App[int]):
             self.status = self.status.with_(elapsed_s=max(0.0, end - self._started_at))
         self.query_one("#status", StatusLine).show(self.status)
 
-    def _board_state(self) -> BoardState:
-        return BoardState(
-            running=self._running_story,
-            blocked=frozenset(self._blocked),
-            skipped=frozenset(self.engine.skipped),
-            costs=dict(self._costs),
-        )
+    @work(exclusive=True, group="prd", exit_on_error=False, name="prd")
+    async def reload_board(self) -> None:
+        """Re-read the PRD off the UI thread (only when the engine says it changed)."""
+        try:
+            prd = await asyncio.to_thread(self.engine.store.load)
+        except RalphError as exc:
+            # an external edit may leave the file half-written or invalid for a moment
+            self.board.border_subtitle = "PRD unreadable"
+            self.notify(str(exc), severity="error", timeout=6)
+            return
+        self._show_board(prd)
 
-    def _reload_board(self, prd: Prd | None = None) -> None:
-        if prd is None:
-            try:
-                prd = self.engine.store.load()
-            except RalphError as exc:
-                # an external edit may leave the file half-written or invalid for a moment
-                self.board.border_subtitle = "PRD unreadable"
-                self.notify(str(exc), severity="error", timeout=6)
-                return
+    def _show_board(self, prd: Prd) -> None:
         self.board.border_subtitle = ""
-        self.board.show(prd, self._board_state())
+        self.board.show(prd)
         self.query_one(
             "#tasks-panel", Panel
         ).border_subtitle = f"{sum(s.passes for s in prd.userStories)}/{len(prd.userStories)} pass"
@@ -470,8 +382,6 @@ class RalphApp(App[int]):
 
     def _on_escalation(self, request: EscalationRequest) -> None:
         self.flush_events()
-        self._blocked.add(request.story_id)
-        self._reload_board()
         self.escalation_bar.open(request)
         self.refresh_bindings()
         self.bell()
@@ -575,17 +485,28 @@ class RalphApp(App[int]):
         if not self.run_active:
             self._exit_with(self.exit_code if self.exit_code is not None else 130)
 
+    @work(group="prd-edit", exit_on_error=False, name="prd edit")
+    async def edit_prd(self, change: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """A story edit: write and fsync in a thread, one edit at a time, then show the result."""
+        async with self._prd_edit_lock:
+            try:
+                result = await asyncio.to_thread(change)
+            except RalphError as exc:
+                self.notify(str(exc), severity="error")
+                return
+        done(result)
+
     def action_move_story(self, direction: str) -> None:
         key = self.board.selected_story
         if key is None or direction not in ("up", "down"):
             return
-        try:
-            prd = self.engine.store.move_story(key, "up" if direction == "up" else "down")
-        except RalphError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self._reload_board(prd)
-        self.board.select_story(key)
+
+        def moved(prd: Prd) -> None:
+            self._show_board(prd)
+            self.board.select_story(key)
+
+        where: Literal["up", "down"] = "up" if direction == "up" else "down"
+        self.edit_prd(lambda: self.engine.store.move_story(key, where), moved)
 
     def action_edit_story(self) -> None:
         key = self.board.selected_story
@@ -594,15 +515,13 @@ class RalphApp(App[int]):
         if story is None:
             return
 
-        def saved(changes: dict[str, Any] | None) -> None:
-            if not changes:
-                return
-            try:
-                self._reload_board(self.engine.store.update_story(story.key, changes))
-            except RalphError as exc:
-                self.notify(str(exc), severity="error")
-                return
+        def written(prd: Prd) -> None:
+            self._show_board(prd)
             self.notify(f"Saved {story.key}.")
+
+        def saved(changes: dict[str, Any] | None) -> None:
+            if changes:
+                self.edit_prd(lambda: self.engine.store.update_story(story.key, changes), written)
 
         self.push_screen(StoryEditor(story), saved)
 
@@ -610,17 +529,14 @@ class RalphApp(App[int]):
         prd = self.board.prd
         lowest = max((s.priority for s in prd.userStories), default=0) + 1 if prd else 1
 
-        def saved(fields: dict[str, Any] | None) -> None:
-            if not fields:
-                return
-            try:
-                story = self.engine.store.add_story(fields)
-            except RalphError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self._reload_board()
+        def added(story: Story) -> None:
+            self._show_board(self.engine.store.load())
             self.board.select_story(story.key)
             self.notify(f"Added {story.key}.")
+
+        def saved(fields: dict[str, Any] | None) -> None:
+            if fields:
+                self.edit_prd(lambda: self.engine.store.add_story(fields), added)
 
         self.push_screen(StoryEditor(None, lowest), saved)
 

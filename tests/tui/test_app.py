@@ -25,6 +25,10 @@ def run_over(app: RalphApp) -> bool:
     return app.exit_code is not None and not app.run_active
 
 
+def edits_pending(app: RalphApp) -> bool:
+    return any(w.group == "prd-edit" and not w.is_finished for w in app.workers)
+
+
 def subjects(root: Path) -> list[str]:
     return git(root, "log", "--format=%s").splitlines()
 
@@ -168,10 +172,13 @@ async def test_plus_minus_reorder_the_prd_file(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.board.selected_story == "US-001"
         await pilot.press("minus")
-        assert prd_ids(root) == [("US-001", 2), ("US-002", 1), ("US-003", 3)]
+        # written off the UI thread: wait for the file and the board to show it
+        moved = [("US-001", 2), ("US-002", 1), ("US-003", 3)]
+        await wait_for(pilot, lambda: prd_ids(root) == moved and not edits_pending(app))
         assert app.board.selected_story == "US-001"  # the cursor follows the story
         await pilot.press("down", "plus")  # now on US-003: swap with US-001
-        assert prd_ids(root) == [("US-001", 3), ("US-002", 1), ("US-003", 2)]
+        moved = [("US-001", 3), ("US-002", 1), ("US-003", 2)]
+        await wait_for(pilot, lambda: prd_ids(root) == moved and not edits_pending(app))
         # honoured at the next pick
         app.start_run()
         await wait_for(pilot, lambda: bool(agent.requests), what="first iteration")
@@ -214,19 +221,23 @@ async def test_external_prd_edit_shows_on_the_board(tmp_path: Path) -> None:
 async def test_edit_and_new_story_save_at_once(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws", [story("US-001", "One", 1)])
     app, _ = build_app(root, ONE_EDIT, autostart=False)
+
+    def titles() -> list[str]:
+        doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+        return [s["title"] for s in doc["userStories"]]
+
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         await pilot.press("e")
         title = app.screen.query_one("#story-title", Input)
         title.value = "One, edited"
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
-        assert doc["userStories"][0]["title"] == "One, edited"
+        await wait_for(pilot, lambda: titles() == ["One, edited"], what="saved")
         await pilot.press("n")
         app.screen.query_one("#story-title", Input).value = "Brand new"
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_for(pilot, lambda: len(titles()) == 2 and not edits_pending(app), what="added")
+        await wait_for(pilot, lambda: app.board.row_count == 2, what="board")
         doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
         assert [s["title"] for s in doc["userStories"]] == ["One, edited", "Brand new"]
         assert doc["userStories"][1]["priority"] == 2

@@ -16,7 +16,26 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from ralph_tui.events import (
+    ApprovalDecided,
+    ApprovalNeeded,
+    Committed,
+    Escalated,
+    EscalationAnswered,
+    Event,
+    GateFinished,
+    IterationFinished,
+    IterationStarted,
+    Notice,
+    RunFinished,
+    RunStarted,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+)
 from ralph_tui.tui.widgets.transcript_log import TranscriptLog
+
+_NOTICE_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
 
 MAX_LINES = 5000
 TAIL_LIMIT = 4000  # an unfinished line longer than this is committed as is
@@ -87,6 +106,74 @@ class Transcript(Vertical):
     def plain_lines(self) -> list[str]:
         """The rendered lines as text (for tests and copy), newest last."""
         return self.log_widget.plain_rows()
+
+    def apply(self, event: Event) -> None:
+        """The transcript's reading of one engine event (most events leave a line here)."""
+        match event:
+            case TextDelta(text=text):
+                self.add_text(text)
+            case ToolCall(name=name, input=data):
+                self.add_tool_call(name, data)
+            case ToolResult(name=name, content=content, is_error=is_error):
+                self.add_tool_result(name, content, is_error)
+            case GateFinished():
+                style = "green" if event.state == "passed" else "red"
+                self.add_line(
+                    Text.assemble(
+                        ("gate ", "bold"),
+                        (event.name, "bold"),
+                        ": ",
+                        (event.state, f"bold {style}"),
+                        f" in {event.duration_s:.1f}s",
+                        (f" — {event.summary}" if event.summary else "", "dim"),
+                    )
+                )
+            case IterationStarted():
+                self.add_rule(f"Iteration {event.iteration} · {event.story_id} {event.title}")
+            case IterationFinished():
+                style = "green" if event.outcome == "committed" else "yellow"
+                line = Text.assemble(
+                    ("■ iteration ", "bold"),
+                    (f"{event.iteration} {event.outcome}", f"bold {style}"),
+                    (f" — {event.message}" if event.message else "", "dim"),
+                )
+                if event.patch_path:
+                    line.append(f" (patch: {event.patch_path})", style="dim")
+                self.add_line(line)
+            case ApprovalNeeded():
+                self.add_line(
+                    Text(f"? approval needed for {event.story_id}: {event.title}", "bold yellow")
+                )
+            case ApprovalDecided():
+                note = f": {event.feedback}" if event.feedback else ""
+                self.add_line(Text(f"» {event.decision}{note}", style="bold yellow"))
+            case Committed():
+                subject = event.message.splitlines()[0] if event.message else ""
+                self.add_line(
+                    Text.assemble(
+                        ("● committed ", "bold green"), (event.sha[:10], "bold"), " ", subject
+                    )
+                )
+            case Escalated():
+                self.add_line(Text(f"? escalated: {event.question}", style="bold red"))
+            case EscalationAnswered():
+                what = "skipped" if event.skipped else f"answered: {event.answer}"
+                self.add_line(Text(f"» {what}", style="bold yellow"))
+            case RunStarted():
+                self.add_line(
+                    Text(f"run {event.run_id} · {event.agent} · {event.model}", style="dim")
+                )
+            case RunFinished():
+                self.add_line(
+                    Text(
+                        f"■ run finished (exit {event.exit_code}): {event.reason}",
+                        style="bold blue",
+                    )
+                )
+            case Notice():
+                self.add_line(Text(f"! {event.message}", style=_NOTICE_STYLE[event.level]))
+            case _:
+                pass
 
     def add_text(self, text: str) -> None:
         if not text:
