@@ -361,13 +361,26 @@ class RalphApp(App[int]):
     @work(exclusive=True, group="diff", exit_on_error=False, name="diff")
     async def load_diff(self) -> None:
         files = await asyncio.to_thread(self.engine.git.diff)
-        self.diff.show_files(files)
+        self.diff.show_files(files, last=self._bookkeeping_paths())
+        count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
         self.query_one("#diff-panel", Panel).border_subtitle = (
-            f"{len(files)} files +{sum(f.additions for f in files)} "
-            f"-{sum(f.deletions for f in files)}"
+            f"{count} +{sum(f.additions for f in files)} -{sum(f.deletions for f in files)}"
             if files
             else ""
         )
+
+    def _bookkeeping_paths(self) -> frozenset[str]:
+        """The PRD and progress log, relative to the repo: listed after the code in the diff."""
+        paths = set()
+        for path in (
+            self.config.prd_path(self.workspace),
+            self.config.progress_path(self.workspace),
+        ):
+            try:
+                paths.add(path.resolve().relative_to(self.workspace.resolve()).as_posix())
+            except ValueError:
+                continue
+        return frozenset(paths)
 
     # ------------------------------------------------------------------ supervisor callbacks
 
@@ -378,7 +391,8 @@ class RalphApp(App[int]):
         self.load_diff()
         self.refresh_bindings()
         self.bell()
-        self.notify(f"Approve {request.story_id}? a approve · r reject · d discard", timeout=6)
+        # the bar on screen shows the keys; the toast only draws the eye to it
+        self.notify(f"{request.story_id} is ready for your approval.", timeout=6)
 
     def _on_escalation(self, request: EscalationRequest) -> None:
         self.flush_events()

@@ -292,3 +292,39 @@ async def test_preflight_error_exits_with_one_line(tmp_path: Path) -> None:
     assert app.return_code == 2
     assert app.return_value == 2
     assert "uncommitted changes" in (app.error_message or "")
+
+
+def footer_keys(app: RalphApp) -> set[str]:
+    """The actions the footer shows right now (enabled bindings of the focused chain)."""
+    return {
+        binding.action
+        for (_, binding, enabled, _) in app.screen.active_bindings.values()
+        if enabled and binding.show
+    }
+
+
+async def test_footer_offers_approve_again_for_the_next_story(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
+    script = {
+        "stories": {
+            "US-001": [create("src/one.py", "ONE = 1\n"), complete()],
+            "US-002": [create("src/two.py", "TWO = 2\n"), complete()],
+        }
+    }
+    app, agent = build_app(root, script)
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="first approval")
+        await wait_for(pilot, lambda: "approve" in footer_keys(app), what="a in the footer")
+        await pilot.press("a")
+        await wait_for(
+            pilot,
+            lambda: approval_waiting(app) and app.supervisor.approval.story_id == "US-002",
+            what="second approval",
+        )
+        await wait_for(pilot, lambda: "approve" in footer_keys(app), what="a in the footer again")
+        # while the bar shows the keys, the toast does not repeat them
+        toasts = [n.message for n in app._notifications]
+        assert toasts and not any("a approve" in t for t in toasts)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+    assert subjects(root)[:2] == ["[backend] Task #US-002: Two", "[backend] Task #US-001: One"]
