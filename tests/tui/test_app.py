@@ -311,7 +311,7 @@ async def test_footer_offers_approve_again_for_the_next_story(tmp_path: Path) ->
             "US-002": [create("src/two.py", "TWO = 2\n"), complete()],
         }
     }
-    app, agent = build_app(root, script)
+    app, _ = build_app(root, script)
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
         await wait_for(pilot, lambda: approval_waiting(app), what="first approval")
         await wait_for(pilot, lambda: "approve" in footer_keys(app), what="a in the footer")
