@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ralph_tui.text import one_line
+
 __all__ = ["ProgressLog", "timestamp"]
 
 ENTRY_START = "## "
@@ -24,11 +26,6 @@ def timestamp(when: datetime | None = None) -> str:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.isoformat(timespec="seconds")
-
-
-def _one_line(text: str) -> str:
-    """Headings must stay one line, or the entry boundary `## ` would be misread."""
-    return " ".join(text.split())
 
 
 def _block(text: str) -> str:
@@ -59,7 +56,7 @@ class ProgressLog:
         when: datetime | None = None,
     ) -> None:
         self._append(
-            f"## Task #{story_id}: {_one_line(title)}\n"
+            f"## Task #{story_id}: {one_line(title)}\n"
             f"Completed: {timestamp(when)}\n"
             "\n"
             "Learnings:\n"
@@ -74,7 +71,7 @@ class ProgressLog:
         self, story_id: str, title: str, tried: str, question: str, when: datetime | None = None
     ) -> None:
         self._append(
-            f"## Blocker: Task #{story_id}: {_one_line(title)}\n"
+            f"## Blocker: Task #{story_id}: {one_line(title)}\n"
             f"Raised: {timestamp(when)}\n"
             "\n"
             "Tried:\n"

@@ -35,6 +35,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
+from ralph_tui.text import one_line
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
@@ -124,7 +125,7 @@ class AnthropicAgent:
                         "refusal", "the model refused to continue (stop reason: refusal)"
                     )
                 if stop in ("end_turn", "stop_sequence"):
-                    return AgentOutcome("end_turn", _clip_line(last_text))
+                    return AgentOutcome("end_turn", one_line(last_text, 300))
                 return AgentOutcome("end_turn", f"stop reason {stop}")
         finally:
             await box.aclose()
@@ -354,11 +355,6 @@ def _last_text(reply: anthropic.types.Message) -> str:
     return texts[-1] if texts else ""
 
 
-def _clip_line(value: str, limit: int = 300) -> str:
-    line = " ".join(value.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _usage(usage: anthropic.types.Usage) -> Usage:
     return Usage(
         input_tokens=usage.input_tokens,
@@ -375,5 +371,5 @@ def _describe(exc: anthropic.APIStatusError, *, prefix: bool = True) -> str:
     kind = (error or {}).get("type") or "error"
     message = (error or {}).get("message") or exc.message
     status = "" if exc.status_code == 200 else f"{exc.status_code} "
-    text = f"{status}{kind}: {_clip_line(str(message))}"
+    text = f"{status}{kind}: {one_line(str(message), 300)}"
     return f"Anthropic API: {text}" if prefix else text

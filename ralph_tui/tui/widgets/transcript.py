@@ -44,7 +44,7 @@ RESULT_CHARS = 800
 INPUT_CHARS = 400
 
 
-def clip(text: str, max_lines: int = RESULT_LINES, max_chars: int = RESULT_CHARS) -> str:
+def clip_block(text: str, max_lines: int = RESULT_LINES, max_chars: int = RESULT_CHARS) -> str:
     """The head of ``text`` with a note of how much was left out."""
     lines = text.splitlines()
     head = "\n".join(lines[:max_lines])
@@ -61,7 +61,7 @@ def clip(text: str, max_lines: int = RESULT_LINES, max_chars: int = RESULT_CHARS
 def describe_input(name: str, data: dict[str, Any]) -> str:
     """A short, readable rendering of a tool's input: the command or path first."""
     if name == "bash" and isinstance(data.get("command"), str):
-        return clip(f"$ {data['command']}", 3, INPUT_CHARS)
+        return clip_block(f"$ {data['command']}", 3, INPUT_CHARS)
     if name == "str_replace_based_edit_tool":
         head = f"{data.get('command', '?')} {data.get('path', '')}".strip()
         parts = [head]
@@ -75,7 +75,7 @@ def describe_input(name: str, data: dict[str, Any]) -> str:
             if key in data:
                 parts.append(f"{key}: {data[key]}")
         return "  ".join(parts)
-    return clip(json.dumps(data, ensure_ascii=False), 3, INPUT_CHARS)
+    return clip_block(json.dumps(data, ensure_ascii=False), 3, INPUT_CHARS)
 
 
 class Transcript(Vertical):
@@ -199,7 +199,7 @@ class Transcript(Vertical):
 
     def add_tool_result(self, name: str, content: str, is_error: bool) -> None:
         mark, style = ("✗ ", "red") if is_error else ("✓ ", "green")
-        body = clip(content) if content else "(no output)"
+        body = clip_block(content) if content else "(no output)"
         line = Text(mark, style=f"bold {style}")
         line.append(body, style=style if is_error else "dim")
         self.add_line(line)
