@@ -96,39 +96,36 @@ class AnthropicAgent:
             {"role": "user", "content": [{"type": "text", "text": request.user_prompt}]}
         ]
         last_text = ""
-        try:
-            while True:
-                await tools.checkpoint()
-                move_cache_breakpoint(messages)
-                reply = await self._turn(system, messages, tools)
-                tools.report_usage(_usage(reply.usage))
-                last_text = _last_text(reply) or last_text
-                stop = reply.stop_reason
-                content = _assistant_content(reply)
-                truncated: dict[str, Any] | None = None
-                if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
-                    truncated = content.pop()  # its input JSON was cut off: never run it
-                messages.append({"role": "assistant", "content": content or [_text("…")]})
-                results = await self._run_tools(box, tools, content)
-                if tools.finished:
-                    return AgentOutcome("finished")
-                if stop == "max_tokens":
-                    dropped = f" (the {truncated['name']} call was incomplete)" if truncated else ""
-                    results.append(_text(MAX_TOKENS_NOTE.format(dropped=dropped)))
-                if results:
-                    messages.append({"role": "user", "content": results})
-                    continue
-                if stop == "pause_turn":
-                    continue  # a long turn paused by the API: send it back as is to resume
-                if stop == "refusal":
-                    return AgentOutcome(
-                        "refusal", "the model refused to continue (stop reason: refusal)"
-                    )
-                if stop in ("end_turn", "stop_sequence"):
-                    return AgentOutcome("end_turn", one_line(last_text, 300))
-                return AgentOutcome("end_turn", f"stop reason {stop}")
-        finally:
-            await box.aclose()
+        while True:
+            await tools.checkpoint()
+            move_cache_breakpoint(messages)
+            reply = await self._turn(system, messages, tools)
+            tools.report_usage(_usage(reply.usage))
+            last_text = _last_text(reply) or last_text
+            stop = reply.stop_reason
+            content = _assistant_content(reply)
+            truncated: dict[str, Any] | None = None
+            if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
+                truncated = content.pop()  # its input JSON was cut off: never run it
+            messages.append({"role": "assistant", "content": content or [_text("…")]})
+            results = await self._run_tools(box, tools, content)
+            if tools.finished:
+                return AgentOutcome("finished")
+            if stop == "max_tokens":
+                dropped = f" (the {truncated['name']} call was incomplete)" if truncated else ""
+                results.append(_text(MAX_TOKENS_NOTE.format(dropped=dropped)))
+            if results:
+                messages.append({"role": "user", "content": results})
+                continue
+            if stop == "pause_turn":
+                continue  # a long turn paused by the API: send it back as is to resume
+            if stop == "refusal":
+                return AgentOutcome(
+                    "refusal", "the model refused to continue (stop reason: refusal)"
+                )
+            if stop in ("end_turn", "stop_sequence"):
+                return AgentOutcome("end_turn", one_line(last_text, 300))
+            return AgentOutcome("end_turn", f"stop reason {stop}")
 
     async def _run_tools(
         self, box: ToolBox, tools: IterationHandle, content: list[dict[str, Any]]

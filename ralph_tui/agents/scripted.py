@@ -87,27 +87,24 @@ class ScriptedAgent:
         self.attempts[story_id] = self.attempts.get(story_id, 0) + 1
         delay = float(self.script.get("stream_delay_s", 0.0))
         box = ToolBox(tools, self.config)
-        try:
-            for index, step in enumerate(steps):
-                await tools.checkpoint()
-                if "text" in step:
-                    await self._stream(str(step["text"]), tools, delay)
-                elif "tool" in step:
-                    call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
-                    outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
-                    self.received.append((str(step["tool"]), outcome))
-                elif "wait" in step:
-                    name = str(step["wait"])
-                    self._signal(self._reached, name).set()
-                    await self._signal(self._released, name).wait()
-                else:
-                    raise UsageError(
-                        f"{self.source}: step {index} of {story_id} has no text, tool or wait"
-                    )
-                if tools.finished:
-                    return AgentOutcome("finished")
-        finally:
-            await box.aclose()
+        for index, step in enumerate(steps):
+            await tools.checkpoint()
+            if "text" in step:
+                await self._stream(str(step["text"]), tools, delay)
+            elif "tool" in step:
+                call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
+                outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
+                self.received.append((str(step["tool"]), outcome))
+            elif "wait" in step:
+                name = str(step["wait"])
+                self._signal(self._reached, name).set()
+                await self._signal(self._released, name).wait()
+            else:
+                raise UsageError(
+                    f"{self.source}: step {index} of {story_id} has no text, tool or wait"
+                )
+            if tools.finished:
+                return AgentOutcome("finished")
         return AgentOutcome("end_turn", "the script ran out of steps")
 
     @staticmethod

@@ -80,9 +80,6 @@ class ToolBox:
             timeout_s=self.config.bash_timeout_s,
         )
 
-    async def aclose(self) -> None:
-        """Nothing outlives a call: each command's process group is killed when it ends."""
-
 
 def _learnings(value: object) -> list[str]:
     """Models sometimes send one string, or nothing; the progress log wants a list of lines."""
