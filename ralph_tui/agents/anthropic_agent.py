@@ -32,6 +32,7 @@ import anthropic
 from anthropic.types import RawMessageStreamEvent
 
 from ralph_tui.config import RalphConfig
+from ralph_tui.context import RALPH_TOOL_RULES
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
@@ -91,7 +92,8 @@ class AnthropicAgent:
         self, request: IterationRequest, tools: IterationHandle
     ) -> AgentOutcome:
         box = ToolBox(tools, self.config)
-        system = [{"type": "text", "text": request.system_prompt, "cache_control": EPHEMERAL}]
+        prompt = f"{request.system_prompt.strip()}\n\n{RALPH_TOOL_RULES}"
+        system = [{"type": "text", "text": prompt, "cache_control": EPHEMERAL}]
         messages: list[Message] = [
             {"role": "user", "content": [{"type": "text", "text": request.user_prompt}]}
         ]
