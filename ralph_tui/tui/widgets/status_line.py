@@ -87,4 +87,5 @@ class StatusLine(Static):
     def show(self, status: RunStatus) -> None:
         if status != self.status:
             self.status = status
-        self.update(status_text(status))
+        # one row, always: no layout pass for the screen on each update (25 a second)
+        self.update(status_text(status), layout=False)

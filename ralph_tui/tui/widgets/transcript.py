@@ -82,7 +82,7 @@ class Transcript(Vertical):
     DEFAULT_CSS = """
     Transcript { height: 1fr; }
     Transcript > TranscriptLog { height: 1fr; background: transparent; }
-    Transcript > #transcript-tail { height: auto; max-height: 3; display: none; }
+    Transcript > #transcript-tail { height: 1; display: none; }
     Transcript > #transcript-tail.-active { display: block; }
     """
 
@@ -215,5 +215,9 @@ class Transcript(Vertical):
     def _set_partial(self, text: str) -> None:
         self._partial = text
         tail = self.query_one("#transcript-tail", Static)
-        tail.update(text)
-        tail.set_class(bool(text), "-active")
+        # one row showing the newest characters; a fixed height needs no layout pass per update
+        width = max(1, tail.size.width)
+        shown = text[-width:] if len(text) > width else text
+        tail.update(Text(shown, no_wrap=True, overflow="crop"), layout=False)
+        if tail.has_class("-active") != bool(text):
+            tail.set_class(bool(text), "-active")

@@ -66,10 +66,17 @@ class TranscriptLog(ScrollView, can_focus=True):
 
     def write(self, line: Text) -> None:
         """Add one logical line (it may hold newlines: each becomes a line of its own)."""
-        pieces = line.split("\n", allow_blank=True) if "\n" in line.plain else [line]
+        plain = line.plain
+        if "\n" not in plain:
+            pieces = [line]
+        elif not line.spans:  # the common case, streamed text: str.split is far cheaper
+            pieces = [Text(part, style=line.style) for part in plain.split("\n")]
+        else:
+            pieces = list(line.split("\n", allow_blank=True))
         follow = self.is_vertical_scroll_end or not self._rows
         for piece in pieces:
-            piece.expand_tabs(4)
+            if "\t" in piece.plain:
+                piece.expand_tabs(4)
             self._lines.append(piece)
             rows = self._split(piece)
             self._row_counts.append(len(rows))
