@@ -61,7 +61,7 @@ from ralph_tui.tui.widgets.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 0.04  # ~25 widget updates a second, however fast the agent streams
+FLUSH_INTERVAL_S = 0.05  # 20 widget updates a second, however fast the agent streams
 DIFF_DEBOUNCE_S = 0.25
 
 
