@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
@@ -92,6 +93,9 @@ class RalphApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
     ]
 
+    status: reactive[RunStatus] = reactive(RunStatus, init=False)
+    """The run as the status line shows it: state, iteration, story, time, tokens, cost."""
+
     def __init__(
         self,
         workspace: Path,
@@ -123,7 +127,7 @@ class RalphApp(App[int]):
             allow_dirty=allow_dirty,
             run_id=run_id,
         )
-        self.status = RunStatus(max_iterations=config.max_iterations)
+        self.set_reactive(RalphApp.status, RunStatus(max_iterations=config.max_iterations))
         self.exit_code: int | None = None
         self.error_message: str | None = None
         self._started_at: float | None = None
@@ -200,7 +204,7 @@ class RalphApp(App[int]):
             self.notify(str(exc), severity="error", timeout=6)
         self.board.focus()
         self.board.focus_next_pick(self.engine.skipped)
-        self._show_status()
+        self.watch_status(self.status)
         self.set_interval(1.0, self._show_status)
         if self.autostart:
             self.start_run()
@@ -320,11 +324,15 @@ class RalphApp(App[int]):
         self._show_status()
         self.refresh_bindings()
 
+    def watch_status(self, status: RunStatus) -> None:
+        for line in self.query("#status").results(StatusLine):  # none while closing
+            line.status = status
+
     def _show_status(self) -> None:
+        """Bring the elapsed time up to date (the rest of ``status`` is set as events come)."""
         if self._started_at is not None:
             end = self._finished_at if self._finished_at is not None else self.clock()
             self.status = self.status.with_(elapsed_s=max(0.0, end - self._started_at))
-        self.query_one("#status", StatusLine).show(self.status)
 
     @work(exclusive=True, group="prd", exit_on_error=False, name="prd")
     async def reload_board(self) -> None:
