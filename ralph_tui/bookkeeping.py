@@ -1,0 +1,86 @@
+"""The engine owns the bookkeeping: the PRD's ``passes`` flags and the progress log.
+
+Without a sandbox the agent can write both files. What the engine allows during an iteration:
+- ``passes`` turns true only through the engine's own commit or through ralph-tui's own story
+  edits (the TUI's ``e``/``n``/``+``/``-`` go through this store, which remembers them). Any
+  other flip to true is reverted, with a notice. Other fields the human (or anyone) edits are
+  left alone.
+- The progress log only grows by the engine's own entries: at each check it must be what it was
+  when the iteration started plus what the engine appended since; anything else is put back.
+  So neither file ships inside a story's commit carrying the agent's own edits to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ralph_tui.prd import Story
+from ralph_tui.prd_store import PrdStore
+from ralph_tui.progress import ProgressLog
+
+
+class GuardedPrdStore(PrdStore):
+    """A ``PrdStore`` that remembers the ``passes`` values it wrote itself."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.own_passes: dict[str, bool] = {}
+
+    def update_story(self, story_id: str, changes: Mapping[str, Any]) -> Any:
+        prd = super().update_story(story_id, changes)
+        if "passes" in changes:
+            self.own_passes[str(story_id)] = bool(changes["passes"])
+        return prd
+
+    def add_story(self, fields: Mapping[str, Any]) -> Story:
+        story = super().add_story(fields)
+        self.own_passes[story.key] = story.passes
+        return story
+
+
+@dataclass
+class BookkeepingSnapshot:
+    passes: dict[str, bool]
+    progress: bytes
+    written_mark: int
+
+    @classmethod
+    def take(cls, store: GuardedPrdStore, progress: ProgressLog) -> BookkeepingSnapshot:
+        prd = store.load()
+        store.own_passes.clear()
+        return cls(
+            passes={s.key: s.passes for s in prd.userStories},
+            progress=progress.read_bytes(),
+            written_mark=len(progress.written),
+        )
+
+    def rebase_progress(self, progress: ProgressLog) -> None:
+        """The engine itself cut the log back (a commit that failed): that is the new base."""
+        self.progress = progress.read_bytes()
+        self.written_mark = len(progress.written)
+
+    def enforce(self, store: GuardedPrdStore, progress: ProgressLog) -> list[str]:
+        """Revert ``passes`` flips and progress log edits the engine did not make."""
+        messages: list[str] = []
+        prd = store.load()
+        for story in prd.userStories:
+            if not story.passes or self.passes.get(story.key, False):
+                continue
+            if store.own_passes.get(story.key) is True:
+                continue
+            store.update_story(story.key, {"passes": False})
+            messages.append(
+                f"Task #{story.key} was marked passes: true outside ralph-tui; reverted "
+                "(only an approved commit marks a story done)"
+            )
+        expected = self.progress + bytes(progress.written[self.written_mark :])
+        if progress.read_bytes() != expected:
+            progress.replace_content(expected)
+            messages.append(
+                f"{progress.path.name} was edited during the iteration; put back to the "
+                "entries ralph-tui wrote"
+            )
+        return messages
