@@ -8,6 +8,11 @@ Without a sandbox the agent can write both files. What the engine allows during 
 - The progress log only grows by the engine's own entries: at each check it must be what it was
   when the iteration started plus what the engine appended since; anything else is put back.
   So neither file ships inside a story's commit carrying the agent's own edits to them.
+- A bookkeeping file replaced by a symlink (or anything but a regular file) is put back as the
+  regular file it was; the link's target is never read or written.
+- When the agent moved HEAD somewhere that is not ahead of where the iteration started (a
+  reset), both files go back to their content at the start of the iteration (plus the engine's
+  own entries): the reset rewrote them to an older commit's version.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.prd import Story
-from ralph_tui.prd_store import PrdStore
+from ralph_tui.prd import Prd, Story
+from ralph_tui.prd_store import PrdError, PrdStore
 from ralph_tui.progress import ProgressLog
+from ralph_tui.safe_open import BookkeepingError, replace_regular
 
 
 class GuardedPrdStore(PrdStore):
@@ -44,6 +50,7 @@ class GuardedPrdStore(PrdStore):
 @dataclass
 class BookkeepingSnapshot:
     passes: dict[str, bool]
+    prd: bytes
     progress: bytes
     written_mark: int
 
@@ -53,9 +60,17 @@ class BookkeepingSnapshot:
         store.own_passes.clear()
         return cls(
             passes={s.key: s.passes for s in prd.userStories},
+            prd=store.path.read_bytes(),  # load() above refused a symlink or a non-file
             progress=progress.read_bytes(),
             written_mark=len(progress.written),
         )
+
+    def reset_files(self, store: GuardedPrdStore, progress: ProgressLog) -> list[str]:
+        """Both files as at the start of the iteration (plus the engine's own entries)."""
+        replace_regular(store.path, self.prd)
+        store.own_passes.clear()
+        progress.replace_content(self.progress + bytes(progress.written[self.written_mark :]))
+        return [f"{store.path.name} and {progress.path.name} put back as before the reset"]
 
     def rebase_progress(self, progress: ProgressLog) -> None:
         """The engine itself cut the log back (a commit that failed): that is the new base."""
@@ -65,8 +80,8 @@ class BookkeepingSnapshot:
     def enforce(self, store: GuardedPrdStore, progress: ProgressLog) -> list[str]:
         """Revert ``passes`` flips and progress log edits the engine did not make."""
         messages: list[str] = []
-        prd = store.load()
-        for story in prd.userStories:
+        prd = self._load(store, messages)
+        for story in prd.userStories if prd is not None else ():
             if not story.passes or self.passes.get(story.key, False):
                 continue
             if store.own_passes.get(story.key) is True:
@@ -77,10 +92,25 @@ class BookkeepingSnapshot:
                 "(only an approved commit marks a story done)"
             )
         expected = self.progress + bytes(progress.written[self.written_mark :])
-        if progress.read_bytes() != expected:
+        try:
+            current: bytes | None = progress.read_bytes()
+        except BookkeepingError:
+            current = None  # a symlink or a FIFO where the log was: replaced below
+        if current != expected:
             progress.replace_content(expected)
             messages.append(
                 f"{progress.path.name} was edited during the iteration; put back to the "
                 "entries ralph-tui wrote"
             )
         return messages
+
+    def _load(self, store: GuardedPrdStore, messages: list[str]) -> Prd | None:
+        """The PRD as it is now; a symlink or non-file put back first. ``None``: unparseable
+        (the loop reports that when it next reads the PRD)."""
+        if store.path.is_symlink() or (store.path.exists() and not store.path.is_file()):
+            replace_regular(store.path, self.prd)
+            messages.append(f"{store.path.name} was replaced by a link or special file; put back")
+        try:
+            return store.load()
+        except PrdError:
+            return None

@@ -28,7 +28,7 @@ from ralph_tui.control import (
     RunEnded,
     gate_event,
 )
-from ralph_tui.errors import AgentError, GitError, StopRequested, UsageError
+from ralph_tui.errors import AgentError, GitError, RalphError, StopRequested, UsageError
 from ralph_tui.events import (
     ApprovalDecided,
     ApprovalNeeded,
@@ -340,7 +340,7 @@ class Engine:
             outcome, message = "stopped", "stopped at a safe point"
         except RunEnded as exc:
             outcome, message, ended = "stopped", exc.reason, exc
-        except AgentError as exc:
+        except RalphError as exc:  # AgentError, or a bookkeeping file that cannot be read
             await self._finish_uncommitted(story, number, "error", str(exc))
             raise
         except asyncio.CancelledError:
@@ -418,9 +418,13 @@ class Engine:
     def _enforce_sync(self) -> list[str]:
         """Undo what the agent did to git and the bookkeeping (``git_guard``, ``bookkeeping``)."""
         notes: list[str] = []
+        reset = False
         if self._git_snapshot is not None:
-            notes += self._git_snapshot.enforce(self.git)
+            git_notes, reset = self._git_snapshot.enforce(self.git)
+            notes += git_notes
         if self._books is not None:
+            if reset:
+                notes += self._books.reset_files(self.store, self.progress)
             notes += self._books.enforce(self.store, self.progress)
         return notes
 
@@ -431,7 +435,7 @@ class Engine:
     def _report(self, notes: Sequence[str]) -> None:
         for note in notes:
             self.notice(note, "warning")
-        if any("passes" in note for note in notes):
+        if notes:
             self.emit(PrdChanged(source="engine"))
 
     def _read_user_file(self, rel: str) -> bytes | None:
@@ -628,6 +632,7 @@ class Engine:
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
     ) -> EscalationAnswer:
+        await self._enforce()  # the blocker entry goes to the engine's own progress log
         question, tried = self._redact(question), self._redact(tried)
         await asyncio.to_thread(
             self.progress.append_blocker, story.key, story.title, tried, question

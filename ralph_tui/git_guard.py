@@ -58,8 +58,9 @@ class GitSnapshot:
         """The engine itself moved HEAD (its story commit): that is the new base."""
         self.head = sha
 
-    def enforce(self, git: GitRepo) -> list[str]:
-        """Put config, hooks and HEAD back as recorded; one message per thing that was undone."""
+    def enforce(self, git: GitRepo) -> tuple[list[str], bool]:
+        """Put config, hooks and HEAD back as recorded; one message per thing that was undone,
+        and whether HEAD had moved anywhere but forward (a reset rewrote the files)."""
         messages: list[str] = []
         if _read(self.config_path) != self.config:
             _write(self.config_path, self.config)
@@ -70,7 +71,7 @@ class GitSnapshot:
             messages.append(f".git/hooks was changed during the iteration ({listed}); restored")
         head, branch = git.head_sha(), git.head_branch()
         if head == self.head and branch == self.branch:
-            return messages
+            return messages, False
         forward = git.is_ancestor(self.head, head) and branch == self.branch
         git.move_head(self.head, self.branch)
         if forward:
@@ -85,7 +86,7 @@ class GitSnapshot:
                 f"the agent moved HEAD to {head[:10]}{where} (a reset, amend or checkout); HEAD "
                 f"is back at {self.head[:10]}, and its change stays as the iteration's change"
             )
-        return messages
+        return messages, not forward
 
     def _restore_hooks(self) -> list[str]:
         changed: list[str] = []

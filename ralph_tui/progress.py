@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ralph_tui.safe_open import open_regular
+from ralph_tui.safe_open import open_regular, replace_regular
 
 __all__ = ["ProgressLog", "timestamp"]
 
@@ -147,15 +147,7 @@ class ProgressLog:
 
     def replace_content(self, data: bytes) -> None:
         """Put back content ralph-tui knows (temp file + rename: a planted link is replaced)."""
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(self.path)
+        replace_regular(self.path, data)
 
     def truncate(self, size: int) -> None:
         """Crash recovery only: drop what was appended after `size` bytes (never grows the file)."""

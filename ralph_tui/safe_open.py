@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ralph_tui.errors import UsageError
 
-__all__ = ["BookkeepingError", "open_regular"]
+__all__ = ["BookkeepingError", "open_regular", "replace_regular"]
 
 
 class BookkeepingError(UsageError):
@@ -37,3 +37,16 @@ def open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
         raise BookkeepingError(f"{path}: not a regular file")
     os.set_blocking(fd, True)
     return fd
+
+
+def replace_regular(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` by temp file + rename: a symlink there is replaced, not followed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.ralph-tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
