@@ -195,6 +195,7 @@ def recover(
         report(f"{state_file.path}: ignored, it does not look like ralph-tui's own ({exc})")
         state_file.clear()
         return
+    report(f"{state_file.path}: the last run stopped during {state.phase} of Task #{state.story}")
     if state.phase == "committing":
         assert state.head is not None and state.progress_size is not None
         if any(f"Task #{state.story}:" in s for s in git.subjects_since(state.head)):

@@ -193,7 +193,7 @@ async def test_reset_of_an_approved_commit_is_undone(tmp_path: Path) -> None:
 async def test_non_utf8_file_name_is_committed(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     steps = [bash("printf 'x\\n' > $'bad\\xff.txt'"), complete()]
-    engine, _, sink, _ = make_engine(root, {"stories": {"US-001": steps}})
+    engine, _, _, _ = make_engine(root, {"stories": {"US-001": steps}})
 
     assert await engine.run() == 0
 
