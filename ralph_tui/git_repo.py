@@ -274,13 +274,15 @@ class GitRepo:
         if not pattern or "\n" in pattern:
             raise UsageError(f"{pattern!r}: not a single exclude pattern")
         path = self._git_path("info/exclude")
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        text = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
         if pattern in (line.strip() for line in text.splitlines()):
             return
         if text and not text.endswith("\n"):
             text += "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + pattern + "\n", encoding="utf-8")
+        tmp = path.with_name(path.name + ".ralph-tmp")
+        tmp.write_text(text + pattern + "\n", encoding="utf-8")
+        tmp.replace(path)  # a planted symlink is replaced, never written through
 
     def head_sha(self) -> str:
         return self._git("rev-parse", "--verify", "HEAD^{commit}").decode("ascii").strip()

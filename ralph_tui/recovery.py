@@ -74,6 +74,8 @@ class StateFile:
         self.run_id = run_id
 
     def write(self, data: dict[str, Any]) -> None:
+        if self.path.parent.is_symlink():  # .ralph/ swapped for a link: never write through it
+            self.path.parent.unlink()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".state.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
