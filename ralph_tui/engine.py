@@ -61,6 +61,7 @@ from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover, roll_back_marking, safe_name
 from ralph_tui.runlock import RunLock
+from ralph_tui.safe_open import replace_regular
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -139,7 +140,8 @@ class Engine:
         self._branch_ref: str | None = None
         # --allow-dirty: the user's own uncommitted files at start (None: deleted), never
         # committed and put back after a failed iteration
-        self._user_dirty: dict[str, bytes | None] = {}
+        self._user_dirty: tuple[str, ...] = ()
+        self._user_files: dict[str, bytes | None] = {}
         # what the current iteration started from (None between iterations)
         self._git_snapshot: GitSnapshot | None = None
         self._books: BookkeepingSnapshot | None = None
@@ -286,7 +288,8 @@ class Engine:
             self._startup_info.append(switch_to(self.git, wanted))
         self._branch_ref = self.git.head_branch()
         self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
-        self._user_dirty = {path: self._read_user_file(path) for path in dirty}
+        self._user_dirty = tuple(dirty)
+        self._user_files = self._read_user_files(dirty)
         self.git.ensure_excluded(".ralph/")
         if self.config.persona:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
@@ -458,28 +461,35 @@ class Engine:
         if notes:
             self.emit(PrdChanged(source="engine"))
 
-    def _read_user_file(self, rel: str) -> bytes | None:
-        path = self.root / rel
-        if path.is_symlink() or not path.is_file():
-            return None if not path.is_symlink() and not path.exists() else b""
-        return path.read_bytes()
+    def _read_user_files(self, dirty: Sequence[str]) -> dict[str, bytes | None]:
+        """--allow-dirty: the content of the user's dirty regular files (``None``: deleted).
+
+        Symlinks and other special entries are left out: they are kept in place by the
+        restore (``keep``) and excluded from commits, but not rewritten.
+        """
+        saved: dict[str, bytes | None] = {}
+        for rel in dirty:
+            path = self.root / rel
+            if path.is_symlink():
+                continue
+            if not path.exists():
+                saved[rel] = None
+            elif path.is_file():
+                saved[rel] = path.read_bytes()
+        return saved
 
     def _put_back_user_files(self) -> None:
         """--allow-dirty: the user's own uncommitted files, as they were when the run started."""
-        for rel, data in self._user_dirty.items():
+        for rel, data in self._user_files.items():
             path = self.root / rel
             if data is None:
                 if path.is_file() or path.is_symlink():
                     path.unlink()
                 continue
-            if path.is_symlink():
-                continue  # the user's own symlink (recorded as b""): leave it
-            if path.is_file() and path.read_bytes() == data:
+            if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.ralph-restore")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            replace_regular(path, data)
 
     async def _count_failure(self, story: Story) -> None:
         count = self.failures.get(story.key, 0) + 1
@@ -612,9 +622,7 @@ class Engine:
             await asyncio.to_thread(
                 self.progress.append_completed, story.key, story.title, clean_learnings, files
             )
-            sha = await asyncio.to_thread(
-                self.git.commit_all, message, exclude=tuple(self._user_dirty)
-            )
+            sha = await asyncio.to_thread(self.git.commit_all, message, exclude=self._user_dirty)
         except GitError:
             await asyncio.to_thread(self._roll_back_marking, story, progress_size)
             raise
