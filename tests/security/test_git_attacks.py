@@ -224,3 +224,36 @@ async def test_branch_switch_and_amend_are_undone(tmp_path: Path) -> None:
     assert "src/feature.py" in sup.approval_requests[0].diffstat
     assert "src/feature.py" in git(root, "show", "--name-only", "--format=", "HEAD").split()
     assert "moved HEAD" in notices(sink)
+
+
+def test_core_worktree_pointing_outside_is_ignored(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep\n")
+    git(root, "config", "core.worktree", str(outside))
+    (root / "new.txt").write_text("agent\n")
+    repo = GitRepo(root)
+
+    assert [f.path for f in repo.diff()] == ["new.txt"]
+    repo.restore_to_head()
+
+    assert (outside / "precious.txt").read_text() == "keep\n"
+    assert not (root / "new.txt").exists()
+
+
+async def test_story_commit_runs_the_users_own_hook_without_secrets(
+    tmp_path: Path, secret_env: None
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    spy(root / ".git/hooks/pre-commit", leak)  # the user's hook, there before the run
+    steps = [create("src/feature.py", "x = 1\n"), complete()]
+    engine, _, _, _ = make_engine(root, {"stories": {"US-001": steps}})
+
+    assert await engine.run() == 0
+
+    runs = list(leak.iterdir())
+    assert len(runs) == 1  # the hook ran once, for the story commit
+    assert SECRET not in runs[0].read_text()
