@@ -51,6 +51,19 @@ class ClaudeCodeOptions(_Strict):
     max_turns: int | None = Field(None, ge=1)
 
 
+class SandboxOptions(_Strict):
+    """Where the agent's commands, the gates and the command CLI run (see ``sandbox.py``)."""
+
+    # auto: bwrap (Linux) / sandbox-exec (macOS) when available, else unsandboxed with a warning;
+    # bwrap / sandbox-exec: that one or refuse to start; off: unsandboxed, no warning
+    mode: Literal["auto", "bwrap", "sandbox-exec", "off"] = "auto"
+    network: bool = True
+    # extra variables (secret-looking ones included) the agent's commands and the gates get
+    pass_env: list[str] = Field(default_factory=list)
+    # visible read-only inside the sandbox although under the private $HOME (a package cache)
+    read_only_paths: list[str] = Field(default_factory=list)
+
+
 class RalphConfig(_Strict):
     role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
     agent: AgentName = "anthropic"
@@ -74,6 +87,7 @@ class RalphConfig(_Strict):
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
+    sandbox: SandboxOptions = SandboxOptions()
 
     def prd_path(self, workspace: Path) -> Path:
         return workspace / "tasks" / f"{self.role}_prd.json"
