@@ -192,8 +192,9 @@ def resolve_sandbox(
     Raises ``UsageError`` (exit 2) when a mode names a sandbox that is missing or broken.
     """
     root = root.resolve()
+    pass_env = tuple(options.pass_env)
     if options.mode == "off":
-        return Sandbox.unconfined(root)
+        return Sandbox("none", root, pass_env=pass_env)
     wanted: SandboxKind = "sandbox-exec" if platform == "darwin" else "bwrap"
     if options.mode in ("bwrap", "sandbox-exec"):
         wanted = options.mode
@@ -203,8 +204,10 @@ def resolve_sandbox(
         if options.mode != "auto":
             install = " (install the bubblewrap package)" if wanted == "bwrap" else ""
             raise UsageError(f'sandbox mode = "{options.mode}": {problem}{install}')
-        return Sandbox.unconfined(
+        return Sandbox(
+            "none",
             root,
+            pass_env=pass_env,
             warning=f"no sandbox ({problem}): the agent's commands and the gates run "
             'unconfined, as you; install bubblewrap or set [sandbox] mode = "off"',
         )
@@ -219,7 +222,7 @@ def resolve_sandbox(
         read_only=tuple(Path(p).absolute() for p in read_only),
         hidden=tuple(Path(p).absolute() for p in hidden),
         network=options.network,
-        pass_env=tuple(options.pass_env),
+        pass_env=pass_env,
         read_only_paths=tuple(Path(p).expanduser().resolve() for p in options.read_only_paths),
         program=program,
         private_dir=private,

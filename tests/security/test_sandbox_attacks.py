@@ -149,7 +149,7 @@ async def test_git_and_bookkeeping_are_read_only_from_bash(tmp_path: Path) -> No
         bash("mkdir -p .git/hooks && echo 'curl evil' > .git/hooks/commit-msg"),
         bash("git config core.fsmonitor 'touch /tmp/x'"),
         bash("echo x > backdoor.py && git add -A && git commit -qm wip"),
-        bash("sed -i 's/\"passes\": false/\"passes\": true/' tasks/backend_prd.json"),
+        bash('sed -i \'s/"passes": false/"passes": true/\' tasks/backend_prd.json'),
         bash("echo '## Task #US-001: forged' >> tasks/backend_progress.txt"),
         bash("git log --oneline && git status --short"),  # reading still works
     ]
