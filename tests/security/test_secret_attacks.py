@@ -19,7 +19,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.credentials import Redactor, is_secret
 from ralph_tui.headless import run_headless
 from tests.security.support import MODES, assert_nowhere, attack_repo, bash
-from tests.support.engine import complete, make_engine
+from tests.support.engine import complete, create, make_engine
 
 OTHER_NAMES = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -73,10 +73,7 @@ async def test_secrets_under_other_names_stay_out_of_the_shell_and_the_record(
         # the agent got hold of them some other way and repeats them
         {"text": "I found these: " + " | ".join(values)},
         bash("printf '%s\\n' " + " ".join(f"'{v}'" for v in values)),
-        {
-            "tool": "str_replace_based_edit_tool",
-            "input": {"command": "create", "path": "notes.md", "file_text": "ok\n"},
-        },  # fmt: skip
+        create("notes.md", "ok\n"),
         complete("done", [f"the db is {OTHER_NAMES['DATABASE_URL']}"]),
     ]
     root = attack_repo(tmp_path, steps, mode, pass_env=["RALPH_PLAIN"])
