@@ -20,6 +20,7 @@ from ralph_tui.credentials import Redactor, is_secret
 from ralph_tui.headless import run_headless
 from tests.security.support import MODES, assert_nowhere, attack_repo, bash
 from tests.support.engine import complete, create, make_engine
+from tests.support.repo import git
 
 OTHER_NAMES = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -168,3 +169,20 @@ def test_claude_code_gets_its_own_sandbox_without_escape() -> None:
     assert settings["enabled"] is True
     assert settings["allowUnsandboxedCommands"] is False
     assert claude_sandbox_settings(RalphConfig.model_validate({"sandbox": {"mode": "off"}})) is None
+
+
+async def test_a_secret_in_a_title_or_a_file_name_stays_out_of_progress_and_commit_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = OTHER_NAMES["OPENAI_KEY"]
+    monkeypatch.setenv("OPENAI_KEY", value)
+    steps = [create(f"leak-{value}.txt", "x\n"), complete("done")]
+    root = attack_repo(tmp_path, steps, "off")
+    prd = root / "tasks" / "backend_prd.json"
+    prd.write_text(prd.read_text().replace("Do the thing", f"Do the thing {value}"))
+    git(root, "commit", "-qam", "title")
+    await _run(root, steps)
+    progress = (root / "tasks" / "backend_progress.txt").read_text()
+    assert "leak-[REDACTED].txt" in progress and "Do the thing [REDACTED]" in progress
+    assert value not in progress
+    assert value not in git(root, "log", "-1", "--format=%B")
