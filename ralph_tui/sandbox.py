@@ -133,7 +133,7 @@ class Sandbox:
             args.append("--unshare-net")
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         home = _home()
-        if home is not None and not _is_within(self.root, home) and home != self.root:
+        if home is not None and not _is_within(home, self.root):
             args += ["--tmpfs", str(home)]
             for keep in _home_keeps(home, self.root):
                 args += ["--ro-bind-try", str(keep), str(keep)]
@@ -170,7 +170,7 @@ class Sandbox:
         rules += [f"(deny file-write* (literal {q(p)}))" for p in self.read_only]
         rules += [f"(deny file-read* file-write* (subpath {q(p)}))" for p in self.hidden]
         home = _home()
-        if home is not None and not _is_within(self.root, home):
+        if home is not None and not _is_within(home, self.root):
             rules.append(f"(deny file-read* (subpath {q(home)}))")
             keeps = [*_home_keeps(home, self.root), *self.read_only_paths, *visible, self.root]
             rules += [f"(allow file-read* (subpath {q(k)}))" for k in keeps]

@@ -168,10 +168,11 @@ async def test_git_and_bookkeeping_are_read_only_from_bash(tmp_path: Path) -> No
 
 
 @requires_bwrap
+@pytest.mark.parametrize("workspace_in_home", [False, True])
 async def test_ralph_dir_and_home_are_invisible(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workspace_in_home: bool
 ) -> None:
-    home = tmp_path / "home"
+    home = tmp_path if workspace_in_home else tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
     (home / ".aws" / "credentials").write_text("aws_secret_access_key = hunter2hunter2\n")
     monkeypatch.setenv("HOME", str(home))
@@ -179,16 +180,19 @@ async def test_ralph_dir_and_home_are_invisible(
         bash("ls -A .ralph; cat .ralph/state.json; echo end"),
         bash("echo '{}' > .ralph/state.json"),
         bash("ls -A ~; cat ~/.aws/credentials"),
+        bash("echo fine > written.txt && cat written.txt"),
     ]
     root = attack_repo(tmp_path, steps, "bwrap")
     engine, agent, _, _ = make_engine(root, {"default": steps}, max_iterations=1)
     await engine.run()
-    listing, forge, in_home = (outcome for _, outcome in agent.received)
+    listing, forge, in_home, write = (outcome for _, outcome in agent.received)
     assert "runs" not in listing.content and "story" not in listing.content
     assert "No such file" in listing.content
     assert forge.is_error
-    assert in_home.content.startswith("cat: ")  # `ls -A ~` printed nothing
+    # an empty home; when the workspace lives in it, only the way down to the workspace
+    assert in_home.content.startswith("ws\ncat: " if workspace_in_home else "cat: ")
     assert "No such file" in in_home.content and "hunter2" not in in_home.content
+    assert not write.is_error and write.content.startswith("fine\n")  # the workspace is writable
 
 
 @requires_bwrap
