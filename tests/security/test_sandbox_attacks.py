@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ralph_tui.config import load_config
+from ralph_tui.doctor import diagnose
 from ralph_tui.engine import Engine
 from ralph_tui.events import Notice, ToolResult
 from ralph_tui.headless import run_headless
@@ -241,6 +242,9 @@ async def test_auto_without_bwrap_warns_and_still_runs(
     journal = next((root / ".ralph/runs").glob("*/events.jsonl")).read_text()
     assert "no sandbox (bwrap not found on PATH)" in journal
     assert sink.of(Notice) == []  # the engine above never ran; the headless one did
+    checks = {check.name: check for check in diagnose(root)}
+    assert checks["sandbox"].status == "warn"
+    assert checks["sandbox"].detail.startswith("no sandbox (bwrap not found on PATH)")
 
 
 def test_doctor_and_bwrap_mode_without_bwrap(tmp_path: Path) -> None:
