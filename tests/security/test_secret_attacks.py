@@ -15,9 +15,9 @@ import pytest
 
 from ralph_tui import credentials
 from ralph_tui.agents.claude_code import claude_credentials, claude_sandbox_settings
-from ralph_tui.config import RalphConfig
 from ralph_tui.credentials import Redactor, is_secret
 from ralph_tui.headless import run_headless
+from ralph_tui.sandbox import Sandbox
 from tests.security.support import MODES, assert_nowhere, attack_repo, bash
 from tests.support.engine import complete, create, make_engine
 from tests.support.repo import git
@@ -163,12 +163,12 @@ def test_the_secret_rule(name: str, value: str, secret: bool) -> None:
     assert is_secret(name, value) is secret
 
 
-def test_claude_code_gets_its_own_sandbox_without_escape() -> None:
-    settings = claude_sandbox_settings(RalphConfig())
+def test_claude_code_gets_its_own_sandbox_without_escape(tmp_path: Path) -> None:
+    settings = claude_sandbox_settings(Sandbox("bwrap", tmp_path, program="/usr/bin/bwrap"))
     assert settings is not None
     assert settings["enabled"] is True
     assert settings["allowUnsandboxedCommands"] is False
-    assert claude_sandbox_settings(RalphConfig.model_validate({"sandbox": {"mode": "off"}})) is None
+    assert claude_sandbox_settings(Sandbox.unconfined(tmp_path)) is None
 
 
 async def test_a_secret_in_a_title_or_a_file_name_stays_out_of_progress_and_commit_message(
