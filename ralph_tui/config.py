@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ralph_tui.errors import UsageError
 
@@ -62,6 +62,14 @@ class SandboxOptions(_Strict):
     pass_env: list[str] = Field(default_factory=list)
     # visible read-only inside the sandbox although under the private $HOME (a package cache)
     read_only_paths: list[str] = Field(default_factory=list)
+
+    @field_validator("pass_env")
+    @classmethod
+    def _not_our_credentials(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name.upper().startswith("ANTHROPIC_") or name.upper() == "CLAUDE_CODE_OAUTH_TOKEN":
+                raise ValueError(f"{name} is ralph-tui's own credential; it never goes to commands")
+        return names
 
 
 class RalphConfig(_Strict):

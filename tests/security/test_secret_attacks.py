@@ -15,7 +15,9 @@ import pytest
 
 from ralph_tui import credentials
 from ralph_tui.agents.claude_code import claude_credentials, claude_sandbox_settings
+from ralph_tui.config import load_config
 from ralph_tui.credentials import Redactor, is_secret
+from ralph_tui.errors import UsageError
 from ralph_tui.headless import run_headless
 from ralph_tui.sandbox import Sandbox
 from tests.security.support import MODES, assert_nowhere, attack_repo, bash
@@ -186,3 +188,13 @@ async def test_a_secret_in_a_title_or_a_file_name_stays_out_of_progress_and_comm
     assert "leak-[REDACTED].txt" in progress and "Do the thing [REDACTED]" in progress
     assert value not in progress
     assert value not in git(root, "log", "-1", "--format=%B")
+
+
+def test_pass_env_cannot_hand_ralph_tuis_own_key_to_commands(tmp_path: Path) -> None:
+    (tmp_path / "ralph.toml").write_text('[sandbox]\npass_env = ["ANTHROPIC_API_KEY"]\n')
+    with pytest.raises(UsageError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'ralph.toml'}: sandbox.pass_env: Value error, ANTHROPIC_API_KEY is "
+        "ralph-tui's own credential; it never goes to commands"
+    )
