@@ -202,7 +202,9 @@ def resolve_sandbox(
     problem = f"{wanted} not found on PATH" if program is None else _probe(wanted, program)
     if problem is not None:
         if options.mode != "auto":
-            install = " (install the bubblewrap package)" if wanted == "bwrap" else ""
+            install = (
+                " (install the bubblewrap package)" if program is None and wanted == "bwrap" else ""
+            )
             raise UsageError(f'sandbox mode = "{options.mode}": {problem}{install}')
         return Sandbox(
             "none",
