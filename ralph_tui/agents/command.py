@@ -172,7 +172,12 @@ class CommandAgent:
             f"ralph.toml: command: {argv[0]!r} not found (is it installed and on PATH?)"
         )
         # inside a sandbox a missing program is the sandbox's exit status: say it plainly first
-        if sandbox.confined and shutil.which(argv[0], path=env.get("PATH")) is None:
+        program = argv[0]
+        if (
+            sandbox.confined
+            and "/" not in program
+            and shutil.which(program, path=env.get("PATH")) is None
+        ):
             raise not_found
         wrapped = sandbox.wrap(argv, cwd, visible=(prompt_path,))
         try:
