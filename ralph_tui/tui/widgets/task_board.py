@@ -140,8 +140,8 @@ class TaskBoard(DataTable[Text | str]):
             if story is None or key not in self._order:
                 continue
             _, _, status, cost, _ = self._row(story)
-            self.update_cell(key, "status", status)
-            self.update_cell(key, "cost", cost)
+            self.update_cell(key, "status", status, update_width=True)
+            self.update_cell(key, "cost", cost, update_width=True)
 
     def focus_next_pick(self, skip: Collection[str] = ()) -> None:
         """Put the cursor on the story the loop will pick next."""
