@@ -93,7 +93,7 @@ class RalphApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
     ]
 
-    status: reactive[RunStatus] = reactive(RunStatus, init=False)
+    status: reactive[RunStatus] = reactive(RunStatus, init=False, repaint=False)
     """The run as the status line shows it: state, iteration, story, time, tokens, cost."""
 
     def __init__(

@@ -109,12 +109,35 @@ class TranscriptLog(ScrollView, can_focus=True):
         self._cache.clear()
 
     def _resize(self, follow: bool) -> None:
-        self.virtual_size = Size(self._wrap_width, len(self._rows))
+        self._set_virtual_size(Size(self._wrap_width, len(self._rows)))
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
 
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow the scrollable area without a layout pass of the whole screen.
+
+        ``virtual_size`` is a layout reactive: set plainly, every flush would re-render every
+        widget on screen (footer, board, panels). A scroll view only needs its scrollbars
+        updated, which is what Textual's own resize path does (``_scroll_update``); a layout
+        pass is asked for only when the vertical scrollbar appears or goes.
+        """
+        if not self.size.height:  # not laid out yet: the first layout does it all
+            self.virtual_size = size
+            return
+        had_bar = self.show_vertical_scrollbar
+        self.set_reactive(TranscriptLog.virtual_size, size)
+        self._scroll_update(size)
+        if self.show_vertical_scrollbar != had_bar:
+            # the bar takes (or gives back) columns: wrap again to the width that is left
+            self.refresh(layout=True)
+            self.call_after_refresh(self._rewrap)
+
     def on_resize(self) -> None:
+        self._rewrap()
+
+    def _rewrap(self) -> None:
+        """Split the kept lines again if the width available for text changed."""
         width = self.scrollable_content_region.width
         if width == self._wrap_width or width < 1:
             return
