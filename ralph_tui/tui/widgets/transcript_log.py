@@ -164,7 +164,10 @@ class TranscriptLog(ScrollView, can_focus=True):
             line, start, end = self._rows[index]
             row = line[start:end]
             row.rstrip_end(width)
-            segments = [s for s in row.render(self.app.console) if s.text != "\n"]
+            console = self.app.console
+            segments = [s for s in row.render(console) if s.text != "\n"]
+            if row.style:  # Text.render draws the spans only: the line's own style goes under
+                segments = list(Segment.apply_style(segments, console.get_style(row.style)))
             strip = Strip(Segment.apply_style(segments, style))
             if len(self._cache) > _ROW_CACHE:
                 self._cache.clear()
