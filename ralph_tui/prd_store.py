@@ -18,17 +18,26 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 from watchfiles import Change, awatch
 
+from ralph_tui import json_text
 from ralph_tui.errors import UsageError
-from ralph_tui.prd import Prd, Story
+from ralph_tui.prd import Prd, Story, title_from_description
 
-__all__ = ["PrdError", "PrdStore", "parse_prd", "prd_json_schema"]
+__all__ = [
+    "PrdError",
+    "PrdStore",
+    "normalise",
+    "parse_prd",
+    "prd_json_schema",
+    "raw_stories",
+    "validate_prd",
+    "write_new",
+]
 
 T = TypeVar("T")
 
@@ -42,6 +51,7 @@ _TYPE_WORDS = {
     "string_type": "a string",
     "int_type": "an integer",
     "int_from_float": "an integer",
+    "float_type": "a number",
     "bool_type": "a boolean",
     "list_type": "a list",
     "dict_type": "an object",
@@ -62,21 +72,48 @@ def parse_prd(text: str, path: Path) -> Prd:
     return _parse(text, path)[1]
 
 
-def _parse(text: str, path: Path) -> tuple[dict[str, Any], Prd]:
-    if text.startswith(_BOM):
-        text = text[1:]
-    if not text.strip():
-        raise PrdError(f"{path}: file is empty (expected a JSON object with userStories)")
+def _loads(text: str, path: Path) -> Any:
+    """json.loads that turns every way hostile or odd JSON can fail into one PrdError line."""
     try:
-        raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
     except _DuplicateKey as e:
         # json.loads would keep the last one and a rewrite would drop the other: refuse instead
         raise PrdError(f"{path}: duplicate key {e.key!r} in one JSON object") from None
-    if not isinstance(raw, dict):
-        raise PrdError(f"{path}: top level must be a JSON object, not {_json_kind(raw)}")
-    return raw, _validate(raw, path)
+    except _BadConstant as e:
+        raise PrdError(f"{path}: {e.word} is not a JSON number") from None
+    except RecursionError:
+        raise PrdError(f"{path}: JSON nested too deeply to read") from None
+    except ValueError as e:  # e.g. an integer longer than Python's int/str conversion limit
+        raise PrdError(f"{path}: unreadable number ({_first_line(str(e))})") from None
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else "error"
+
+
+class _BadConstant(Exception):
+    def __init__(self, word: str) -> None:
+        super().__init__(word)
+        self.word = word
+
+
+def _no_constant(word: str) -> Any:
+    raise _BadConstant(word)
+
+
+def _parse(text: str, path: Path) -> tuple[Any, Prd]:
+    if text.startswith(_BOM):
+        text = text[1:]
+    if not text.strip():
+        raise PrdError(f"{path}: file is empty (expected a JSON object with userStories)")
+    raw = _loads(text, path)
+    if not isinstance(raw, dict | list):
+        raise PrdError(
+            f"{path}: top level must be a JSON object or an array of stories, not {_json_kind(raw)}"
+        )
+    return raw, _validate(raw, path, text=text)
 
 
 class _DuplicateKey(Exception):
@@ -94,46 +131,147 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _validate(raw: dict[str, Any], path: Path, suffix: str = "") -> Prd:
-    try:
-        return Prd.model_validate(raw)
-    except ValidationError as e:
-        raise PrdError(f"{path}: {_describe(e, raw)}{suffix}") from None
+# ---- the shapes a PRD comes in
 
 
-def _describe(error: ValidationError, raw: dict[str, Any]) -> str:
-    """The first problem as `field.path[i]: message`, plus how many more there are."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for item in error.errors():
-        groups.setdefault(_field_path(item["loc"], raw), []).append(dict(item))
-    problems = [_problem(where, items, raw) for where, items in groups.items()]
-    first = problems[0]
-    return first if len(problems) == 1 else f"{first} (+{len(problems) - 1} more)"
+def stories_key(raw: Any) -> str | None:
+    """Where the stories live: "userStories", "stories", or None for a top-level array."""
+    if isinstance(raw, list):
+        return None
+    if "userStories" not in raw and "stories" in raw:
+        return "stories"
+    return "userStories"
 
 
-def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
-    """Render a pydantic location against the data, dropping union-member tags like `.str`."""
+def raw_stories(raw: Any) -> list[Any]:
+    """The file's own list of story entries (the one a write changes)."""
+    key = stories_key(raw)
+    stories = raw if key is None else raw.get(key)
+    assert isinstance(stories, list)  # only called on validated documents
+    return stories
+
+
+def normalise(raw: Any) -> dict[str, Any]:
+    """The document in the model's shape, as a copy: ``userStories`` whatever the file says.
+
+    Items of a top-level array get their 1-based position as id and the first line of their
+    description as title when they have none; the file itself is never changed by this.
+    """
+    if isinstance(raw, list):
+        stories: list[Any] = []
+        for position, item in enumerate(raw, start=1):
+            if isinstance(item, dict):
+                item = dict(item)
+                item.setdefault("id", position)
+                if not isinstance(item.get("title"), str):
+                    title = title_from_description(item)
+                    if title is not None:
+                        item["title"] = title
+            stories.append(item)
+        return {"userStories": stories}
+    key = stories_key(raw)
+    data = dict(raw)
+    if key == "stories":
+        data["userStories"] = data.pop("stories")
+    if "project" not in data and isinstance(data.get("name"), str):
+        data["project"] = data["name"]
+    return data
+
+
+def _raw_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A model location (always under userStories) as a path in the file itself."""
+    if loc and loc[0] == "userStories":
+        key = stories_key(raw)
+        return loc[1:] if key is None else (key, *loc[1:])
+    return loc
+
+
+def _render_path(path: tuple[int | str, ...]) -> str:
     out = ""
-    node = raw
-    for part in loc:
-        if isinstance(node, list) and isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if 0 <= part < len(node) else None
-        elif isinstance(node, dict) and isinstance(part, str):
-            out += f".{part}" if out else part
-            node = node.get(part)
-        else:
-            break  # below a scalar: pydantic's tags for union members, not fields
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
 
-def _problem(where: str, items: list[dict[str, Any]], raw: dict[str, Any]) -> str:
+def _validate(raw: Any, path: Path, suffix: str = "", *, text: str | None = None) -> Prd:
+    """Validate a raw document; errors name the field (and its line:col when the text is known)."""
+    data = normalise(raw)
+    try:
+        prd = Prd.model_validate(data)
+    except ValidationError as e:
+        loc, message = _describe(e, data)
+        duplicate = _duplicate_id(data) if not loc else None
+        if duplicate is not None:
+            index, first, key = duplicate
+            loc = ("userStories", index, "id")
+            other = _render_path(_raw_path(raw, ("userStories", first)))
+            message = f"duplicate id {key!r} (same as {other})"
+        where = _render_path(_raw_path(raw, loc))
+        raise PrdError(
+            f"{_where(path, text, raw, loc)}{where}{': ' if where else ''}{message}{suffix}"
+        ) from None
+    except RecursionError:
+        raise PrdError(f"{path}: JSON nested too deeply to read") from None
+    problem = prd.dependency_problem()
+    if problem is not None:
+        index, field, message = problem
+        loc = ("userStories", index, field)
+        raise PrdError(
+            f"{_where(path, text, raw, loc)}{_render_path(_raw_path(raw, loc))}: {message}{suffix}"
+        )
+    return prd
+
+
+def validate_prd(raw: Any, path: Path) -> Prd:
+    """Validate a document built in memory (import, draft) with the same rules as the file."""
+    if not isinstance(raw, dict | list):
+        raise PrdError(f"{path}: top level must be a JSON object or an array of stories")
+    return _validate(raw, path)
+
+
+def _where(path: Path, text: str | None, raw: Any, loc: tuple[int | str, ...]) -> str:
+    """`file:line:col: ` of the value at `loc`, or `file: ` when there is no text to point into."""
+    if text is None:
+        return f"{path}: "
+    try:
+        node = json_text.locate(json_text.index(text), _raw_path(raw, loc))
+    except ValueError:
+        return f"{path}: "
+    if node is None:
+        return f"{path}: "
+    line, col = json_text.line_col(text, node.start)
+    return f"{path}:{line}:{col}: "
+
+
+def _describe(error: ValidationError, data: dict[str, Any]) -> tuple[tuple[int | str, ...], str]:
+    """The first problem's location and message, plus how many more there are."""
+    groups: dict[tuple[int | str, ...], list[dict[str, Any]]] = {}
+    for item in error.errors():
+        groups.setdefault(_field_loc(item["loc"], data), []).append(dict(item))
+    problems = [(loc, _problem(loc, items, data)) for loc, items in groups.items()]
+    loc, first = problems[0]
+    return loc, first if len(problems) == 1 else f"{first} (+{len(problems) - 1} more)"
+
+
+def _field_loc(loc: tuple[int | str, ...], raw: Any) -> tuple[int | str, ...]:
+    """A pydantic location cut to the data's own keys, dropping union-member tags like `.str`."""
+    out: list[int | str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int):
+            out.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        elif isinstance(node, dict) and isinstance(part, str):
+            out.append(part)
+            node = node.get(part)
+        else:
+            break  # below a scalar: pydantic's tags for union members, not fields
+    return tuple(out)
+
+
+def _problem(loc: tuple[int | str, ...], items: list[dict[str, Any]], data: dict[str, Any]) -> str:
     first = items[0]
     kind = first["type"]
-    if not where and kind == "value_error":
-        duplicate = _duplicate_id(raw)
-        if duplicate:
-            return duplicate
     if len(items) > 1 and all(i["type"] in _TYPE_WORDS for i in items):
         words = " or ".join(dict.fromkeys(_TYPE_WORDS[i["type"]] for i in items))
         message = f"Input should be {words}"
@@ -141,16 +279,19 @@ def _problem(where: str, items: list[dict[str, Any]], raw: dict[str, Any]) -> st
         message = "must not be empty"
     elif kind == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") == r"\S":
         message = "must not be blank"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = "Input should be an object"
     else:
         message = str(first["msg"]).removeprefix("Value error, ")
-    if kind != "missing" and where:
+    if kind != "missing" and loc:
         message += f" (got {_preview(first.get('input'))})"
-    return f"{where}: {message}" if where else message
+    return message
 
 
-def _duplicate_id(raw: dict[str, Any]) -> str | None:
+def _duplicate_id(data: dict[str, Any]) -> tuple[int, int, str] | None:
+    """(index, index of the first use, id) of the first repeated story id."""
     seen: dict[str, int] = {}
-    stories = raw.get("userStories")
+    stories = data.get("userStories")
     if not isinstance(stories, list):
         return None
     for index, entry in enumerate(stories):
@@ -158,8 +299,7 @@ def _duplicate_id(raw: dict[str, Any]) -> str | None:
             continue
         key = str(entry["id"])
         if key in seen:
-            first = seen[key]
-            return f"userStories[{index}].id: duplicate id {key!r} (same as userStories[{first}])"
+            return index, seen[key], key
         seen[key] = index
     return None
 
@@ -167,7 +307,7 @@ def _duplicate_id(raw: dict[str, Any]) -> str | None:
 def _preview(value: Any) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -185,25 +325,65 @@ def _json_kind(value: Any) -> str:
 
 
 def prd_json_schema() -> dict[str, Any]:
-    """The PRD's JSON Schema for editors; unknown fields stay allowed, as the store keeps them."""
+    """The PRD's JSON Schema for editors; unknown fields stay allowed, as the store keeps them.
+
+    Three shapes are accepted: an object with ``userStories``, an object with ``stories``, or a
+    top-level array of feature items (whose id is their position and whose title is the first
+    line of their description when they have none).
+    """
     schema = Prd.model_json_schema()
     schema.pop("title", None)
-    out: dict[str, Any] = {
+    defs = schema.pop("$defs")
+    _allow_unknown(schema)
+    _allow_unknown(defs)
+    for node in [schema, *defs.values()]:
+        for field in node.get("properties", {}).values():
+            field.pop("title", None)  # generated ones ("Acceptancecriteria") help nobody
+    story = defs["Story"]["properties"]
+    story["id"]["description"] = (
+        'Unique: "US-001" or 1. Strings and integers match by text. '
+        "Items of a top-level array without an id get their 1-based position."
+    )
+    story["title"]["description"] = (
+        "Shown on the board and in the commit subject; in a top-level array it defaults to "
+        "the first line of description."
+    )
+    story["priority"]["description"] = (
+        "Any number, lower is more urgent (0 and negatives allowed); stories without one come "
+        "after every numbered story; ties go to the story earlier in the file."
+    )
+    story["passes"]["description"] = (
+        "Set to true by ralph-tui when the story is committed (a `status` beside it follows)."
+    )
+    story["acceptanceCriteria"]["description"] = (
+        'Strings, or objects {"id", "text", "testCommand"}: a testCommand runs as a gate.'
+    )
+    story["steps"]["description"] = "Verification steps of a feature item (shown as criteria)."
+    for name in ("dependsOn", "dependencies", "deps"):
+        story[name]["description"] = (
+            "Ids this story waits for (or objects with depends_on_id); it is not picked until "
+            "they all pass."
+        )
+    story["verificationCommand"]["description"] = "A shell command run as a gate for this story."
+    story["validation"]["description"] = "Shell commands run as gates for this story."
+    schema["properties"]["userStories"]["description"] = "Worked through one story at a time."
+    stories_object = json.loads(json.dumps(schema))
+    stories_object["properties"]["stories"] = stories_object["properties"].pop("userStories")
+    stories_object["required"] = ["stories"]
+    feature = json.loads(json.dumps(defs["Story"]))
+    feature["required"] = ["passes"]
+    defs["FeatureItem"] = feature
+    return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ralph-tui PRD",
         "description": "A PRD for a Ralph loop: user stories the agent works through one by one.",
+        "oneOf": [
+            schema,
+            stories_object,
+            {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}},
+        ],
+        "$defs": defs,
     }
-    out.update(schema)
-    _allow_unknown(out)
-    story = out["$defs"]["Story"]["properties"]
-    for props in (out["properties"], story):
-        for field in props.values():
-            field.pop("title", None)  # generated ones ("Acceptancecriteria") help nobody
-    story["id"]["description"] = 'Unique: "US-001" or 1. Strings and integers match by text.'
-    story["priority"]["description"] = "1 = most urgent; ties go to the story earlier in the file."
-    story["passes"]["description"] = "Set to true by ralph-tui when the story is committed."
-    out["properties"]["userStories"]["description"] = "Worked through one story at a time."
-    return out
 
 
 def _allow_unknown(node: Any) -> None:
@@ -220,48 +400,32 @@ def _allow_unknown(node: Any) -> None:
 # --------------------------------------------------------------------------- file format
 
 
-@dataclass(frozen=True)
-class _Format:
-    """How the file on disk is laid out, so a rewrite looks like the original."""
+def detect_style(text: str) -> json_text.Style:
+    """How the file on disk is laid out, so new text (a new key, a new story) looks the same."""
+    body = text[1:] if text.startswith(_BOM) else text
+    newline = "\r\n" if "\r\n" in body else "\n"
+    stripped = body.strip()
+    indent: int | str | None = 2
+    item_sep = ","
+    if stripped and "\n" not in stripped:
+        # a one-line (minified) file stays on one line
+        indent = None
+        item_sep = ", " if re.search(r",\s", stripped) else ","
+        key_sep = ": " if re.search(r'"\s*:\s', stripped) else ":"
+    else:
+        key_sep = ": "
+        match = re.search(r"\n([ \t]+)\S", body)
+        if match:
+            lead = match.group(1)
+            indent = "\t" if lead.startswith("\t") else len(lead)
+    # a pure-ASCII file that spells non-ASCII as \uXXXX escapes keeps doing so
+    ascii_escaped = body.isascii() and re.search(r"\\u(?!00[0-7])[0-9a-fA-F]{4}", body)
+    return json_text.Style(indent, item_sep, key_sep, bool(ascii_escaped), newline)
 
-    indent: int | str | None
-    separators: tuple[str, str]
-    ensure_ascii: bool
-    newline: str
-    trailing_newline: bool
-    bom: bool
 
-    @classmethod
-    def detect(cls, text: str) -> _Format:
-        bom = text.startswith(_BOM)
-        body = text[1:] if bom else text
-        newline = "\r\n" if "\r\n" in body else "\n"
-        trailing = body.endswith("\n")
-        stripped = body.strip()
-        indent: int | str | None = 2
-        separators = (",", ": ")
-        if stripped and "\n" not in stripped:
-            # a one-line (minified) file stays on one line
-            indent = None
-            separators = (", ", ": ") if re.search(r'"\s*:\s', stripped) else (",", ":")
-        else:
-            match = re.search(r"\n([ \t]+)\S", body)
-            if match:
-                lead = match.group(1)
-                indent = "\t" if lead.startswith("\t") else len(lead)
-        # a pure-ASCII file that spells non-ASCII as \uXXXX escapes keeps doing so
-        ascii_escaped = body.isascii() and re.search(r"\\u(?!00[0-7])[0-9a-fA-F]{4}", body)
-        return cls(indent, separators, bool(ascii_escaped), newline, trailing, bom)
-
-    def dump(self, raw: dict[str, Any]) -> str:
-        text = json.dumps(
-            raw, indent=self.indent, separators=self.separators, ensure_ascii=self.ensure_ascii
-        )
-        if self.trailing_newline:
-            text += "\n"
-        if self.newline != "\n":
-            text = text.replace("\n", self.newline)
-        return (_BOM if self.bom else "") + text
+def write_new(raw: Any) -> str:
+    """Text for a brand-new PRD file (import, draft): two-space indent, trailing newline."""
+    return json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
 
 
 def _digest(data: bytes) -> str:
@@ -308,13 +472,19 @@ class PrdStore:
     # ---- changes
 
     def update_story(self, story_id: str, changes: Mapping[str, Any]) -> Prd:
-        """Set some fields of one story; other stories and fields are left as they are on disk."""
+        """Set some fields of one story; other stories and fields are left as they are on disk.
 
-        def change(raw: dict[str, Any], prd: Prd) -> bool:
-            entry = self._raw_story(raw, story_id)
-            if all(k in entry and entry[k] == v for k, v in changes.items()):
+        Fields are named as in the model; they land where this file keeps them: ``passes``
+        also moves a ``status`` beside it (in the file's own words), criteria edited as text
+        keep their objects (and test commands), a feature item's criteria are its ``steps``.
+        """
+
+        def change(raw: Any, prd: Prd) -> bool:
+            entry = self._raw_story(raw, prd, story_id)
+            wanted = _in_file_terms(raw, entry, changes)
+            if all(k in entry and json_text.same(entry[k], v) for k, v in wanted.items()):
                 return False
-            entry.update(changes)
+            entry.update(wanted)
             return True
 
         return self._write(change)[0]
@@ -325,32 +495,38 @@ class PrdStore:
         When the two share a priority number (or swapping numbers alone would also move the
         story past others with those numbers), the two stories also swap places in the file:
         the pick order is (priority, file position), so swapping both exchanges exactly these
-        two and nothing else moves. Closed stories, unknown stories at the ends: no change.
+        two and nothing else moves. A story without a number trades places the same way (its
+        neighbour loses the number it gives away). Closed stories, the ends: no change.
         """
         if direction not in ("up", "down"):
             raise ValueError(f"direction must be 'up' or 'down', not {direction!r}")
 
-        def change(raw: dict[str, Any], prd: Prd) -> bool:
-            self._raw_story(raw, story_id)  # unknown id -> PrdError
-            order = [s.key for s in prd.pick_order()]
+        def change(raw: Any, prd: Prd) -> bool:
+            self._raw_story(raw, prd, story_id)  # unknown id -> PrdError
+            order = [s.key for s in prd.open_order()]
             key = str(story_id)
             if key not in order:
-                return False  # already passing: not in the pick order
+                return False  # already passing: not in the order
             i = order.index(key)
             j = i - 1 if direction == "up" else i + 1
             if not 0 <= j < len(order):
                 return False
             expected = list(order)
             expected[i], expected[j] = expected[j], expected[i]
-            stories: list[dict[str, Any]] = raw["userStories"]
-            a = self._raw_index(raw, key)
-            b = self._raw_index(raw, order[j])
-            pa, pb = stories[a]["priority"], stories[b]["priority"]
-            if pa != pb:
-                stories[a]["priority"], stories[b]["priority"] = pb, pa
-                trial = Prd.model_validate(raw)
-                if [s.key for s in trial.pick_order()] == expected:
+            stories = raw_stories(raw)
+            a = _index_of(prd, key)
+            b = _index_of(prd, order[j])
+            pa, pb = stories[a].get("priority"), stories[b].get("priority")
+            if not json_text.same(pa, pb):
+                _set_or_drop(stories[a], "priority", pb)
+                _set_or_drop(stories[b], "priority", pa)
+                trial = Prd.model_validate(normalise(raw))
+                if [s.key for s in trial.open_order()] == expected:
                     return True
+            if isinstance(raw, list) and any(
+                isinstance(e, dict) and "id" not in e for e in (stories[a], stories[b])
+            ):
+                return False  # ids are positions here: swapping places would renumber them
             stories[a], stories[b] = stories[b], stories[a]
             return True
 
@@ -359,26 +535,36 @@ class PrdStore:
     def add_story(self, fields: Mapping[str, Any]) -> Story:
         """Append a story; the id follows the pattern of the existing ids unless one is given."""
 
-        def change(raw: dict[str, Any], prd: Prd) -> str:
-            stories = raw.get("userStories")
-            assert isinstance(stories, list)  # validated by _write before calling us
-            new_id = fields["id"] if "id" in fields else _next_id(prd)
-            entry: dict[str, Any] = {"id": new_id}
+        def change(raw: Any, prd: Prd) -> str:
+            stories = raw_stories(raw)
+            positional = isinstance(raw, list) and not any(
+                isinstance(e, dict) and "id" in e for e in stories
+            )
+            if positional:
+                new_id: Any = len(stories) + 1
+            else:
+                new_id = fields["id"] if "id" in fields else _next_id(prd)
+            entry: dict[str, Any] = {} if positional else {"id": new_id}
             defaults: dict[str, Any] = {
                 "title": None,
                 "description": "",
                 "acceptanceCriteria": [],
-                "priority": max((s.priority for s in prd.userStories), default=0) + 1,
+                "priority": prd.next_priority(),
                 "passes": False,
                 "notes": "",
             }
+            if positional:
+                defaults.pop("notes")
             for name, default in defaults.items():
                 if name in fields:
                     entry[name] = fields[name]
                 elif default is not None:
                     entry[name] = default
             for name, value in fields.items():
-                entry.setdefault(name, value)
+                if not (positional and name == "id"):
+                    entry.setdefault(name, value)
+            if positional and "acceptanceCriteria" in entry:
+                entry["steps"] = entry.pop("acceptanceCriteria")
             stories.append(entry)
             return str(new_id)
 
@@ -392,12 +578,13 @@ class PrdStore:
     def _before_replace(self) -> None:
         """Called after the new file is ready and before the compare-and-swap (a seam for tests)."""
 
-    def _write(self, change: Callable[[dict[str, Any], Prd], T]) -> tuple[Prd, T]:
-        """Re-read, apply `change` to the raw object, validate, then swap the file in atomically.
+    def _write(self, change: Callable[[Any, Prd], T]) -> tuple[Prd, T]:
+        """Re-read, apply `change` to the raw document, validate, then swap the file in atomically.
 
-        `change` may return False to mean "nothing to do" (no write happens). If the file
-        changed on disk after we read it, start over from the new content, so a concurrent
-        external edit is merged rather than lost.
+        `change` may return False to mean "nothing to do" (no write happens). Only the values
+        that changed are rewritten in the text (see json_text), so every other byte stays. If
+        the file changed on disk after we read it, start over from the new content, so a
+        concurrent external edit is merged rather than lost.
         """
         target = self.path.resolve()  # keep a symlinked PRD a symlink
         with self._lock:
@@ -409,7 +596,7 @@ class PrdStore:
                 if result is False:
                     return prd, result
                 new_prd = _validate(raw, self.path, " (change not saved)")
-                new_bytes = _Format.detect(text).dump(raw).encode("utf-8")
+                new_bytes = _splice(text, raw, self.path).encode("utf-8")
                 if self._swap(target, original, new_bytes):
                     return new_prd, result
             raise PrdError(
@@ -447,16 +634,9 @@ class PrdStore:
             self._known = _digest(new_bytes)
         return True
 
-    @staticmethod
-    def _raw_index(raw: dict[str, Any], story_id: str) -> int:
-        for index, entry in enumerate(raw["userStories"]):
-            if isinstance(entry, dict) and str(entry.get("id")) == str(story_id):
-                return index
-        raise KeyError(story_id)
-
-    def _raw_story(self, raw: dict[str, Any], story_id: str) -> dict[str, Any]:
+    def _raw_story(self, raw: Any, prd: Prd, story_id: str) -> dict[str, Any]:
         try:
-            entry: dict[str, Any] = raw["userStories"][self._raw_index(raw, story_id)]
+            entry: dict[str, Any] = raw_stories(raw)[_index_of(prd, story_id)]
         except KeyError:
             raise PrdError(f"{self.path}: no story with id {str(story_id)!r}") from None
         return entry
@@ -505,6 +685,90 @@ class PrdStore:
             return _digest(target.read_bytes())
         except OSError:
             return None
+
+
+def _splice(text: str, raw: Any, path: Path) -> str:
+    """The file's text changed to hold `raw`, touching only the values that differ."""
+    bom = text.startswith(_BOM)
+    body = text[1:] if bom else text
+    old = _loads(body, path)
+    return (_BOM if bom else "") + json_text.splice(body, old, raw, detect_style(body))
+
+
+def _index_of(prd: Prd, story_id: str) -> int:
+    """A story's position: the model keeps the file's order, one entry per story."""
+    for index, story in enumerate(prd.userStories):
+        if story.key == str(story_id):
+            return index
+    raise KeyError(story_id)
+
+
+def _set_or_drop(entry: dict[str, Any], key: str, value: Any) -> None:
+    if value is None:
+        entry.pop(key, None)
+    else:
+        entry[key] = value
+
+
+#: status words that mean "done" / "not done", to recognise the words a file uses
+_DONE_WORDS = ("done", "complete", "completed", "passed", "passing", "closed", "finished")
+_OPEN_WORDS = ("open", "todo", "pending", "not_started", "not-started", "in_progress", "ready")
+
+
+def _status_word(stories: list[Any], passes: bool) -> str:
+    """The word this file uses for a story that passes (or does not): the most common one
+    beside stories with the same flag, else a known word in the same letter case."""
+    same = [
+        e["status"]
+        for e in stories
+        if isinstance(e, dict) and isinstance(e.get("status"), str) and e.get("passes") is passes
+    ]
+    if same:
+        return str(max(set(same), key=same.count))
+    words = [
+        e["status"] for e in stories if isinstance(e, dict) and isinstance(e.get("status"), str)
+    ]
+    word = "done" if passes else "open"
+    if words and all(w.isupper() for w in words):
+        return word.upper()
+    if words and all(w[:1].isupper() for w in words):
+        return word.capitalize()
+    return word
+
+
+def _in_file_terms(raw: Any, entry: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Model-named changes as this entry stores them."""
+    out = dict(changes)
+    status = entry.get("status")
+    flips = "passes" in out and entry.get("passes") is not out["passes"]
+    if flips and isinstance(status, str) and "status" not in out:
+        out["status"] = _status_word(raw_stories(raw), bool(out["passes"]))
+    if "acceptanceCriteria" in out:
+        texts = out["acceptanceCriteria"]
+        if "steps" in entry and "acceptanceCriteria" not in entry:
+            out["steps"] = out.pop("acceptanceCriteria")
+        elif isinstance(texts, list) and isinstance(entry.get("acceptanceCriteria"), list):
+            out["acceptanceCriteria"] = _merge_criteria(entry["acceptanceCriteria"], texts)
+    return out
+
+
+def _merge_criteria(current: list[Any], texts: list[Any]) -> list[Any]:
+    """Criteria edited as text keep their objects (id, testCommand) where the text matches or
+    where an object stood at the same position."""
+    by_text = {
+        c["text"]: c for c in current if isinstance(c, dict) and isinstance(c.get("text"), str)
+    }
+    out: list[Any] = []
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            out.append(text)
+        elif text in by_text:
+            out.append(by_text[text])
+        elif position < len(current) and isinstance(current[position], dict):
+            out.append({**current[position], "text": text})
+        else:
+            out.append(text)
+    return out
 
 
 def _fsync_dir(folder: Path) -> None:
