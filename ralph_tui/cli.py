@@ -148,9 +148,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     order = {s.key: i for i, s in enumerate(prd.pick_order(), start=1)}
     rows = [("ID", "PRIORITY", "STATUS", "NEXT", "TITLE")]
     for s in prd.userStories:
-        status = "passed" if s.passes else "open"
+        waiting = prd.waiting_on(s)
+        status = "passed" if s.passes else f"waiting on {', '.join(waiting)}" if waiting else "open"
         pick = str(order[s.key]) if s.key in order else ""
-        rows.append((s.key, str(s.priority), status, pick, s.title))
+        priority = "" if s.priority is None else str(s.priority)
+        rows.append((s.key, priority, status, pick, s.title))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)]

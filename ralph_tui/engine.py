@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -50,7 +51,7 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
-from ralph_tui.gates import GateResult, run_gates
+from ralph_tui.gates import GateResult, run_gates, story_gates
 from ralph_tui.git_repo import GitRepo
 from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.journal import Journal
@@ -270,7 +271,11 @@ class Engine:
                 return EXIT_DONE, "every story passes"
             story = prd.next_story(skip=self.skipped)
             if story is None:
-                return EXIT_LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
+                waiting = len(prd.open_order(skip=self.skipped))
+                return EXIT_LIMIT, (
+                    f"no story left to pick ({len(self.skipped)} skipped this run"
+                    + (f", {waiting} waiting on dependencies)" if waiting else ")")
+                )
             if self.iteration >= self.config.max_iterations:
                 return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
             if self._budget_spent:
@@ -414,21 +419,24 @@ class Engine:
 
     # ----------------------------------------------------------------- gates, approval, commit
 
-    async def run_gates(self) -> list[GateResult]:
+    async def run_gates(self, story: Story | None = None) -> list[GateResult]:
+        gates, criteria = story_gates(self.config, story)
+
         def started(name: str, command: str) -> None:
-            self.emit(GateStarted(name=name, command=command))
+            self.emit(GateStarted(name=name, command=command, criterion=criteria.get(name, "")))
 
         def finished(result: GateResult) -> None:
-            self.emit(_gate_event(result))
+            self.emit(_gate_event(result, criteria.get(result.name, "")))
 
-        return await run_gates(
-            self.config.gates,
+        results = await run_gates(
+            gates,
             self.root,
             self.config.gate_options.timeout_s,
             env=agent_env(),
             on_start=started,
             on_finish=finished,
         )
+        return [dataclasses.replace(r, criterion=criteria.get(r.name, "")) for r in results]
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
         """Mark the story, log it, and make ONE commit holding the change and the bookkeeping."""
@@ -609,7 +617,7 @@ class IterationControl:
         self.outcome, self.message = outcome, message
 
     async def run_quality_gates(self) -> ToolOutcome:
-        results = await self._engine.run_gates()
+        results = await self._engine.run_gates(self.story)
         ok = all(r.passed for r in results)
         return ToolOutcome(_gate_report(results), is_error=not ok)
 
@@ -632,7 +640,7 @@ class IterationControl:
         if self.finished:
             return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
         engine = self._engine
-        results = await engine.run_gates()
+        results = await engine.run_gates(self.story)
         if not all(r.passed for r in results):
             self.gate_failures += 1
             report = _gate_report(results)
@@ -720,8 +728,9 @@ class IterationControl:
         )
 
 
-def _gate_event(result: GateResult) -> GateFinished:
+def _gate_event(result: GateResult, criterion: str | None = None) -> GateFinished:
     return GateFinished(
+        criterion=result.criterion if criterion is None else criterion,
         name=result.name,
         command=result.command,
         state=result.state,
@@ -734,7 +743,11 @@ def _gate_event(result: GateResult) -> GateFinished:
 
 def _gate_report(results: Sequence[GateResult]) -> str:
     """One line per gate, then the (clipped) output of each gate that did not pass."""
-    lines = [f"- {r.name} (`{r.command}`): {r.state}, {r.summary}" for r in results]
+    lines = [
+        f"- {r.name} (`{r.command}`{f', checks: {r.criterion}' if r.criterion else ''}): "
+        f"{r.state}, {r.summary}"
+        for r in results
+    ]
     for r in results:
         if r.passed:
             continue

@@ -153,7 +153,7 @@ def test_other_unreadable_files(prd_path: Path, content: bytes, message: str) ->
         ([story("A", " ")], '8:16: userStories[0].title: must not be blank (got " ")'),
         (
             [{**story("A", "a", priority="1"), "passes": "no"}],  # type: ignore[arg-type]
-            '12:19: userStories[0].priority: Input should be an integer or a number (got "1")'
+            '14:19: userStories[0].priority: Input should be an integer or a number (got "1")'
             " (+1 more)",
         ),
     ],
