@@ -117,14 +117,24 @@ def line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 def same(a: Any, b: Any) -> bool:
-    """JSON equality that tells 1, 1.0 and true apart (Python's == does not)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+    """JSON equality that tells 1, 1.0 and true apart (Python's == does not); iterative, so
+    any depth json.loads accepted is fine."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, dict):
+            if list(x) != list(y):
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, list):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif x != y:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

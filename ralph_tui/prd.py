@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -143,6 +144,8 @@ class Prd(BaseModel):
     branchName: StrictStr | None = None
     description: StrictStr = ""
     userStories: list[Story]
+    #: stories by key, built on first lookup (the model is not changed after validation)
+    _by_key: dict[str, Story] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Prd:
@@ -154,7 +157,11 @@ class Prd(BaseModel):
         return self
 
     def story(self, story_id: str) -> Story | None:
-        return next((s for s in self.userStories if s.key == str(story_id)), None)
+        if self._by_key is None or len(self._by_key) != len(self.userStories):
+            self._by_key = {}
+            for s in self.userStories:
+                self._by_key.setdefault(s.key, s)
+        return self._by_key.get(str(story_id))
 
     def ordered(self) -> list[Story]:
         """Every story in board order: open ones in pick order, then the passing ones."""

@@ -249,3 +249,23 @@ async def test_headless_story_command_failure_blocks_the_commit(tmp_path: Path) 
         json.loads((root / "tasks/backend_prd.json").read_text())["userStories"][0]["passes"]
         is False
     )
+
+
+def test_deep_nesting_and_huge_numbers_round_trip_or_fail_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "prd.json"
+    deep = "[" * 900 + "]" * 900
+    huge = "9" * 4000
+    text = (
+        '{"userStories": [{"id": "A", "title": "a", "priority": 1, "passes": false,\n'
+        f'  "metadata": {deep}, "big": {huge}, "far": 1e400, "exp": 1E+3}}]}}\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    PrdStore(path).update_story("A", {"passes": True})
+    assert path.read_text(encoding="utf-8") == text.replace('"passes": false', '"passes": true')
+
+    path.write_text(text.replace('"priority": 1', '"priority": 1e400'), encoding="utf-8")
+    with pytest.raises(PrdError) as err:
+        PrdStore(path).load()
+    assert str(err.value) == (
+        f"{path}:1:56: userStories[0].priority: must be a finite number (got Infinity)"
+    )
