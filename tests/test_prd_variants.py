@@ -269,3 +269,37 @@ def test_deep_nesting_and_huge_numbers_round_trip_or_fail_in_one_line(tmp_path: 
     assert str(err.value) == (
         f"{path}:1:56: userStories[0].priority: must be a finite number (got Infinity)"
     )
+
+
+VALIDATE_CASES = [
+    (
+        '{"stories": [\n  {"id": "A", "title": "a", "priority": [1], "passes": false}\n]}\n',
+        "2:41: stories[0].priority: Input should be an integer or a number (got [1])",
+    ),
+    (
+        '[\n  {"description": "x", "passes": false},\n'
+        '  {"id": 1, "description": "y", "passes": false}\n]\n',
+        "3:10: [1].id: duplicate id '1' (same as [0])",
+    ),
+    (
+        '{"userStories": [\n  {"id": "A", "title": "a"}\n]}\n',
+        "2:3: userStories[0].passes: Field required",
+    ),
+    (
+        '{"userStories": [\n  {"id": "A", "title": "a", "passes": false, "deps": ["A"]}\n]}\n',
+        "2:54: userStories[0].deps: dependency cycle: A -> A",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "message"), VALIDATE_CASES)
+def test_validate_names_the_spot_in_each_shape(tmp_path: Path, content: str, message: str) -> None:
+    from tests.test_cli import cli
+
+    root = make_repo(tmp_path / "ws")
+    path = root / "tasks" / "backend_prd.json"
+    path.write_text(content, encoding="utf-8")
+    done = cli("validate", "--workspace", str(root))
+    assert done.returncode == 2
+    assert done.stderr == f"ralph-tui: {path}:{message}\n"
+    assert path.read_text(encoding="utf-8") == content
