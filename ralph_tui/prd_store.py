@@ -377,7 +377,7 @@ def prd_json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ralph-tui PRD",
         "description": "A PRD for a Ralph loop: user stories the agent works through one by one.",
-        "oneOf": [
+        "anyOf": [
             schema,
             stories_object,
             {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}},

@@ -191,12 +191,12 @@ def test_schema_is_for_editors() -> None:
     schema = prd_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"]
-    assert schema["oneOf"][0]["additionalProperties"] is True
+    assert schema["anyOf"][0]["additionalProperties"] is True
     story_schema = schema["$defs"]["Story"]
     assert story_schema["additionalProperties"] is True
     assert set(story_schema["required"]) == {"id", "title", "passes"}
     assert "more urgent" in story_schema["properties"]["priority"]["description"]
-    shapes = schema["oneOf"]
+    shapes = schema["anyOf"]
     assert shapes[0]["required"] == ["userStories"] and shapes[1]["required"] == ["stories"]
     assert shapes[2]["type"] == "array"
     assert schema["$defs"]["FeatureItem"]["required"] == ["passes"]

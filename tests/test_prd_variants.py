@@ -303,3 +303,18 @@ def test_validate_names_the_spot_in_each_shape(tmp_path: Path, content: str, mes
     assert done.returncode == 2
     assert done.stderr == f"ralph-tui: {path}:{message}\n"
     assert path.read_text(encoding="utf-8") == content
+
+
+def test_schema_accepts_every_fixture_and_rejects_real_errors() -> None:
+    import jsonschema
+
+    from ralph_tui.prd_store import prd_json_schema
+
+    validator = jsonschema.Draft202012Validator(prd_json_schema())
+    for fixture in sorted(FIXTURES.glob("*.json")):
+        errors = list(validator.iter_errors(json.loads(fixture.read_text(encoding="utf-8"))))
+        assert errors == [], fixture.name
+    # a list where a priority should be, a missing passes (duplicates and cycles are beyond
+    # JSON Schema: `validate` reports those)
+    for content, _ in (VALIDATE_CASES[0], VALIDATE_CASES[2]):
+        assert list(validator.iter_errors(json.loads(content))), content
