@@ -151,10 +151,22 @@ def import_markdown(text: str, path: Path) -> Imported:
     return result
 
 
+#: priority words some PRDs use instead of numbers (lower = more urgent, as in the PRD)
+_PRIORITY_WORDS = {
+    "critical": 0, "urgent": 0, "highest": 0, "high": 1, "medium": 2, "normal": 2, "low": 3,
+    "lowest": 4,
+}  # fmt: skip
+
+
 def _md_priority(value: str, path: Path, line: int) -> int | float:
+    word = value.strip().strip("*_`").lower()
+    if word in _PRIORITY_WORDS:
+        return _PRIORITY_WORDS[word]
     match = _PRIORITY.match(value.strip())
     if not match:
-        raise PrdImportError(f"{path}:{line}: priority {value!r} is not a number (e.g. 1 or P1)")
+        raise PrdImportError(
+            f"{path}:{line}: priority {value!r} is not a number (e.g. 1, P1 or high)"
+        )
     number = float(match.group(1))
     return int(number) if number.is_integer() else number
 

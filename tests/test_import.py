@@ -45,6 +45,7 @@ so I know what needs attention first.
 - [x] Typecheck passes
 
 ### US-003: Filter tasks by priority
+**Priority:** Lowest
 **Description:** As a user, I want to filter the task list by priority.
 
 **Acceptance Criteria:**
@@ -122,7 +123,7 @@ def test_markdown_prd_imports_end_to_end(workspace: Path, tmp_path: Path) -> Non
     assert second["description"] == (
         "As a user, I want to see task priority at a glance so I know what needs attention first."
     )
-    assert (first["priority"], second["priority"], third["priority"]) == (1, 0, 3)
+    assert (first["priority"], second["priority"], third["priority"]) == (1, 0, 4)  # "Lowest" = 4
     assert second["dependsOn"] == ["US-001"] and second["passes"] is False
     # the result is a PRD ralph-tui runs: US-002 waits for US-001 despite priority 0
     prd = PrdStore(workspace / "tasks/backend_prd.json").load()
@@ -176,7 +177,7 @@ def test_existing_prd_is_not_overwritten_without_force(workspace: Path, tmp_path
 
 BAD_INPUTS = [
     ("empty.md", "# Nothing\n", "no user stories found (expected headings like '### US-001: Title')"),  # noqa: E501
-    ("bad.md", "### US-001: A\n**Priority:** high\n", "2: priority 'high' is not a number (e.g. 1 or P1)"),  # noqa: E501
+    ("bad.md", "### US-001: A\n**Priority:** soon\n", "2: priority 'soon' is not a number (e.g. 1, P1 or high)"),  # noqa: E501
     ("bad.jsonl", '{"id": "a", "title": "A"}\n{"id": "b",\n', "2:12: not valid JSON (Expecting property name enclosed in double quotes)"),  # noqa: E501
     ("notitle.jsonl", '{"id": "a"}\n', "1: issue without a title"),
     ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", "1: JSON too deep or a number too long"),
