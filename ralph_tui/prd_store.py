@@ -710,14 +710,20 @@ def _set_or_drop(entry: dict[str, Any], key: str, value: Any) -> None:
         entry[key] = value
 
 
-#: status words that mean "done" / "not done", to recognise the words a file uses
-_DONE_WORDS = ("done", "complete", "completed", "passed", "passing", "closed", "finished")
-_OPEN_WORDS = ("open", "todo", "pending", "not_started", "not-started", "in_progress", "ready")
+#: the usual partner of a status word, for a file where no story has the other flag yet
+_STATUS_PAIRS = {
+    "open": "closed", "todo": "done", "to do": "done", "pending": "completed",
+    "not_started": "completed", "not-started": "completed", "in_progress": "completed",
+    "in-progress": "completed", "ready": "done", "backlog": "done", "new": "done",
+    "closed": "open", "done": "todo", "completed": "pending", "complete": "pending",
+    "passed": "pending", "passing": "pending", "finished": "pending",
+}  # fmt: skip
 
 
-def _status_word(stories: list[Any], passes: bool) -> str:
+def _status_word(stories: list[Any], passes: bool, current: str) -> str:
     """The word this file uses for a story that passes (or does not): the most common one
-    beside stories with the same flag, else a known word in the same letter case."""
+    beside stories with the same flag, else the usual partner of the story's current word in
+    the same letter case."""
     same = [
         e["status"]
         for e in stories
@@ -725,13 +731,10 @@ def _status_word(stories: list[Any], passes: bool) -> str:
     ]
     if same:
         return str(max(set(same), key=same.count))
-    words = [
-        e["status"] for e in stories if isinstance(e, dict) and isinstance(e.get("status"), str)
-    ]
-    word = "done" if passes else "open"
-    if words and all(w.isupper() for w in words):
+    word = _STATUS_PAIRS.get(current.lower(), "done" if passes else "open")
+    if current.isupper():
         return word.upper()
-    if words and all(w[:1].isupper() for w in words):
+    if current[:1].isupper():
         return word.capitalize()
     return word
 
@@ -742,7 +745,7 @@ def _in_file_terms(raw: Any, entry: dict[str, Any], changes: Mapping[str, Any]) 
     status = entry.get("status")
     flips = "passes" in out and entry.get("passes") is not out["passes"]
     if flips and isinstance(status, str) and "status" not in out:
-        out["status"] = _status_word(raw_stories(raw), bool(out["passes"]))
+        out["status"] = _status_word(raw_stories(raw), bool(out["passes"]), status)
     if "acceptanceCriteria" in out:
         texts = out["acceptanceCriteria"]
         if "steps" in entry and "acceptanceCriteria" not in entry:

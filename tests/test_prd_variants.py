@@ -318,3 +318,27 @@ def test_schema_accepts_every_fixture_and_rejects_real_errors() -> None:
     # JSON Schema: `validate` reports those)
     for content, _ in (VALIDATE_CASES[0], VALIDATE_CASES[2]):
         assert list(validator.iter_errors(json.loads(content))), content
+
+
+@pytest.mark.parametrize(
+    ("words", "flip", "expected"),
+    [
+        (["pending", "pending"], True, "completed"),  # no passing story yet: the usual partner
+        (["OPEN", "OPEN"], True, "CLOSED"),  # in the file's letter case
+        (["todo", "done"], True, "done"),  # the word a passing story already uses
+    ],
+)
+def test_status_follows_passes_in_the_files_words(
+    tmp_path: Path, words: list[str], flip: bool, expected: str
+) -> None:
+    stories = [
+        {"id": str(i), "title": "t", "passes": w.lower() in ("done",), "status": w}
+        for i, w in enumerate(words)
+    ]
+    path = tmp_path / "prd.json"
+    path.write_text(json.dumps({"stories": stories}, indent=2), encoding="utf-8")
+    store = PrdStore(path)
+    store.update_story("0", {"passes": flip})
+    assert json.loads(path.read_text())["stories"][0]["status"] == expected
+    store.update_story("0", {"passes": not flip})  # and back (crash recovery, a human's edit)
+    assert json.loads(path.read_text())["stories"][0]["status"] == words[0]
