@@ -25,7 +25,7 @@ from typing import Any
 
 from ralph_tui.errors import UsageError
 from ralph_tui.prd import NON_BLOCKING_DEPENDENCY_TYPES
-from ralph_tui.prd_store import PrdError, validate_prd, write_new
+from ralph_tui.prd_format import PrdError, validate_prd, write_new
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
 
