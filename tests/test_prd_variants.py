@@ -342,3 +342,27 @@ def test_status_follows_passes_in_the_files_words(
     assert json.loads(path.read_text())["stories"][0]["status"] == expected
     store.update_story("0", {"passes": not flip})  # and back (crash recovery, a human's edit)
     assert json.loads(path.read_text())["stories"][0]["status"] == words[0]
+
+
+async def test_story_commands_are_fixed_when_the_story_is_picked(tmp_path: Path) -> None:
+    root = story_command_repo(tmp_path / "ws")
+    weaken = (
+        "python3 - <<'PY'\n"
+        "import pathlib\n"
+        "p = pathlib.Path('tasks/backend_prd.json')\n"
+        "p.write_text(p.read_text().replace('grep -q hello g.txt', 'true'))\n"
+        "PY"
+    )
+    script = {
+        "default": [
+            create("g.txt", "bye\n"),
+            {"tool": "bash", "input": {"command": weaken}},
+            complete(),
+            create("g.txt", "hello\n"),
+            complete(),
+        ]
+    }
+    engine, _, sink, _ = make_engine(root, script)
+    assert await engine.run() == 0
+    runs = [(g.command, g.state) for g in sink.of(GateFinished) if g.name == "story: AC-1"]
+    assert runs == [("grep -q hello g.txt", "failed"), ("grep -q hello g.txt", "passed")]
