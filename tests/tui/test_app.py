@@ -325,3 +325,29 @@ async def test_story_commands_show_in_gates_and_approval_bar(tmp_path: Path) -> 
         await pilot.press("a")
         await wait_for(pilot, lambda: run_over(app), what="run end")
     assert subjects(root)[0] == "[backend] Task #US-001: Greet"
+
+
+async def test_plus_minus_with_float_zero_and_missing_priorities(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    path = root / "tasks" / "backend_prd.json"
+    path.write_text(
+        '{"stories": [\n'
+        '  {"id": "a", "title": "A", "priority": 0, "passes": false},\n'
+        '  {"id": "b", "title": "B", "priority": 31.1, "passes": false},\n'
+        '  {"id": "c", "title": "C", "passes": false}\n'
+        "]}\n"
+    )
+    git(root, "commit", "-qam", "seed")
+    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.board.selected_story == "a"
+        assert [str(app.board.get_row_at(i)[1]) for i in range(3)] == ["0", "31.1", ""]
+        await pilot.press("down", "plus")  # b above a: they trade numbers, spelled as before
+        assert app.board.selected_story == "b"
+        assert '"id": "b", "title": "B", "priority": 0,' in path.read_text()
+        await pilot.press("down", "down", "plus")  # c (unnumbered) above a: takes a's 31.1
+        text = path.read_text()
+        assert '{"id": "a", "title": "A", "passes": false}' in text
+        assert '{"id": "c", "title": "C", "passes": false, "priority": 31.1}' in text
+        assert [str(app.board.get_row_at(i)[0]) for i in range(3)] == ["b", "c", "a"]
