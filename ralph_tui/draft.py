@@ -125,7 +125,8 @@ async def draft_prd(
                     {
                         "role": "user",
                         "content": f"That answer is not a valid PRD: {problem}. "
-                        "Answer again with the whole corrected JSON object only.",
+                        "Answer again with the whole corrected JSON object only, kept compact "
+                        "(short descriptions) so it is not cut off.",
                     }
                 )
                 continue
