@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ralph_tui import __version__
+from ralph_tui import __version__, credentials
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.prd_store import PrdStore, prd_json_schema
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
     run.add_argument("--approve", choices=["ask", "auto"], help="who approves commits (headless)")
     run.add_argument("--allow-dirty", action="store_true", help="start on a dirty working tree")
+    run.add_argument("--branch", metavar="NAME", help="work on this branch (default: the PRD's)")
 
     demo = sub.add_parser("demo", help="offline demo project and scripted agent, in the TUI")
     demo.add_argument(
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="ralph-tui: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # before anything is spawned: the API keys leave os.environ (see credentials)
+    credentials.withhold()
     try:
         return _dispatch(args)
     except RalphError as exc:
@@ -124,6 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         model=args.model,
         max_iterations=args.max_iterations,
         approve=args.approve,
+        branch=args.branch,
     )
     if args.headless:
         from ralph_tui.headless import run_headless
@@ -176,7 +180,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(
         f"\n{prd.project or config.prd_path(workspace).name}: {done}/{len(prd.userStories)} passing"
     )
+    print(_branch_line(workspace, config, prd.branchName))
     return 0
+
+
+def _branch_line(workspace: Path, config: RalphConfig, prd_branch: str | None) -> str:
+    from ralph_tui.branching import wanted_branch
+    from ralph_tui.git_repo import GitRepo
+
+    try:
+        ref = GitRepo.open(workspace).head_branch()
+    except RalphError:
+        return "branch: (not a git repository with commits)"
+    current = ref.removeprefix("refs/heads/") if ref else "(detached HEAD)"
+    wanted = wanted_branch(config.branch, prd_branch)
+    if wanted is None or wanted == current:
+        return f"branch: {current}"
+    return f"branch: {current} (the run will work on {wanted})"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

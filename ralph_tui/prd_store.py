@@ -38,6 +38,7 @@ from ralph_tui.prd_format import (
     validate_prd,
     write_new,
 )
+from ralph_tui.safe_open import BookkeepingError, open_regular
 
 __all__ = [
     "PrdError",
@@ -82,7 +83,11 @@ class PrdStore:
 
     def _read_bytes(self) -> bytes:
         try:
-            return self.path.read_bytes()
+            fd = open_regular(self.path, os.O_RDONLY)  # a symlinked PRD is refused, not followed
+            with os.fdopen(fd, "rb") as fh:
+                return fh.read()
+        except BookkeepingError as e:
+            raise PrdError(str(e)) from None
         except FileNotFoundError:
             raise PrdError(f"{self.path}: file not found (run `ralph-tui init`)") from None
         except IsADirectoryError:
@@ -216,7 +221,7 @@ class PrdStore:
         the file changed on disk after we read it, start over from the new content, so a
         concurrent external edit is merged rather than lost.
         """
-        target = self.path.resolve()  # keep a symlinked PRD a symlink
+        target = self.path  # never through a symlink: _read_bytes refuses one
         with self._lock:
             for _ in range(MAX_WRITE_ATTEMPTS):
                 original = self._read_bytes()
@@ -247,8 +252,8 @@ class PrdStore:
             # Compare-and-swap: only replace the content we read. A writer that lands between
             # this check and the rename can still win the race, but the window is microseconds.
             try:
-                current = target.read_bytes()
-            except FileNotFoundError:
+                current = self._read_bytes()
+            except PrdError:
                 current = None
             if current != original:
                 return False
