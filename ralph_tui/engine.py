@@ -65,6 +65,7 @@ from ralph_tui.supervisor import (
     EscalationRequest,
     Supervisor,
 )
+from ralph_tui.text import escape_controls
 from ralph_tui.workspace import Redactor, Workspace, agent_env
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent bac
 
 def commit_message(role: str, story: Story) -> str:
     return (
-        f"[{role}] Task #{story.key}: {story.title}\n\n"
+        f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
         "Implemented by autonomous agent.\n"
         "All quality checks passing.\n"
     )
@@ -120,6 +121,7 @@ class Engine:
         self.git = GitRepo.open(self.root)
         self.store = PrdStore(config.prd_path(self.root))
         self.progress = ProgressLog(config.progress_path(self.root))
+        self.workspace.protect(self.store.path, self.progress.path)  # the agent's editor may not
         self.allow_dirty = allow_dirty
         self.run_id = run_id or new_run_id()
         self.run_dir = self.root / ".ralph" / "runs" / self.run_id

@@ -1,7 +1,9 @@
 """The headless face: a line-oriented console log and a terminal (or policy) supervisor.
 
 Output is meant for a human tailing a CI log or a tmux pane: one line per thing that happened,
-the agent's streamed text as whole lines, tool results clipped.
+the agent's streamed text as whole lines, tool results clipped. Every line passes through
+``escape_controls`` on its way out: the agent, a gate or a PRD title must not be able to drive
+the terminal (set the clipboard with OSC 52, clear the screen, rewrite earlier lines).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
 )
+from ralph_tui.text import escape_controls
 from ralph_tui.workspace import Redactor
 
 CLIP = 200
@@ -79,7 +82,7 @@ class ConsoleSink:
 
     def _line(self, text: str) -> None:
         # a line is whole before it is redacted, so a secret split across deltas is caught
-        self.out.write(self._redact(text) + "\n")
+        self.out.write(escape_controls(self._redact(text)) + "\n")
         self.out.flush()
 
     def _format(self, event: Event) -> str | None:
@@ -190,16 +193,18 @@ async def run_headless(
     task = asyncio.current_task()
     interrupts = 0
 
-    def on_signal() -> None:
-        # first ^C: stop at the next safe point; second: cancel now (the iteration is rolled back)
+    def on_signal(now: bool) -> None:
+        # first ^C: stop at the next safe point; second: cancel now (the iteration is rolled
+        # back). SIGTERM (a service manager, `timeout`, a cancelled CI job) is not a human who
+        # can press again: it cancels now, even while a tool runs.
         nonlocal interrupts
         interrupts += 1
         engine.request_stop()
-        if interrupts > 1 and task is not None:
+        if (now or interrupts > 1) and task is not None:
             task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGINT, on_signal, False)
+    loop.add_signal_handler(signal.SIGTERM, on_signal, True)
     try:
         return await engine.run()
     except asyncio.CancelledError:

@@ -68,6 +68,7 @@ FILE_TOOLS: dict[str, tuple[str, ...]] = {
     "Grep": ("path",),
     "LS": ("path",),
 }
+WRITE_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})  # not the PRD or the log
 _MAX_RESULT_BYTES = 16_000
 HOOK_TIMEOUT_S = 7 * 24 * 3600.0
 # After the iteration ended (the story committed, say) the model gets this long to finish its
@@ -126,7 +127,7 @@ def policy_decision(
         if value is None or (key == "path" and not str(value).strip()):
             continue  # Glob/Grep/LS without a path search the workspace root
         try:
-            workspace.resolve(str(value))
+            workspace.resolve(str(value), write=tool_name in WRITE_TOOLS)
         except ConfinementError as exc:
             return str(exc)
     return None
