@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ralph_tui.cli import main
 from ralph_tui.engine import commit_message
 from ralph_tui.events import (
     ApprovalDecided,
@@ -221,3 +222,13 @@ def test_signals_end_the_run_while_a_tool_runs(tmp_path: Path, how: str) -> None
     assert git(root, "log", "--format=%s").splitlines() == ["initial"]
     prd = json.loads((root / "tasks/backend_prd.json").read_text())
     assert prd["userStories"][0]["passes"] is False
+
+
+def test_status_prints_prd_titles_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", f"Title {ESCAPES}")])
+    assert main(["status", "--workspace", str(root)]) == 0
+    printed = capsys.readouterr().out
+    assert_no_raw_controls(printed.encode("utf-8"))
+    assert "Title \\x1b]52;c;cHduZWQ=\\x07" in printed
