@@ -10,6 +10,7 @@ so a reader still sees that something was there.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # C0 except tab and newline, DEL, C1, bidirectional overrides/isolates ("trojan source"), and
 # lone surrogates (from undecodable file names; they cannot even be encoded as UTF-8)
@@ -40,3 +41,14 @@ def has_lone_surrogate(text: str) -> bool:
 def encodable(text: str) -> str:
     """``text`` with lone surrogates spelled out, so it can be written as UTF-8 or sent as JSON."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def encodable_data(value: Any) -> Any:
+    """A copy of JSON-like data (dicts, lists, strings) with every string made ``encodable``."""
+    if isinstance(value, str):
+        return encodable(value) if has_lone_surrogate(value) else value
+    if isinstance(value, dict):
+        return {encodable_data(k): encodable_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable_data(v) for v in value]
+    return value

@@ -30,6 +30,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
+from ralph_tui.text import encodable, encodable_data
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
@@ -89,7 +90,7 @@ class AnthropicAgent:
         box = ToolBox(tools, self.config)
         system = [{"type": "text", "text": request.system_prompt, "cache_control": EPHEMERAL}]
         messages: list[Message] = [
-            {"role": "user", "content": [{"type": "text", "text": request.user_prompt}]}
+            {"role": "user", "content": [{"type": "text", "text": encodable(request.user_prompt)}]}
         ]
         last_text = ""
         try:
@@ -104,7 +105,9 @@ class AnthropicAgent:
                 truncated: dict[str, Any] | None = None
                 if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
                     truncated = content.pop()  # its input JSON was cut off: never run it
-                messages.append({"role": "assistant", "content": content or [_text("…")]})
+                # sent back as sent, except lone surrogates (valid JSON, not encodable UTF-8)
+                sent_back = encodable_data(content) or [_text("…")]
+                messages.append({"role": "assistant", "content": sent_back})
                 results = await self._run_tools(box, tools, content)
                 if tools.finished:
                     return AgentOutcome("finished")
@@ -220,6 +223,12 @@ class AnthropicAgent:
             if started:
                 raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
             raise AgentError(f"Anthropic API: connection error: {exc}") from None
+        except ValueError as exc:
+            # tool input JSON the SDK's stream parser rejects (a lone surrogate "\\udcff" is
+            # enough); the SDK itself says to retry, so the turn is retried like a broken stream
+            if not (started and str(exc).startswith(_BAD_TOOL_JSON)):
+                raise
+            raise _StreamBroke("the model sent tool input that is not valid JSON") from exc
         if reply.stop_reason is None:  # the body ended cleanly but without message_stop
             raise _StreamBroke("the stream ended before the message was complete")
         return reply
@@ -238,6 +247,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 _TRANSPORT_ERRORS = _transport_errors()
+_BAD_TOOL_JSON = "Unable to parse tool parameter JSON"  # the SDK's ValueError message
 
 
 def _tool_params() -> list[dict[str, Any]]:

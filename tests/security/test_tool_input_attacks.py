@@ -358,3 +358,34 @@ async def test_call_and_result_events_carry_no_raw_surrogate(
     assert isinstance(call, ToolCall) and isinstance(result, ToolResult)
     json.dumps(call.to_dict(), ensure_ascii=False).encode("utf-8")
     result.content.encode("utf-8")
+
+
+def test_hostile_model_through_the_real_sdk(tmp_path: Path) -> None:
+    """The same inputs from a Messages API reply: the SDK path must not crash either."""
+    from tests.support.fake_anthropic import FakeAnthropic, reply, tool_use
+    from tests.test_anthropic_e2e import last_tool_results, run_ralph
+
+    root = make_repo(tmp_path / "ws")
+    replies = [
+        # tool input JSON the SDK's stream parser rejects: the turn is retried, not a crash
+        reply("view \udcff \x1b[2J", tool_use(EDITOR, {"command": "view", "path": "bad\udcff"})),
+        reply(
+            "text \udcff \x1b[2J",
+            tool_use(EDITOR, {"command": "create", "path": "a\x00b", "file_text": "x"}),
+            tool_use("bash", {"command": "touch pwned\x00"}),
+            tool_use(EDITOR, {"command": "create", "path": "src/ok.py", "file_text": "OK = 1\n"}),
+        ),
+        reply(tool_use("complete_task", {"summary": "done", "learnings": ["ok"]})),
+        reply("finished"),
+    ]
+    with FakeAnthropic(replies) as api:
+        done = run_ralph(root, api)
+        requests = api.requests
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\x1b" not in done.stdout and "Traceback" not in done.stderr
+    assert "not valid JSON; retrying the turn (1 of 3)" in done.stdout
+    results = last_tool_results(requests[2].body)
+    assert [r.get("is_error", False) for r in results] == [True, True, False], results
+    assert "NUL byte" in results[0]["content"] and "NUL byte" in results[1]["content"]
+    assert not (root / "pwned").exists()
+    assert (root / "src/ok.py").read_text() == "OK = 1\n"
