@@ -389,3 +389,24 @@ def test_hostile_model_through_the_real_sdk(tmp_path: Path) -> None:
     assert "NUL byte" in results[0]["content"] and "NUL byte" in results[1]["content"]
     assert not (root / "pwned").exists()
     assert (root / "src/ok.py").read_text() == "OK = 1\n"
+
+
+def test_claude_code_policy_refuses_the_same_paths(tmp_path: Path) -> None:
+    """Claude Code's own file tools go through the same ``Workspace.resolve``."""
+    from ralph_tui.agents.claude_code import policy_decision
+    from ralph_tui.config import ClaudeCodeOptions
+
+    root = make_repo(tmp_path / "ws")
+    workspace = Workspace(root)
+    workspace.protect(root / "tasks/backend_prd.json", root / "tasks/backend_progress.txt")
+    options = ClaudeCodeOptions(allow=["Read", "Write", "Edit"])
+
+    def decide(tool: str, path: str) -> str | None:
+        return policy_decision(tool, {"file_path": path}, workspace, options)
+
+    assert "NUL byte" in (decide("Read", "a\x00b") or "")
+    assert "lone surrogate" in (decide("Write", "bad\udcff") or "")
+    assert "bookkeeping file" in (decide("Edit", "tasks/backend_prd.json") or "")
+    assert "bookkeeping file" in (decide("Write", str(root / "tasks/backend_progress.txt")) or "")
+    assert decide("Read", "tasks/backend_prd.json") is None
+    assert decide("Edit", "src/new.py") is None
