@@ -39,6 +39,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _COMMANDS = "view, create, str_replace or insert"
+CANCEL_WAIT_S = 5.0  # how long a cancelled call waits for its thread to finish
 
 
 class EditorError(Exception):
@@ -46,8 +47,19 @@ class EditorError(Exception):
 
 
 async def run_editor(workspace: Workspace, tool_input: Mapping[str, Any]) -> ToolOutcome:
-    """One editor call, off the event loop (file system calls can be slow or hostile)."""
-    return await asyncio.to_thread(run_editor_sync, workspace, tool_input)
+    """One editor call, off the event loop (file system calls can be slow or hostile).
+
+    A thread cannot be stopped. When the call is cancelled (the run stops, SIGTERM) it waits a
+    moment for the thread to end, so the engine's rollback that follows does not race a write
+    still landing. The wait is bounded: it must not make a stuck file system block the stop.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(run_editor_sync, workspace, tool_input))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([work], timeout=CANCEL_WAIT_S)
+        raise
 
 
 def run_editor_sync(workspace: Workspace, tool_input: Mapping[str, Any]) -> ToolOutcome:

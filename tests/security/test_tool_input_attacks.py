@@ -8,10 +8,12 @@ no engine (a socket, modes, memory) go through ``ToolBox`` with a recording hand
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import stat
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -410,3 +412,52 @@ def test_claude_code_policy_refuses_the_same_paths(tmp_path: Path) -> None:
     assert "bookkeeping file" in (decide("Write", str(root / "tasks/backend_progress.txt")) or "")
     assert decide("Read", "tasks/backend_prd.json") is None
     assert decide("Edit", "src/new.py") is None
+
+
+async def test_file_work_runs_off_the_event_loop(
+    box: tuple[ToolBox, FakeIterationHandle, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read stuck in the file system leaves the loop free (signals, the TUI, other tasks)."""
+    tools, _, _ = box
+    entered, release = threading.Event(), threading.Event()
+    real_read = os.read
+
+    def stuck_read(fd: int, size: int) -> bytes:
+        entered.set()
+        assert release.wait(60)
+        return real_read(fd, size)
+
+    monkeypatch.setattr("ralph_tui.tools.editor.os.read", stuck_read)
+    call = asyncio.create_task(tools.call("c1", EDITOR, {"command": "view", "path": "README.md"}))
+    assert await asyncio.to_thread(entered.wait, 60)  # the loop ran this while the read is stuck
+    assert not call.done()
+    release.set()
+    out = await call
+    assert not out.is_error and "# test project" in out.content
+
+
+async def test_a_cancelled_write_lands_before_the_cancel_does(
+    box: tuple[ToolBox, FakeIterationHandle, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop during a write: the engine's rollback must not race the write's thread."""
+    tools, _, root = box
+    entered, release = threading.Event(), threading.Event()
+    real_write = os.write
+
+    def slow_write(fd: int, data: Any) -> int:
+        entered.set()
+        assert release.wait(60)
+        return real_write(fd, data)
+
+    monkeypatch.setattr("ralph_tui.tools.editor.os.write", slow_write)
+    tool_input = {"command": "create", "path": "f.txt", "file_text": "whole\n"}
+    call = asyncio.create_task(tools.call("c1", EDITOR, tool_input))
+    assert await asyncio.to_thread(entered.wait, 60)
+    call.cancel()
+    done, _ = await asyncio.wait([call], timeout=0.5)
+    assert not done  # still waiting for its thread
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert (root / "f.txt").read_text() == "whole\n"  # landed whole, before the cancel returned
+    assert [p.name for p in root.iterdir() if "ralph-tmp" in p.name] == []
