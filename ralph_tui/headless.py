@@ -9,9 +9,11 @@ the terminal (set the clipboard with OSC 52, clear the screen, rewrite earlier l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -141,7 +143,7 @@ class TerminalSupervisor:
         self.sink._flush_text()
         self.sink.out.write(prompt)
         self.sink.out.flush()
-        line = await asyncio.to_thread(self.stdin.readline)
+        line = await _readline(self.stdin)
         return line.rstrip("\n") if line else None  # None: stdin closed
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
@@ -169,6 +171,36 @@ class TerminalSupervisor:
         if text is None:
             return EscalationAnswer("stop")
         return EscalationAnswer("answer", text) if text.strip() else EscalationAnswer("skip")
+
+
+async def _readline(stream: TextIO) -> str:
+    """``stream.readline()`` in a daemon thread.
+
+    Not ``asyncio.to_thread``: ``asyncio.run`` waits for its executor's threads before it
+    returns, and a read of a terminal nobody types into never ends, so a SIGTERM at a prompt
+    would stop the run and then hang the process. A daemon thread is left behind instead.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str | None, error: Exception | None) -> None:
+        if future.done():  # cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(line or "")
+
+    def read() -> None:
+        try:
+            line, error = stream.readline(), None
+        except (OSError, ValueError) as exc:  # stdin closed or broken: the caller sees it
+            line, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, line, error)
+
+    threading.Thread(target=read, name="stdin-readline", daemon=True).start()
+    return await future
 
 
 async def run_headless(

@@ -232,3 +232,28 @@ def test_status_prints_prd_titles_escaped(
     printed = capsys.readouterr().out
     assert_no_raw_controls(printed.encode("utf-8"))
     assert "Title \\x1b]52;c;cHduZWQ=\\x07" in printed
+
+
+def test_sigterm_at_an_approval_prompt_ends_the_process(tmp_path: Path) -> None:
+    """The prompt's read of stdin never ends; it must not keep the stopped process alive."""
+    root = attack_repo(tmp_path, [create("a.py", "x\n"), complete()], "Ask")
+    out = tmp_path / "console.log"
+    with out.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ralph_tui", "run", "--headless", "--approve", "ask"],
+            cwd=root,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE,  # open, and nobody types
+            start_new_session=True,
+        )
+    try:
+        wait_for_text(out, proc, "[a]pprove")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130, out.read_text()
+    finally:
+        stop_group(proc)
+        assert proc.stdin is not None
+        proc.stdin.close()
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
+    assert not (root / "a.py").exists()
