@@ -461,3 +461,18 @@ async def test_a_cancelled_write_lands_before_the_cancel_does(
         await call
     assert (root / "f.txt").read_text() == "whole\n"  # landed whole, before the cancel returned
     assert [p.name for p in root.iterdir() if "ralph-tmp" in p.name] == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+async def test_a_device_node_inside_the_workspace_is_refused(
+    box: tuple[ToolBox, FakeIterationHandle, Path],
+) -> None:
+    tools, _, root = box
+    os.mknod(root / "zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))  # /dev/zero
+    for tool_input in (
+        {"command": "view", "path": "zero"},
+        {"command": "str_replace", "path": "zero", "old_str": "\x01", "new_str": "x"},
+        {"command": "create", "path": "zero", "file_text": "x"},
+    ):
+        refused(await tools.call("c1", EDITOR, tool_input), "zero: a character device")
+    assert stat.S_ISCHR(os.lstat(root / "zero").st_mode)
