@@ -33,6 +33,7 @@ from ralph_tui.workspace import ConfinementError, Workspace
 # A view is sent back to the model on every later turn; past this it must ask for a range.
 MAX_VIEW_CHARS = 40_000
 MAX_LISTING_ENTRIES = 400
+MAX_SCANNED = 20_000  # entries read from one folder for a listing
 # Larger files are refused (view and edits alike): source files are far smaller, and reading a
 # generated blob or a sparse 200 MB file into memory to show 40 kB of it helps no one.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -233,13 +234,18 @@ def _view(workspace: Workspace, raw: str, view_range: object) -> str:
 
 def _listing(workspace: Workspace, root: Path) -> str:
     entries: list[str] = []
-    for child in _children(root):
+    children, partial = _children(root)
+    for child in children:
         entries.append(_entry(workspace, child))
         if child.is_dir() and not child.is_symlink():
-            entries.extend(_entry(workspace, g) for g in _children(child))
+            grandchildren, cut = _children(child)
+            partial = partial or cut
+            entries.extend(_entry(workspace, g) for g in grandchildren)
     total = len(entries)
     if total > MAX_LISTING_ENTRIES:
         entries = [*entries[:MAX_LISTING_ENTRIES], f"[{total - MAX_LISTING_ENTRIES} more]"]
+    if partial:
+        entries.append(f"[a folder has over {MAX_SCANNED} entries; only some were read]")
     header = f"{_name(workspace.relative(root))}/ (2 levels, hidden entries skipped)"
     return "\n".join([header, *entries])
 
@@ -255,12 +261,21 @@ def _name(relative: str) -> str:
     )
 
 
-def _children(directory: Path) -> list[Path]:
+def _children(directory: Path) -> tuple[list[Path], bool]:
+    """Visible entries, sorted, and whether the folder had more than ``MAX_SCANNED`` to read."""
+    found: list[Path] = []
+    scanned = 0
     try:
-        found = sorted(directory.iterdir(), key=lambda p: p.name)
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                scanned += 1
+                if scanned > MAX_SCANNED:  # a million-file folder costs no more than this
+                    break
+                if not entry.name.startswith("."):
+                    found.append(directory / entry.name)
     except OSError:
-        return []
-    return [p for p in found if not p.name.startswith(".")]
+        return [], False
+    return sorted(found, key=lambda p: p.name), scanned > MAX_SCANNED
 
 
 def _create(workspace: Workspace, raw: str, text: str) -> str:

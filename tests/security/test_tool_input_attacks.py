@@ -476,3 +476,17 @@ async def test_a_device_node_inside_the_workspace_is_refused(
     ):
         refused(await tools.call("c1", EDITOR, tool_input), "zero: a character device")
     assert stat.S_ISCHR(os.lstat(root / "zero").st_mode)
+
+
+async def test_a_huge_folder_is_listed_in_part(
+    box: tuple[ToolBox, FakeIterationHandle, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools, _, root = box
+    monkeypatch.setattr("ralph_tui.tools.editor.MAX_SCANNED", 50)
+    (root / "many").mkdir()
+    for n in range(80):
+        (root / "many" / f"f{n:03}").touch()
+    out = await tools.call("c1", EDITOR, {"command": "view", "path": "many"})
+    assert not out.is_error, out.content
+    lines = out.content.splitlines()
+    assert len(lines) == 1 + 50 + 1 and "over 50 entries; only some were read" in lines[-1]
