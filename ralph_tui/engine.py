@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
@@ -59,6 +60,7 @@ from ralph_tui.prd import Story
 from ralph_tui.prd_store import PrdStore
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
+from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import (
     ApprovalRequest,
     EscalationAnswer,
@@ -66,7 +68,7 @@ from ralph_tui.supervisor import (
     Supervisor,
 )
 from ralph_tui.text import escape_controls
-from ralph_tui.workspace import Redactor, Workspace, agent_env
+from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ class Engine:
         self.state: RunState = "starting"
         self._sink = sink
         self._journal: Journal | None = None
+        # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
+        credentials.withhold()
         self._redact = Redactor()
         self._running = asyncio.Event()
         self._running.set()
@@ -210,6 +214,8 @@ class Engine:
                 max_iterations=self.config.max_iterations,
             )
         )
+        if self.workspace.sandbox.warning:
+            self._notice(self.workspace.sandbox.warning, "warning")
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
@@ -252,6 +258,12 @@ class Engine:
                 "commit or stash them, or pass --allow-dirty"
             )
         self.git.ensure_excluded(".ralph/")
+        self.workspace.sandbox = resolve_sandbox(
+            self.config.sandbox,
+            self.root,
+            read_only=(self.store.path, self.progress.path),
+            hidden=(self.root / ".ralph",),
+        )
         if self.config.persona:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
 
@@ -423,11 +435,13 @@ class Engine:
         def finished(result: GateResult) -> None:
             self.emit(_gate_event(result))
 
+        sandbox = self.workspace.sandbox
         return await run_gates(
             self.config.gates,
             self.root,
             self.config.gate_options.timeout_s,
-            env=agent_env(),
+            env=sandbox.env(),
+            sandbox=sandbox,
             on_start=started,
             on_finish=finished,
         )
@@ -436,7 +450,7 @@ class Engine:
         """Mark the story, log it, and make ONE commit holding the change and the bookkeeping."""
         head = await asyncio.to_thread(self.git.head_sha)
         files = [
-            d.path
+            self._redact(d.path)
             for d in await asyncio.to_thread(self.git.diff)
             if d.path not in self._bookkeeping
         ]
@@ -448,11 +462,12 @@ class Engine:
         }
         await asyncio.to_thread(self._write_state, marker)
         clean_learnings = [self._redact(item) for item in learnings]
-        message = commit_message(self.config.role, story)
+        message = self._redact(commit_message(self.config.role, story))
+        title = self._redact(story.title)
         try:
             await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
             await asyncio.to_thread(
-                self.progress.append_completed, story.key, story.title, clean_learnings, files
+                self.progress.append_completed, story.key, title, clean_learnings, files
             )
             sha = await asyncio.to_thread(self.git.commit_all, message)
         except GitError:

@@ -30,7 +30,6 @@ from ralph_tui.tools.definitions import (
 )
 from ralph_tui.tools.editor import run_editor
 from ralph_tui.tools.shell import RESTART_MESSAGE, run_bash
-from ralph_tui.workspace import agent_env
 
 MAX_INPUT_DEPTH = 8  # the tools' inputs are flat; deeper nesting is garbage or an attack
 
@@ -87,11 +86,13 @@ class ToolBox:
         command = tool_input.get("command")
         if not isinstance(command, str) or not command.strip():
             return ToolOutcome("bash: missing 'command' (a string)", is_error=True)
+        sandbox = self.tools.workspace.sandbox
         return await run_bash(
             command,
             cwd=self.tools.workspace.root,
-            env=agent_env(),
+            env=sandbox.env(),
             timeout_s=self.config.bash_timeout_s,
+            sandbox=sandbox,
         )
 
     async def aclose(self) -> None:
