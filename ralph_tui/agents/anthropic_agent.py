@@ -194,7 +194,7 @@ class AnthropicAgent:
                 )
                 for block in reply.content:
                     if block.type == "text" and block.text:
-                        tools.emit(TextDelta(text=block.text))
+                        tools.emit(TextDelta(text=encodable(block.text)))
                 return reply
             async with self.client.messages.stream(
                 model=self.config.model,
@@ -206,7 +206,7 @@ class AnthropicAgent:
                 started = True
                 async for event in stream:
                     if event.type == "text" and event.text:
-                        tools.emit(TextDelta(text=event.text))
+                        tools.emit(TextDelta(text=encodable(event.text)))
                 reply = await stream.get_final_message()
         except anthropic.AuthenticationError as exc:
             raise AgentError(f"{_describe(exc)}; check ANTHROPIC_API_KEY") from None
