@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from ralph_tui.errors import UsageError
 
@@ -96,6 +96,9 @@ class RalphConfig(_Strict):
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
     sandbox: SandboxOptions = SandboxOptions()
+    # the branch the run works on: true = the PRD's branchName, false = stay on the current
+    # branch, "name" = that branch (``--branch``); see branching.py
+    branch: StrictBool | str = True
 
     def prd_path(self, workspace: Path) -> Path:
         return workspace / "tasks" / f"{self.role}_prd.json"
