@@ -178,9 +178,11 @@ def sleepers(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT twice"])
-def test_signals_end_the_run_while_a_tool_runs(tmp_path: Path, how: str) -> None:
-    marker = f"{os.getpid() % 1000}.{len(how)}7"  # unique seconds for this test's sleep
+@pytest.mark.parametrize(
+    ("how", "sandbox"), [("SIGTERM", "auto"), ("SIGINT twice", "auto"), ("SIGTERM", "off")]
+)
+def test_signals_end_the_run_while_a_tool_runs(tmp_path: Path, how: str, sandbox: str) -> None:
+    marker = f"{os.getpid() % 1000}.{len(how)}{len(sandbox)}7"  # this test's own sleep
     steps = [
         {"tool": "bash", "input": {"command": "mkfifo p"}},
         {"tool": "str_replace_based_edit_tool", "input": {"command": "view", "path": "p"}},
@@ -189,7 +191,8 @@ def test_signals_end_the_run_while_a_tool_runs(tmp_path: Path, how: str) -> None
         create("src/never.py", "X = 1\n"),
         complete("never reached"),
     ]
-    root = attack_repo(tmp_path, steps, "Signals", extra="bash_timeout_s = 3000\n")
+    extra = f'bash_timeout_s = 3000\nsandbox = {{ mode = "{sandbox}" }}\n'
+    root = attack_repo(tmp_path, steps, "Signals", extra=extra)
     out = tmp_path / "console.log"
     proc = start(root, out)
     try:

@@ -42,10 +42,18 @@ def bash(command: str) -> dict[str, Any]:
     return {"tool": "bash", "input": {"command": command}}
 
 
-async def run_story(root: Path, steps: list[dict[str, Any]]) -> list[tuple[str, ToolOutcome]]:
+@pytest.fixture(params=["auto", "off"])
+def sandbox(request: pytest.FixtureRequest) -> str:
+    """Each engine-level attack runs sandboxed (bwrap, when installed) and without a sandbox."""
+    return str(request.param)
+
+
+async def run_story(
+    root: Path, steps: list[dict[str, Any]], sandbox: str
+) -> list[tuple[str, ToolOutcome]]:
     """Run the attack steps, then a legitimate change and complete_task; the run must finish."""
     script = {"default": [*steps, create("src/ok.py", "OK = 1\n"), complete("done")]}
-    engine, agent, sink, _ = make_engine(root, script)
+    engine, agent, sink, _ = make_engine(root, script, sandbox={"mode": sandbox})
     assert await engine.run() == 0
     assert len(sink.of(Committed)) == 1
     assert json.loads((root / "tasks/backend_prd.json").read_text())["userStories"][0]["passes"]
@@ -72,7 +80,7 @@ def outside(tmp_path: Path) -> Path:
     return victim
 
 
-async def test_view_of_a_fifo_is_refused_and_the_run_goes_on(repo: Path) -> None:
+async def test_view_of_a_fifo_is_refused_and_the_run_goes_on(repo: Path, sandbox: str) -> None:
     received = await run_story(
         repo,
         [
@@ -82,6 +90,7 @@ async def test_view_of_a_fifo_is_refused_and_the_run_goes_on(repo: Path) -> None
             edit(command="insert", path="p", insert_line=0, insert_text="x"),
             edit(command="create", path="p", file_text="x"),  # opening it to write blocks too
         ],
+        sandbox=sandbox,
     )
     assert not received[0][1].is_error, received[0][1].content
     for _, outcome in received[1:]:
@@ -89,7 +98,7 @@ async def test_view_of_a_fifo_is_refused_and_the_run_goes_on(repo: Path) -> None
     assert stat.S_ISFIFO(os.lstat(repo / "p").st_mode) or not (repo / "p").exists()
 
 
-async def test_nul_bytes_in_paths_commands_and_text_are_refused(repo: Path) -> None:
+async def test_nul_bytes_in_paths_commands_and_text_are_refused(repo: Path, sandbox: str) -> None:
     received = await run_story(
         repo,
         [
@@ -99,6 +108,7 @@ async def test_nul_bytes_in_paths_commands_and_text_are_refused(repo: Path) -> N
             edit(command="str_replace", path="README.md", old_str="test", new_str="\x00"),
             bash("touch pwned\x00; touch pwned2"),
         ],
+        sandbox=sandbox,
     )
     for _, outcome in received:
         refused(outcome, "NUL byte")
@@ -109,7 +119,7 @@ async def test_nul_bytes_in_paths_commands_and_text_are_refused(repo: Path) -> N
     assert (repo / "README.md").read_text() == "# test project\n"
 
 
-async def test_lone_surrogates_are_refused(repo: Path) -> None:
+async def test_lone_surrogates_are_refused(repo: Path, sandbox: str) -> None:
     received = await run_story(
         repo,
         [
@@ -119,6 +129,7 @@ async def test_lone_surrogates_are_refused(repo: Path) -> None:
             bash("echo \udcff > pwned"),
             {"tool": "escalate", "input": {"question": "why \udcff?", "tried": "x"}},
         ],
+        sandbox=sandbox,
     )
     for _, outcome in received:
         refused(outcome, "lone surrogate")
@@ -126,7 +137,7 @@ async def test_lone_surrogates_are_refused(repo: Path) -> None:
     assert [p.name for p in repo.iterdir() if "bad" in p.name] == []
 
 
-async def test_wrong_types_are_error_results(repo: Path) -> None:
+async def test_wrong_types_are_error_results(repo: Path, sandbox: str) -> None:
     received = await run_story(
         repo,
         [
@@ -144,6 +155,7 @@ async def test_wrong_types_are_error_results(repo: Path) -> None:
                 "input": {"command": "view", "path": "a", "x": [[[[[[[[[["deep"]]]]]]]]]]},
             },
         ],
+        sandbox=sandbox,
     )
     for _, outcome in received:
         refused(outcome)
@@ -155,14 +167,16 @@ async def test_wrong_types_are_error_results(repo: Path) -> None:
 
 
 async def test_str_replace_through_a_hard_link_leaves_the_outside_file_alone(
-    tmp_path: Path, outside: Path
+    tmp_path: Path, outside: Path, sandbox: str
 ) -> None:
     repo = make_repo(tmp_path / "ws")
     os.link(outside, repo / "h.txt")  # planted before the run, committed: the tree is clean
     git(repo, "add", "h.txt")
     git(repo, "commit", "-q", "-m", "a file that is a hard link")
     received = await run_story(
-        repo, [edit(command="str_replace", path="h.txt", old_str="original", new_str="pwned")]
+        repo,
+        [edit(command="str_replace", path="h.txt", old_str="original", new_str="pwned")],
+        sandbox=sandbox,
     )
     assert not received[0][1].is_error, received[0][1].content
     assert outside.read_text() == "original\n"
@@ -170,7 +184,7 @@ async def test_str_replace_through_a_hard_link_leaves_the_outside_file_alone(
     assert outside.stat().st_nlink == 1 and (repo / "h.txt").stat().st_nlink == 1
 
 
-async def test_devices_are_refused(repo: Path) -> None:
+async def test_devices_are_refused(repo: Path, sandbox: str) -> None:
     (repo / "zero").symlink_to("/dev/zero")
     git(repo, "add", "zero")
     git(repo, "commit", "-q", "-m", "a symlink to a device")
@@ -182,12 +196,13 @@ async def test_devices_are_refused(repo: Path) -> None:
             edit(command="view", path="zero"),
             edit(command="create", path="/dev/null", file_text="x"),
         ],
+        sandbox=sandbox,
     )
     for _, outcome in received:
         refused(outcome, "outside the workspace")
 
 
-async def test_a_200_mb_sparse_file_is_refused_without_reading_it(repo: Path) -> None:
+async def test_a_200_mb_sparse_file_is_refused_without_reading_it(repo: Path, sandbox: str) -> None:
     received = await run_story(
         repo,
         [
@@ -197,6 +212,7 @@ async def test_a_200_mb_sparse_file_is_refused_without_reading_it(repo: Path) ->
             edit(command="str_replace", path="big.txt", old_str="\x01", new_str="x"),
             bash("rm big.txt"),
         ],
+        sandbox=sandbox,
     )
     for _, outcome in received[1:4]:
         refused(outcome, "209715200 bytes", f"limit of {MAX_FILE_BYTES}")
@@ -217,7 +233,7 @@ def test_a_huge_file_costs_no_memory(tmp_path: Path) -> None:
     assert peak < 1_000_000, peak
 
 
-async def test_the_prd_and_progress_log_are_refused_for_writing(repo: Path) -> None:
+async def test_the_prd_and_progress_log_are_refused_for_writing(repo: Path, sandbox: str) -> None:
     prd = repo / "tasks/backend_prd.json"
     log = repo / "tasks/backend_progress.txt"
     prd_before, log_before = prd.read_bytes(), log.read_bytes()
@@ -237,6 +253,7 @@ async def test_the_prd_and_progress_log_are_refused_for_writing(repo: Path) -> N
             bash("rm alias.json"),
             edit(command="view", path="tasks/backend_prd.json"),  # reading is fine
         ],
+        sandbox=sandbox,
     )
     for index in (0, 1, 2, 4):
         refused(received[index][1], "bookkeeping file")
@@ -248,7 +265,7 @@ async def test_the_prd_and_progress_log_are_refused_for_writing(repo: Path) -> N
     assert log_before in log.read_bytes()
 
 
-async def test_non_utf8_content_is_refused_and_left_alone(tmp_path: Path) -> None:
+async def test_non_utf8_content_is_refused_and_left_alone(tmp_path: Path, sandbox: str) -> None:
     repo = make_repo(tmp_path / "ws")
     (repo / "latin1.txt").write_bytes(b"caf\xe9 original\n")
     git(repo, "add", "latin1.txt")
@@ -259,6 +276,7 @@ async def test_non_utf8_content_is_refused_and_left_alone(tmp_path: Path) -> Non
             edit(command="view", path="latin1.txt"),
             edit(command="str_replace", path="latin1.txt", old_str="original", new_str="x"),
         ],
+        sandbox=sandbox,
     )
     for _, outcome in received:
         refused(outcome, "not a UTF-8 text file (byte 0xe9 at offset 3)")
