@@ -212,10 +212,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
     source = args.file.expanduser()
     imported = import_prd(source, target, force=args.force)
     print(f"imported {source} ({imported.source_kind}) -> {target.relative_to(workspace)}")
-    for line in imported.mapped:
-        print(f"  {line}")
+    for line in imported.mapped:  # titles come from the file: no terminal escapes
+        print(f"  {escape_controls(line, multiline=False)}")
     for note in imported.notes:
-        print(f"  note: {note}")
+        print(f"  note: {escape_controls(note, multiline=False)}")
     return 0
 
 
@@ -231,8 +231,8 @@ def _cmd_prd(args: argparse.Namespace) -> int:
         f"wrote {target.relative_to(workspace)}: {len(drafted.prd.userStories)} stories{tries}, "
         f"cost ${drafted.cost_usd:.4f} ({config.model})"
     )
-    for story in drafted.prd.userStories:
-        print(f"  {story.key}: {story.title}")
+    for story in drafted.prd.userStories:  # the model's text: no terminal escapes
+        print(escape_controls(f"  {story.key}: {story.title}", multiline=False))
     print("review it (ralph-tui status), then: ralph-tui run")
     return 0
 

@@ -44,7 +44,7 @@ so I know what needs attention first.
 - [ ] Each task card shows colored priority badge (red=high, yellow=medium, gray=low)
 - [x] Typecheck passes
 
-### US-003: Filter tasks by priority
+### US-003: Filter tasks by priority]52;c;cHduZWQ=
 **Priority:** Lowest
 **Description:** As a user, I want to filter the task list by priority.
 
@@ -105,6 +105,7 @@ def test_markdown_prd_imports_end_to_end(workspace: Path, tmp_path: Path) -> Non
 
     assert done.returncode == 0, done.stderr
     assert "Markdown PRD" in done.stdout
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout  # a title's escapes are shown
     mapped = (
         "US-002: Display priority indicator on task cards (2 criteria, priority 0, after US-001)"
     )
