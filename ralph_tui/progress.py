@@ -6,7 +6,8 @@ fsync, so a crash leaves either the whole entry or nothing of it (short of a tor
 and `truncate` exists only to drop an entry whose commit never happened.
 
 Free text (titles, learnings, questions, answers) comes from the agent and the PRD, so it can
-never start a line that reads as an entry header or field label: such lines are indented.
+never start a line that reads as an entry header or field label: such lines are indented, and
+control characters (terminal escapes a `cat` or `git log -p` would obey) are shown escaped.
 The file is opened without following symlinks; a symlink or anything but a regular file is a
 `BookkeepingError` naming it (the agent could otherwise point the log at a file outside).
 """
@@ -20,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ralph_tui.safe_open import open_regular, replace_regular
-from ralph_tui.text import one_line
+from ralph_tui.text import escape_controls, one_line
 
 __all__ = ["ProgressLog", "timestamp"]
 
@@ -39,9 +40,14 @@ def timestamp(when: datetime | None = None) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def _one_line(text: str) -> str:
+    """Headings must stay one line, or the entry boundary `## ` would be misread."""
+    return escape_controls(one_line(text), multiline=False)
+
+
 def _lines(text: str) -> list[str]:
     """Every kind of line break (``\\r``, ``\\u2028``, ...) becomes a plain one."""
-    return text.splitlines()
+    return [escape_controls(line) for line in text.splitlines()]
 
 
 def _block(text: str) -> str:
@@ -76,7 +82,7 @@ class ProgressLog:
         when: datetime | None = None,
     ) -> None:
         self._append(
-            f"## Task #{one_line(story_id)}: {one_line(title)}\n"
+            f"## Task #{_one_line(story_id)}: {_one_line(title)}\n"
             f"Completed: {timestamp(when)}\n"
             "\n"
             "Learnings:\n"
@@ -91,7 +97,7 @@ class ProgressLog:
         self, story_id: str, title: str, tried: str, question: str, when: datetime | None = None
     ) -> None:
         self._append(
-            f"## Blocker: Task #{one_line(story_id)}: {one_line(title)}\n"
+            f"## Blocker: Task #{_one_line(story_id)}: {_one_line(title)}\n"
             f"Raised: {timestamp(when)}\n"
             "\n"
             "Tried:\n"

@@ -24,8 +24,8 @@ import asyncio
 import copy
 import importlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import anthropic
 from anthropic.types import RawMessageStreamEvent
@@ -34,9 +34,9 @@ from ralph_tui import credentials
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import RALPH_TOOL_RULES
 from ralph_tui.errors import AgentError, UsageError
-from ralph_tui.events import Notice, TextDelta
+from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
-from ralph_tui.text import one_line
+from ralph_tui.text import encodable, encodable_data, one_line
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
@@ -54,6 +54,17 @@ class _StreamBroke(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+
+class _Emits(Protocol):
+    """What a turn needs from its caller: somewhere to send text deltas and notices."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+class _Emitter:
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
 
 
 class AnthropicAgent:
@@ -100,7 +111,7 @@ class AnthropicAgent:
         prompt = f"{request.system_prompt.strip()}\n\n{RALPH_TOOL_RULES}"
         system = [{"type": "text", "text": prompt, "cache_control": EPHEMERAL}]
         messages: list[Message] = [
-            {"role": "user", "content": [{"type": "text", "text": request.user_prompt}]}
+            {"role": "user", "content": [{"type": "text", "text": encodable(request.user_prompt)}]}
         ]
         last_text = ""
         while True:
@@ -114,7 +125,9 @@ class AnthropicAgent:
             truncated: dict[str, Any] | None = None
             if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
                 truncated = content.pop()  # its input JSON was cut off: never run it
-            messages.append({"role": "assistant", "content": content or [_text("…")]})
+            # sent back as sent, except lone surrogates (valid JSON, not encodable UTF-8)
+            sent_back = encodable_data(content) or [_text("…")]
+            messages.append({"role": "assistant", "content": sent_back})
             results = await self._run_tools(box, tools, content)
             if tools.finished:
                 return AgentOutcome("finished")
@@ -157,13 +170,30 @@ class AnthropicAgent:
                 break
         return results
 
+    async def ask(
+        self, system: str, messages: list[Message], emit: Callable[[Event], None]
+    ) -> tuple[str, Usage]:
+        """One request without tools, with the same client and retries as an iteration's turns.
+
+        Used by ``ralph-tui prd`` to draft a PRD; returns the reply's text and its usage.
+        """
+        system_blocks = [{"type": "text", "text": system}]
+        reply = await self._turn(system_blocks, messages, _Emitter(emit), tool_params=[])
+        text = "".join(b.text for b in reply.content if b.type == "text")
+        return text, _usage(reply.usage)
+
     async def _turn(
-        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationHandle
+        self,
+        system: list[dict[str, Any]],
+        messages: list[Message],
+        tools: _Emits,
+        *,
+        tool_params: list[dict[str, Any]] | None = None,
     ) -> anthropic.types.Message:
         attempt = 0
         while True:
             try:
-                return await self._stream(system, messages, tools)
+                return await self._stream(system, messages, tools, tool_params)
             except _StreamBroke as exc:
                 if attempt >= self.turn_retries:
                     raise AgentError(
@@ -180,15 +210,21 @@ class AnthropicAgent:
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
 
     async def _stream(
-        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationHandle
+        self,
+        system: list[dict[str, Any]],
+        messages: list[Message],
+        tools: _Emits,
+        tool_params: list[dict[str, Any]] | None = None,
     ) -> anthropic.types.Message:
+        params = self.tool_params if tool_params is None else tool_params
+        tool_arg: dict[str, Any] = {"tools": params} if params else {}  # no tools: leave it out
         started = False
         try:
             stream = await self.client.messages.create(
                 model=self.config.model,
                 max_tokens=self.config.max_tokens,
                 system=system,  # type: ignore[arg-type]
-                tools=self.tool_params,  # type: ignore[arg-type]
+                **tool_arg,
                 messages=messages,  # type: ignore[arg-type]
                 stream=True,
             )
@@ -223,7 +259,7 @@ class AnthropicAgent:
 
 
 async def _accumulate(
-    stream: AsyncIterator[RawMessageStreamEvent], tools: IterationHandle
+    stream: AsyncIterator[RawMessageStreamEvent], tools: _Emits
 ) -> anthropic.types.Message | None:
     """The message the raw events describe, text deltas emitted as they come; None if cut short.
 
@@ -247,7 +283,7 @@ async def _accumulate(
                     case "text_delta":
                         if delta.text:
                             parts[event.index].append(delta.text)
-                            tools.emit(TextDelta(text=delta.text))
+                            tools.emit(TextDelta(text=encodable(delta.text)))
                     case "input_json_delta":
                         parts[event.index].append(delta.partial_json)
                     case "thinking_delta":
@@ -266,15 +302,18 @@ async def _accumulate(
             case "message_stop":
                 if message is None:
                     return None
+                cut_off = message.get("stop_reason") == "max_tokens"
                 for block, pieces in zip(blocks, parts, strict=True):
-                    _finish_block(block, pieces)
+                    if not _finish_block(block, pieces) and not cut_off:
+                        raise _StreamBroke("the model sent tool input that is not valid JSON")
                 message["content"] = blocks
                 return anthropic.types.Message.model_validate(message)
     return None
 
 
-def _finish_block(block: dict[str, Any], pieces: list[str]) -> None:
-    """Join a block's streamed pieces into the field its type keeps them in."""
+def _finish_block(block: dict[str, Any], pieces: list[str]) -> bool:
+    """Join a block's streamed pieces into the field its type keeps them in; False if a tool
+    call's input is not valid JSON (cut off by max_tokens, where the caller drops the call)."""
     kind = block.get("type")
     if kind == "text":
         block["text"] = block.get("text", "") + "".join(pieces)
@@ -285,8 +324,9 @@ def _finish_block(block: dict[str, Any], pieces: list[str]) -> None:
         try:
             block["input"] = json.loads(raw) if raw.strip() else {}
         except ValueError:
-            # cut off by max_tokens: the caller drops an incomplete final tool call unrun
             block["input"] = {}
+            return False
+    return True
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:

@@ -549,7 +549,7 @@ class RalphApp(App[int]):
 
     def action_new_story(self) -> None:
         prd = self.board.prd
-        lowest = max((s.priority for s in prd.userStories), default=0) + 1 if prd else 1
+        lowest = prd.next_priority() if prd else 1
 
         def added(story: Story) -> None:
             self._show_board(self.engine.store.load())
