@@ -155,6 +155,8 @@ async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int, list[flo
                 next_key = time.perf_counter() + KEY_EVERY_S
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        while len(app.handled) < len(app.posted):  # the last probe lands before the app closes
+            await pilot.pause(0.01)
     assert app.exit_code == 0, app.exit_code
     latencies = [h - p for p, h in zip(app.posted, app.handled, strict=False)]
     return elapsed, flushes, app.batcher.received, latencies

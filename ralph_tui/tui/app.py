@@ -284,7 +284,8 @@ class RalphApp(App[int]):
             board.apply(event)
             gates.apply(event)
             self._apply(event)
-        self._show_status()
+        # the status line repaints only when its fields change (elapsed ticks once a second):
+        # a repaint at the top of the screen on every flush would widen the region redrawn
 
     def _apply(self, event: Event) -> None:
         """What the app itself does with an event: status, diff refreshes, toasts, PRD re-reads."""
@@ -332,7 +333,9 @@ class RalphApp(App[int]):
         """Bring the elapsed time up to date (the rest of ``status`` is set as events come)."""
         if self._started_at is not None:
             end = self._finished_at if self._finished_at is not None else self.clock()
-            self.status = self.status.with_(elapsed_s=max(0.0, end - self._started_at))
+            # whole seconds, as shown: a new float every call would repaint for nothing
+            elapsed = float(int(max(0.0, end - self._started_at)))
+            self.status = self.status.with_(elapsed_s=elapsed)
 
     @work(exclusive=True, group="prd", exit_on_error=False, name="prd")
     async def reload_board(self) -> None:
