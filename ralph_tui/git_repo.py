@@ -274,13 +274,15 @@ class GitRepo:
         if not pattern or "\n" in pattern:
             raise UsageError(f"{pattern!r}: not a single exclude pattern")
         path = self._git_path("info/exclude")
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        text = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
         if pattern in (line.strip() for line in text.splitlines()):
             return
         if text and not text.endswith("\n"):
             text += "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + pattern + "\n", encoding="utf-8")
+        tmp = path.with_name(path.name + ".ralph-tmp")
+        tmp.write_text(text + pattern + "\n", encoding="utf-8")
+        tmp.replace(path)  # a planted symlink is replaced, never written through
 
     def head_sha(self) -> str:
         return self._git("rev-parse", "--verify", "HEAD^{commit}").decode("ascii").strip()
@@ -289,6 +291,21 @@ class GitRepo:
         """The ref HEAD points at (``refs/heads/main``), ``None`` when detached."""
         proc = _run_git(self.root, "symbolic-ref", "-q", "HEAD")
         return proc.stdout.decode("utf-8", "surrogateescape").strip() or None
+
+    def ref_exists(self, ref: str) -> bool:
+        return _run_git(self.root, "show-ref", "--verify", "--quiet", ref).returncode == 0
+
+    def is_valid_branch_name(self, name: str) -> bool:
+        if not name or name.startswith("-") or "\0" in name:
+            return False
+        return _run_git(self.root, "check-ref-format", "--branch", name).returncode == 0
+
+    def checkout_branch(self, name: str, *, create: bool) -> None:
+        """Check out branch ``name`` (new from HEAD when ``create``); changes travel along."""
+        if create:
+            self._git("checkout", "-q", "-b", name)
+        else:
+            self._git("checkout", "-q", name, "--")
 
     def head_message(self) -> str:
         """The HEAD commit's full message, without git's trailing newline."""

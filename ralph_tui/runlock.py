@@ -26,6 +26,11 @@ class RunLock:
         self.stale_pid: int | None = None  # a dead holder's pid found in the file, if any
 
     def acquire(self) -> None:
+        if self.path.parent.is_symlink():
+            raise UsageError(
+                f"{self.path.parent}: is a symlink; ralph-tui keeps its state in a real folder "
+                "(remove the link)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

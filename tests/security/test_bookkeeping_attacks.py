@@ -281,3 +281,16 @@ async def test_allow_dirty_user_changes_survive_and_stay_out_of_commits(tmp_path
     assert "notes.md" not in files and "scratch.txt" not in files
     assert "ok.txt" in files
     assert git(root, "show", "HEAD:notes.md") == "committed\n"
+
+
+async def test_symlinked_ralph_folder_is_refused(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / ".ralph").symlink_to(outside)
+    engine, _, _, _ = make_engine(root, {"stories": {"US-001": [complete()]}})
+
+    with pytest.raises(UsageError, match=r"\.ralph: is a symlink"):
+        await engine.run()
+
+    assert list(outside.iterdir()) == []

@@ -205,3 +205,22 @@ async def test_non_utf8_file_name_is_committed(tmp_path: Path) -> None:
     assert prd["userStories"][0]["passes"] is True
     assert "- bad\\xff.txt" in (root / "tasks/backend_progress.txt").read_text()
     assert git(root, "status", "--porcelain") == ""
+
+
+async def test_branch_switch_and_amend_are_undone(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    base = git(root, "rev-parse", "HEAD").strip()
+    steps = [
+        create("src/feature.py", "x = 1\n"),
+        bash("git checkout -q -b elsewhere && git add -A && git commit -q --amend -m evil"),
+        complete(),
+    ]
+    engine, _, sink, sup = make_engine(root, {"stories": {"US-001": steps}})
+
+    assert await engine.run() == 0
+
+    assert git(root, "symbolic-ref", "HEAD").strip() == "refs/heads/ralph/test"  # the PRD's
+    assert git(root, "rev-parse", "HEAD~1").strip() == base  # the initial commit survived
+    assert "src/feature.py" in sup.approval_requests[0].diffstat
+    assert "src/feature.py" in git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert "moved HEAD" in notices(sink)
