@@ -163,14 +163,10 @@ class WorkerHost(Protocol):
         """Land the approved change on main in one commit; its sha, or ``MergeRetry``."""
         ...
 
-    def gate_base(self) -> str:
-        """The commit to run the gates on now: main's HEAD plus the approved changes queued to
-        land before this one. Gating there makes the re-check at merge time a no-op when the
-        queue lands as predicted."""
-        ...
-
-    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
-        """Record the gates' verdict on a tree (``Checkout.code_tree``)."""
+    async def gate(self, checkout: Checkout) -> list[GateResult]:
+        """Run the gates on the change where it will land: main's HEAD plus the changes queued
+        ahead of it (moved there by ``Checkout.rebase`` when that applies cleanly). When the
+        queue lands as predicted, the check at merge time finds nothing to re-run."""
         ...
 
     def add_feedback(self, story: Story, feedback: str) -> None: ...
@@ -340,16 +336,7 @@ class _WorktreeHost:
         self._host.add_usage(story, usage)
 
     async def run_gates(self) -> list[GateResult]:
-        """Move the change onto where it will land (when that applies cleanly), then gate it."""
-        checkout = self._checkout
-        await checkout.snapshot()
-        target = self._host.gate_base()
-        if target != checkout.base_commit:
-            await checkout.rebase(target, keep_conflicts=False)  # a conflict waits for merge
-        tree = await checkout.code_tree()
-        results = await checkout.run_gates()
-        self._host.gates_ran(tree, results)
-        return results
+        return await self._host.gate(self._checkout)
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool

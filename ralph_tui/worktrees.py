@@ -53,6 +53,8 @@ class Worktree:
     base: str  # the commit the change applies to
     bookkeeping: Sequence[str] = field(default=())
     commit: str | None = None  # the change as one commit on ``base`` (None: not snapshotted)
+    # the last snapshot's answer, for (base, commit): asked again with nothing changed, it holds
+    _last: tuple[tuple[str, str | None], tuple[str, bytes, str]] | None = None
 
     @contextlib.contextmanager
     def _whole_tree_index(self) -> Iterator[dict[str, str]]:
@@ -85,6 +87,11 @@ class Worktree:
 
     def snapshot(self, notes: list[str]) -> tuple[str, bytes, str]:
         """Commit the change on the branch (one commit on ``base``); (commit, patch, diffstat)."""
+        if self._last is not None and self._last[0] == (self.base, self.commit):
+            clean = _git(self.root, "status", "--porcelain", "-z", "--untracked-files=all")
+            head = _git(self.root, "rev-parse", "HEAD").decode().strip()
+            if not clean and head == self.commit:  # nothing changed since: the same answer
+                return self._last[1]
         with self._whole_tree_index() as env:
             self._bookkeeping_to_base(env, notes)
             tree = _git(self.root, "write-tree", env=env).decode().strip()
@@ -96,9 +103,14 @@ class Worktree:
             out = _git(self.root, "commit-tree", tree, "-p", self.base, stdin=message)
             commit = out.decode().strip()
         self._move_to(commit)
+        return self._remember(commit)
+
+    def _remember(self, commit: str) -> tuple[str, bytes, str]:
         patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, commit)
         stat = _git(self.root, "diff", "--stat", *_DIFF, self.base, commit)
-        return commit, patch, stat.decode("utf-8", "replace").rstrip("\n")
+        answer = (commit, patch, stat.decode("utf-8", "replace").rstrip("\n"))
+        self._last = ((self.base, commit), answer)
+        return answer
 
     def _move_to(self, commit: str) -> None:
         _git(self.root, "update-ref", f"refs/heads/{self.branch}", commit)
@@ -143,6 +155,7 @@ class Worktree:
             message = WIP_MESSAGE.format(story=self.story_id).encode()
             commit = _git(self.root, "commit-tree", tree, "-p", onto, stdin=message)
             self._move_to(commit.decode().strip())
+            self._remember(self.commit or "")
             return []
         unmerged = _git(self.root, "diff", "--name-only", "--diff-filter=U", "-z")
         conflicts = [p for p in unmerged.decode("utf-8", "surrogateescape").split("\0") if p]
