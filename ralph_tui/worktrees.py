@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import RALPH_DIR, _git_words, _run_git
+from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git
 from ralph_tui.recovery import safe_name
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -296,3 +296,18 @@ class WorktreeManager:
         for stray in sorted(p for p in self.folder.iterdir() if p.is_dir()):
             report(f"{stray}: removed (a worktree folder without its record)")
             self._remove_paths(stray, branch_name(stray.name), self.folder / f"{stray.name}.json")
+
+
+def worker_diff(main_root: Path, story_id: str) -> list[FileDiff]:
+    """A running worker's change (its worktree against the commit it started from), for the
+    Diff pane; empty when the worktree is gone."""
+    root = main_root / RALPH_DIR / "worktrees" / safe_name(story_id)
+    if not (root / ".git").exists():
+        return []
+    repo = GitRepo(root.resolve())
+    subject = _run_git(root, "log", "-1", "--format=%s", "HEAD").stdout.decode("utf-8", "replace")
+    base = "HEAD^" if subject.startswith(WIP_MESSAGE.split("{", 1)[0]) else "HEAD"
+    try:
+        return repo.diff(base)
+    except GitError:
+        return []
