@@ -55,8 +55,9 @@ from ralph_tui.gates import GateResult, run_gates
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.prd import Story
 from ralph_tui.recovery import safe_name
+from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
-from ralph_tui.workspace import Workspace, agent_env
+from ralph_tui.workspace import Workspace
 from ralph_tui.worktrees import Worktree, WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,11 @@ class LocalWorktreeExecutor:
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
         tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)
-        checkout = WorktreeCheckout(tree, host, job.config)
+        try:
+            checkout = WorktreeCheckout(tree, host, job.config)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.worktrees.remove, tree))
+            raise
         control = IterationControl(_WorktreeHost(host, checkout), job.story)
         request = IterationRequest(
             iteration=job.iteration,
@@ -261,14 +266,16 @@ class WorktreeCheckout:
         self.tree = tree
         self._host = host
         self._config = config
+        # the worker's own confinement: the editor, the bash tool, a command agent's CLI and
+        # the gates are rooted at the worktree, where the PRD and progress log are read-only
+        books = tuple(tree.root / rel for rel in tree.bookkeeping)
+        self.workspace = Workspace(tree.root)
+        self.workspace.protect(*books)
+        self.workspace.sandbox = resolve_sandbox(config.sandbox, tree.root, read_only=books)
 
     @property
     def base_commit(self) -> str:
         return self.tree.base
-
-    @property
-    def workspace(self) -> Workspace:
-        return Workspace(self.tree.root)
 
     async def snapshot(self) -> StoryChange:
         notes: list[str] = []
@@ -293,11 +300,13 @@ class WorktreeCheckout:
         def finished(result: GateResult) -> None:
             host.emit(gate_event(result))
 
+        sandbox = self.workspace.sandbox
         return await run_gates(
             self._config.gates,
             self.tree.root,
             self._config.gate_options.timeout_s,
-            env=agent_env(),
+            env=sandbox.env(),
+            sandbox=sandbox,
             on_start=started,
             on_finish=finished,
         )

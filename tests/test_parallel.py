@@ -331,3 +331,30 @@ async def test_reject_and_discard_in_workers(tmp_path: Path) -> None:
     assert "two.txt" in Path(finished["US-002"].patch_path).read_text()
     assert story_commits(root) == ["[backend] Task #US-001: One"]
     assert_clean(root)
+
+
+async def test_each_worker_is_confined_to_its_own_worktree(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two")],
+        extra_config='sandbox = { mode = "bwrap" }',
+    )
+    escape = root / "escaped.txt"
+    steps = [
+        {
+            "tool": "bash",
+            "input": {"command": f"echo out > {escape}; pwd > where-$(basename $PWD)"},
+        },
+        create("tasks/backend_prd.json", "{}"),  # the PRD is read-only in a worker
+        complete(),
+    ]
+    engine, agent, sink, _ = make_parallel(root, {"default": steps})
+    assert await run(engine, sink) == 0
+    assert not escape.exists()
+    for story_id in ("US-001", "US-002"):
+        where = git(root, "log", "-1", "--format=%H", f"--grep=Task #{story_id}:")
+        cwd = git(root, "show", f"{where.strip()}:where-{story_id}").strip()
+        assert cwd.endswith(f".ralph/worktrees/{story_id}"), cwd
+    refused = [o for n, o in agent.received if n == "str_replace_based_edit_tool"]
+    assert len(refused) == 2 and all(o.is_error for o in refused)
+    assert passes(root) == {"US-001": True, "US-002": True}
