@@ -7,6 +7,7 @@ once, the supervisor holds the first approval until the second worker has asked 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,12 @@ from ralph_tui.events import (
     Notice,
     RunFinished,
 )
+from ralph_tui.headless import run_headless
 from ralph_tui.parallel import ParallelEngine, dependencies, ready_stories
 from ralph_tui.prd_store import parse_prd
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest
 from tests.support.engine import RecordingSink, ScriptedSupervisor, complete, create, write_script
-from tests.support.repo import git, make_repo, story
+from tests.support.repo import git, make_repo, story, write_prd
 
 
 def make_parallel(
@@ -358,3 +360,68 @@ async def test_each_worker_is_confined_to_its_own_worktree(tmp_path: Path) -> No
     refused = [o for n, o in agent.received if n == "str_replace_based_edit_tool"]
     assert len(refused) == 2 and all(o.is_error for o in refused)
     assert passes(root) == {"US-001": True, "US-002": True}
+
+
+async def test_headless_auto_prefixes_each_line_with_the_story_id(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    script = {
+        "stories": {
+            "US-001": [{"text": "working on one"}, create("one.txt", "1\n"), complete()],
+            "US-002": [{"text": "working on two"}, create("two.txt", "2\n"), complete()],
+        }
+    }
+    path = write_script(root, script)
+    config = load_config(root, {"script": str(path), "workers": 2, "approve": "auto"})
+    out = io.StringIO()
+    code = await run_headless(root, config, out=out, agent=ScriptedAgent.from_file(path, config))
+    text = out.getvalue()
+    assert code == 0, text
+    assert "[US-001]   │ working on one" in text and "[US-002]   │ working on two" in text
+    assert "[US-001]   ✓ committed" in text and "[US-002]   ✓ committed" in text
+    for line in text.splitlines():  # a worker's line never carries the other story's id
+        if "working on one" in line or "one.txt" in line:
+            assert line.startswith("[US-001]"), line
+
+
+async def test_story_removed_while_its_worker_runs_is_stopped_at_a_safe_point(
+    tmp_path: Path,
+) -> None:
+    flag = tmp_path / "go"
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two", 2)],
+        extra_config='sandbox = { mode = "off" }',  # the flag lives outside the worktree
+    )
+    wait = f"while [ ! -f {flag} ]; do sleep 0.05; done"
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), {"tool": "bash", "input": {"command": wait}},
+                       complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }  # fmt: skip
+    started = asyncio.Event()
+    told = asyncio.Event()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, IterationStarted) and event.story_id == "US-001":
+            started.set()
+        if isinstance(event, Notice) and "removed from the PRD" in event.message:
+            told.set()
+
+    sink = TeeSink(watch)
+    engine, _, _, _ = make_parallel(root, script, sink=sink)
+    task = asyncio.create_task(run(engine, sink))
+    await started.wait()
+    write_prd(root, [story("US-002", "Two", 2)])
+    await told.wait()
+    flag.touch()
+    assert await task == 0
+    finished = {e.story_id: e for e in sink.of(IterationFinished)}
+    assert finished["US-001"].outcome == "stopped"
+    notice = next(n.message for n in sink.of(Notice) if "removed from the PRD" in n.message)
+    assert "stops at its next safe point" in notice
+    assert finished["US-001"].patch_path is not None  # its work is kept as a patch
+    assert not (root / "one.txt").exists()
+    assert passes(root) == {"US-002": True}
+    assert_clean(root)
