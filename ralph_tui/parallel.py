@@ -140,6 +140,7 @@ class ParallelEngine(Engine):
 
     def request_stop(self) -> None:
         super().request_stop()
+        self.approvals.stop()
         self._wake.set()
 
     def _approvals_changed(self) -> None:
