@@ -473,12 +473,19 @@ class ParallelEngine(Engine):
     async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
         """ONE commit on main: the change, ``passes: true`` and the progress entry."""
         head = await asyncio.to_thread(self.git.head_sha)
+        progress_size = await asyncio.to_thread(self.progress.size)
+        # the marker comes first: a kill after the change is applied but before the commit
+        # leaves a state file that the restart undoes (the change saved as a patch)
+        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
+        await asyncio.to_thread(self._state.write, marker)
+        keep = (*self._bookkeeping, *self._user_dirty)
         if patch:
             applied = await asyncio.to_thread(
                 _run_git, self.root, "apply", "--binary", "--index", stdin=patch
             )
             if applied.returncode != 0:
-                await asyncio.to_thread(self.git.restore_to_head, self._bookkeeping)
+                await asyncio.to_thread(self.git.restore_to_head, keep)
+                await asyncio.to_thread(self._state.clear)
                 raise MergeRetry(
                     "Your change does not apply to the main branch: "
                     + applied.stderr.decode("utf-8", "replace").strip()
@@ -486,11 +493,8 @@ class ParallelEngine(Engine):
         files = [
             display_path(d.path)
             for d in await asyncio.to_thread(self.git.diff)
-            if d.path not in self._bookkeeping and d.path not in self._user_dirty
+            if d.path not in keep
         ]
-        progress_size = await asyncio.to_thread(self.progress.size)
-        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
-        await asyncio.to_thread(self._state.write, marker)
         clean = [self._redact(item) for item in learnings]
         message = commit_message(self.config.role, story)
         try:
@@ -525,7 +529,7 @@ class ParallelEngine(Engine):
             self.store, self.progress, self.git, story.key, progress_size
         ):
             log.warning("%s", problem)
-        self.git.restore_to_head(keep=self._bookkeeping)
+        self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
         self._state.clear()
 
 

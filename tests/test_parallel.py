@@ -25,6 +25,7 @@ from ralph_tui.events import (
     IterationStarted,
     Notice,
     RunFinished,
+    ToolCall,
 )
 from ralph_tui.headless import run_headless
 from ralph_tui.parallel import ParallelEngine, dependencies, ready_stories
@@ -400,11 +401,15 @@ async def test_story_removed_while_its_worker_runs_is_stopped_at_a_safe_point(
             "US-002": [create("two.txt", "2\n"), complete()],
         }
     }  # fmt: skip
-    started = asyncio.Event()
+    started = asyncio.Event()  # US-001's agent has written its file and waits in bash
     told = asyncio.Event()
+    worker_of: dict[str, int] = {}
 
     def watch(event: Event) -> None:
-        if isinstance(event, IterationStarted) and event.story_id == "US-001":
+        if isinstance(event, IterationStarted):
+            worker_of[event.story_id] = event.worker
+        bash = isinstance(event, ToolCall) and event.name == "bash"
+        if bash and event.worker == worker_of.get("US-001"):
             started.set()
         if isinstance(event, Notice) and "removed from the PRD" in event.message:
             told.set()
