@@ -124,6 +124,11 @@ class Checkout(Protocol):
         """
         ...
 
+    async def code_tree_on(self, onto: str) -> str | None:
+        """``code_tree`` of the snapshotted change applied onto ``onto`` without moving the
+        checkout; ``None`` when it does not apply as it is."""
+        ...
+
     async def code_tree(self) -> str:
         """An id of the snapshotted tree without the PRD and progress log (a git tree sha):
         equal ids mean the gates saw the same code."""
@@ -290,6 +295,9 @@ class WorktreeCheckout:
 
     async def code_tree(self) -> str:
         return await asyncio.to_thread(self.tree.code_tree)
+
+    async def code_tree_on(self, onto: str) -> str | None:
+        return await asyncio.to_thread(self.tree.code_tree_on, onto)
 
     async def run_gates(self) -> list[GateResult]:
         host = self._host

@@ -433,6 +433,12 @@ class ParallelEngine(Engine):
             async with self._merge_lock:
                 # git, not the remembered value: a human may have committed on main meanwhile
                 head = self._head = await asyncio.to_thread(self.git.head_sha)
+                change = await checkout.snapshot()
+                landed = await checkout.code_tree_on(head)
+                known = self._gated.get(landed) if landed is not None else None
+                if known is not None and all(r.passed for r in known):
+                    # the tree that lands is one the gates passed on: no rebase, no re-run
+                    return await self._land(story, change.patch, learnings)
                 conflicts = await checkout.rebase(head)
                 if conflicts:
                     self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")

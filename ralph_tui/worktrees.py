@@ -117,6 +117,28 @@ class Worktree:
         _git(self.root, "reset", "-q", "--hard", commit)
         self.commit = commit
 
+    def code_tree_on(self, onto: str) -> str | None:
+        """``code_tree`` of the snapshotted change applied onto ``onto``, in a scratch index
+        (the worktree is not touched); ``None`` when the patch does not apply cleanly."""
+        if self.commit is None:
+            raise GitError(f"{self.root}: the change was not snapshotted")
+        if self._last is not None and self._last[0] == (self.base, self.commit):
+            patch = self._last[1][1]
+        else:
+            patch = _git(
+                self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit
+            )
+        with tempfile.TemporaryDirectory(prefix="ralph-wt-key-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(self.root, "read-tree", onto, env=env)
+            if patch:
+                applied = _run_git(self.root, "apply", "--cached", "--binary", stdin=patch, env=env)
+                if applied.returncode != 0:
+                    return None
+            if self.bookkeeping:
+                _git(self.root, "update-index", "--force-remove", "--", *self.bookkeeping, env=env)
+            return _git(self.root, "write-tree", env=env).decode().strip()
+
     def code_tree(self) -> str:
         """The snapshotted commit's tree without the PRD and progress log: what the gates see
         of a change, so "the gates passed on this tree" can be checked after a rebase."""
@@ -126,10 +148,7 @@ class Worktree:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", self.commit, env=env)
             if self.bookkeeping:
-                _git(
-                    self.root, "rm", "-q", "--cached", "--ignore-unmatch", "--",
-                    *self.bookkeeping, env=env,
-                )  # fmt: skip
+                _git(self.root, "update-index", "--force-remove", "--", *self.bookkeeping, env=env)
             return _git(self.root, "write-tree", env=env).decode().strip()
 
     def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
