@@ -114,6 +114,9 @@ class ParallelEngine(Engine):
         self._stopping: dict[str, str] = {}
         self.running: dict[str, int] = {}  # story id -> worker number
         self._head = ""  # main's HEAD: only this engine moves it during the run
+        # approvals come from a policy, not a human: a merge may wait for those ahead of it
+        # (the TUI always asks a human, whatever the config says, and sets this False)
+        self.approvals_automatic = config.approve == "auto"
         self._landed: set[str] = set()  # committed by this run (their workers are winding up)
         self._train: list[_Ticket] = []
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
@@ -425,7 +428,7 @@ class ParallelEngine(Engine):
             ticket = _Ticket(worker, story.key)
             self._train.append(ticket)
         ticket.state = "merging"
-        waits = {"gating", "merging"} | ({"approval"} if self.config.approve == "auto" else set())
+        waits = {"gating", "merging"} | ({"approval"} if self.approvals_automatic else set())
         try:
             while any(t.state in waits for t in self._train[: self._train.index(ticket)]):
                 self._train_moved.clear()
