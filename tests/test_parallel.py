@@ -28,8 +28,7 @@ from ralph_tui.events import (
     ToolCall,
 )
 from ralph_tui.headless import run_headless
-from ralph_tui.parallel import ParallelEngine, dependencies, ready_stories
-from ralph_tui.prd_store import parse_prd
+from ralph_tui.parallel import ParallelEngine
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest
 from tests.support.engine import RecordingSink, ScriptedSupervisor, complete, create, write_script
 from tests.support.repo import git, make_repo, story, write_prd
@@ -104,28 +103,6 @@ class TeeSink(RecordingSink):
     def __call__(self, event: Event) -> None:
         super().__call__(event)
         self.also(event)
-
-
-def test_dependencies_and_ready_stories() -> None:
-    prd = parse_prd(
-        json.dumps(
-            {
-                "userStories": [
-                    story("A", "a", 1),
-                    story("B", "b", 1, dependsOn=["A"]),
-                    story("C", "c", 2, deps="A"),
-                    story("D", "d", 3, dependencies=[]),
-                    story("E", "e", 1, passes=True),
-                    story("F", "f", 4, dependsOn=["E"]),
-                ]
-            }
-        ),
-        Path("prd.json"),
-    )
-    b = prd.story("B")
-    assert b is not None and dependencies(b) == ["A"]
-    assert [s.key for s in ready_stories(prd, skip=())] == ["A", "D", "F"]
-    assert [s.key for s in ready_stories(prd, skip={"A"})] == ["D", "F"]
 
 
 async def test_two_independent_stories_each_one_commit_and_nothing_left(tmp_path: Path) -> None:
