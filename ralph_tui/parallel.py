@@ -81,7 +81,7 @@ class ParallelEngine(Engine):
             workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
         )
         self.workers = workers or config.workers
-        self.approvals = ApprovalQueue(supervisor, self._approvals_changed)
+        self.approvals = ApprovalQueue(supervisor)
         self._executor = executor
         self._agents: dict[int, Agent] = {}
         self._merge_lock = asyncio.Lock()
@@ -122,9 +122,6 @@ class ParallelEngine(Engine):
         super().request_stop()
         self.approvals.stop()
         self._wake.set()
-
-    def _approvals_changed(self) -> None:
-        """Hook for the UI (the TUI polls ``approvals``); nothing to do in the core."""
 
     # ----------------------------------------------------------------- the run
 
@@ -309,9 +306,6 @@ class ParallelEngine(Engine):
             config=self.config,
             feedback=request.feedback,
         )
-
-    def worker_stopping(self, story_id: str) -> str | None:
-        return self._stopping.get(story_id)
 
     # ----------------------------------------------------------------- approval and merge
 
