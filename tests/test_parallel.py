@@ -407,3 +407,35 @@ async def test_story_removed_while_its_worker_runs_is_stopped_at_a_safe_point(
     assert not (root / "one.txt").exists()
     assert passes(root) == {"US-002": True}
     assert_clean(root)
+
+
+async def test_stop_reaches_every_worker_at_its_safe_point(tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two"), story("US-003", "Three")],
+        extra_config='sandbox = { mode = "off" }',  # the flag lives outside the worktrees
+    )
+    wait = f"while [ ! -f {flag} ]; do sleep 0.05; done"
+    steps = [create("x.txt", "x\n"), {"tool": "bash", "input": {"command": wait}}, complete()]
+    waiting: set[int] = set()
+    both = asyncio.Event()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, ToolCall) and event.name == "bash":
+            waiting.add(event.worker)
+            if len(waiting) == 2:
+                both.set()
+
+    sink = TeeSink(watch)
+    engine, _, _, _ = make_parallel(root, {"default": steps}, sink=sink)
+    task = asyncio.create_task(engine.run())
+    await both.wait()
+    engine.request_stop()
+    flag.touch()
+    assert await task == 130
+    finished = sink.of(IterationFinished)
+    assert sorted(e.story_id for e in finished) == ["US-001", "US-002"]  # US-003 never started
+    assert all(e.outcome == "stopped" and e.patch_path for e in finished)
+    assert passes(root) == {"US-001": False, "US-002": False, "US-003": False}
+    assert_clean(root)
