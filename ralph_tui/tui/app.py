@@ -50,6 +50,7 @@ from ralph_tui.events import (
 )
 from ralph_tui.iteration import Agent
 from ralph_tui.prd import Prd
+from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -112,9 +113,10 @@ class RalphApp(App[int]):
         clock: Callable[[], float] = time.monotonic,
         autostart: bool = True,
         run_id: str | None = None,
+        run_factory: RunFactory | None = None,
     ) -> None:
         super().__init__()
-        if agent is None:
+        if agent is None and run_factory is None:
             from ralph_tui.agents import create_agent
 
             agent = create_agent(config, workspace)
@@ -124,14 +126,19 @@ class RalphApp(App[int]):
         self.autostart = autostart
         self.batcher = EventBatcher(on_first=self._schedule_flush)
         self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
-        self.engine = Engine(
-            workspace,
-            config,
-            agent,
-            self.supervisor,
-            self.batcher,
-            allow_dirty=allow_dirty,
-            run_id=run_id,
+        # run_factory: the same app over a served or an attached run (ralph_tui/server/)
+        self.engine: RunHandle = (
+            run_factory(self.supervisor, self.batcher)
+            if run_factory is not None
+            else Engine(
+                workspace,
+                config,
+                agent,
+                self.supervisor,
+                self.batcher,
+                allow_dirty=allow_dirty,
+                run_id=run_id,
+            )
         )
         self.status = RunStatus(max_iterations=config.max_iterations)
         self.exit_code: int | None = None
@@ -642,9 +649,15 @@ class RalphApp(App[int]):
         return run
 
 
-def run_tui(workspace: Path, config: RalphConfig, *, allow_dirty: bool = False) -> int:
+def run_tui(
+    workspace: Path,
+    config: RalphConfig,
+    *,
+    allow_dirty: bool = False,
+    run_factory: RunFactory | None = None,
+) -> int:
     """``ralph-tui run`` without ``--headless``; returns the exit code of SPEC section 7."""
-    app = RalphApp(workspace, config, allow_dirty=allow_dirty)
+    app = RalphApp(workspace, config, allow_dirty=allow_dirty, run_factory=run_factory)
     code = app.run()
     if app.error_message:
         print(app.error_message, file=sys.stderr)
