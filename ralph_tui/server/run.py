@@ -11,16 +11,18 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import TextIO, cast
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
 from ralph_tui.errors import UsageError
 from ralph_tui.events import EventSink, Notice, fan_out
 from ralph_tui.git_repo import GitRepo
+from ralph_tui.headless import TerminalSupervisor
 from ralph_tui.iteration import Agent
 from ralph_tui.notify import Notifier
 from ralph_tui.prd_store import PrdStore
-from ralph_tui.remote_supervisor import SharedSupervisor
+from ralph_tui.remote_supervisor import InterruptibleLines, SharedSupervisor
 from ralph_tui.server.http import (
     RunServer,
     is_loopback,
@@ -142,7 +144,12 @@ def make_run_factory(
                 skipped=lambda: holder[0].skipped if holder else (),
             )
             sinks.append(hub)
-            supervisor = SharedSupervisor(hub, local if ask_local else None)
+            interrupt = None
+            if ask_local and isinstance(local, TerminalSupervisor) and local.stdin.isatty():
+                lines = InterruptibleLines(local.stdin)
+                local.stdin = cast(TextIO, lines)
+                interrupt = lines.interrupt
+            supervisor = SharedSupervisor(hub, local if ask_local else None, interrupt)
         notifier = Notifier(config.notify, redact=redact, terminal=terminal)
         sinks.append(notifier)
         engine = Engine(

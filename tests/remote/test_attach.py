@@ -32,7 +32,7 @@ async def test_attach_after_the_approval_is_waiting(tmp_path: Path) -> None:
         await served.sink.wait(waiting)
         assert served.run.server is not None and served.run.server.hub.pending is not None
         face = HandSupervisor()
-        client, seen = served.attach(face)
+        _client, seen = served.attach(face)
         request, decision = await asyncio.wait_for(face.approvals.get(), 30)
         assert request.story_id == "US-001"
         assert "src/x.py" in request.diffstat
@@ -50,7 +50,7 @@ async def test_two_clients_first_decision_wins_the_other_bar_closes(tmp_path: Pa
     root = make_repo(tmp_path / "ws")
     async with served_run(root) as served:
         first, second = HandSupervisor(), HandSupervisor()
-        _, seen_first = served.attach(first)
+        _, _seen_first = served.attach(first)
         _, seen_second = served.attach(second)
         _, decide_first = await asyncio.wait_for(first.approvals.get(), 30)
         _, decide_second = await asyncio.wait_for(second.approvals.get(), 30)
@@ -151,7 +151,7 @@ async def test_remote_prd_edits_and_pause_go_through_the_run(tmp_path: Path) -> 
         client, seen = served.attach(face)
         await asyncio.wait_for(face.approvals.get(), 30)
         prd = await asyncio.to_thread(client.store.move_story, "US-002", "up")
-        assert [s.key for s in prd.pick_order()][0] == "US-002"
+        assert next(s.key for s in prd.pick_order()) == "US-002"
         await asyncio.to_thread(client.store.update_story, "US-002", {"title": "Second, edited"})
         added = await asyncio.to_thread(
             client.store.add_story,
