@@ -33,7 +33,6 @@ from ralph_tui.server.protocol import (
     answer_from_dict,
     decision_from_dict,
 )
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +135,6 @@ class RunServer:
         token: str | None = None,
         store: PrdStore | None = None,
         diff: Callable[[], list[FileDiff]] | None = None,
-        on_stop_run: Callable[[], None] | None = None,
     ) -> None:
         if not is_loopback(host) and not public:
             raise UsageError(
@@ -150,7 +148,6 @@ class RunServer:
         self.token = token or secrets.token_urlsafe(32)
         self.store = store
         self.diff = diff
-        self.on_stop_run = on_stop_run
         self.refused = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -321,12 +318,3 @@ class RunServer:
         elif action == "stop":
             log.warning("a client asked the run to stop")
             control.request_stop()
-            pending = self.hub.pending
-            if pending is not None:  # the safest answer, so the engine reaches its safe point
-                ask_id, kind = pending
-                value = (
-                    ApprovalDecision.discard() if kind == "approval" else EscalationAnswer("stop")
-                )
-                self.hub.resolve(ask_id, kind, value)
-            if self.on_stop_run is not None:
-                self.on_stop_run()

@@ -29,6 +29,7 @@ from ralph_tui.events import (
     TextDelta,
 )
 from ralph_tui.prd import Prd
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
 from ralph_tui.workspace import Redactor
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,15 @@ class RunHub:
             return False
         ask.future.set_result(value)
         return True
+
+    def settle_safest(self) -> None:
+        """The run is stopping: a pending approval is discarded, an escalation answered stop."""
+        ask = self._ask
+        if ask is not None:
+            value = (
+                ApprovalDecision.discard() if ask.kind == "approval" else EscalationAnswer("stop")
+            )
+            self.resolve(ask.id, ask.kind, value)
 
     @property
     def pending(self) -> tuple[int, AskKind] | None:

@@ -70,7 +70,10 @@ class ServedRun:
         self.engine.resume()
 
     def request_stop(self) -> None:
+        """Stop at the next safe point; a question waiting for clients gets the safest answer."""
         self.engine.request_stop()
+        if self.server is not None:
+            self.server.hub.settle_safest()
 
     async def run(self) -> int:
         root = self.engine.root
@@ -166,7 +169,6 @@ def make_run_factory(
         server = None
         if hub is not None and server_args is not None:
             holder.append(engine)
-            hub.control = engine
             hub.info["run_id"] = engine.run_id
             hub.info["workspace"] = str(engine.root)
             host, port = server_args
@@ -178,6 +180,9 @@ def make_run_factory(
                 store=engine.store,
                 diff=engine.git.diff,
             )
-        return ServedRun(engine, server, notifier)
+        served = ServedRun(engine, server, notifier)
+        if hub is not None:
+            hub.control = served
+        return served
 
     return factory

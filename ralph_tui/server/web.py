@@ -38,7 +38,7 @@ class TokenGuard:
         self.refused = 0
 
     @web.middleware
-    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         cookie = request.cookies.get(COOKIE, "")
         if token_matches(cookie, self.token):
             return await handler(request)
@@ -69,7 +69,7 @@ class GuardedServer(Server):
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
-        app.middlewares.append(self.guard)
+        app.middlewares.append(self.guard.check)
         return app
 
     async def on_startup(self, app: web.Application) -> None:
