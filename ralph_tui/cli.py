@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ralph_tui import __version__
+from ralph_tui import __version__, credentials
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.prd_store import PrdStore, prd_json_schema
+from ralph_tui.text import escape_controls
 
 log = logging.getLogger("ralph_tui")
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--listen-public", action="store_true", help="allow --listen on a non-loopback address"
     )
+    run.add_argument("--branch", metavar="NAME", help="work on this branch (default: the PRD's)")
 
     attach = sub.add_parser("attach", help="open the TUI on a run served with run --listen")
     attach.add_argument("url", nargs="?", help="the run's URL (default: .ralph/serve.json)")
@@ -84,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="ralph-tui: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # before anything is spawned: the API keys leave os.environ (see credentials)
+    credentials.withhold()
     try:
         return _dispatch(args)
     except RalphError as exc:
-        print(f"ralph-tui: {exc}", file=sys.stderr)
+        print(f"ralph-tui: {escape_controls(str(exc))}", file=sys.stderr)  # may quote the PRD
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -130,6 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         approve=args.approve,
         listen=args.listen,
         listen_public=args.listen_public or None,
+        branch=args.branch,
     )
     from ralph_tui.server.run import make_run_factory
 
@@ -169,12 +174,11 @@ def _terminal_writer() -> Callable[[str], None] | None:
 
 def _remote_target(args: argparse.Namespace) -> tuple[str, str]:
     """URL and token: the arguments, then $RALPH_TOKEN, then the workspace's serve.json."""
-    import os
-
     from ralph_tui.server.http import read_serve_file
     from ralph_tui.server.protocol import TOKEN_ENV
 
-    url, token = args.url, args.token or os.environ.get(TOKEN_ENV)
+    # RALPH_TOKEN looks like a secret, so credentials.withhold() has moved it to the vault
+    url, token = args.url, args.token or credentials.get(TOKEN_ENV)
     if url and token:
         return str(url), str(token)
     served_url, served_token = read_serve_file(_workspace(args))
@@ -242,12 +246,27 @@ def _cmd_status(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
-        print("  ".join([*cells, row[4]]).rstrip())
+        print(escape_controls("  ".join([*cells, row[4]]).rstrip(), multiline=False))
     done = sum(1 for s in prd.userStories if s.passes)
-    print(
-        f"\n{prd.project or config.prd_path(workspace).name}: {done}/{len(prd.userStories)} passing"
-    )
+    name = escape_controls(prd.project or config.prd_path(workspace).name, multiline=False)
+    print(f"\n{name}: {done}/{len(prd.userStories)} passing")
+    print(escape_controls(_branch_line(workspace, config, prd.branchName), multiline=False))
     return 0
+
+
+def _branch_line(workspace: Path, config: RalphConfig, prd_branch: str | None) -> str:
+    from ralph_tui.branching import wanted_branch
+    from ralph_tui.git_repo import GitRepo
+
+    try:
+        ref = GitRepo.open(workspace).head_branch()
+    except RalphError:
+        return "branch: (not a git repository with commits)"
+    current = ref.removeprefix("refs/heads/") if ref else "(detached HEAD)"
+    wanted = wanted_branch(config.branch, prd_branch)
+    if wanted is None or wanted == current:
+        return f"branch: {current}"
+    return f"branch: {current} (the run will work on {wanted})"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

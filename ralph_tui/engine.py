@@ -3,32 +3,34 @@
 The engine, not the agent, decides "done": ``complete_task`` runs the gates here and asks the
 ``Supervisor``. Everything the engine does is reported as events to one sink.
 
-Crash safety rests on a small state file, ``.ralph/state.json``, written before each risky step:
-- ``phase: iteration`` while an agent works: on restart, the leftover change is saved as a patch
-  and the tree restored, so an interrupted iteration never blocks the next run.
-- ``phase: committing`` from just before the PRD is marked until the commit has landed: on
-  restart, if HEAD carries the commit the marker is dropped; otherwise the story's ``passes`` flag
-  and the progress log are rolled back. A story is never left ``passes: true`` without its commit.
+The pieces around the loop live in their own modules: ``control`` (what the engine's tools
+mean for one iteration), ``recovery`` (the state file and what a restart does with it),
+``git_guard`` and ``bookkeeping`` (the agent cannot move HEAD, plant hooks or config, or mark
+its own story done), ``runlock`` (one run per workspace).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import secrets
-import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from ralph_tui import credentials
 from ralph_tui.agents import create_agent
+from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
+from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
-from ralph_tui.errors import AgentError, GitError, StopRequested, UsageError
+from ralph_tui.control import (
+    EXIT_WAITING_FOR_HUMAN,
+    IterationControl,
+    RunEnded,
+    gate_event,
+)
+from ralph_tui.errors import AgentError, GitError, RalphError, StopRequested, UsageError
 from ralph_tui.events import (
     ApprovalDecided,
     ApprovalNeeded,
@@ -37,7 +39,6 @@ from ralph_tui.events import (
     EscalationAnswered,
     Event,
     EventSink,
-    GateFinished,
     GateStarted,
     IterationFinished,
     IterationOutcome,
@@ -51,53 +52,45 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.gates import GateResult, run_gates
-from ralph_tui.git_repo import GitRepo
-from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
+from ralph_tui.git_guard import GitSnapshot
+from ralph_tui.git_repo import GitRepo, display_path
+from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.persona import load_persona
 from ralph_tui.prd import Story
-from ralph_tui.prd_store import PrdStore
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
+from ralph_tui.recovery import StateFile, new_run_id, recover, roll_back_marking, safe_name
+from ralph_tui.runlock import RunLock
+from ralph_tui.safe_open import replace_regular
+from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import (
+    ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
 )
-from ralph_tui.workspace import Redactor, Workspace, agent_env
+from ralph_tui.text import escape_controls
+from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
 
 EXIT_DONE = 0
 EXIT_RUNTIME = 1
 EXIT_LIMIT = 3
-EXIT_WAITING_FOR_HUMAN = 4
 EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_WAITING_FOR_HUMAN", "Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
-GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent back to the agent
 
 
 def commit_message(role: str, story: Story) -> str:
     return (
-        f"[{role}] Task #{story.key}: {story.title}\n\n"
+        f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
         "Implemented by autonomous agent.\n"
         "All quality checks passing.\n"
     )
-
-
-def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-class _RunEnded(Exception):
-    """Control flow inside the engine: the run ends with this exit code."""
-
-    def __init__(self, exit_code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.exit_code = exit_code
-        self.reason = reason
 
 
 class Engine:
@@ -118,22 +111,26 @@ class Engine:
         self._agent = agent  # None: built from config after the preflight checks pass
         self.supervisor = supervisor
         self.git = GitRepo.open(self.root)
-        self.store = PrdStore(config.prd_path(self.root))
+        self.store = GuardedPrdStore(config.prd_path(self.root))
         self.progress = ProgressLog(config.progress_path(self.root))
+        self.workspace.protect(self.store.path, self.progress.path)  # the agent's editor may not
         self.allow_dirty = allow_dirty
         self.run_id = run_id or new_run_id()
         self.run_dir = self.root / ".ralph" / "runs" / self.run_id
         self.state_path = self.root / ".ralph" / "state.json"
+        self._state = StateFile(self.state_path, self.run_id)
+        self._lock = RunLock(self.root / ".ralph")
         self.skipped: set[str] = set()
         self.feedback: dict[str, list[str]] = {}
         self.failures: dict[str, int] = {}
         self.story_cost: dict[str, float] = {}
         self.run_cost = 0.0
-        self.tokens = 0
         self.iteration = 0
         self.state: RunState = "starting"
         self._sink = sink
         self._journal: Journal | None = None
+        # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
+        credentials.withhold()
         self._redact = Redactor()
         self._running = asyncio.Event()
         self._running.set()
@@ -143,6 +140,17 @@ class Engine:
             self.workspace.relative(self.store.path),
             self.workspace.relative(self.progress.path),
         )
+        self._startup_notes: list[str] = []  # warnings found before the run started
+        self._startup_info: list[str] = []
+        self.branch: str | None = None  # the branch the run commits to (set at start-up)
+        self._branch_ref: str | None = None
+        # --allow-dirty: the user's own uncommitted files at start (None: deleted), never
+        # committed and put back after a failed iteration
+        self._user_dirty: tuple[str, ...] = ()
+        self._user_files: dict[str, bytes | None] = {}
+        # what the current iteration started from (None between iterations)
+        self._git_snapshot: GitSnapshot | None = None
+        self._books: BookkeepingSnapshot | None = None
 
     # ----------------------------------------------------------------- control (any thread-safe
     # caller on the engine's loop: the TUI, the headless signal handler, tests)
@@ -166,6 +174,10 @@ class Engine:
         self._running.set()  # a paused loop must wake up to stop
 
     @property
+    def redactor(self) -> Redactor:  # for the faces that show or send run text (server, notify)
+        return self._redact
+
+    @property
     def stop_requested(self) -> bool:
         return self._stop_requested
 
@@ -187,13 +199,24 @@ class Engine:
             self.state = state
             self.emit(RunStateChanged(state=state))
 
-    def _notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
         self.emit(Notice(level=level, message=message))
+
+    @property
+    def max_fix_attempts(self) -> int:
+        return self.config.max_fix_attempts
 
     # ----------------------------------------------------------------- the run
 
     async def run(self) -> int:
         """The whole loop; returns the exit code of SPEC section 7."""
+        self._lock.acquire()  # a second run in this workspace: WorkspaceBusy (exit 2)
+        try:
+            return await self._run_locked()
+        finally:
+            self._lock.release()
+
+    async def _run_locked(self) -> int:
         await asyncio.to_thread(self._preflight)
         if self._agent is None:
             self._agent = create_agent(self.config, self.root)
@@ -206,15 +229,29 @@ class Engine:
                 agent=self.agent.name,
                 model=self.config.model,
                 max_iterations=self.config.max_iterations,
+                branch=self.branch,
             )
         )
+        if self.workspace.sandbox.warning:
+            self.notice(self.workspace.sandbox.warning, "warning")
+        if self._lock.stale_pid is not None:
+            self.notice(f"took over the run lock left by pid {self._lock.stale_pid} (not running)")
+        for note in self._startup_notes:
+            self.notice(note, "warning")
+        for note in self._startup_info:
+            self.notice(note)
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
         exit_code, reason = EXIT_RUNTIME, "not started"
         try:
             exit_code, reason = await self._loop()
-        except _RunEnded as ended:
+            if exit_code == EXIT_DONE and self.branch is not None:
+                self.notice(
+                    f"every story passes on {self.branch}; for a pull request: "
+                    f"git push -u origin {self.branch}"
+                )
+        except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
             exit_code, reason = EXIT_RUNTIME, str(exc)
@@ -238,8 +275,17 @@ class Engine:
         return exit_code
 
     def _preflight(self) -> None:
-        self.store.load()  # a malformed PRD is a UsageError naming the file
-        self._recover()
+        prd = self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
+        self.progress.read_bytes()  # so is a symlinked progress log
+        recover(
+            self._state,
+            git=self.git,
+            store=self.store,
+            progress=self.progress,
+            patch_dir=self.run_dir / "patches",
+            keep=self._bookkeeping,
+            report=self._startup_notes.append,
+        )
         dirty = self.git.dirty_paths(ignore=self._bookkeeping)
         if dirty and not self.allow_dirty:
             listed = ", ".join(dirty[:3]) + (
@@ -249,7 +295,20 @@ class Engine:
                 f"{self.root}: working tree has uncommitted changes ({listed}); "
                 "commit or stash them, or pass --allow-dirty"
             )
+        wanted = wanted_branch(self.config.branch, prd.branchName)
+        if wanted is not None:
+            self._startup_info.append(switch_to(self.git, wanted))
+        self._branch_ref = self.git.head_branch()
+        self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
+        self._user_dirty = tuple(dirty)
+        self._user_files = self._read_user_files(dirty)
         self.git.ensure_excluded(".ralph/")
+        self.workspace.sandbox = resolve_sandbox(
+            self.config.sandbox,
+            self.root,
+            read_only=(self.store.path, self.progress.path),
+            hidden=(self.root / ".ralph",),
+        )
         if self.config.persona:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
 
@@ -289,24 +348,24 @@ class Engine:
             await self._running.wait()
             self._set_state("running")
         if self._budget_spent and not self._stop_requested:
-            raise _RunEnded(EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})")
+            raise RunEnded(EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})")
 
     async def _safe_point(self) -> None:
         await self.wait_at_safe_point()
         if self._stop_requested:
-            raise _RunEnded(EXIT_INTERRUPTED, "stopped by the supervisor")
+            raise RunEnded(EXIT_INTERRUPTED, "stopped by the supervisor")
 
     # ----------------------------------------------------------------- one iteration
 
     async def _iteration(self, story: Story) -> None:
         number = self.iteration
         self.emit(IterationStarted(iteration=number, story_id=story.key, title=story.title))
-        await asyncio.to_thread(self._write_state, {"phase": "iteration", "story": story.key})
+        await asyncio.to_thread(self._begin_iteration, story)
         control = IterationControl(self, story)
         request = await asyncio.to_thread(self._build_request, story, number)
         outcome: IterationOutcome = "failed"
         message = ""
-        ended: _RunEnded | None = None
+        ended: RunEnded | None = None
         try:
             result = await self.agent.run_iteration(request, control)
             if control.outcome is not None:
@@ -317,40 +376,64 @@ class Engine:
                     message += f": {result.message}"
         except StopRequested:
             outcome, message = "stopped", "stopped at a safe point"
-        except _RunEnded as exc:
+        except RunEnded as exc:
             outcome, message, ended = "stopped", exc.reason, exc
-        except AgentError as exc:
-            outcome, message = "error", str(exc)
-            await asyncio.to_thread(self._finish_uncommitted, story, number, outcome, message)
+        except RalphError as exc:  # AgentError, or a bookkeeping file that cannot be read
+            await self._finish_uncommitted(story, number, "error", str(exc))
             raise
         except asyncio.CancelledError:
-            self._finish_uncommitted(story, number, "stopped", "interrupted")
+            # no await that can suspend: the tree is restored before the cancellation goes on
+            await self._finish_uncommitted(story, number, "stopped", "interrupted", blocking=True)
             raise
         if outcome == "committed":
             self.failures[story.key] = 0
-            await asyncio.to_thread(self._clear_state)
+            await asyncio.to_thread(self._end_iteration)
             self.emit(IterationFinished(iteration=number, story_id=story.key, outcome=outcome))
         else:
-            await asyncio.to_thread(self._finish_uncommitted, story, number, outcome, message)
+            await self._finish_uncommitted(story, number, outcome, message)
+        ended = ended or control.run_ended
         if ended is not None:
             raise ended
-        if control.stop_for_human:
-            raise _RunEnded(EXIT_WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
         if outcome in ("failed", "error"):
             await self._count_failure(story)
 
-    def _finish_uncommitted(
-        self, story: Story, number: int, outcome: IterationOutcome, message: str
+    def _begin_iteration(self, story: Story) -> None:
+        """Record what the iteration starts from: the state marker, git, the bookkeeping."""
+        self._state.write(self._marker("iteration", story))
+        self._git_snapshot = GitSnapshot.take(self.git)
+        self._books = BookkeepingSnapshot.take(self.store, self.progress)
+
+    def _marker(self, phase: str, story: Story) -> dict[str, object]:
+        return {"phase": phase, "story": story.key, "branch": self._branch_ref}
+
+    def _end_iteration(self) -> None:
+        self._git_snapshot = None
+        self._books = None
+        self._state.clear()
+
+    async def _finish_uncommitted(
+        self,
+        story: Story,
+        number: int,
+        outcome: IterationOutcome,
+        message: str,
+        *,
+        blocking: bool = False,
     ) -> None:
-        """Save the change as a patch and restore the tree, so the next iteration starts clean."""
+        """Save the change as a patch and restore the tree, so the next iteration starts clean.
+
+        The git and file work runs in a worker thread (or right here when ``blocking``, on the
+        cancellation path); the events are emitted afterwards, on the loop.
+        """
+        notes: list[str] = []
         patch_path: Path | None = None
         try:
-            patch_path = self.git.save_patch(
-                self.run_dir / "patches" / f"iter-{number:03d}-{_safe_name(story.key)}.patch"
-            )
-            self.git.restore_to_head(keep=self._bookkeeping)
+            if blocking:
+                patch_path = self._wind_up(story, number, notes)
+            else:
+                patch_path = await asyncio.to_thread(self._wind_up, story, number, notes)
         finally:
-            self._clear_state()
+            self._report(notes)
             self.emit(
                 IterationFinished(
                     iteration=number,
@@ -361,13 +444,78 @@ class Engine:
                 )
             )
 
+    def _wind_up(self, story: Story, number: int, notes: list[str]) -> Path | None:
+        try:
+            notes.extend(self._enforce_sync())
+            patch_path = self.git.save_patch(
+                self.run_dir / "patches" / f"iter-{number:03d}-{safe_name(story.key)}.patch"
+            )
+            self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
+            self._put_back_user_files()
+            return patch_path
+        finally:
+            self._end_iteration()
+
+    def _enforce_sync(self) -> list[str]:
+        """Undo what the agent did to git and the bookkeeping (``git_guard``, ``bookkeeping``)."""
+        notes: list[str] = []
+        reset = False
+        if self._git_snapshot is not None:
+            git_notes, reset = self._git_snapshot.enforce(self.git)
+            notes += git_notes
+        if self._books is not None:
+            if reset:
+                notes += self._books.reset_files(self.store, self.progress)
+            notes += self._books.enforce(self.store, self.progress)
+        return notes
+
+    async def _enforce(self) -> None:
+        """Before the gates, before approval and before the commit."""
+        self._report(await asyncio.to_thread(self._enforce_sync))
+
+    def _report(self, notes: Sequence[str]) -> None:
+        for note in notes:
+            self.notice(note, "warning")
+        if notes:
+            self.emit(PrdChanged(source="engine"))
+
+    def _read_user_files(self, dirty: Sequence[str]) -> dict[str, bytes | None]:
+        """--allow-dirty: the content of the user's dirty regular files (``None``: deleted).
+
+        Symlinks and other special entries are left out: they are kept in place by the
+        restore (``keep``) and excluded from commits, but not rewritten.
+        """
+        saved: dict[str, bytes | None] = {}
+        for rel in dirty:
+            path = self.root / rel
+            if path.is_symlink():
+                continue
+            if not path.exists():
+                saved[rel] = None
+            elif path.is_file():
+                saved[rel] = path.read_bytes()
+        return saved
+
+    def _put_back_user_files(self) -> None:
+        """--allow-dirty: the user's own uncommitted files, as they were when the run started."""
+        for rel, data in self._user_files.items():
+            path = self.root / rel
+            if data is None:
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+                continue
+            if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            replace_regular(path, data)
+
     async def _count_failure(self, story: Story) -> None:
         count = self.failures.get(story.key, 0) + 1
         self.failures[story.key] = count
         if count < FAILURES_BEFORE_ESCALATION:
             return
         self.failures[story.key] = 0
-        answer = await self._ask_human(
+        answer = await self.ask_human(
             story,
             question=(
                 f"Task #{story.key} failed {count} iterations in a row. "
@@ -377,7 +525,7 @@ class Engine:
             automatic=True,
         )
         if answer.kind == "stop":
-            raise _RunEnded(EXIT_WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
+            raise RunEnded.waiting_for_human()
 
     def _build_request(self, story: Story, number: int) -> IterationRequest:
         persona = load_persona(self._persona_path() if self.config.persona else None)
@@ -415,67 +563,120 @@ class Engine:
     # ----------------------------------------------------------------- gates, approval, commit
 
     async def run_gates(self) -> list[GateResult]:
+        await self._enforce()
+
         def started(name: str, command: str) -> None:
             self.emit(GateStarted(name=name, command=command))
 
         def finished(result: GateResult) -> None:
-            self.emit(_gate_event(result))
+            self.emit(gate_event(result))
 
+        sandbox = self.workspace.sandbox
         return await run_gates(
             self.config.gates,
             self.root,
             self.config.gate_options.timeout_s,
-            env=agent_env(),
+            env=sandbox.env(),
+            sandbox=sandbox,
             on_start=started,
             on_finish=finished,
         )
 
-    async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
-        """Mark the story, log it, and make ONE commit holding the change and the bookkeeping."""
-        head = await asyncio.to_thread(self.git.head_sha)
-        files = [
-            d.path
-            for d in await asyncio.to_thread(self.git.diff)
-            if d.path not in self._bookkeeping
-        ]
-        marker = {
-            "phase": "committing",
-            "story": story.key,
-            "head": head,
-            "progress_size": self.progress.size(),
-        }
-        await asyncio.to_thread(self._write_state, marker)
-        clean_learnings = [self._redact(item) for item in learnings]
+    async def ask_approval(
+        self, story: Story, summary: str, results: Sequence[GateResult]
+    ) -> ApprovalDecision:
+        await self._enforce()
+        diffstat = await asyncio.to_thread(self.git.diffstat)
         message = commit_message(self.config.role, story)
+        self.emit(
+            ApprovalNeeded(
+                story_id=story.key,
+                title=story.title,
+                commit_message=message,
+                diffstat=diffstat,
+                summary=summary,
+            )
+        )
+        self._set_state("waiting")
+        try:
+            decision = await self.supervisor.approve(
+                ApprovalRequest(
+                    story_id=story.key,
+                    title=story.title,
+                    commit_message=message,
+                    diffstat=diffstat,
+                    summary=summary,
+                    gates=tuple(gate_event(r) for r in results),
+                )
+            )
+        finally:
+            self._set_state("running")
+        self.emit(
+            ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
+        )
+        return decision
+
+    def add_feedback(self, story: Story, feedback: str) -> None:
+        self.feedback.setdefault(story.key, []).append(feedback)
+
+    async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
+        """Mark the story, log it, and make ONE commit holding the change and the bookkeeping.
+
+        The user's own uncommitted files (``--allow-dirty``) stay out of it.
+        """
+        await self._enforce()
+        head = await asyncio.to_thread(self.git.head_sha)
+        skip = {*self._bookkeeping, *self._user_dirty}
+        files = [
+            self._redact(display_path(d.path))
+            for d in await asyncio.to_thread(self.git.diff)
+            if d.path not in skip
+        ]
+        progress_size = await asyncio.to_thread(self.progress.size)
+        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
+        await asyncio.to_thread(self._state.write, marker)
+        clean_learnings = [self._redact(item) for item in learnings]
+        message = self._redact(commit_message(self.config.role, story))
+        title = self._redact(story.title)
         try:
             await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
             await asyncio.to_thread(
-                self.progress.append_completed, story.key, story.title, clean_learnings, files
+                self.progress.append_completed, story.key, title, clean_learnings, files
             )
-            sha = await asyncio.to_thread(self.git.commit_all, message)
+            sha = await asyncio.to_thread(self.git.commit_all, message, exclude=self._user_dirty)
         except GitError:
-            await asyncio.to_thread(self._roll_back_marking, marker)
+            await asyncio.to_thread(self._roll_back_marking, story, progress_size)
             raise
-        await asyncio.to_thread(self._write_state, {"phase": "iteration", "story": story.key})
+        if self._git_snapshot is not None:
+            self._git_snapshot.moved_to(sha)
+        await asyncio.to_thread(self._state.write, self._marker("iteration", story))
         committed = await asyncio.to_thread(self.git.files_in_commit, sha)
-        self.emit(Committed(story_id=story.key, sha=sha, message=message, files=tuple(committed)))
+        self.emit(
+            Committed(
+                story_id=story.key,
+                sha=sha,
+                message=message,
+                files=tuple(display_path(f) for f in committed),
+            )
+        )
         self.emit(PrdChanged(source="engine"))
         return sha
 
-    def _roll_back_marking(self, marker: dict[str, Any]) -> None:
-        story_id = str(marker["story"])
-        prd = self.store.load()
-        current = prd.story(story_id)
-        if current is not None and current.passes:
-            self.store.update_story(story_id, {"passes": False})
-        self.progress.truncate(int(marker["progress_size"]))
-        self._write_state({"phase": "iteration", "story": story_id})
+    def _roll_back_marking(self, story: Story, progress_size: int) -> None:
+        for problem in roll_back_marking(
+            self.store, self.progress, self.git, story.key, progress_size
+        ):
+            log.warning("%s", problem)
+        if self._books is not None:
+            self._books.rebase_progress(self.progress)
+        self._state.write(self._marker("iteration", story))
 
     # ----------------------------------------------------------------- escalation
 
-    async def _ask_human(
+    async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
     ) -> EscalationAnswer:
+        await self._enforce()  # the blocker entry goes to the engine's own progress log
         question, tried = self._redact(question), self._redact(tried)
         await asyncio.to_thread(
             self.progress.append_blocker, story.key, story.title, tried, question
@@ -512,12 +713,6 @@ class Engine:
         cost = estimate_cost(self.config.model, usage, self.config.pricing)
         self.story_cost[story.key] = self.story_cost.get(story.key, 0.0) + cost
         self.run_cost += cost
-        self.tokens += (
-            usage.input_tokens
-            + usage.output_tokens
-            + usage.cache_creation_input_tokens
-            + usage.cache_read_input_tokens
-        )
         self.emit(
             UsageReported(
                 story_id=story.key,
@@ -531,219 +726,6 @@ class Engine:
         limit = self.config.max_cost_usd
         if limit is not None and self.run_cost >= limit and not self._budget_spent:
             self._budget_spent = True
-            self._notice(
+            self.notice(
                 f"cost budget ${limit:.2f} spent; stopping at the next safe point", "warning"
             )
-
-    # ----------------------------------------------------------------- crash recovery
-
-    def _write_state(self, data: dict[str, Any]) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_name(f".state.{os.getpid()}.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump({**data, "run_id": self.run_id, "ts": time.time()}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.state_path)
-
-    def _clear_state(self) -> None:
-        self.state_path.unlink(missing_ok=True)
-
-    def _recover(self) -> None:
-        """Finish or undo what a killed run left half done (see the module docstring)."""
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.state_path, exc)
-            self._clear_state()
-            return
-        story_id = str(state.get("story", ""))
-        if state.get("phase") == "committing":
-            landed = self.git.head_sha() != state.get("head") and (
-                f"Task #{story_id}:" in self.git.head_message()
-            )
-            if landed:
-                self._clear_state()
-                return
-            self._roll_back_marking(state)
-        # an iteration was interrupted: keep its work as a patch, start clean
-        recovered = self.root / ".ralph" / "runs" / str(state.get("run_id", "unknown"))
-        self.git.save_patch(recovered / "patches" / f"interrupted-{_safe_name(story_id)}.patch")
-        self.git.restore_to_head(keep=self._bookkeeping)
-        self._clear_state()
-
-
-class IterationControl:
-    """The engine's side of one iteration, handed to the agent as its ``IterationHandle``."""
-
-    def __init__(self, engine: Engine, story: Story) -> None:
-        self._engine = engine
-        self.story = story
-        self.outcome: IterationOutcome | None = None
-        self.message = ""
-        self.gate_failures = 0
-        self.stop_for_human = False
-
-    @property
-    def workspace(self) -> Workspace:
-        return self._engine.workspace
-
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None
-
-    def emit(self, event: Event) -> None:
-        self._engine.emit(event)
-
-    async def checkpoint(self) -> None:
-        await self._engine.wait_at_safe_point()
-        if self._engine.stop_requested:
-            raise StopRequested
-
-    def report_usage(self, usage: Usage) -> None:
-        self._engine.add_usage(self.story, usage)
-
-    def _end(self, outcome: IterationOutcome, message: str = "") -> None:
-        self.outcome, self.message = outcome, message
-
-    async def run_quality_gates(self) -> ToolOutcome:
-        results = await self._engine.run_gates()
-        ok = all(r.passed for r in results)
-        return ToolOutcome(_gate_report(results), is_error=not ok)
-
-    async def escalate(self, question: str, tried: str) -> ToolOutcome:
-        if self.finished:
-            return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
-        answer = await self._engine._ask_human(self.story, question, tried, automatic=False)
-        if answer.kind == "answer":
-            return ToolOutcome(f"Answer from the human supervisor:\n{answer.text.strip()}")
-        if answer.kind == "skip":
-            self._end("skipped", "skipped by the supervisor")
-            return ToolOutcome(
-                "The supervisor skipped this story for this run. Stop now.", ends_iteration=True
-            )
-        self.stop_for_human = True
-        self._end("stopped", "no human to answer the escalation")
-        return ToolOutcome("No human is available to answer; the run stops.", ends_iteration=True)
-
-    async def complete_task(self, summary: str, learnings: Sequence[str]) -> ToolOutcome:
-        if self.finished:
-            return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
-        engine = self._engine
-        results = await engine.run_gates()
-        if not all(r.passed for r in results):
-            self.gate_failures += 1
-            report = _gate_report(results)
-            limit = engine.config.max_fix_attempts
-            if self.gate_failures > limit:
-                self._end("failed", f"quality gates still failing after {limit} fix attempts")
-                return ToolOutcome(
-                    f"Quality gates failed and the {limit} fix attempts are used up; "
-                    f"the iteration ends without a commit.\n\n{report}",
-                    is_error=True,
-                    ends_iteration=True,
-                )
-            engine._notice(
-                f"gates failed; fix attempt {self.gate_failures} of {limit} "
-                f"for Task #{self.story.key}"
-            )
-            return ToolOutcome(
-                f"Quality gates failed (fix attempt {self.gate_failures} of {limit}). "
-                f"Fix the problems, then call complete_task again.\n\n{report}",
-                is_error=True,
-            )
-        return await self._ask_approval(summary, learnings, results)
-
-    async def _ask_approval(
-        self, summary: str, learnings: Sequence[str], results: list[GateResult]
-    ) -> ToolOutcome:
-        engine = self._engine
-        story = self.story
-        diffstat = await asyncio.to_thread(engine.git.diffstat)
-        message = commit_message(engine.config.role, story)
-        engine.emit(
-            ApprovalNeeded(
-                story_id=story.key,
-                title=story.title,
-                commit_message=message,
-                diffstat=diffstat,
-                summary=summary,
-            )
-        )
-        engine._set_state("waiting")
-        try:
-            decision = await engine.supervisor.approve(
-                ApprovalRequest(
-                    story_id=story.key,
-                    title=story.title,
-                    commit_message=message,
-                    diffstat=diffstat,
-                    summary=summary,
-                    gates=tuple(_gate_event(r) for r in results),
-                )
-            )
-        finally:
-            engine._set_state("running")
-        engine.emit(
-            ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
-        )
-        if decision.kind == "approve":
-            try:
-                sha = await engine.commit_story(story, learnings)
-            except GitError as exc:
-                engine._notice(f"commit failed: {exc}", "error")
-                return ToolOutcome(
-                    f"The commit failed, nothing was committed:\n{exc}\n"
-                    "Fix the cause, then call complete_task again.",
-                    is_error=True,
-                )
-            self._end("committed", f"committed {sha[:10]}")
-            return ToolOutcome(
-                f"Approved and committed as {sha[:10]}. The story is done; stop now.",
-                ends_iteration=True,
-            )
-        if decision.kind == "reject":
-            feedback = decision.feedback.strip() or "(no feedback given)"
-            engine.feedback.setdefault(story.key, []).append(feedback)
-            return ToolOutcome(
-                "The human supervisor rejected the change. Their feedback:\n"
-                f"{feedback}\nAddress it, then call complete_task again.",
-                is_error=True,
-            )
-        self._end("discarded", "the supervisor discarded the change")
-        return ToolOutcome(
-            "The supervisor discarded the change; the iteration ends.",
-            is_error=True,
-            ends_iteration=True,
-        )
-
-
-def _gate_event(result: GateResult) -> GateFinished:
-    return GateFinished(
-        name=result.name,
-        command=result.command,
-        state=result.state,
-        exit_code=result.exit_code,
-        duration_s=result.duration_s,
-        summary=result.summary,
-        output=result.output,
-    )
-
-
-def _gate_report(results: Sequence[GateResult]) -> str:
-    """One line per gate, then the (clipped) output of each gate that did not pass."""
-    lines = [f"- {r.name} (`{r.command}`): {r.state}, {r.summary}" for r in results]
-    for r in results:
-        if r.passed:
-            continue
-        output = r.output
-        if len(output) > GATE_OUTPUT_FOR_AGENT:
-            output = "[... earlier output clipped ...]\n" + output[-GATE_OUTPUT_FOR_AGENT:]
-        lines.append(f"\n## {r.name} output\n{output.rstrip()}")
-    return "\n".join(lines)
-
-
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60] or "story"

@@ -1,10 +1,21 @@
 """The workspace's git repository, as the loop needs it.
 
-Reads of commit objects go through gitpython. Everything that touches the index or the working
-tree runs the ``git`` binary, so the user's hooks, signing and config apply to commits exactly as
-they would on the command line. Diffs are taken through a throwaway copy of the index
-(``GIT_INDEX_FILE``): the TUI can show new files next to edited ones without the user's staging
-area ever changing under them.
+Everything runs the ``git`` binary, so the user's hooks, signing and config apply to the story
+commit exactly as they would on the command line. Diffs are taken through a throwaway copy of
+the index (``GIT_INDEX_FILE``): the TUI can show new files next to edited ones without the
+user's staging area ever changing under them.
+
+Every git ralph-tui runs is hardened against a repository the agent may have tampered with
+(without a sandbox it can write ``.git/``):
+- the environment is built from an allow-list (``git_env``): no API key or token reaches a hook,
+  a filter or anything else git may start;
+- ``core.fsmonitor`` is off and ``core.hooksPath`` points nowhere, except for the story commit,
+  whose hooks are the user's own (the engine restores ``.git/config`` and ``.git/hooks`` before
+  it commits, see ``git_guard``);
+- diffs use ``--no-textconv --no-ext-diff``, and the reads that may run while the agent works
+  (diff, diffstat, patch, status) switch off every ``filter.<driver>`` the config defines;
+- paths go through ``-z`` and are decoded with ``surrogateescape``, so a file name that is not
+  UTF-8 round-trips to git unchanged (``display_path`` makes it printable).
 
 All methods are synchronous; the engine calls them with ``asyncio.to_thread``.
 """
@@ -16,22 +27,32 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-import git
-
 from ralph_tui.errors import GitError, UsageError
 
 RALPH_DIR = ".ralph"
-# Pathspec that keeps ralph-tui's own run folder out of diffs and commits even before
-# ``ensure_excluded`` has run (or if the user removed the exclude line).
-# Variables that would point git at some other repository or index than the workspace's.
-_FOREIGN_GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
-_DIFF_FLAGS = ("--no-color", "--no-ext-diff", "-M", "--src-prefix=a/", "--dst-prefix=b/")
+# The only variables git gets from ralph-tui's environment: what it needs to find the user's
+# config, identity, signing agent and locale. Nothing that could carry a secret.
+_ENV_ALLOW = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
+        "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "GNUPGHOME", "GPG_TTY", "SSH_AUTH_SOCK",
+        "DISPLAY", "WAYLAND_DISPLAY", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE",
+    }
+)  # fmt: skip
+# Config that makes git start a program, switched off for every git ralph-tui runs.
+_SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+# The story commit keeps the user's hooks (and signing), but never an fsmonitor.
+_COMMIT_CONFIG = ("-c", "core.fsmonitor=false")
+_DIFF_FLAGS = (
+    "--no-color", "--no-ext-diff", "--no-textconv", "-M", "--src-prefix=a/", "--dst-prefix=b/",
+)  # fmt: skip
 
 FileStatus = Literal["added", "modified", "deleted", "renamed"]
 _STATUS: dict[str, FileStatus] = {"A": "added", "D": "deleted", "R": "renamed", "C": "added"}
@@ -48,11 +69,20 @@ class FileDiff:
     patch: str  # this file's unified diff with its header, for display (binary: git's one-liner)
 
 
-def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_GIT_ENV}
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for every git ralph-tui runs: an allow-list of ``os.environ``, plus
+    ``extra``. Hooks, signing programs and filters started by git inherit it, so it holds no
+    secret and no variable that would point git at another repository or index."""
+    env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOW or k.startswith("LC_")}
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"  # refs/replace/ could disguise what HEAD holds
     if extra:
         env.update(extra)
     return env
+
+
+def display_path(path: str) -> str:
+    """A git path as printable text: bytes that are not UTF-8 shown as ``\\xff`` escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _git_words(proc: subprocess.CompletedProcess[bytes]) -> str:
@@ -73,12 +103,17 @@ def _run_git(
     *args: str,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
+    config: tuple[str, ...] = _SAFE_CONFIG,
+    pin_work_tree: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
+    """``pin_work_tree``: the work tree is ``cwd`` whatever ``core.worktree`` says (the agent
+    could point it elsewhere, and ``restore_to_head`` deletes untracked files there)."""
+    pinned = (f"--work-tree={cwd}",) if pin_work_tree else ()
     try:
         return subprocess.run(
-            ["git", *args],
+            ["git", *pinned, *config, *args],
             cwd=cwd,
-            env=_git_env(env),
+            env=git_env(env),
             input=stdin if stdin is not None else b"",
             capture_output=True,
             check=False,
@@ -91,11 +126,6 @@ def _split_z(data: bytes) -> list[str]:
     return [p for p in data.decode("utf-8", errors="surrogateescape").split("\0") if p]
 
 
-def _text(value: str | bytes) -> str:
-    """gitpython gives bytes for messages it could not decode with the commit's encoding."""
-    return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
-
-
 def _is_ralph(path: str) -> bool:
     return path == RALPH_DIR or path.startswith(RALPH_DIR + "/")
 
@@ -104,10 +134,6 @@ class GitRepo:
     def __init__(self, root: Path) -> None:
         """Use ``GitRepo.open``; this assumes ``root`` is already a checked work tree top level."""
         self.root = root
-        self._repo = git.Repo(root)
-        # gitpython keeps one persistent ``git cat-file`` per repo; calls from two worker
-        # threads at once would interleave on its pipe.
-        self._lock = threading.Lock()
         self._git_paths: dict[str, Path] = {}
 
     # -- opening ---------------------------------------------------------------------------
@@ -123,7 +149,7 @@ class GitRepo:
         if not path.is_dir():
             raise UsageError(f"{path}: no such folder")
         resolved = path.resolve()
-        top = _run_git(resolved, "rev-parse", "--show-toplevel")
+        top = _run_git(resolved, "rev-parse", "--show-toplevel", pin_work_tree=False)
         if top.returncode != 0:
             raise UsageError(
                 f"{path}: not a git repository (run `git init` there and make a first commit)"
@@ -134,18 +160,15 @@ class GitRepo:
                 f"{path}: is a subfolder of the git repository {toplevel}; "
                 "use the repository's top level as the workspace"
             )
-        head = _run_git(resolved, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        head = _run_git(
+            resolved, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", pin_work_tree=False
+        )
         if head.returncode != 0:
             raise UsageError(
                 f"{path}: the repository has no commits yet; make a first commit "
                 "(git add -A && git commit -m 'initial')"
             )
         return cls(resolved)
-
-    def close(self) -> None:
-        """Stop gitpython's helper processes (they also go when the object is collected)."""
-        with self._lock:
-            self._repo.close()
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -154,12 +177,36 @@ class GitRepo:
         *args: str,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
+        config: tuple[str, ...] = _SAFE_CONFIG,
     ) -> bytes:
-        proc = _run_git(self.root, *args, env=env, stdin=stdin)
+        proc = _run_git(self.root, *args, env=env, stdin=stdin, config=config)
         if proc.returncode != 0:
             verb = next((a for a in args if not a.startswith("-")), "git")
             raise GitError(f"git {verb} failed in {self.root}: {_git_words(proc)}")
         return proc.stdout
+
+    def _no_filters(self) -> tuple[str, ...]:
+        """``-c`` options that switch off every ``filter.<driver>`` the config defines.
+
+        For the reads that may run while the agent works: it can define a filter in
+        ``.git/config`` and name it in ``.gitattributes``, and ``git add`` would run it.
+        """
+        proc = _run_git(self.root, "config", "-z", "--get-regexp", r"^filter\.")
+        names: set[str] = set()
+        for record in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+            key = record.split("\n", 1)[0]
+            if key.startswith("filter.") and key.count(".") >= 2:
+                names.add(key[len("filter.") : key.rindex(".")])
+        out = list(_SAFE_CONFIG)
+        for name in sorted(names):
+            for var in ("clean", "smudge", "process"):
+                out += ["-c", f"filter.{name}.{var}="]
+            out += ["-c", f"filter.{name}.required=false"]
+        return tuple(out)
+
+    def git_path(self, name: str) -> Path:
+        """Where git keeps ``name`` (``config``, ``hooks``), worktrees included."""
+        return self._git_path(name)
 
     def _git_path(self, name: str) -> Path:
         """Where git keeps ``name`` (``index``, ``info/exclude``), worktrees included."""
@@ -176,21 +223,27 @@ class GitRepo:
         are hashed; the real index is only read.
         """
         real = self._git_path("index")
+        config = self._no_filters()
         with tempfile.TemporaryDirectory(prefix="ralph-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if real.exists():
                 shutil.copyfile(real, env["GIT_INDEX_FILE"])
             else:
                 self._git("read-tree", "HEAD", env=env)
-            self._stage_all(env)
+            self._stage_all(env, config)
             yield env
 
-    def _stage_all(self, env: Mapping[str, str] | None) -> None:
+    def _stage_all(
+        self, env: Mapping[str, str] | None, config: tuple[str, ...] = _SAFE_CONFIG
+    ) -> None:
         # `git add -A -- . :(exclude).ralph` fails once .ralph/ is itself ignored (git refuses
         # pathspecs that name ignored paths), so stage everything, then unstage .ralph/ if the
         # exclude line is missing and it slipped in.
-        self._git("add", "-A", env=env)
-        self._git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", RALPH_DIR, env=env)
+        self._git("add", "-A", env=env, config=config)
+        self._git(
+            "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", RALPH_DIR,
+            env=env, config=config,
+        )  # fmt: skip
 
     def _normalise(self, path: str) -> str:
         candidate = Path(path)
@@ -210,7 +263,10 @@ class GitRepo:
         """
         skip = {self._normalise(p) for p in ignore}
         folders = tuple(p if p.endswith("/") else p + "/" for p in ignore if p.endswith("/"))
-        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+        out = self._git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+            config=self._no_filters(),
+        )  # fmt: skip
         paths: set[str] = set()
         for entry in _split_z(out):
             path = entry[3:]
@@ -225,32 +281,84 @@ class GitRepo:
         if not pattern or "\n" in pattern:
             raise UsageError(f"{pattern!r}: not a single exclude pattern")
         path = self._git_path("info/exclude")
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        text = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
         if pattern in (line.strip() for line in text.splitlines()):
             return
         if text and not text.endswith("\n"):
             text += "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + pattern + "\n", encoding="utf-8")
+        tmp = path.with_name(path.name + ".ralph-tmp")
+        tmp.write_text(text + pattern + "\n", encoding="utf-8")
+        tmp.replace(path)  # a planted symlink is replaced, never written through
 
     def head_sha(self) -> str:
-        with self._lock:
-            return str(self._repo.head.commit.hexsha)
+        return self._git("rev-parse", "--verify", "HEAD^{commit}").decode("ascii").strip()
+
+    def head_branch(self) -> str | None:
+        """The ref HEAD points at (``refs/heads/main``), ``None`` when detached."""
+        proc = _run_git(self.root, "symbolic-ref", "-q", "HEAD")
+        return proc.stdout.decode("utf-8", "surrogateescape").strip() or None
+
+    def ref_exists(self, ref: str) -> bool:
+        return _run_git(self.root, "show-ref", "--verify", "--quiet", ref).returncode == 0
+
+    def is_valid_branch_name(self, name: str) -> bool:
+        if not name or name.startswith("-") or "\0" in name:
+            return False
+        return _run_git(self.root, "check-ref-format", "--branch", name).returncode == 0
+
+    def checkout_branch(self, name: str, *, create: bool) -> None:
+        """Check out branch ``name`` (new from HEAD when ``create``); changes travel along."""
+        if create:
+            self._git("checkout", "-q", "-b", name)
+        else:
+            self._git("checkout", "-q", name, "--")
 
     def head_message(self) -> str:
         """The HEAD commit's full message, without git's trailing newline."""
-        with self._lock:
-            message = self._repo.head.commit.message
-        return _text(message).rstrip("\n")
+        out = self._git("log", "-1", "--no-show-signature", "--format=%B", "HEAD")
+        return out.decode("utf-8", errors="replace").rstrip("\n")
 
     def recent_log(self, n: int = 10) -> str:
         """``<short sha> <subject>`` per line, newest first: the agent's view of history."""
         if n <= 0:
             return ""
-        with self._lock:
-            commits = list(self._repo.iter_commits(max_count=n))
-            lines = [f"{c.hexsha[:7]} {_text(c.summary)}" for c in commits]
-        return "\n".join(lines)
+        out = self._git("log", f"-{n}", "--no-show-signature", "--format=%h %s", "HEAD")
+        return out.decode("utf-8", errors="replace").rstrip("\n")
+
+    def subjects_since(self, base: str) -> list[str]:
+        """Subjects of the commits on HEAD that ``base`` does not have, newest first."""
+        out = self._git("log", "--no-show-signature", "--format=%s", f"{base}..HEAD", "--")
+        return out.decode("utf-8", errors="replace").splitlines()
+
+    def commits_between(self, base: str, tip: str) -> list[str]:
+        out = self._git("rev-list", f"{base}..{tip}", "--")
+        return out.decode("ascii").split()
+
+    def is_ancestor(self, ancestor: str, descendant: str = "HEAD") -> bool:
+        """True when ``ancestor`` is a commit reachable from ``descendant`` (or the same one)."""
+        proc = _run_git(
+            self.root, "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant
+        )
+        return proc.returncode == 0
+
+    def show_file(self, rev: str, path: Path) -> bytes | None:
+        """A file's bytes at ``rev`` (no textconv, no filters), ``None`` if it is not there."""
+        rel = path.relative_to(self.root).as_posix() if path.is_absolute() else path.as_posix()
+        proc = _run_git(self.root, "cat-file", "blob", f"{rev}:{rel}")
+        return proc.stdout if proc.returncode == 0 else None
+
+    def move_head(self, sha: str, branch: str | None) -> None:
+        """Put HEAD back on ``branch`` at ``sha`` without touching the index or the files.
+
+        ``reset --soft``: whatever the agent committed or reset stays in the working tree as
+        the iteration's change, so the human sees all of it in the diff.
+        """
+        if branch is not None and self.head_branch() != branch:
+            self._git("symbolic-ref", "HEAD", branch)
+        elif branch is None and self.head_branch() is not None:
+            self._git("update-ref", "--no-deref", "HEAD", sha)
+        self._git("reset", "-q", "--soft", sha)
 
     def files_in_commit(self, sha: str) -> list[str]:
         """Every path the commit touched (a rename lists both names), sorted."""
@@ -305,8 +413,9 @@ class GitRepo:
 
     # -- changing the tree -----------------------------------------------------------------
 
-    def commit_all(self, message: str) -> str:
-        """Stage everything (``.gitignore`` honoured, ``.ralph/`` never) and commit it.
+    def commit_all(self, message: str, exclude: Collection[str] = ()) -> str:
+        """Stage everything (``.gitignore`` honoured, ``.ralph/`` and ``exclude`` never) and
+        commit it.
 
         The commit runs through the git binary so hooks and signing apply. If it fails the
         index is put back exactly as it was before, so a rejected commit leaves nothing staged
@@ -321,11 +430,21 @@ class GitRepo:
             if had_index:
                 shutil.copy2(index, backup)
             try:
-                self._stage_all(None)
+                self._stage_all(None, _COMMIT_CONFIG)
+                if exclude:
+                    spec = "\0".join(self._normalise(p) for p in exclude)
+                    self._git(
+                        "--literal-pathspecs", "reset", "-q", "HEAD",
+                        "--pathspec-from-file=-", "--pathspec-file-nul",
+                        stdin=spec.encode("utf-8", "surrogateescape"), config=_COMMIT_CONFIG,
+                    )  # fmt: skip
                 staged = _run_git(self.root, "diff", "--cached", "--quiet", "HEAD")
                 if staged.returncode == 0:
                     raise GitError(f"nothing to commit in {self.root}: the tree matches HEAD")
-                self._git("commit", "-q", "--cleanup=whitespace", "-F", "-", stdin=message.encode())
+                self._git(
+                    "commit", "-q", "--cleanup=whitespace", "-F", "-",
+                    stdin=message.encode(), config=_COMMIT_CONFIG,
+                )  # fmt: skip
             except GitError:
                 if had_index:
                     swap = index.with_name(index.name + ".ralph-restore")

@@ -27,6 +27,7 @@ from watchfiles import Change, awatch
 
 from ralph_tui.errors import UsageError
 from ralph_tui.prd import Prd, Story
+from ralph_tui.safe_open import BookkeepingError, open_regular
 
 __all__ = ["PrdError", "PrdStore", "parse_prd", "prd_json_schema"]
 
@@ -288,7 +289,11 @@ class PrdStore:
 
     def _read_bytes(self) -> bytes:
         try:
-            return self.path.read_bytes()
+            fd = open_regular(self.path, os.O_RDONLY)  # a symlinked PRD is refused, not followed
+            with os.fdopen(fd, "rb") as fh:
+                return fh.read()
+        except BookkeepingError as e:
+            raise PrdError(str(e)) from None
         except FileNotFoundError:
             raise PrdError(f"{self.path}: file not found (run `ralph-tui init`)") from None
         except IsADirectoryError:
@@ -399,7 +404,7 @@ class PrdStore:
         changed on disk after we read it, start over from the new content, so a concurrent
         external edit is merged rather than lost.
         """
-        target = self.path.resolve()  # keep a symlinked PRD a symlink
+        target = self.path  # never through a symlink: _read_bytes refuses one
         with self._lock:
             for _ in range(MAX_WRITE_ATTEMPTS):
                 original = self._read_bytes()
@@ -430,8 +435,8 @@ class PrdStore:
             # Compare-and-swap: only replace the content we read. A writer that lands between
             # this check and the rename can still win the race, but the window is microseconds.
             try:
-                current = target.read_bytes()
-            except FileNotFoundError:
+                current = self._read_bytes()
+            except PrdError:
                 current = None
             if current != original:
                 return False

@@ -4,18 +4,32 @@ Append-only: humans and later agents read it as the project's memory, so entries
 rewritten. Each entry goes to disk in one write on a descriptor opened with O_APPEND, then
 fsync, so a crash leaves either the whole entry or nothing of it (short of a torn disk write),
 and `truncate` exists only to drop an entry whose commit never happened.
+
+Free text (titles, learnings, questions, answers) comes from the agent and the PRD, so it can
+never start a line that reads as an entry header or field label: such lines are indented, and
+control characters (terminal escapes a `cat` or `git log -p` would obey) are shown escaped.
+The file is opened without following symlinks; a symlink or anything but a regular file is a
+`BookkeepingError` naming it (the agent could otherwise point the log at a file outside).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ralph_tui.safe_open import open_regular, replace_regular
+from ralph_tui.text import escape_controls
+
 __all__ = ["ProgressLog", "timestamp"]
 
 ENTRY_START = "## "
+# A line of free text that starts like one of these would read as part of the log's structure.
+_STRUCTURE = re.compile(
+    r"^(#|Completed:|Raised:|Answer \(|Tried:|Question:|Learnings:|Files modified:)"
+)
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -28,16 +42,23 @@ def timestamp(when: datetime | None = None) -> str:
 
 def _one_line(text: str) -> str:
     """Headings must stay one line, or the entry boundary `## ` would be misread."""
-    return " ".join(text.split())
+    return escape_controls(" ".join(text.split()), multiline=False)
+
+
+def _lines(text: str) -> list[str]:
+    """Every kind of line break (``\\r``, ``\\u2028``, ...) becomes a plain one."""
+    return [escape_controls(line) for line in text.splitlines()]
 
 
 def _block(text: str) -> str:
-    """A free-text block without leading/trailing blank lines, so the format's blank lines hold."""
-    return text.replace("\r\n", "\n").strip("\n")
+    """A free-text block without leading/trailing blank lines, so the format's blank lines hold;
+    a line that would look like a header or a field label is indented."""
+    lines = ["  " + ln if _STRUCTURE.match(ln) else ln for ln in _lines(text)]
+    return "\n".join(lines).strip("\n")
 
 
 def _bullets(items: Sequence[str], empty: str) -> str:
-    lines = [item.replace("\r\n", "\n").strip("\n").replace("\n", "\n  ") for item in items]
+    lines = ["\n  ".join(_lines(item.strip("\r\n"))) for item in items]
     lines = [line for line in lines if line.strip()]
     if not lines:
         return f"- {empty}\n"
@@ -49,6 +70,8 @@ class ProgressLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # every byte this object appended, in order: what the bookkeeping guard lets through
+        self.written = bytearray()
 
     def append_completed(
         self,
@@ -59,7 +82,7 @@ class ProgressLog:
         when: datetime | None = None,
     ) -> None:
         self._append(
-            f"## Task #{story_id}: {_one_line(title)}\n"
+            f"## Task #{_one_line(story_id)}: {_one_line(title)}\n"
             f"Completed: {timestamp(when)}\n"
             "\n"
             "Learnings:\n"
@@ -74,7 +97,7 @@ class ProgressLog:
         self, story_id: str, title: str, tried: str, question: str, when: datetime | None = None
     ) -> None:
         self._append(
-            f"## Blocker: Task #{story_id}: {_one_line(title)}\n"
+            f"## Blocker: Task #{_one_line(story_id)}: {_one_line(title)}\n"
             f"Raised: {timestamp(when)}\n"
             "\n"
             "Tried:\n"
@@ -92,10 +115,7 @@ class ProgressLog:
 
     def tail(self, max_chars: int = 4000) -> str:
         """The latest entries that fit in `max_chars`, starting at an entry heading if one fits."""
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        text = self.read_from(0)
         if len(text) <= max_chars:
             return text
         if max_chars <= 0:
@@ -109,29 +129,47 @@ class ProgressLog:
         line = window.find("\n")  # no whole entry fits: at least start at a line
         return window[line + 1 :] if line != -1 else window
 
+    def read_from(self, offset: int) -> str:
+        """The text after ``offset`` bytes ("" for a missing file)."""
+        return self.read_bytes()[offset:].decode("utf-8", errors="replace")
+
+    def read_bytes(self) -> bytes:
+        try:
+            fd = open_regular(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return b""
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+
     def size(self) -> int:
         try:
-            return self.path.stat().st_size
+            return self.path.lstat().st_size
         except FileNotFoundError:
             return 0
+
+    def replace_content(self, data: bytes) -> None:
+        """Put back content ralph-tui knows (temp file + rename: a planted link is replaced)."""
+        replace_regular(self.path, data)
 
     def truncate(self, size: int) -> None:
         """Crash recovery only: drop what was appended after `size` bytes (never grows the file)."""
         if size < 0:
             raise ValueError("size must be >= 0")
-        if not self.path.exists() or self.size() <= size:
+        if self.size() <= size:
             return
-        with self.path.open("r+b") as f:
-            f.truncate(size)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = open_regular(self.path, os.O_RDWR)
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _append(self, entry: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self._ends_with_newline():
             entry = "\n" + entry
-        data = entry.encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = entry.encode("utf-8", errors="backslashreplace")
+        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             written = os.write(fd, data)
             while written < len(data):  # regular files write fully; this is for odd filesystems
@@ -139,15 +177,17 @@ class ProgressLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self.written += data
 
     def _ends_with_newline(self) -> bool:
         """True for a missing or empty file too: nothing to separate from."""
         try:
-            with self.path.open("rb") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell() == 0:
-                    return True
-                f.seek(-1, os.SEEK_END)
-                return f.read(1) == b"\n"
+            fd = open_regular(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return True
+        with os.fdopen(fd, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return True
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"

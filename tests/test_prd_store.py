@@ -246,16 +246,26 @@ def test_minified_crlf_and_escaped_files_keep_their_style(tmp_path: Path) -> Non
     )
 
 
-def test_write_keeps_permissions_symlink_and_leaves_no_temp_files(prd_path: Path) -> None:
-    real = prd_path.parent / "real_prd.json"
-    write_doc(real, doc(story("A", "a")))
-    real.chmod(0o640)
-    prd_path.symlink_to(real.name)
+def test_write_keeps_permissions_and_leaves_no_temp_files(prd_path: Path) -> None:
+    write_doc(prd_path, doc(story("A", "a")))
+    prd_path.chmod(0o640)
     PrdStore(prd_path).update_story("A", {"passes": True})
-    assert prd_path.is_symlink()
-    assert real.stat().st_mode & 0o777 == 0o640
-    assert read_doc(real)["userStories"][0]["passes"] is True
-    assert sorted(p.name for p in prd_path.parent.iterdir()) == sorted([prd_path.name, real.name])
+    assert prd_path.stat().st_mode & 0o777 == 0o640
+    assert read_doc(prd_path)["userStories"][0]["passes"] is True
+    assert [p.name for p in prd_path.parent.iterdir()] == [prd_path.name]
+
+
+def test_symlinked_prd_is_refused_and_its_target_untouched(prd_path: Path) -> None:
+    """The agent could point the PRD at a file outside the workspace: never read or write it."""
+    real = prd_path.parent / "real_prd.json"
+    before = write_doc(real, doc(story("A", "a")))
+    prd_path.symlink_to(real.name)
+    store = PrdStore(prd_path)
+    with pytest.raises(PrdError, match="is a symlink"):
+        store.load()
+    with pytest.raises(PrdError, match="is a symlink"):
+        store.update_story("A", {"passes": True})
+    assert real.read_bytes() == before
 
 
 def test_int_ids_match_by_text(prd_path: Path) -> None:

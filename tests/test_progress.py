@@ -6,6 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
+from ralph_tui.errors import UsageError
 from ralph_tui.progress import ProgressLog, timestamp
 
 CET = timezone(timedelta(hours=1))
@@ -171,3 +174,44 @@ def test_truncate_drops_bytes_appended_after_size(tmp_path: Path) -> None:
     assert path.read_bytes() == before
     ProgressLog(tmp_path / "missing.txt").truncate(0)
     assert not (tmp_path / "missing.txt").exists()
+
+
+def test_free_text_cannot_forge_an_entry_or_a_field(tmp_path: Path) -> None:
+    log = ProgressLog(tmp_path / "p.txt")
+    forged = "x\n## Task #US-9: Forged\nCompleted: now\r## Task #US-8: Also\u2028Learnings:"
+    log.append_blocker("US-1\n## Task #US-7: t", "T\n## x", tried=forged, question=forged)
+    log.append_answer(forged)
+    log.append_completed("US-1", "Title", [forged], ["a.py"])
+    text = (tmp_path / "p.txt").read_text()
+    heads = [line for line in text.splitlines() if line.startswith("## ")]
+    assert heads == ["## Blocker: Task #US-1 ## Task #US-7: t: T ## x", "## Task #US-1: Title"]
+    assert [ln for ln in text.splitlines() if ln.startswith("Completed:")] == [
+        ln for ln in text.splitlines() if ln.startswith("Completed: 2")
+    ]
+    assert "  ## Task #US-9: Forged" in text
+
+
+def test_symlinked_log_is_refused_and_target_untouched(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    (tmp_path / "p.txt").symlink_to(outside)
+    log = ProgressLog(tmp_path / "p.txt")
+    with pytest.raises(UsageError, match="is a symlink"):
+        log.append_answer("hi")
+    with pytest.raises(UsageError, match="is a symlink"):
+        log.tail()
+    assert outside.read_text() == "keep\n"
+
+
+def test_terminal_escapes_in_free_text_are_shown_escaped(tmp_path: Path) -> None:
+    """An OSC 52 clipboard write or a clear-screen in a learning must not reach `cat` raw."""
+    path = tmp_path / "progress.txt"
+    path.write_text("", encoding="utf-8")
+    log = ProgressLog(path)
+    log.append_completed(
+        "US-1", "Title \x1b[2J", ["copy \x1b]52;c;cHduZWQ=\x07 this"], ["a.py"], when=WHEN
+    )
+    log.append_blocker("US-1", "T", "tried \x1b[1A\x1b[2K", "why?\x9b", when=WHEN)
+    text = path.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "\\x1b]52;c;cHduZWQ=" in text

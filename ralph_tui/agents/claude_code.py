@@ -9,8 +9,10 @@ Every tool call passes a ``PreToolUse`` hook (and, should Claude Code still want
 ``can_use_tool`` callback) that applies one policy: file tools stay inside the workspace and out
 of ``.git/`` and ``.ralph/``; other tools follow ``[claude_code] allow`` / ``deny``. A denial is
 shown in the transcript as an error tool result. Claude Code's Bash tool runs shell commands in
-its own subprocesses with the CLI's environment: that confinement is Claude Code's business,
-which is why ``Bash`` is a policy entry the user can remove.
+its own subprocesses: whenever ralph-tui's sandbox is in force, Claude Code's own bash sandbox is
+turned on with unsandboxed commands disallowed (``claude_sandbox_settings``); ``Bash`` stays a
+policy entry the user can remove. ralph-tui's credentials reach the CLI only through the SDK's
+``env`` option (they are no longer in ``os.environ``), so Claude Code's commands inherit them.
 
 The SDK is an optional extra (``ralph-tui[claude]``) and is imported only here, lazily.
 """
@@ -27,10 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ralph_tui import credentials
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
+from ralph_tui.sandbox import Sandbox
+from ralph_tui.text import encodable, encodable_data
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE, RUN_QUALITY_GATES, TOOL_DEFINITIONS
 from ralph_tui.tools.shell import clip
 from ralph_tui.tools.toolbox import ToolBox
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
         HookJSONOutput,
         PermissionResultAllow,
         PermissionResultDeny,
+        SandboxSettings,
         ToolPermissionContext,
     )
 
@@ -68,6 +74,7 @@ FILE_TOOLS: dict[str, tuple[str, ...]] = {
     "Grep": ("path",),
     "LS": ("path",),
 }
+WRITE_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})  # not the PRD or the log
 _MAX_RESULT_BYTES = 16_000
 HOOK_TIMEOUT_S = 7 * 24 * 3600.0
 # After the iteration ended (the story committed, say) the model gets this long to finish its
@@ -126,7 +133,7 @@ def policy_decision(
         if value is None or (key == "path" and not str(value).strip()):
             continue  # Glob/Grep/LS without a path search the workspace root
         try:
-            workspace.resolve(str(value))
+            workspace.resolve(str(value), write=tool_name in WRITE_TOOLS)
         except ConfinementError as exc:
             return str(exc)
     return None
@@ -233,7 +240,8 @@ class _Session:
             setting_sources=[],
             include_partial_messages=True,
             stderr=self.stderr.append,
-            env={"ENABLE_TOOL_SEARCH": "false"},
+            env={"ENABLE_TOOL_SEARCH": "false", **claude_credentials()},
+            sandbox=claude_sandbox_settings(self.tools.workspace.sandbox),
         )
 
     async def run(self) -> AgentOutcome:
@@ -422,7 +430,7 @@ class _Session:
 
     def _text(self, text: str) -> None:
         if text:
-            self.tools.emit(TextDelta(text=text))
+            self.tools.emit(TextDelta(text=encodable(text)))  # a lone surrogate is valid JSON
             self.text_open = not text.endswith("\n")
 
     def _end_text(self) -> None:
@@ -436,13 +444,16 @@ class _Session:
         self.called.add(call_id)
         self.names.setdefault(call_id, name)
         self._end_text()
-        self.tools.emit(ToolCall(call_id=call_id, name=name, input=dict(tool_input)))
+        self.tools.emit(
+            ToolCall(call_id=call_id, name=name, input=encodable_data(dict(tool_input)))
+        )
 
     def _emit_result(self, call_id: str, content: str, is_error: bool) -> None:
         name = self.names.get(call_id, "")
         if call_id in self.resulted or name.startswith(MCP_PREFIX):
             return
         self.resulted.add(call_id)
+        content = encodable(content)  # Claude Code's own tools: a file name may not be UTF-8
         self.tools.emit(ToolResult(call_id=call_id, name=name, content=content, is_error=is_error))
 
     def _report(self, result: Any) -> None:
@@ -621,3 +632,26 @@ def _result_text(content: str | list[dict[str, Any]] | None) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
+
+
+def claude_credentials() -> dict[str, str]:
+    """The credentials the Claude Code CLI needs, handed over explicitly (see ``credentials``)."""
+    return {
+        name: value
+        for name, value in credentials.withheld().items()
+        if name.upper().startswith("ANTHROPIC_") or name == "CLAUDE_CODE_OAUTH_TOKEN"
+    }
+
+
+def claude_sandbox_settings(sandbox: Sandbox) -> SandboxSettings | None:
+    """Claude Code's own bash sandbox, with no way around it, whenever ralph-tui's own sandbox
+    is in force (Claude Code builds on the same bubblewrap / sandbox-exec; without them its
+    sandboxed commands could not run at all, and the run already warns)."""
+    if not sandbox.confined:
+        return None
+    return {
+        "enabled": True,
+        "allowUnsandboxedCommands": False,
+        "autoAllowBashIfSandboxed": False,  # every command still passes our PreToolUse policy
+        "excludedCommands": [],
+    }

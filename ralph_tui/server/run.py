@@ -16,7 +16,7 @@ from typing import TextIO, cast
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
 from ralph_tui.errors import UsageError
-from ralph_tui.events import EventSink, Notice, fan_out
+from ralph_tui.events import Event, EventSink, Notice
 from ralph_tui.git_repo import GitRepo
 from ralph_tui.headless import TerminalSupervisor
 from ralph_tui.iteration import Agent
@@ -32,7 +32,6 @@ from ralph_tui.server.http import (
 )
 from ralph_tui.server.hub import RunHub
 from ralph_tui.supervisor import Supervisor
-from ralph_tui.workspace import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -127,24 +126,30 @@ def make_run_factory(
         )
 
     def factory(local: Supervisor, sink: EventSink) -> ServedRun:
-        redact = Redactor()
         sinks: list[EventSink] = [sink]
-        supervisor: Supervisor = local
-        hub: RunHub | None = None
+
+        def emit(event: Event) -> None:  # the faces added below join after the engine exists
+            for target in sinks:
+                target(event)
+
+        engine = Engine(
+            workspace, config, agent, local, emit, allow_dirty=allow_dirty, run_id=run_id
+        )
+        redact = engine.redactor  # the run's own: environment and vault secrets
+        server = None
         if server_args is not None:
-            store = PrdStore(config.prd_path(workspace))
-            holder: list[Engine] = []
             hub = RunHub(
                 {
                     "role": config.role,
                     "max_iterations": config.max_iterations,
-                    "workspace": str(workspace),
+                    "workspace": str(engine.root),
                     "agent": config.agent,
                     "model": config.model,
+                    "run_id": engine.run_id,
                 },
                 redact=redact,
-                load_prd=store.load,
-                skipped=lambda: holder[0].skipped if holder else (),
+                load_prd=engine.store.load,
+                skipped=lambda: engine.skipped,
             )
             sinks.append(hub)
             interrupt = None
@@ -152,25 +157,7 @@ def make_run_factory(
                 lines = InterruptibleLines(local.stdin)
                 local.stdin = cast(TextIO, lines)
                 interrupt = lines.interrupt
-            supervisor = SharedSupervisor(hub, local if ask_local else None, interrupt)
-        notifier = Notifier(config.notify, redact=redact, terminal=terminal)
-        sinks.append(notifier)
-        engine = Engine(
-            workspace,
-            config,
-            agent,
-            supervisor,
-            fan_out(sinks),
-            allow_dirty=allow_dirty,
-            run_id=run_id,
-        )
-        notifier.emit = engine.emit
-        notifier.run_id = engine.run_id
-        server = None
-        if hub is not None and server_args is not None:
-            holder.append(engine)
-            hub.info["run_id"] = engine.run_id
-            hub.info["workspace"] = str(engine.root)
+            engine.supervisor = SharedSupervisor(hub, local if ask_local else None, interrupt)
             host, port = server_args
             server = RunServer(
                 hub,
@@ -180,9 +167,17 @@ def make_run_factory(
                 store=engine.store,
                 diff=engine.git.diff,
             )
+        notifier = Notifier(
+            config.notify,
+            redact=redact,
+            run_id=engine.run_id,
+            terminal=terminal,
+            emit=engine.emit,
+        )
+        sinks.append(notifier)
         served = ServedRun(engine, server, notifier)
-        if hub is not None:
-            hub.control = served
+        if server is not None:
+            server.hub.control = served
         return served
 
     return factory

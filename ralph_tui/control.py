@@ -1,0 +1,215 @@
+"""The engine's side of one iteration: the three tools whose meaning belongs to the engine.
+
+``IterationControl`` is what an agent backend gets as its ``IterationHandle``. It decides what
+``complete_task``, ``run_quality_gates`` and ``escalate`` mean (fix attempts, approval, the
+iteration's outcome) and reaches the engine only through ``IterationHost``, a small public
+interface, so the rules of an iteration read in one place and the engine's internals stay its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from ralph_tui.errors import GitError, StopRequested
+from ralph_tui.events import Event, GateFinished, IterationOutcome
+from ralph_tui.gates import GateResult
+from ralph_tui.iteration import ToolOutcome, Usage
+from ralph_tui.prd import Story
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
+from ralph_tui.workspace import Workspace
+
+GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent back to the agent
+
+EXIT_WAITING_FOR_HUMAN = 4
+
+
+class RunEnded(Exception):
+    """The run ends with this exit code once the current iteration has been wound up."""
+
+    def __init__(self, exit_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.exit_code = exit_code
+        self.reason = reason
+
+    @classmethod
+    def waiting_for_human(cls) -> RunEnded:
+        return cls(EXIT_WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
+
+
+class IterationHost(Protocol):
+    """What ``IterationControl`` needs from the engine (``Engine`` implements it)."""
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    @property
+    def max_fix_attempts(self) -> int: ...
+
+    @property
+    def stop_requested(self) -> bool: ...
+
+    def emit(self, event: Event) -> None: ...
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None: ...
+
+    async def wait_at_safe_point(self) -> None: ...
+
+    def add_usage(self, story: Story, usage: Usage) -> None: ...
+
+    async def run_gates(self) -> list[GateResult]: ...
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer: ...
+
+    async def ask_approval(
+        self, story: Story, summary: str, results: Sequence[GateResult]
+    ) -> ApprovalDecision: ...
+
+    async def commit_story(self, story: Story, learnings: Sequence[str]) -> str: ...
+
+    def add_feedback(self, story: Story, feedback: str) -> None: ...
+
+
+class IterationControl:
+    """The engine's side of one iteration, handed to the agent as its ``IterationHandle``."""
+
+    def __init__(self, host: IterationHost, story: Story) -> None:
+        self._host = host
+        self.story = story
+        self.outcome: IterationOutcome | None = None
+        self.message = ""
+        self.gate_failures = 0
+        # set when the run must end after this iteration (no human to answer an escalation)
+        self.run_ended: RunEnded | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._host.workspace
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    def emit(self, event: Event) -> None:
+        self._host.emit(event)
+
+    async def checkpoint(self) -> None:
+        await self._host.wait_at_safe_point()
+        if self._host.stop_requested:
+            raise StopRequested
+
+    def report_usage(self, usage: Usage) -> None:
+        self._host.add_usage(self.story, usage)
+
+    def _end(self, outcome: IterationOutcome, message: str = "") -> None:
+        self.outcome, self.message = outcome, message
+
+    async def run_quality_gates(self) -> ToolOutcome:
+        results = await self._host.run_gates()
+        ok = all(r.passed for r in results)
+        return ToolOutcome(gate_report(results), is_error=not ok)
+
+    async def escalate(self, question: str, tried: str) -> ToolOutcome:
+        if self.finished:
+            return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
+        answer = await self._host.ask_human(self.story, question, tried, automatic=False)
+        if answer.kind == "answer":
+            return ToolOutcome(f"Answer from the human supervisor:\n{answer.text.strip()}")
+        if answer.kind == "skip":
+            self._end("skipped", "skipped by the supervisor")
+            return ToolOutcome(
+                "The supervisor skipped this story for this run. Stop now.", ends_iteration=True
+            )
+        self.run_ended = RunEnded.waiting_for_human()
+        self._end("stopped", "no human to answer the escalation")
+        return ToolOutcome("No human is available to answer; the run stops.", ends_iteration=True)
+
+    async def complete_task(self, summary: str, learnings: Sequence[str]) -> ToolOutcome:
+        if self.finished:
+            return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
+        host = self._host
+        results = await host.run_gates()
+        if not all(r.passed for r in results):
+            self.gate_failures += 1
+            report = gate_report(results)
+            limit = host.max_fix_attempts
+            if self.gate_failures > limit:
+                self._end("failed", f"quality gates still failing after {limit} fix attempts")
+                return ToolOutcome(
+                    f"Quality gates failed and the {limit} fix attempts are used up; "
+                    f"the iteration ends without a commit.\n\n{report}",
+                    is_error=True,
+                    ends_iteration=True,
+                )
+            host.notice(
+                f"gates failed; fix attempt {self.gate_failures} of {limit} "
+                f"for Task #{self.story.key}"
+            )
+            return ToolOutcome(
+                f"Quality gates failed (fix attempt {self.gate_failures} of {limit}). "
+                f"Fix the problems, then call complete_task again.\n\n{report}",
+                is_error=True,
+            )
+        return await self._approval(summary, learnings, results)
+
+    async def _approval(
+        self, summary: str, learnings: Sequence[str], results: list[GateResult]
+    ) -> ToolOutcome:
+        host = self._host
+        decision = await host.ask_approval(self.story, summary, results)
+        if decision.kind == "approve":
+            try:
+                sha = await host.commit_story(self.story, learnings)
+            except GitError as exc:
+                host.notice(f"commit failed: {exc}", "error")
+                return ToolOutcome(
+                    f"The commit failed, nothing was committed:\n{exc}\n"
+                    "Fix the cause, then call complete_task again.",
+                    is_error=True,
+                )
+            self._end("committed", f"committed {sha[:10]}")
+            return ToolOutcome(
+                f"Approved and committed as {sha[:10]}. The story is done; stop now.",
+                ends_iteration=True,
+            )
+        if decision.kind == "reject":
+            feedback = decision.feedback.strip() or "(no feedback given)"
+            host.add_feedback(self.story, feedback)
+            return ToolOutcome(
+                "The human supervisor rejected the change. Their feedback:\n"
+                f"{feedback}\nAddress it, then call complete_task again.",
+                is_error=True,
+            )
+        self._end("discarded", "the supervisor discarded the change")
+        return ToolOutcome(
+            "The supervisor discarded the change; the iteration ends.",
+            is_error=True,
+            ends_iteration=True,
+        )
+
+
+def gate_event(result: GateResult) -> GateFinished:
+    return GateFinished(
+        name=result.name,
+        command=result.command,
+        state=result.state,
+        exit_code=result.exit_code,
+        duration_s=result.duration_s,
+        summary=result.summary,
+        output=result.output,
+    )
+
+
+def gate_report(results: Sequence[GateResult]) -> str:
+    """One line per gate, then the (clipped) output of each gate that did not pass."""
+    lines = [f"- {r.name} (`{r.command}`): {r.state}, {r.summary}" for r in results]
+    for r in results:
+        if r.passed:
+            continue
+        output = r.output
+        if len(output) > GATE_OUTPUT_FOR_AGENT:
+            output = "[... earlier output clipped ...]\n" + output[-GATE_OUTPUT_FOR_AGENT:]
+        lines.append(f"\n## {r.name} output\n{output.rstrip()}")
+    return "\n".join(lines)
