@@ -44,3 +44,35 @@ async def test_q_detaches_and_the_run_keeps_waiting(tmp_path: Path) -> None:
         hub = served.run.server.hub if served.run.server else None
         assert hub is not None
         assert not served.task.done() and hub.pending is not None
+
+
+async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
+    tmp_path: Path,
+) -> None:
+    from ralph_tui.agents.scripted import ScriptedAgent
+    from ralph_tui.config import load_config
+    from ralph_tui.server.client import RemoteRun
+    from ralph_tui.server.run import ServedRun, make_run_factory
+    from ralph_tui.supervisor import ApprovalDecision
+    from ralph_tui.tui.app import RalphApp
+    from tests.remote.support import SCRIPT, HandSupervisor, WaitingSink
+    from tests.support.engine import write_script
+
+    root = make_repo(tmp_path / "ws")
+    path = write_script(root, SCRIPT)
+    config = load_config(root, {"script": str(path), "listen": "127.0.0.1:0"})
+    factory = make_run_factory(root, config, agent=ScriptedAgent.from_file(path, config))
+    app = RalphApp(root, config, run_factory=factory)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.approval_bar.display, what="the local approval bar")
+        served = app.engine
+        assert isinstance(served, ServedRun) and served.server is not None
+        face = HandSupervisor()
+        client = RemoteRun(served.url, served.server.token, face, WaitingSink())
+        task = asyncio.create_task(client.run())
+        _, decision = await asyncio.wait_for(face.approvals.get(), 30)
+        decision.set_result(ApprovalDecision.approve())
+        await wait_for(pilot, lambda: not app.approval_bar.display, what="the local bar to close")
+        await wait_for(pilot, lambda: task.done(), what="the run to end for the client")
+        assert task.result() == 0
+    assert "Task #US-001" in git(root, "log", "--format=%s", "-1")
