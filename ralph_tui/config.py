@@ -53,6 +53,17 @@ class ClaudeCodeOptions(_Strict):
     max_turns: int | None = Field(None, ge=1)
 
 
+class NotifyOptions(_Strict):
+    """``[notify]``: how a human is told they are needed (approval, escalation, run end)."""
+
+    bell: bool = True  # the terminal bell
+    osc: bool = True  # desktop notification through the terminal (OSC 777 and OSC 9)
+    desktop: bool = True  # notify-send, where it is installed
+    command: list[str] | None = None  # any command: the message on stdin, RALPH_* in its env
+    webhook: str | None = Field(None, pattern=r"^https?://")  # JSON POST
+    url: str | None = None  # the link put in messages (default: the served run's URL)
+
+
 class SandboxOptions(_Strict):
     """Where the agent's commands, the gates and the command CLI run (see ``sandbox.py``)."""
 
@@ -80,6 +91,8 @@ class RalphConfig(_Strict):
     model: str = "claude-sonnet-4-5"
     max_iterations: int = Field(10, ge=1)
     max_fix_attempts: int = Field(3, ge=1)
+    # stories run at once, each in its own git worktree (1: one story after another)
+    workers: int = Field(1, ge=1, le=32)
     max_cost_usd: float | None = Field(None, gt=0)
     max_tokens: int = Field(8192, ge=256)
     persona: str | None = None
@@ -97,6 +110,10 @@ class RalphConfig(_Strict):
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
+    notify: NotifyOptions = NotifyOptions()
+    # serve the run to `ralph-tui attach` / `web`: HOST:PORT; non-loopback needs listen_public
+    listen: str | None = None
+    listen_public: bool = False
     sandbox: SandboxOptions = SandboxOptions()
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py

@@ -22,15 +22,18 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.config import RalphConfig
-from ralph_tui.engine import Engine
 from ralph_tui.errors import RalphError
 from ralph_tui.events import (
+    ApprovalDecided,
+    ApprovalNeeded,
     Committed,
     Event,
+    GateFinished,
+    GateStarted,
     IterationFinished,
     IterationStarted,
     Notice,
@@ -38,11 +41,15 @@ from ralph_tui.events import (
     RunFinished,
     RunStarted,
     RunStateChanged,
+    TextDelta,
+    ToolCall,
     ToolResult,
     UsageReported,
 )
 from ralph_tui.iteration import Agent
+from ralph_tui.parallel import ParallelEngine, build_engine
 from ralph_tui.prd import Prd, Story
+from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -59,11 +66,18 @@ from ralph_tui.tui.widgets.gates_panel import GatesPanel
 from ralph_tui.tui.widgets.status_line import RunStatus, StatusLine
 from ralph_tui.tui.widgets.task_board import BoardState, TaskBoard
 from ralph_tui.tui.widgets.transcript import Transcript
+from ralph_tui.tui.workers import WorkerTracker
+from ralph_tui.worktrees import worker_diff
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05  # 20 widget updates a second, however fast the agent streams
 DIFF_DEBOUNCE_S = 0.25
+# parallel runs: events that only the selected worker's panes show (the board sees them all)
+_WORKER_DETAIL = (
+    TextDelta, ToolCall, ToolResult, GateStarted, GateFinished, IterationStarted,
+    IterationFinished, ApprovalNeeded, ApprovalDecided, Committed, Notice,
+)  # fmt: skip
 
 
 class Panel(Vertical):
@@ -86,6 +100,7 @@ class RalphApp(App[int]):
         Binding("r", "reject", "Reject", id="reject"),
         Binding("d", "discard", "Discard", id="discard"),
         Binding("s", "skip", "Skip story", id="skip"),
+        Binding("o", "open_approval", "Open approval", id="open_approval"),
         Binding("escape", "leave_box", "Leave box", id="leave_box"),
         Binding("p", "toggle_pause", "Pause/resume", id="pause"),
         Binding("m", "toggle_maximize", "Maximize", id="maximize"),
@@ -106,9 +121,10 @@ class RalphApp(App[int]):
         clock: Callable[[], float] = time.monotonic,
         autostart: bool = True,
         run_id: str | None = None,
+        run_factory: RunFactory | None = None,
     ) -> None:
         super().__init__()
-        if agent is None:
+        if agent is None and run_factory is None:
             from ralph_tui.agents import create_agent
 
             agent = create_agent(config, workspace)
@@ -118,15 +134,22 @@ class RalphApp(App[int]):
         self.autostart = autostart
         self.batcher = EventBatcher(on_first=self._schedule_flush)
         self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
-        self.engine = Engine(
-            workspace,
-            config,
-            agent,
-            self.supervisor,
-            self.batcher,
-            allow_dirty=allow_dirty,
-            run_id=run_id,
+        # run_factory: the same app over a served or an attached run (ralph_tui/server/)
+        self.engine: RunHandle = (
+            run_factory(self.supervisor, self.batcher)
+            if run_factory is not None
+            else build_engine(
+                workspace,
+                config,
+                agent,
+                self.supervisor,
+                self.batcher,
+                allow_dirty=allow_dirty,
+                run_id=run_id,
+            )
         )
+        if self.parallel is not None:
+            self.parallel.approvals_automatic = False  # a human approves here, in any order
         self.set_reactive(RalphApp.status, RunStatus(max_iterations=config.max_iterations))
         self.exit_code: int | None = None
         self.error_message: str | None = None
@@ -138,6 +161,13 @@ class RalphApp(App[int]):
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
         self._prd_edit_lock = asyncio.Lock()
+        self.worker_view = WorkerTracker()
+
+    @property
+    def parallel(self) -> ParallelEngine | None:
+        """The workers' engine, when this face drives one (directly or served on a socket)."""
+        inner = getattr(self.engine, "engine", self.engine)  # ServedRun wraps the engine
+        return inner if isinstance(inner, ParallelEngine) else None
 
     def notify(
         self,
@@ -280,10 +310,16 @@ class RalphApp(App[int]):
             return
         transcript, board, gates = self.transcript, self.board, self.gates
         for event in events:
+            self.worker_view.observe(event)
+            board.apply(event)  # the board sees every worker's stories
+            if isinstance(event, ApprovalNeeded | ApprovalDecided):
+                self._show_waiting_count()
+            if not self.worker_view.shows(event) and isinstance(event, _WORKER_DETAIL):
+                continue  # another worker's detail: only its own panes show it
             transcript.apply(event)
-            board.apply(event)
             gates.apply(event)
             self._apply(event)
+        self._show_workers()
         # the status line repaints only when its fields change (elapsed ticks once a second):
         # a repaint at the top of the screen on every flush would widen the region redrawn
 
@@ -349,6 +385,13 @@ class RalphApp(App[int]):
             return
         self._show_board(prd)
 
+    def _show_workers(self) -> None:
+        """Parallel runs: which worker runs which story, and which wait for approval."""
+        if self.parallel is None:
+            return
+        approvals = frozenset(self.parallel.approvals.waiting_ids())
+        self.board.show_workers(self.worker_view.running(), approvals)
+
     def _show_board(self, prd: Prd) -> None:
         self.board.border_subtitle = ""
         self.board.show(prd)
@@ -371,7 +414,13 @@ class RalphApp(App[int]):
 
     @work(exclusive=True, group="diff", exit_on_error=False, name="diff")
     async def load_diff(self) -> None:
-        files = await asyncio.to_thread(self.engine.git.diff)
+        story = self.worker_view.story_of.get(self.worker_view.selected)
+        parallel = self.parallel
+        if story is not None and parallel is not None:
+            # parallel runs: the selected worker's change in its worktree
+            files = await asyncio.to_thread(worker_diff, parallel.root, story)
+        else:
+            files = await asyncio.to_thread(self.engine.git.diff)
         self.diff.show_files(files, last=self._bookkeeping_paths())
         count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
         self.query_one("#diff-panel", Panel).border_subtitle = (
@@ -397,13 +446,17 @@ class RalphApp(App[int]):
 
     def _on_approval(self, request: ApprovalRequest) -> None:
         self.flush_events()
+        if request.worker and request.worker != self.worker_view.selected:
+            self._show_worker(request.worker)
         self.gates.show_results(request.gates)
         self.approval_bar.open(request)
         self.load_diff()
         self.refresh_bindings()
         self.bell()
         # the bar on screen shows the keys; the toast only draws the eye to it
-        self.notify(f"{request.story_id} is ready for your approval.", timeout=6)
+        more = f" ({request.waiting} more waiting: o opens one)" if request.waiting else ""
+        self.notify(f"{request.story_id} is ready for your approval.{more}", timeout=6)
+        self._show_workers()
 
     def _on_escalation(self, request: EscalationRequest) -> None:
         self.flush_events()
@@ -434,11 +487,45 @@ class RalphApp(App[int]):
             return sup.approval is not None and not self.approval_bar.rejecting
         if action == "skip":
             return sup.escalation is not None
+        if action == "open_approval":
+            return self.parallel is not None and self.parallel.approvals.waiting > 0
         if action == "leave_box":
             return isinstance(self.focused, Input)
         if action == "toggle_pause":
             return self.run_active and not self._quitting
         return True
+
+    # ------------------------------------------------------------------ parallel workers
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Moving the board's cursor to a running story shows its worker in the panes."""
+        if event.data_table is not self.board or self.board.selected_story is None:
+            return
+        worker = self.worker_view.worker_of(self.board.selected_story)
+        if worker is not None and worker != self.worker_view.selected:
+            self._show_worker(worker)
+
+    def _show_waiting_count(self) -> None:
+        if self.parallel is not None and self.approval_bar.is_open:
+            self.approval_bar.show_waiting(max(0, self.parallel.approvals.waiting - 1))
+
+    def _show_worker(self, worker: int) -> None:
+        self.transcript.clear()
+        self.gates.reset()
+        for event in self.worker_view.select(worker):
+            self.transcript.apply(event)
+            self.gates.apply(event)
+        self.query_one("#transcript-panel", Panel).border_subtitle = f"worker {worker}"
+        self.request_diff()
+
+    def action_open_approval(self) -> None:
+        """Show the approval of the story under the board's cursor (parallel runs)."""
+        story = self.board.selected_story
+        engine = self.parallel
+        if engine is None or story is None:
+            return
+        if not engine.approvals.select(story):
+            self.notify(f"{story} is not waiting for approval.", severity="warning")
 
     def action_approve(self) -> None:
         self.supervisor.decide(ApprovalDecision.approve())
@@ -596,9 +683,15 @@ class RalphApp(App[int]):
         return run
 
 
-def run_tui(workspace: Path, config: RalphConfig, *, allow_dirty: bool = False) -> int:
+def run_tui(
+    workspace: Path,
+    config: RalphConfig,
+    *,
+    allow_dirty: bool = False,
+    run_factory: RunFactory | None = None,
+) -> int:
     """``ralph-tui run`` without ``--headless``; returns the exit code of SPEC section 7."""
-    app = RalphApp(workspace, config, allow_dirty=allow_dirty)
+    app = RalphApp(workspace, config, allow_dirty=allow_dirty, run_factory=run_factory)
     code = app.run()
     if app.error_message:
         print(app.error_message, file=sys.stderr)

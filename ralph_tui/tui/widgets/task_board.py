@@ -45,6 +45,8 @@ class BoardState:
     blocked: frozenset[str] = frozenset()
     skipped: frozenset[str] = frozenset()
     costs: Mapping[str, float] | None = None
+    workers: Mapping[str, int] | None = None  # parallel runs: story -> the worker running it
+    approvals: frozenset[str] = frozenset()  # parallel runs: stories waiting for approval
 
 
 def board_order(prd: Prd) -> list[Story]:
@@ -57,7 +59,7 @@ def story_status(story: Story, state: BoardState, waiting_on: Sequence[str] = ()
         return "passed"
     if story.key in state.blocked:
         return "blocked"
-    if story.key == state.running:
+    if story.key == state.running or story.key in (state.workers or {}):
         return "running"
     if story.key in state.skipped:
         return "skipped"
@@ -133,6 +135,15 @@ class TaskBoard(DataTable[Text | str]):
             case _:
                 pass
 
+    def show_workers(self, workers: Mapping[str, int], approvals: frozenset[str]) -> None:
+        """Parallel runs: redraw the cells of stories whose worker or approval state changed."""
+        before = self.state
+        if dict(before.workers or {}) == dict(workers) and before.approvals == approvals:
+            return
+        changed = set(before.workers or {}) ^ set(workers) | before.approvals ^ approvals
+        changed |= {k for k, w in workers.items() if (before.workers or {}).get(k) != w}
+        self._set(replace(before, workers=dict(workers), approvals=approvals), *changed)
+
     def _set(self, state: BoardState, *keys: str | None) -> None:
         self.state = state
         if self.prd is None:
@@ -162,6 +173,10 @@ class TaskBoard(DataTable[Text | str]):
         status = story_status(story, self.state, waiting_on)
         label = f"waiting on {', '.join(waiting_on)}" if status == "waiting" else status
         cost = (self.state.costs or {}).get(story.key, 0.0)
+        worker = (self.state.workers or {}).get(story.key)
+        if worker is not None:  # parallel runs: which worker, and whether it waits for you
+            waits = " approve?" if story.key in self.state.approvals else ""
+            label = f"w{worker}{waits}"
         return [
             Text(story.key, style="bold"),
             Text("" if story.priority is None else str(story.priority), justify="right"),

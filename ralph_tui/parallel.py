@@ -1,0 +1,592 @@
+"""Parallel stories: up to N workers, each in its own checkout, one approval queue, verified merges.
+
+``ParallelEngine`` is the ``Engine`` with a scheduler in place of the one-story loop. It picks up
+to ``workers`` stories by the PRD's pick rule (priority, file order, dependencies that must
+pass: so never two stories where one depends on the other), and hands each to
+an ``Executor`` (``ralph_tui.executor``). Everything that must happen once stays here, in the
+main checkout: the PRD and the progress log are only written by this engine, approvals go
+through one ``ApprovalQueue``, and merges run one at a time:
+
+approve -> rebase the change onto main's HEAD -> if main moved since the gates last passed, run
+the gates again on the rebased tree -> one commit on main holding the change, ``passes: true``
+and the progress entry. A conflict or a red gate goes back to the worker's agent as a fix
+attempt (``MergeRetry``).
+
+Every event a worker causes, in its own task or in the engine on its behalf, is tagged with the
+worker's number (a context variable read by ``emit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ralph_tui.agents import create_agent
+from ralph_tui.approvals import ApprovalQueue
+from ralph_tui.config import RalphConfig
+from ralph_tui.control import RunEnded, gate_event, gate_report
+from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine, commit_message
+from ralph_tui.errors import GitError, RalphError
+from ralph_tui.events import (
+    ApprovalDecided,
+    ApprovalNeeded,
+    Committed,
+    Event,
+    EventSink,
+    IterationFinished,
+    IterationStarted,
+    PrdChanged,
+)
+from ralph_tui.executor import (
+    Checkout,
+    Executor,
+    LocalWorktreeExecutor,
+    MergeRetry,
+    StoryJob,
+    WorkerResult,
+)
+from ralph_tui.gates import GateResult
+from ralph_tui.git_repo import _run_git, display_path
+from ralph_tui.iteration import Agent, Usage
+from ralph_tui.prd import Prd, Story
+from ralph_tui.recovery import roll_back_marking
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
+from ralph_tui.worktrees import WorktreeManager
+
+log = logging.getLogger(__name__)
+
+_WORKER: contextvars.ContextVar[int] = contextvars.ContextVar("ralph_worker", default=0)
+
+
+class ParallelEngine(Engine):
+    def __init__(
+        self,
+        workspace: Path,
+        config: RalphConfig,
+        agent: Agent | None,
+        supervisor: Supervisor,
+        sink: EventSink,
+        *,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        allow_dirty: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+        )
+        self.workers = workers or config.workers
+        self.approvals = ApprovalQueue(supervisor)
+        self._executor = executor
+        self._agents: dict[int, Agent] = {}
+        self._merge_lock = asyncio.Lock()
+        self._human_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        # story id -> (worker, reason) for workers told to stop at their next safe point
+        self._stopping: dict[str, str] = {}
+        self.running: dict[str, int] = {}  # story id -> worker number
+        self._head = ""  # main's HEAD: only this engine moves it during the run
+        # approvals come from a policy, not a human: a merge may wait for those ahead of it
+        # (the TUI always asks a human, whatever the config says, and sets this False)
+        self.approvals_automatic = config.approve == "auto"
+        self._landed: set[str] = set()  # committed by this run (their workers are winding up)
+        self._train: list[_Ticket] = []
+        self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
+        self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
+        self._picked_priority: dict[str, float | None] = {}
+
+    # ----------------------------------------------------------------- events and control
+
+    def emit(self, event: Event) -> None:
+        worker = _WORKER.get()
+        if worker and not event.worker:
+            event = dataclasses.replace(event, worker=worker)
+        if isinstance(event, PrdChanged) and event.source == "external":
+            self._wake.set()
+        super().emit(event)
+
+    def pause(self) -> None:
+        super().pause()
+        self._wake.set()
+
+    def resume(self) -> None:
+        super().resume()
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self.approvals.stop()
+        self._wake.set()
+
+    # ----------------------------------------------------------------- the run
+
+    def _preflight(self) -> None:
+        super()._preflight()
+        WorktreeManager(self.root, self._bookkeeping).recover(
+            self.run_dir / "patches", self._startup_notes.append
+        )
+
+    def _agent_for(self, worker: int) -> Agent:
+        if worker == 1 or self.config.agent == "scripted":
+            return self.agent  # the scripted agent keeps no per-conversation state
+        if worker not in self._agents:
+            self._agents[worker] = create_agent(self.config, self.root)
+        return self._agents[worker]
+
+    async def _loop(self) -> tuple[int, str]:
+        if self._executor is None:
+            self._executor = LocalWorktreeExecutor(
+                self.root, self._agent_for, self._bookkeeping, self.run_dir / "patches"
+            )
+        tasks: dict[asyncio.Task[Any], str] = {}
+        self._head = await asyncio.to_thread(self.git.head_sha)
+        ended: RunEnded | None = None
+        error: BaseException | None = None
+        try:
+            while True:
+                self._wake.clear()
+                prd = await asyncio.to_thread(self.store.load)
+                self._check_running(prd)
+                finish: tuple[int, str] | None = None
+                if error is None and ended is None:
+                    finish = self._why_stop(prd)
+                    if finish is None and not self.paused:
+                        self._start_jobs(prd, tasks)
+                        if not tasks:
+                            finish = self._nothing_to_pick(prd)
+                if not tasks:
+                    if error is not None:
+                        raise error
+                    if ended is not None:
+                        raise ended
+                    if finish is not None:
+                        return finish
+                    await self.wait_at_safe_point()  # paused with no worker running
+                    continue
+                waker = asyncio.create_task(self._wake.wait())
+                done, _ = await asyncio.wait({*tasks, waker}, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+                for task in done:
+                    if task is waker:
+                        continue
+                    story_id = tasks.pop(task)
+                    self.running.pop(story_id, None)
+                    self._stopping.pop(story_id, None)
+                    self._picked_priority.pop(story_id, None)
+                    exc = task.exception()
+                    if isinstance(exc, RunEnded):
+                        ended = ended or exc
+                        self._stop_all()
+                    elif exc is not None:
+                        error = error or exc
+                        self._stop_all()
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.approvals.aclose()
+            for agent in self._agents.values():
+                try:
+                    await agent.aclose()
+                except Exception:  # closing must not hide the run's own outcome
+                    log.warning("closing a worker's agent failed", exc_info=True)
+
+    def _why_stop(self, prd: Prd) -> tuple[int, str] | None:
+        if self.stop_requested:
+            return EXIT_INTERRUPTED, "stopped by the supervisor"
+        if self._budget_spent:
+            return EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})"
+        if prd.all_pass:
+            return EXIT_DONE, "every story passes"
+        if self.iteration >= self.config.max_iterations:
+            return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
+        return None
+
+    def _nothing_to_pick(self, prd: Prd) -> tuple[int, str]:
+        if prd.all_pass:
+            return EXIT_DONE, "every story passes"
+        blocked = [s.key for s in prd.open_order(skip=self.skipped) if s.key not in self.running]
+        if blocked:
+            return EXIT_LIMIT, (
+                f"no story left to pick ({len(self.skipped)} skipped this run, "
+                f"{len(blocked)} waiting for dependencies that do not pass)"
+            )
+        return EXIT_LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
+
+    def _stop_all(self) -> None:
+        for story_id in self.running:
+            self._stopping.setdefault(story_id, "the run is ending")
+
+    def _start_jobs(self, prd: Prd, tasks: dict[asyncio.Task[Any], str]) -> None:
+        free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
+        # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
+        # stories where one depends on the other never run at once
+        for story in prd.pick_order(skip={*self.skipped, *self.running}):
+            if not free or self.iteration >= self.config.max_iterations:
+                break
+            worker = free.pop(0)
+            self.iteration += 1
+            self.running[story.key] = worker
+            self._picked_priority[story.key] = story.priority
+            ctx = contextvars.copy_context()
+            ctx.run(_WORKER.set, worker)
+            task = asyncio.create_task(
+                self._work(worker, story, self.iteration),
+                name=f"worker-{worker}",
+                context=ctx,
+            )
+            task.add_done_callback(lambda _t: self._wake.set())
+            tasks[task] = story.key
+
+    def _check_running(self, prd: Prd) -> None:
+        """Live PRD edits: a running story removed (or marked passing by hand) is stopped at
+        its worker's next safe point; one reprioritised is finished. The UI is told which."""
+        for story_id, worker in self.running.items():
+            if story_id in self._stopping or story_id in self._landed:
+                continue
+            current = prd.story(story_id)
+            if current is None or current.passes:
+                why = "removed from the PRD" if current is None else "marked as passing by hand"
+                self._stopping[story_id] = why
+                self.notice(
+                    f"Task #{story_id} was {why}; worker {worker} stops at its next safe point",
+                    "warning",
+                )
+            elif current.priority != self._picked_priority.get(story_id, current.priority):
+                self._picked_priority[story_id] = current.priority
+                self.notice(
+                    f"Task #{story_id} was reprioritised (now {current.priority}); "
+                    f"worker {worker} finishes it"
+                )
+
+    # ----------------------------------------------------------------- one worker
+
+    async def _work(self, worker: int, story: Story, number: int) -> None:
+        self.emit(IterationStarted(iteration=number, story_id=story.key, title=story.title))
+        assert self._executor is not None
+        job = await asyncio.to_thread(self._job, worker, story, number)
+        host = WorkerHost(self, worker, story)
+        try:
+            result: WorkerResult = await self._executor.run(job, host)
+        finally:
+            self._leave_train(worker)
+        self.emit(
+            IterationFinished(
+                iteration=number,
+                story_id=story.key,
+                outcome=result.outcome,
+                message=result.message,
+                patch_path=str(result.patch_path) if result.patch_path else None,
+            )
+        )
+        if result.run_ended is not None:
+            raise result.run_ended
+        if result.outcome == "committed":
+            self.failures[story.key] = 0
+        elif result.outcome in ("failed", "error"):
+            async with self._human_lock:
+                await self._count_failure(story)
+
+    def _job(self, worker: int, story: Story, number: int) -> StoryJob:
+        """The prompts exactly as the single-worker loop builds them (progress tail included)."""
+        request = self._build_request(story, number)
+        return StoryJob(
+            worker=worker,
+            story=story,
+            base_commit=self.git.head_sha(),
+            iteration=number,
+            system_prompt=request.system_prompt,
+            user_prompt=request.user_prompt,
+            config=self.config,
+            feedback=request.feedback,
+        )
+
+    # ----------------------------------------------------------------- approval and merge
+
+    async def queue_approval(
+        self, worker: int, story: Story, summary: str, results: Sequence[GateResult], stat: str
+    ) -> ApprovalDecision:
+        message = commit_message(self.config.role, story)
+        self.emit(
+            ApprovalNeeded(
+                story_id=story.key,
+                title=story.title,
+                commit_message=message,
+                diffstat=stat,
+                summary=summary,
+            )
+        )
+        decision = await self.approvals.approve(
+            ApprovalRequest(
+                story_id=story.key,
+                title=story.title,
+                commit_message=message,
+                diffstat=stat,
+                summary=summary,
+                gates=tuple(gate_event(r) for r in results),
+                worker=worker,
+            )
+        )
+        self.emit(
+            ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
+        )
+        if decision.kind != "approve":  # rejected or discarded: it will not land as gated
+            self._leave_train(worker)
+        return decision
+
+    def _ticket(self, worker: int) -> _Ticket | None:
+        return next((t for t in self._train if t.worker == worker), None)
+
+    def _leave_train(self, worker: int) -> None:
+        ticket = self._ticket(worker)
+        if ticket is not None:
+            self._train.remove(ticket)
+            ticket.placed.set()
+            self._train_moved.set()
+
+    async def gate(self, worker: int, story: Story, checkout: Checkout) -> list[GateResult]:
+        """Gate the change on top of the changes ahead of it in the train (see ``merge``)."""
+        self._leave_train(worker)
+        ticket = _Ticket(worker, story.key)
+        ahead = self._train[-1] if self._train else None
+        self._train.append(ticket)
+        try:
+            if ahead is not None:  # its place in the train is known in a few git calls
+                await ahead.placed.wait()
+            target = next((t.commit for t in reversed(self._train) if t.commit), self._head)
+            await checkout.snapshot()
+            if target != checkout.base_commit:
+                await checkout.rebase(target, keep_conflicts=False)  # a conflict waits
+            ticket.commit = (await checkout.snapshot()).commit  # followers stack on it now
+            ticket.placed.set()
+            tree = await checkout.code_tree()
+            results = await checkout.run_gates()
+        except BaseException:
+            self._leave_train(worker)
+            raise
+        self._gated[tree] = results
+        if all(r.passed for r in results):
+            ticket.state = "approval"
+        else:
+            self._leave_train(worker)
+        self._train_moved.set()
+        return results
+
+    async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        """Approve = land on main, verified (see the module docstring).
+
+        Changes form a train in the order their gates started: each is gated on top of the
+        ones ahead of it, all at once. A change lands after those ahead of it that are still
+        being gated or merged (with automatic approvals: also those waiting for approval), so
+        when the train lands as predicted the tree a change lands with is one its gates
+        already passed on, and the re-check under the merge lock finds nothing to re-run. When
+        it does not (a human approved out of order, a change ahead was dropped), the gates run
+        again on the rebased change.
+        """
+        worker = _WORKER.get()
+        ticket = self._ticket(worker)
+        if ticket is None:
+            ticket = _Ticket(worker, story.key)
+            self._train.append(ticket)
+        ticket.state = "merging"
+        waits = {"gating", "merging"} | ({"approval"} if self.approvals_automatic else set())
+        try:
+            while any(t.state in waits for t in self._train[: self._train.index(ticket)]):
+                self._train_moved.clear()
+                await self._train_moved.wait()
+            async with self._merge_lock:
+                # git, not the remembered value: a human may have committed on main meanwhile
+                head = self._head = await asyncio.to_thread(self.git.head_sha)
+                change = await checkout.snapshot()
+                landed = await checkout.code_tree_on(head)
+                known = self._gated.get(landed) if landed is not None else None
+                if known is not None and all(r.passed for r in known):
+                    # the tree that lands is one the gates passed on: no rebase, no re-run
+                    return await self._land(story, change.patch, learnings)
+                conflicts = await checkout.rebase(head)
+                if conflicts:
+                    self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
+                    raise MergeRetry(
+                        "The main branch moved since you started and your change conflicts "
+                        f"with it in: {', '.join(conflicts)}.\nYour working tree now holds your "
+                        "change on top of the current main branch, with conflict markers in "
+                        "those files. Resolve the conflicts (keep both sides' intent), run the "
+                        "quality gates, then call complete_task again."
+                    )
+                results = await self._verify(story, checkout)
+                if not all(r.passed for r in results):
+                    raise MergeRetry(
+                        "Your change was rebased onto the current main branch and the quality "
+                        "gates fail on the result:\n\n" + gate_report(results)
+                    )
+                change = await checkout.snapshot()
+                return await self._land(story, change.patch, learnings)
+        finally:
+            self._leave_train(worker)
+
+    async def _verify(self, story: Story, checkout: Checkout) -> list[GateResult]:
+        """The gates' verdict on the checkout's tree: from an earlier run on the same code, or
+        a new run (said in the UI: main moved since the gates passed)."""
+        await checkout.snapshot()
+        tree = await checkout.code_tree()
+        known = self._gated.get(tree)
+        if known is not None:
+            return known
+        self.notice(
+            f"main moved since Task #{story.key}'s gates passed; "
+            "running them again on the rebased change"
+        )
+        results = await checkout.run_gates()
+        self._gated[tree] = results
+        return results
+
+    async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
+        """ONE commit on main: the change, ``passes: true`` and the progress entry."""
+        head = await asyncio.to_thread(self.git.head_sha)
+        progress_size = await asyncio.to_thread(self.progress.size)
+        # the marker comes first: a kill after the change is applied but before the commit
+        # leaves a state file that the restart undoes (the change saved as a patch)
+        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
+        await asyncio.to_thread(self._state.write, marker)
+        keep = (*self._bookkeeping, *self._user_dirty)
+        if patch:
+            applied = await asyncio.to_thread(
+                _run_git, self.root, "apply", "--binary", "--index", stdin=patch
+            )
+            if applied.returncode != 0:
+                await asyncio.to_thread(self.git.restore_to_head, keep)
+                await asyncio.to_thread(self._state.clear)
+                raise MergeRetry(
+                    "Your change does not apply to the main branch: "
+                    + applied.stderr.decode("utf-8", "replace").strip()
+                )
+        files = [
+            display_path(d.path)
+            for d in await asyncio.to_thread(self.git.diff)
+            if d.path not in keep
+        ]
+        clean = [self._redact(item) for item in learnings]
+        message = commit_message(self.config.role, story)
+        try:
+            await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
+            await asyncio.to_thread(
+                self.progress.append_completed, story.key, story.title, clean, files
+            )
+            sha = await asyncio.to_thread(
+                self.git.commit_all, message, exclude=tuple(self._user_dirty)
+            )
+        except (GitError, RalphError):
+            await asyncio.to_thread(self._undo_land, story, progress_size)
+            raise
+        await asyncio.to_thread(self._state.clear)
+        self._head = sha
+        self._landed.add(story.key)
+        committed = await asyncio.to_thread(self.git.files_in_commit, sha)
+        self.emit(
+            Committed(
+                story_id=story.key,
+                sha=sha,
+                message=message,
+                files=tuple(display_path(f) for f in committed),
+            )
+        )
+        self.emit(PrdChanged(source="engine"))
+        self._wake.set()  # a dependency may have just passed
+        return sha
+
+    def _undo_land(self, story: Story, progress_size: int) -> None:
+        for problem in roll_back_marking(
+            self.store, self.progress, self.git, story.key, progress_size
+        ):
+            log.warning("%s", problem)
+        self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
+        self._state.clear()
+
+
+@dataclasses.dataclass(eq=False)
+class _Ticket:
+    """A change in the merge train: gated on top of the ones ahead of it."""
+
+    worker: int
+    story_id: str
+    state: Literal["gating", "approval", "merging"] = "gating"
+    commit: str | None = None  # the change on top of the ones ahead (None: not yet known)
+    placed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+
+class WorkerHost:
+    """The engine's side of one job (``executor.WorkerHost``)."""
+
+    def __init__(self, engine: ParallelEngine, worker: int, story: Story) -> None:
+        self._engine = engine
+        self.worker = worker
+        self.story = story
+
+    @property
+    def max_fix_attempts(self) -> int:
+        return self._engine.max_fix_attempts
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._engine.stop_requested or self.story.key in self._engine._stopping
+
+    def emit(self, event: Event) -> None:
+        self._engine.emit(event)
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self._engine.notice(message, level)
+
+    async def wait_at_safe_point(self) -> None:
+        await self._engine.wait_at_safe_point()
+
+    def add_usage(self, story: Story, usage: Usage) -> None:
+        self._engine.add_usage(story, usage)
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer:
+        async with self._engine._human_lock:  # the supervisor answers one escalation at a time
+            return await self._engine.ask_human(story, question, tried, automatic=automatic)
+
+    async def ask_approval(
+        self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
+    ) -> ApprovalDecision:
+        return await self._engine.queue_approval(self.worker, story, summary, results, diffstat)
+
+    async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        return await self._engine.merge(story, checkout, learnings)
+
+    def add_feedback(self, story: Story, feedback: str) -> None:
+        self._engine.add_feedback(story, feedback)
+
+    async def gate(self, checkout: Checkout) -> list[GateResult]:
+        return await self._engine.gate(self.worker, self.story, checkout)
+
+
+def build_engine(
+    workspace: Path,
+    config: RalphConfig,
+    agent: Agent | None,
+    supervisor: Supervisor,
+    sink: EventSink,
+    *,
+    allow_dirty: bool = False,
+    run_id: str | None = None,
+) -> Engine:
+    """The single-worker ``Engine`` for ``workers = 1`` (unchanged), else ``ParallelEngine``."""
+    if config.workers > 1:
+        return ParallelEngine(
+            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+        )
+    return Engine(
+        workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+    )
+
+
+__all__ = ["ParallelEngine", "build_engine"]
