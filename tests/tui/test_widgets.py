@@ -27,6 +27,15 @@ def test_batcher_merges_consecutive_deltas_and_keeps_order() -> None:
     assert [type(e).__name__ for e in events] == ["TextDelta", "Notice", "TextDelta"]
     assert isinstance(events[0], TextDelta) and events[0].text == "Hello wor"
     assert batcher.received == 5 and len(batcher) == 0
+    # parallel runs: deltas of two workers are never merged, and keep their worker
+    batcher(TextDelta(text="a", worker=1))
+    batcher(TextDelta(text="b", worker=2))
+    batcher(TextDelta(text="c", worker=2))
+    merged = batcher.drain()
+    assert [(e.text, e.worker) for e in merged if isinstance(e, TextDelta)] == [
+        ("a", 1),
+        ("bc", 2),
+    ]
 
 
 @dataclass(frozen=True)
