@@ -37,6 +37,11 @@ class RunEnded(Exception):
         return cls(EXIT_WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
 
 
+class MergeConflict(GitError):
+    """An approved change that could not land as it is (a rebase conflict, a red gate on the
+    rebased tree): it goes back to the agent and counts as a fix attempt."""
+
+
 class IterationHost(Protocol):
     """What ``IterationControl`` needs from the engine (``Engine`` implements it)."""
 
@@ -162,6 +167,8 @@ class IterationControl:
         if decision.kind == "approve":
             try:
                 sha = await host.commit_story(self.story, learnings)
+            except MergeConflict as exc:
+                return self._merge_failed(str(exc))
             except GitError as exc:
                 host.notice(f"commit failed: {exc}", "error")
                 return ToolOutcome(
@@ -187,6 +194,28 @@ class IterationControl:
             "The supervisor discarded the change; the iteration ends.",
             is_error=True,
             ends_iteration=True,
+        )
+
+    def _merge_failed(self, report: str) -> ToolOutcome:
+        self.gate_failures += 1
+        limit = self._host.max_fix_attempts
+        if self.gate_failures > limit:
+            self._end("failed", f"the change still does not merge after {limit} fix attempts")
+            return ToolOutcome(
+                f"The approved change could not be merged and the {limit} fix attempts are "
+                f"used up; the iteration ends without a commit.\n\n{report}",
+                is_error=True,
+                ends_iteration=True,
+            )
+        self._host.notice(
+            f"merge needs a fix; fix attempt {self.gate_failures} of {limit} "
+            f"for Task #{self.story.key}"
+        )
+        return ToolOutcome(
+            f"The approved change could not be merged onto the main branch (fix attempt "
+            f"{self.gate_failures} of {limit}). Fix it, then call complete_task again.\n\n"
+            f"{report}",
+            is_error=True,
         )
 
 

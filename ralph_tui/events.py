@@ -17,10 +17,15 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Base of every event; ``ts`` is wall-clock seconds (time.time())."""
+    """Base of every event; ``ts`` is wall-clock seconds (time.time()).
+
+    ``worker`` tags an event from a parallel worker (1..N; 0: the single-worker loop or the
+    engine itself), so consumers can tell whose transcript, gates and diff an event belongs to.
+    """
 
     kind: ClassVar[str] = "event"
     ts: float = field(default_factory=time.time, kw_only=True)
+    worker: int = field(default=0, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -1,0 +1,345 @@
+"""Executors: run one story's iteration in an isolated checkout and hand back a change.
+
+This is the contract between the scheduler (``ralph_tui.parallel``, which owns the main branch,
+the PRD, the progress log, the approval queue and every commit) and whatever runs an agent on a
+story somewhere else: a git worktree on this machine (``LocalWorktreeExecutor``, below), a
+container, a cluster node. An executor never writes the main checkout, the PRD or the progress
+log; the engine never reaches into an executor's checkout except through ``Checkout``.
+
+What an executor receives, per story (``Executor.run``):
+
+- a ``StoryJob``: the worker number (1..N, it tags every event), the story as of the pick
+  (read-only), ``base_commit`` (the main branch's HEAD at pick time: the checkout starts there),
+  the prompts (``system_prompt`` and ``user_prompt``, which already hold the progress log's
+  latest entries and any feedback), the iteration number and the ``RalphConfig``;
+- a ``WorkerHost``: the engine's side, supervisor-facing. ``emit`` (events already tagged with
+  the worker), ``wait_at_safe_point``/``stop_requested`` (pause, stop, cost budget, a story
+  removed from the PRD: how cancel/stop reach a running agent, at its next safe point),
+  ``add_usage`` (the run's summed cost), ``ask_human`` (escalation), ``ask_approval`` (the one
+  approval queue; the answer may be reject-with-feedback or discard) and ``merge`` (approve =
+  land the change on main, verified; raises ``MergeRetry`` when the change must go back to the
+  agent: a rebase conflict or a red gate on the rebased tree, which counts as a fix attempt).
+
+What it hands back:
+
+- during the run, to ``WorkerHost.merge``: a ``Checkout`` on which the engine calls
+  ``snapshot`` (the change as a ``StoryChange``: the branch ``ralph/<story-id>`` holding it as
+  one commit on its base, and the same change as a binary patch, which is all a remote executor
+  needs to ship back), ``rebase(onto)`` and ``run_gates`` (the gates on the rebased tree, inside
+  the executor's own sandbox);
+- at the end, a ``WorkerResult``: the iteration's outcome (committed, discarded, failed,
+  skipped, stopped, error), a message, the saved patch of a change that did not land, and the
+  cost the worker spent.
+
+Cancellation: ``Executor.run`` runs in an asyncio task. A stop at a safe point comes through the
+host (``stop_requested``), a hard stop is the task being cancelled: the executor must then save
+the change as a patch and remove its checkout before re-raising. A crash (kill -9) leaves the
+checkout behind; ``LocalWorktreeExecutor.recover`` (called before a run starts) saves every
+leftover worktree's change as a patch and removes the worktree and its branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from ralph_tui.config import RalphConfig
+from ralph_tui.control import IterationControl, MergeConflict, RunEnded, gate_event
+from ralph_tui.errors import RalphError, StopRequested
+from ralph_tui.events import Event, GateStarted, IterationOutcome
+from ralph_tui.gates import GateResult, run_gates
+from ralph_tui.iteration import Agent, IterationRequest, Usage
+from ralph_tui.prd import Story
+from ralph_tui.recovery import safe_name
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
+from ralph_tui.workspace import Workspace, agent_env
+from ralph_tui.worktrees import Worktree, WorktreeManager
+
+log = logging.getLogger(__name__)
+
+
+class MergeRetry(Exception):
+    """The approved change could not land as it is; ``message`` goes back to the agent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StoryJob:
+    worker: int
+    story: Story
+    base_commit: str
+    iteration: int
+    system_prompt: str
+    user_prompt: str
+    config: RalphConfig
+    feedback: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class StoryChange:
+    """A story's change: one commit on ``base_commit`` (``branch``), and the same as a patch."""
+
+    story_id: str
+    base_commit: str
+    commit: str
+    branch: str | None
+    patch: bytes
+    diffstat: str
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    outcome: IterationOutcome
+    message: str = ""
+    patch_path: Path | None = None
+    cost_usd: float = 0.0
+    run_ended: RunEnded | None = None
+
+
+class Checkout(Protocol):
+    """An executor's isolated checkout, as the engine's merge sees it."""
+
+    @property
+    def base_commit(self) -> str:
+        """The commit the change currently applies to (moves when ``rebase`` succeeds)."""
+        ...
+
+    async def snapshot(self) -> StoryChange:
+        """The change as it is now (the PRD and progress log as of the base: read-only)."""
+        ...
+
+    async def rebase(self, onto: str) -> list[str]:
+        """Move the change onto ``onto``; the conflicting paths, or ``[]`` when it applied.
+
+        On a conflict the checkout holds the change on ``onto`` with conflict markers, ready
+        for the agent to resolve.
+        """
+        ...
+
+    async def run_gates(self) -> list[GateResult]: ...
+
+
+class WorkerHost(Protocol):
+    """The engine's side of one job (``ralph_tui.parallel`` implements it)."""
+
+    @property
+    def worker(self) -> int: ...
+
+    @property
+    def max_fix_attempts(self) -> int: ...
+
+    @property
+    def stop_requested(self) -> bool: ...
+
+    def emit(self, event: Event) -> None: ...
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None: ...
+
+    async def wait_at_safe_point(self) -> None: ...
+
+    def add_usage(self, story: Story, usage: Usage) -> None: ...
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer: ...
+
+    async def ask_approval(
+        self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
+    ) -> ApprovalDecision: ...
+
+    async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        """Land the approved change on main in one commit; its sha, or ``MergeRetry``."""
+        ...
+
+    def add_feedback(self, story: Story, feedback: str) -> None: ...
+
+
+class Executor(Protocol):
+    name: str
+
+    async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ------------------------------------------------------------------------- local worktrees
+
+
+class LocalWorktreeExecutor:
+    """Each job in ``.ralph/worktrees/<story>`` on branch ``ralph/<story-id>``, agent in-process.
+
+    The agent's tools, the bash tool and the gates are all rooted at the worktree (its own
+    ``Workspace``), so its confinement is the worktree, never the main checkout.
+    """
+
+    name = "local-worktree"
+
+    def __init__(
+        self,
+        main_root: Path,
+        agent_for: Callable[[int], Agent],
+        bookkeeping: Sequence[str],
+        patch_dir: Path,
+    ) -> None:
+        self.worktrees = WorktreeManager(main_root, bookkeeping)
+        self._agent_for = agent_for
+        self._patch_dir = patch_dir
+
+    async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
+        tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)
+        checkout = WorktreeCheckout(tree, host, job.config)
+        control = IterationControl(_WorktreeHost(host, checkout), job.story)
+        request = IterationRequest(
+            iteration=job.iteration,
+            story=job.story,
+            system_prompt=job.system_prompt,
+            user_prompt=job.user_prompt,
+            workspace=tree.root,
+            config=job.config,
+            feedback=job.feedback,
+        )
+        outcome: IterationOutcome = "failed"
+        message = ""
+        ended: RunEnded | None = None
+        try:
+            try:
+                result = await self._agent_for(job.worker).run_iteration(request, control)
+                if control.outcome is not None:
+                    outcome, message = control.outcome, control.message
+                else:
+                    message = f"agent stopped without completing the story ({result.reason})"
+                    if result.message:
+                        message += f": {result.message}"
+            except StopRequested:
+                outcome, message = "stopped", "stopped at a safe point"
+            except RunEnded as exc:
+                outcome, message, ended = "stopped", exc.reason, exc
+        except (RalphError, asyncio.CancelledError):
+            await asyncio.shield(asyncio.to_thread(self._wind_up, tree, job, "error"))
+            raise
+        patch = None
+        if outcome != "committed":
+            patch = await asyncio.to_thread(self._wind_up, tree, job, "iter")
+        else:
+            await asyncio.to_thread(self.worktrees.remove, tree)
+        return WorkerResult(outcome, message, patch, run_ended=ended or control.run_ended)
+
+    def _wind_up(self, tree: Worktree, job: StoryJob, prefix: str) -> Path | None:
+        """Keep the change that did not land as a patch, then remove the worktree and branch."""
+        dest = self._patch_dir / f"{prefix}-{job.iteration:03d}-{safe_name(job.story.key)}.patch"
+        try:
+            return self.worktrees.save_patch(tree, dest)
+        finally:
+            self.worktrees.remove(tree)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class WorktreeCheckout:
+    """``Checkout`` over a local worktree; gates run there, in the worktree's own tree."""
+
+    def __init__(self, tree: Worktree, host: WorkerHost, config: RalphConfig) -> None:
+        self.tree = tree
+        self._host = host
+        self._config = config
+
+    @property
+    def base_commit(self) -> str:
+        return self.tree.base
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.tree.root)
+
+    async def snapshot(self) -> StoryChange:
+        notes: list[str] = []
+        base = self.tree.base
+        commit, patch, stat = await asyncio.to_thread(self.tree.snapshot, notes)
+        for note in notes:
+            self._host.notice(note, "warning")
+        return StoryChange(self.tree.story_id, base, commit, self.tree.branch, patch, stat)
+
+    async def rebase(self, onto: str) -> list[str]:
+        return await asyncio.to_thread(self.tree.rebase, onto)
+
+    async def run_gates(self) -> list[GateResult]:
+        host = self._host
+
+        def started(name: str, command: str) -> None:
+            host.emit(GateStarted(name=name, command=command))
+
+        def finished(result: GateResult) -> None:
+            host.emit(gate_event(result))
+
+        return await run_gates(
+            self._config.gates,
+            self.tree.root,
+            self._config.gate_options.timeout_s,
+            env=agent_env(),
+            on_start=started,
+            on_finish=finished,
+        )
+
+
+class _WorktreeHost:
+    """``IterationHost`` for ``IterationControl`` inside a worktree: the same rules as with one
+    worker, with the workspace, the gates and the commit redirected."""
+
+    def __init__(self, host: WorkerHost, checkout: WorktreeCheckout) -> None:
+        self._host = host
+        self._checkout = checkout
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._checkout.workspace
+
+    @property
+    def max_fix_attempts(self) -> int:
+        return self._host.max_fix_attempts
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._host.stop_requested
+
+    def emit(self, event: Event) -> None:
+        self._host.emit(event)
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self._host.notice(message, level)
+
+    async def wait_at_safe_point(self) -> None:
+        await self._host.wait_at_safe_point()
+
+    def add_usage(self, story: Story, usage: Usage) -> None:
+        self._host.add_usage(story, usage)
+
+    async def run_gates(self) -> list[GateResult]:
+        return await self._checkout.run_gates()
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer:
+        return await self._host.ask_human(story, question, tried, automatic=automatic)
+
+    async def ask_approval(
+        self, story: Story, summary: str, results: Sequence[GateResult]
+    ) -> ApprovalDecision:
+        change = await self._checkout.snapshot()
+        return await self._host.ask_approval(story, summary, results, change.diffstat)
+
+    async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
+        try:
+            return await self._host.merge(story, self._checkout, learnings)
+        except MergeRetry as exc:
+            raise MergeConflict(exc.message) from None
+
+    def add_feedback(self, story: Story, feedback: str) -> None:
+        self._host.add_feedback(story, feedback)

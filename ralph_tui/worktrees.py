@@ -1,0 +1,219 @@
+"""Git worktrees for parallel workers: ``.ralph/worktrees/<story>`` on branch ``ralph/<story>``.
+
+Each worktree has a metadata file next to it (``<name>.json``: story, branch, base commit),
+written *before* the worktree is added, so a restart after kill -9 always knows what to save
+and remove (``WorktreeManager.recover``). Git runs with hooks and fsmonitor switched off, as
+everywhere else ralph-tui runs git on a tree the agent could have touched.
+
+A change is always "the worktree's files (untracked included, ``.ralph/`` never) against the
+base commit", whatever the agent did with git inside the worktree; the PRD and the progress log
+are kept as they were at the base (agents see them read-only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ralph_tui.errors import GitError
+from ralph_tui.git_repo import RALPH_DIR, _git_words, _run_git
+from ralph_tui.recovery import safe_name
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+WIP_MESSAGE = "ralph: work in progress on Task #{story}"
+
+
+def _git(
+    cwd: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> bytes:
+    proc = _run_git(cwd, *args, stdin=stdin, env=env)
+    if proc.returncode != 0:
+        verb = next((a for a in args if not a.startswith("-")), "git")
+        raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
+    return proc.stdout
+
+
+def branch_name(story_id: str) -> str:
+    return f"ralph/{safe_name(story_id)}"
+
+
+@dataclass
+class Worktree:
+    story_id: str
+    root: Path
+    branch: str
+    base: str  # the commit the change applies to
+    bookkeeping: Sequence[str] = field(default=())
+    commit: str | None = None  # the change as one commit on ``base`` (None: not snapshotted)
+
+    @contextlib.contextmanager
+    def _whole_tree_index(self) -> Iterator[dict[str, str]]:
+        """A temporary index holding the worktree's files, ``.ralph/`` out, bookkeeping at base."""
+        with tempfile.TemporaryDirectory(prefix="ralph-wt-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(self.root, "read-tree", "HEAD", env=env)
+            _git(self.root, "add", "-A", env=env)
+            _git(
+                self.root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", RALPH_DIR,
+                env=env,
+            )  # fmt: skip
+            yield env
+
+    def _bookkeeping_to_base(self, env: dict[str, str], notes: list[str]) -> None:
+        for rel in self.bookkeeping:
+            changed = _run_git(
+                self.root, "diff", "--cached", "--quiet", self.base, "--", rel, env=env
+            )
+            if changed.returncode == 0:
+                continue
+            notes.append(
+                f"{self.root / rel}: the agent changed it; the PRD and progress log are "
+                "read-only in a worker, the change was dropped"
+            )
+            if _run_git(self.root, "cat-file", "-e", f"{self.base}:{rel}").returncode == 0:
+                _git(self.root, "reset", "-q", self.base, "--", rel, env=env)
+            else:
+                _git(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "--", rel, env=env)
+
+    def snapshot(self, notes: list[str]) -> tuple[str, bytes, str]:
+        """Commit the change on the branch (one commit on ``base``); (commit, patch, diffstat)."""
+        with self._whole_tree_index() as env:
+            self._bookkeeping_to_base(env, notes)
+            tree = _git(self.root, "write-tree", env=env).decode().strip()
+        base_tree = _git(self.root, "rev-parse", f"{self.base}^{{tree}}").decode().strip()
+        if tree == base_tree:
+            commit = self.base
+        else:
+            message = WIP_MESSAGE.format(story=self.story_id).encode()
+            out = _git(self.root, "commit-tree", tree, "-p", self.base, stdin=message)
+            commit = out.decode().strip()
+        self._move_to(commit)
+        patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, commit)
+        stat = _git(self.root, "diff", "--stat", *_DIFF, self.base, commit)
+        return commit, patch, stat.decode("utf-8", "replace").rstrip("\n")
+
+    def _move_to(self, commit: str) -> None:
+        _git(self.root, "update-ref", f"refs/heads/{self.branch}", commit)
+        _git(self.root, "reset", "-q", "--hard", commit)
+        self.commit = commit
+
+    def rebase(self, onto: str) -> list[str]:
+        """Move the snapshotted change onto ``onto``; conflicting paths, or ``[]``.
+
+        On a conflict the worktree is left at ``onto`` with the change applied and conflict
+        markers in the files (nothing staged), and ``base`` becomes ``onto``.
+        """
+        if self.commit is None:
+            raise GitError(f"{self.root}: the change was not snapshotted before the rebase")
+        if onto == self.base:
+            return []
+        patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit)
+        old_commit = self.commit
+        self._move_to(onto)
+        self.base = onto
+        if not patch:
+            return []
+        applied = _run_git(self.root, "apply", "--3way", "--index", "--binary", stdin=patch)
+        if applied.returncode == 0:
+            tree = _git(self.root, "write-tree").decode().strip()
+            message = WIP_MESSAGE.format(story=self.story_id).encode()
+            commit = _git(self.root, "commit-tree", tree, "-p", onto, stdin=message)
+            self._move_to(commit.decode().strip())
+            return []
+        unmerged = _git(self.root, "diff", "--name-only", "--diff-filter=U", "-z")
+        conflicts = [p for p in unmerged.decode("utf-8", "surrogateescape").split("\0") if p]
+        if not conflicts:  # nothing applied at all: keep the change as it was, say why
+            self.base = _git(self.root, "rev-parse", f"{old_commit}^").decode().strip()
+            self._move_to(old_commit)
+            return [f"(the change does not apply: {_git_words(applied)})"]
+        _git(self.root, "reset", "-q")  # keep the markers in the files, nothing staged
+        self.commit = None
+        return conflicts
+
+    def change_patch(self) -> bytes:
+        """Everything in the worktree that is not at ``base`` (uncommitted included)."""
+        with self._whole_tree_index() as env:
+            return _git(
+                self.root, "diff", "--cached", "--binary", "--full-index", *_DIFF, self.base,
+                env=env,
+            )  # fmt: skip
+
+
+class WorktreeManager:
+    """Creates, removes and recovers the worktrees of one main checkout."""
+
+    def __init__(self, main_root: Path, bookkeeping: Sequence[str] = ()) -> None:
+        self.main_root = main_root
+        self.folder = main_root / RALPH_DIR / "worktrees"
+        self.bookkeeping = tuple(bookkeeping)
+
+    def create(self, story_id: str, base: str) -> Worktree:
+        name = safe_name(story_id)
+        root = self.folder / name
+        branch = branch_name(story_id)
+        meta = self.folder / f"{name}.json"
+        if root.exists() or meta.exists():
+            self._remove_paths(root, branch, meta)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta.write_text(
+            json.dumps({"story": story_id, "branch": branch, "base": base}), encoding="utf-8"
+        )
+        _git(self.main_root, "worktree", "add", "-q", "-f", "-B", branch, str(root), base)
+        return Worktree(story_id, root.resolve(), branch, base, self.bookkeeping)
+
+    def save_patch(self, tree: Worktree, dest: Path) -> Path | None:
+        data = tree.change_patch()
+        if not data:
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        return dest
+
+    def remove(self, tree: Worktree) -> None:
+        self._remove_paths(tree.root, tree.branch, self.folder / f"{safe_name(tree.story_id)}.json")
+
+    def _remove_paths(self, root: Path, branch: str, meta: Path) -> None:
+        if root.exists():
+            gone = _run_git(self.main_root, "worktree", "remove", "--force", "--force", str(root))
+            if gone.returncode != 0 and root.exists():
+                shutil.rmtree(root, ignore_errors=True)
+        _run_git(self.main_root, "worktree", "prune")
+        _run_git(self.main_root, "branch", "-D", "-q", branch)
+        meta.unlink(missing_ok=True)
+
+    def recover(self, patch_dir: Path, report: Callable[[str], None]) -> None:
+        """Save and remove every worktree a killed run left behind (see the module docstring)."""
+        if not self.folder.is_dir():
+            return
+        for meta in sorted(self.folder.glob("*.json")):
+            name = meta.stem
+            root = self.folder / name
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+                story, base = str(data["story"]), str(data["base"])
+                if not _SHA.match(base) or safe_name(story) != name:
+                    raise ValueError("base or story does not match")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                report(f"{meta}: ignored ({exc}); its worktree is removed")
+                self._remove_paths(root, branch_name(name), meta)
+                continue
+            tree = Worktree(story, root, branch_name(story), base, self.bookkeeping)
+            saved: Path | None = None
+            if (root / ".git").exists():
+                try:
+                    saved = self.save_patch(tree, patch_dir / f"interrupted-worker-{name}.patch")
+                except GitError as exc:
+                    report(f"{root}: its change could not be saved ({exc})")
+            self._remove_paths(root, tree.branch, meta)
+            where = f", its change saved as {saved}" if saved else ""
+            report(f"removed the worktree of an interrupted worker on Task #{story}{where}")
+        for stray in sorted(p for p in self.folder.iterdir() if p.is_dir()):
+            report(f"{stray}: removed (a worktree folder without its record)")
+            self._remove_paths(stray, branch_name(stray.name), self.folder / f"{stray.name}.json")
