@@ -57,6 +57,8 @@ class RalphConfig(_Strict):
     model: str = "claude-sonnet-4-5"
     max_iterations: int = Field(10, ge=1)
     max_fix_attempts: int = Field(3, ge=1)
+    # stories run at once, each in its own git worktree (1: one story after another)
+    workers: int = Field(1, ge=1, le=32)
     max_cost_usd: float | None = Field(None, gt=0)
     max_tokens: int = Field(8192, ge=256)
     persona: str | None = None

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TextIO
 
 from ralph_tui.config import RalphConfig
-from ralph_tui.engine import Engine
 from ralph_tui.events import (
     ApprovalDecided,
     ApprovalNeeded,
@@ -34,6 +33,7 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.iteration import Agent
+from ralph_tui.parallel import build_engine
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -56,28 +56,37 @@ class ConsoleSink:
     def __init__(self, out: TextIO, redact: Redactor | None = None) -> None:
         self.out = out
         self._redact = redact if redact is not None else Redactor()
-        self._pending = ""
+        self._pending: dict[int, str] = {}  # per worker (0: the single-worker loop)
         self._cost = 0.0
+        self._stories: dict[int, str] = {}  # parallel worker -> the story it runs
 
     def __call__(self, event: Event) -> None:
+        worker = event.worker
+        if isinstance(event, IterationStarted) and worker:
+            self._stories[worker] = event.story_id
         if isinstance(event, TextDelta):
-            self._pending += event.text
-            *lines, self._pending = self._pending.split("\n")
+            pending = self._pending.get(worker, "") + event.text
+            *lines, self._pending[worker] = pending.split("\n")
             for line in lines:
                 if line.strip():
-                    self._line(f"  │ {line}")
+                    self._line(f"  │ {line}", worker)
             return
-        self._flush_text()
+        self._flush_text(worker)
         formatted = self._format(event)
         if formatted:
-            self._line(formatted)
+            self._line(formatted, worker)
 
-    def _flush_text(self) -> None:
-        if self._pending.strip():
-            self._line(f"  │ {self._pending}")
-        self._pending = ""
+    def _flush_text(self, worker: int | None = None) -> None:
+        """The held-back text of ``worker`` (``None``: of every worker)."""
+        for who in list(self._pending) if worker is None else [worker]:
+            pending = self._pending.pop(who, "")
+            if pending.strip():
+                self._line(f"  │ {pending}", who)
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, worker: int = 0) -> None:
+        if worker:  # parallel workers: each line says whose it is
+            story = self._stories.get(worker, f"worker {worker}")
+            text = "\n".join(f"[{story}] {part}" if part else part for part in text.split("\n"))
         # a line is whole before it is redacted, so a secret split across deltas is caught
         self.out.write(self._redact(text) + "\n")
         self.out.flush()
@@ -178,7 +187,7 @@ async def run_headless(
 ) -> int:
     sink = ConsoleSink(out if out is not None else sys.stdout)
     supervisor = TerminalSupervisor(config.approve, sink)
-    engine = Engine(
+    engine = build_engine(
         workspace,
         config,
         agent,

@@ -20,6 +20,8 @@ class ApprovalRequest:
     diffstat: str
     summary: str
     gates: tuple[GateFinished, ...]
+    worker: int = 0  # the parallel worker whose change this is (0: the single-worker loop)
+    waiting: int = 0  # further approvals queued behind this one (parallel workers)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.config import RalphConfig
-from ralph_tui.engine import Engine
 from ralph_tui.errors import RalphError
 from ralph_tui.events import (
     ApprovalDecided,
@@ -49,6 +48,7 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.iteration import Agent
+from ralph_tui.parallel import build_engine
 from ralph_tui.prd import Prd
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -124,7 +124,7 @@ class RalphApp(App[int]):
         self.autostart = autostart
         self.batcher = EventBatcher(on_first=self._schedule_flush)
         self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
-        self.engine = Engine(
+        self.engine = build_engine(
             workspace,
             config,
             agent,

@@ -1,0 +1,515 @@
+"""Parallel stories: up to N workers, each in its own checkout, one approval queue, verified merges.
+
+``ParallelEngine`` is the ``Engine`` with a scheduler in place of the one-story loop. It picks up
+to ``workers`` stories by the usual rule (priority, file order) and only stories whose
+dependencies all pass (so never two stories where one depends on the other), and hands each to
+an ``Executor`` (``ralph_tui.executor``). Everything that must happen once stays here, in the
+main checkout: the PRD and the progress log are only written by this engine, approvals go
+through one ``ApprovalQueue``, and merges run one at a time:
+
+approve -> rebase the change onto main's HEAD -> if main moved since the gates last passed, run
+the gates again on the rebased tree -> one commit on main holding the change, ``passes: true``
+and the progress entry. A conflict or a red gate goes back to the worker's agent as a fix
+attempt (``MergeRetry``).
+
+Every event a worker causes, in its own task or in the engine on its behalf, is tagged with the
+worker's number (a context variable read by ``emit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ralph_tui.agents import create_agent
+from ralph_tui.approvals import ApprovalQueue
+from ralph_tui.config import RalphConfig
+from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
+from ralph_tui.control import RunEnded, gate_event, gate_report
+from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine, commit_message
+from ralph_tui.errors import GitError, RalphError
+from ralph_tui.events import (
+    ApprovalDecided,
+    ApprovalNeeded,
+    Committed,
+    Event,
+    EventSink,
+    IterationFinished,
+    IterationStarted,
+    PrdChanged,
+)
+from ralph_tui.executor import (
+    Checkout,
+    Executor,
+    LocalWorktreeExecutor,
+    MergeRetry,
+    StoryJob,
+    WorkerResult,
+)
+from ralph_tui.gates import GateResult
+from ralph_tui.git_repo import _run_git, display_path
+from ralph_tui.iteration import Agent, Usage
+from ralph_tui.persona import load_persona
+from ralph_tui.prd import Prd, Story
+from ralph_tui.recovery import roll_back_marking
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
+from ralph_tui.worktrees import WorktreeManager
+
+log = logging.getLogger(__name__)
+
+_WORKER: contextvars.ContextVar[int] = contextvars.ContextVar("ralph_worker", default=0)
+
+DEPENDENCY_FIELDS = ("dependsOn", "dependencies", "deps")
+
+
+def dependencies(story: Story) -> list[str]:
+    """The ids a story depends on (``dependsOn``, ``dependencies`` or ``deps``; ids or lists)."""
+    extra = story.model_extra or {}
+    found: list[str] = []
+    for name in DEPENDENCY_FIELDS:
+        value = extra.get(name)
+        if isinstance(value, str | int):
+            found.append(str(value))
+        elif isinstance(value, list):
+            found.extend(str(v) for v in value if isinstance(v, str | int))
+    return found
+
+
+def ready_stories(prd: Prd, skip: Iterable[str]) -> list[Story]:
+    """Open stories in pick order whose dependencies all pass (unknown ids never pass)."""
+    passing = {s.key for s in prd.userStories if s.passes}
+    return [s for s in prd.pick_order(skip=set(skip)) if all(d in passing for d in dependencies(s))]
+
+
+class ParallelEngine(Engine):
+    def __init__(
+        self,
+        workspace: Path,
+        config: RalphConfig,
+        agent: Agent | None,
+        supervisor: Supervisor,
+        sink: EventSink,
+        *,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        allow_dirty: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+        )
+        self.workers = workers or config.workers
+        self.approvals = ApprovalQueue(supervisor, self._approvals_changed)
+        self._executor = executor
+        self._agents: dict[int, Agent] = {}
+        self._merge_lock = asyncio.Lock()
+        self._human_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        # story id -> (worker, reason) for workers told to stop at their next safe point
+        self._stopping: dict[str, str] = {}
+        self.running: dict[str, int] = {}  # story id -> worker number
+        self._picked_priority: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- events and control
+
+    def emit(self, event: Event) -> None:
+        worker = _WORKER.get()
+        if worker and not event.worker:
+            event = dataclasses.replace(event, worker=worker)
+        if isinstance(event, PrdChanged) and event.source == "external":
+            self._wake.set()
+        super().emit(event)
+
+    def pause(self) -> None:
+        super().pause()
+        self._wake.set()
+
+    def resume(self) -> None:
+        super().resume()
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self._wake.set()
+
+    def _approvals_changed(self) -> None:
+        """Hook for the UI (the TUI polls ``approvals``); nothing to do in the core."""
+
+    # ----------------------------------------------------------------- the run
+
+    def _preflight(self) -> None:
+        super()._preflight()
+        WorktreeManager(self.root, self._bookkeeping).recover(
+            self.run_dir / "patches", self._startup_notes.append
+        )
+
+    def _agent_for(self, worker: int) -> Agent:
+        if worker == 1 or self.config.agent == "scripted":
+            return self.agent  # the scripted agent keeps no per-conversation state
+        if worker not in self._agents:
+            self._agents[worker] = create_agent(self.config, self.root)
+        return self._agents[worker]
+
+    async def _loop(self) -> tuple[int, str]:
+        if self._executor is None:
+            self._executor = LocalWorktreeExecutor(
+                self.root, self._agent_for, self._bookkeeping, self.run_dir / "patches"
+            )
+        tasks: dict[asyncio.Task[Any], str] = {}
+        ended: RunEnded | None = None
+        error: BaseException | None = None
+        try:
+            while True:
+                self._wake.clear()
+                prd = await asyncio.to_thread(self.store.load)
+                self._check_running(prd)
+                finish: tuple[int, str] | None = None
+                if error is None and ended is None:
+                    finish = self._why_stop(prd)
+                    if finish is None and not self.paused:
+                        self._start_jobs(prd, tasks)
+                        if not tasks:
+                            finish = self._nothing_to_pick(prd)
+                if not tasks:
+                    if error is not None:
+                        raise error
+                    if ended is not None:
+                        raise ended
+                    if finish is not None:
+                        return finish
+                    await self.wait_at_safe_point()  # paused with no worker running
+                    continue
+                waker = asyncio.create_task(self._wake.wait())
+                done, _ = await asyncio.wait({*tasks, waker}, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+                for task in done:
+                    if task is waker:
+                        continue
+                    story_id = tasks.pop(task)
+                    self.running.pop(story_id, None)
+                    self._stopping.pop(story_id, None)
+                    self._picked_priority.pop(story_id, None)
+                    exc = task.exception()
+                    if isinstance(exc, RunEnded):
+                        ended = ended or exc
+                        self._stop_all()
+                    elif exc is not None:
+                        error = error or exc
+                        self._stop_all()
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.approvals.aclose()
+            for agent in self._agents.values():
+                try:
+                    await agent.aclose()
+                except Exception:  # closing must not hide the run's own outcome
+                    log.warning("closing a worker's agent failed", exc_info=True)
+
+    def _why_stop(self, prd: Prd) -> tuple[int, str] | None:
+        if self.stop_requested:
+            return EXIT_INTERRUPTED, "stopped by the supervisor"
+        if self._budget_spent:
+            return EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})"
+        if prd.all_pass:
+            return EXIT_DONE, "every story passes"
+        if self.iteration >= self.config.max_iterations:
+            return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
+        return None
+
+    def _nothing_to_pick(self, prd: Prd) -> tuple[int, str]:
+        if prd.all_pass:
+            return EXIT_DONE, "every story passes"
+        blocked = [s.key for s in prd.pick_order(skip=self.skipped) if s.key not in self.running]
+        if blocked:
+            return EXIT_LIMIT, (
+                f"no story left to pick ({len(self.skipped)} skipped this run, "
+                f"{len(blocked)} waiting for dependencies that do not pass)"
+            )
+        return EXIT_LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
+
+    def _stop_all(self) -> None:
+        for story_id in self.running:
+            self._stopping.setdefault(story_id, "the run is ending")
+
+    def _start_jobs(self, prd: Prd, tasks: dict[asyncio.Task[Any], str]) -> None:
+        free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
+        for story in ready_stories(prd, skip={*self.skipped, *self.running}):
+            if not free or self.iteration >= self.config.max_iterations:
+                break
+            worker = free.pop(0)
+            self.iteration += 1
+            self.running[story.key] = worker
+            self._picked_priority[story.key] = story.priority
+            ctx = contextvars.copy_context()
+            ctx.run(_WORKER.set, worker)
+            task = asyncio.create_task(
+                self._work(worker, story, self.iteration),
+                name=f"worker-{worker}",
+                context=ctx,
+            )
+            task.add_done_callback(lambda _t: self._wake.set())
+            tasks[task] = story.key
+
+    def _check_running(self, prd: Prd) -> None:
+        """Live PRD edits: a running story removed (or marked passing by hand) is stopped at
+        its worker's next safe point; one reprioritised is finished. The UI is told which."""
+        for story_id, worker in self.running.items():
+            if story_id in self._stopping:
+                continue
+            current = prd.story(story_id)
+            if current is None or current.passes:
+                why = "removed from the PRD" if current is None else "marked as passing by hand"
+                self._stopping[story_id] = why
+                self.notice(
+                    f"Task #{story_id} was {why}; worker {worker} stops at its next safe point",
+                    "warning",
+                )
+            elif current.priority != self._picked_priority.get(story_id, current.priority):
+                self._picked_priority[story_id] = current.priority
+                self.notice(
+                    f"Task #{story_id} was reprioritised (now {current.priority}); "
+                    f"worker {worker} finishes it"
+                )
+
+    # ----------------------------------------------------------------- one worker
+
+    async def _work(self, worker: int, story: Story, number: int) -> None:
+        self.emit(IterationStarted(iteration=number, story_id=story.key, title=story.title))
+        assert self._executor is not None
+        job = await asyncio.to_thread(self._job, worker, story, number)
+        host = WorkerHost(self, worker, story)
+        result: WorkerResult = await self._executor.run(job, host)
+        self.emit(
+            IterationFinished(
+                iteration=number,
+                story_id=story.key,
+                outcome=result.outcome,
+                message=result.message,
+                patch_path=str(result.patch_path) if result.patch_path else None,
+            )
+        )
+        if result.run_ended is not None:
+            raise result.run_ended
+        if result.outcome == "committed":
+            self.failures[story.key] = 0
+        elif result.outcome in ("failed", "error"):
+            async with self._human_lock:
+                await self._count_failure(story)
+
+    def _job(self, worker: int, story: Story, number: int) -> StoryJob:
+        persona = load_persona(self._persona_path() if self.config.persona else None)
+        feedback = tuple(self.feedback.get(story.key, ()))
+        ctx = StoryContext(
+            git_log=self.git.recent_log(10),
+            progress_tail=self.progress.tail(),
+            agents_md=self._agents_md(),
+            feedback=feedback,
+        )
+        return StoryJob(
+            worker=worker,
+            story=story,
+            base_commit=self.git.head_sha(),
+            iteration=number,
+            system_prompt=build_system_prompt(persona),
+            user_prompt=build_user_prompt(story, ctx),
+            config=self.config,
+            feedback=feedback,
+        )
+
+    def worker_stopping(self, story_id: str) -> str | None:
+        return self._stopping.get(story_id)
+
+    # ----------------------------------------------------------------- approval and merge
+
+    async def queue_approval(
+        self, worker: int, story: Story, summary: str, results: Sequence[GateResult], stat: str
+    ) -> ApprovalDecision:
+        message = commit_message(self.config.role, story)
+        self.emit(
+            ApprovalNeeded(
+                story_id=story.key,
+                title=story.title,
+                commit_message=message,
+                diffstat=stat,
+                summary=summary,
+            )
+        )
+        decision = await self.approvals.approve(
+            ApprovalRequest(
+                story_id=story.key,
+                title=story.title,
+                commit_message=message,
+                diffstat=stat,
+                summary=summary,
+                gates=tuple(gate_event(r) for r in results),
+                worker=worker,
+            )
+        )
+        self.emit(
+            ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
+        )
+        return decision
+
+    async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        async with self._merge_lock:
+            head = await asyncio.to_thread(self.git.head_sha)
+            gated_on = checkout.base_commit
+            conflicts = await checkout.rebase(head)
+            if conflicts:
+                self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
+                raise MergeRetry(
+                    "The main branch moved since you started and your change conflicts with "
+                    f"it in: {', '.join(conflicts)}.\nYour working tree now holds your change "
+                    "on top of the current main branch, with conflict markers in those files. "
+                    "Resolve the conflicts (keep both sides' intent), run the quality gates, "
+                    "then call complete_task again."
+                )
+            if head != gated_on:
+                self.notice(
+                    f"main moved since Task #{story.key}'s gates passed; "
+                    "running them again on the rebased change"
+                )
+                results = await checkout.run_gates()
+                if not all(r.passed for r in results):
+                    raise MergeRetry(
+                        "Your change was rebased onto the current main branch and the quality "
+                        "gates fail on the result:\n\n" + gate_report(results)
+                    )
+            change = await checkout.snapshot()
+            return await self._land(story, change.patch, learnings)
+
+    async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
+        """ONE commit on main: the change, ``passes: true`` and the progress entry."""
+        head = await asyncio.to_thread(self.git.head_sha)
+        if patch:
+            applied = await asyncio.to_thread(
+                _run_git, self.root, "apply", "--binary", "--index", stdin=patch
+            )
+            if applied.returncode != 0:
+                await asyncio.to_thread(self.git.restore_to_head, self._bookkeeping)
+                raise MergeRetry(
+                    "Your change does not apply to the main branch: "
+                    + applied.stderr.decode("utf-8", "replace").strip()
+                )
+        files = [
+            display_path(d.path)
+            for d in await asyncio.to_thread(self.git.diff)
+            if d.path not in self._bookkeeping
+        ]
+        progress_size = await asyncio.to_thread(self.progress.size)
+        marker = {
+            "phase": "committing",
+            "story": story.key,
+            "head": head,
+            "progress_size": progress_size,
+        }
+        await asyncio.to_thread(self._state.write, marker)
+        clean = [self._redact(item) for item in learnings]
+        message = commit_message(self.config.role, story)
+        try:
+            await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
+            await asyncio.to_thread(
+                self.progress.append_completed, story.key, story.title, clean, files
+            )
+            sha = await asyncio.to_thread(self.git.commit_all, message)
+        except (GitError, RalphError):
+            await asyncio.to_thread(self._undo_land, story, progress_size)
+            raise
+        await asyncio.to_thread(self._state.clear)
+        committed = await asyncio.to_thread(self.git.files_in_commit, sha)
+        self.emit(
+            Committed(
+                story_id=story.key,
+                sha=sha,
+                message=message,
+                files=tuple(display_path(f) for f in committed),
+            )
+        )
+        self.emit(PrdChanged(source="engine"))
+        self._wake.set()  # a dependency may have just passed
+        return sha
+
+    def _undo_land(self, story: Story, progress_size: int) -> None:
+        for problem in roll_back_marking(
+            self.store, self.progress, self.git, story.key, progress_size
+        ):
+            log.warning("%s", problem)
+        self.git.restore_to_head(keep=self._bookkeeping)
+        self._state.clear()
+
+
+class WorkerHost:
+    """The engine's side of one job (``executor.WorkerHost``)."""
+
+    def __init__(self, engine: ParallelEngine, worker: int, story: Story) -> None:
+        self._engine = engine
+        self.worker = worker
+        self.story = story
+
+    @property
+    def max_fix_attempts(self) -> int:
+        return self._engine.max_fix_attempts
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._engine.stop_requested or self.story.key in self._engine._stopping
+
+    def emit(self, event: Event) -> None:
+        self._engine.emit(event)
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self._engine.notice(message, level)
+
+    async def wait_at_safe_point(self) -> None:
+        await self._engine.wait_at_safe_point()
+
+    def add_usage(self, story: Story, usage: Usage) -> None:
+        self._engine.add_usage(story, usage)
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer:
+        async with self._engine._human_lock:  # the supervisor answers one escalation at a time
+            return await self._engine.ask_human(story, question, tried, automatic=automatic)
+
+    async def ask_approval(
+        self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
+    ) -> ApprovalDecision:
+        return await self._engine.queue_approval(self.worker, story, summary, results, diffstat)
+
+    async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        return await self._engine.merge(story, checkout, learnings)
+
+    def add_feedback(self, story: Story, feedback: str) -> None:
+        self._engine.add_feedback(story, feedback)
+
+
+def build_engine(
+    workspace: Path,
+    config: RalphConfig,
+    agent: Agent | None,
+    supervisor: Supervisor,
+    sink: EventSink,
+    *,
+    allow_dirty: bool = False,
+    run_id: str | None = None,
+) -> Engine:
+    """The single-worker ``Engine`` for ``workers = 1`` (unchanged), else ``ParallelEngine``."""
+    if config.workers > 1:
+        return ParallelEngine(
+            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+        )
+    return Engine(
+        workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+    )
+
+
+__all__ = ["ParallelEngine", "build_engine", "dependencies", "ready_stories"]
