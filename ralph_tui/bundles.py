@@ -1,0 +1,126 @@
+"""Git bundles: how a base commit travels to a remote node and a story's change comes back.
+
+The driver never adds a ref or an object to the user's repository for this: bundles are made
+and read in a throwaway bare repository that borrows the main repository's objects through
+``objects/info/alternates``. What comes back from a node is checked before anything of it is
+used: the bundle must verify against the base, hold exactly the commit the node named, and that
+commit must be one commit on the base (or the base itself: no change). Only the patch computed
+here, from the verified commit, goes on to the merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ralph_tui.errors import GitError
+from ralph_tui.git_repo import _git_words, _run_git
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+BUNDLE_REF = "refs/heads/ralph-bundle"
+
+
+def _git(cwd: Path, *args: str) -> bytes:
+    proc = _run_git(cwd, *args)
+    if proc.returncode != 0:
+        verb = next((a for a in args if not a.startswith("-")), "git")
+        raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
+    return proc.stdout
+
+
+def objects_dir(repo: Path) -> Path:
+    out = _git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects")
+    return Path(out.decode().strip())
+
+
+@contextlib.contextmanager
+def scratch_repo(objects: Path) -> Iterator[Path]:
+    """A bare repository that sees ``objects`` (read-only) and keeps its own in a temp dir."""
+    with tempfile.TemporaryDirectory(prefix="ralph-bundle-") as tmp:
+        root = Path(tmp) / "scratch.git"
+        _git(Path(tmp), "init", "-q", "--bare", str(root))
+        (root / "objects" / "info" / "alternates").write_text(f"{objects}\n", encoding="utf-8")
+        yield root
+
+
+def _check_sha(value: str, what: str) -> str:
+    if not _SHA.match(value):
+        raise GitError(f"{what}: not a commit id: {value!r}")
+    return value
+
+
+def make_bundle(repo: Path, tip: str, exclude: str | None = None) -> bytes:
+    """A bundle of ``tip`` (its whole history, or only what ``exclude`` lacks) from ``repo``."""
+    _check_sha(tip, "bundle tip")
+    with scratch_repo(objects_dir(repo)) as scratch:
+        _git(scratch, "update-ref", BUNDLE_REF, tip)
+        out = scratch / "out.bundle"
+        args = ["bundle", "create", "-q", str(out), BUNDLE_REF]
+        if exclude is not None and exclude != tip:
+            args.append(f"^{_check_sha(exclude, 'bundle base')}")
+        _git(scratch, *args)
+        return out.read_bytes()
+
+
+def fetch_bundle(repo: Path, data: bytes) -> str:
+    """Fetch a bundle's objects into ``repo`` (a node's clone); the commit it holds."""
+    with tempfile.TemporaryDirectory(prefix="ralph-bundle-in-") as tmp:
+        path = Path(tmp) / "in.bundle"
+        path.write_bytes(data)
+        _git(repo, "bundle", "verify", "-q", str(path))
+        _git(repo, "fetch", "-q", "--no-tags", str(path), f"{BUNDLE_REF}:refs/ralph/incoming")
+        tip = _git(repo, "rev-parse", "refs/ralph/incoming").decode().strip()
+        _git(repo, "update-ref", "-d", "refs/ralph/incoming")
+        return tip
+
+
+def clone_bundle(data: bytes, dest: Path) -> str:
+    """A fresh clone of a base bundle in ``dest``, checked out at the base; the base commit."""
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest.parent / f"{dest.name}.bundle"
+    path.write_bytes(data)
+    try:
+        _git(dest.parent, "clone", "-q", "--no-checkout", str(path), str(dest))
+        base = _git(dest, "rev-parse", f"refs/remotes/origin/{BUNDLE_REF.rsplit('/', 1)[1]}")
+        sha = base.decode().strip()
+        _git(dest, "checkout", "-q", "-B", "ralph-base", sha)
+        _git(dest, "remote", "remove", "origin")
+        return sha
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class VerifiedChange:
+    commit: str
+    patch: bytes
+    diffstat: str
+
+
+def verify_change(repo: Path, data: bytes, base: str, commit: str) -> VerifiedChange:
+    """Check a node's bundle against the base and the commit it named; the change as a patch."""
+    _check_sha(base, "change base")
+    _check_sha(commit, "change commit")
+    if commit == base:
+        return VerifiedChange(commit, b"", "")
+    with scratch_repo(objects_dir(repo)) as scratch:
+        path = scratch / "change.bundle"
+        path.write_bytes(data)
+        verify = _run_git(scratch, "bundle", "verify", "-q", str(path))
+        if verify.returncode != 0:
+            raise GitError(f"the change bundle does not verify: {_git_words(verify)}")
+        heads = _git(scratch, "bundle", "list-heads", str(path)).decode().split()
+        if heads[:2] != [commit, BUNDLE_REF]:
+            raise GitError(f"the change bundle holds {heads[:2]}, not {commit}")
+        _git(scratch, "fetch", "-q", "--no-tags", str(path), f"{BUNDLE_REF}:{BUNDLE_REF}")
+        parents = _git(scratch, "rev-list", "--parents", "-n", "1", commit).decode().split()
+        if parents[1:] != [base]:
+            raise GitError(f"the change {commit[:10]} is not one commit on {base[:10]}")
+        patch = _git(scratch, "diff", "--binary", "--full-index", *_DIFF, base, commit)
+        stat = _git(scratch, "diff", "--stat", *_DIFF, base, commit)
+        return VerifiedChange(commit, patch, stat.decode("utf-8", "replace").rstrip("\n"))
