@@ -47,7 +47,7 @@ from tests.support.engine import (  # noqa: E402
     create,
     write_script,
 )
-from tests.support.ray_cluster import LocalRayCluster, process_tree  # noqa: E402
+from tests.support.ray_cluster import LocalRayCluster, alive, process_tree  # noqa: E402
 from tests.support.repo import git, make_repo, story  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
@@ -401,8 +401,9 @@ async def test_cancel_kills_the_remote_sandbox(
     engine, sink, _ = ray_engine(root, script, ray_cluster, workers=1, bash_timeout_s=600)
     run = asyncio.create_task(engine.run())
     await wait_for(lambda: len(marker_pids(f".{tag}")) >= 3, "the remote sleeps to start")
-    actor_pid = executor_of(engine).actors
-    assert actor_pid  # the story's actor is running
+    actor = executor_of(engine).actors["US-001"]
+    actor_pid = (await actor.where.remote()).pid
+    assert checkouts(ray_cluster)  # the story's clone on its node
     start = time.monotonic()
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -413,8 +414,13 @@ async def test_cancel_kills_the_remote_sandbox(
     assert elapsed < 10  # measured well under 1 s; a loaded machine gets slack
     finished = sink.of(IterationFinished)
     assert finished == [] or finished[-1].outcome in ("stopped", "error")
-    # the actor's process is gone too, and its temp checkout with it
-    assert not [p for p in marker_pids("ralph-ray-") if p != 0]
+    # the actor's process is gone too, and its clone with it
+    await wait_for(lambda: not alive(actor_pid), "the actor's process to end", 30)
+    assert checkouts(ray_cluster) == []
+
+
+def checkouts(cluster: LocalRayCluster) -> list[Path]:
+    return [p for node in cluster.nodes.values() for p in node.temp_dir.glob("tmp/ralph-ray-*")]
 
 
 async def test_a_lost_node_fails_its_story_and_the_run_goes_on(

@@ -111,9 +111,12 @@ class LocalRayCluster:
     def address(self) -> str:
         return f"{NODE_IP}:{self.port}"
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, temp_dir: Path | None = None) -> dict[str, str]:
         env = dict(os.environ)
         env["RAY_USAGE_STATS_ENABLED"] = "0"
+        if temp_dir is not None:  # the node's story checkouts live (and die) with the node
+            (temp_dir / "tmp").mkdir(exist_ok=True)
+            env["TMPDIR"] = str(temp_dir / "tmp")
         return env
 
     def _start(self, name: str, head: bool) -> RayNode:
@@ -147,7 +150,7 @@ class LocalRayCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=self._env(),
+            env=self._env(temp_dir),
             start_new_session=True,
         )
         log.close()
@@ -175,7 +178,12 @@ class LocalRayCluster:
             time.sleep(0.3)
         for name in self.worker_names:
             self._start(name, head=False)
-        ray.init(address=self.address, namespace="ralph-tui", log_to_driver=False)
+        ray.init(
+            address=self.address,
+            namespace="ralph-tui",
+            log_to_driver=False,
+            logging_level="warning",
+        )
         while True:
             by_resource = {
                 name: n["NodeID"]
