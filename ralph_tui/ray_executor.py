@@ -424,33 +424,48 @@ def _script(config: RalphConfig, agent: Agent | None, root: Path) -> dict[str, A
     return scripted.script
 
 
-def check_cluster(options: RayOptions) -> list[tuple[bool, str]]:
-    """For ``doctor``: the address, and the cluster's Python/Ray against this driver's."""
+def check_cluster(options: RayOptions, program: str | None = None) -> list[tuple[bool, str, str]]:
+    """For ``doctor``: (ok, name, detail) for the address, then for each node its Python and
+    Ray against this driver's and, when given, whether ``program`` (the agent's CLI) is there.
+    """
     import platform
 
-    checks: list[tuple[bool, str]] = []
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    joined = not ray.is_initialized()
     try:
         connect(options)
     except UsageError as exc:
-        return [(False, str(exc))]
-    nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    checks.append((bool(nodes), f"ray cluster at {options.address}: {len(nodes)} nodes alive"))
-    runner: Any = ray.remote(StoryRunner)
-    actor = runner.options(num_cpus=0).remote()
+        return [(False, "ray", str(exc))]
     try:
-        info: NodeInfo = ray.get(actor.where.remote(), timeout=60)
-    except (GetTimeoutError, RayError) as exc:
-        checks.append((False, f"ray: cannot start a ralph-tui actor on the cluster: {exc}"))
+        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        checks = [(bool(nodes), "ray", f"{options.address}: {len(nodes)} nodes alive")]
+        runner: Any = ray.remote(StoryRunner)
+        mine_py, mine_ray = platform.python_version(), ray.__version__
+        for node in nodes:
+            node_id = str(node["NodeID"])
+            name = f"ray node {node.get('NodeManagerHostname', '?')}:{node_id[:8]}"
+            strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            actor = runner.options(num_cpus=0, scheduling_strategy=strategy).remote()
+            try:
+                info: NodeInfo = ray.get(actor.where.remote(), timeout=60)
+                found = ray.get(actor.which.remote(program), timeout=60) if program else None
+            except (GetTimeoutError, RayError) as exc:
+                checks.append((False, name, f"cannot start a ralph-tui actor there: {exc}"))
+                continue
+            finally:
+                ray.kill(actor, no_restart=True)
+            same_py = info.python.rsplit(".", 1)[0] == mine_py.rsplit(".", 1)[0]
+            same = same_py and info.ray == mine_ray
+            detail = f"python {info.python}, ray {info.ray} (driver: {mine_py}, {mine_ray})"
+            checks.append((same, name, detail))
+            if program:
+                where = found or f"{program!r} not found on PATH"
+                checks.append((found is not None, f"{name} agent", where))
         return checks
     finally:
-        ray.kill(actor, no_restart=True)
-    mine = platform.python_version()
-    same_py = info.python.rsplit(".", 1)[0] == mine.rsplit(".", 1)[0]
-    checks.append((same_py, f"python on the cluster {info.python}, driver {mine}"))
-    checks.append(
-        (info.ray == ray.__version__, f"ray on the cluster {info.ray}, driver {ray.__version__}")
-    )
-    return checks
+        if joined:
+            ray.shutdown()
 
 
 __all__ = [

@@ -289,6 +289,15 @@ class StoryRunner:
             ray=ray.__version__,
         )
 
+    def which(self, program: str) -> str | None:
+        """Where the agent's CLI is on this node (``doctor``); ``claude``: the SDK's own."""
+        if program == "claude":
+            from ralph_tui.agents.claude_code import bundled_cli_path, sdk_available
+
+            cli = bundled_cli_path() if sdk_available() else None
+            return str(cli) if cli is not None else None
+        return shutil.which(program)
+
     def credential_names(self) -> list[str]:
         """The names (never the values) of the credentials this actor holds: for tests."""
         return sorted(self._credentials)

@@ -264,7 +264,7 @@ async def test_reject_with_feedback_reaches_the_remote_agent(
     results = [r.content for r in sink.of(ToolResult) if r.name == "complete_task"]
     assert "say hello to the world" in results[0] and "rejected" in results[0]
     assert len(sink.of(IterationStarted)) == 1  # one iteration: the conversation went on
-    assert [d.diffstat for d in sup.approval_requests][0].count("greeting.txt") == 1
+    assert next(d.diffstat for d in sup.approval_requests).count("greeting.txt") == 1
     assert len(sup.approval_requests) == 2
 
 
@@ -393,9 +393,7 @@ async def test_cancel_kills_the_remote_sandbox(
 ) -> None:
     tag = f"{random.randrange(10**6):06d}"
     # a foreground sleep, a background one, and one escaped into its own session
-    command = (
-        f"setsid -f sleep 3001.{tag}; sleep 3002.{tag} & sleep 3003.{tag}; echo ralph-{tag}"
-    )
+    command = f"setsid -f sleep 3001.{tag}; sleep 3002.{tag} & sleep 3003.{tag}; echo ralph-{tag}"
     root = make_repo(tmp_path / "ws", [story("US-001", "Sleepy")])
     script = {"stories": {"US-001": [bash(command), complete()]}}
     engine, sink, _ = ray_engine(root, script, ray_cluster, workers=1, bash_timeout_s=600)
@@ -423,6 +421,26 @@ def checkouts(cluster: LocalRayCluster) -> list[Path]:
     return [p for node in cluster.nodes.values() for p in node.temp_dir.glob("tmp/ralph-ray-*")]
 
 
+def test_doctor_checks_the_cluster_and_the_agent_cli_on_each_node(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    from ralph_tui.doctor import diagnose
+
+    root = make_repo(tmp_path / "ws")
+    base = {"executor": "ray", "ray": {"address": ray_cluster.address}, "agent": "command"}
+    checks = list(diagnose(root, {**base, "command": ["git", "{prompt_file}"]}))
+    ray_lines = [c for c in checks if c.name.startswith("ray")]
+    assert ray_lines[0].status == "ok" and "nodes alive" in ray_lines[0].detail
+    versions = [c for c in ray_lines if c.name.startswith("ray node") and "python" in c.detail]
+    assert len(versions) >= 2 and all(c.status == "ok" for c in versions)
+    agents = [c for c in ray_lines if c.name.endswith(" agent")]
+    assert len(agents) == len(versions) and all(c.status == "ok" for c in agents)
+    missing = list(diagnose(root, {**base, "command": ["no-such-agent-cli"]}))
+    lines = [c for c in missing if c.name.endswith(" agent")]
+    assert lines and all(c.status == "missing" for c in lines)
+    assert "'no-such-agent-cli' not found" in lines[0].detail
+
+
 async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
@@ -432,7 +450,10 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     script = {
         "stories": {
             # attempt 1 hangs on its node; attempt 2 (after the node is gone) just works
-            "US-001": [[bash(f"sleep 3004.{tag}"), complete()], [create("a.txt", "a\n"), complete()]],
+            "US-001": [
+                [bash(f"sleep 3004.{tag}"), complete()],
+                [create("a.txt", "a\n"), complete()],
+            ],
             "US-002": [create("b.txt", "b\n"), complete()],
         }
     }
@@ -450,7 +471,7 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     assert killed
     assert await asyncio.wait_for(run, 180) == 0
     assert passes(root) == {"US-001": True, "US-002": True}
-    lost = [e for e in sink.of(IterationFinished) if e.story_id == "US-001"][0]
+    lost = next(e for e in sink.of(IterationFinished) if e.story_id == "US-001")
     assert lost.outcome == "failed"
     assert "was lost" in lost.message and "gone" in lost.message
     assert engine.failures.get("US-001", 0) == 0  # reset by the later commit

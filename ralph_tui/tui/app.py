@@ -142,6 +142,7 @@ class RalphApp(App[int]):
         self._run_started = False
         self._quitting = False
         self._running_story: str | None = None
+        self._story_nodes: dict[str, str] = {}  # story id -> cluster node of its latest iteration
         self._blocked: set[str] = set()
         self._costs: dict[str, float] = {}
         self._flush_scheduled = False
@@ -312,6 +313,8 @@ class RalphApp(App[int]):
             )
         elif isinstance(event, IterationStarted):
             self._running_story = event.story_id
+            if event.node:  # the Ray executor: the board says where it runs
+                self._story_nodes[event.story_id] = event.node
             self.gates.reset()
             transcript.add_rule(f"Iteration {event.iteration} · {event.story_id} {event.title}")
             self.status = self.status.with_(
@@ -403,6 +406,7 @@ class RalphApp(App[int]):
             blocked=frozenset(self._blocked),
             skipped=frozenset(self.engine.skipped),
             costs=dict(self._costs),
+            nodes=dict(self._story_nodes),
         )
 
     def _reload_board(self, prd: Prd | None = None) -> None:

@@ -31,6 +31,7 @@ class BoardState:
     blocked: frozenset[str] = frozenset()
     skipped: frozenset[str] = frozenset()
     costs: Mapping[str, float] | None = None
+    nodes: Mapping[str, str] | None = None  # story id -> cluster node it runs on (Ray)
 
 
 def board_order(prd: Prd) -> list[Story]:
@@ -119,10 +120,11 @@ class TaskBoard(DataTable[Text | str]):
 
     def _row(self, story: Story, cost: float) -> list[Text | str]:
         status = story_status(story, self.state)
+        node = (self.state.nodes or {}).get(story.key) if status == "running" else None
         return [
             Text(story.key, style="bold"),
             Text(str(story.priority), justify="right"),
-            Text(status, style=_STATUS_STYLE[status]),
+            Text(f"{status} @ {node}" if node else status, style=_STATUS_STYLE[status]),
             Text(f"${cost:.2f}" if cost else "-", justify="right"),
             story.title,
         ]
