@@ -35,7 +35,7 @@ class GuardedPrdStore(PrdStore):
         super().__init__(path)
         self.own_passes: dict[str, bool] = {}
 
-    def update_story(self, story_id: str, changes: Mapping[str, Any]) -> Any:
+    def update_story(self, story_id: str, changes: Mapping[str, Any]) -> Prd:
         prd = super().update_story(story_id, changes)
         if "passes" in changes:
             self.own_passes[str(story_id)] = bool(changes["passes"])

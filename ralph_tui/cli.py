@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
     run.add_argument("--approve", choices=["ask", "auto"], help="who approves commits (headless)")
     run.add_argument("--allow-dirty", action="store_true", help="start on a dirty working tree")
+    run.add_argument("--branch", metavar="NAME", help="work on this branch (default: the PRD's)")
 
     demo = sub.add_parser("demo", help="offline demo project and scripted agent, in the TUI")
     demo.add_argument(
@@ -115,6 +116,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         approve=args.approve,
         workers=args.workers,
         executor=args.executor,
+        branch=args.branch,
     )
     if args.headless:
         from ralph_tui.headless import run_headless
@@ -165,7 +167,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(
         f"\n{prd.project or config.prd_path(workspace).name}: {done}/{len(prd.userStories)} passing"
     )
+    print(_branch_line(workspace, config, prd.branchName))
     return 0
+
+
+def _branch_line(workspace: Path, config: RalphConfig, prd_branch: str | None) -> str:
+    from ralph_tui.branching import wanted_branch
+    from ralph_tui.git_repo import GitRepo
+
+    try:
+        ref = GitRepo.open(workspace).head_branch()
+    except RalphError:
+        return "branch: (not a git repository with commits)"
+    current = ref.removeprefix("refs/heads/") if ref else "(detached HEAD)"
+    wanted = wanted_branch(config.branch, prd_branch)
+    if wanted is None or wanted == current:
+        return f"branch: {current}"
+    return f"branch: {current} (the run will work on {wanted})"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

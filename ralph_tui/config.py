@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ralph_tui.errors import UsageError
 
@@ -88,6 +88,9 @@ class RalphConfig(_Strict):
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
+    # the branch the run works on: true = the PRD's branchName, false = stay on the current
+    # branch, "name" = that branch (``--branch``); see branching.py
+    branch: StrictBool | str = True
 
     def prd_path(self, workspace: Path) -> Path:
         return workspace / "tasks" / f"{self.role}_prd.json"

@@ -20,6 +20,7 @@ from typing import Literal
 
 from ralph_tui.agents import create_agent
 from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
+from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import (
@@ -60,6 +61,7 @@ from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover, roll_back_marking, safe_name
 from ralph_tui.runlock import RunLock
+from ralph_tui.safe_open import replace_regular
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -132,10 +134,14 @@ class Engine:
             self.workspace.relative(self.store.path),
             self.workspace.relative(self.progress.path),
         )
-        self._startup_notes: list[str] = []
+        self._startup_notes: list[str] = []  # warnings found before the run started
+        self._startup_info: list[str] = []
+        self.branch: str | None = None  # the branch the run commits to (set at start-up)
+        self._branch_ref: str | None = None
         # --allow-dirty: the user's own uncommitted files at start (None: deleted), never
         # committed and put back after a failed iteration
-        self._user_dirty: dict[str, bytes | None] = {}
+        self._user_dirty: tuple[str, ...] = ()
+        self._user_files: dict[str, bytes | None] = {}
         # what the current iteration started from (None between iterations)
         self._git_snapshot: GitSnapshot | None = None
         self._books: BookkeepingSnapshot | None = None
@@ -213,18 +219,26 @@ class Engine:
                 agent=self.agent.name,
                 model=self.config.model,
                 max_iterations=self.config.max_iterations,
+                branch=self.branch,
             )
         )
         if self._lock.stale_pid is not None:
             self.notice(f"took over the run lock left by pid {self._lock.stale_pid} (not running)")
         for note in self._startup_notes:
             self.notice(note, "warning")
+        for note in self._startup_info:
+            self.notice(note)
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
         exit_code, reason = EXIT_RUNTIME, "not started"
         try:
             exit_code, reason = await self._loop()
+            if exit_code == EXIT_DONE and self.branch is not None:
+                self.notice(
+                    f"every story passes on {self.branch}; for a pull request: "
+                    f"git push -u origin {self.branch}"
+                )
         except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
@@ -249,7 +263,7 @@ class Engine:
         return exit_code
 
     def _preflight(self) -> None:
-        self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
+        prd = self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
         self.progress.read_bytes()  # so is a symlinked progress log
         recover(
             self._state,
@@ -269,7 +283,13 @@ class Engine:
                 f"{self.root}: working tree has uncommitted changes ({listed}); "
                 "commit or stash them, or pass --allow-dirty"
             )
-        self._user_dirty = {path: self._read_user_file(path) for path in dirty}
+        wanted = wanted_branch(self.config.branch, prd.branchName)
+        if wanted is not None:
+            self._startup_info.append(switch_to(self.git, wanted))
+        self._branch_ref = self.git.head_branch()
+        self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
+        self._user_dirty = tuple(dirty)
+        self._user_files = self._read_user_files(dirty)
         self.git.ensure_excluded(".ralph/")
         if self.config.persona:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
@@ -361,9 +381,12 @@ class Engine:
 
     def _begin_iteration(self, story: Story) -> None:
         """Record what the iteration starts from: the state marker, git, the bookkeeping."""
-        self._state.write({"phase": "iteration", "story": story.key})
+        self._state.write(self._marker("iteration", story))
         self._git_snapshot = GitSnapshot.take(self.git)
         self._books = BookkeepingSnapshot.take(self.store, self.progress)
+
+    def _marker(self, phase: str, story: Story) -> dict[str, object]:
+        return {"phase": phase, "story": story.key, "branch": self._branch_ref}
 
     def _end_iteration(self) -> None:
         self._git_snapshot = None
@@ -438,28 +461,35 @@ class Engine:
         if notes:
             self.emit(PrdChanged(source="engine"))
 
-    def _read_user_file(self, rel: str) -> bytes | None:
-        path = self.root / rel
-        if path.is_symlink() or not path.is_file():
-            return None if not path.is_symlink() and not path.exists() else b""
-        return path.read_bytes()
+    def _read_user_files(self, dirty: Sequence[str]) -> dict[str, bytes | None]:
+        """--allow-dirty: the content of the user's dirty regular files (``None``: deleted).
+
+        Symlinks and other special entries are left out: they are kept in place by the
+        restore (``keep``) and excluded from commits, but not rewritten.
+        """
+        saved: dict[str, bytes | None] = {}
+        for rel in dirty:
+            path = self.root / rel
+            if path.is_symlink():
+                continue
+            if not path.exists():
+                saved[rel] = None
+            elif path.is_file():
+                saved[rel] = path.read_bytes()
+        return saved
 
     def _put_back_user_files(self) -> None:
         """--allow-dirty: the user's own uncommitted files, as they were when the run started."""
-        for rel, data in self._user_dirty.items():
+        for rel, data in self._user_files.items():
             path = self.root / rel
             if data is None:
                 if path.is_file() or path.is_symlink():
                     path.unlink()
                 continue
-            if path.is_symlink():
-                continue  # the user's own symlink (recorded as b""): leave it
-            if path.is_file() and path.read_bytes() == data:
+            if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.ralph-restore")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            replace_regular(path, data)
 
     async def _count_failure(self, story: Story) -> None:
         count = self.failures.get(story.key, 0) + 1
@@ -583,12 +613,7 @@ class Engine:
             if d.path not in skip
         ]
         progress_size = await asyncio.to_thread(self.progress.size)
-        marker = {
-            "phase": "committing",
-            "story": story.key,
-            "head": head,
-            "progress_size": progress_size,
-        }
+        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
         await asyncio.to_thread(self._state.write, marker)
         clean_learnings = [self._redact(item) for item in learnings]
         message = commit_message(self.config.role, story)
@@ -597,15 +622,13 @@ class Engine:
             await asyncio.to_thread(
                 self.progress.append_completed, story.key, story.title, clean_learnings, files
             )
-            sha = await asyncio.to_thread(
-                self.git.commit_all, message, exclude=tuple(self._user_dirty)
-            )
+            sha = await asyncio.to_thread(self.git.commit_all, message, exclude=self._user_dirty)
         except GitError:
             await asyncio.to_thread(self._roll_back_marking, story, progress_size)
             raise
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
-        await asyncio.to_thread(self._state.write, {"phase": "iteration", "story": story.key})
+        await asyncio.to_thread(self._state.write, self._marker("iteration", story))
         committed = await asyncio.to_thread(self.git.files_in_commit, sha)
         self.emit(
             Committed(
@@ -625,7 +648,7 @@ class Engine:
             log.warning("%s", problem)
         if self._books is not None:
             self._books.rebase_progress(self.progress)
-        self._state.write({"phase": "iteration", "story": story.key})
+        self._state.write(self._marker("iteration", story))
 
     # ----------------------------------------------------------------- escalation
 

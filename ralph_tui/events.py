@@ -65,6 +65,7 @@ class RunStarted(Event):
     agent: str
     model: str
     max_iterations: int
+    branch: str | None = None  # the branch the run commits to; None: detached HEAD
 
 
 @_register

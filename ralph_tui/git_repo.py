@@ -292,6 +292,21 @@ class GitRepo:
         proc = _run_git(self.root, "symbolic-ref", "-q", "HEAD")
         return proc.stdout.decode("utf-8", "surrogateescape").strip() or None
 
+    def ref_exists(self, ref: str) -> bool:
+        return _run_git(self.root, "show-ref", "--verify", "--quiet", ref).returncode == 0
+
+    def is_valid_branch_name(self, name: str) -> bool:
+        if not name or name.startswith("-") or "\0" in name:
+            return False
+        return _run_git(self.root, "check-ref-format", "--branch", name).returncode == 0
+
+    def checkout_branch(self, name: str, *, create: bool) -> None:
+        """Check out branch ``name`` (new from HEAD when ``create``); changes travel along."""
+        if create:
+            self._git("checkout", "-q", "-b", name)
+        else:
+            self._git("checkout", "-q", name, "--")
+
     def head_message(self) -> str:
         """The HEAD commit's full message, without git's trailing newline."""
         out = self._git("log", "-1", "--no-show-signature", "--format=%B", "HEAD")

@@ -93,8 +93,9 @@ class ConsoleSink:
 
     def _format(self, event: Event) -> str | None:
         match event:
-            case RunStarted(run_id=run_id, role=role, agent=agent, model=model):
-                return f"ralph-tui run {run_id}: role {role}, agent {agent}, model {model}"
+            case RunStarted(run_id=run_id, role=role, agent=agent, model=model, branch=branch):
+                on = f", branch {branch}" if branch else ""
+                return f"ralph-tui run {run_id}: role {role}, agent {agent}, model {model}{on}"
             case IterationStarted(iteration=n, story_id=sid, title=title):
                 return f"\n[iteration {n}] Task #{sid}: {title}"
             case ToolCall(name=name, input=tool_input):

@@ -411,15 +411,10 @@ class ParallelEngine(Engine):
         files = [
             display_path(d.path)
             for d in await asyncio.to_thread(self.git.diff)
-            if d.path not in self._bookkeeping
+            if d.path not in self._bookkeeping and d.path not in self._user_dirty
         ]
         progress_size = await asyncio.to_thread(self.progress.size)
-        marker = {
-            "phase": "committing",
-            "story": story.key,
-            "head": head,
-            "progress_size": progress_size,
-        }
+        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
         await asyncio.to_thread(self._state.write, marker)
         clean = [self._redact(item) for item in learnings]
         message = commit_message(self.config.role, story)
@@ -428,7 +423,9 @@ class ParallelEngine(Engine):
             await asyncio.to_thread(
                 self.progress.append_completed, story.key, story.title, clean, files
             )
-            sha = await asyncio.to_thread(self.git.commit_all, message)
+            sha = await asyncio.to_thread(
+                self.git.commit_all, message, exclude=tuple(self._user_dirty)
+            )
         except (GitError, RalphError):
             await asyncio.to_thread(self._undo_land, story, progress_size)
             raise

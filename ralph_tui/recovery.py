@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ralph_tui.errors import UsageError
+from ralph_tui.errors import GitError, UsageError
 from ralph_tui.git_repo import GitRepo
 from ralph_tui.prd_store import PrdStore, parse_prd
 from ralph_tui.progress import ProgressLog
@@ -62,8 +62,9 @@ class SavedState:
     phase: Phase
     story: str
     run_id: str
-    head: str | None = None
-    progress_size: int | None = None
+    head: Any = None  # checked by validate_commit
+    progress_size: Any = None
+    branch: str | None = None  # the ref the interrupted run was on (None: an older state file)
 
 
 class StateFile:
@@ -106,10 +107,12 @@ class StateFile:
         return json.loads(data.decode("utf-8"))
 
 
-def validate(
-    raw: Any, git: GitRepo, known_stories: Collection[str], progress_len: int
-) -> SavedState:
-    """The state if every field is believable; ``ValueError`` saying which one is not."""
+def validate(raw: Any, git: GitRepo, known_stories: Collection[str]) -> SavedState:
+    """The state if every field is believable; ``ValueError`` saying which one is not.
+
+    ``head`` and ``progress_size`` of a ``committing`` state are checked by ``validate_commit``
+    once the run is back on the state's branch.
+    """
     if not isinstance(raw, dict):
         raise ValueError("not a JSON object")
     phase = raw.get("phase")
@@ -121,15 +124,26 @@ def validate(
     run_id = raw.get("run_id")
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
         raise ValueError(f"run id {str(run_id)[:40]!r} is not one ralph-tui writes")
+    branch = raw.get("branch")
+    if branch is not None and (
+        not isinstance(branch, str)
+        or not branch.startswith("refs/heads/")
+        or not git.ref_exists(branch)
+    ):
+        raise ValueError(f"branch {str(branch)[:60]!r} is not a branch of this repository")
     if phase == "iteration":
-        return SavedState("iteration", story, run_id)
-    head = raw.get("head")
+        return SavedState("iteration", story, run_id, branch=branch)
+    return SavedState(
+        "committing", story, run_id, raw.get("head"), raw.get("progress_size"), branch
+    )
+
+
+def validate_commit(state: SavedState, git: GitRepo, progress_len: int) -> None:
+    head, size = state.head, state.progress_size
     if not isinstance(head, str) or not _SHA.match(head) or not git.is_ancestor(head, "HEAD"):
         raise ValueError(f"head {str(head)[:40]!r} is not an ancestor of HEAD")
-    size = raw.get("progress_size")
     if type(size) is not int or not 0 <= size <= progress_len:
         raise ValueError(f"progress_size {str(size)[:20]!r} is not within the progress log")
-    return SavedState("committing", story, run_id, head, size)
 
 
 def roll_back_marking(
@@ -192,14 +206,31 @@ def recover(
         return
     prd = store.load()
     try:
-        state = validate(raw, git, {s.key for s in prd.userStories}, progress.size())
+        state = validate(raw, git, {s.key for s in prd.userStories})
     except ValueError as exc:
         report(f"{state_file.path}: ignored, it does not look like ralph-tui's own ({exc})")
         state_file.clear()
         return
     report(f"{state_file.path}: the last run stopped during {state.phase} of Task #{state.story}")
+    current = git.head_branch()
+    if state.branch is not None and current != state.branch:
+        name = state.branch.removeprefix("refs/heads/")
+        now = current.removeprefix("refs/heads/") if current else "a detached HEAD"
+        report(f"the interrupted run was on branch {name}, not {now}: recovering on {name}")
+        try:
+            git.checkout_branch(name, create=False)
+        except GitError as exc:
+            raise UsageError(
+                f"{git.root}: cannot go back to branch {name} to recover the interrupted run "
+                f"({exc}); check it out yourself, then start again"
+            ) from None
     if state.phase == "committing":
-        assert state.head is not None and state.progress_size is not None
+        try:
+            validate_commit(state, git, progress.size())
+        except ValueError as exc:
+            report(f"{state_file.path}: ignored, it does not look like ralph-tui's own ({exc})")
+            state_file.clear()
+            return
         if any(f"Task #{state.story}:" in s for s in git.subjects_since(state.head)):
             state_file.clear()
             return

@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +154,15 @@ class WorktreeManager:
         self.main_root = main_root
         self.folder = main_root / RALPH_DIR / "worktrees"
         self.bookkeeping = tuple(bookkeeping)
+        # `git worktree add` and `git worktree prune` of two workers must not interleave: prune
+        # removes the admin folder of a worktree that is still being added
+        self._admin = threading.Lock()
 
     def create(self, story_id: str, base: str) -> Worktree:
+        with self._admin:
+            return self._create(story_id, base)
+
+    def _create(self, story_id: str, base: str) -> Worktree:
         name = safe_name(story_id)
         root = self.folder / name
         branch = branch_name(story_id)
@@ -177,7 +185,10 @@ class WorktreeManager:
         return dest
 
     def remove(self, tree: Worktree) -> None:
-        self._remove_paths(tree.root, tree.branch, self.folder / f"{safe_name(tree.story_id)}.json")
+        with self._admin:
+            self._remove_paths(
+                tree.root, tree.branch, self.folder / f"{safe_name(tree.story_id)}.json"
+            )
 
     def _remove_paths(self, root: Path, branch: str, meta: Path) -> None:
         if root.exists():

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.events import (
@@ -21,6 +23,7 @@ from ralph_tui.events import (
     IterationFinished,
     IterationStarted,
     Notice,
+    RunFinished,
 )
 from ralph_tui.parallel import ParallelEngine, dependencies, ready_stories
 from ralph_tui.prd_store import parse_prd
@@ -46,6 +49,13 @@ def make_parallel(
     return ParallelEngine(root, config, agent, sup, sink), agent, sink, sup
 
 
+async def run(engine: ParallelEngine, sink: RecordingSink) -> int:
+    """The run's exit code; on a surprise the assertion shows what happened."""
+    code = await engine.run()
+    story = [e for e in sink.events if isinstance(e, Notice | IterationFinished | RunFinished)]
+    return code if code in (0, 3) else pytest.fail(f"exit {code}: {story}")
+
+
 def passes(root: Path) -> dict[str, bool]:
     data = json.loads((root / "tasks/backend_prd.json").read_text())
     return {str(s["id"]): s["passes"] for s in data["userStories"]}
@@ -55,7 +65,7 @@ def assert_clean(root: Path) -> None:
     """Nothing of the workers is left: no worktree, no ralph/ branch, a clean main tree."""
     assert git(root, "status", "--porcelain") == ""
     assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
-    assert git(root, "branch", "--list", "ralph/*").strip() == ""
+    assert git(root, "branch", "--list", "ralph/US-*").strip() == ""
     folder = root / ".ralph/worktrees"
     assert not folder.exists() or list(folder.iterdir()) == []
 
@@ -126,7 +136,7 @@ async def test_two_independent_stories_each_one_commit_and_nothing_left(tmp_path
     sup = HoldFirstApproval()
     sink = TeeSink(sup.sink)
     engine, agent, _, _ = make_parallel(root, script, sup, sink=sink)
-    assert await engine.run() == 0
+    assert await run(engine, sink) == 0
     assert passes(root) == {"US-001": True, "US-002": True}
     assert len(story_commits(root)) == 2
     assert (root / "one.txt").read_text() == "1\n" and (root / "two.txt").read_text() == "2\n"
@@ -162,7 +172,7 @@ async def test_same_lines_second_to_merge_gets_the_conflict_and_fixes_it(tmp_pat
     sup = HoldFirstApproval()
     sink = TeeSink(sup.sink)
     engine, agent, _, _ = make_parallel(root, script, sup, sink=sink)
-    assert await engine.run() == 0
+    assert await run(engine, sink) == 0
     assert passes(root) == {"US-001": True, "US-002": True}
     assert (root / "shared.txt").read_text() == "from US-001\nfrom US-002\n"
     commits = sink.of(Committed)
@@ -195,7 +205,7 @@ async def test_dependent_story_waits_for_its_dependency(tmp_path: Path) -> None:
         }
     }
     engine, _, sink, _ = make_parallel(root, script)
-    assert await engine.run() == 0
+    assert await run(engine, sink) == 0
     order = [
         (type(e).__name__, getattr(e, "story_id", ""))
         for e in sink.events
@@ -230,7 +240,7 @@ async def test_main_moving_under_a_worker_reruns_the_gates_before_the_commit(
     sup = HoldFirstApproval()
     sink = TeeSink(sup.sink)
     engine, agent, _, _ = make_parallel(root, script, sup, sink=sink)
-    assert await engine.run() == 0
+    assert await run(engine, sink) == 0
     commits = sink.of(Committed)
     first, second = commits[0].story_id, commits[1].story_id
     first_worker = commits[0].worker
@@ -285,7 +295,7 @@ async def test_reject_and_discard_in_workers(tmp_path: Path) -> None:
         }
     )
     engine, agent, sink, _ = make_parallel(root, script, sup, max_iterations=2)
-    code = await engine.run()
+    code = await run(engine, sink)
     assert code == 3  # US-002 is still open and max_iterations is used up
     assert passes(root) == {"US-001": True, "US-002": False}
     assert (root / "one.txt").read_text() == "v2\n"

@@ -74,7 +74,7 @@ def test_kill_9_in_a_parallel_run_then_restart(tmp_path: Path, point: str) -> No
     disk = json.loads((root / "tasks/backend_prd.json").read_text())
     assert [s["passes"] for s in disk["userStories"]] == [True, True, True]
     assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
-    assert git(root, "branch", "--list", "ralph/*").strip() == ""
+    assert git(root, "branch", "--list", "ralph/US-*").strip() == ""
     assert list((root / ".ralph/worktrees").iterdir()) == []
     with (root / ".ralph/run.lock").open("a") as lock:  # released: a new run can take it
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -219,7 +219,7 @@ async def test_branch_switch_and_amend_are_undone(tmp_path: Path) -> None:
 
     assert await engine.run() == 0
 
-    assert git(root, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert git(root, "symbolic-ref", "HEAD").strip() == "refs/heads/ralph/test"  # the PRD's
     assert git(root, "rev-parse", "HEAD~1").strip() == base  # the initial commit survived
     assert "src/feature.py" in sup.approval_requests[0].diffstat
     assert "src/feature.py" in git(root, "show", "--name-only", "--format=", "HEAD").split()
