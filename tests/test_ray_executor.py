@@ -236,7 +236,7 @@ async def test_two_stories_on_two_nodes_streamed_verified_and_merged(
     }
     # nothing of the nodes' checkouts reached the main repository
     assert git(root, "status", "--porcelain") == ""
-    assert git(root, "branch", "--list", "ralph/*").strip() == ""
+    assert git(root, "branch", "--list", "ralph/US-*").strip() == ""
     assert git(root, "for-each-ref", "refs/ralph").strip() == ""
 
 
