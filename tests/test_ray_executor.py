@@ -421,6 +421,29 @@ def checkouts(cluster: LocalRayCluster) -> list[Path]:
     return [p for node in cluster.nodes.values() for p in node.temp_dir.glob("tmp/ralph-ray-*")]
 
 
+async def test_stop_reaches_the_node_at_its_next_safe_point_and_keeps_the_patch(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "Half done")])
+    script = {"stories": {"US-001": [create("half.txt", "half\n"), {"text": "more"}, complete()]}}
+    engines: list[ParallelEngine] = []
+
+    def tee(event: Event) -> None:
+        if isinstance(event, ToolResult) and event.name == "str_replace_based_edit_tool":
+            engines[0].request_stop()  # the node learns it at its next safe point
+
+    engine, sink, _ = ray_engine(root, script, ray_cluster, workers=1, sink=tee)
+    engines.append(engine)
+    assert await engine.run() == 130
+    finished = sink.of(IterationFinished)[-1]
+    assert finished.outcome == "stopped"
+    assert finished.patch_path is not None  # the node's change, saved on the driver
+    patch = Path(finished.patch_path)
+    assert patch.parent == engine.run_dir / "patches" and b"+half" in patch.read_bytes()
+    assert not (root / "half.txt").exists() and passes(root) == {"US-001": False}
+    assert not sink.of(TextDelta)  # it stopped before the next step
+
+
 def test_doctor_checks_the_cluster_and_the_agent_cli_on_each_node(
     ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
