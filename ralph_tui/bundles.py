@@ -80,17 +80,19 @@ def fetch_bundle(repo: Path, data: bytes) -> str:
 
 
 def clone_bundle(data: bytes, dest: Path) -> str:
-    """A fresh clone of a base bundle in ``dest``, checked out at the base; the base commit."""
+    """A clone of a base bundle in ``dest``; the base commit.
+
+    Nothing is checked out here: the story's worktree (added from this clone) is the only
+    checkout, so a large repository is written once per story, not twice.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     path = dest.parent / f"{dest.name}.bundle"
     path.write_bytes(data)
     try:
         _git(dest.parent, "clone", "-q", "--no-checkout", str(path), str(dest))
         base = _git(dest, "rev-parse", f"refs/remotes/origin/{BUNDLE_REF.rsplit('/', 1)[1]}")
-        sha = base.decode().strip()
-        _git(dest, "checkout", "-q", "-B", "ralph-base", sha)
         _git(dest, "remote", "remove", "origin")
-        return sha
+        return base.decode().strip()
     finally:
         path.unlink(missing_ok=True)
 
