@@ -160,8 +160,6 @@ class LocalRayCluster:
 
     def start(self) -> LocalRayCluster:
         """Start the head, then the workers; connect this process as the driver."""
-        import ray
-
         self.port = _free_port()
         self._start("head", head=True)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -178,12 +176,23 @@ class LocalRayCluster:
             time.sleep(0.3)
         for name in self.worker_names:
             self._start(name, head=False)
+        self._connect_driver()
+        self._wait_for_workers(deadline)
+        return self
+
+    def _connect_driver(self) -> None:
+        import ray
+
         ray.init(
             address=self.address,
             namespace="ralph-tui",
             log_to_driver=False,
             logging_level="warning",
         )
+
+    def _wait_for_workers(self, deadline: float) -> None:
+        import ray
+
         while True:
             by_resource = {
                 name: n["NodeID"]
@@ -200,7 +209,13 @@ class LocalRayCluster:
             self.nodes[name].node_id = node_id
         for node in self.nodes.values():
             node.remember_tree()
-        return self
+
+    def restart_node(self, name: str) -> None:
+        """Bring a killed worker node back (a new machine with the same resource name)."""
+        old = self.nodes.pop(name)
+        shutil.rmtree(old.temp_dir, ignore_errors=True)
+        self._start(name, head=False)
+        self._wait_for_workers(time.monotonic() + START_TIMEOUT_S)
 
     def _check_running(self, deadline: float) -> None:
         for node in self.nodes.values():
