@@ -115,12 +115,17 @@ class Checkout(Protocol):
         """The change as it is now (the PRD and progress log as of the base: read-only)."""
         ...
 
-    async def rebase(self, onto: str) -> list[str]:
+    async def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
         """Move the change onto ``onto``; the conflicting paths, or ``[]`` when it applied.
 
         On a conflict the checkout holds the change on ``onto`` with conflict markers, ready
-        for the agent to resolve.
+        for the agent to resolve (``keep_conflicts=False``: it stays as it was).
         """
+        ...
+
+    async def code_tree(self) -> str:
+        """An id of the snapshotted tree without the PRD and progress log (a git tree sha):
+        equal ids mean the gates saw the same code."""
         ...
 
     async def run_gates(self) -> list[GateResult]: ...
@@ -156,6 +161,16 @@ class WorkerHost(Protocol):
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
         """Land the approved change on main in one commit; its sha, or ``MergeRetry``."""
+        ...
+
+    def gate_base(self) -> str:
+        """The commit to run the gates on now: main's HEAD plus the approved changes queued to
+        land before this one. Gating there makes the re-check at merge time a no-op when the
+        queue lands as predicted."""
+        ...
+
+    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
+        """Record the gates' verdict on a tree (``Checkout.code_tree``)."""
         ...
 
     def add_feedback(self, story: Story, feedback: str) -> None: ...
@@ -275,8 +290,11 @@ class WorktreeCheckout:
             self._host.notice(note, "warning")
         return StoryChange(self.tree.story_id, base, commit, self.tree.branch, patch, stat)
 
-    async def rebase(self, onto: str) -> list[str]:
-        return await asyncio.to_thread(self.tree.rebase, onto)
+    async def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
+        return await asyncio.to_thread(self.tree.rebase, onto, keep_conflicts=keep_conflicts)
+
+    async def code_tree(self) -> str:
+        return await asyncio.to_thread(self.tree.code_tree)
 
     async def run_gates(self) -> list[GateResult]:
         host = self._host
@@ -330,7 +348,16 @@ class _WorktreeHost:
         self._host.add_usage(story, usage)
 
     async def run_gates(self) -> list[GateResult]:
-        return await self._checkout.run_gates()
+        """Move the change onto where it will land (when that applies cleanly), then gate it."""
+        checkout = self._checkout
+        await checkout.snapshot()
+        target = self._host.gate_base()
+        if target != checkout.base_commit:
+            await checkout.rebase(target, keep_conflicts=False)  # a conflict waits for merge
+        tree = await checkout.code_tree()
+        results = await checkout.run_gates()
+        self._host.gates_ran(tree, results)
+        return results
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool

@@ -113,6 +113,9 @@ class ParallelEngine(Engine):
         # story id -> (worker, reason) for workers told to stop at their next safe point
         self._stopping: dict[str, str] = {}
         self.running: dict[str, int] = {}  # story id -> worker number
+        self._head = ""  # main's HEAD: only this engine moves it during the run
+        self._train: list[_Ticket] = []  # approved changes waiting to land, in order
+        self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
         self._picked_priority: dict[str, int] = {}
 
     # ----------------------------------------------------------------- events and control
@@ -161,6 +164,7 @@ class ParallelEngine(Engine):
                 self.root, self._agent_for, self._bookkeeping, self.run_dir / "patches"
             )
         tasks: dict[asyncio.Task[Any], str] = {}
+        self._head = await asyncio.to_thread(self.git.head_sha)
         ended: RunEnded | None = None
         error: BaseException | None = None
         try:
@@ -367,33 +371,79 @@ class ParallelEngine(Engine):
         )
         return decision
 
+    def gate_base(self) -> str:
+        """Main's HEAD plus the approved changes queued ahead (the last one's rebased commit)."""
+        for ticket in reversed(self._train):
+            if ticket.commit is not None:
+                return ticket.commit
+        return self._head
+
+    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
+        self._gated[code_tree] = list(results)
+
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
-        async with self._merge_lock:
-            head = await asyncio.to_thread(self.git.head_sha)
-            gated_on = checkout.base_commit
-            conflicts = await checkout.rebase(head)
-            if conflicts:
-                self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
-                raise MergeRetry(
-                    "The main branch moved since you started and your change conflicts with "
-                    f"it in: {', '.join(conflicts)}.\nYour working tree now holds your change "
-                    "on top of the current main branch, with conflict markers in those files. "
-                    "Resolve the conflicts (keep both sides' intent), run the quality gates, "
-                    "then call complete_task again."
-                )
-            if head != gated_on:
-                self.notice(
-                    f"main moved since Task #{story.key}'s gates passed; "
-                    "running them again on the rebased change"
-                )
-                results = await checkout.run_gates()
+        """Approve = land on main, verified (see the module docstring).
+
+        Changes approved while others wait to land form a train: each is first rebased onto
+        the one ahead of it and gated there, all at once. When the train lands as predicted,
+        the tree each change lands with is one its gates already passed on, and the re-check
+        under the merge lock finds nothing to re-run; when it does not, the gates run again.
+        """
+        ticket = _Ticket(story.key)
+        ahead = list(self._train)
+        self._train.append(ticket)
+        try:
+            if ahead:  # the one ahead knows its rebased commit once its own rebase ran
+                await ahead[-1].ready.wait()
+            target = self.gate_base()
+            if target != checkout.base_commit and not await checkout.rebase(
+                target, keep_conflicts=False
+            ):
+                await self._verify(story, checkout, speculative=bool(ahead))
+            ticket.commit = (await checkout.snapshot()).commit
+            ticket.ready.set()
+            async with self._merge_lock:
+                head = await asyncio.to_thread(self.git.head_sha)
+                conflicts = await checkout.rebase(head)
+                if conflicts:
+                    self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
+                    raise MergeRetry(
+                        "The main branch moved since you started and your change conflicts "
+                        f"with it in: {', '.join(conflicts)}.\nYour working tree now holds your "
+                        "change on top of the current main branch, with conflict markers in "
+                        "those files. Resolve the conflicts (keep both sides' intent), run the "
+                        "quality gates, then call complete_task again."
+                    )
+                results = await self._verify(story, checkout, speculative=False)
                 if not all(r.passed for r in results):
                     raise MergeRetry(
                         "Your change was rebased onto the current main branch and the quality "
                         "gates fail on the result:\n\n" + gate_report(results)
                     )
-            change = await checkout.snapshot()
-            return await self._land(story, change.patch, learnings)
+                change = await checkout.snapshot()
+                return await self._land(story, change.patch, learnings)
+        finally:
+            self._train.remove(ticket)
+            ticket.ready.set()
+
+    async def _verify(
+        self, story: Story, checkout: Checkout, *, speculative: bool
+    ) -> list[GateResult]:
+        """The gates' verdict on the checkout's tree: from an earlier run on the same code, or
+        a new run (said in the UI: main moved since the gates passed)."""
+        await checkout.snapshot()
+        tree = await checkout.code_tree()
+        known = self._gated.get(tree)
+        if known is not None:
+            return known
+        where = " (on top of the changes queued before it)" if speculative else ""
+        self.notice(
+            f"main moved since Task #{story.key}'s gates passed; "
+            f"running them again on the rebased change{where}"
+        )
+        results = await checkout.run_gates()
+        self._gated[tree] = results
+        return results
 
     async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
         """ONE commit on main: the change, ``passes: true`` and the progress entry."""
@@ -430,6 +480,7 @@ class ParallelEngine(Engine):
             await asyncio.to_thread(self._undo_land, story, progress_size)
             raise
         await asyncio.to_thread(self._state.clear)
+        self._head = sha
         committed = await asyncio.to_thread(self.git.files_in_commit, sha)
         self.emit(
             Committed(
@@ -450,6 +501,13 @@ class ParallelEngine(Engine):
             log.warning("%s", problem)
         self.git.restore_to_head(keep=self._bookkeeping)
         self._state.clear()
+
+
+@dataclasses.dataclass(eq=False)
+class _Ticket:
+    story_id: str
+    commit: str | None = None  # the change rebased onto the one ahead (None: not yet known)
+    ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 class WorkerHost:
@@ -496,6 +554,12 @@ class WorkerHost:
 
     def add_feedback(self, story: Story, feedback: str) -> None:
         self._engine.add_feedback(story, feedback)
+
+    def gate_base(self) -> str:
+        return self._engine.gate_base()
+
+    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
+        self._engine.gates_ran(code_tree, results)
 
 
 def build_engine(

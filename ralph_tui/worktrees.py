@@ -105,18 +105,34 @@ class Worktree:
         _git(self.root, "reset", "-q", "--hard", commit)
         self.commit = commit
 
-    def rebase(self, onto: str) -> list[str]:
+    def code_tree(self) -> str:
+        """The snapshotted commit's tree without the PRD and progress log: what the gates see
+        of a change, so "the gates passed on this tree" can be checked after a rebase."""
+        if self.commit is None:
+            raise GitError(f"{self.root}: the change was not snapshotted")
+        with tempfile.TemporaryDirectory(prefix="ralph-wt-key-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(self.root, "read-tree", self.commit, env=env)
+            if self.bookkeeping:
+                _git(
+                    self.root, "rm", "-q", "--cached", "--ignore-unmatch", "--",
+                    *self.bookkeeping, env=env,
+                )  # fmt: skip
+            return _git(self.root, "write-tree", env=env).decode().strip()
+
+    def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
         """Move the snapshotted change onto ``onto``; conflicting paths, or ``[]``.
 
         On a conflict the worktree is left at ``onto`` with the change applied and conflict
-        markers in the files (nothing staged), and ``base`` becomes ``onto``.
+        markers in the files (nothing staged), and ``base`` becomes ``onto``; with
+        ``keep_conflicts=False`` it is put back as it was instead (a speculative rebase).
         """
         if self.commit is None:
             raise GitError(f"{self.root}: the change was not snapshotted before the rebase")
         if onto == self.base:
             return []
         patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit)
-        old_commit = self.commit
+        old_commit, old_base = self.commit, self.base
         self._move_to(onto)
         self.base = onto
         if not patch:
@@ -130,10 +146,10 @@ class Worktree:
             return []
         unmerged = _git(self.root, "diff", "--name-only", "--diff-filter=U", "-z")
         conflicts = [p for p in unmerged.decode("utf-8", "surrogateescape").split("\0") if p]
-        if not conflicts:  # nothing applied at all: keep the change as it was, say why
-            self.base = _git(self.root, "rev-parse", f"{old_commit}^").decode().strip()
+        if not conflicts or not keep_conflicts:  # put the change back as it was
+            self.base = old_base
             self._move_to(old_commit)
-            return [f"(the change does not apply: {_git_words(applied)})"]
+            return conflicts or [f"(the change does not apply: {_git_words(applied)})"]
         _git(self.root, "reset", "-q")  # keep the markers in the files, nothing staged
         self.commit = None
         return conflicts
@@ -174,6 +190,11 @@ class WorktreeManager:
             json.dumps({"story": story_id, "branch": branch, "base": base}), encoding="utf-8"
         )
         _git(self.main_root, "worktree", "add", "-q", "-f", "-B", branch, str(root), base)
+        # only a worktree that was checked out whole has a change worth saving after a crash
+        meta.write_text(
+            json.dumps({"story": story_id, "branch": branch, "base": base, "ready": True}),
+            encoding="utf-8",
+        )
         return Worktree(story_id, root.resolve(), branch, base, self.bookkeeping)
 
     def save_patch(self, tree: Worktree, dest: Path) -> Path | None:
@@ -190,12 +211,45 @@ class WorktreeManager:
                 tree.root, tree.branch, self.folder / f"{safe_name(tree.story_id)}.json"
             )
 
+    def _drop_stale_ref_lock(self, branch: str, report: Callable[[str], None]) -> None:
+        """A git killed while it updated the branch leaves ``<ref>.lock``; no git of ours runs
+        now (the run lock is held), so the lock is stale and would block the branch forever."""
+        lock = self._common_dir() / "refs" / "heads" / f"{branch}.lock"
+        if lock.is_file() and not lock.is_symlink():
+            lock.unlink()
+            report(f"{lock}: removed a lock left by a killed git")
+
+    def _common_dir(self) -> Path:
+        common = _git(self.main_root, "rev-parse", "--git-common-dir").decode().strip()
+        return (self.main_root / common).resolve()
+
+    def _drop_admin(self, root: Path) -> None:
+        """The admin folder git keeps for the worktree at ``root`` (``.git/worktrees/<name>``),
+        also when a ``git worktree add`` killed half way left it without the files that
+        ``git worktree prune`` needs to recognise it."""
+        admin = self._common_dir() / "worktrees"
+        if not admin.is_dir():
+            return
+        for entry in admin.iterdir():
+            if not entry.is_dir() or entry.is_symlink():
+                continue
+            gitdir = entry / "gitdir"
+            try:
+                points_at = Path(gitdir.read_text(encoding="utf-8").strip()).parent
+            except (OSError, UnicodeDecodeError):
+                points_at = None
+            if points_at == root or (
+                entry.name.startswith(root.name) and not (entry / "commondir").is_file()
+            ):
+                shutil.rmtree(entry, ignore_errors=True)
+
     def _remove_paths(self, root: Path, branch: str, meta: Path) -> None:
         if root.exists():
             gone = _run_git(self.main_root, "worktree", "remove", "--force", "--force", str(root))
             if gone.returncode != 0 and root.exists():
                 shutil.rmtree(root, ignore_errors=True)
         _run_git(self.main_root, "worktree", "prune")
+        self._drop_admin(root)
         _run_git(self.main_root, "branch", "-D", "-q", branch)
         meta.unlink(missing_ok=True)
 
@@ -216,8 +270,9 @@ class WorktreeManager:
                 self._remove_paths(root, branch_name(name), meta)
                 continue
             tree = Worktree(story, root, branch_name(story), base, self.bookkeeping)
+            self._drop_stale_ref_lock(tree.branch, report)
             saved: Path | None = None
-            if (root / ".git").exists():
+            if data.get("ready") is True and (root / ".git").exists():
                 try:
                     saved = self.save_patch(tree, patch_dir / f"interrupted-worker-{name}.patch")
                 except GitError as exc:

@@ -254,9 +254,8 @@ async def test_main_moving_under_a_worker_reruns_the_gates_before_the_commit(
     assert gates_of[first_worker] == ["passed"]
     assert gates_of[second_worker] == ["passed", "failed", "passed"]
     rerun = [n.message for n in sink.of(Notice) if "running them again" in n.message]
-    assert rerun == [
-        f"main moved since Task #{second}'s gates passed; running them again on the rebased change"
-    ]
+    assert len(rerun) == 1
+    assert rerun[0].startswith(f"main moved since Task #{second}'s gates passed; running them")
     red = [o.content for n, o in agent.received if n == "complete_task" and "rebased" in o.content]
     assert len(red) == 1 and "alone" in red[0]
     assert {p.name for p in root.iterdir()} >= {f"{'one' if first == 'US-001' else 'two'}.txt"}
