@@ -1,4 +1,5 @@
-"""Run every benchmark script in this folder, one after another (``make bench``)."""
+"""Run every benchmark script in this folder (``bench_*.py``: gates, loop, prompt cache, sandbox,
+TUI), one after another (``make bench``)."""
 
 from __future__ import annotations
 

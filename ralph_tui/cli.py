@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ralph_tui import __version__
+from ralph_tui import __version__, credentials
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.prd_store import PrdStore, prd_json_schema
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="ralph-tui: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # before anything is spawned: the API keys leave os.environ (see credentials)
+    credentials.withhold()
     try:
         return _dispatch(args)
     except RalphError as exc:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from ralph_tui.errors import UsageError
 
@@ -60,6 +60,27 @@ class RayOptions(_Strict):
     namespace: str = "ralph-tui"
 
 
+class SandboxOptions(_Strict):
+    """Where the agent's commands, the gates and the command CLI run (see ``sandbox.py``)."""
+
+    # auto: bwrap (Linux) / sandbox-exec (macOS) when available, else unsandboxed with a warning;
+    # bwrap / sandbox-exec: that one or refuse to start; off: unsandboxed, no warning
+    mode: Literal["auto", "bwrap", "sandbox-exec", "off"] = "auto"
+    network: bool = True
+    # extra variables (secret-looking ones included) the agent's commands and the gates get
+    pass_env: list[str] = Field(default_factory=list)
+    # visible read-only inside the sandbox although under the private $HOME (a package cache)
+    read_only_paths: list[str] = Field(default_factory=list)
+
+    @field_validator("pass_env")
+    @classmethod
+    def _not_our_credentials(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name.upper().startswith("ANTHROPIC_") or name.upper() == "CLAUDE_CODE_OAUTH_TOKEN":
+                raise ValueError(f"{name} is ralph-tui's own credential; it never goes to commands")
+        return names
+
+
 class RalphConfig(_Strict):
     role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
     agent: AgentName = "anthropic"
@@ -88,6 +109,7 @@ class RalphConfig(_Strict):
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
+    sandbox: SandboxOptions = SandboxOptions()
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py
     branch: StrictBool | str = True

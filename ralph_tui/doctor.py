@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from ralph_tui import credentials
 from ralph_tui.config import RalphConfig, find_config_file, load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
 from ralph_tui.prd_store import PrdStore
+from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.workspace import agent_env
 
 Status = Literal["ok", "missing", "warn", "skip"]
@@ -80,6 +82,7 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
     if config.persona:
         yield _persona_check(root, config.persona)
     yield from _gate_checks(root, config)
+    yield _sandbox_check(root, config)
     yield from _AGENT_CHECKS[config.agent](root, config)
     if config.executor == "ray":
         yield from _ray_checks(config)
@@ -163,6 +166,19 @@ def _gate_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
             )
         else:
             yield Check("ok", label, f"{command} ({found})")
+
+
+def _sandbox_check(root: Path, config: RalphConfig) -> Check:
+    """Where the agent's commands and the gates will run: the same decision ``run`` makes."""
+    try:
+        sandbox = resolve_sandbox(config.sandbox, root)
+    except UsageError as exc:
+        return Check("missing", "sandbox", str(exc), "install bubblewrap, or set [sandbox] mode")
+    if sandbox.warning:
+        return Check("warn", "sandbox", sandbox.warning)
+    if not sandbox.confined:
+        return Check("warn", "sandbox", 'off ([sandbox] mode = "off"): commands run unconfined')
+    return Check("ok", "sandbox", sandbox.describe())
 
 
 def gate_program(command: str) -> str | None:
@@ -296,9 +312,10 @@ _AGENT_CHECKS: dict[str, Callable[[Path, RalphConfig], Iterator[Check]]] = {
 
 def _api_key_check(*, required: bool) -> Check:
     # Never print the key itself, not even a prefix.
-    base = os.environ.get("ANTHROPIC_BASE_URL")
+    # the CLI withheld them from os.environ at start-up: ask the vault
+    base = credentials.get("ANTHROPIC_BASE_URL")
     where = f" (API at {base})" if base else ""
-    if os.environ.get("ANTHROPIC_API_KEY"):
+    if credentials.get("ANTHROPIC_API_KEY"):
         return Check("ok", "credentials", f"ANTHROPIC_API_KEY is set{where}")
     if required:
         return Check(
@@ -307,7 +324,7 @@ def _api_key_check(*, required: bool) -> Check:
             "ANTHROPIC_API_KEY is not set",
             "export ANTHROPIC_API_KEY=... (or choose another agent)",
         )
-    if os.environ.get("CLAUDE_CODE_OAUTH_TOKEN") or os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+    if credentials.get("CLAUDE_CODE_OAUTH_TOKEN") or credentials.get("ANTHROPIC_AUTH_TOKEN"):
         return Check("ok", "credentials", f"a Claude Code token is set{where}")
     return Check(
         "warn",

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
 from ralph_tui.branching import switch_to, wanted_branch
@@ -62,6 +63,7 @@ from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover, roll_back_marking, safe_name
 from ralph_tui.runlock import RunLock
 from ralph_tui.safe_open import replace_regular
+from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -69,7 +71,7 @@ from ralph_tui.supervisor import (
     EscalationRequest,
     Supervisor,
 )
-from ralph_tui.workspace import Redactor, Workspace, agent_env
+from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class Engine:
         self.state: RunState = "starting"
         self._sink = sink
         self._journal: Journal | None = None
+        # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
+        credentials.withhold()
         self._redact = Redactor()
         self._running = asyncio.Event()
         self._running.set()
@@ -222,6 +226,8 @@ class Engine:
                 branch=self.branch,
             )
         )
+        if self.workspace.sandbox.warning:
+            self.notice(self.workspace.sandbox.warning, "warning")
         if self._lock.stale_pid is not None:
             self.notice(f"took over the run lock left by pid {self._lock.stale_pid} (not running)")
         for note in self._startup_notes:
@@ -291,6 +297,12 @@ class Engine:
         self._user_dirty = tuple(dirty)
         self._user_files = self._read_user_files(dirty)
         self.git.ensure_excluded(".ralph/")
+        self.workspace.sandbox = resolve_sandbox(
+            self.config.sandbox,
+            self.root,
+            read_only=(self.store.path, self.progress.path),
+            hidden=(self.root / ".ralph",),
+        )
         if self.config.persona:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
 
@@ -553,11 +565,13 @@ class Engine:
         def finished(result: GateResult) -> None:
             self.emit(gate_event(result))
 
+        sandbox = self.workspace.sandbox
         return await run_gates(
             self.config.gates,
             self.root,
             self.config.gate_options.timeout_s,
-            env=agent_env(),
+            env=sandbox.env(),
+            sandbox=sandbox,
             on_start=started,
             on_finish=finished,
         )
@@ -608,7 +622,7 @@ class Engine:
         head = await asyncio.to_thread(self.git.head_sha)
         skip = {*self._bookkeeping, *self._user_dirty}
         files = [
-            display_path(d.path)
+            self._redact(display_path(d.path))
             for d in await asyncio.to_thread(self.git.diff)
             if d.path not in skip
         ]
@@ -616,11 +630,12 @@ class Engine:
         marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
         await asyncio.to_thread(self._state.write, marker)
         clean_learnings = [self._redact(item) for item in learnings]
-        message = commit_message(self.config.role, story)
+        message = self._redact(commit_message(self.config.role, story))
+        title = self._redact(story.title)
         try:
             await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
             await asyncio.to_thread(
-                self.progress.append_completed, story.key, story.title, clean_learnings, files
+                self.progress.append_completed, story.key, title, clean_learnings, files
             )
             sha = await asyncio.to_thread(self.git.commit_all, message, exclude=self._user_dirty)
         except GitError:

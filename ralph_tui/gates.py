@@ -1,7 +1,8 @@
 """Quality gates: the configured commands ralph-tui runs itself before a commit is offered.
 
-Each gate is a shell command run in the workspace in its own process group (session), with
-stdin from /dev/null, stdout and stderr merged, and an environment without secrets. When it
+Each gate is a shell command run in the workspace in its own process group (session), inside
+the workspace's sandbox when one is given (gates run the agent's code: its tests), with stdin
+from /dev/null, stdout and stderr merged, and an environment without secrets. When it
 times out, is cancelled, or exits leaving background jobs behind, the whole group is stopped
 (SIGTERM, a short grace, then SIGKILL), so no gate outlives its phase. All gates of a phase run
 at once: the phase takes as long as the slowest gate, not the sum.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ralph_tui.events import GateStateName
 from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
+from ralph_tui.sandbox import Sandbox
 from ralph_tui.workspace import agent_env
 
 OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
@@ -77,6 +79,7 @@ async def run_gate(
     *,
     output_cap: int = OUTPUT_CAP,
     kill_grace_s: float = KILL_GRACE_S,
+    sandbox: Sandbox | None = None,
 ) -> GateResult:
     """Run one gate to its end (or its timeout) and say how it went; never raises for the
     command's own failure. Cancelling the call kills the gate's process group at once."""
@@ -89,8 +92,9 @@ async def run_gate(
         )
 
     tail = _Tail(output_cap)
+    argv = ["/bin/sh", "-c", command]
     run = await run_in_group(
-        ["/bin/sh", "-c", command],
+        sandbox.wrap(argv, cwd) if sandbox is not None else argv,
         cwd=cwd,
         env=run_env,
         timeout_s=timeout_s,
@@ -124,6 +128,7 @@ async def run_gates(
     timeout_s: float,
     *,
     env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
     on_start: Callable[[str, str], None] | None = None,
     on_finish: Callable[[GateResult], None] | None = None,
 ) -> list[GateResult]:
@@ -135,7 +140,7 @@ async def run_gates(
     run_env = dict(agent_env() if env is None else env)
 
     async def one(name: str, command: str) -> GateResult:
-        outcome = await run_gate(name, command, cwd, timeout_s, run_env)
+        outcome = await run_gate(name, command, cwd, timeout_s, run_env, sandbox=sandbox)
         if on_finish is not None:
             on_finish(outcome)
         return outcome

@@ -74,6 +74,7 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     ``extra``. Hooks, signing programs and filters started by git inherit it, so it holds no
     secret and no variable that would point git at another repository or index."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_ALLOW or k.startswith("LC_")}
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"  # refs/replace/ could disguise what HEAD holds
     if extra:
         env.update(extra)
     return env
@@ -103,10 +104,14 @@ def _run_git(
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     config: tuple[str, ...] = _SAFE_CONFIG,
+    pin_work_tree: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
+    """``pin_work_tree``: the work tree is ``cwd`` whatever ``core.worktree`` says (the agent
+    could point it elsewhere, and ``restore_to_head`` deletes untracked files there)."""
+    pinned = (f"--work-tree={cwd}",) if pin_work_tree else ()
     try:
         return subprocess.run(
-            ["git", *config, *args],
+            ["git", *pinned, *config, *args],
             cwd=cwd,
             env=git_env(env),
             input=stdin if stdin is not None else b"",
@@ -144,7 +149,7 @@ class GitRepo:
         if not path.is_dir():
             raise UsageError(f"{path}: no such folder")
         resolved = path.resolve()
-        top = _run_git(resolved, "rev-parse", "--show-toplevel")
+        top = _run_git(resolved, "rev-parse", "--show-toplevel", pin_work_tree=False)
         if top.returncode != 0:
             raise UsageError(
                 f"{path}: not a git repository (run `git init` there and make a first commit)"
@@ -155,7 +160,9 @@ class GitRepo:
                 f"{path}: is a subfolder of the git repository {toplevel}; "
                 "use the repository's top level as the workspace"
             )
-        head = _run_git(resolved, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        head = _run_git(
+            resolved, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", pin_work_tree=False
+        )
         if head.returncode != 0:
             raise UsageError(
                 f"{path}: the repository has no commits yet; make a first commit "

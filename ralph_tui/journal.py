@@ -1,6 +1,7 @@
 """The run folder's record: ``events.jsonl`` (every event, replayable) and ``transcript.md``.
 
-Both are written through a ``Redactor`` so secret values never reach disk. Streamed text is
+Both are written through a ``Redactor`` so secret values never reach disk: an event's decoded
+values are redacted before it is JSON-encoded. Streamed text is
 joined before it is redacted (a secret split across two deltas is still caught) and written as
 one coalesced ``text_delta`` line per stretch of text, so a fast stream costs few syscalls and
 the journal replays the same text. A kill loses at most the text since the last tool call.
@@ -64,7 +65,10 @@ class Journal:
         self._transcript.flush()
 
     def _write_event(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        # redact the decoded values first (a secret with quotes, backslashes or newlines changes
+        # form once encoded), then the line, for anything an encoder produced (``default=str``)
+        data = self._redact.data(event.to_dict())
+        line = json.dumps(data, ensure_ascii=False, default=str)
         self._events.write(self._redact(line) + "\n")
 
     def _write_text(self, hold_back: int) -> None:

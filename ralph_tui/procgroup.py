@@ -1,6 +1,7 @@
 """Run one command in its own process group, and make sure nothing it started outlives it.
 
-Shared by the quality gates and the agent's ``bash`` tool. The command gets its own session,
+Shared by the quality gates, the agent's ``bash`` tool and the command agent's CLI (which also
+gets a live stdin and its output as lines). The command gets its own session,
 stdin from /dev/null and merged stdout/stderr. When it times out, is cancelled, or exits
 leaving background jobs behind, the whole group is stopped (SIGTERM, a short grace, then
 SIGKILL) and reaped. Three asyncio traps are handled here, once:
@@ -16,6 +17,7 @@ SIGKILL) and reaped. Three asyncio traps are handled here, once:
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import signal
@@ -23,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
 _CHUNK = 65_536
@@ -115,6 +117,117 @@ async def _kill_and_reap(proc: asyncio.subprocess.Process, waiter: asyncio.Futur
     waiter.cancel()
 
 
+class GroupProcess:
+    """A started command, leader of its own session, with its stdout (stderr merged) piped and,
+    if asked, a live stdin. ``stop()`` ends the whole group and reaps it; call it in a
+    ``finally``. The command agent's CLI uses this directly; ``run_in_group`` wraps it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        assert proc.stdout is not None
+        self.stdout: asyncio.StreamReader = proc.stdout
+        self.stdin: asyncio.StreamWriter | None = proc.stdin
+        self._waiter: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    @classmethod
+    async def start(
+        cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: bool = False
+    ) -> GroupProcess:
+        """Spawn ``argv``; raises ``OSError`` when it cannot start. Cancelled mid-spawn, the
+        late process group is killed before the cancellation goes on."""
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        try:
+            return cls(await asyncio.shield(spawn))
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError):
+                late = await spawn
+                await _kill_and_reap(late, asyncio.ensure_future(late.wait()))
+            raise
+
+    async def wait_exit(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the leader to exit (not for its pipes); True if it did."""
+        deadline = time.monotonic() + timeout_s
+        while self.proc.returncode is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.wait({self._waiter}, timeout=min(remaining, _EXIT_POLL_S))
+        return True
+
+    async def stop(
+        self, grace_s: float = KILL_GRACE_S, reader: asyncio.Future[None] | None = None
+    ) -> None:
+        """End everything in the group (SIGTERM, ``grace_s``, SIGKILL) and reap the leader.
+
+        ``reader``, a task draining stdout, is given the drain time to finish."""
+        if self.stdin is not None and not self.stdin.is_closing():
+            self.stdin.close()
+        try:
+            await stop_group(self.proc.pid, grace_s)
+            pending: set[asyncio.Future[Any]] = {self._waiter}
+            if reader is not None:
+                pending.add(reader)
+            await asyncio.wait(pending, timeout=_DRAIN_S)
+        finally:
+            # Cancelled, or a process that left the group still holds the pipe.
+            if not (self._waiter.done() and (reader is None or reader.done())):
+                if reader is not None:
+                    reader.cancel()
+                await _kill_and_reap(self.proc, self._waiter)
+
+    async def kill(self, reader: asyncio.Future[None] | None = None) -> None:
+        """SIGKILL the group now and reap it (cancellation, shutdown)."""
+        if reader is not None:
+            reader.cancel()
+        await _kill_and_reap(self.proc, self._waiter)
+
+
+class LineSplitter:
+    """Decodes a byte stream as UTF-8 (bad bytes replaced) and cuts it into lines; a line longer
+    than ``max_line`` comes out in pieces, so one giant line still streams."""
+
+    def __init__(self, max_line: int = 8_192) -> None:
+        self.max_line = max_line
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.partial = ""  # the current line, not yet complete
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> tuple[str, list[str]]:
+        """The newly decoded text, and the lines it completed (with their newline)."""
+        text = self._decoder.decode(chunk, final=final)
+        self.partial += text
+        lines: list[str] = []
+        while (cut := self.partial.find("\n")) >= 0:
+            lines.append(self.partial[: cut + 1])
+            self.partial = self.partial[cut + 1 :]
+        while len(self.partial) > self.max_line:
+            lines.append(self.partial[: self.max_line])
+            self.partial = self.partial[self.max_line :]
+        return text, lines
+
+    def flush(self) -> str:
+        """The incomplete last line ("" if none), and forget it."""
+        rest, self.partial = self.partial, ""
+        return rest
+
+
 async def run_in_group(
     argv: Sequence[str],
     *,
@@ -128,55 +241,25 @@ async def run_in_group(
 
     Cancelling the call kills the process group at once.
     """
-    started = time.monotonic()
-    spawn = asyncio.ensure_future(
-        asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    )
     try:
-        proc = await asyncio.shield(spawn)
+        group = await GroupProcess.start(argv, cwd=cwd, env=env)
     except OSError as exc:  # missing cwd or executable, out of processes
         message = f"could not start: {exc.strerror or exc}"
         if exc.filename:
             message += f" ({exc.filename})"
         return GroupRun(None, False, message)
-    except asyncio.CancelledError:
-        with contextlib.suppress(OSError):
-            late = await spawn
-            await _kill_and_reap(late, asyncio.ensure_future(late.wait()))
-        raise
-
-    assert proc.stdout is not None
-    stdout = proc.stdout
+    stdout = group.stdout
 
     async def pump() -> None:
         while chunk := await stdout.read(_CHUNK):
             output.add(chunk)
 
     reader = asyncio.create_task(pump())
-    waiter = asyncio.create_task(proc.wait())
-    timed_out = False
     try:
-        deadline = started + timeout_s
-        while proc.returncode is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            await asyncio.wait({waiter}, timeout=min(remaining, _EXIT_POLL_S))
-        # Out of time, or the shell is done: nothing it started may outlive it.
-        await stop_group(proc.pid, kill_grace_s)
-        await asyncio.wait({waiter, reader}, timeout=_DRAIN_S)
-    finally:
-        # Cancelled, or a process that left the group still holds the pipe.
-        if not (waiter.done() and reader.done()):
-            reader.cancel()
-            await _kill_and_reap(proc, waiter)
-    return GroupRun(None if timed_out else proc.returncode, timed_out)
+        timed_out = not await group.wait_exit(timeout_s)
+    except BaseException:  # cancelled: no grace
+        await group.kill(reader)
+        raise
+    # Out of time, or the shell is done: nothing it started may outlive it.
+    await group.stop(kill_grace_s, reader)
+    return GroupRun(None if timed_out else group.returncode, timed_out)

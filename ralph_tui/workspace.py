@@ -7,17 +7,16 @@ symlinks are followed, ``..`` collapsed, and ``.git/`` and ``.ralph/`` are refus
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
-FORBIDDEN_DIRS = (".git", ".ralph")
+# Re-exported: the secret rules live in ``credentials``; callers keep importing them from here.
+from ralph_tui.credentials import Redactor, clean_env, is_secret_name
+from ralph_tui.sandbox import Sandbox
 
-# Variables an agent's shell (and the gates) never see: the API key and anything that looks like
-# a credential. The values are also what ``Redactor`` scrubs from files ralph-tui writes.
-_SECRET_NAME = re.compile(
-    r"^(ANTHROPIC_.*|CLAUDE_CODE_OAUTH_TOKEN|.*(_API_KEY|_TOKEN|_SECRET|_PASSWORD|SECRET_KEY))$"
-)
+__all__ = ["ConfinementError", "Redactor", "Workspace", "agent_env", "is_secret_name"]
+
+FORBIDDEN_DIRS = (".git", ".ralph")
 
 
 class ConfinementError(ValueError):
@@ -27,6 +26,8 @@ class ConfinementError(ValueError):
 class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        # where the agent's commands run; the engine sets the configured one before a run
+        self.sandbox: Sandbox = Sandbox.unconfined(self.root)
 
     def resolve(self, path: str | Path) -> Path:
         """The real path for ``path`` (relative to the root, or absolute), if it is allowed."""
@@ -49,35 +50,6 @@ class Workspace:
         return path.relative_to(self.root).as_posix() or "."
 
 
-def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.match(name))
-
-
 def agent_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for the agent's commands and the gates: the caller's, secrets removed."""
-    source = os.environ if base is None else base
-    return {k: v for k, v in source.items() if not is_secret_name(k)}
-
-
-class Redactor:
-    """Replaces secret values (from the environment) with a marker in text about to be written."""
-
-    MARKER = "[REDACTED]"
-
-    def __init__(self, extra_secrets: tuple[str, ...] = (), env: Mapping[str, str] | None = None):
-        source = os.environ if env is None else env
-        values = [v for k, v in source.items() if is_secret_name(k) and len(v) >= 8]
-        values.extend(s for s in extra_secrets if len(s) >= 8)
-        # longest first, so a secret containing another is replaced whole
-        self._secrets = sorted(set(values), key=len, reverse=True)
-
-    @property
-    def longest(self) -> int:
-        """Length of the longest secret: how much text a streaming writer must hold back."""
-        return len(self._secrets[0]) if self._secrets else 0
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, self.MARKER)
-        return text
+    """The caller's environment with secrets removed (names and values: see ``credentials``)."""
+    return clean_env(base)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from ralph_tui import credentials
 from tests.support.repo import make_repo
 
 # Commits made by tests (and by ralph-tui subprocesses they start) need an identity that does
@@ -14,6 +15,13 @@ os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@ralph-tui.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "ralph-tui tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@ralph-tui.invalid")
 os.environ.pop("ANTHROPIC_API_KEY", None)
+
+
+@pytest.fixture(autouse=True)
+def _forget_withheld_secrets() -> object:
+    """An engine withholds the secrets a test set; the next test must not inherit them."""
+    yield
+    credentials.reset()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 
 from ralph_tui.errors import UsageError
 from ralph_tui.events import Notice, RunStarted
+from tests.security.unsandboxed import OFF, OFF_TOML
 from tests.support.engine import complete, create, make_engine
 from tests.support.repo import git, make_repo, story
 from tests.test_crash_recovery import blocker, kill_group, start, wait_for
@@ -34,7 +35,7 @@ def notices(sink: Any) -> list[str]:
 async def test_new_branch_is_created_from_head_and_main_is_untouched(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     main_before = git(root, "rev-parse", "main").strip()
-    engine, _, sink, _ = make_engine(root, one_story())
+    engine, _, sink, _ = make_engine(root, one_story(), **OFF)
 
     assert await engine.run() == 0
 
@@ -54,7 +55,7 @@ async def test_existing_branch_is_checked_out(tmp_path: Path) -> None:
     (root / "later.txt").write_text("on main only\n")
     git(root, "add", "later.txt")
     git(root, "commit", "-q", "-m", "main moves on")
-    engine, _, sink, _ = make_engine(root, one_story())
+    engine, _, sink, _ = make_engine(root, one_story(), **OFF)
 
     assert await engine.run() == 0
 
@@ -67,7 +68,7 @@ async def test_existing_branch_is_checked_out(tmp_path: Path) -> None:
 async def test_already_on_the_branch(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     git(root, "checkout", "-q", "-b", BRANCH)
-    engine, _, sink, _ = make_engine(root, one_story())
+    engine, _, sink, _ = make_engine(root, one_story(), **OFF)
 
     assert await engine.run() == 0
 
@@ -78,7 +79,7 @@ async def test_already_on_the_branch(tmp_path: Path) -> None:
 async def test_dirty_tree_is_refused_before_switching(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     (root / "README.md").write_text("edited\n")
-    engine, _, _, _ = make_engine(root, one_story())
+    engine, _, _, _ = make_engine(root, one_story(), **OFF)
 
     with pytest.raises(UsageError, match="uncommitted changes"):
         await engine.run()
@@ -89,7 +90,7 @@ async def test_dirty_tree_is_refused_before_switching(tmp_path: Path) -> None:
 async def test_allow_dirty_changes_travel_with_the_checkout(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     (root / "README.md").write_text("edited\n")
-    engine, _, _, _ = make_engine(root, one_story(), allow_dirty=True)
+    engine, _, _, _ = make_engine(root, one_story(), allow_dirty=True, **OFF)
 
     assert await engine.run() == 0
 
@@ -105,7 +106,7 @@ async def test_allow_dirty_changes_git_cannot_carry_are_refused(tmp_path: Path) 
     git(root, "commit", "-q", "-am", "branch edit")
     git(root, "checkout", "-q", "main")
     (root / "README.md").write_text("my local edit\n")
-    engine, _, _, _ = make_engine(root, one_story(), allow_dirty=True)
+    engine, _, _, _ = make_engine(root, one_story(), allow_dirty=True, **OFF)
 
     with pytest.raises(UsageError, match=f"cannot switch to branch {BRANCH}") as err:
         await engine.run()
@@ -117,7 +118,7 @@ async def test_allow_dirty_changes_git_cannot_carry_are_refused(tmp_path: Path) 
 
 async def test_branch_setting_overrides_the_prd(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
-    engine, _, _, _ = make_engine(root, one_story(), branch="feature/other")
+    engine, _, _, _ = make_engine(root, one_story(), branch="feature/other", **OFF)
 
     assert await engine.run() == 0
 
@@ -127,7 +128,7 @@ async def test_branch_setting_overrides_the_prd(tmp_path: Path) -> None:
 
 async def test_branch_false_keeps_the_current_branch(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws", extra_config="branch = false")
-    engine, _, sink, _ = make_engine(root, one_story())
+    engine, _, sink, _ = make_engine(root, one_story(), **OFF)
 
     assert await engine.run() == 0
 
@@ -138,7 +139,7 @@ async def test_branch_false_keeps_the_current_branch(tmp_path: Path) -> None:
 
 async def test_invalid_branch_name_is_one_line(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
-    engine, _, _, _ = make_engine(root, one_story(), branch="bad..name")
+    engine, _, _, _ = make_engine(root, one_story(), branch="bad..name", **OFF)
 
     with pytest.raises(UsageError, match="not a valid git branch name"):
         await engine.run()
@@ -147,7 +148,7 @@ async def test_invalid_branch_name_is_one_line(tmp_path: Path) -> None:
 def test_branch_flag_and_status_from_the_command_line(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps(one_story()))
-    root = make_repo(tmp_path / "ws", extra_config=f'script = "{script}"')
+    root = make_repo(tmp_path / "ws", extra_config=f'script = "{script}"\n{OFF_TOML}')
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -173,8 +174,8 @@ def test_restart_after_a_kill_recovers_on_the_runs_branch(tmp_path: Path) -> Non
         complete(),
     ]
     script.write_text(json.dumps({"default": steps}))
-    root = make_repo(tmp_path / "ws", [story("US-001", "Add feature")],
-                     extra_config=f'script = "{script}"')  # fmt: skip
+    config = f'script = "{script}"\n{OFF_TOML}'
+    root = make_repo(tmp_path / "ws", [story("US-001", "Add feature")], extra_config=config)
     log = tmp_path / "run.log"
     first = start(root, log)
     try:

@@ -22,6 +22,9 @@ from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import git, make_repo, story
 
 FAKE_CLI = str(Path(__file__).parent / "support" / "fake_cli.py")
+# The fake CLI logs its prompts outside the workspace, which a sandbox would not let it write;
+# the sandboxed CLI is tested in tests/security/.
+UNSANDBOXED = 'sandbox = { mode = "off" }'
 
 
 def config(mode: str, logdir: Path, *, stdin: bool = False, timeout_s: float = 30.0) -> RalphConfig:
@@ -260,7 +263,7 @@ def test_headless_run_with_real_gates_fixes_and_commits(tmp_path: Path) -> None:
         tmp_path / "ws",
         [story("US-001", "Say hello")],
         gates={"tests": gate},
-        extra_config=f"command = {json.dumps(command)}",
+        extra_config=f"command = {json.dumps(command)}\n{UNSANDBOXED}",
     )
     done = _ralph(root, "run", "--headless", "--approve", "auto", "--agent", "command")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -279,7 +282,9 @@ def test_headless_run_with_real_gates_fixes_and_commits(tmp_path: Path) -> None:
 def test_headless_auto_stops_at_an_escalation(tmp_path: Path) -> None:
     logdir = tmp_path / "log"
     command = [sys.executable, FAKE_CLI, "escalate", str(logdir), "--prompt", "{prompt_file}"]
-    root = make_repo(tmp_path / "ws", extra_config=f"command = {json.dumps(command)}")
+    root = make_repo(
+        tmp_path / "ws", extra_config=f"command = {json.dumps(command)}\n{UNSANDBOXED}"
+    )
     done = _ralph(root, "run", "--headless", "--approve", "auto", "--agent", "command")
     assert done.returncode == 4, done.stdout + done.stderr
     assert "Which database should I use?" in done.stdout

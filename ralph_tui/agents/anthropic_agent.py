@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
-import os
 from typing import Any
 
 import anthropic
 
+from ralph_tui import credentials
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
@@ -68,14 +68,19 @@ class AnthropicAgent:
         self.retry_backoff_s = retry_backoff_s
         self._owns_client = client is None
         if client is None:
-            key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+            # handed over by name: the key is no longer in os.environ (see credentials)
+            key = (credentials.get("ANTHROPIC_API_KEY") or "").strip()
             if not key:
                 raise UsageError(
                     "ANTHROPIC_API_KEY is not set: export it, or choose another agent "
                     "(--agent, or agent = ... in ralph.toml)"
                 )
-            # base_url comes from ANTHROPIC_BASE_URL when set (tests, proxies)
-            client = anthropic.AsyncAnthropic(api_key=key, max_retries=max_retries)
+            # ANTHROPIC_BASE_URL (tests, proxies) is withheld with the key: pass it on too
+            client = anthropic.AsyncAnthropic(
+                api_key=key,
+                base_url=credentials.get("ANTHROPIC_BASE_URL") or None,
+                max_retries=max_retries,
+            )
         self.client = client
         self.tool_params = _tool_params()
 

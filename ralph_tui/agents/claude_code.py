@@ -9,8 +9,10 @@ Every tool call passes a ``PreToolUse`` hook (and, should Claude Code still want
 ``can_use_tool`` callback) that applies one policy: file tools stay inside the workspace and out
 of ``.git/`` and ``.ralph/``; other tools follow ``[claude_code] allow`` / ``deny``. A denial is
 shown in the transcript as an error tool result. Claude Code's Bash tool runs shell commands in
-its own subprocesses with the CLI's environment: that confinement is Claude Code's business,
-which is why ``Bash`` is a policy entry the user can remove.
+its own subprocesses: whenever ralph-tui's sandbox is in force, Claude Code's own bash sandbox is
+turned on with unsandboxed commands disallowed (``claude_sandbox_settings``); ``Bash`` stays a
+policy entry the user can remove. ralph-tui's credentials reach the CLI only through the SDK's
+``env`` option (they are no longer in ``os.environ``), so Claude Code's commands inherit them.
 
 The SDK is an optional extra (``ralph-tui[claude]``) and is imported only here, lazily.
 """
@@ -27,10 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ralph_tui import credentials
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
+from ralph_tui.sandbox import Sandbox
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE, RUN_QUALITY_GATES, TOOL_DEFINITIONS
 from ralph_tui.tools.shell import clip
 from ralph_tui.tools.toolbox import ToolBox
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
         HookJSONOutput,
         PermissionResultAllow,
         PermissionResultDeny,
+        SandboxSettings,
         ToolPermissionContext,
     )
 
@@ -233,7 +238,8 @@ class _Session:
             setting_sources=[],
             include_partial_messages=True,
             stderr=self.stderr.append,
-            env={"ENABLE_TOOL_SEARCH": "false"},
+            env={"ENABLE_TOOL_SEARCH": "false", **claude_credentials()},
+            sandbox=claude_sandbox_settings(self.tools.workspace.sandbox),
         )
 
     async def run(self) -> AgentOutcome:
@@ -621,3 +627,26 @@ def _result_text(content: str | list[dict[str, Any]] | None) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
+
+
+def claude_credentials() -> dict[str, str]:
+    """The credentials the Claude Code CLI needs, handed over explicitly (see ``credentials``)."""
+    return {
+        name: value
+        for name, value in credentials.withheld().items()
+        if name.upper().startswith("ANTHROPIC_") or name == "CLAUDE_CODE_OAUTH_TOKEN"
+    }
+
+
+def claude_sandbox_settings(sandbox: Sandbox) -> SandboxSettings | None:
+    """Claude Code's own bash sandbox, with no way around it, whenever ralph-tui's own sandbox
+    is in force (Claude Code builds on the same bubblewrap / sandbox-exec; without them its
+    sandboxed commands could not run at all, and the run already warns)."""
+    if not sandbox.confined:
+        return None
+    return {
+        "enabled": True,
+        "allowUnsandboxedCommands": False,
+        "autoAllowBashIfSandboxed": False,  # every command still passes our PreToolUse policy
+        "excludedCommands": [],
+    }

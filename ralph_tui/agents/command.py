@@ -8,33 +8,35 @@ asks for approval as for any backend); ``<escalate>question</escalate>`` raises 
 When the engine sends the claim back (gates failed, human feedback) a fresh process runs with the
 failure appended to the prompt, until the engine ends the iteration.
 
-Each process gets its own session (process group) and an environment without secrets; a run
-that exceeds ``agent_timeout_s`` (time spent waiting on the human excluded) is killed with its
-whole group, and so is anything a run leaves behind when it ends.
+Each process runs in the workspace's sandbox (``sandbox.py``: the CLI is agent-controlled code)
+in its own session (process group, through ``procgroup``), with the sandbox's environment plus the
+``command_env`` variables (the CLI's own API key, handed over by ``credentials``); a run that
+exceeds ``agent_timeout_s`` (time spent waiting on the human excluded) is killed with its whole
+group, and so is anything a run leaves behind when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import logging
-import os
 import re
-import signal
+import shutil
 import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from ralph_tui import credentials
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
+from ralph_tui.procgroup import GroupProcess, LineSplitter
+from ralph_tui.sandbox import Sandbox
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE
 from ralph_tui.tools.toolbox import ToolBox
-from ralph_tui.workspace import agent_env
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +88,12 @@ class CommandAgent:
             )
         self.config = config
         self.argv = list(config.command)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: GroupProcess | None = None
 
-    def _env(self) -> dict[str, str]:
-        """The agent environment, plus the secrets the user explicitly passes to this CLI."""
-        env = agent_env()
-        for name in self.config.command_env:
-            if name in os.environ:
-                env[name] = os.environ[name]
-        return env
+    def _env(self, sandbox: Sandbox) -> dict[str, str]:
+        """The sandbox's environment, plus the secrets the user explicitly passes to this CLI."""
+        given = {name: credentials.get(name) for name in self.config.command_env}
+        return sandbox.env({name: value for name, value in given.items() if value is not None})
 
     async def run_iteration(
         self, request: IterationRequest, tools: IterationHandle
@@ -152,7 +151,9 @@ class CommandAgent:
             tools.emit(
                 Notice(level="info", message=f"running {' '.join(self.argv)} (run {run_id})")
             )
-            proc = await self._spawn(argv, tools.workspace.root)
+            proc = await self._spawn(
+                argv, tools.workspace.root, tools.workspace.sandbox, prompt_path
+            )
             self._proc = proc
             try:
                 session = _Session(proc, tools, toolbox, notes, self.config.agent_timeout_s)
@@ -160,32 +161,35 @@ class CommandAgent:
                 session.done_grace_s = self.done_grace_s
                 return await session.run(None if uses_file else prompt)
             finally:
-                _kill_group(proc)
-                if proc.returncode is None:
-                    await proc.wait()
+                await proc.kill()
                 self._proc = None
 
-    async def _spawn(self, argv: list[str], cwd: Path) -> asyncio.subprocess.Process:
+    async def _spawn(
+        self, argv: list[str], cwd: Path, sandbox: Sandbox, prompt_path: Path
+    ) -> GroupProcess:
+        env = self._env(sandbox)
+        not_found = AgentError(
+            f"ralph.toml: command: {argv[0]!r} not found (is it installed and on PATH?)"
+        )
+        # inside a sandbox a missing program is the sandbox's exit status: say it plainly first
+        program = argv[0]
+        if (
+            sandbox.confined
+            and "/" not in program
+            and shutil.which(program, path=env.get("PATH")) is None
+        ):
+            raise not_found
+        wrapped = sandbox.wrap(argv, cwd, visible=(prompt_path,))
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=self._env(),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            return await GroupProcess.start(wrapped, cwd=cwd, env=env, stdin=True)
         except FileNotFoundError:
-            raise AgentError(
-                f"ralph.toml: command: {argv[0]!r} not found (is it installed and on PATH?)"
-            ) from None
+            raise not_found from None
         except PermissionError:
             raise AgentError(f"ralph.toml: command: {argv[0]!r} is not executable") from None
 
     async def aclose(self) -> None:
         if self._proc is not None:
-            _kill_group(self._proc)
+            await self._proc.kill()
 
 
 class _Session:
@@ -193,7 +197,7 @@ class _Session:
 
     def __init__(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: GroupProcess,
         tools: IterationHandle,
         toolbox: ToolBox,
         notes: list[str],
@@ -206,8 +210,7 @@ class _Session:
         self.run_id = "1"
         self.done_grace_s = DONE_GRACE_S
         self.deadline = time.monotonic() + timeout_s
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.partial = ""  # the current line, not yet emitted
+        self.lines = LineSplitter(_MAX_LINE)
         self.scan = ""  # output not yet searched for a complete escalation marker
         self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
         self.claimed = False
@@ -215,7 +218,6 @@ class _Session:
         self.escalations = 0
 
     async def run(self, stdin_prompt: str | None) -> _RunResult:
-        assert self.proc.stdout is not None
         stdout = self.proc.stdout
         feeder = asyncio.create_task(self._feed(stdin_prompt)) if stdin_prompt is not None else None
         try:
@@ -252,9 +254,9 @@ class _Session:
             except TimeoutError:
                 continue
             if not chunk:
-                self._feed_text(self.decoder.decode(b"", final=True))
+                self._take(b"", final=True)
                 return True
-            self._feed_text(self.decoder.decode(chunk))
+            self._take(chunk)
             await self._handle_escalations()
             if self.tools.finished:
                 return True
@@ -262,31 +264,17 @@ class _Session:
     async def _wait_exit(self) -> bool:
         """The pipe closed but the process still runs; False when it outlives the deadline."""
         grace = _DRAIN_GRACE_S if self.claimed else self.deadline - time.monotonic()
-        try:
-            await asyncio.wait_for(self.proc.wait(), max(grace, 0.0))
-        except TimeoutError:
-            return self.claimed
-        return True
+        return await self.proc.wait_exit(max(grace, 0.0)) or self.claimed
 
-    def _feed_text(self, text: str) -> None:
-        if not text:
-            return
+    def _take(self, chunk: bytes, *, final: bool = False) -> None:
+        text, lines = self.lines.feed(chunk, final=final)
         self.scan += text
-        self.partial += text
-        while True:
-            cut = self.partial.find("\n")
-            if cut < 0:
-                break
-            self._emit_line(self.partial[: cut + 1])
-            self.partial = self.partial[cut + 1 :]
-        while len(self.partial) > _MAX_LINE:
-            self._emit_line(self.partial[:_MAX_LINE])
-            self.partial = self.partial[_MAX_LINE:]
+        for line in lines:
+            self._emit_line(line)
 
     def _flush_partial(self) -> None:
-        if self.partial:
-            self._emit_line(self.partial)
-            self.partial = ""
+        if rest := self.lines.flush():
+            self._emit_line(rest)
 
     def _emit_line(self, line: str) -> None:
         self.tools.emit(TextDelta(text=line))
@@ -351,9 +339,3 @@ def _summary(result: _RunResult, program: str) -> str:
     lines = [ln for ln in result.tail if ln.strip() and DONE_MARKER not in ln]
     text = "\n".join(lines[-_SUMMARY_LINES:])[-_SUMMARY_CHARS:].strip()
     return text or f"{program} finished (exit status {result.exit_code}) without output"
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """Kills everything in the run's process group; the leader may already be gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)

@@ -1,9 +1,10 @@
 """The ``bash`` tool: one command, a fresh shell, its own process group, a hard timeout.
 
-The command runs with ``bash -c`` in the workspace, with stdin from /dev/null and an environment
-without secrets (``agent_env``). It gets its own session so a timeout (or the command finishing
-while it left background jobs behind) kills the whole group, not just the shell. Output is kept
-head + tail in bounded memory, because a runaway command can print gigabytes.
+The command runs with ``bash -c`` in the workspace, inside the workspace's sandbox (see
+``sandbox.py``) when one is given, with stdin from /dev/null and an environment without secrets.
+It gets its own session so a timeout (or the command finishing while it left background jobs
+behind) kills the whole group, not just the shell. Output is kept head + tail in bounded memory,
+because a runaway command can print gigabytes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ralph_tui.iteration import ToolOutcome
 from ralph_tui.procgroup import run_in_group
+from ralph_tui.sandbox import Sandbox
 
 MAX_OUTPUT_BYTES = 16_000
 BASH_KILL_GRACE_S = 0.5  # leftover background jobs get SIGTERM, then SIGKILL after this
@@ -66,10 +68,12 @@ async def run_bash(
     env: Mapping[str, str],
     timeout_s: float,
     max_output_bytes: int = MAX_OUTPUT_BYTES,
+    sandbox: Sandbox | None = None,
 ) -> ToolOutcome:
     out = _HeadTail(max_output_bytes)
+    argv = ["bash", "-c", command]
     run = await run_in_group(
-        ["bash", "-c", command],
+        sandbox.wrap(argv, cwd) if sandbox is not None else argv,
         cwd=cwd,
         env=env,
         timeout_s=timeout_s,

@@ -23,7 +23,6 @@ from ralph_tui.tools.definitions import (
 )
 from ralph_tui.tools.editor import run_editor
 from ralph_tui.tools.shell import RESTART_MESSAGE, run_bash
-from ralph_tui.workspace import agent_env
 
 
 class ToolBox:
@@ -73,11 +72,13 @@ class ToolBox:
         command = tool_input.get("command")
         if not isinstance(command, str) or not command.strip():
             return ToolOutcome("bash: missing 'command' (a string)", is_error=True)
+        sandbox = self.tools.workspace.sandbox
         return await run_bash(
             command,
             cwd=self.tools.workspace.root,
-            env=agent_env(),
+            env=sandbox.env(),
             timeout_s=self.config.bash_timeout_s,
+            sandbox=sandbox,
         )
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ import pytest
 from ralph_tui.events import ApprovalNeeded, Notice
 from ralph_tui.git_repo import GitRepo
 from ralph_tui.supervisor import ApprovalDecision
+from tests.security.unsandboxed import OFF
 from tests.support.engine import ScriptedSupervisor, complete, create, make_engine
 from tests.support.repo import git, make_repo, story
 
@@ -67,7 +68,7 @@ async def test_planted_hooks_and_fsmonitor_never_run_and_are_restored(
         create("src/feature.py", "x = 1\n"),
         complete(),
     ]
-    engine, _, sink, _ = make_engine(root, {"stories": {"US-001": steps}})
+    engine, _, sink, _ = make_engine(root, {"stories": {"US-001": steps}}, **OFF)
 
     assert await engine.run() == 0
 
@@ -129,10 +130,10 @@ async def _agent_commits(tmp_path: Path, decision: ApprovalDecision) -> tuple[Pa
         create("src/feature.py", "x = 1\n"),
         complete(),
     ]
-    engine, _, sink, sup = make_engine(
-        root, {"stories": {"US-001": steps}}, ScriptedSupervisor(decisions=[decision]),
-        max_iterations=1,
-    )  # fmt: skip
+    sup = ScriptedSupervisor(decisions=[decision])
+    engine, _, sink, _ = make_engine(
+        root, {"stories": {"US-001": steps}}, sup, max_iterations=1, **OFF
+    )
     await engine.run()
     return root, sink, sup
 
@@ -171,7 +172,7 @@ async def test_reset_of_an_approved_commit_is_undone(tmp_path: Path) -> None:
         }
     }
     sup = ScriptedSupervisor(decisions=[ApprovalDecision.approve(), ApprovalDecision.discard()])
-    engine, _, sink, _ = make_engine(root, script, sup, max_iterations=2)
+    engine, _, sink, _ = make_engine(root, script, sup, max_iterations=2, **OFF)
 
     await engine.run()
 
@@ -193,7 +194,7 @@ async def test_reset_of_an_approved_commit_is_undone(tmp_path: Path) -> None:
 async def test_non_utf8_file_name_is_committed(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     steps = [bash("printf 'x\\n' > $'bad\\xff.txt'"), complete()]
-    engine, _, _, _ = make_engine(root, {"stories": {"US-001": steps}})
+    engine, _, _, _ = make_engine(root, {"stories": {"US-001": steps}}, **OFF)
 
     assert await engine.run() == 0
 
@@ -215,7 +216,7 @@ async def test_branch_switch_and_amend_are_undone(tmp_path: Path) -> None:
         bash("git checkout -q -b elsewhere && git add -A && git commit -q --amend -m evil"),
         complete(),
     ]
-    engine, _, sink, sup = make_engine(root, {"stories": {"US-001": steps}})
+    engine, _, sink, sup = make_engine(root, {"stories": {"US-001": steps}}, **OFF)
 
     assert await engine.run() == 0
 
@@ -224,3 +225,36 @@ async def test_branch_switch_and_amend_are_undone(tmp_path: Path) -> None:
     assert "src/feature.py" in sup.approval_requests[0].diffstat
     assert "src/feature.py" in git(root, "show", "--name-only", "--format=", "HEAD").split()
     assert "moved HEAD" in notices(sink)
+
+
+def test_core_worktree_pointing_outside_is_ignored(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep\n")
+    git(root, "config", "core.worktree", str(outside))
+    (root / "new.txt").write_text("agent\n")
+    repo = GitRepo(root)
+
+    assert [f.path for f in repo.diff()] == ["new.txt"]
+    repo.restore_to_head()
+
+    assert (outside / "precious.txt").read_text() == "keep\n"
+    assert not (root / "new.txt").exists()
+
+
+async def test_story_commit_runs_the_users_own_hook_without_secrets(
+    tmp_path: Path, secret_env: None
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    spy(root / ".git/hooks/pre-commit", leak)  # the user's hook, there before the run
+    steps = [create("src/feature.py", "x = 1\n"), complete()]
+    engine, _, _, _ = make_engine(root, {"stories": {"US-001": steps}}, **OFF)
+
+    assert await engine.run() == 0
+
+    runs = list(leak.iterdir())
+    assert len(runs) == 1  # the hook ran once, for the story commit
+    assert SECRET not in runs[0].read_text()

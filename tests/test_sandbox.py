@@ -1,0 +1,135 @@
+"""The sandbox adapter on its own: what it decides, and the commands it builds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ralph_tui import credentials
+from ralph_tui.config import SandboxOptions
+from ralph_tui.errors import UsageError
+from ralph_tui.procgroup import LineSplitter
+from ralph_tui.sandbox import Sandbox, resolve_sandbox
+
+
+def _fake_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``bwrap`` on PATH that fails the way it does where user namespaces are off."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return fake
+
+
+def test_a_bwrap_that_does_not_work_is_a_warning_in_auto_and_an_error_in_bwrap_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _fake_bwrap(tmp_path, monkeypatch)
+    auto = resolve_sandbox(SandboxOptions(), tmp_path, platform="linux")
+    assert not auto.confined
+    assert auto.warning is not None
+    assert auto.warning.startswith(
+        f"no sandbox ({fake} does not work: bwrap: No permissions to create new namespace)"
+    )
+    with pytest.raises(UsageError) as caught:
+        resolve_sandbox(SandboxOptions(mode="bwrap"), tmp_path, platform="linux")
+    assert str(caught.value) == (
+        f'sandbox mode = "bwrap": {fake} does not work: '
+        "bwrap: No permissions to create new namespace"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_off_is_quiet_and_keeps_pass_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw-0123456789@h/db")
+    credentials.withhold()
+    sandbox = resolve_sandbox(SandboxOptions(mode="off", pass_env=["DATABASE_URL"]), tmp_path)
+    assert sandbox.warning is None and not sandbox.confined
+    assert sandbox.wrap(["true"]) == ["true"]
+    env = sandbox.env()
+    assert env["DATABASE_URL"] == "postgres://u:pw-0123456789@h/db"
+    assert "DATABASE_URL" not in Sandbox.unconfined(tmp_path).env()
+
+
+def test_bwrap_arguments(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / ".ralph").mkdir()
+    prd = root / "tasks" / "backend_prd.json"
+    prd.parent.mkdir()
+    prd.write_text("{}")
+    sandbox = Sandbox(
+        "bwrap",
+        root,
+        read_only=(prd, root / "tasks" / "missing.txt"),
+        hidden=(root / ".ralph",),
+        network=False,
+        program="/usr/bin/bwrap",
+    )
+    argv = sandbox.wrap(["bash", "-c", "true"], visible=(tmp_path / "prompt.md",))
+    joined = " ".join(argv)
+    assert argv[0] == "/usr/bin/bwrap" and argv[-4:] == ["--", "bash", "-c", "true"]
+    for flag in ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net"):
+        assert flag in argv
+    assert f"--bind {root} {root}" in joined
+    # later mounts win: .git and the PRD come after the workspace, read-only
+    assert joined.index(f"--ro-bind {root / '.git'}") > joined.index(f"--bind {root} ")
+    assert f"--ro-bind {prd} {prd}" in joined and "missing.txt" not in joined
+    assert f"--tmpfs {root / '.ralph'} --remount-ro {root / '.ralph'}" in joined
+    assert f"--ro-bind-try {tmp_path / 'prompt.md'}" in joined
+    assert "--unshare-net" not in Sandbox("bwrap", root, program="bwrap").wrap(["true"])
+
+
+def test_sandbox_exec_profile_has_the_same_rules(tmp_path: Path) -> None:
+    """macOS cannot run here; the profile text at least carries every rule (untested on macOS)."""
+    root = tmp_path / "ws"
+    prd = root / "tasks" / "backend_prd.json"
+    sandbox = Sandbox(
+        "sandbox-exec",
+        root,
+        read_only=(prd,),
+        hidden=(root / ".ralph",),
+        network=False,
+        program="/usr/bin/sandbox-exec",
+        private_dir=tmp_path / "private",
+    )
+    argv = sandbox.wrap(["true"])
+    assert argv[:2] == ["/usr/bin/sandbox-exec", "-p"] and argv[-2:] == ["--", "true"]
+    profile = argv[2]
+    assert "(deny file-write*)" in profile
+    assert f'(allow file-write* (subpath "{root}")' in profile
+    assert f'(deny file-write* (subpath "{root / ".git"}"))' in profile
+    assert f'(deny file-write* (literal "{prd}"))' in profile
+    assert f'(deny file-read* file-write* (subpath "{root / ".ralph"}"))' in profile
+    assert "(deny network*)" in profile
+    env = sandbox.env()
+    assert env["HOME"] == str(tmp_path / "private" / "home")
+
+
+def test_sandboxed_environment_is_an_allow_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RALPH_RANDOM_VARIABLE", "x")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
+    monkeypatch.setenv("TMPDIR", "/var/somewhere")
+    env = Sandbox("bwrap", tmp_path, program="bwrap", pass_env=("RALPH_RANDOM_VARIABLE",)).env()
+    assert env["LC_ALL"] == "C.UTF-8" and env["VIRTUAL_ENV"] == sys.prefix
+    assert env["TMPDIR"] == "/tmp"  # the private one
+    assert env["RALPH_RANDOM_VARIABLE"] == "x"  # only because it is passed
+    assert "RALPH_RANDOM_VARIABLE" not in Sandbox("bwrap", tmp_path, program="bwrap").env()
+
+
+def test_line_splitter_streams_lines_across_chunks() -> None:
+    lines = LineSplitter(max_line=8)
+    assert lines.feed(b"h\xc3") == ("h", [])  # half a character waits for its other half
+    assert lines.feed(b"\xa9llo\nwor") == ("\u00e9llo\nwor", ["h\u00e9llo\n"])
+    assert lines.feed(b"ld and more") == ("ld and more", ["world an"])
+    assert lines.feed(b"\xff", final=True) == ("\ufffd", [])
+    assert lines.flush() == "d more\ufffd"
+    assert lines.flush() == ""
