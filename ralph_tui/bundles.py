@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +24,17 @@ from ralph_tui.git_repo import _git_words, _run_git
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 BUNDLE_REF = "refs/heads/ralph-bundle"
+INCOMING_REF = "refs/ralph/incoming"  # forced: each bundle's tip is unrelated to the last one
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    # no work tree pinned: these commands read and write objects and refs only (and some run
+    # in a bare repository, where a work tree is an error)
+    return _run_git(cwd, *args, pin_work_tree=False)
 
 
 def _git(cwd: Path, *args: str) -> bytes:
-    proc = _run_git(cwd, *args)
+    proc = _run(cwd, *args)
     if proc.returncode != 0:
         verb = next((a for a in args if not a.startswith("-")), "git")
         raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
@@ -73,9 +81,9 @@ def fetch_bundle(repo: Path, data: bytes) -> str:
         path = Path(tmp) / "in.bundle"
         path.write_bytes(data)
         _git(repo, "bundle", "verify", "-q", str(path))
-        _git(repo, "fetch", "-q", "--no-tags", str(path), f"{BUNDLE_REF}:refs/ralph/incoming")
-        tip = _git(repo, "rev-parse", "refs/ralph/incoming").decode().strip()
-        _git(repo, "update-ref", "-d", "refs/ralph/incoming")
+        _git(repo, "fetch", "-q", "--no-tags", str(path), f"+{BUNDLE_REF}:{INCOMING_REF}")
+        tip = _git(repo, "rev-parse", INCOMING_REF).decode().strip()
+        _git(repo, "update-ref", "-d", INCOMING_REF)
         return tip
 
 
@@ -104,25 +112,68 @@ class VerifiedChange:
     diffstat: str
 
 
-def verify_change(repo: Path, data: bytes, base: str, commit: str) -> VerifiedChange:
-    """Check a node's bundle against the base and the commit it named; the change as a patch."""
-    _check_sha(base, "change base")
-    _check_sha(commit, "change commit")
-    if commit == base:
-        return VerifiedChange(commit, b"", "")
-    with scratch_repo(objects_dir(repo)) as scratch:
-        path = scratch / "change.bundle"
+class Scratch:
+    """The driver's scratch repository for one run: it borrows the main repository's objects
+    and keeps the verified changes that came back from nodes, so a later rebase can send a node
+    a commit that exists only as another node's change (the merge train)."""
+
+    def __init__(self, repo: Path) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="ralph-bundles-")
+        self.root = Path(self._tmp.name) / "scratch.git"
+        _git(Path(self._tmp.name), "init", "-q", "--bare", str(self.root))
+        alternates = self.root / "objects" / "info" / "alternates"
+        alternates.write_text(f"{objects_dir(repo)}\n", encoding="utf-8")
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def make_bundle(self, tip: str, exclude: str | None = None) -> bytes:
+        """A bundle of ``tip`` (whole history, or only what ``exclude`` lacks)."""
+        _check_sha(tip, "bundle tip")
+        _git(self.root, "update-ref", BUNDLE_REF, tip)
+        out = self.root / "out.bundle"
+        args = ["bundle", "create", "-q", str(out), BUNDLE_REF]
+        if exclude is not None and exclude != tip:
+            args.append(f"^{_check_sha(exclude, 'bundle base')}")
+        try:
+            _git(self.root, *args)
+            return out.read_bytes()
+        finally:
+            out.unlink(missing_ok=True)
+
+    def verify_change(self, data: bytes, base: str, commit: str) -> VerifiedChange:
+        """Check a node's bundle against the base and the commit it named; keep the commit;
+        the change as a patch (only this patch, from the verified commit, is ever merged)."""
+        _check_sha(base, "change base")
+        _check_sha(commit, "change commit")
+        if commit == base:
+            return VerifiedChange(commit, b"", "")
+        path = self.root / "change.bundle"
         path.write_bytes(data)
-        verify = _run_git(scratch, "bundle", "verify", "-q", str(path))
-        if verify.returncode != 0:
-            raise GitError(f"the change bundle does not verify: {_git_words(verify)}")
-        heads = _git(scratch, "bundle", "list-heads", str(path)).decode().split()
-        if heads[:2] != [commit, BUNDLE_REF]:
-            raise GitError(f"the change bundle holds {heads[:2]}, not {commit}")
-        _git(scratch, "fetch", "-q", "--no-tags", str(path), f"{BUNDLE_REF}:{BUNDLE_REF}")
-        parents = _git(scratch, "rev-list", "--parents", "-n", "1", commit).decode().split()
+        try:
+            heads = _git(self.root, "bundle", "list-heads", str(path)).decode().split()
+            if heads[:2] != [commit, BUNDLE_REF]:
+                raise GitError(f"the change bundle holds {heads[:2]}, not {commit}")
+            fetched = _run(  # verifies the bundle and its prerequisites
+                self.root, "fetch", "-q", "--no-tags", str(path), f"+{BUNDLE_REF}:{INCOMING_REF}"
+            )
+            if fetched.returncode != 0:
+                raise GitError(f"the change bundle does not verify: {_git_words(fetched)}")
+        finally:
+            path.unlink(missing_ok=True)
+        parents = _git(self.root, "rev-list", "--parents", "-n", "1", commit).decode().split()
         if parents[1:] != [base]:
             raise GitError(f"the change {commit[:10]} is not one commit on {base[:10]}")
-        patch = _git(scratch, "diff", "--binary", "--full-index", *_DIFF, base, commit)
-        stat = _git(scratch, "diff", "--stat", *_DIFF, base, commit)
+        _git(self.root, "update-ref", f"refs/changes/{commit}", commit)  # keep it
+        patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, base, commit)
+        stat = _git(self.root, "diff", "--stat", *_DIFF, base, commit)
         return VerifiedChange(commit, patch, stat.decode("utf-8", "replace").rstrip("\n"))
+
+
+def verify_change(repo: Path, data: bytes, base: str, commit: str) -> VerifiedChange:
+    """``Scratch.verify_change`` in a scratch repository of its own (removed afterwards)."""
+    scratch = Scratch(repo)
+    try:
+        return scratch.verify_change(data, base, commit)
+    finally:
+        scratch.close()

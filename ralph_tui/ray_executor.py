@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,9 +39,10 @@ from ray.exceptions import (
     RayError,
 )
 
+from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.agents.scripted import ScriptedAgent
-from ralph_tui.bundles import make_bundle, verify_change
+from ralph_tui.bundles import Scratch
 from ralph_tui.config import RalphConfig, RayOptions
 from ralph_tui.control import RunEnded
 from ralph_tui.errors import AgentError, UsageError
@@ -87,10 +87,19 @@ _AGENT_CREDENTIALS: dict[str, tuple[str, ...]] = {
 
 
 def agent_credentials(config: RalphConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables the agent needs on the node, taken from the driver's environment."""
-    source = os.environ if env is None else env
-    names = [*_AGENT_CREDENTIALS.get(config.agent, ()), *config.command_env]
-    return {name: source[name] for name in dict.fromkeys(names) if name in source}
+    """The variables the agent (and ``[sandbox] pass_env``) needs on the node: from the
+    driver's environment or the secrets ralph-tui withheld from it at start-up."""
+    names = [
+        *_AGENT_CREDENTIALS.get(config.agent, ()),
+        *config.command_env,
+        *config.sandbox.pass_env,
+    ]
+    found: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        value = credentials.get(name) if env is None else env.get(name)
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def connect(options: RayOptions) -> None:
@@ -113,31 +122,48 @@ class RemoteCheckout:
     """``executor.Checkout`` over a checkout on a node, for the merge on the driver."""
 
     def __init__(
-        self, actor: Any, checkout_id: int, story_id: str, base: str, main_root: Path
+        self, actor: Any, checkout_id: int, story_id: str, base: str, scratch: Scratch
     ) -> None:
         self._actor = actor
         self._id = checkout_id
         self._story_id = story_id
         self._base = base
-        self._root = main_root
+        self._scratch = scratch
+        self._last: StoryChange | None = None
 
     @property
     def base_commit(self) -> str:
         return self._base
 
     async def snapshot(self) -> StoryChange:
-        base, commit, data = await self._actor.checkout_snapshot.remote(self._id)
-        change = await asyncio.to_thread(verify_change, self._root, data, base, commit)
+        known = self._last.commit if self._last is not None else None
+        base, commit, data = await self._actor.checkout_snapshot.remote(self._id, known)
         self._base = base
-        return StoryChange(self._story_id, base, change.commit, None, change.patch, change.diffstat)
+        if (
+            self._last is not None
+            and commit == self._last.commit
+            and base == self._last.base_commit
+        ):
+            return self._last  # unchanged since the last snapshot: nothing was sent again
+        change = await asyncio.to_thread(self._scratch.verify_change, data, base, commit)
+        self._last = StoryChange(
+            self._story_id, base, change.commit, None, change.patch, change.diffstat
+        )
+        return self._last
 
-    async def rebase(self, onto: str) -> list[str]:
+    async def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
         if onto == self._base:
             return []
-        data = await asyncio.to_thread(make_bundle, self._root, onto, self._base)
-        conflicts: list[str] = await self._actor.checkout_rebase.remote(self._id, onto, data)
-        self._base = onto
+        data = await asyncio.to_thread(self._scratch.make_bundle, onto, self._base)
+        conflicts: list[str] = await self._actor.checkout_rebase.remote(
+            self._id, onto, data, keep_conflicts
+        )
+        self._base = await self._actor.checkout_base.remote(self._id)
         return conflicts
+
+    async def code_tree(self) -> str:
+        tree: str = await self._actor.checkout_code_tree.remote(self._id)
+        return tree
 
     async def run_gates(self) -> list[GateResult]:
         results: list[GateResult] = await self._actor.checkout_gates.remote(self._id)
@@ -172,12 +198,18 @@ class RayExecutor:
         self._script = script
         self._credentials = dict(agent_credentials(config) if credentials is None else credentials)
         self._bases: dict[str, Any] = {}  # base commit -> ObjectRef of its bundle
+        self._scratch: Scratch | None = None
         self._base_lock = asyncio.Lock()
         self._placed: dict[tuple[str, int], _Placed] = {}
         self._attempts: dict[str, int] = {}
         self._runner: Any = None
         self.nodes: dict[str, str] = {}  # story id -> node of its latest iteration
         self.actors: dict[str, Any] = {}  # story id -> its running actor
+
+    def scratch(self) -> Scratch:
+        if self._scratch is None:
+            self._scratch = Scratch(self.root)
+        return self._scratch
 
     async def _connect(self) -> None:
         if self._runner is None:
@@ -187,7 +219,7 @@ class RayExecutor:
     async def _bundle(self, base: str) -> Any:
         async with self._base_lock:
             if base not in self._bases:
-                data = await asyncio.to_thread(make_bundle, self.root, base)
+                data = await asyncio.to_thread(self.scratch().make_bundle, base)
                 self._bases = {base: await asyncio.to_thread(ray.put, data)}  # one base at a time
             return self._bases[base]
 
@@ -253,6 +285,9 @@ class RayExecutor:
             ray.kill(placed.actor, no_restart=True)
         self._placed.clear()
         self._bases.clear()
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
 
     def save_patch(self, name: str, data: bytes) -> Path:
         self._patch_dir.mkdir(parents=True, exist_ok=True)
@@ -343,6 +378,8 @@ class _Session:
                 self._host.add_usage(story, usage)
         elif call.name == "add_feedback":
             self._host.add_feedback(story, str(call.args[0]))
+        elif call.name == "gates_ran":
+            self._host.gates_ran(str(call.args[0]), call.args[1])
         else:
             log.warning("unknown one-way message from the node: %s", call.name)
 
@@ -367,7 +404,7 @@ class _Session:
         if call.name == "ask_approval":
             return await host.ask_approval(story, args[0], args[1], args[2])
         if call.name == "merge":
-            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.root)
+            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
             sha = await host.merge(story, checkout, args[2])
             self.merged = sha
             return sha

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from ralph_tui.agents import create_agent
 from ralph_tui.bundles import clone_bundle, fetch_bundle, make_bundle
 from ralph_tui.control import RunEnded
+from ralph_tui.credentials import withhold
 from ralph_tui.errors import GitError, RalphError, StopRequested
 from ralph_tui.events import Event, Notice
 from ralph_tui.executor import Checkout, LocalWorktreeExecutor, MergeRetry, StoryJob
@@ -215,11 +216,13 @@ class _Link:
 class RemoteHost:
     """``executor.WorkerHost`` on the node: every engine decision is a call to the driver."""
 
-    def __init__(self, link: _Link, runner: StoryRunner, worker: int, max_fix: int) -> None:
+    def __init__(self, link: _Link, runner: StoryRunner, job: StoryJob) -> None:
         self._link = link
         self._runner = runner
-        self.worker = worker
-        self.max_fix_attempts = max_fix
+        self.worker = job.worker
+        self.max_fix_attempts = job.config.max_fix_attempts
+        self._base = job.base_commit
+        self._checkout: Checkout | None = None  # known once the first merge was asked for
         self._stop = False
 
     @property
@@ -253,6 +256,7 @@ class RemoteHost:
         return decision
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        self._checkout = checkout
         checkout_id = self._runner.register(checkout)
         try:
             sha: str = await self._link.call(
@@ -264,6 +268,17 @@ class RemoteHost:
 
     def add_feedback(self, story: Story, feedback: str) -> None:
         self._link.send(Call(0, "add_feedback", (feedback,)))
+
+    def gate_base(self) -> str:
+        """Gate where the change is now: the driver's merge train (changes queued ahead) lives
+        in commits this node does not have; the merge re-checks on the landed tree."""
+        if self._checkout is not None:
+            return self._checkout.base_commit
+        return self._base
+
+    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
+        # a git tree id is the same on every machine: the driver's merge can trust it
+        self._link.send(Call(0, "gates_ran", (code_tree, list(results))))
 
 
 class StoryRunner:
@@ -310,7 +325,9 @@ class StoryRunner:
         self, bundle: bytes, spec: NodeJob, credentials: dict[str, str]
     ) -> AsyncIterator[list[Message]]:
         """Run the story; yields batches of messages as they happen, ``Done`` last."""
-        os.environ.update(credentials)
+        given = dict(credentials)
+        withhold(given)  # secrets into this process's vault, the rest into its environment
+        os.environ.update(given)
         for name in ("GIT_AUTHOR", "GIT_COMMITTER"):  # the node's work-in-progress commits
             os.environ.setdefault(f"{name}_NAME", "ralph-tui node")
             os.environ.setdefault(f"{name}_EMAIL", "node@ralph-tui.invalid")
@@ -332,7 +349,7 @@ class StoryRunner:
             executor = LocalWorktreeExecutor(
                 repo, agent_for, spec.bookkeeping, self._dir / "patches"
             )
-            host = RemoteHost(link, self, job.worker, job.config.max_fix_attempts)
+            host = RemoteHost(link, self, job)
             self._task = asyncio.create_task(executor.run(job, host), name="ralph-story")
             while True:
                 getter = asyncio.create_task(link.outbox.get())
@@ -435,21 +452,32 @@ class StoryRunner:
         except KeyError:
             raise GitError("that checkout is no longer being merged") from None
 
-    async def checkout_snapshot(self, checkout_id: int) -> tuple[str, str, bytes]:
-        """The change as (base, commit, bundle of the commit on its base)."""
+    async def checkout_snapshot(
+        self, checkout_id: int, known: str | None = None
+    ) -> tuple[str, str, bytes]:
+        """The change as (base, commit, bundle of the commit on its base); no bundle when the
+        driver already has that commit (``known``) or there is no change."""
         change = await self._checkout(checkout_id).snapshot()
         assert self._repo is not None
-        if change.commit == change.base_commit:
+        if change.commit in (change.base_commit, known):
             return change.base_commit, change.commit, b""
         data = await asyncio.to_thread(make_bundle, self._repo, change.commit, change.base_commit)
         return change.base_commit, change.commit, data
 
-    async def checkout_rebase(self, checkout_id: int, onto: str, bundle: bytes) -> list[str]:
+    async def checkout_rebase(
+        self, checkout_id: int, onto: str, bundle: bytes, keep_conflicts: bool = True
+    ) -> list[str]:
         checkout = self._checkout(checkout_id)
         if bundle:
             assert self._repo is not None
             await asyncio.to_thread(fetch_bundle, self._repo, bundle)
-        return await checkout.rebase(onto)
+        return await checkout.rebase(onto, keep_conflicts=keep_conflicts)
+
+    def checkout_base(self, checkout_id: int) -> str:
+        return self._checkout(checkout_id).base_commit
+
+    async def checkout_code_tree(self, checkout_id: int) -> str:
+        return await self._checkout(checkout_id).code_tree()
 
     async def checkout_gates(self, checkout_id: int) -> list[GateResult]:
         return await self._checkout(checkout_id).run_gates()

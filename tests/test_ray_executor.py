@@ -175,6 +175,34 @@ def test_bundle_round_trip_is_verified(tmp_path: Path) -> None:
         verify_change(root, make_bundle(node, two, base), base, two)
 
 
+def test_scratch_keeps_verified_changes_for_the_merge_train(tmp_path: Path) -> None:
+    """Two nodes' changes on unrelated bases, one after the other; the first one's commit can
+    then be sent to another node (it exists nowhere on the driver but in the scratch)."""
+    from ralph_tui.bundles import Scratch, fetch_bundle
+
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    commits = []
+    for name in ("a", "b"):
+        node = tmp_path / name
+        git(tmp_path, "clone", "-q", str(root), str(node))
+        (node / f"{name}.txt").write_text(f"{name}\n")
+        git(node, "add", "-A")
+        git(node, "commit", "-qm", name)
+        commits.append((node, git(node, "rev-parse", "HEAD").strip()))
+    scratch = Scratch(root)
+    try:
+        for node, commit in commits:
+            change = scratch.verify_change(make_bundle(node, commit, base), base, commit)
+            assert change.commit == commit
+        other = tmp_path / "other"
+        git(tmp_path, "clone", "-q", str(root), str(other))
+        first = commits[0][1]
+        assert fetch_bundle(other, scratch.make_bundle(first, base)) == first
+    finally:
+        scratch.close()
+
+
 # ------------------------------------------------------------------------- on the cluster
 
 
@@ -224,6 +252,7 @@ async def test_two_stories_on_two_nodes_streamed_verified_and_merged(
     started = {e.story_id: e for e in sink.of(IterationStarted)}
     assert {e.executor for e in started.values()} == {"ray"}
     nodes = {node_of(ray_cluster, e.node) for e in started.values()}
+    assert [e.outcome for e in sink.of(IterationFinished)] == ["committed", "committed"]
     assert nodes == {"node_a", "node_b"}
     for kinds in seen_at_approval.values():
         assert {"TextDelta", "ToolCall", "ToolResult", "GateStarted", "GateFinished"} <= kinds
