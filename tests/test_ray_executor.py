@@ -34,6 +34,7 @@ from ralph_tui.events import (  # noqa: E402
     GateFinished,
     IterationFinished,
     IterationStarted,
+    Notice,
     TextDelta,
     ToolResult,
 )
@@ -252,7 +253,9 @@ async def test_two_stories_on_two_nodes_streamed_verified_and_merged(
     started = {e.story_id: e for e in sink.of(IterationStarted)}
     assert {e.executor for e in started.values()} == {"ray"}
     nodes = {node_of(ray_cluster, e.node) for e in started.values()}
-    assert [e.outcome for e in sink.of(IterationFinished)] == ["committed", "committed"]
+    assert [e.outcome for e in sink.of(IterationFinished)] == ["committed", "committed"], story_log(
+        sink
+    )
     assert nodes == {"node_a", "node_b"}
     for kinds in seen_at_approval.values():
         assert {"TextDelta", "ToolCall", "ToolResult", "GateStarted", "GateFinished"} <= kinds
@@ -333,6 +336,19 @@ async def test_main_moving_under_a_remote_worker_rebases_on_the_node(
     second = sink.of(Committed)[1].story_id
     gates = [e for e in sink.of(GateFinished) if e.worker == started_worker(sink, second)]
     assert len(gates) == 2  # once in the iteration, once on the rebased tree on its node
+
+
+def story_log(sink: RecordingSink) -> list[str]:
+    """What went on, for an assertion message: iterations, notices."""
+    lines = []
+    for e in sink.events:
+        if isinstance(e, IterationStarted):
+            lines.append(f"start {e.story_id} on {e.node}")
+        elif isinstance(e, IterationFinished):
+            lines.append(f"end {e.story_id}: {e.outcome} {e.message}")
+        elif isinstance(e, Notice):
+            lines.append(f"notice: {e.message}")
+    return lines
 
 
 def started_worker(sink: RecordingSink, story_id: str) -> int:
@@ -522,7 +538,7 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     killed = ray_cluster.kill_node(doomed)
     assert killed
     try:
-        assert await asyncio.wait_for(run, 180) == 0
+        assert await asyncio.wait_for(run, 180) == 0, story_log(sink)
     finally:
         ray_cluster.restart_node(doomed)  # the session's cluster stays whole for later tests
     assert passes(root) == {"US-001": True, "US-002": True}
