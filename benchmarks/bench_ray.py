@@ -50,7 +50,7 @@ def script() -> dict[str, Any]:
 
 async def one_run(root: Path, overrides: dict[str, Any]) -> tuple[float, int, set[str]]:
     from ralph_tui.config import load_config
-    from ralph_tui.events import Event, IterationFinished, IterationStarted
+    from ralph_tui.events import Event, IterationFinished, IterationStarted, Notice, RunFinished
     from ralph_tui.parallel import build_engine
     from tests.support.engine import ScriptedSupervisor, write_script
 
@@ -60,20 +60,24 @@ async def one_run(root: Path, overrides: dict[str, Any]) -> tuple[float, int, se
     )
     committed = 0
     nodes: set[str] = set()
+    trail: list[str] = []
 
     def sink(event: Event) -> None:
         nonlocal committed
-        if isinstance(event, IterationFinished) and event.outcome == "committed":
-            committed += 1
+        if isinstance(event, IterationFinished):
+            committed += event.outcome == "committed"
+            trail.append(f"{event.story_id}: {event.outcome} {event.message}")
         if isinstance(event, IterationStarted) and event.node:
             nodes.add(event.node)
+        if isinstance(event, Notice | RunFinished):
+            trail.append(str(getattr(event, "message", "") or getattr(event, "reason", "")))
 
     engine = build_engine(root, config, None, ScriptedSupervisor(), sink)
     start = time.perf_counter()
     code = await engine.run()
     elapsed = time.perf_counter() - start
     if code != 0:
-        raise SystemExit(f"run failed with exit code {code}")
+        raise SystemExit(f"run failed with exit code {code}:\n" + "\n".join(trail))
     return elapsed, committed, nodes
 
 

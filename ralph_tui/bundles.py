@@ -14,6 +14,7 @@ import contextlib
 import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,9 @@ class Scratch:
     def __init__(self, repo: Path) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="ralph-bundles-")
         self.root = Path(self._tmp.name) / "scratch.git"
+        # one bundle at a time: they share a ref and a file (merges of several stories run
+        # their rebases and snapshots at once, each in its own thread)
+        self._lock = threading.Lock()
         _git(Path(self._tmp.name), "init", "-q", "--bare", str(self.root))
         alternates = self.root / "objects" / "info" / "alternates"
         alternates.write_text(f"{objects_dir(repo)}\n", encoding="utf-8")
@@ -129,6 +133,10 @@ class Scratch:
 
     def make_bundle(self, tip: str, exclude: str | None = None) -> bytes:
         """A bundle of ``tip`` (whole history, or only what ``exclude`` lacks)."""
+        with self._lock:
+            return self._make_bundle(tip, exclude)
+
+    def _make_bundle(self, tip: str, exclude: str | None) -> bytes:
         _check_sha(tip, "bundle tip")
         _git(self.root, "update-ref", BUNDLE_REF, tip)
         out = self.root / "out.bundle"
@@ -144,6 +152,10 @@ class Scratch:
     def verify_change(self, data: bytes, base: str, commit: str) -> VerifiedChange:
         """Check a node's bundle against the base and the commit it named; keep the commit;
         the change as a patch (only this patch, from the verified commit, is ever merged)."""
+        with self._lock:
+            return self._verify_change(data, base, commit)
+
+    def _verify_change(self, data: bytes, base: str, commit: str) -> VerifiedChange:
         _check_sha(base, "change base")
         _check_sha(commit, "change commit")
         if commit == base:

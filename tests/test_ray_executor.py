@@ -204,6 +204,29 @@ def test_scratch_keeps_verified_changes_for_the_merge_train(tmp_path: Path) -> N
         scratch.close()
 
 
+def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) -> None:
+    """Merges run their rebases at once, each in a thread, over one scratch repository."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ralph_tui.bundles import Scratch
+
+    root = make_repo(tmp_path / "main")
+    tips = []
+    for i in range(4):
+        (root / f"f{i}.txt").write_text(f"{i}\n")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", f"c{i}")
+        tips.append(git(root, "rev-parse", "HEAD").strip())
+    scratch = Scratch(root)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            bundles = list(pool.map(lambda tip: scratch.make_bundle(tip), tips * 3))
+    finally:
+        scratch.close()
+    for tip, data in zip(tips * 3, bundles, strict=True):
+        assert tip.encode() in data.split(b"\n\n", 1)[0]  # the bundle's header names its tip
+
+
 # ------------------------------------------------------------------------- on the cluster
 
 
