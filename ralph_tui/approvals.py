@@ -34,6 +34,7 @@ class ApprovalQueue:
         self._pending: list[_Pending] = []
         self._shown: _Pending | None = None
         self._presenter: asyncio.Task[None] | None = None
+        self._stopped = False
 
     @property
     def waiting(self) -> int:
@@ -47,7 +48,20 @@ class ApprovalQueue:
     def shown(self) -> ApprovalRequest | None:
         return self._shown.request if self._shown is not None else None
 
+    def stop(self) -> None:
+        """The run is stopping: the request on screen stays the supervisor's to answer (as with
+        one worker); those queued behind it, and any that come later, are discarded (their
+        changes are kept as patches)."""
+        self._stopped = True
+        for entry in [p for p in self._pending if p is not self._shown]:
+            self._pending.remove(entry)
+            if not entry.future.done():
+                entry.future.set_result(ApprovalDecision.discard())
+        self._on_change()
+
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        if self._stopped:
+            return ApprovalDecision.discard()
         entry = _Pending(request, asyncio.get_running_loop().create_future())
         self._pending.append(entry)
         self._changed()

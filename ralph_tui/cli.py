@@ -15,6 +15,7 @@ from ralph_tui import __version__, credentials
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.prd_store import PrdStore, prd_json_schema
+from ralph_tui.text import escape_controls
 
 log = logging.getLogger("ralph_tui")
 
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RalphError as exc:
-        print(f"ralph-tui: {exc}", file=sys.stderr)
+        print(f"ralph-tui: {escape_controls(str(exc))}", file=sys.stderr)  # may quote the PRD
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -164,12 +165,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
-        print("  ".join([*cells, row[4]]).rstrip())
+        print(escape_controls("  ".join([*cells, row[4]]).rstrip(), multiline=False))
     done = sum(1 for s in prd.userStories if s.passes)
-    print(
-        f"\n{prd.project or config.prd_path(workspace).name}: {done}/{len(prd.userStories)} passing"
-    )
-    print(_branch_line(workspace, config, prd.branchName))
+    name = escape_controls(prd.project or config.prd_path(workspace).name, multiline=False)
+    print(f"\n{name}: {done}/{len(prd.userStories)} passing")
+    print(escape_controls(_branch_line(workspace, config, prd.branchName), multiline=False))
     return 0
 
 

@@ -71,6 +71,7 @@ from ralph_tui.supervisor import (
     EscalationRequest,
     Supervisor,
 )
+from ralph_tui.text import escape_controls
 from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ FAILURES_BEFORE_ESCALATION = 3
 
 def commit_message(role: str, story: Story) -> str:
     return (
-        f"[{role}] Task #{story.key}: {story.title}\n\n"
+        f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
         "Implemented by autonomous agent.\n"
         "All quality checks passing.\n"
     )
@@ -112,6 +113,7 @@ class Engine:
         self.git = GitRepo.open(self.root)
         self.store = GuardedPrdStore(config.prd_path(self.root))
         self.progress = ProgressLog(config.progress_path(self.root))
+        self.workspace.protect(self.store.path, self.progress.path)  # the agent's editor may not
         self.allow_dirty = allow_dirty
         self.run_id = run_id or new_run_id()
         self.run_dir = self.root / ".ralph" / "runs" / self.run_id

@@ -55,8 +55,9 @@ from ralph_tui.gates import GateResult, run_gates
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.prd import Story
 from ralph_tui.recovery import safe_name
+from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
-from ralph_tui.workspace import Workspace, agent_env
+from ralph_tui.workspace import Workspace
 from ralph_tui.worktrees import Worktree, WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,11 @@ class Checkout(Protocol):
         """
         ...
 
+    async def code_tree_on(self, onto: str) -> str | None:
+        """``code_tree`` of the snapshotted change applied onto ``onto`` without moving the
+        checkout; ``None`` when it does not apply as it is."""
+        ...
+
     async def code_tree(self) -> str:
         """An id of the snapshotted tree without the PRD and progress log (a git tree sha):
         equal ids mean the gates saw the same code."""
@@ -163,14 +169,10 @@ class WorkerHost(Protocol):
         """Land the approved change on main in one commit; its sha, or ``MergeRetry``."""
         ...
 
-    def gate_base(self) -> str:
-        """The commit to run the gates on now: main's HEAD plus the approved changes queued to
-        land before this one. Gating there makes the re-check at merge time a no-op when the
-        queue lands as predicted."""
-        ...
-
-    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
-        """Record the gates' verdict on a tree (``Checkout.code_tree``)."""
+    async def gate(self, checkout: Checkout) -> list[GateResult]:
+        """Run the gates on the change where it will land: main's HEAD plus the changes queued
+        ahead of it (moved there by ``Checkout.rebase`` when that applies cleanly). When the
+        queue lands as predicted, the check at merge time finds nothing to re-run."""
         ...
 
     def add_feedback(self, story: Story, feedback: str) -> None: ...
@@ -217,7 +219,11 @@ class LocalWorktreeExecutor:
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
         tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)
-        checkout = WorktreeCheckout(tree, host, job.config)
+        try:
+            checkout = WorktreeCheckout(tree, host, job.config)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.worktrees.remove, tree))
+            raise
         control = IterationControl(_WorktreeHost(host, checkout), job.story)
         request = IterationRequest(
             iteration=job.iteration,
@@ -273,14 +279,16 @@ class WorktreeCheckout:
         self.tree = tree
         self._host = host
         self._config = config
+        # the worker's own confinement: the editor, the bash tool, a command agent's CLI and
+        # the gates are rooted at the worktree, where the PRD and progress log are read-only
+        books = tuple(tree.root / rel for rel in tree.bookkeeping)
+        self.workspace = Workspace(tree.root)
+        self.workspace.protect(*books)
+        self.workspace.sandbox = resolve_sandbox(config.sandbox, tree.root, read_only=books)
 
     @property
     def base_commit(self) -> str:
         return self.tree.base
-
-    @property
-    def workspace(self) -> Workspace:
-        return Workspace(self.tree.root)
 
     async def snapshot(self) -> StoryChange:
         notes: list[str] = []
@@ -296,6 +304,9 @@ class WorktreeCheckout:
     async def code_tree(self) -> str:
         return await asyncio.to_thread(self.tree.code_tree)
 
+    async def code_tree_on(self, onto: str) -> str | None:
+        return await asyncio.to_thread(self.tree.code_tree_on, onto)
+
     async def run_gates(self) -> list[GateResult]:
         host = self._host
 
@@ -305,11 +316,13 @@ class WorktreeCheckout:
         def finished(result: GateResult) -> None:
             host.emit(gate_event(result))
 
+        sandbox = self.workspace.sandbox
         return await run_gates(
             self._config.gates,
             self.tree.root,
             self._config.gate_options.timeout_s,
-            env=agent_env(),
+            env=sandbox.env(),
+            sandbox=sandbox,
             on_start=started,
             on_finish=finished,
         )
@@ -348,16 +361,7 @@ class _WorktreeHost:
         self._host.add_usage(story, usage)
 
     async def run_gates(self) -> list[GateResult]:
-        """Move the change onto where it will land (when that applies cleanly), then gate it."""
-        checkout = self._checkout
-        await checkout.snapshot()
-        target = self._host.gate_base()
-        if target != checkout.base_commit:
-            await checkout.rebase(target, keep_conflicts=False)  # a conflict waits for merge
-        tree = await checkout.code_tree()
-        results = await checkout.run_gates()
-        self._host.gates_ran(tree, results)
-        return results
+        return await self._host.gate(self._checkout)
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool

@@ -376,13 +376,13 @@ class GitRepo:
 
     # -- diffs -----------------------------------------------------------------------------
 
-    def diff(self) -> list[FileDiff]:
-        """The working tree against HEAD, file by file, new untracked files as ``added``."""
+    def diff(self, rev: str = "HEAD") -> list[FileDiff]:
+        """The working tree against ``rev``, file by file, new untracked files as ``added``."""
         with self._snapshot_index() as env:
             base = ("diff", "--cached", *_DIFF_FLAGS)
-            names = self._git(*base, "-z", "--name-status", "HEAD", env=env)
-            counts = self._git(*base, "-z", "--numstat", "HEAD", env=env)
-            patch = self._git(*base, "HEAD", env=env)
+            names = self._git(*base, "-z", "--name-status", rev, env=env)
+            counts = self._git(*base, "-z", "--numstat", rev, env=env)
+            patch = self._git(*base, rev, env=env)
         return _assemble(names, counts, patch)
 
     def _patch_bytes(self) -> bytes:

@@ -1,15 +1,19 @@
 """The headless face: a line-oriented console log and a terminal (or policy) supervisor.
 
 Output is meant for a human tailing a CI log or a tmux pane: one line per thing that happened,
-the agent's streamed text as whole lines, tool results clipped.
+the agent's streamed text as whole lines, tool results clipped. Every line passes through
+``escape_controls`` on its way out: the agent, a gate or a PRD title must not be able to drive
+the terminal (set the clipboard with OSC 52, clear the screen, rewrite earlier lines).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +44,7 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
 )
+from ralph_tui.text import escape_controls
 from ralph_tui.workspace import Redactor
 
 CLIP = 200
@@ -88,7 +93,7 @@ class ConsoleSink:
             story = self._stories.get(worker, f"worker {worker}")
             text = "\n".join(f"[{story}] {part}" if part else part for part in text.split("\n"))
         # a line is whole before it is redacted, so a secret split across deltas is caught
-        self.out.write(self._redact(text) + "\n")
+        self.out.write(escape_controls(self._redact(text)) + "\n")
         self.out.flush()
 
     def _format(self, event: Event) -> str | None:
@@ -148,7 +153,7 @@ class TerminalSupervisor:
         self.sink._flush_text()
         self.sink.out.write(prompt)
         self.sink.out.flush()
-        line = await asyncio.to_thread(self.stdin.readline)
+        line = await _readline(self.stdin)
         return line.rstrip("\n") if line else None  # None: stdin closed
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
@@ -178,6 +183,36 @@ class TerminalSupervisor:
         return EscalationAnswer("answer", text) if text.strip() else EscalationAnswer("skip")
 
 
+async def _readline(stream: TextIO) -> str:
+    """``stream.readline()`` in a daemon thread.
+
+    Not ``asyncio.to_thread``: ``asyncio.run`` waits for its executor's threads before it
+    returns, and a read of a terminal nobody types into never ends, so a SIGTERM at a prompt
+    would stop the run and then hang the process. A daemon thread is left behind instead.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str | None, error: Exception | None) -> None:
+        if future.done():  # cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(line or "")
+
+    def read() -> None:
+        try:
+            line, error = stream.readline(), None
+        except (OSError, ValueError) as exc:  # stdin closed or broken: the caller sees it
+            line, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, line, error)
+
+    threading.Thread(target=read, name="stdin-readline", daemon=True).start()
+    return await future
+
+
 async def run_headless(
     workspace: Path,
     config: RalphConfig,
@@ -200,16 +235,18 @@ async def run_headless(
     task = asyncio.current_task()
     interrupts = 0
 
-    def on_signal() -> None:
-        # first ^C: stop at the next safe point; second: cancel now (the iteration is rolled back)
+    def on_signal(now: bool) -> None:
+        # first ^C: stop at the next safe point; second: cancel now (the iteration is rolled
+        # back). SIGTERM (a service manager, `timeout`, a cancelled CI job) is not a human who
+        # can press again: it cancels now, even while a tool runs.
         nonlocal interrupts
         interrupts += 1
         engine.request_stop()
-        if interrupts > 1 and task is not None:
+        if (now or interrupts > 1) and task is not None:
             task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGINT, on_signal, False)
+    loop.add_signal_handler(signal.SIGTERM, on_signal, True)
     try:
         return await engine.run()
     except asyncio.CancelledError:

@@ -5,6 +5,10 @@ values are redacted before it is JSON-encoded. Streamed text is
 joined before it is redacted (a secret split across two deltas is still caught) and written as
 one coalesced ``text_delta`` line per stretch of text, so a fast stream costs few syscalls and
 the journal replays the same text. A kill loses at most the text since the last tool call.
+The transcript is for people and their terminals (``cat``, ``less -R``), so control characters
+in it are escaped (``escape_controls``); events.jsonl keeps the text as it was, JSON-escaped.
+Both are written with ``backslashreplace``: a lone surrogate from a hostile model is spelled
+out, never a crash.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ralph_tui.events import (
     ToolCall,
     ToolResult,
 )
+from ralph_tui.text import escape_controls
 from ralph_tui.workspace import Redactor
 
 TEXT_CHUNK = 16_384  # characters of streamed text buffered before a write
@@ -41,8 +46,12 @@ class Journal:
         self.events_path = run_dir / "events.jsonl"
         self.transcript_path = run_dir / "transcript.md"
         self._redact = redact
-        self._events: IO[str] = self.events_path.open("a", encoding="utf-8")
-        self._transcript: IO[str] = self.transcript_path.open("a", encoding="utf-8")
+        self._events: IO[str] = self.events_path.open(
+            "a", encoding="utf-8", errors="backslashreplace"
+        )
+        self._transcript: IO[str] = self.transcript_path.open(
+            "a", encoding="utf-8", errors="backslashreplace"
+        )
         self._text: list[str] = []
         self._text_len = 0
         self._text_ts = 0.0
@@ -60,7 +69,7 @@ class Journal:
         self._write_event(event)
         text = _transcript_text(event)
         if text:
-            self._transcript.write(self._redact(text))
+            self._transcript.write(escape_controls(self._redact(text)))
         self._events.flush()
         self._transcript.flush()
 
@@ -85,7 +94,7 @@ class Journal:
         else:
             head, rest = joined[:cut], joined[cut:]
         self._write_event(TextDelta(text=head, ts=self._text_ts))
-        self._transcript.write(head)
+        self._transcript.write(escape_controls(head))
         self._text = [rest] if rest else []
         self._text_len = len(rest)
 

@@ -114,7 +114,9 @@ class ParallelEngine(Engine):
         self._stopping: dict[str, str] = {}
         self.running: dict[str, int] = {}  # story id -> worker number
         self._head = ""  # main's HEAD: only this engine moves it during the run
-        self._train: list[_Ticket] = []  # approved changes waiting to land, in order
+        self._landed: set[str] = set()  # committed by this run (their workers are winding up)
+        self._train: list[_Ticket] = []
+        self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
         self._picked_priority: dict[str, int] = {}
 
@@ -138,6 +140,7 @@ class ParallelEngine(Engine):
 
     def request_stop(self) -> None:
         super().request_stop()
+        self.approvals.stop()
         self._wake.set()
 
     def _approvals_changed(self) -> None:
@@ -266,7 +269,7 @@ class ParallelEngine(Engine):
         """Live PRD edits: a running story removed (or marked passing by hand) is stopped at
         its worker's next safe point; one reprioritised is finished. The UI is told which."""
         for story_id, worker in self.running.items():
-            if story_id in self._stopping:
+            if story_id in self._stopping or story_id in self._landed:
                 continue
             current = prd.story(story_id)
             if current is None or current.passes:
@@ -299,7 +302,10 @@ class ParallelEngine(Engine):
             )
         )
         host = WorkerHost(self, worker, story)
-        result: WorkerResult = await self._executor.run(job, host)
+        try:
+            result: WorkerResult = await self._executor.run(job, host)
+        finally:
+            self._leave_train(worker)
         self.emit(
             IterationFinished(
                 iteration=number,
@@ -369,41 +375,79 @@ class ParallelEngine(Engine):
         self.emit(
             ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
         )
+        if decision.kind != "approve":  # rejected or discarded: it will not land as gated
+            self._leave_train(worker)
         return decision
 
-    def gate_base(self) -> str:
-        """Main's HEAD plus the approved changes queued ahead (the last one's rebased commit)."""
-        for ticket in reversed(self._train):
-            if ticket.commit is not None:
-                return ticket.commit
-        return self._head
+    def _ticket(self, worker: int) -> _Ticket | None:
+        return next((t for t in self._train if t.worker == worker), None)
 
-    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
-        self._gated[code_tree] = list(results)
+    def _leave_train(self, worker: int) -> None:
+        ticket = self._ticket(worker)
+        if ticket is not None:
+            self._train.remove(ticket)
+            ticket.placed.set()
+            self._train_moved.set()
+
+    async def gate(self, worker: int, story: Story, checkout: Checkout) -> list[GateResult]:
+        """Gate the change on top of the changes ahead of it in the train (see ``merge``)."""
+        self._leave_train(worker)
+        ticket = _Ticket(worker, story.key)
+        ahead = self._train[-1] if self._train else None
+        self._train.append(ticket)
+        try:
+            if ahead is not None:  # its place in the train is known in a few git calls
+                await ahead.placed.wait()
+            target = next((t.commit for t in reversed(self._train) if t.commit), self._head)
+            await checkout.snapshot()
+            if target != checkout.base_commit:
+                await checkout.rebase(target, keep_conflicts=False)  # a conflict waits
+            ticket.commit = (await checkout.snapshot()).commit  # followers stack on it now
+            ticket.placed.set()
+            tree = await checkout.code_tree()
+            results = await checkout.run_gates()
+        except BaseException:
+            self._leave_train(worker)
+            raise
+        self._gated[tree] = results
+        if all(r.passed for r in results):
+            ticket.state = "approval"
+        else:
+            self._leave_train(worker)
+        self._train_moved.set()
+        return results
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
         """Approve = land on main, verified (see the module docstring).
 
-        Changes approved while others wait to land form a train: each is first rebased onto
-        the one ahead of it and gated there, all at once. When the train lands as predicted,
-        the tree each change lands with is one its gates already passed on, and the re-check
-        under the merge lock finds nothing to re-run; when it does not, the gates run again.
+        Changes form a train in the order their gates started: each is gated on top of the
+        ones ahead of it, all at once. A change lands after those ahead of it that are still
+        being gated or merged (with automatic approvals: also those waiting for approval), so
+        when the train lands as predicted the tree a change lands with is one its gates
+        already passed on, and the re-check under the merge lock finds nothing to re-run. When
+        it does not (a human approved out of order, a change ahead was dropped), the gates run
+        again on the rebased change.
         """
-        ticket = _Ticket(story.key)
-        ahead = list(self._train)
-        self._train.append(ticket)
+        worker = _WORKER.get()
+        ticket = self._ticket(worker)
+        if ticket is None:
+            ticket = _Ticket(worker, story.key)
+            self._train.append(ticket)
+        ticket.state = "merging"
+        waits = {"gating", "merging"} | ({"approval"} if self.config.approve == "auto" else set())
         try:
-            if ahead:  # the one ahead knows its rebased commit once its own rebase ran
-                await ahead[-1].ready.wait()
-            target = self.gate_base()
-            if target != checkout.base_commit and not await checkout.rebase(
-                target, keep_conflicts=False
-            ):
-                await self._verify(story, checkout, speculative=bool(ahead))
-            ticket.commit = (await checkout.snapshot()).commit
-            ticket.ready.set()
+            while any(t.state in waits for t in self._train[: self._train.index(ticket)]):
+                self._train_moved.clear()
+                await self._train_moved.wait()
             async with self._merge_lock:
-                head = await asyncio.to_thread(self.git.head_sha)
+                # git, not the remembered value: a human may have committed on main meanwhile
+                head = self._head = await asyncio.to_thread(self.git.head_sha)
+                change = await checkout.snapshot()
+                landed = await checkout.code_tree_on(head)
+                known = self._gated.get(landed) if landed is not None else None
+                if known is not None and all(r.passed for r in known):
+                    # the tree that lands is one the gates passed on: no rebase, no re-run
+                    return await self._land(story, change.patch, learnings)
                 conflicts = await checkout.rebase(head)
                 if conflicts:
                     self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
@@ -414,7 +458,7 @@ class ParallelEngine(Engine):
                         "those files. Resolve the conflicts (keep both sides' intent), run the "
                         "quality gates, then call complete_task again."
                     )
-                results = await self._verify(story, checkout, speculative=False)
+                results = await self._verify(story, checkout)
                 if not all(r.passed for r in results):
                     raise MergeRetry(
                         "Your change was rebased onto the current main branch and the quality "
@@ -423,12 +467,9 @@ class ParallelEngine(Engine):
                 change = await checkout.snapshot()
                 return await self._land(story, change.patch, learnings)
         finally:
-            self._train.remove(ticket)
-            ticket.ready.set()
+            self._leave_train(worker)
 
-    async def _verify(
-        self, story: Story, checkout: Checkout, *, speculative: bool
-    ) -> list[GateResult]:
+    async def _verify(self, story: Story, checkout: Checkout) -> list[GateResult]:
         """The gates' verdict on the checkout's tree: from an earlier run on the same code, or
         a new run (said in the UI: main moved since the gates passed)."""
         await checkout.snapshot()
@@ -436,10 +477,9 @@ class ParallelEngine(Engine):
         known = self._gated.get(tree)
         if known is not None:
             return known
-        where = " (on top of the changes queued before it)" if speculative else ""
         self.notice(
             f"main moved since Task #{story.key}'s gates passed; "
-            f"running them again on the rebased change{where}"
+            "running them again on the rebased change"
         )
         results = await checkout.run_gates()
         self._gated[tree] = results
@@ -448,12 +488,19 @@ class ParallelEngine(Engine):
     async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
         """ONE commit on main: the change, ``passes: true`` and the progress entry."""
         head = await asyncio.to_thread(self.git.head_sha)
+        progress_size = await asyncio.to_thread(self.progress.size)
+        # the marker comes first: a kill after the change is applied but before the commit
+        # leaves a state file that the restart undoes (the change saved as a patch)
+        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
+        await asyncio.to_thread(self._state.write, marker)
+        keep = (*self._bookkeeping, *self._user_dirty)
         if patch:
             applied = await asyncio.to_thread(
                 _run_git, self.root, "apply", "--binary", "--index", stdin=patch
             )
             if applied.returncode != 0:
-                await asyncio.to_thread(self.git.restore_to_head, self._bookkeeping)
+                await asyncio.to_thread(self.git.restore_to_head, keep)
+                await asyncio.to_thread(self._state.clear)
                 raise MergeRetry(
                     "Your change does not apply to the main branch: "
                     + applied.stderr.decode("utf-8", "replace").strip()
@@ -461,11 +508,8 @@ class ParallelEngine(Engine):
         files = [
             display_path(d.path)
             for d in await asyncio.to_thread(self.git.diff)
-            if d.path not in self._bookkeeping and d.path not in self._user_dirty
+            if d.path not in keep
         ]
-        progress_size = await asyncio.to_thread(self.progress.size)
-        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
-        await asyncio.to_thread(self._state.write, marker)
         clean = [self._redact(item) for item in learnings]
         message = commit_message(self.config.role, story)
         try:
@@ -481,6 +525,7 @@ class ParallelEngine(Engine):
             raise
         await asyncio.to_thread(self._state.clear)
         self._head = sha
+        self._landed.add(story.key)
         committed = await asyncio.to_thread(self.git.files_in_commit, sha)
         self.emit(
             Committed(
@@ -499,15 +544,19 @@ class ParallelEngine(Engine):
             self.store, self.progress, self.git, story.key, progress_size
         ):
             log.warning("%s", problem)
-        self.git.restore_to_head(keep=self._bookkeeping)
+        self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
         self._state.clear()
 
 
 @dataclasses.dataclass(eq=False)
 class _Ticket:
+    """A change in the merge train: gated on top of the ones ahead of it."""
+
+    worker: int
     story_id: str
-    commit: str | None = None  # the change rebased onto the one ahead (None: not yet known)
-    ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    state: Literal["gating", "approval", "merging"] = "gating"
+    commit: str | None = None  # the change on top of the ones ahead (None: not yet known)
+    placed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 class WorkerHost:
@@ -555,11 +604,8 @@ class WorkerHost:
     def add_feedback(self, story: Story, feedback: str) -> None:
         self._engine.add_feedback(story, feedback)
 
-    def gate_base(self) -> str:
-        return self._engine.gate_base()
-
-    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
-        self._engine.gates_ran(code_tree, results)
+    async def gate(self, checkout: Checkout) -> list[GateResult]:
+        return await self._engine.gate(self.worker, self.story, checkout)
 
 
 def build_engine(

@@ -6,7 +6,8 @@ fsync, so a crash leaves either the whole entry or nothing of it (short of a tor
 and `truncate` exists only to drop an entry whose commit never happened.
 
 Free text (titles, learnings, questions, answers) comes from the agent and the PRD, so it can
-never start a line that reads as an entry header or field label: such lines are indented.
+never start a line that reads as an entry header or field label: such lines are indented, and
+control characters (terminal escapes a `cat` or `git log -p` would obey) are shown escaped.
 The file is opened without following symlinks; a symlink or anything but a regular file is a
 `BookkeepingError` naming it (the agent could otherwise point the log at a file outside).
 """
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ralph_tui.safe_open import open_regular, replace_regular
+from ralph_tui.text import escape_controls
 
 __all__ = ["ProgressLog", "timestamp"]
 
@@ -40,12 +42,12 @@ def timestamp(when: datetime | None = None) -> str:
 
 def _one_line(text: str) -> str:
     """Headings must stay one line, or the entry boundary `## ` would be misread."""
-    return " ".join(text.split())
+    return escape_controls(" ".join(text.split()), multiline=False)
 
 
 def _lines(text: str) -> list[str]:
     """Every kind of line break (``\\r``, ``\\u2028``, ...) becomes a plain one."""
-    return text.splitlines()
+    return [escape_controls(line) for line in text.splitlines()]
 
 
 def _block(text: str) -> str:

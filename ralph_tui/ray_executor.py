@@ -161,6 +161,13 @@ class RemoteCheckout:
         self._base = await self._actor.checkout_base.remote(self._id)
         return conflicts
 
+    async def code_tree_on(self, onto: str) -> str | None:
+        data = b""
+        if onto != self._base:
+            data = await asyncio.to_thread(self._scratch.make_bundle, onto, self._base)
+        tree: str | None = await self._actor.checkout_code_tree_on.remote(self._id, onto, data)
+        return tree
+
     async def code_tree(self) -> str:
         tree: str = await self._actor.checkout_code_tree.remote(self._id)
         return tree
@@ -378,8 +385,6 @@ class _Session:
                 self._host.add_usage(story, usage)
         elif call.name == "add_feedback":
             self._host.add_feedback(story, str(call.args[0]))
-        elif call.name == "gates_ran":
-            self._host.gates_ran(str(call.args[0]), call.args[1])
         else:
             log.warning("unknown one-way message from the node: %s", call.name)
 
@@ -403,6 +408,9 @@ class _Session:
             return await host.ask_human(story, args[0], args[1], automatic=bool(args[2]))
         if call.name == "ask_approval":
             return await host.ask_approval(story, args[0], args[1], args[2])
+        if call.name == "gate":
+            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
+            return await host.gate(checkout)
         if call.name == "merge":
             checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
             sha = await host.merge(story, checkout, args[2])

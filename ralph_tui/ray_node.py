@@ -221,8 +221,6 @@ class RemoteHost:
         self._runner = runner
         self.worker = job.worker
         self.max_fix_attempts = job.config.max_fix_attempts
-        self._base = job.base_commit
-        self._checkout: Checkout | None = None  # known once the first merge was asked for
         self._stop = False
 
     @property
@@ -256,7 +254,6 @@ class RemoteHost:
         return decision
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
-        self._checkout = checkout
         checkout_id = self._runner.register(checkout)
         try:
             sha: str = await self._link.call(
@@ -269,16 +266,17 @@ class RemoteHost:
     def add_feedback(self, story: Story, feedback: str) -> None:
         self._link.send(Call(0, "add_feedback", (feedback,)))
 
-    def gate_base(self) -> str:
-        """Gate where the change is now: the driver's merge train (changes queued ahead) lives
-        in commits this node does not have; the merge re-checks on the landed tree."""
-        if self._checkout is not None:
-            return self._checkout.base_commit
-        return self._base
-
-    def gates_ran(self, code_tree: str, results: Sequence[GateResult]) -> None:
-        # a git tree id is the same on every machine: the driver's merge can trust it
-        self._link.send(Call(0, "gates_ran", (code_tree, list(results))))
+    async def gate(self, checkout: Checkout) -> list[GateResult]:
+        """The driver decides where the gates run (the merge train) and moves this checkout
+        there through ``checkout_*``; the gates run here, their events streamed as they go."""
+        checkout_id = self._runner.register(checkout)
+        try:
+            results: list[GateResult] = await self._link.call(
+                "gate", checkout_id, checkout.base_commit
+            )
+            return results
+        finally:
+            self._runner.unregister(checkout_id)
 
 
 class StoryRunner:
@@ -475,6 +473,13 @@ class StoryRunner:
 
     def checkout_base(self, checkout_id: int) -> str:
         return self._checkout(checkout_id).base_commit
+
+    async def checkout_code_tree_on(self, checkout_id: int, onto: str, bundle: bytes) -> str | None:
+        checkout = self._checkout(checkout_id)
+        if bundle:
+            assert self._repo is not None
+            await asyncio.to_thread(fetch_bundle, self._repo, bundle)
+        return await checkout.code_tree_on(onto)
 
     async def checkout_code_tree(self, checkout_id: int) -> str:
         return await self._checkout(checkout_id).code_tree()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import RALPH_DIR, _git_words, _run_git
+from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git
 from ralph_tui.recovery import safe_name
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -53,6 +53,8 @@ class Worktree:
     base: str  # the commit the change applies to
     bookkeeping: Sequence[str] = field(default=())
     commit: str | None = None  # the change as one commit on ``base`` (None: not snapshotted)
+    # the last snapshot's answer, for (base, commit): asked again with nothing changed, it holds
+    _last: tuple[tuple[str, str | None], tuple[str, bytes, str]] | None = None
 
     @contextlib.contextmanager
     def _whole_tree_index(self) -> Iterator[dict[str, str]]:
@@ -85,6 +87,11 @@ class Worktree:
 
     def snapshot(self, notes: list[str]) -> tuple[str, bytes, str]:
         """Commit the change on the branch (one commit on ``base``); (commit, patch, diffstat)."""
+        if self._last is not None and self._last[0] == (self.base, self.commit):
+            clean = _git(self.root, "status", "--porcelain", "-z", "--untracked-files=all")
+            head = _git(self.root, "rev-parse", "HEAD").decode().strip()
+            if not clean and head == self.commit:  # nothing changed since: the same answer
+                return self._last[1]
         with self._whole_tree_index() as env:
             self._bookkeeping_to_base(env, notes)
             tree = _git(self.root, "write-tree", env=env).decode().strip()
@@ -96,14 +103,41 @@ class Worktree:
             out = _git(self.root, "commit-tree", tree, "-p", self.base, stdin=message)
             commit = out.decode().strip()
         self._move_to(commit)
+        return self._remember(commit)
+
+    def _remember(self, commit: str) -> tuple[str, bytes, str]:
         patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, commit)
         stat = _git(self.root, "diff", "--stat", *_DIFF, self.base, commit)
-        return commit, patch, stat.decode("utf-8", "replace").rstrip("\n")
+        answer = (commit, patch, stat.decode("utf-8", "replace").rstrip("\n"))
+        self._last = ((self.base, commit), answer)
+        return answer
 
     def _move_to(self, commit: str) -> None:
         _git(self.root, "update-ref", f"refs/heads/{self.branch}", commit)
         _git(self.root, "reset", "-q", "--hard", commit)
         self.commit = commit
+
+    def code_tree_on(self, onto: str) -> str | None:
+        """``code_tree`` of the snapshotted change applied onto ``onto``, in a scratch index
+        (the worktree is not touched); ``None`` when the patch does not apply cleanly."""
+        if self.commit is None:
+            raise GitError(f"{self.root}: the change was not snapshotted")
+        if self._last is not None and self._last[0] == (self.base, self.commit):
+            patch = self._last[1][1]
+        else:
+            patch = _git(
+                self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit
+            )
+        with tempfile.TemporaryDirectory(prefix="ralph-wt-key-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(self.root, "read-tree", onto, env=env)
+            if patch:
+                applied = _run_git(self.root, "apply", "--cached", "--binary", stdin=patch, env=env)
+                if applied.returncode != 0:
+                    return None
+            if self.bookkeeping:
+                _git(self.root, "update-index", "--force-remove", "--", *self.bookkeeping, env=env)
+            return _git(self.root, "write-tree", env=env).decode().strip()
 
     def code_tree(self) -> str:
         """The snapshotted commit's tree without the PRD and progress log: what the gates see
@@ -114,10 +148,7 @@ class Worktree:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", self.commit, env=env)
             if self.bookkeeping:
-                _git(
-                    self.root, "rm", "-q", "--cached", "--ignore-unmatch", "--",
-                    *self.bookkeeping, env=env,
-                )  # fmt: skip
+                _git(self.root, "update-index", "--force-remove", "--", *self.bookkeeping, env=env)
             return _git(self.root, "write-tree", env=env).decode().strip()
 
     def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
@@ -143,6 +174,7 @@ class Worktree:
             message = WIP_MESSAGE.format(story=self.story_id).encode()
             commit = _git(self.root, "commit-tree", tree, "-p", onto, stdin=message)
             self._move_to(commit.decode().strip())
+            self._remember(self.commit or "")
             return []
         unmerged = _git(self.root, "diff", "--name-only", "--diff-filter=U", "-z")
         conflicts = [p for p in unmerged.decode("utf-8", "surrogateescape").split("\0") if p]
@@ -283,3 +315,18 @@ class WorktreeManager:
         for stray in sorted(p for p in self.folder.iterdir() if p.is_dir()):
             report(f"{stray}: removed (a worktree folder without its record)")
             self._remove_paths(stray, branch_name(stray.name), self.folder / f"{stray.name}.json")
+
+
+def worker_diff(main_root: Path, story_id: str) -> list[FileDiff]:
+    """A running worker's change (its worktree against the commit it started from), for the
+    Diff pane; empty when the worktree is gone."""
+    root = main_root / RALPH_DIR / "worktrees" / safe_name(story_id)
+    if not (root / ".git").exists():
+        return []
+    repo = GitRepo(root.resolve())
+    subject = _run_git(root, "log", "-1", "--format=%s", "HEAD").stdout.decode("utf-8", "replace")
+    base = "HEAD^" if subject.startswith(WIP_MESSAGE.split("{", 1)[0]) else "HEAD"
+    try:
+        return repo.diff(base)
+    except GitError:
+        return []

@@ -7,6 +7,7 @@ the real app on a throwaway repository, with a fixed event stream replayed into 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -31,11 +32,71 @@ async def shoot(name: str, out: Path) -> Path:
     return Path(path)
 
 
+async def shoot_workers(out: Path) -> Path:
+    """A real ``workers = 3`` run: two changes queued for approval while a third still works."""
+    from ralph_tui.agents.scripted import ScriptedAgent
+    from ralph_tui.config import load_config
+    from ralph_tui.parallel import ParallelEngine
+    from ralph_tui.tui.app import RalphApp
+    from tests.support.repo import make_repo, story
+
+    def steps(path: str, text: str, intro: str) -> list[dict[str, object]]:
+        edit = {"command": "create", "path": path, "file_text": text}
+        return [
+            {"text": intro},
+            {"tool": "str_replace_based_edit_tool", "input": edit},
+            {"tool": "complete_task", "input": {"summary": intro, "learnings": []}},
+        ]
+
+    with tempfile.TemporaryDirectory(prefix="ralph-shot-") as tmp:
+        script = Path(tmp) / "script.json"
+        script.write_text(
+            json.dumps(
+                {
+                    "stories": {
+                        "US-001": steps("src/health.py", "OK = True\n", "Adding /health."),
+                        "US-002": steps("src/stock.py", "STOCK = {}\n", "Adding the stock table."),
+                        "US-003": [
+                            {"text": "Looking at the pricing rules first."},
+                            {"tool": "bash", "input": {"command": "sleep 4"}},
+                        ],
+                    }
+                }
+            )
+        )
+        root = make_repo(
+            Path(tmp) / "inventory-service",
+            [
+                story("US-001", "Health endpoint"),
+                story("US-002", "Stock table"),
+                story("US-003", "Price rules"),
+                story("US-004", "Reorder alerts", 2, dependsOn=["US-002"]),
+            ],
+            extra_config=f'script = "{script}"\nworkers = 3\nsandbox = {{ mode = "off" }}',
+        )
+        config = load_config(root)
+        app = RalphApp(root, config, agent=ScriptedAgent.from_file(script, config))
+        engine = app.engine
+        assert isinstance(engine, ParallelEngine)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            while not (engine.approvals.waiting >= 2 and app.approval_bar.is_open):
+                await pilot.pause(0.05)
+            await pilot.pause(0.5)
+            path = app.save_screenshot(filename="workers.svg", path=str(out))
+            engine.request_stop()
+            app.supervisor.settle_for_quit()
+            while app.exit_code is None:  # the workers wind up before the folder goes
+                app.supervisor.settle_for_quit()
+                await pilot.pause(0.1)
+    return Path(path)
+
+
 async def main() -> None:
     out = ROOT / "screenshots"
     out.mkdir(exist_ok=True)
     for name in SCENES:
         print(await shoot(name, out))
+    print(await shoot_workers(out))
 
 
 if __name__ == "__main__":

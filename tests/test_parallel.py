@@ -7,6 +7,7 @@ once, the supervisor holds the first approval until the second worker has asked 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ from ralph_tui.events import (
     IterationStarted,
     Notice,
     RunFinished,
+    ToolCall,
 )
+from ralph_tui.headless import run_headless
 from ralph_tui.parallel import ParallelEngine, dependencies, ready_stories
 from ralph_tui.prd_store import parse_prd
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest
 from tests.support.engine import RecordingSink, ScriptedSupervisor, complete, create, write_script
-from tests.support.repo import git, make_repo, story
+from tests.support.repo import git, make_repo, story, write_prd
 
 
 def make_parallel(
@@ -223,43 +226,65 @@ async def test_dependent_story_waits_for_its_dependency(tmp_path: Path) -> None:
 async def test_main_moving_under_a_worker_reruns_the_gates_before_the_commit(
     tmp_path: Path,
 ) -> None:
-    # the gate fails on a tree holding both files: each worker alone passes, the rebased
-    # second change does not, and goes back to its agent, which then removes its own file
-    gate = {"alone": "test ! -f one.txt || test ! -f two.txt"}
+    # main moves while US-001 waits for approval (a commit lands there); its gates passed on
+    # the old main and fail on the rebased tree, so the change goes back to the agent
+    gate = {"fits": "test ! -f extra.txt || test ! -f one.txt || grep -q ok one.txt"}
     root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")], gates=gate)
-
-    def steps(mine: str) -> list[dict[str, Any]]:
-        return [
-            create(f"{mine}.txt", "x\n"),
-            complete(),
-            {"tool": "bash", "input": {"command": f"rm {mine}.txt && echo ok > {mine}.md"}},
-            complete(),
-        ]
-
-    script = {"stories": {"US-001": steps("one"), "US-002": steps("two")}}
-    sup = HoldFirstApproval()
-    sink = TeeSink(sup.sink)
-    engine, agent, _, _ = make_parallel(root, script, sup, sink=sink)
-    assert await run(engine, sink) == 0
-    commits = sink.of(Committed)
-    first, second = commits[0].story_id, commits[1].story_id
-    first_worker = commits[0].worker
-    second_worker = commits[1].worker
-    gates_of = {
-        w: [g.state for g in sink.of(GateFinished) if g.worker == w]
-        for w in (first_worker, second_worker)
+    script = {
+        "stories": {
+            "US-001": [
+                create("one.txt", "first try\n"),
+                complete(),
+                create("one.txt", "ok\n"),
+                complete(),
+            ],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
     }
-    # first: gates once (main had not moved). second: passed alone, failed after the rebase,
-    # passed after the fix, then approved again with main unmoved: no third gate run
-    assert gates_of[first_worker] == ["passed"]
-    assert gates_of[second_worker] == ["passed", "failed", "passed"]
-    rerun = [n.message for n in sink.of(Notice) if "running them again" in n.message]
-    assert len(rerun) == 1
-    assert rerun[0].startswith(f"main moved since Task #{second}'s gates passed; running them")
+    moved: list[str] = []
+
+    async def move_main(request: ApprovalRequest) -> None:
+        if request.story_id == "US-001" and not moved:
+            (root / "extra.txt").write_text("moved\n")
+            git(root, "add", "extra.txt")
+            git(root, "commit", "-qm", "main moves")
+            moved.append(git(root, "rev-parse", "HEAD").strip())
+
+    sup = ScriptedSupervisor(on_approve=move_main)
+    engine, agent, sink, _ = make_parallel(root, script, sup)
+    assert await run(engine, sink) == 0
+    worker = next(e.worker for e in sink.of(IterationStarted) if e.story_id == "US-001")
+    gates = [g.state for g in sink.of(GateFinished) if g.worker == worker]
+    # passed on the old main, failed on the rebased tree, passed after the fix (once more if
+    # US-002 landed in between: then the fixed change is gated again before it lands)
+    assert gates[:3] == ["passed", "failed", "passed"] and set(gates[3:]) <= {"passed"}
+    rerun = [n.message for n in sink.of(Notice) if "#US-001's gates passed" in n.message]
+    assert rerun[0] == (
+        "main moved since Task #US-001's gates passed; running them again on the rebased change"
+    )
     red = [o.content for n, o in agent.received if n == "complete_task" and "rebased" in o.content]
-    assert len(red) == 1 and "alone" in red[0]
-    assert {p.name for p in root.iterdir()} >= {f"{'one' if first == 'US-001' else 'two'}.txt"}
+    assert len(red) == 1 and "fits" in red[0] and "fix attempt 1 of 3" in red[0]
+    # the story commit sits on top of the commit that moved main, and holds the fixed file
+    log = git(root, "log", "--format=%s").splitlines()
+    assert log.index("main moves") > log.index("[backend] Task #US-001: One")
+    assert git(root, "show", "HEAD:one.txt") == "ok\n"
     assert passes(root) == {"US-001": True, "US-002": True}
+    assert_clean(root)
+
+
+async def test_changes_gated_together_land_without_a_second_gate_run(tmp_path: Path) -> None:
+    # four workers finish together: each is gated on top of the ones ahead of it in the merge
+    # train, so landing in that order re-runs no gate, yet every landed tree was gated
+    stories = [story(f"US-00{i}", f"S{i}") for i in range(1, 5)]
+    root = make_repo(tmp_path / "ws", stories, gates={"ok": "true"})
+    script = {"stories": {s["id"]: [create(f"{s['id']}.txt", "x\n"), complete()] for s in stories}}
+    sup = HoldFirstApproval(count=4)
+    sink = TeeSink(sup.sink)
+    engine, _, _, _ = make_parallel(root, script, sup, sink=sink, workers=4, approve="auto")
+    assert await run(engine, sink) == 0
+    assert len(sink.of(Committed)) == 4
+    assert len(sink.of(GateFinished)) == 4  # one gate run per story
+    assert not [n for n in sink.of(Notice) if "running them again" in n.message]
     assert_clean(root)
 
 
@@ -308,4 +333,100 @@ async def test_reject_and_discard_in_workers(tmp_path: Path) -> None:
     assert finished["US-002"].patch_path is not None
     assert "two.txt" in Path(finished["US-002"].patch_path).read_text()
     assert story_commits(root) == ["[backend] Task #US-001: One"]
+    assert_clean(root)
+
+
+async def test_each_worker_is_confined_to_its_own_worktree(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two")],
+        extra_config='sandbox = { mode = "bwrap" }',
+    )
+    escape = root / "escaped.txt"
+    steps = [
+        {
+            "tool": "bash",
+            "input": {"command": f"echo out > {escape}; pwd > where-$(basename $PWD)"},
+        },
+        create("tasks/backend_prd.json", "{}"),  # the PRD is read-only in a worker
+        complete(),
+    ]
+    engine, agent, sink, _ = make_parallel(root, {"default": steps})
+    assert await run(engine, sink) == 0
+    assert not escape.exists()
+    for story_id in ("US-001", "US-002"):
+        where = git(root, "log", "-1", "--format=%H", f"--grep=Task #{story_id}:")
+        cwd = git(root, "show", f"{where.strip()}:where-{story_id}").strip()
+        assert cwd.endswith(f".ralph/worktrees/{story_id}"), cwd
+    refused = [o for n, o in agent.received if n == "str_replace_based_edit_tool"]
+    assert len(refused) == 2 and all(o.is_error for o in refused)
+    assert passes(root) == {"US-001": True, "US-002": True}
+
+
+async def test_headless_auto_prefixes_each_line_with_the_story_id(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    script = {
+        "stories": {
+            "US-001": [{"text": "working on one"}, create("one.txt", "1\n"), complete()],
+            "US-002": [{"text": "working on two"}, create("two.txt", "2\n"), complete()],
+        }
+    }
+    path = write_script(root, script)
+    config = load_config(root, {"script": str(path), "workers": 2, "approve": "auto"})
+    out = io.StringIO()
+    code = await run_headless(root, config, out=out, agent=ScriptedAgent.from_file(path, config))
+    text = out.getvalue()
+    assert code == 0, text
+    assert "[US-001]   │ working on one" in text and "[US-002]   │ working on two" in text
+    assert "[US-001]   ✓ committed" in text and "[US-002]   ✓ committed" in text
+    for line in text.splitlines():  # a worker's line never carries the other story's id
+        if "working on one" in line or "one.txt" in line:
+            assert line.startswith("[US-001]"), line
+
+
+async def test_story_removed_while_its_worker_runs_is_stopped_at_a_safe_point(
+    tmp_path: Path,
+) -> None:
+    flag = tmp_path / "go"
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two", 2)],
+        extra_config='sandbox = { mode = "off" }',  # the flag lives outside the worktree
+    )
+    wait = f"while [ ! -f {flag} ]; do sleep 0.05; done"
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), {"tool": "bash", "input": {"command": wait}},
+                       complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }  # fmt: skip
+    started = asyncio.Event()  # US-001's agent has written its file and waits in bash
+    told = asyncio.Event()
+    worker_of: dict[str, int] = {}
+
+    def watch(event: Event) -> None:
+        if isinstance(event, IterationStarted):
+            worker_of[event.story_id] = event.worker
+        bash = isinstance(event, ToolCall) and event.name == "bash"
+        if bash and event.worker == worker_of.get("US-001"):
+            started.set()
+        if isinstance(event, Notice) and "removed from the PRD" in event.message:
+            told.set()
+
+    sink = TeeSink(watch)
+    engine, _, _, _ = make_parallel(root, script, sink=sink)
+    task = asyncio.create_task(run(engine, sink))
+    await started.wait()
+    write_prd(root, [story("US-002", "Two", 2)])
+    await told.wait()
+    flag.touch()
+    assert await task == 0
+    finished = {e.story_id: e for e in sink.of(IterationFinished)}
+    assert finished["US-001"].outcome == "stopped"
+    notice = next(n.message for n in sink.of(Notice) if "removed from the PRD" in n.message)
+    assert "stops at its next safe point" in notice
+    assert finished["US-001"].patch_path is not None  # its work is kept as a patch
+    assert not (root / "one.txt").exists()
+    assert passes(root) == {"US-002": True}
     assert_clean(root)

@@ -201,3 +201,17 @@ def test_symlinked_log_is_refused_and_target_untouched(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="is a symlink"):
         log.tail()
     assert outside.read_text() == "keep\n"
+
+
+def test_terminal_escapes_in_free_text_are_shown_escaped(tmp_path: Path) -> None:
+    """An OSC 52 clipboard write or a clear-screen in a learning must not reach `cat` raw."""
+    path = tmp_path / "progress.txt"
+    path.write_text("", encoding="utf-8")
+    log = ProgressLog(path)
+    log.append_completed(
+        "US-1", "Title \x1b[2J", ["copy \x1b]52;c;cHduZWQ=\x07 this"], ["a.py"], when=WHEN
+    )
+    log.append_blocker("US-1", "T", "tried \x1b[1A\x1b[2K", "why?\x9b", when=WHEN)
+    text = path.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "\\x1b]52;c;cHduZWQ=" in text

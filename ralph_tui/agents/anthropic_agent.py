@@ -30,6 +30,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
+from ralph_tui.text import encodable, encodable_data
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
@@ -94,7 +95,7 @@ class AnthropicAgent:
         box = ToolBox(tools, self.config)
         system = [{"type": "text", "text": request.system_prompt, "cache_control": EPHEMERAL}]
         messages: list[Message] = [
-            {"role": "user", "content": [{"type": "text", "text": request.user_prompt}]}
+            {"role": "user", "content": [{"type": "text", "text": encodable(request.user_prompt)}]}
         ]
         last_text = ""
         try:
@@ -109,7 +110,9 @@ class AnthropicAgent:
                 truncated: dict[str, Any] | None = None
                 if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
                     truncated = content.pop()  # its input JSON was cut off: never run it
-                messages.append({"role": "assistant", "content": content or [_text("…")]})
+                # sent back as sent, except lone surrogates (valid JSON, not encodable UTF-8)
+                sent_back = encodable_data(content) or [_text("…")]
+                messages.append({"role": "assistant", "content": sent_back})
                 results = await self._run_tools(box, tools, content)
                 if tools.finished:
                     return AgentOutcome("finished")
@@ -191,7 +194,7 @@ class AnthropicAgent:
                 )
                 for block in reply.content:
                     if block.type == "text" and block.text:
-                        tools.emit(TextDelta(text=block.text))
+                        tools.emit(TextDelta(text=encodable(block.text)))
                 return reply
             async with self.client.messages.stream(
                 model=self.config.model,
@@ -203,7 +206,7 @@ class AnthropicAgent:
                 started = True
                 async for event in stream:
                     if event.type == "text" and event.text:
-                        tools.emit(TextDelta(text=event.text))
+                        tools.emit(TextDelta(text=encodable(event.text)))
                 reply = await stream.get_final_message()
         except anthropic.AuthenticationError as exc:
             raise AgentError(f"{_describe(exc)}; check ANTHROPIC_API_KEY") from None
@@ -225,6 +228,12 @@ class AnthropicAgent:
             if started:
                 raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
             raise AgentError(f"Anthropic API: connection error: {exc}") from None
+        except ValueError as exc:
+            # tool input JSON the SDK's stream parser rejects (a lone surrogate "\\udcff" is
+            # enough); the SDK itself says to retry, so the turn is retried like a broken stream
+            if not (started and str(exc).startswith(_BAD_TOOL_JSON)):
+                raise
+            raise _StreamBroke("the model sent tool input that is not valid JSON") from exc
         if reply.stop_reason is None:  # the body ended cleanly but without message_stop
             raise _StreamBroke("the stream ended before the message was complete")
         return reply
@@ -243,6 +252,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 _TRANSPORT_ERRORS = _transport_errors()
+_BAD_TOOL_JSON = "Unable to parse tool parameter JSON"  # the SDK's ValueError message
 
 
 def _tool_params() -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.sandbox import Sandbox
+from ralph_tui.text import encodable, encodable_data
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE, RUN_QUALITY_GATES, TOOL_DEFINITIONS
 from ralph_tui.tools.shell import clip
 from ralph_tui.tools.toolbox import ToolBox
@@ -73,6 +74,7 @@ FILE_TOOLS: dict[str, tuple[str, ...]] = {
     "Grep": ("path",),
     "LS": ("path",),
 }
+WRITE_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})  # not the PRD or the log
 _MAX_RESULT_BYTES = 16_000
 HOOK_TIMEOUT_S = 7 * 24 * 3600.0
 # After the iteration ended (the story committed, say) the model gets this long to finish its
@@ -131,7 +133,7 @@ def policy_decision(
         if value is None or (key == "path" and not str(value).strip()):
             continue  # Glob/Grep/LS without a path search the workspace root
         try:
-            workspace.resolve(str(value))
+            workspace.resolve(str(value), write=tool_name in WRITE_TOOLS)
         except ConfinementError as exc:
             return str(exc)
     return None
@@ -428,7 +430,7 @@ class _Session:
 
     def _text(self, text: str) -> None:
         if text:
-            self.tools.emit(TextDelta(text=text))
+            self.tools.emit(TextDelta(text=encodable(text)))  # a lone surrogate is valid JSON
             self.text_open = not text.endswith("\n")
 
     def _end_text(self) -> None:
@@ -442,13 +444,16 @@ class _Session:
         self.called.add(call_id)
         self.names.setdefault(call_id, name)
         self._end_text()
-        self.tools.emit(ToolCall(call_id=call_id, name=name, input=dict(tool_input)))
+        self.tools.emit(
+            ToolCall(call_id=call_id, name=name, input=encodable_data(dict(tool_input)))
+        )
 
     def _emit_result(self, call_id: str, content: str, is_error: bool) -> None:
         name = self.names.get(call_id, "")
         if call_id in self.resulted or name.startswith(MCP_PREFIX):
             return
         self.resulted.add(call_id)
+        content = encodable(content)  # Claude Code's own tools: a file name may not be UTF-8
         self.tools.emit(ToolResult(call_id=call_id, name=name, content=content, is_error=is_error))
 
     def _report(self, result: Any) -> None:

@@ -3,6 +3,7 @@
 Script format (JSON)::
 
     {"stream_delay_s": 0.02,
+     "step_delay_s": 0.3,                                # before each step: model latency
      "stories": {"US-001": [step, ...],                  # the same steps every attempt
                  "US-002": [[step, ...], [step, ...]]},  # attempt 1, attempt 2 (and later)
      "default": [step, ...]}
@@ -70,10 +71,13 @@ class ScriptedAgent:
         steps = self.steps_for(story_id)
         self.attempts[story_id] = self.attempts.get(story_id, 0) + 1
         delay = float(self.script.get("stream_delay_s", 0.0))
+        step_delay = float(self.script.get("step_delay_s", 0.0))
         box = ToolBox(tools, self.config)
         try:
             for index, step in enumerate(steps):
                 await tools.checkpoint()
+                if step_delay:
+                    await asyncio.sleep(step_delay)
                 if "text" in step:
                     await self._stream(str(step["text"]), tools, delay)
                 elif "tool" in step:

@@ -21,7 +21,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.config import RalphConfig
@@ -48,7 +48,7 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.iteration import Agent
-from ralph_tui.parallel import build_engine
+from ralph_tui.parallel import ParallelEngine, build_engine
 from ralph_tui.prd import Prd
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -66,11 +66,18 @@ from ralph_tui.tui.widgets.gates_panel import GatesPanel
 from ralph_tui.tui.widgets.status_line import RunStatus, StatusLine
 from ralph_tui.tui.widgets.task_board import BoardState, TaskBoard
 from ralph_tui.tui.widgets.transcript import Transcript
+from ralph_tui.tui.workers import WorkerTracker
+from ralph_tui.worktrees import worker_diff
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.04  # ~25 widget updates a second, however fast the agent streams
 DIFF_DEBOUNCE_S = 0.25
+# parallel runs: events that only the selected worker's panes show (the board sees them all)
+_WORKER_DETAIL = (
+    TextDelta, ToolCall, ToolResult, GateStarted, GateFinished, IterationStarted,
+    IterationFinished, ApprovalNeeded, ApprovalDecided, Committed, Notice,
+)  # fmt: skip
 # tool results after which the working tree may have changed
 _EDITING_TOOLS = frozenset({"str_replace_based_edit_tool", "bash", "Write", "Edit", "MultiEdit"})
 
@@ -95,6 +102,7 @@ class RalphApp(App[int]):
         Binding("r", "reject", "Reject", id="reject"),
         Binding("d", "discard", "Discard", id="discard"),
         Binding("s", "skip", "Skip story", id="skip"),
+        Binding("o", "open_approval", "Open approval", id="open_approval"),
         Binding("escape", "leave_box", "Leave box", id="leave_box"),
         Binding("p", "toggle_pause", "Pause/resume", id="pause"),
         Binding("m", "toggle_maximize", "Maximize", id="maximize"),
@@ -148,6 +156,7 @@ class RalphApp(App[int]):
         self._flush_scheduled = False
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
+        self.worker_view = WorkerTracker()
 
     # ------------------------------------------------------------------ layout
 
@@ -273,6 +282,12 @@ class RalphApp(App[int]):
         board_dirty = False
         for event in events:
             self.events_seen += 1
+            self.worker_view.observe(event)
+            if isinstance(event, ApprovalNeeded | ApprovalDecided):
+                self._show_waiting_count()
+            if not self.worker_view.shows(event) and isinstance(event, _WORKER_DETAIL):
+                board_dirty = True  # another worker's story moved on: only the board shows it
+                continue
             board_dirty |= self._apply(event)
         if board_dirty:
             self._reload_board()
@@ -406,6 +421,12 @@ class RalphApp(App[int]):
             blocked=frozenset(self._blocked),
             skipped=frozenset(self.engine.skipped),
             costs=dict(self._costs),
+            workers=self.worker_view.running(),
+            approvals=frozenset(
+                self.engine.approvals.waiting_ids()
+                if isinstance(self.engine, ParallelEngine)
+                else ()
+            ),
             nodes=dict(self._story_nodes),
         )
 
@@ -439,7 +460,11 @@ class RalphApp(App[int]):
 
     @work(exclusive=True, group="diff", exit_on_error=False, name="diff")
     async def load_diff(self) -> None:
-        files = await asyncio.to_thread(self.engine.git.diff)
+        story = self.worker_view.story_of.get(self.worker_view.selected)
+        if story is not None:  # parallel runs: the selected worker's change in its worktree
+            files = await asyncio.to_thread(worker_diff, self.engine.root, story)
+        else:
+            files = await asyncio.to_thread(self.engine.git.diff)
         self.diff.show_files(files)
         self.query_one("#diff-panel", Panel).border_subtitle = (
             f"{len(files)} files +{sum(f.additions for f in files)} "
@@ -452,12 +477,18 @@ class RalphApp(App[int]):
 
     def _on_approval(self, request: ApprovalRequest) -> None:
         self.flush_events()
+        if request.worker and request.worker != self.worker_view.selected:
+            self._show_worker(request.worker)
         self.gates.show_results(request.gates)
         self.approval_bar.open(request)
         self.load_diff()
         self.refresh_bindings()
         self.bell()
-        self.notify(f"Approve {request.story_id}? a approve · r reject · d discard", timeout=6)
+        more = f" ({request.waiting} more waiting: o opens one)" if request.waiting else ""
+        self.notify(
+            f"Approve {request.story_id}? a approve · r reject · d discard{more}", timeout=6
+        )
+        self._reload_board()
 
     def _on_escalation(self, request: EscalationRequest) -> None:
         self.flush_events()
@@ -490,11 +521,44 @@ class RalphApp(App[int]):
             return sup.approval is not None and not self.approval_bar.rejecting
         if action == "skip":
             return sup.escalation is not None
+        if action == "open_approval":
+            return isinstance(self.engine, ParallelEngine) and self.engine.approvals.waiting > 0
         if action == "leave_box":
             return isinstance(self.focused, Input)
         if action == "toggle_pause":
             return self.run_active and not self._quitting
         return True
+
+    # ------------------------------------------------------------------ parallel workers
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Moving the board's cursor to a running story shows its worker in the panes."""
+        if event.data_table is not self.board or self.board.selected_story is None:
+            return
+        worker = self.worker_view.worker_of(self.board.selected_story)
+        if worker is not None and worker != self.worker_view.selected:
+            self._show_worker(worker)
+
+    def _show_waiting_count(self) -> None:
+        if isinstance(self.engine, ParallelEngine) and self.approval_bar.is_open:
+            self.approval_bar.show_waiting(max(0, self.engine.approvals.waiting - 1))
+
+    def _show_worker(self, worker: int) -> None:
+        self.transcript.clear()
+        self.gates.reset()
+        for event in self.worker_view.select(worker):
+            self._apply(event)
+        self.query_one("#transcript-panel", Panel).border_subtitle = f"worker {worker}"
+        self.request_diff()
+
+    def action_open_approval(self) -> None:
+        """Show the approval of the story under the board's cursor (parallel runs)."""
+        story = self.board.selected_story
+        engine = self.engine
+        if not isinstance(engine, ParallelEngine) or story is None:
+            return
+        if not engine.approvals.select(story):
+            self.notify(f"{story} is not waiting for approval.", severity="warning")
 
     def action_approve(self) -> None:
         self.supervisor.decide(ApprovalDecision.approve())

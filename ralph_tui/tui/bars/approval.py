@@ -6,6 +6,8 @@ feedback box (shown after ``r``) takes typing, and ``enter`` there sends the rej
 
 from __future__ import annotations
 
+import dataclasses
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -21,7 +23,12 @@ def approval_text(request: ApprovalRequest) -> Text:
     text = Text()
     text.append("Approve ", style="bold")
     text.append(f"{request.story_id}", style="bold yellow")
-    text.append(f"  {request.title}\n", style="bold")
+    text.append(f"  {request.title}", style="bold")
+    if request.worker:
+        text.append(f"  (worker {request.worker})", style="dim")
+    if request.waiting:  # parallel runs: more approvals queued (o on the board opens one)
+        text.append(f"  +{request.waiting} waiting", style="bold magenta")
+    text.append("\n")
     gates = Text("gates: ", style="dim")
     for i, gate in enumerate(request.gates):
         if i:
@@ -101,6 +108,12 @@ class ApprovalBar(Vertical):
         self.remove_class("-rejecting")
         self.query_one("#approval-feedback", Input).value = ""
         self.add_class("-open")
+
+    def show_waiting(self, waiting: int) -> None:
+        """Parallel runs: more approvals were queued (or decided) behind the one shown."""
+        if self.request is not None and self.request.waiting != waiting:
+            self.request = dataclasses.replace(self.request, waiting=waiting)
+            self.query_one("#approval-summary", Static).update(approval_text(self.request))
 
     def close(self) -> None:
         self.request = None

@@ -31,6 +31,8 @@ class BoardState:
     blocked: frozenset[str] = frozenset()
     skipped: frozenset[str] = frozenset()
     costs: Mapping[str, float] | None = None
+    workers: Mapping[str, int] | None = None  # parallel runs: story -> the worker running it
+    approvals: frozenset[str] = frozenset()  # parallel runs: stories waiting for approval
     nodes: Mapping[str, str] | None = None  # story id -> cluster node it runs on (Ray)
 
 
@@ -45,7 +47,7 @@ def story_status(story: Story, state: BoardState) -> StoryStatus:
         return "passed"
     if story.key in state.blocked:
         return "blocked"
-    if story.key == state.running:
+    if story.key == state.running or story.key in (state.workers or {}):
         return "running"
     if story.key in state.skipped:
         return "skipped"
@@ -120,11 +122,18 @@ class TaskBoard(DataTable[Text | str]):
 
     def _row(self, story: Story, cost: float) -> list[Text | str]:
         status = story_status(story, self.state)
-        node = (self.state.nodes or {}).get(story.key) if status == "running" else None
+        label: str = status
+        worker = (self.state.workers or {}).get(story.key)
+        if worker is not None:  # parallel runs: which worker, and whether it waits for you
+            waits = " approve?" if story.key in self.state.approvals else ""
+            label = f"w{worker}{waits}"
+        node = (self.state.nodes or {}).get(story.key)
+        if node and (worker is not None or status == "running"):
+            label += f" @ {node}"  # the Ray executor: the node it runs on
         return [
             Text(story.key, style="bold"),
             Text(str(story.priority), justify="right"),
-            Text(f"{status} @ {node}" if node else status, style=_STATUS_STYLE[status]),
+            Text(label, style=_STATUS_STYLE[status]),
             Text(f"${cost:.2f}" if cost else "-", justify="right"),
             story.title,
         ]

@@ -117,6 +117,11 @@ class Transcript(Vertical):
         line.append(body, style=style if is_error else "dim")
         self.add_line(line)
 
+    def clear(self) -> None:
+        """Empty the pane (another worker's conversation is about to be drawn)."""
+        self.log_widget.clear()
+        self._set_partial("")
+
     def add_rule(self, title: str) -> None:
         self.add_line(Text(f"── {title} ", style="bold magenta"))
 

@@ -1,0 +1,54 @@
+"""Making untrusted text safe to show: the agent, a gate or a PRD must not drive the terminal.
+
+Text from the agent, tool results, gate output and PRD titles can carry escape sequences (an
+OSC 52 clipboard write, a screen clear, cursor moves that rewrite earlier lines). Everything
+printed to a console or written to a human-read file passes through ``escape_controls`` first,
+which turns such characters into visible ``\\xNN`` / ``\\uNNNN`` text instead of dropping them,
+so a reader still sees that something was there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# C0 except tab and newline, DEL, C1, bidirectional overrides/isolates ("trojan source"), and
+# lone surrogates (from undecodable file names; they cannot even be encoded as UTF-8)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, *, multiline: bool = True) -> str:
+    """``text`` with control characters made visible; newline and tab kept if ``multiline``."""
+    pattern = _UNSAFE if multiline else _UNSAFE_ONE_LINE
+    return pattern.sub(_escape, text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True if ``text`` cannot be encoded as UTF-8 (a lone surrogate, e.g. ``\\udcff``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates spelled out, so it can be written as UTF-8 or sent as JSON."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def encodable_data(value: Any) -> Any:
+    """A copy of JSON-like data (dicts, lists, strings) with every string made ``encodable``."""
+    if isinstance(value, str):
+        return encodable(value) if has_lone_surrogate(value) else value
+    if isinstance(value, dict):
+        return {encodable_data(k): encodable_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable_data(v) for v in value]
+    return value

@@ -1,0 +1,87 @@
+"""The TUI with two workers: one approval at a time with the count waiting, opened from the
+board in the order the human picks (Pilot over the real engine, real worktrees and gates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ralph_tui.parallel import ParallelEngine
+from tests.support.repo import git, make_repo, story
+from tests.tui.support import build_app, complete, create, wait_for
+
+
+async def test_two_approvals_queued_and_approved_in_the_order_the_human_picks(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    app, _ = build_app(root, script, overrides={"workers": 2})
+    engine = app.engine
+    assert isinstance(engine, ParallelEngine)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: engine.approvals.waiting == 2 and app.approval_bar.is_open,
+            what="two approvals queued",
+        )
+        shown = app.supervisor.approval
+        assert shown is not None
+        first_shown = shown.story_id
+        await wait_for(
+            pilot,
+            lambda: app.approval_bar.request is not None and app.approval_bar.request.waiting == 1,
+            what="+1 waiting on the approval bar",
+        )
+        other = "US-002" if first_shown == "US-001" else "US-001"
+        # the board says which worker runs which story
+        running = app.worker_view.running()
+        assert set(running) == {"US-001", "US-002"} and sorted(running.values()) == [1, 2]
+        assert app.board.state.workers == running
+        # the human picks the one that is NOT on screen: cursor on it, then o
+        app.board.focus()
+        app.board.select_story(other)
+        await pilot.press("o")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.supervisor.approval is not None
+                and app.supervisor.approval.story_id == other
+                and app.approval_bar.is_open
+            ),
+            what=f"approval of {other} on screen",
+        )
+        assert app.approval_bar.request is not None and app.approval_bar.request.waiting == 1
+        # Diff and Gates follow the worker whose change is on screen
+        assert app.worker_view.selected == running[other]
+        await wait_for(
+            pilot,
+            lambda: app.diff.selected_path == ("one.txt" if other == "US-001" else "two.txt"),
+            what="the picked worker's diff",
+        )
+        await pilot.press("a")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.supervisor.approval is not None
+                and app.supervisor.approval.story_id == first_shown
+                and app.approval_bar.is_open
+            ),
+            what=f"approval of {first_shown} back on screen",
+        )
+        assert app.approval_bar.request is not None and app.approval_bar.request.waiting == 0
+        await pilot.press("a")
+        await wait_for(pilot, lambda: app.exit_code is not None, what="run end")
+        assert app.exit_code == 0
+        await pilot.press("q")
+    subjects = [s for s in git(root, "log", "--format=%s").splitlines() if "Task #" in s]
+    titles = {"US-001": "One", "US-002": "Two"}
+    assert subjects == [
+        f"[backend] Task #{first_shown}: {titles[first_shown]}",
+        f"[backend] Task #{other}: {titles[other]}",
+    ]
+    assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
