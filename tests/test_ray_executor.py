@@ -323,15 +323,16 @@ async def test_reject_with_feedback_reaches_the_remote_agent(
     assert len(sup.approval_requests) == 2
 
 
-async def test_main_moving_under_a_remote_worker_rebases_on_the_node(
+async def test_the_merge_train_reaches_remote_workers(
     ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
-    """The second to merge is rebased on its node (new main commits sent as a bundle) and its
-    gates run there again before the verified change lands."""
+    """Two changes in flight on two nodes: the one gated second is gated on top of the other
+    one's change (a commit that exists only on the other node and in the driver's scratch,
+    sent as a bundle), and wherever the gates last ran, what lands was gated."""
     root = make_repo(
         tmp_path / "ws",
         [story("US-001", "One"), story("US-002", "Two")],
-        gates={"ok": "true"},
+        gates={"files": "ls *.txt"},
     )
     script = {
         "stories": {
@@ -354,11 +355,15 @@ async def test_main_moving_under_a_remote_worker_rebases_on_the_node(
     engine, sink, _ = ray_engine(
         root, script, ray_cluster, ScriptedSupervisor(on_approve=hold), sink=tee
     )
-    assert await engine.run() == 0
+    assert await engine.run() == 0, story_log(sink)
     assert (root / "one.txt").exists() and (root / "two.txt").exists()
+    nodes = {e.worker: node_of(ray_cluster, e.node) for e in sink.of(IterationStarted)}
+    assert set(nodes.values()) == {"node_a", "node_b"}
+    # the last gate run of the story that landed second saw both changes: on its node, on top
+    # of the other node's change or of main after it landed
     second = sink.of(Committed)[1].story_id
     gates = [e for e in sink.of(GateFinished) if e.worker == started_worker(sink, second)]
-    assert len(gates) == 2  # once in the iteration, once on the rebased tree on its node
+    assert "one.txt" in gates[-1].output and "two.txt" in gates[-1].output
 
 
 def story_log(sink: RecordingSink) -> list[str]:
