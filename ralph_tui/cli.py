@@ -64,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the PRD's JSON Schema")
 
+    imp = sub.add_parser(
+        "import", help="write the PRD from a Markdown PRD or a beads issues.jsonl file"
+    )
+    imp.add_argument("file", type=Path, help="a Markdown PRD (### US-001: Title) or .jsonl")
+    _workspace_args(imp)
+    imp.add_argument("--force", action="store_true", help="replace an existing PRD")
+
+    draft = sub.add_parser("prd", help="draft a PRD from an idea with the configured model")
+    draft.add_argument("idea", help='what to build, e.g. "a REST API for an inventory"')
+    _workspace_args(draft)
+    draft.add_argument("--model")
+    draft.add_argument("--force", action="store_true", help="replace an existing PRD")
+
     doctor = sub.add_parser("doctor", help="check the workspace, gates and agent setup")
     _workspace_args(doctor)
     doctor.add_argument("--agent", choices=["anthropic", "claude-code", "command", "scripted"])
@@ -93,6 +106,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": _cmd_status,
         "schema": _cmd_schema,
         "doctor": _cmd_doctor,
+        "import": _cmd_import,
+        "prd": _cmd_prd,
     }
     return handlers[str(args.command)](args)
 
@@ -159,9 +174,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     order = {s.key: i for i, s in enumerate(prd.pick_order(), start=1)}
     rows = [("ID", "PRIORITY", "STATUS", "NEXT", "TITLE")]
     for s in prd.userStories:
-        status = "passed" if s.passes else "open"
+        waiting = prd.waiting_on(s)
+        status = "passed" if s.passes else f"waiting on {', '.join(waiting)}" if waiting else "open"
         pick = str(order[s.key]) if s.key in order else ""
-        rows.append((s.key, str(s.priority), status, pick, s.title))
+        priority = "" if s.priority is None else str(s.priority)
+        rows.append((s.key, priority, status, pick, s.title))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
@@ -190,6 +207,39 @@ def _branch_line(workspace: Path, config: RalphConfig, prd_branch: str | None) -
 
 def _cmd_schema(args: argparse.Namespace) -> int:
     print(json.dumps(prd_json_schema(), indent=2))
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from ralph_tui.importers import import_prd
+
+    workspace = _workspace(args)
+    target = _config(args, workspace).prd_path(workspace)
+    source = args.file.expanduser()
+    imported = import_prd(source, target, force=args.force)
+    print(f"imported {source} ({imported.source_kind}) -> {target.relative_to(workspace)}")
+    for line in imported.mapped:  # titles come from the file: no terminal escapes
+        print(f"  {escape_controls(line, multiline=False)}")
+    for note in imported.notes:
+        print(f"  note: {escape_controls(note, multiline=False)}")
+    return 0
+
+
+def _cmd_prd(args: argparse.Namespace) -> int:
+    from ralph_tui.draft import draft_prd
+
+    workspace = _workspace(args)
+    config = _config(args, workspace, model=args.model)
+    target = config.prd_path(workspace)
+    drafted = asyncio.run(draft_prd(args.idea, config, target, force=args.force))
+    tries = "" if drafted.attempts == 1 else f" after {drafted.attempts} tries"
+    print(
+        f"wrote {target.relative_to(workspace)}: {len(drafted.prd.userStories)} stories{tries}, "
+        f"cost ${drafted.cost_usd:.4f} ({config.model})"
+    )
+    for story in drafted.prd.userStories:  # the model's text: no terminal escapes
+        print(escape_controls(f"  {story.key}: {story.title}", multiline=False))
+    print("review it (ralph-tui status), then: ralph-tui run")
     return 0
 
 

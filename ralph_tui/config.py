@@ -30,6 +30,8 @@ class _Strict(BaseModel):
 
 class GateOptions(_Strict):
     timeout_s: float = Field(600.0, gt=0)
+    #: run each story's own commands (verificationCommand, validation, testCommand) as gates
+    story_commands: bool = True
 
 
 class Price(_Strict):

@@ -43,9 +43,13 @@ def build_user_prompt(story: Story, ctx: StoryContext) -> str:
     parts = [f"# Task #{story.key}: {story.title}"]
     if story.description.strip():
         parts.append(story.description.strip())
-    if story.acceptanceCriteria:
+    if story.criteria:
+        parts.append("## Acceptance criteria\n" + "\n".join(f"- {c}" for c in story.criteria))
+    commands = story.commands()
+    if commands:
         parts.append(
-            "## Acceptance criteria\n" + "\n".join(f"- {c}" for c in story.acceptanceCriteria)
+            "## Checks ralph-tui runs as gates for this story\n"
+            + "\n".join(f"- `{c.command}` (checks: {c.criterion})" for c in commands)
         )
     if story.notes.strip():
         parts.append(f"## Notes\n{story.notes.strip()}")

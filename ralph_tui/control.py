@@ -62,7 +62,7 @@ class IterationHost(Protocol):
 
     def add_usage(self, story: Story, usage: Usage) -> None: ...
 
-    async def run_gates(self) -> list[GateResult]: ...
+    async def run_gates(self, story: Story | None = None) -> list[GateResult]: ...
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
@@ -112,7 +112,7 @@ class IterationControl:
         self.outcome, self.message = outcome, message
 
     async def run_quality_gates(self) -> ToolOutcome:
-        results = await self._host.run_gates()
+        results = await self._host.run_gates(self.story)
         ok = all(r.passed for r in results)
         return ToolOutcome(gate_report(results), is_error=not ok)
 
@@ -135,7 +135,7 @@ class IterationControl:
         if self.finished:
             return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
         host = self._host
-        results = await host.run_gates()
+        results = await host.run_gates(self.story)
         if not all(r.passed for r in results):
             self.gate_failures += 1
             report = gate_report(results)
@@ -228,12 +228,17 @@ def gate_event(result: GateResult) -> GateFinished:
         duration_s=result.duration_s,
         summary=result.summary,
         output=result.output,
+        criterion=result.criterion,
     )
 
 
 def gate_report(results: Sequence[GateResult]) -> str:
     """One line per gate, then the (clipped) output of each gate that did not pass."""
-    lines = [f"- {r.name} (`{r.command}`): {r.state}, {r.summary}" for r in results]
+    lines = [
+        f"- {r.name} (`{r.command}`{f', checks: {r.criterion}' if r.criterion else ''}): "
+        f"{r.state}, {r.summary}"
+        for r in results
+    ]
     for r in results:
         if r.passed:
             continue

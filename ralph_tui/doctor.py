@@ -131,7 +131,7 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
         fix = "fix the file (`ralph-tui validate` shows where)" if path.exists() else ""
         return Check("missing", "prd", str(exc), fix)
     total = len(prd.userStories)
-    open_count = len(prd.pick_order())
+    open_count = len(prd.open_order())
     return Check("ok", "prd", f"{_rel(path, root)}: {total} stories, {open_count} open")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
-from ralph_tui.gates import GateResult, run_gates
+from ralph_tui.gates import GateResult, run_gates, story_gates
 from ralph_tui.git_guard import GitSnapshot
 from ralph_tui.git_repo import GitRepo, display_path
 from ralph_tui.iteration import Agent, IterationRequest, Usage
@@ -325,7 +326,11 @@ class Engine:
                 return EXIT_DONE, "every story passes"
             story = prd.next_story(skip=self.skipped)
             if story is None:
-                return EXIT_LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
+                waiting = len(prd.open_order(skip=self.skipped))
+                return EXIT_LIMIT, (
+                    f"no story left to pick ({len(self.skipped)} skipped this run"
+                    + (f", {waiting} waiting on dependencies)" if waiting else ")")
+                )
             if self.iteration >= self.config.max_iterations:
                 return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
             if self._budget_spent:
@@ -558,18 +563,22 @@ class Engine:
 
     # ----------------------------------------------------------------- gates, approval, commit
 
-    async def run_gates(self) -> list[GateResult]:
+    async def run_gates(self, story: Story | None = None) -> list[GateResult]:
         await self._enforce()
+        # the story's own commands (as the story was when picked) run beside the project's
+        gates, criteria = story_gates(self.config, story)
 
         def started(name: str, command: str) -> None:
-            self.emit(GateStarted(name=name, command=command))
+            self.emit(GateStarted(name=name, command=command, criterion=criteria.get(name, "")))
 
         def finished(result: GateResult) -> None:
-            self.emit(gate_event(result))
+            self.emit(
+                gate_event(dataclasses.replace(result, criterion=criteria.get(result.name, "")))
+            )
 
         sandbox = self.workspace.sandbox
-        return await run_gates(
-            self.config.gates,
+        results = await run_gates(
+            gates,
             self.root,
             self.config.gate_options.timeout_s,
             env=sandbox.env(),
@@ -577,6 +586,7 @@ class Engine:
             on_start=started,
             on_finish=finished,
         )
+        return [dataclasses.replace(r, criterion=criteria.get(r.name, "")) for r in results]
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult]

@@ -139,6 +139,8 @@ class GateStarted(Event):
     kind: ClassVar[str] = "gate_started"
     name: str
     command: str
+    #: for a story's own command: the acceptance criterion (or field) it checks
+    criterion: str = ""
 
 
 @_register
@@ -152,6 +154,7 @@ class GateFinished(Event):
     duration_s: float
     summary: str
     output: str
+    criterion: str = ""
 
 
 @_register

@@ -41,6 +41,7 @@ leftover worktree's change as a patch and removes the worktree and its branch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.control import IterationControl, MergeConflict, RunEnded, gate_event
 from ralph_tui.errors import RalphError, StopRequested
 from ralph_tui.events import Event, GateStarted, IterationOutcome
-from ralph_tui.gates import GateResult, run_gates
+from ralph_tui.gates import GateResult, run_gates, story_gates
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.prd import Story
 from ralph_tui.recovery import safe_name
@@ -220,7 +221,7 @@ class LocalWorktreeExecutor:
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
         tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)
         try:
-            checkout = WorktreeCheckout(tree, host, job.config)
+            checkout = WorktreeCheckout(tree, host, job.config, job.story)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(self.worktrees.remove, tree))
             raise
@@ -275,10 +276,13 @@ class LocalWorktreeExecutor:
 class WorktreeCheckout:
     """``Checkout`` over a local worktree; gates run there, in the worktree's own tree."""
 
-    def __init__(self, tree: Worktree, host: WorkerHost, config: RalphConfig) -> None:
+    def __init__(
+        self, tree: Worktree, host: WorkerHost, config: RalphConfig, story: Story | None = None
+    ) -> None:
         self.tree = tree
         self._host = host
         self._config = config
+        self._story = story  # its own commands run beside the project's gates
         # the worker's own confinement: the editor, the bash tool, a command agent's CLI and
         # the gates are rooted at the worktree, where the PRD and progress log are read-only
         books = tuple(tree.root / rel for rel in tree.bookkeeping)
@@ -309,16 +313,20 @@ class WorktreeCheckout:
 
     async def run_gates(self) -> list[GateResult]:
         host = self._host
+        # the story's own commands (as the story was when picked) run beside the project's
+        gates, criteria = story_gates(self._config, self._story)
 
         def started(name: str, command: str) -> None:
-            host.emit(GateStarted(name=name, command=command))
+            host.emit(GateStarted(name=name, command=command, criterion=criteria.get(name, "")))
 
         def finished(result: GateResult) -> None:
-            host.emit(gate_event(result))
+            host.emit(
+                gate_event(dataclasses.replace(result, criterion=criteria.get(result.name, "")))
+            )
 
         sandbox = self.workspace.sandbox
-        return await run_gates(
-            self._config.gates,
+        results = await run_gates(
+            gates,
             self.tree.root,
             self._config.gate_options.timeout_s,
             env=sandbox.env(),
@@ -326,6 +334,7 @@ class WorktreeCheckout:
             on_start=started,
             on_finish=finished,
         )
+        return [dataclasses.replace(r, criterion=criteria.get(r.name, "")) for r in results]
 
 
 class _WorktreeHost:
@@ -360,7 +369,7 @@ class _WorktreeHost:
     def add_usage(self, story: Story, usage: Usage) -> None:
         self._host.add_usage(story, usage)
 
-    async def run_gates(self) -> list[GateResult]:
+    async def run_gates(self, story: Story | None = None) -> list[GateResult]:
         return await self._host.gate(self._checkout)
 
     async def ask_human(

@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ralph_tui.config import RalphConfig
 from ralph_tui.events import GateStateName
+from ralph_tui.prd import Story
 from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
 from ralph_tui.sandbox import Sandbox
 from ralph_tui.workspace import agent_env
@@ -37,6 +39,8 @@ class GateResult:
     duration_s: float
     output: str
     summary: str
+    #: for a story's own command: the acceptance criterion (or field) it checks
+    criterion: str = ""
 
     @property
     def passed(self) -> bool:
@@ -160,6 +164,28 @@ async def run_gates(
         # let every gate kill its group before the error (or the cancellation) goes on
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def story_gates(config: RalphConfig, story: Story | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The project's gates plus the story's own commands, and what each story command checks.
+
+    Story commands are named ``story: <label>`` so they never replace a project gate; they run
+    beside the project's gates, the same way (concurrently, same timeout, sandbox and output
+    rules). ``[gate_options] story_commands = false`` leaves them out.
+    """
+    gates = dict(config.gates)
+    criteria: dict[str, str] = {}
+    if story is None or not config.gate_options.story_commands:
+        return gates, criteria
+    for cmd in story.commands():
+        name = f"story: {cmd.name}"
+        n = 2
+        while name in gates:
+            name = f"story: {cmd.name} ({n})"
+            n += 1
+        gates[name] = cmd.command
+        criteria[name] = cmd.criterion
+    return gates, criteria
 
 
 # -- one-line summaries -----------------------------------------------------------------------

@@ -108,8 +108,9 @@ class ConsoleSink:
             case ToolResult(name=name, content=content, is_error=is_error):
                 mark = "✗" if is_error else "←"
                 return f"  {mark} {name}: {_clip(content)}"
-            case GateFinished(name=name, state=state, duration_s=d, summary=summary):
-                return f"  gate {name}: {state} ({d:.1f}s) {summary}"
+            case GateFinished(name=name, state=state, duration_s=d, summary=summary, criterion=c):
+                checks = f" [checks: {_clip(c, 80)}]" if c else ""
+                return f"  gate {name}{checks}: {state} ({d:.1f}s) {summary}"
             case ApprovalNeeded(story_id=sid, diffstat=diffstat):
                 last = diffstat.strip().splitlines()[-1:] or ["no changes"]
                 return f"  approval needed for Task #{sid}: {last[0].strip()}"

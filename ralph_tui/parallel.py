@@ -118,7 +118,7 @@ class ParallelEngine(Engine):
         self._train: list[_Ticket] = []
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
-        self._picked_priority: dict[str, int] = {}
+        self._picked_priority: dict[str, int | float | None] = {}
 
     # ----------------------------------------------------------------- events and control
 

@@ -47,18 +47,19 @@ def test_malformed_prd_is_one_line_exit_2_and_untouched(repo: Path) -> None:
 def test_schema_invalid_prd_names_the_field(repo: Path) -> None:
     path = repo / "tasks/backend_prd.json"
     data = json.loads(path.read_text())
-    data["userStories"][0]["priority"] = 0
+    data["userStories"][0]["priority"] = [1]
     path.write_text(json.dumps(data))
     done = cli("validate", "--workspace", str(repo))
     assert done.returncode == 2
-    assert done.stderr.startswith(f"ralph-tui: {path}: userStories[0].priority:")
+    column = path.read_text().index("[1]") + 1
+    assert done.stderr.startswith(f"ralph-tui: {path}:1:{column}: userStories[0].priority:")
 
 
 def test_schema_prints_json_schema() -> None:
     done = cli("schema")
     assert done.returncode == 0
     schema = json.loads(done.stdout)
-    assert "userStories" in schema["properties"]
+    assert "userStories" in schema["anyOf"][0]["properties"]
 
 
 def test_bad_config_names_the_key(repo: Path) -> None:

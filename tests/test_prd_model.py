@@ -62,7 +62,9 @@ def test_all_passing_means_no_next_story() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"priority": 0},
+        {"priority": [1]},
+        {"priority": "1"},
+        {"priority": float("nan")},
         {"priority": True},
         {"passes": "no"},
         {"title": ""},

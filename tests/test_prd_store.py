@@ -95,8 +95,16 @@ def test_json_syntax_error_names_line_and_column(prd_path: Path, text: str, wher
     [
         (b"", "file is empty (expected a JSON object with userStories)"),
         (b"  \n", "file is empty (expected a JSON object with userStories)"),
-        (b"[1, 2]", "top level must be a JSON object, not an array"),
-        (b'"text"', "top level must be a JSON object, not a string"),
+        (b"[1, 2]", ":1:2: [0]: Input should be an object (got 1) (+1 more)"),
+        (b'"text"', "top level must be a JSON object or an array of stories, not a string"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply to read"),
+        (
+            b'{"userStories": [], "n": ' + b"9" * 5000 + b"}",
+            "unreadable number (Exceeds the limit (4300 digits) for integer string conversion:"
+            " value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit)",
+        ),
+        (b'{"userStories": [], "n": NaN}', "NaN is not a JSON number"),
+        (b'{"userStories": [], "n": -Infinity}', "-Infinity is not a JSON number"),
         (
             b'{"userStories": [{"id": "A", "title": "a", "title": "b"}]}',
             "duplicate key 'title' in one JSON object",
@@ -123,29 +131,30 @@ def test_other_unreadable_files(prd_path: Path, content: bytes, message: str) ->
     ("stories", "message"),
     [
         (
-            [story("A", "a"), story("B", "b", priority=0)],
-            "userStories[1].priority: Input should be greater than or equal to 1 (got 0)",
+            [story("A", "a"), story("B", "b", priority=[1])],  # type: ignore[arg-type]
+            "26:19: userStories[1].priority: Input should be an integer or a number (got [1])",
         ),
         (
             [{k: v for k, v in story("A", "a").items() if k != "title"}],
-            "userStories[0].title: Field required",
+            "6:5: userStories[0].title: Field required",
         ),
         (
             [{**story("A", "a"), "passes": "no"}],
-            'userStories[0].passes: Input should be a valid boolean (got "no")',
+            '15:17: userStories[0].passes: Input should be a valid boolean (got "no")',
         ),
         (
             [story("US-001", "a"), story("B", "b"), story("US-001", "c")],
-            "userStories[2].id: duplicate id 'US-001' (same as userStories[0])",
+            "31:13: userStories[2].id: duplicate id 'US-001' (same as userStories[0])",
         ),
         (
             [{**story("A", "a"), "id": 1.5}],
-            "userStories[0].id: Input should be a string or an integer (got 1.5)",
+            "7:13: userStories[0].id: Input should be a string or an integer (got 1.5)",
         ),
-        ([story("A", " ")], 'userStories[0].title: must not be blank (got " ")'),
+        ([story("A", " ")], '8:16: userStories[0].title: must not be blank (got " ")'),
         (
-            [{**story("A", "a", priority=0), "passes": "no"}],
-            "userStories[0].priority: Input should be greater than or equal to 1 (got 0) (+1 more)",
+            [{**story("A", "a", priority="1"), "passes": "no"}],  # type: ignore[arg-type]
+            '14:19: userStories[0].priority: Input should be an integer or a number (got "1")'
+            " (+1 more)",
         ),
     ],
 )
@@ -156,7 +165,7 @@ def test_schema_error_names_the_field(
     store = PrdStore(prd_path)
     with pytest.raises(PrdError) as err:
         store.load()
-    assert str(err.value) == f"{prd_path}: {message}"
+    assert str(err.value) == f"{prd_path}:{message}"
     with pytest.raises(PrdError):
         store.update_story("A", {"notes": "x"})
     with pytest.raises(PrdError):
@@ -182,12 +191,16 @@ def test_schema_is_for_editors() -> None:
     schema = prd_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"]
-    assert schema["additionalProperties"] is True
+    assert schema["anyOf"][0]["additionalProperties"] is True
     story_schema = schema["$defs"]["Story"]
     assert story_schema["additionalProperties"] is True
-    assert set(story_schema["required"]) == {"id", "title", "priority", "passes"}
-    assert story_schema["properties"]["priority"]["minimum"] == 1
-    assert "most urgent" in story_schema["properties"]["priority"]["description"]
+    assert set(story_schema["required"]) == {"id", "title", "passes"}
+    assert "more urgent" in story_schema["properties"]["priority"]["description"]
+    shapes = schema["anyOf"]
+    assert shapes[0]["required"] == ["userStories"] and shapes[1]["required"] == ["stories"]
+    assert shapes[2]["type"] == "array"
+    assert schema["$defs"]["FeatureItem"]["required"] == ["passes"]
+    assert "testCommand" in schema["$defs"]["Criterion"]["properties"]
     json.dumps(schema)  # serialisable as printed by `ralph-tui schema`
 
 
@@ -282,9 +295,9 @@ def test_invalid_change_is_refused_and_file_untouched(prd_path: Path) -> None:
     before = write_doc(prd_path, doc(story("A", "a"), story("B", "b")))
     store = PrdStore(prd_path)
     with pytest.raises(PrdError) as err:
-        store.update_story("A", {"priority": 0})
+        store.update_story("A", {"priority": "high"})
     assert str(err.value) == (
-        f"{prd_path}: userStories[0].priority: Input should be greater than or equal to 1 (got 0)"
+        f'{prd_path}: userStories[0].priority: Input should be an integer or a number (got "high")'
         " (change not saved)"
     )
     with pytest.raises(PrdError, match="duplicate id 'B'"):

@@ -21,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anthropic
 
 from ralph_tui import credentials
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
-from ralph_tui.events import Notice, TextDelta
+from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.text import encodable, encodable_data
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
@@ -48,6 +49,17 @@ class _StreamBroke(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+
+class _Emits(Protocol):
+    """What a turn needs from its caller: somewhere to send text deltas and notices."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+class _Emitter:
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
 
 
 class AnthropicAgent:
@@ -157,13 +169,30 @@ class AnthropicAgent:
                 break
         return results
 
+    async def ask(
+        self, system: str, messages: list[Message], emit: Callable[[Event], None]
+    ) -> tuple[str, Usage]:
+        """One request without tools, with the same client and retries as an iteration's turns.
+
+        Used by ``ralph-tui prd`` to draft a PRD; returns the reply's text and its usage.
+        """
+        system_blocks = [{"type": "text", "text": system}]
+        reply = await self._turn(system_blocks, messages, _Emitter(emit), tool_params=[])
+        text = "".join(b.text for b in reply.content if b.type == "text")
+        return text, _usage(reply.usage)
+
     async def _turn(
-        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationHandle
+        self,
+        system: list[dict[str, Any]],
+        messages: list[Message],
+        tools: _Emits,
+        *,
+        tool_params: list[dict[str, Any]] | None = None,
     ) -> anthropic.types.Message:
         attempt = 0
         while True:
             try:
-                return await self._stream(system, messages, tools)
+                return await self._stream(system, messages, tools, tool_params)
             except _StreamBroke as exc:
                 if attempt >= self.turn_retries:
                     raise AgentError(
@@ -180,8 +209,14 @@ class AnthropicAgent:
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
 
     async def _stream(
-        self, system: list[dict[str, Any]], messages: list[Message], tools: IterationHandle
+        self,
+        system: list[dict[str, Any]],
+        messages: list[Message],
+        tools: _Emits,
+        tool_params: list[dict[str, Any]] | None = None,
     ) -> anthropic.types.Message:
+        params = self.tool_params if tool_params is None else tool_params
+        tool_arg: dict[str, Any] = {"tools": params} if params else {}  # no tools: leave it out
         started = False
         try:
             if not self.streaming:  # one JSON response: the text arrives in one piece
@@ -189,7 +224,7 @@ class AnthropicAgent:
                     model=self.config.model,
                     max_tokens=self.config.max_tokens,
                     system=system,  # type: ignore[arg-type]
-                    tools=self.tool_params,  # type: ignore[arg-type]
+                    **tool_arg,
                     messages=messages,  # type: ignore[arg-type]
                 )
                 for block in reply.content:
@@ -200,7 +235,7 @@ class AnthropicAgent:
                 model=self.config.model,
                 max_tokens=self.config.max_tokens,
                 system=system,  # type: ignore[arg-type]
-                tools=self.tool_params,  # type: ignore[arg-type]
+                **tool_arg,
                 messages=messages,  # type: ignore[arg-type]
             ) as stream:
                 started = True

@@ -663,7 +663,7 @@ class RalphApp(App[int]):
 
     def action_new_story(self) -> None:
         prd = self.board.prd
-        lowest = max((s.priority for s in prd.userStories), default=0) + 1 if prd else 1
+        lowest = prd.next_priority() if prd else 1
 
         def saved(fields: dict[str, Any] | None) -> None:
             if not fields:

@@ -68,7 +68,7 @@ class StoryEditor(ModalScreen[dict[str, Any] | None]):
     StoryEditor Button { margin-right: 2; }
     """
 
-    def __init__(self, story: Story | None, default_priority: int = 1) -> None:
+    def __init__(self, story: Story | None, default_priority: float = 1) -> None:
         super().__init__()
         self.story = story
         self._default_priority = default_priority
@@ -80,18 +80,15 @@ class StoryEditor(ModalScreen[dict[str, Any] | None]):
             box.border_title = heading
             yield Label("Title")
             yield Input(story.title if story else "", id="story-title")
-            yield Label("Priority (1 = most urgent)")
+            yield Label("Priority (lower = more urgent; empty = after every numbered story)")
+            priority = story.priority if story else self._default_priority
             yield Input(
-                str(story.priority if story else self._default_priority),
-                id="story-priority",
-                type="integer",
+                "" if priority is None else str(priority), id="story-priority", type="number"
             )
             yield Label("Description")
             yield TextArea(story.description if story else "", id="story-description")
             yield Label("Acceptance criteria (one per line)")
-            yield TextArea(
-                "\n".join(story.acceptanceCriteria) if story else "", id="story-criteria"
-            )
+            yield TextArea("\n".join(story.criteria) if story else "", id="story-criteria")
             with Horizontal():
                 yield Button("Save (ctrl+s)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")
@@ -116,13 +113,14 @@ class StoryEditor(ModalScreen[dict[str, Any] | None]):
             self.notify("A story needs a title.", severity="error")
             return None
         raw_priority = self.query_one("#story-priority", Input).value.strip()
-        if not raw_priority.isdigit() or int(raw_priority) < 1:
-            self.notify("Priority is a whole number, 1 or more.", severity="error")
+        priority = _number(raw_priority)
+        if raw_priority and priority is None:
+            self.notify("Priority is a number (lower = more urgent).", severity="error")
             return None
         criteria = self.query_one("#story-criteria", TextArea).text.splitlines()
         return {
             "title": title,
-            "priority": int(raw_priority),
+            "priority": priority,
             "description": self.query_one("#story-description", TextArea).text.strip(),
             "acceptanceCriteria": [c.strip() for c in criteria if c.strip()],
         }
@@ -132,9 +130,24 @@ class StoryEditor(ModalScreen[dict[str, Any] | None]):
         if values is None:
             return
         if self.story is not None:
-            current = self.story.model_dump()
+            current = {**self.story.model_dump(), "acceptanceCriteria": self.story.criteria}
             values = {k: v for k, v in values.items() if current.get(k) != v}
+        elif values["priority"] is None:
+            del values["priority"]
         self.dismiss(values)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def _number(text: str) -> int | float | None:
+    """A priority as typed: whole numbers stay integers; anything not finite is refused."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None

@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.widgets import Input
 
 from ralph_tui.tui.app import RalphApp
+from ralph_tui.tui.bars.approval import approval_text
 from ralph_tui.tui.screens import ConfirmQuit
 from tests.support.repo import git, make_repo, story, write_prd
 from tests.tui.support import build_app, complete, create, wait_for
@@ -279,3 +280,74 @@ async def test_preflight_error_exits_with_one_line(tmp_path: Path) -> None:
     assert app.return_code == 2
     assert app.return_value == 2
     assert "uncommitted changes" in (app.error_message or "")
+
+
+async def test_story_commands_show_in_gates_and_approval_bar(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    prd_doc = {
+        "userStories": [
+            {
+                "id": "US-001",
+                "title": "Greet",
+                "acceptanceCriteria": [
+                    {"id": "AC-1", "text": "says hello", "testCommand": "grep -q hello g.txt"}
+                ],
+                "priority": 1,
+                "passes": False,
+            },
+            {"id": "US-002", "title": "Later", "priority": 0, "passes": False, "deps": ["US-001"]},
+        ]
+    }
+    (root / "tasks" / "backend_prd.json").write_text(json.dumps(prd_doc, indent=2))
+    git(root, "commit", "-qam", "seed")
+    script = {
+        "stories": {
+            "US-001": [create("g.txt", "bye\n"), complete(), create("g.txt", "hello\n"), complete()]
+        }
+    }
+    app, agent = build_app(root, script, overrides={"max_iterations": 1})
+    async with app.run_test(size=(140, 40)) as pilot:
+        # the waiting story names what it waits on (and is not picked despite priority 0)
+        await wait_for(pilot, lambda: app.board.row_count == 2, what="board")
+        rows = {str(app.board.get_row_at(i)[0]): app.board.get_row_at(i) for i in range(2)}
+        assert str(rows["US-002"][2]) == "waiting on US-001"
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval bar")
+        # the failed first try went back to the agent; the second passed and is shown
+        failed = [o for name, o in agent.received if name == "complete_task" and o.is_error]
+        assert failed and "checks: says hello" in failed[0].content
+        gates = app.gates
+        labels = [str(gates.get_row_at(i)[0]) for i in range(gates.row_count)]
+        assert "story: AC-1 (says hello)" in labels
+        assert gates.results["story: AC-1"].state == "passed"
+        request = app.supervisor.approval
+        assert request is not None
+        assert "story: AC-1 passed [checks: says hello]" in approval_text(request).plain
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+    assert subjects(root)[0] == "[backend] Task #US-001: Greet"
+
+
+async def test_plus_minus_with_float_zero_and_missing_priorities(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    path = root / "tasks" / "backend_prd.json"
+    path.write_text(
+        '{"stories": [\n'
+        '  {"id": "a", "title": "A", "priority": 0, "passes": false},\n'
+        '  {"id": "b", "title": "B", "priority": 31.1, "passes": false},\n'
+        '  {"id": "c", "title": "C", "passes": false}\n'
+        "]}\n"
+    )
+    git(root, "commit", "-qam", "seed")
+    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.board.selected_story == "a"
+        assert [str(app.board.get_row_at(i)[1]) for i in range(3)] == ["0", "31.1", ""]
+        await pilot.press("down", "plus")  # b above a: they trade numbers, spelled as before
+        assert app.board.selected_story == "b"
+        assert '"id": "b", "title": "B", "priority": 0,' in path.read_text()
+        await pilot.press("down", "down", "plus")  # c (unnumbered) above a: takes a's 31.1
+        text = path.read_text()
+        assert '{"id": "a", "title": "A", "passes": false}' in text
+        assert '{"id": "c", "title": "C", "passes": false, "priority": 31.1}' in text
+        assert [str(app.board.get_row_at(i)[0]) for i in range(3)] == ["b", "c", "a"]

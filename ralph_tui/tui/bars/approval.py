@@ -34,6 +34,8 @@ def approval_text(request: ApprovalRequest) -> Text:
         if i:
             gates.append(" · ")
         gates.append(f"{gate.name} {gate.state}", style=_GATE_STYLE.get(gate.state, ""))
+        if gate.criterion:  # a story's own command names the criterion it checks
+            gates.append(f" [checks: {gate.criterion}]", style="dim")
         if gate.summary:
             gates.append(f" ({gate.summary})", style="dim")
     if not request.gates:

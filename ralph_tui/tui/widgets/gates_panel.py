@@ -36,6 +36,11 @@ _STATE_MARK = {
 }
 
 
+def _clip(text: str, width: int = 48) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 class GateOutputScreen(ModalScreen[None]):
     """The full output of one gate, read-only, closed with escape."""
 
@@ -75,6 +80,7 @@ class GatesPanel(DataTable[Text | str]):
         self.results: dict[str, GateFinished] = {}
         self._started: dict[str, float] = {}
         self._order: list[str] = []
+        self._criteria: dict[str, str] = {}
 
     def on_mount(self) -> None:
         self.add_column("Gate", key="gate")
@@ -87,10 +93,12 @@ class GatesPanel(DataTable[Text | str]):
         self.results.clear()
         self._started.clear()
         self._order.clear()
+        self._criteria.clear()
         self.clear()
 
     def gate_started(self, event: GateStarted) -> None:
         self._started[event.name] = time.monotonic()
+        self._criteria[event.name] = event.criterion
         if event.name not in self._order:
             self._order.append(event.name)
         self.results.pop(event.name, None)  # a re-run after a fix attempt: the old one is stale
@@ -99,6 +107,7 @@ class GatesPanel(DataTable[Text | str]):
     def gate_finished(self, event: GateFinished) -> None:
         self._started.pop(event.name, None)
         self.results[event.name] = event
+        self._criteria[event.name] = event.criterion
         if event.name not in self._order:
             self._order.append(event.name)
         self._redraw()
@@ -118,8 +127,12 @@ class GatesPanel(DataTable[Text | str]):
                 state = result.state
                 duration = f"{result.duration_s:.1f}s"
                 summary = result.summary
+            label = Text(name, style="bold")
+            criterion = self._criteria.get(name, "")
+            if criterion:  # a story's own command: say which criterion it checks
+                label.append(f" ({_clip(criterion)})", style="dim")
             self.add_row(
-                Text(name, style="bold"),
+                label,
                 Text(f"{_STATE_MARK.get(state, '?')} {state}", style=_STATE_STYLE.get(state, "")),
                 Text(duration, justify="right"),
                 summary,
@@ -137,4 +150,6 @@ class GatesPanel(DataTable[Text | str]):
             self.app.notify(f"Gate {name} is still running.")
             return
         title = f"{name}: {result.state} ({result.command}, exit {result.exit_code})"
+        if result.criterion:
+            title += f" checks: {result.criterion}"
         self.app.push_screen(GateOutputScreen(title, result.output))

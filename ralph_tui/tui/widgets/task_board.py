@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from ralph_tui.prd import Prd, Story
 
-StoryStatus = Literal["open", "running", "passed", "skipped", "blocked"]
+StoryStatus = Literal["open", "running", "passed", "skipped", "blocked", "waiting"]
 
 _STATUS_STYLE: dict[StoryStatus, str] = {
     "open": "",
@@ -20,6 +20,7 @@ _STATUS_STYLE: dict[StoryStatus, str] = {
     "passed": "green",
     "skipped": "dim",
     "blocked": "bold red",
+    "waiting": "italic",
 }
 
 
@@ -38,11 +39,10 @@ class BoardState:
 
 def board_order(prd: Prd) -> list[Story]:
     """Open stories in pick order, then the ones that pass: what the human reads top to bottom."""
-    # sorted() is stable, so file order breaks ties exactly as in Prd.pick_order
-    return sorted(prd.userStories, key=lambda s: (s.passes, s.priority))
+    return prd.ordered()
 
 
-def story_status(story: Story, state: BoardState) -> StoryStatus:
+def story_status(story: Story, state: BoardState, waiting_on: Sequence[str] = ()) -> StoryStatus:
     if story.passes:
         return "passed"
     if story.key in state.blocked:
@@ -51,6 +51,8 @@ def story_status(story: Story, state: BoardState) -> StoryStatus:
         return "running"
     if story.key in state.skipped:
         return "skipped"
+    if waiting_on:
+        return "waiting"
     return "open"
 
 
@@ -121,8 +123,9 @@ class TaskBoard(DataTable[Text | str]):
             self.move_cursor(row=self._order.index(key), animate=False)
 
     def _row(self, story: Story, cost: float) -> list[Text | str]:
-        status = story_status(story, self.state)
-        label: str = status
+        waiting_on = self.prd.waiting_on(story) if self.prd is not None else []
+        status = story_status(story, self.state, waiting_on)
+        label = f"waiting on {', '.join(waiting_on)}" if status == "waiting" else status
         worker = (self.state.workers or {}).get(story.key)
         if worker is not None:  # parallel runs: which worker, and whether it waits for you
             waits = " approve?" if story.key in self.state.approvals else ""
@@ -132,7 +135,7 @@ class TaskBoard(DataTable[Text | str]):
             label += f" @ {node}"  # the Ray executor: the node it runs on
         return [
             Text(story.key, style="bold"),
-            Text(str(story.priority), justify="right"),
+            Text("" if story.priority is None else str(story.priority), justify="right"),
             Text(label, style=_STATUS_STYLE[status]),
             Text(f"${cost:.2f}" if cost else "-", justify="right"),
             story.title,

@@ -1,0 +1,477 @@
+"""The PRD file format: every shape real PRDs come in, read liberally and written exactly.
+
+Reading: hostile or odd JSON (deep nesting, huge numbers, NaN, duplicate keys, bad UTF-8) is one
+``PrdError`` line naming the file and the spot; the shapes (``userStories``, ``stories``, a
+top-level array of feature items) are normalised for the model (``prd.Prd``) without changing
+the document; validation errors carry ``path:line:col`` and the field path as the file spells
+it. Writing: the file's layout (``detect_style``), changes spliced into the old text
+(``json_text``), and a change named in model terms put into the file's own terms (a ``status``
+beside ``passes``, ``steps`` for criteria, criteria objects kept).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ralph_tui import json_text
+from ralph_tui.errors import UsageError
+from ralph_tui.prd import Prd, title_from_description
+
+_BOM = "\ufeff"
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+class PrdError(UsageError):
+    """A PRD that cannot be read or a change that would make it invalid; the file is untouched."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_prd(text: str, path: Path) -> Prd:
+    """Parse and validate PRD text; every problem becomes one line naming the file and the spot."""
+    return parse_document(text, path)[1]
+
+
+def _loads(text: str, path: Path) -> Any:
+    """json.loads that turns every way hostile or odd JSON can fail into one PrdError line."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
+    except _DuplicateKey as e:
+        # json.loads would keep the last one and a rewrite would drop the other: refuse instead
+        raise PrdError(f"{path}: duplicate key {e.key!r} in one JSON object") from None
+    except _BadConstant as e:
+        raise PrdError(f"{path}: {e.word} is not a JSON number") from None
+    except RecursionError:
+        raise PrdError(f"{path}: JSON nested too deeply to read") from None
+    except ValueError as e:  # e.g. an integer longer than Python's int/str conversion limit
+        raise PrdError(f"{path}: unreadable number ({_first_line(str(e))})") from None
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else "error"
+
+
+class _BadConstant(Exception):
+    def __init__(self, word: str) -> None:
+        super().__init__(word)
+        self.word = word
+
+
+def _no_constant(word: str) -> Any:
+    raise _BadConstant(word)
+
+
+def parse_document(text: str, path: Path) -> tuple[Any, Prd]:
+    if text.startswith(_BOM):
+        text = text[1:]
+    if not text.strip():
+        raise PrdError(f"{path}: file is empty (expected a JSON object with userStories)")
+    raw = _loads(text, path)
+    if not isinstance(raw, dict | list):
+        raise PrdError(
+            f"{path}: top level must be a JSON object or an array of stories, not {_json_kind(raw)}"
+        )
+    return raw, validate_document(raw, path, text=text)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+# ---- the shapes a PRD comes in
+
+
+def stories_key(raw: Any) -> str | None:
+    """Where the stories live: "userStories", "stories", or None for a top-level array."""
+    if isinstance(raw, list):
+        return None
+    if "userStories" not in raw and "stories" in raw:
+        return "stories"
+    return "userStories"
+
+
+def raw_stories(raw: Any) -> list[Any]:
+    """The file's own list of story entries (the one a write changes)."""
+    key = stories_key(raw)
+    stories = raw if key is None else raw.get(key)
+    assert isinstance(stories, list)  # only called on validated documents
+    return stories
+
+
+def normalise(raw: Any) -> dict[str, Any]:
+    """The document in the model's shape, as a copy: ``userStories`` whatever the file says.
+
+    Items of a top-level array get their 1-based position as id and the first line of their
+    description as title when they have none; the file itself is never changed by this.
+    """
+    if isinstance(raw, list):
+        stories: list[Any] = []
+        for position, item in enumerate(raw, start=1):
+            if isinstance(item, dict):
+                item = dict(item)
+                item.setdefault("id", position)
+                if not isinstance(item.get("title"), str):
+                    title = title_from_description(item)
+                    if title is not None:
+                        item["title"] = title
+            stories.append(item)
+        return {"userStories": stories}
+    key = stories_key(raw)
+    data = dict(raw)
+    if key == "stories":
+        data["userStories"] = data.pop("stories")
+    if "project" not in data and isinstance(data.get("name"), str):
+        data["project"] = data["name"]
+    return data
+
+
+def _raw_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A model location (always under userStories) as a path in the file itself."""
+    if loc and loc[0] == "userStories":
+        key = stories_key(raw)
+        return loc[1:] if key is None else (key, *loc[1:])
+    return loc
+
+
+def _render_path(path: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def validate_document(raw: Any, path: Path, suffix: str = "", *, text: str | None = None) -> Prd:
+    """Validate a raw document; errors name the field (and its line:col when the text is known)."""
+    data = normalise(raw)
+    try:
+        prd = Prd.model_validate(data)
+    except ValidationError as e:
+        loc, message = _describe(e, data)
+        duplicate = _duplicate_id(data) if not loc else None
+        if duplicate is not None:
+            index, first, key = duplicate
+            loc = ("userStories", index, "id")
+            other = _render_path(_raw_path(raw, ("userStories", first)))
+            message = f"duplicate id {key!r} (same as {other})"
+        where = _render_path(_raw_path(raw, loc))
+        raise PrdError(
+            f"{_where(path, text, raw, loc)}{where}{': ' if where else ''}{message}{suffix}"
+        ) from None
+    except RecursionError:
+        raise PrdError(f"{path}: JSON nested too deeply to read") from None
+    problem = prd.dependency_problem()
+    if problem is not None:
+        index, field, message = problem
+        loc = ("userStories", index, field)
+        raise PrdError(
+            f"{_where(path, text, raw, loc)}{_render_path(_raw_path(raw, loc))}: {message}{suffix}"
+        )
+    return prd
+
+
+def validate_prd(raw: Any, path: Path) -> Prd:
+    """Validate a document built in memory (import, draft) with the same rules as the file."""
+    if not isinstance(raw, dict | list):
+        raise PrdError(f"{path}: top level must be a JSON object or an array of stories")
+    return validate_document(raw, path)
+
+
+def _where(path: Path, text: str | None, raw: Any, loc: tuple[int | str, ...]) -> str:
+    """`file:line:col: ` of the value at `loc`, or `file: ` when there is no text to point into."""
+    if text is None:
+        return f"{path}: "
+    try:
+        node = json_text.locate(json_text.index(text), _raw_path(raw, loc))
+    except ValueError:
+        return f"{path}: "
+    if node is None:
+        return f"{path}: "
+    line, col = json_text.line_col(text, node.start)
+    return f"{path}:{line}:{col}: "
+
+
+def _describe(error: ValidationError, data: dict[str, Any]) -> tuple[tuple[int | str, ...], str]:
+    """The first problem's location and message, plus how many more there are."""
+    groups: dict[tuple[int | str, ...], list[dict[str, Any]]] = {}
+    for item in error.errors():
+        groups.setdefault(_field_loc(item["loc"], data), []).append(dict(item))
+    problems = [(loc, _problem(loc, items, data)) for loc, items in groups.items()]
+    loc, first = problems[0]
+    return loc, first if len(problems) == 1 else f"{first} (+{len(problems) - 1} more)"
+
+
+def _field_loc(loc: tuple[int | str, ...], raw: Any) -> tuple[int | str, ...]:
+    """A pydantic location cut to the data's own keys, dropping union-member tags like `.str`."""
+    out: list[int | str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int):
+            out.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        elif isinstance(node, dict) and isinstance(part, str):
+            out.append(part)
+            node = node.get(part)
+        else:
+            break  # below a scalar: pydantic's tags for union members, not fields
+    return tuple(out)
+
+
+def _problem(loc: tuple[int | str, ...], items: list[dict[str, Any]], data: dict[str, Any]) -> str:
+    first = items[0]
+    kind = first["type"]
+    if len(items) > 1 and all(i["type"] in _TYPE_WORDS for i in items):
+        words = " or ".join(dict.fromkeys(_TYPE_WORDS[i["type"]] for i in items))
+        message = f"Input should be {words}"
+    elif kind == "string_too_short" and first.get("ctx", {}).get("min_length") == 1:
+        message = "must not be empty"
+    elif kind == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") == r"\S":
+        message = "must not be blank"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = "Input should be an object"
+    else:
+        message = str(first["msg"]).removeprefix("Value error, ")
+    if kind != "missing" and loc:
+        message += f" (got {_preview(first.get('input'))})"
+    return message
+
+
+def _duplicate_id(data: dict[str, Any]) -> tuple[int, int, str] | None:
+    """(index, index of the first use, id) of the first repeated story id."""
+    seen: dict[str, int] = {}
+    stories = data.get("userStories")
+    if not isinstance(stories, list):
+        return None
+    for index, entry in enumerate(stories):
+        if not isinstance(entry, dict) or "id" not in entry:
+            continue
+        key = str(entry["id"])
+        if key in seen:
+            return index, seen[key], key
+        seen[key] = index
+    return None
+
+
+def _preview(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def prd_json_schema() -> dict[str, Any]:
+    """The PRD's JSON Schema for editors; unknown fields stay allowed, as the store keeps them.
+
+    Three shapes are accepted: an object with ``userStories``, an object with ``stories``, or a
+    top-level array of feature items (whose id is their position and whose title is the first
+    line of their description when they have none).
+    """
+    schema = Prd.model_json_schema()
+    schema.pop("title", None)
+    defs = schema.pop("$defs")
+    _allow_unknown(schema)
+    _allow_unknown(defs)
+    for node in [schema, *defs.values()]:
+        for field in node.get("properties", {}).values():
+            field.pop("title", None)  # generated ones ("Acceptancecriteria") help nobody
+    story = defs["Story"]["properties"]
+    story["id"]["description"] = (
+        'Unique: "US-001" or 1. Strings and integers match by text. '
+        "Items of a top-level array without an id get their 1-based position."
+    )
+    story["title"]["description"] = (
+        "Shown on the board and in the commit subject; in a top-level array it defaults to "
+        "the first line of description."
+    )
+    story["priority"]["description"] = (
+        "Any number, lower is more urgent (0 and negatives allowed); stories without one come "
+        "after every numbered story; ties go to the story earlier in the file."
+    )
+    story["passes"]["description"] = (
+        "Set to true by ralph-tui when the story is committed (a `status` beside it follows)."
+    )
+    story["acceptanceCriteria"]["description"] = (
+        'Strings, or objects {"id", "text", "testCommand"}: a testCommand runs as a gate.'
+    )
+    story["steps"]["description"] = "Verification steps of a feature item (shown as criteria)."
+    for name in ("dependsOn", "dependencies", "deps"):
+        story[name]["description"] = (
+            "Ids this story waits for (or objects with depends_on_id); it is not picked until "
+            "they all pass."
+        )
+    story["verificationCommand"]["description"] = "A shell command run as a gate for this story."
+    story["validation"]["description"] = "Shell commands run as gates for this story."
+    schema["properties"]["userStories"]["description"] = "Worked through one story at a time."
+    stories_object = json.loads(json.dumps(schema))
+    stories_object["properties"]["stories"] = stories_object["properties"].pop("userStories")
+    stories_object["required"] = ["stories"]
+    feature = json.loads(json.dumps(defs["Story"]))
+    feature["required"] = ["passes"]
+    defs["FeatureItem"] = feature
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ralph-tui PRD",
+        "description": "A PRD for a Ralph loop: user stories the agent works through one by one.",
+        "anyOf": [
+            schema,
+            stories_object,
+            {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}},
+        ],
+        "$defs": defs,
+    }
+
+
+def _allow_unknown(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            node["additionalProperties"] = True
+        for value in node.values():
+            _allow_unknown(value)
+    elif isinstance(node, list):
+        for value in node:
+            _allow_unknown(value)
+
+
+# --------------------------------------------------------------------------- file format
+
+
+def detect_style(text: str) -> json_text.Style:
+    """How the file on disk is laid out, so new text (a new key, a new story) looks the same."""
+    body = text[1:] if text.startswith(_BOM) else text
+    newline = "\r\n" if "\r\n" in body else "\n"
+    stripped = body.strip()
+    indent: int | str | None = 2
+    item_sep = ","
+    if stripped and "\n" not in stripped:
+        # a one-line (minified) file stays on one line
+        indent = None
+        item_sep = ", " if re.search(r",\s", stripped) else ","
+        key_sep = ": " if re.search(r'"\s*:\s', stripped) else ":"
+    else:
+        key_sep = ": "
+        match = re.search(r"\n([ \t]+)\S", body)
+        if match:
+            lead = match.group(1)
+            indent = "\t" if lead.startswith("\t") else len(lead)
+    # a pure-ASCII file that spells non-ASCII as \uXXXX escapes keeps doing so
+    ascii_escaped = body.isascii() and re.search(r"\\u(?!00[0-7])[0-9a-fA-F]{4}", body)
+    return json_text.Style(indent, item_sep, key_sep, bool(ascii_escaped), newline)
+
+
+def write_new(raw: Any) -> str:
+    """Text for a brand-new PRD file (import, draft): two-space indent, trailing newline."""
+    return json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+
+
+def splice_document(text: str, raw: Any, path: Path) -> str:
+    """The file's text changed to hold `raw`, touching only the values that differ."""
+    bom = text.startswith(_BOM)
+    body = text[1:] if bom else text
+    old = _loads(body, path)
+    return (_BOM if bom else "") + json_text.splice(body, old, raw, detect_style(body))
+
+
+#: the usual partner of a status word, for a file where no story has the other flag yet
+_STATUS_PAIRS = {
+    "open": "closed", "todo": "done", "to do": "done", "pending": "completed",
+    "not_started": "completed", "not-started": "completed", "in_progress": "completed",
+    "in-progress": "completed", "ready": "done", "backlog": "done", "new": "done",
+    "closed": "open", "done": "todo", "completed": "pending", "complete": "pending",
+    "passed": "pending", "passing": "pending", "finished": "pending",
+}  # fmt: skip
+
+
+def _status_word(stories: list[Any], passes: bool, current: str) -> str:
+    """The word this file uses for a story that passes (or does not): the most common one
+    beside stories with the same flag, else the usual partner of the story's current word in
+    the same letter case."""
+    same = [
+        e["status"]
+        for e in stories
+        if isinstance(e, dict) and isinstance(e.get("status"), str) and e.get("passes") is passes
+    ]
+    if same:
+        return str(max(set(same), key=same.count))
+    word = _STATUS_PAIRS.get(current.lower(), "done" if passes else "open")
+    if current.isupper():
+        return word.upper()
+    if current[:1].isupper():
+        return word.capitalize()
+    return word
+
+
+def in_file_terms(raw: Any, entry: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Model-named changes as this entry stores them."""
+    out = dict(changes)
+    status = entry.get("status")
+    flips = "passes" in out and entry.get("passes") is not out["passes"]
+    if flips and isinstance(status, str) and "status" not in out:
+        out["status"] = _status_word(raw_stories(raw), bool(out["passes"]), status)
+    if "acceptanceCriteria" in out:
+        texts = out["acceptanceCriteria"]
+        if "steps" in entry and "acceptanceCriteria" not in entry:
+            out["steps"] = out.pop("acceptanceCriteria")
+        elif isinstance(texts, list) and isinstance(entry.get("acceptanceCriteria"), list):
+            out["acceptanceCriteria"] = _merge_criteria(entry["acceptanceCriteria"], texts)
+    return out
+
+
+def _merge_criteria(current: list[Any], texts: list[Any]) -> list[Any]:
+    """Criteria edited as text keep their objects (id, testCommand) where the text matches or
+    where an object stood at the same position."""
+    by_text = {
+        c["text"]: c for c in current if isinstance(c, dict) and isinstance(c.get("text"), str)
+    }
+    out: list[Any] = []
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            out.append(text)
+        elif text in by_text:
+            out.append(by_text[text])
+        elif position < len(current) and isinstance(current[position], dict):
+            out.append({**current[position], "text": text})
+        else:
+            out.append(text)
+    return out
