@@ -68,16 +68,9 @@ DEPENDENCY_FIELDS = ("dependsOn", "dependencies", "deps")
 
 
 def dependencies(story: Story) -> list[str]:
-    """The ids a story depends on (``dependsOn``, ``dependencies`` or ``deps``; ids or lists)."""
-    extra = story.model_extra or {}
-    found: list[str] = []
-    for name in DEPENDENCY_FIELDS:
-        value = extra.get(name)
-        if isinstance(value, str | int):
-            found.append(str(value))
-        elif isinstance(value, list):
-            found.extend(str(v) for v in value if isinstance(v, str | int))
-    return found
+    """The ids a story depends on (``dependsOn``, ``dependencies`` or ``deps``: the PRD model's
+    ``Story.depends_on``)."""
+    return list(story.depends_on)
 
 
 def ready_stories(prd: Prd, skip: Iterable[str]) -> list[Story]:
