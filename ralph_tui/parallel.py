@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 
 _WORKER: contextvars.ContextVar[int] = contextvars.ContextVar("ralph_worker", default=0)
 
-DEPENDENCY_FIELDS = ("dependsOn", "dependencies", "deps")
 
 
 def dependencies(story: Story) -> list[str]:
