@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 _WORKER: contextvars.ContextVar[int] = contextvars.ContextVar("ralph_worker", default=0)
 
 
-
 def dependencies(story: Story) -> list[str]:
     """The ids a story depends on (``dependsOn``, ``dependencies`` or ``deps``: the PRD model's
     ``Story.depends_on``)."""
