@@ -376,6 +376,8 @@ def story_log(sink: RecordingSink) -> list[str]:
             lines.append(f"end {e.story_id}: {e.outcome} {e.message}")
         elif isinstance(e, Notice):
             lines.append(f"notice: {e.message}")
+        elif isinstance(e, ToolResult) and e.is_error:
+            lines.append(f"tool {e.name} failed: {e.content[:300]}")
     return lines
 
 
