@@ -276,13 +276,11 @@ class LocalWorktreeExecutor:
 class WorktreeCheckout:
     """``Checkout`` over a local worktree; gates run there, in the worktree's own tree."""
 
-    def __init__(
-        self, tree: Worktree, host: WorkerHost, config: RalphConfig, story: Story | None = None
-    ) -> None:
+    def __init__(self, tree: Worktree, host: WorkerHost, config: RalphConfig, story: Story) -> None:
         self.tree = tree
         self._host = host
         self._config = config
-        self._story = story  # its own commands run beside the project's gates
+        self._story = story
         # the worker's own confinement: the editor, the bash tool, a command agent's CLI and
         # the gates are rooted at the worktree, where the PRD and progress log are read-only
         books = tuple(tree.root / rel for rel in tree.bookkeeping)
@@ -312,8 +310,8 @@ class WorktreeCheckout:
         return await asyncio.to_thread(self.tree.code_tree_on, onto)
 
     async def run_gates(self) -> list[GateResult]:
+        """The project's gates plus the story's own commands (as picked), in the worktree."""
         host = self._host
-        # the story's own commands (as the story was when picked) run beside the project's
         gates, criteria = story_gates(self._config, self._story)
 
         def started(name: str, command: str) -> None:

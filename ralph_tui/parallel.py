@@ -1,8 +1,8 @@
 """Parallel stories: up to N workers, each in its own checkout, one approval queue, verified merges.
 
 ``ParallelEngine`` is the ``Engine`` with a scheduler in place of the one-story loop. It picks up
-to ``workers`` stories by the usual rule (priority, file order) and only stories whose
-dependencies all pass (so never two stories where one depends on the other), and hands each to
+to ``workers`` stories by the PRD's pick rule (priority, file order, dependencies that must
+pass: so never two stories where one depends on the other), and hands each to
 an ``Executor`` (``ralph_tui.executor``). Everything that must happen once stays here, in the
 main checkout: the PRD and the progress log are only written by this engine, approvals go
 through one ``ApprovalQueue``, and merges run one at a time:
@@ -22,14 +22,13 @@ import asyncio
 import contextvars
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.agents import create_agent
 from ralph_tui.approvals import ApprovalQueue
 from ralph_tui.config import RalphConfig
-from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import RunEnded, gate_event, gate_report
 from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine, commit_message
 from ralph_tui.errors import GitError, RalphError
@@ -54,7 +53,6 @@ from ralph_tui.executor import (
 from ralph_tui.gates import GateResult
 from ralph_tui.git_repo import _run_git, display_path
 from ralph_tui.iteration import Agent, Usage
-from ralph_tui.persona import load_persona
 from ralph_tui.prd import Prd, Story
 from ralph_tui.recovery import roll_back_marking
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
@@ -63,18 +61,6 @@ from ralph_tui.worktrees import WorktreeManager
 log = logging.getLogger(__name__)
 
 _WORKER: contextvars.ContextVar[int] = contextvars.ContextVar("ralph_worker", default=0)
-
-
-def dependencies(story: Story) -> list[str]:
-    """The ids a story depends on (``dependsOn``, ``dependencies`` or ``deps``: the PRD model's
-    ``Story.depends_on``)."""
-    return list(story.depends_on)
-
-
-def ready_stories(prd: Prd, skip: Iterable[str]) -> list[Story]:
-    """Open stories in pick order whose dependencies all pass (unknown ids never pass)."""
-    passing = {s.key for s in prd.userStories if s.passes}
-    return [s for s in prd.pick_order(skip=set(skip)) if all(d in passing for d in dependencies(s))]
 
 
 class ParallelEngine(Engine):
@@ -95,7 +81,7 @@ class ParallelEngine(Engine):
             workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
         )
         self.workers = workers or config.workers
-        self.approvals = ApprovalQueue(supervisor, self._approvals_changed)
+        self.approvals = ApprovalQueue(supervisor)
         self._executor = executor
         self._agents: dict[int, Agent] = {}
         self._merge_lock = asyncio.Lock()
@@ -105,11 +91,14 @@ class ParallelEngine(Engine):
         self._stopping: dict[str, str] = {}
         self.running: dict[str, int] = {}  # story id -> worker number
         self._head = ""  # main's HEAD: only this engine moves it during the run
+        # approvals come from a policy, not a human: a merge may wait for those ahead of it
+        # (the TUI always asks a human, whatever the config says, and sets this False)
+        self.approvals_automatic = config.approve == "auto"
         self._landed: set[str] = set()  # committed by this run (their workers are winding up)
         self._train: list[_Ticket] = []
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
-        self._picked_priority: dict[str, int | float | None] = {}
+        self._picked_priority: dict[str, float | None] = {}
 
     # ----------------------------------------------------------------- events and control
 
@@ -133,9 +122,6 @@ class ParallelEngine(Engine):
         super().request_stop()
         self.approvals.stop()
         self._wake.set()
-
-    def _approvals_changed(self) -> None:
-        """Hook for the UI (the TUI polls ``approvals``); nothing to do in the core."""
 
     # ----------------------------------------------------------------- the run
 
@@ -225,7 +211,7 @@ class ParallelEngine(Engine):
     def _nothing_to_pick(self, prd: Prd) -> tuple[int, str]:
         if prd.all_pass:
             return EXIT_DONE, "every story passes"
-        blocked = [s.key for s in prd.pick_order(skip=self.skipped) if s.key not in self.running]
+        blocked = [s.key for s in prd.open_order(skip=self.skipped) if s.key not in self.running]
         if blocked:
             return EXIT_LIMIT, (
                 f"no story left to pick ({len(self.skipped)} skipped this run, "
@@ -239,7 +225,9 @@ class ParallelEngine(Engine):
 
     def _start_jobs(self, prd: Prd, tasks: dict[asyncio.Task[Any], str]) -> None:
         free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
-        for story in ready_stories(prd, skip={*self.skipped, *self.running}):
+        # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
+        # stories where one depends on the other never run at once
+        for story in prd.pick_order(skip={*self.skipped, *self.running}):
             if not free or self.iteration >= self.config.max_iterations:
                 break
             worker = free.pop(0)
@@ -315,27 +303,18 @@ class ParallelEngine(Engine):
                 await self._count_failure(story)
 
     def _job(self, worker: int, story: Story, number: int) -> StoryJob:
-        persona = load_persona(self._persona_path() if self.config.persona else None)
-        feedback = tuple(self.feedback.get(story.key, ()))
-        ctx = StoryContext(
-            git_log=self.git.recent_log(10),
-            progress_tail=self.progress.tail(),
-            agents_md=self._agents_md(),
-            feedback=feedback,
-        )
+        """The prompts exactly as the single-worker loop builds them (progress tail included)."""
+        request = self._build_request(story, number)
         return StoryJob(
             worker=worker,
             story=story,
             base_commit=self.git.head_sha(),
             iteration=number,
-            system_prompt=build_system_prompt(persona),
-            user_prompt=build_user_prompt(story, ctx),
+            system_prompt=request.system_prompt,
+            user_prompt=request.user_prompt,
             config=self.config,
-            feedback=feedback,
+            feedback=request.feedback,
         )
-
-    def worker_stopping(self, story_id: str) -> str | None:
-        return self._stopping.get(story_id)
 
     # ----------------------------------------------------------------- approval and merge
 
@@ -425,7 +404,7 @@ class ParallelEngine(Engine):
             ticket = _Ticket(worker, story.key)
             self._train.append(ticket)
         ticket.state = "merging"
-        waits = {"gating", "merging"} | ({"approval"} if self.config.approve == "auto" else set())
+        waits = {"gating", "merging"} | ({"approval"} if self.approvals_automatic else set())
         try:
             while any(t.state in waits for t in self._train[: self._train.index(ticket)]):
                 self._train_moved.clear()
@@ -626,4 +605,4 @@ def build_engine(
     )
 
 
-__all__ = ["ParallelEngine", "build_engine", "dependencies", "ready_stories"]
+__all__ = ["ParallelEngine", "build_engine"]

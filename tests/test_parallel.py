@@ -28,8 +28,7 @@ from ralph_tui.events import (
     ToolCall,
 )
 from ralph_tui.headless import run_headless
-from ralph_tui.parallel import ParallelEngine, dependencies, ready_stories
-from ralph_tui.prd_store import parse_prd
+from ralph_tui.parallel import ParallelEngine
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest
 from tests.support.engine import RecordingSink, ScriptedSupervisor, complete, create, write_script
 from tests.support.repo import git, make_repo, story, write_prd
@@ -104,28 +103,6 @@ class TeeSink(RecordingSink):
     def __call__(self, event: Event) -> None:
         super().__call__(event)
         self.also(event)
-
-
-def test_dependencies_and_ready_stories() -> None:
-    prd = parse_prd(
-        json.dumps(
-            {
-                "userStories": [
-                    story("A", "a", 1),
-                    story("B", "b", 1, dependsOn=["A"]),
-                    story("C", "c", 2, deps="A"),
-                    story("D", "d", 3, dependencies=[]),
-                    story("E", "e", 1, passes=True),
-                    story("F", "f", 4, dependsOn=["E"]),
-                ]
-            }
-        ),
-        Path("prd.json"),
-    )
-    b = prd.story("B")
-    assert b is not None and dependencies(b) == ["A"]
-    assert [s.key for s in ready_stories(prd, skip=())] == ["A", "D", "F"]
-    assert [s.key for s in ready_stories(prd, skip={"A"})] == ["D", "F"]
 
 
 async def test_two_independent_stories_each_one_commit_and_nothing_left(tmp_path: Path) -> None:
@@ -429,4 +406,36 @@ async def test_story_removed_while_its_worker_runs_is_stopped_at_a_safe_point(
     assert finished["US-001"].patch_path is not None  # its work is kept as a patch
     assert not (root / "one.txt").exists()
     assert passes(root) == {"US-002": True}
+    assert_clean(root)
+
+
+async def test_stop_reaches_every_worker_at_its_safe_point(tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two"), story("US-003", "Three")],
+        extra_config='sandbox = { mode = "off" }',  # the flag lives outside the worktrees
+    )
+    wait = f"while [ ! -f {flag} ]; do sleep 0.05; done"
+    steps = [create("x.txt", "x\n"), {"tool": "bash", "input": {"command": wait}}, complete()]
+    waiting: set[int] = set()
+    both = asyncio.Event()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, ToolCall) and event.name == "bash":
+            waiting.add(event.worker)
+            if len(waiting) == 2:
+                both.set()
+
+    sink = TeeSink(watch)
+    engine, _, _, _ = make_parallel(root, {"default": steps}, sink=sink)
+    task = asyncio.create_task(engine.run())
+    await both.wait()
+    engine.request_stop()
+    flag.touch()
+    assert await task == 130
+    finished = sink.of(IterationFinished)
+    assert sorted(e.story_id for e in finished) == ["US-001", "US-002"]  # US-003 never started
+    assert all(e.outcome == "stopped" and e.patch_path for e in finished)
+    assert passes(root) == {"US-001": False, "US-002": False, "US-003": False}
     assert_clean(root)

@@ -141,6 +141,8 @@ class RalphApp(App[int]):
             allow_dirty=allow_dirty,
             run_id=run_id,
         )
+        if isinstance(self.engine, ParallelEngine):
+            self.engine.approvals_automatic = False  # a human approves here, in any order
         self.status = RunStatus(max_iterations=config.max_iterations)
         self.exit_code: int | None = None
         self.error_message: str | None = None
