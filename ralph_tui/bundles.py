@@ -132,12 +132,19 @@ class Scratch:
         self._tmp.cleanup()
 
     def make_bundle(self, tip: str, exclude: str | None = None) -> bytes:
-        """A bundle of ``tip`` (whole history, or only what ``exclude`` lacks)."""
+        """A bundle of ``tip`` (whole history, or only what ``exclude`` lacks); empty when
+        ``tip`` is already in ``exclude``'s history."""
         with self._lock:
             return self._make_bundle(tip, exclude)
 
     def _make_bundle(self, tip: str, exclude: str | None) -> bytes:
         _check_sha(tip, "bundle tip")
+        if exclude is not None and exclude != tip:
+            has_it = _run(
+                self.root, "merge-base", "--is-ancestor", tip, _check_sha(exclude, "base")
+            )
+            if has_it.returncode == 0:
+                return b""  # the node has ``tip`` already (it is in its history): nothing to send
         _git(self.root, "update-ref", BUNDLE_REF, tip)
         out = self.root / "out.bundle"
         args = ["bundle", "create", "-q", str(out), BUNDLE_REF]
