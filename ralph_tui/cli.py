@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
     run.add_argument("--approve", choices=["ask", "auto"], help="who approves commits (headless)")
     run.add_argument("--allow-dirty", action="store_true", help="start on a dirty working tree")
+    run.add_argument("--listen", metavar="HOST:PORT", help="serve the run to attach/web clients")
+    run.add_argument(
+        "--listen-public", action="store_true", help="allow --listen on a non-loopback address"
+    )
     run.add_argument("--branch", metavar="NAME", help="work on this branch (default: the PRD's)")
+
+    attach = sub.add_parser("attach", help="open the TUI on a run served with run --listen")
+    attach.add_argument("url", nargs="?", help="the run's URL (default: .ralph/serve.json)")
+    attach.add_argument("--token", help="the run's token (default: $RALPH_TOKEN or serve.json)")
+    attach.add_argument("--workspace", type=Path, default=Path.cwd(), help="(default: .)")
+
+    web = sub.add_parser("web", help="serve the attached TUI to a browser (textual-serve)")
+    web.add_argument("url", nargs="?", help="the run's URL (default: .ralph/serve.json)")
+    web.add_argument("--token", help="the run's token (default: $RALPH_TOKEN or serve.json)")
+    web.add_argument("--workspace", type=Path, default=Path.cwd(), help="(default: .)")
+    web.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--public", action="store_true", help="allow a non-loopback --host")
 
     demo = sub.add_parser("demo", help="offline demo project and scripted agent, in the TUI")
     demo.add_argument(
@@ -106,6 +123,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": _cmd_status,
         "schema": _cmd_schema,
         "doctor": _cmd_doctor,
+        "attach": _cmd_attach,
+        "web": _cmd_web,
         "import": _cmd_import,
         "prd": _cmd_prd,
     }
@@ -134,15 +153,83 @@ def _cmd_run(args: argparse.Namespace) -> int:
         approve=args.approve,
         workers=args.workers,
         executor=args.executor,
+        listen=args.listen,
+        listen_public=args.listen_public or None,
         branch=args.branch,
     )
+    from ralph_tui.server.run import make_run_factory
+
     if args.headless:
         from ralph_tui.headless import run_headless
 
-        return asyncio.run(run_headless(workspace, config, allow_dirty=args.allow_dirty))
+        # with --listen and --approve ask, clients decide; the console too when it is a terminal
+        ask_local = config.approve == "auto" or not config.listen or sys.stdin.isatty()
+        factory = make_run_factory(
+            workspace,
+            config,
+            allow_dirty=args.allow_dirty,
+            ask_local=ask_local,
+            terminal=_terminal_writer(),
+        )
+        return asyncio.run(
+            run_headless(workspace, config, allow_dirty=args.allow_dirty, run_factory=factory)
+        )
     from ralph_tui.tui.app import run_tui
 
-    return run_tui(workspace, config, allow_dirty=args.allow_dirty)
+    # the TUI rings its own bell; the notifier adds the command, webhook and notify-send
+    factory = make_run_factory(workspace, config, allow_dirty=args.allow_dirty)
+    return run_tui(workspace, config, allow_dirty=args.allow_dirty, run_factory=factory)
+
+
+def _terminal_writer() -> Callable[[str], None] | None:
+    """The headless console's terminal, for the bell and OSC notifications (None: not a tty)."""
+    if not sys.stdout.isatty():
+        return None
+
+    def write(data: str) -> None:
+        sys.stdout.write(data)
+        sys.stdout.flush()
+
+    return write
+
+
+def _remote_target(args: argparse.Namespace) -> tuple[str, str]:
+    """URL and token: the arguments, then $RALPH_TOKEN, then the workspace's serve.json."""
+    from ralph_tui.server.http import read_serve_file
+    from ralph_tui.server.protocol import TOKEN_ENV
+
+    # RALPH_TOKEN looks like a secret, so credentials.withhold() has moved it to the vault
+    url, token = args.url, args.token or credentials.get(TOKEN_ENV)
+    if url and token:
+        return str(url), str(token)
+    served_url, served_token = read_serve_file(_workspace(args))
+    return str(url or served_url), str(token or served_token)
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    from ralph_tui.tui.remote import run_attach
+
+    url, token = _remote_target(args)
+    return run_attach(url, token)
+
+
+def _cmd_web(args: argparse.Namespace) -> int:
+    from ralph_tui.server.web import serve_web
+
+    url, token = _remote_target(args)
+
+    def started(address: str) -> None:
+        print(f"ralph-tui web: open {address}", flush=True)
+
+    try:
+        asyncio.run(
+            serve_web(
+                url, token, host=args.host, port=args.port, public=args.public, started=started
+            )
+        )
+    except OSError as exc:
+        raise UsageError(f"--port {args.port}: cannot serve: {exc.strerror}") from exc
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

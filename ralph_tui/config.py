@@ -62,6 +62,17 @@ class RayOptions(_Strict):
     namespace: str = "ralph-tui"
 
 
+class NotifyOptions(_Strict):
+    """``[notify]``: how a human is told they are needed (approval, escalation, run end)."""
+
+    bell: bool = True  # the terminal bell
+    osc: bool = True  # desktop notification through the terminal (OSC 777 and OSC 9)
+    desktop: bool = True  # notify-send, where it is installed
+    command: list[str] | None = None  # any command: the message on stdin, RALPH_* in its env
+    webhook: str | None = Field(None, pattern=r"^https?://")  # JSON POST
+    url: str | None = None  # the link put in messages (default: the served run's URL)
+
+
 class SandboxOptions(_Strict):
     """Where the agent's commands, the gates and the command CLI run (see ``sandbox.py``)."""
 
@@ -111,6 +122,10 @@ class RalphConfig(_Strict):
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
+    notify: NotifyOptions = NotifyOptions()
+    # serve the run to `ralph-tui attach` / `web`: HOST:PORT; non-loopback needs listen_public
+    listen: str | None = None
+    listen_public: bool = False
     sandbox: SandboxOptions = SandboxOptions()
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py

@@ -175,6 +175,10 @@ class Engine:
         self._running.set()  # a paused loop must wake up to stop
 
     @property
+    def redactor(self) -> Redactor:  # for the faces that show or send run text (server, notify)
+        return self._redact
+
+    @property
     def stop_requested(self) -> bool:
         return self._stop_requested
 

@@ -38,6 +38,7 @@ from ralph_tui.events import (
 )
 from ralph_tui.iteration import Agent
 from ralph_tui.parallel import build_engine
+from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -221,16 +222,15 @@ async def run_headless(
     allow_dirty: bool = False,
     out: TextIO | None = None,
     agent: Agent | None = None,
+    run_factory: RunFactory | None = None,
 ) -> int:
     sink = ConsoleSink(out if out is not None else sys.stdout)
     supervisor = TerminalSupervisor(config.approve, sink)
-    engine = build_engine(
-        workspace,
-        config,
-        agent,
-        supervisor,
-        sink,
-        allow_dirty=allow_dirty,
+    # run_factory: the run served to remote faces and/or with notifications (ralph_tui/server/)
+    engine: RunHandle = (
+        run_factory(supervisor, sink)
+        if run_factory is not None
+        else build_engine(workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty)
     )
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()

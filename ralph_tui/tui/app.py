@@ -50,6 +50,7 @@ from ralph_tui.events import (
 from ralph_tui.iteration import Agent
 from ralph_tui.parallel import ParallelEngine, build_engine
 from ralph_tui.prd import Prd
+from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -120,9 +121,10 @@ class RalphApp(App[int]):
         clock: Callable[[], float] = time.monotonic,
         autostart: bool = True,
         run_id: str | None = None,
+        run_factory: RunFactory | None = None,
     ) -> None:
         super().__init__()
-        if agent is None:
+        if agent is None and run_factory is None:
             from ralph_tui.agents import create_agent
 
             agent = create_agent(config, workspace)
@@ -132,17 +134,22 @@ class RalphApp(App[int]):
         self.autostart = autostart
         self.batcher = EventBatcher(on_first=self._schedule_flush)
         self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
-        self.engine = build_engine(
-            workspace,
-            config,
-            agent,
-            self.supervisor,
-            self.batcher,
-            allow_dirty=allow_dirty,
-            run_id=run_id,
+        # run_factory: the same app over a served or an attached run (ralph_tui/server/)
+        self.engine: RunHandle = (
+            run_factory(self.supervisor, self.batcher)
+            if run_factory is not None
+            else build_engine(
+                workspace,
+                config,
+                agent,
+                self.supervisor,
+                self.batcher,
+                allow_dirty=allow_dirty,
+                run_id=run_id,
+            )
         )
-        if isinstance(self.engine, ParallelEngine):
-            self.engine.approvals_automatic = False  # a human approves here, in any order
+        if self.parallel is not None:
+            self.parallel.approvals_automatic = False  # a human approves here, in any order
         self.status = RunStatus(max_iterations=config.max_iterations)
         self.exit_code: int | None = None
         self.error_message: str | None = None
@@ -159,6 +166,12 @@ class RalphApp(App[int]):
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
         self.worker_view = WorkerTracker()
+
+    @property
+    def parallel(self) -> ParallelEngine | None:
+        """The workers' engine, when this face drives one (directly or served on a socket)."""
+        inner = getattr(self.engine, "engine", self.engine)  # ServedRun wraps the engine
+        return inner if isinstance(inner, ParallelEngine) else None
 
     # ------------------------------------------------------------------ layout
 
@@ -424,11 +437,7 @@ class RalphApp(App[int]):
             skipped=frozenset(self.engine.skipped),
             costs=dict(self._costs),
             workers=self.worker_view.running(),
-            approvals=frozenset(
-                self.engine.approvals.waiting_ids()
-                if isinstance(self.engine, ParallelEngine)
-                else ()
-            ),
+            approvals=frozenset(self.parallel.approvals.waiting_ids() if self.parallel else ()),
             nodes=dict(self._story_nodes),
         )
 
@@ -463,8 +472,10 @@ class RalphApp(App[int]):
     @work(exclusive=True, group="diff", exit_on_error=False, name="diff")
     async def load_diff(self) -> None:
         story = self.worker_view.story_of.get(self.worker_view.selected)
-        if story is not None:  # parallel runs: the selected worker's change in its worktree
-            files = await asyncio.to_thread(worker_diff, self.engine.root, story)
+        parallel = self.parallel
+        if story is not None and parallel is not None:
+            # parallel runs: the selected worker's change in its worktree
+            files = await asyncio.to_thread(worker_diff, parallel.root, story)
         else:
             files = await asyncio.to_thread(self.engine.git.diff)
         self.diff.show_files(files)
@@ -524,7 +535,7 @@ class RalphApp(App[int]):
         if action == "skip":
             return sup.escalation is not None
         if action == "open_approval":
-            return isinstance(self.engine, ParallelEngine) and self.engine.approvals.waiting > 0
+            return self.parallel is not None and self.parallel.approvals.waiting > 0
         if action == "leave_box":
             return isinstance(self.focused, Input)
         if action == "toggle_pause":
@@ -542,8 +553,8 @@ class RalphApp(App[int]):
             self._show_worker(worker)
 
     def _show_waiting_count(self) -> None:
-        if isinstance(self.engine, ParallelEngine) and self.approval_bar.is_open:
-            self.approval_bar.show_waiting(max(0, self.engine.approvals.waiting - 1))
+        if self.parallel is not None and self.approval_bar.is_open:
+            self.approval_bar.show_waiting(max(0, self.parallel.approvals.waiting - 1))
 
     def _show_worker(self, worker: int) -> None:
         self.transcript.clear()
@@ -556,8 +567,8 @@ class RalphApp(App[int]):
     def action_open_approval(self) -> None:
         """Show the approval of the story under the board's cursor (parallel runs)."""
         story = self.board.selected_story
-        engine = self.engine
-        if not isinstance(engine, ParallelEngine) or story is None:
+        engine = self.parallel
+        if engine is None or story is None:
             return
         if not engine.approvals.select(story):
             self.notify(f"{story} is not waiting for approval.", severity="warning")
@@ -712,9 +723,15 @@ class RalphApp(App[int]):
         return run
 
 
-def run_tui(workspace: Path, config: RalphConfig, *, allow_dirty: bool = False) -> int:
+def run_tui(
+    workspace: Path,
+    config: RalphConfig,
+    *,
+    allow_dirty: bool = False,
+    run_factory: RunFactory | None = None,
+) -> int:
     """``ralph-tui run`` without ``--headless``; returns the exit code of SPEC section 7."""
-    app = RalphApp(workspace, config, allow_dirty=allow_dirty)
+    app = RalphApp(workspace, config, allow_dirty=allow_dirty, run_factory=run_factory)
     code = app.run()
     if app.error_message:
         print(app.error_message, file=sys.stderr)

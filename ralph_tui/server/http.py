@@ -1,0 +1,320 @@
+"""The served run on a socket: aiohttp HTTP + WebSocket behind one random token.
+
+Every request must carry the token (``X-Ralph-Token`` header, ``Authorization: Bearer``, or the
+``token`` query parameter for browsers); a missing or wrong one gets 401 and a log line naming
+the peer. ``.ralph/serve.json`` (mode 0600) tells ``attach`` and ``web`` in the same workspace
+where the run is and what the token is. Binding anything but loopback needs ``public=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from aiohttp import WSMsgType, web
+
+from ralph_tui.errors import RalphError, UsageError
+from ralph_tui.git_repo import FileDiff
+from ralph_tui.prd_store import PrdStore
+from ralph_tui.server.hub import RunHub
+from ralph_tui.server.protocol import (
+    TOKEN_HEADER,
+    TOKEN_QUERY,
+    answer_from_dict,
+    decision_from_dict,
+)
+
+log = logging.getLogger(__name__)
+
+SERVE_FILE = Path(".ralph") / "serve.json"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6); port 0 picks a free one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UsageError(f"--listen {value}: expected HOST:PORT, e.g. 127.0.0.1:8765")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def presented_token(request: web.Request) -> str:
+    given = request.headers.get(TOKEN_HEADER, "")
+    if not given:
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            given = auth[len("Bearer ") :]
+    return given or request.query.get(TOKEN_QUERY, "")
+
+
+def token_matches(given: str, token: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def refuse(request: web.Request, given: str) -> web.Response:
+    why = "a wrong" if given else "no"
+    log.warning(
+        "refused %s %s from %s: %s token", request.method, request.path, request.remote, why
+    )
+    return web.json_response({"error": "missing or wrong token"}, status=401)
+
+
+def write_serve_file(workspace: Path, url: str, token: str) -> Path:
+    """``.ralph/serve.json``, created 0600 before the token is written into it."""
+    path = workspace / SERVE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"url": url, "token": token, "pid": os.getpid()}, fh)
+    tmp.replace(path)
+    return path
+
+
+def read_serve_file(workspace: Path) -> tuple[str, str]:
+    """The URL and token of the run served from this workspace."""
+    path = workspace / SERVE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return str(data["url"]), str(data["token"])
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path}: no served run here (start one with `ralph-tui run --listen ...`, "
+            "or give URL and --token)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: unreadable: {exc}") from exc
+
+
+def remove_serve_file(workspace: Path) -> None:
+    """Remove ``serve.json`` if it is this process's (a newer run may have replaced it)."""
+    path = workspace / SERVE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and data.get("pid") == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def diff_to_dict(diff: FileDiff) -> dict[str, Any]:
+    return dataclasses.asdict(diff)
+
+
+class RunServer:
+    """The HTTP face of a ``RunHub``; ``start()`` binds and returns the URL."""
+
+    def __init__(
+        self,
+        hub: RunHub,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public: bool = False,
+        token: str | None = None,
+        store: PrdStore | None = None,
+        diff: Callable[[], list[FileDiff]] | None = None,
+    ) -> None:
+        if not is_loopback(host) and not public:
+            raise UsageError(
+                f"--listen {host}: not a loopback address; add --listen-public to serve it "
+                "to the network"
+            )
+        self.hub = hub
+        self.host = host
+        self.port = port
+        self.public = not is_loopback(host)
+        self.token = token or secrets.token_urlsafe(32)
+        self.store = store
+        self.diff = diff
+        self.refused = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    # ------------------------------------------------------------------ life
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        app.add_routes(
+            [
+                web.get("/api/info", self._info),
+                web.get("/api/prd", self._prd),
+                web.get("/api/diff", self._diff),
+                web.post("/api/prd/{op}", self._prd_edit),
+                web.get("/ws", self._websocket),
+            ]
+        )
+        return app
+
+    async def start(self) -> str:
+        self.hub.bind(asyncio.get_running_loop())
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else self.port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Let clients receive what is queued (the run's end), then close everything."""
+        self.hub.close_all()
+        for ws in list(self._sockets):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.close(), timeout=2.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ auth
+
+    @web.middleware
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        given = presented_token(request)
+        if not token_matches(given, self.token):
+            self.refused += 1
+            return refuse(request, given)
+        return await handler(request)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response({**self.hub.info, "clients": self.hub.client_count})
+
+    async def _prd(self, request: web.Request) -> web.Response:
+        if self.store is None:
+            return web.json_response({"error": "no PRD"}, status=404)
+        try:
+            prd = await asyncio.to_thread(self.store.load)
+        except RalphError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"prd": prd.model_dump(mode="json")})
+
+    async def _diff(self, request: web.Request) -> web.Response:
+        if self.diff is None:
+            return web.json_response({"files": []})
+        try:
+            files = await asyncio.to_thread(self.diff)
+        except RalphError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"files": [diff_to_dict(f) for f in files]})
+
+    async def _prd_edit(self, request: web.Request) -> web.Response:
+        """``+``/``-``, ``e`` and ``n`` from a client: done here, through the run's PrdStore."""
+        store = self.store
+        if store is None:
+            return web.json_response({"error": "no PRD"}, status=404)
+        op = request.match_info["op"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        try:
+            result: dict[str, Any]
+            if op == "move":
+                direction: Literal["up", "down"] = "up" if body.get("direction") == "up" else "down"
+                prd = await asyncio.to_thread(store.move_story, str(body["key"]), direction)
+                result = {"prd": prd.model_dump(mode="json")}
+            elif op == "update":
+                prd = await asyncio.to_thread(
+                    store.update_story, str(body["key"]), dict(body["changes"])
+                )
+                result = {"prd": prd.model_dump(mode="json")}
+            elif op == "add":
+                story = await asyncio.to_thread(store.add_story, dict(body["fields"]))
+                result = {"story": story.key}
+            else:
+                return web.json_response({"error": f"unknown PRD edit {op!r}"}, status=404)
+        except KeyError as exc:
+            return web.json_response({"error": f"missing field {exc}"}, status=400)
+        except RalphError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        self.hub.refresh_prd()
+        return web.json_response(result)
+
+    # ------------------------------------------------------------------ the WebSocket
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=16 * 1024 * 1024)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        client = self.hub.connect(str(request.remote))
+
+        async def pump() -> None:
+            await client.pump(ws.send_str)
+            await ws.close()
+
+        sender = asyncio.create_task(pump(), name=f"ws-send-{request.remote}")
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._handle(message.data)
+        finally:
+            self.hub.disconnect(client)
+            self._sockets.discard(ws)
+            if not sender.done():
+                sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
+        return ws
+
+    def _handle(self, raw: str) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            log.warning("ignored a client message that is not JSON")
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("t")
+        if kind == "decide":
+            decision = decision_from_dict(dict(message.get("decision") or {}))
+            if decision is not None:
+                self.hub.resolve(int(message.get("id", 0)), "approval", decision)
+        elif kind == "reply":
+            answer = answer_from_dict(dict(message.get("answer") or {}))
+            if answer is not None:
+                self.hub.resolve(int(message.get("id", 0)), "escalation", answer)
+        elif kind == "control":
+            self._control(str(message.get("action")))
+
+    def _control(self, action: str) -> None:
+        control = self.hub.control
+        if control is None:
+            return
+        if action == "pause":
+            control.pause()
+        elif action == "resume":
+            control.resume()
+        elif action == "stop":
+            log.warning("a client asked the run to stop")
+            control.request_stop()

@@ -1,0 +1,182 @@
+"""Attachable runs: a real engine served on 127.0.0.1, real clients over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ralph_tui.events import ApprovalDecided, Committed, RunFinished
+from ralph_tui.server.client import RemoteError, RemoteRun, http_json
+from ralph_tui.server.http import SERVE_FILE
+from ralph_tui.supervisor import ApprovalDecision
+from tests.remote.support import HandSupervisor, WaitingSink, served_run, waiting
+from tests.support.repo import git, make_repo
+
+
+def committed(root: Path) -> str:
+    return git(root, "log", "--format=%s", "-1")
+
+
+async def test_attach_after_the_approval_is_waiting(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        await served.sink.wait(waiting)
+        assert served.run.server is not None and served.run.server.hub.pending is not None
+        face = HandSupervisor()
+        _client, seen = served.attach(face)
+        request, decision = await asyncio.wait_for(face.approvals.get(), 30)
+        assert request.story_id == "US-001"
+        assert "src/x.py" in request.diffstat
+        assert [g.name for g in request.gates] == ["ok"]
+        # the replay brought the run so far before the question
+        assert any(e.kind == "iteration_started" for e in seen.events)
+        decision.set_result(ApprovalDecision.approve())
+        assert await asyncio.wait_for(served.task, 30) == 0
+        await seen.wait(lambda e: isinstance(e, RunFinished))
+    assert committed(root).startswith("[backend] Task #US-001")
+    assert any(isinstance(e, Committed) for e in seen.events)
+
+
+async def test_two_clients_first_decision_wins_the_other_bar_closes(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        first, second = HandSupervisor(), HandSupervisor()
+        _, _seen_first = served.attach(first)
+        _, seen_second = served.attach(second)
+        _, decide_first = await asyncio.wait_for(first.approvals.get(), 30)
+        _, decide_second = await asyncio.wait_for(second.approvals.get(), 30)
+        decide_first.set_result(ApprovalDecision.approve())
+        assert await asyncio.wait_for(second.closed.get(), 30) == "US-001"
+        assert decide_second.cancelled()
+        decided = await seen_second.wait(lambda e: isinstance(e, ApprovalDecided))
+        assert isinstance(decided, ApprovalDecided) and decided.decision == "approve"
+        assert await asyncio.wait_for(served.task, 30) == 0
+    assert committed(root).startswith("[backend] Task #US-001")
+
+
+CLIENT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from ralph_tui.server.client import RemoteRun
+
+    class Holds:
+        async def approve(self, request):
+            print("asked", request.story_id, flush=True)
+            await asyncio.Event().wait()
+        async def answer(self, request):
+            await asyncio.Event().wait()
+
+    asyncio.run(RemoteRun(sys.argv[1], sys.argv[2], Holds(), lambda e: None).run())
+    """
+)
+
+
+async def test_a_killed_client_leaves_the_run_waiting_for_the_next(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CLIENT,
+            served.url,
+            served.token,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).parents[2],
+        )
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.decode().split() == ["asked", "US-001"]
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+        assert not served.task.done()
+        face = HandSupervisor()
+        served.attach(face)
+        _, decision = await asyncio.wait_for(face.approvals.get(), 30)
+        decision.set_result(ApprovalDecision.approve())
+        assert await asyncio.wait_for(served.task, 30) == 0
+    assert committed(root).startswith("[backend] Task #US-001")
+
+
+async def test_wrong_or_missing_token_is_refused_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    caplog.set_level(logging.WARNING, logger="ralph_tui.server.http")
+    async with served_run(root) as served:
+        with pytest.raises(RemoteError, match="missing or wrong token"):
+            await asyncio.to_thread(http_json, served.url, "not-the-token", "/api/info")
+        with pytest.raises(RemoteError, match="missing or wrong token"):
+            await asyncio.to_thread(http_json, served.url, "", "/api/prd")
+        with pytest.raises(RemoteError, match="refused"):
+            await RemoteRun(served.url, "x" * 43, HandSupervisor(), WaitingSink()).run()
+        info = await asyncio.to_thread(http_json, served.url, served.token, "/api/info")
+        assert info["role"] == "backend"
+        assert served.run.server is not None and served.run.server.refused == 3
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 3
+    assert "a wrong token" in refusals[0] and "no token" in refusals[1]
+
+
+async def test_serve_file_is_private_and_removed_at_the_end(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root, max_iterations=1) as served:
+        path = root / SERVE_FILE
+        data = json.loads(path.read_text())
+        assert data == {"url": served.url, "token": served.token, "pid": os.getpid()}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert len(served.token) >= 43  # 32 random bytes, url-safe base64
+        face = HandSupervisor()
+        served.attach(face)
+        _, decision = await asyncio.wait_for(face.approvals.get(), 30)
+        decision.set_result(ApprovalDecision.discard())
+        await asyncio.wait_for(served.task, 30)
+    assert not path.exists()
+
+
+async def test_remote_prd_edits_and_pause_go_through_the_run(tmp_path: Path) -> None:
+    from tests.support.repo import story
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "First"), story("US-002", "Second", 2)])
+    async with served_run(root, max_iterations=1) as served:
+        face = HandSupervisor()
+        client, seen = served.attach(face)
+        await asyncio.wait_for(face.approvals.get(), 30)
+        prd = await asyncio.to_thread(client.store.move_story, "US-002", "up")
+        assert next(s.key for s in prd.pick_order()) == "US-002"
+        await asyncio.to_thread(client.store.update_story, "US-002", {"title": "Second, edited"})
+        added = await asyncio.to_thread(
+            client.store.add_story,
+            {
+                "title": "Third",
+                "description": "d",
+                "acceptanceCriteria": ["c"],
+                "priority": 3,
+            },
+        )
+        on_disk = json.loads((root / "tasks" / "backend_prd.json").read_text())
+        titles = [s["title"] for s in on_disk["userStories"]]
+        assert "Second, edited" in titles and added.title == "Third"
+        with pytest.raises(RemoteError, match="US-999"):
+            await asyncio.to_thread(client.store.move_story, "US-999", "up")
+        files = await asyncio.to_thread(client.git.diff)
+        assert "src/x.py" in [f.path for f in files]
+        client.pause()
+        await seen.wait(lambda e: getattr(e, "state", None) == "pausing")
+        assert served.run.engine.paused
+        client.resume()
+        await seen.wait(lambda e: getattr(e, "state", None) == "running")
+        client.request_stop()  # the stop control discards the pending change, the run ends
+        code = await asyncio.wait_for(served.task, 30)
+        finished = await seen.wait(lambda e: isinstance(e, RunFinished))
+        assert isinstance(finished, RunFinished) and finished.exit_code == code
+        assert "stop" in finished.reason
+    assert "Task #" not in committed(root)

@@ -1,0 +1,78 @@
+"""The attached TUI is the same app: the bar shows for a waiting approval, ``a`` commits, ``q``
+detaches without stopping the run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ralph_tui.server.client import first_look
+from ralph_tui.tui.remote import AttachedApp
+from tests.remote.support import served_run, waiting
+from tests.support.repo import git, make_repo
+from tests.tui.support import wait_for
+
+
+async def test_attached_app_shows_the_waiting_approval_and_a_commits(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        await served.sink.wait(waiting)
+        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
+        app = AttachedApp(served.url, served.token, info, prd)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            assert app.supervisor.approval is not None
+            assert app.supervisor.approval.story_id == "US-001"
+            assert app.board.prd is not None
+            await pilot.press("a")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to end")
+            await wait_for(pilot, lambda: not app.approval_bar.display, what="the bar to close")
+        assert served.task.result() == 0
+    assert "Task #US-001" in git(root, "log", "--format=%s", "-1")
+
+
+async def test_q_detaches_and_the_run_keeps_waiting(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        await served.sink.wait(waiting)
+        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
+        app = AttachedApp(served.url, served.token, info, prd)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            await pilot.press("q")
+        assert app.return_code == 0
+        hub = served.run.server.hub if served.run.server else None
+        assert hub is not None
+        assert not served.task.done() and hub.pending is not None
+
+
+async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
+    tmp_path: Path,
+) -> None:
+    from ralph_tui.agents.scripted import ScriptedAgent
+    from ralph_tui.config import load_config
+    from ralph_tui.server.client import RemoteRun
+    from ralph_tui.server.run import ServedRun, make_run_factory
+    from ralph_tui.supervisor import ApprovalDecision
+    from ralph_tui.tui.app import RalphApp
+    from tests.remote.support import SCRIPT, HandSupervisor, WaitingSink
+    from tests.support.engine import write_script
+
+    root = make_repo(tmp_path / "ws")
+    path = write_script(root, SCRIPT)
+    config = load_config(root, {"script": str(path), "listen": "127.0.0.1:0"})
+    factory = make_run_factory(root, config, agent=ScriptedAgent.from_file(path, config))
+    app = RalphApp(root, config, run_factory=factory)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.approval_bar.display, what="the local approval bar")
+        served = app.engine
+        assert isinstance(served, ServedRun) and served.server is not None
+        face = HandSupervisor()
+        client = RemoteRun(served.url, served.server.token, face, WaitingSink())
+        task = asyncio.create_task(client.run())
+        _, decision = await asyncio.wait_for(face.approvals.get(), 30)
+        decision.set_result(ApprovalDecision.approve())
+        await wait_for(pilot, lambda: not app.approval_bar.display, what="the local bar to close")
+        await wait_for(pilot, lambda: task.done(), what="the run to end for the client")
+        assert task.result() == 0
+    assert "Task #US-001" in git(root, "log", "--format=%s", "-1")
