@@ -5,7 +5,13 @@
 2. Wall time of a run whose scripted agent streams 2 MB of text (about 175,000 deltas, each
    arriving in its own event-loop turn, as network deltas do): in the TUI against headless
    (``ralph_tui.headless`` writing to /dev/null). Approvals are given as soon as they are asked.
+   During that stream, key presses are posted to the app every 0.2 s; the time from posting to
+   the bound action running is the UI's response time (goal: under 100 ms).
 3. Time to show a 20,000-line diff: ``git diff`` in a thread, file list, first screen of hunks.
+4. The real path: the Anthropic agent streams a 300 KB answer (7-character deltas, about one per
+   word) from the suite's fake Messages API, run as a separate process; time from start to the
+   story's commit, in the TUI against headless; and headless against the SDK's raw
+   ``create(stream=True)`` events read in a bare loop (the floor any client pays).
 
 Apps run headless (``run_test``) at 200x50. Run: .venv/bin/python benchmarks/bench_tui.py
 """
@@ -15,28 +21,57 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import anthropic  # noqa: E402
+from textual import events  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
+from textual.binding import Binding, BindingType  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
 import tests.conftest  # noqa: E402,F401  (git identity for commits)
+from ralph_tui.agents.anthropic_agent import AnthropicAgent  # noqa: E402
 from ralph_tui.agents.scripted import ScriptedAgent  # noqa: E402
 from ralph_tui.config import load_config  # noqa: E402
 from ralph_tui.headless import run_headless  # noqa: E402
 from ralph_tui.tui.app import RalphApp  # noqa: E402
+from tests.support.fake_anthropic import reply, tool_use  # noqa: E402
 from tests.support.repo import make_repo, story  # noqa: E402
 
 SIZE = (200, 50)
 STORIES = 1_000
 STREAM_BYTES = 2 * 1024 * 1024
 DIFF_LINES = 20_000
+ANSWER_BYTES = 300 * 1024
+KEY_EVERY_S = 0.2
+
+
+class ProbedApp(RalphApp):
+    """RalphApp with one extra key whose action notes when it ran: the UI's response time."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f12", "probe", show=False)]
+    CSS_PATH = str(ROOT / "ralph_tui" / "tui" / "app.tcss")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.posted: list[float] = []
+        self.handled: list[float] = []
+
+    def action_probe(self) -> None:
+        self.handled.append(time.perf_counter())
+
+    def probe(self) -> None:
+        self.posted.append(time.perf_counter())
+        self.post_message(events.Key("f12", None))
 
 
 class BareBoard(App[None]):
@@ -95,10 +130,10 @@ def stream_script(path: Path) -> None:
     path.write_text(json.dumps({"stream_delay_s": 1e-9, "default": steps}), encoding="utf-8")
 
 
-async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int]:
+async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int, list[float]]:
     root = make_repo(tmp / "stream-tui")
     config = load_config(root, {"script": str(script)})
-    app = RalphApp(root, config, agent=ScriptedAgent.from_file(script, config))
+    app = ProbedApp(root, config, agent=ScriptedAgent.from_file(script, config))
     flushes = 0
     original = app.flush_events
 
@@ -111,13 +146,20 @@ async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int]:
     app.flush_events = counting_flush  # type: ignore[method-assign]
     t0 = time.perf_counter()
     async with app.run_test(size=SIZE) as pilot:
-        while app.exit_code is None:
+        next_key = time.perf_counter() + KEY_EVERY_S
+        while app.exit_code is None and app.is_running:
             if app.supervisor.approval is not None:
                 await pilot.press("a")
+            elif time.perf_counter() >= next_key and len(app.posted) == len(app.handled):
+                app.probe()
+                next_key = time.perf_counter() + KEY_EVERY_S
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        while len(app.handled) < len(app.posted):  # the last probe lands before the app closes
+            await pilot.pause(0.01)
     assert app.exit_code == 0, app.exit_code
-    return elapsed, flushes, app.batcher.received
+    latencies = [h - p for p, h in zip(app.posted, app.handled, strict=False)]
+    return elapsed, flushes, app.batcher.received, latencies
 
 
 async def stream_headless(tmp: Path, script: Path) -> float:
@@ -130,6 +172,86 @@ async def stream_headless(tmp: Path, script: Path) -> float:
         elapsed = time.perf_counter() - t0
     assert code == 0, code
     return elapsed
+
+
+def answer_replies() -> list[dict[str, object]]:
+    words = "The agent explains its plan in some detail, one word after another. " * 5 + "\n"
+    answer = words * (ANSWER_BYTES // len(words))
+    edit = {"command": "create", "path": "src/x.py", "file_text": "X = 1\n"}
+    return [
+        reply(answer, tool_use("str_replace_based_edit_tool", edit)),
+        reply(tool_use("complete_task", {"summary": "done", "learnings": []})),
+    ]
+
+
+class FakeApi:
+    """The fake Messages API in its own process (as the real API is), with replies queued."""
+
+    def __init__(self, tmp: Path, replies: list[dict[str, object]]) -> None:
+        script = tmp / "replies.json"
+        script.write_text(json.dumps(replies), encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fake_anthropic", "--script", str(script)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+
+    def client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(api_key="sk-ant-bench", base_url=self.base_url)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+async def real_path(tmp: Path) -> tuple[float, float, float]:
+    """(TUI, headless, bare SDK loop) seconds for the 300 KB answer, each on a fresh server."""
+    times: list[float] = []
+    for face in ("tui", "headless"):
+        api = FakeApi(tmp, answer_replies())
+        try:
+            root = make_repo(tmp / f"real-{face}")
+            config = load_config(root, {"agent": "anthropic", "approve": "auto"})
+            agent = AnthropicAgent(config, client=api.client())
+            t0 = time.perf_counter()
+            if face == "tui":
+                app = RalphApp(root, config, agent=agent)
+                async with app.run_test(size=SIZE) as pilot:
+                    while app.exit_code is None and app.is_running:
+                        if app.supervisor.approval is not None:
+                            await pilot.press("a")
+                        await asyncio.sleep(0.01)
+                code = app.exit_code
+            else:
+                with open(os.devnull, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+                    code = await run_headless(root, config, out=out, agent=agent)
+            times.append(time.perf_counter() - t0)
+            assert code == 0, (face, code)
+        finally:
+            api.close()
+    api = FakeApi(tmp, answer_replies()[:1])
+    try:
+        client = api.client()
+        t0 = time.perf_counter()
+        stream = await client.messages.create(
+            model="claude-bench",
+            max_tokens=64_000,
+            messages=[{"role": "user", "content": "go"}],
+            stream=True,
+        )
+        parts: list[str] = []
+        async for event in stream:
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                parts.append(event.delta.text)
+        bare = time.perf_counter() - t0
+        assert len("".join(parts)) >= ANSWER_BYTES * 0.9
+        await client.close()
+    finally:
+        api.close()
+    return times[0], times[1], bare
 
 
 async def big_diff(tmp: Path) -> tuple[float, float]:
@@ -160,21 +282,36 @@ async def main() -> None:
         tui, bare = await first_paint(tmp)
         print(
             f"first paint, {STORIES}-story PRD      ralph-tui {tui * 1000:7.0f} ms   "
-            f"bare Textual DataTable {bare * 1000:7.0f} ms"
+            f"bare Textual DataTable {bare * 1000:7.0f} ms   = {tui / bare:.2f}x"
         )
         script = tmp / "stream.json"
         stream_script(script)
-        tui_s, flushes, received = await stream_tui(tmp, script)
+        tui_s, flushes, received, keys = await stream_tui(tmp, script)
         headless_s = await stream_headless(tmp, script)
         print(
             f"2 MB streamed run (wall)            ralph-tui {tui_s:7.2f} s    "
             f"headless               {headless_s:7.2f} s   "
-            f"({received} events in {flushes} UI flushes)"
+            f"= {tui_s / headless_s:.2f}x  ({received} events in {flushes} UI flushes)"
         )
+        if keys:
+            median, worst = statistics.median(keys) * 1000, max(keys) * 1000
+            print(
+                f"key press during the 2 MB stream    median   {median:7.1f} ms   "
+                f"max                    {worst:7.1f} ms   ({len(keys)} presses)"
+            )
         git_s, shown_s = await big_diff(tmp)
         print(
             f"{DIFF_LINES}-line diff                    shown in  {shown_s * 1000:7.0f} ms   "
             f"(of which git diff      {git_s * 1000:7.0f} ms)"
+        )
+        tui_r, headless_r, bare_r = await real_path(tmp)
+        print(
+            f"300 KB Anthropic answer to commit   ralph-tui {tui_r:7.2f} s    "
+            f"headless               {headless_r:7.2f} s   = {tui_r / headless_r:.2f}x"
+        )
+        print(
+            f"the same, headless vs bare SDK loop headless  {headless_r:7.2f} s    "
+            f"raw create(stream=True) {bare_r:6.2f} s   = {headless_r / bare_r:.2f}x"
         )
 
 

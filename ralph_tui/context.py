@@ -1,8 +1,10 @@
 """The fresh context each iteration starts from (SPEC section 1, step 3).
 
 Every backend (Anthropic, Claude Code, any CLI) gets the same two texts, so the human can reason
-about what the agent knew. The system prompt is stable across a run (good for prompt caching);
-everything that changes per story lives in the user prompt.
+about what the agent knew; each backend appends the one section that differs, its tools
+(``RALPH_TOOL_RULES`` here, Claude Code's and the command CLI's in their modules). The system
+prompt is stable across a run (good for prompt caching); everything that changes per story
+lives in the user prompt.
 """
 
 from __future__ import annotations
@@ -16,15 +18,24 @@ from ralph_tui.prd import Story
 LOOP_RULES = """\
 # How this loop works
 You are supervised by ralph-tui. Each iteration you get ONE story; implement only that story.
-- Work with the tools: str_replace_based_edit_tool for files, bash for commands. Paths are
-  relative to the repository root; .git/ and .ralph/ are off limits.
+- Paths are relative to the repository root; .git/ and .ralph/ are off limits.
 - Do not commit, do not edit the PRD or the progress log: ralph-tui does that bookkeeping.
+- When the story is done, say so in the way the tools section below describes, with a short
+  summary and your learnings (facts a later iteration should know). ralph-tui then runs the
+  project's quality gates itself: if any fail you get the output back and must fix it; if they
+  pass a human reviews the change and may send feedback.
+- Ask the human only about a real blocker (missing access, contradictory requirements); say
+  what you tried."""
+
+# The backends differ in their tools, so each adds its own section after LOOP_RULES (the rules
+# above name no tool, and no backend contradicts them). This one is for the backends that use
+# ralph-tui's own tools: the Anthropic API agent (and the scripted agent that mimics it).
+RALPH_TOOL_RULES = """\
+# Tools in this session
+- str_replace_based_edit_tool for files, bash for commands.
 - run_quality_gates runs the project's checks (tests, types, lint) whenever you want.
-- When the story is done, call complete_task with a short summary and your learnings (facts a
-  later iteration should know). ralph-tui then runs the gates itself: if any fail you get the
-  output back and must fix it; if they pass a human reviews the change and may send feedback.
-- Call escalate only for a real blocker a human must resolve (missing access, contradictory
-  requirements); say what you tried. Its result is the human's answer."""
+- complete_task, with the summary and learnings, when the story is done.
+- escalate for a blocker; its result is the human's answer."""
 
 
 @dataclass(frozen=True)

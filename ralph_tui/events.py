@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -240,14 +240,3 @@ class Notice(Event):
 
 
 EventSink = Callable[[Event], None]
-
-
-def fan_out(sinks: Iterable[EventSink]) -> EventSink:
-    """One sink that forwards to several, in order."""
-    targets = tuple(sinks)
-
-    def emit(event: Event) -> None:
-        for sink in targets:
-            sink(event)
-
-    return emit

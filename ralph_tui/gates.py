@@ -24,6 +24,7 @@ from ralph_tui.events import GateStateName
 from ralph_tui.prd import Story
 from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
 from ralph_tui.sandbox import Sandbox
+from ralph_tui.text import one_line
 from ralph_tui.workspace import agent_env
 
 OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
@@ -246,10 +247,6 @@ def _one_tool(line: str) -> str | None:
     return None
 
 
-def _clip(line: str, width: int = _SUMMARY_WIDTH) -> str:
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
 def summarize(command: str, output: str, exit_code: int | None) -> str:
     """One line for the Gates panel: a known tool's own verdict, else the last line printed.
 
@@ -269,5 +266,5 @@ def summarize(command: str, output: str, exit_code: int | None) -> str:
         if summary := _one_tool(line):
             return summary
     if lines:
-        return _clip(lines[-1])
+        return one_line(lines[-1], _SUMMARY_WIDTH)
     return f"exit {exit_code}" if exit_code is not None else "no output"

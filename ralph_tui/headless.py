@@ -45,15 +45,10 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
 )
-from ralph_tui.text import escape_controls
+from ralph_tui.text import escape_controls, one_line
 from ralph_tui.workspace import Redactor
 
 CLIP = 200
-
-
-def _clip(text: str, limit: int = CLIP) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
 class ConsoleSink:
@@ -105,29 +100,31 @@ class ConsoleSink:
             case IterationStarted(iteration=n, story_id=sid, title=title):
                 return f"\n[iteration {n}] Task #{sid}: {title}"
             case ToolCall(name=name, input=tool_input):
-                return f"  → {name} {_clip(json.dumps(tool_input, ensure_ascii=False), 160)}"
+                return f"  → {name} {one_line(json.dumps(tool_input, ensure_ascii=False), 160)}"
             case ToolResult(name=name, content=content, is_error=is_error):
                 mark = "✗" if is_error else "←"
-                return f"  {mark} {name}: {_clip(content)}"
+                return f"  {mark} {name}: {one_line(content, CLIP)}"
             case GateFinished(name=name, state=state, duration_s=d, summary=summary, criterion=c):
-                checks = f" [checks: {_clip(c, 80)}]" if c else ""
+                checks = f" [checks: {one_line(c, 80)}]" if c else ""
                 return f"  gate {name}{checks}: {state} ({d:.1f}s) {summary}"
             case ApprovalNeeded(story_id=sid, diffstat=diffstat):
                 last = diffstat.strip().splitlines()[-1:] or ["no changes"]
                 return f"  approval needed for Task #{sid}: {last[0].strip()}"
             case ApprovalDecided(decision=decision, feedback=feedback):
                 return f"  supervisor: {decision}" + (
-                    f" ({_clip(feedback, 120)})" if feedback else ""
+                    f" ({one_line(feedback, 120)})" if feedback else ""
                 )
             case Committed(sha=sha, message=message, files=files):
                 subject = message.splitlines()[0]
                 return f"  ✓ committed {sha[:10]} {subject} ({len(files)} files)"
             case Escalated(question=question, automatic=automatic):
                 who = "engine" if automatic else "agent"
-                return f"  ? escalation ({who}): {_clip(question)}"
+                return f"  ? escalation ({who}): {one_line(question, CLIP)}"
             case EscalationAnswered(answer=answer, skipped=skipped):
                 return (
-                    "  supervisor: skipped the story" if skipped else f"  answer: {_clip(answer)}"
+                    "  supervisor: skipped the story"
+                    if skipped
+                    else f"  answer: {one_line(answer, CLIP)}"
                 )
             case UsageReported(cost_usd=spent):
                 self._cost += spent

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ralph_tui.safe_open import open_regular, replace_regular
-from ralph_tui.text import escape_controls
+from ralph_tui.text import escape_controls, one_line
 
 __all__ = ["ProgressLog", "timestamp"]
 
@@ -42,7 +42,7 @@ def timestamp(when: datetime | None = None) -> str:
 
 def _one_line(text: str) -> str:
     """Headings must stay one line, or the entry boundary `## ` would be misread."""
-    return escape_controls(" ".join(text.split()), multiline=False)
+    return escape_controls(one_line(text), multiline=False)
 
 
 def _lines(text: str) -> list[str]:

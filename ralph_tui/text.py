@@ -4,7 +4,8 @@ Text from the agent, tool results, gate output and PRD titles can carry escape s
 OSC 52 clipboard write, a screen clear, cursor moves that rewrite earlier lines). Everything
 printed to a console or written to a human-read file passes through ``escape_controls`` first,
 which turns such characters into visible ``\\xNN`` / ``\\uNNNN`` text instead of dropping them,
-so a reader still sees that something was there.
+so a reader still sees that something was there. ``one_line`` collapses any text to one
+clipped line (progress headings, summaries, console lines, error details).
 """
 
 from __future__ import annotations
@@ -52,3 +53,15 @@ def encodable_data(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [encodable_data(v) for v in value]
     return value
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space, cut to ``limit``.
+
+    For anything shown or written as a single line: headings in the progress log, summaries,
+    error details, console lines. A cut line ends in ``…``.
+    """
+    line = " ".join(text.split())
+    if limit is None or len(line) <= limit:
+        return line
+    return line[: max(0, limit - 1)] + "…"

@@ -84,9 +84,8 @@ def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for b in last["content"] if b["type"] == "tool_result"]
 
 
-@pytest.mark.parametrize("streaming", [True, False], ids=["sse", "json"])
 async def test_tool_loop_until_the_engine_finishes(
-    api: FakeAnthropic, tools: FakeIterationHandle, ws: Path, streaming: bool
+    api: FakeAnthropic, tools: FakeIterationHandle, ws: Path
 ) -> None:
     source = 'def hello() -> str:\n    return "héllo, \\"world\\""\n' * 3
     api.add(
@@ -94,14 +93,14 @@ async def test_tool_loop_until_the_engine_finishes(
         reply(tool_use("bash", {"command": "cat src/hello.py | wc -l"})),
         reply("Done.", complete("added hello", ["hello lives in src/"])),
     )
-    outcome = await run(make_agent(api, streaming=streaming), tools)
+    outcome = await run(make_agent(api), tools)
 
     assert outcome == AgentOutcome("finished")
     assert (ws / "src/hello.py").read_text() == source  # input_json_delta reassembled exactly
     assert tools.completions == [("added hello", ["hello lives in src/"])]
     requests = api.requests
     assert len(requests) == 3
-    assert all(r.stream is streaming for r in requests)
+    assert all(r.stream for r in requests)
     assert [r.path for r in requests] == ["/v1/messages"] * 3
     first = requests[0].body
     assert first["model"] == "claude-test" and first["max_tokens"] == 1024
@@ -114,8 +113,7 @@ async def test_tool_loop_until_the_engine_finishes(
 
     deltas = [e.text for e in tools.events if isinstance(e, TextDelta)]
     assert "".join(deltas) == "I will add the module first.Done."
-    if streaming:
-        assert len(deltas) > 2  # arrived in pieces, as streamed
+    assert len(deltas) > 2  # arrived in pieces, as streamed
     calls = [e for e in tools.events if isinstance(e, ToolCall)]
     assert [c.name for c in calls] == ["str_replace_based_edit_tool", "bash", "complete_task"]
     assert calls[0].input["file_text"] == source

@@ -1,7 +1,8 @@
 """``agent = "claude-code"``: the real bundled Claude Code CLI against the suite's fake API.
 
-These tests need the ``claude`` extra (``make test`` installs it). They do not skip when it is
-missing or when the CLI cannot start: that is a failure to look at, not a quiet pass.
+The tests that start the CLI need the ``claude`` extra (``make test`` installs it) and skip,
+saying so, without it. With the extra installed they never skip: a CLI that cannot start is a
+failure to look at, not a quiet pass.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ralph_tui.workspace import Workspace
 from tests.support.engine import RecordingSink, ScriptedSupervisor
 from tests.support.fake_anthropic import FakeAnthropic, RecordedRequest, reply, tool_use
 from tests.support.fake_tools import FakeIterationHandle
+from tests.support.optional import require_claude_sdk
 from tests.support.repo import git, make_repo, story
 
 API_KEY = "sk-ant-fake-claude-code-key"
@@ -48,6 +50,7 @@ API_KEY = "sk-ant-fake-claude-code-key"
 @pytest.fixture
 def claude_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
     """The fake API, and an environment that keeps the CLI offline and out of the real HOME."""
+    require_claude_sdk()
     assert bundled_cli_path() is not None, "claude-agent-sdk is installed without its bundled CLI"
     home = tmp_path / "home"
     home.mkdir()

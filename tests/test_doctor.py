@@ -11,6 +11,7 @@ import pytest
 
 from ralph_tui.cli import main
 from ralph_tui.doctor import gate_program, run_doctor
+from tests.support.optional import needs_claude_sdk
 from tests.support.repo import git, make_repo, story
 
 SECRET = "sk-ant-doctor-test-secret-0123456789"
@@ -151,6 +152,7 @@ def test_anthropic_needs_an_api_key(scripted: Path, monkeypatch: pytest.MonkeyPa
     assert SECRET not in text and SECRET[:12] not in text
 
 
+@needs_claude_sdk
 def test_claude_code_runs_the_bundled_cli(scripted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("CLAUDE_CODE_OAUTH_TOKEN", raising=False)

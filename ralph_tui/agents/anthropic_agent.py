@@ -1,9 +1,11 @@
 """The built-in agent: a streaming Messages API tool loop on the official ``anthropic`` SDK.
 
 One fresh conversation per iteration. Every call streams (text deltas reach the UI as they
-arrive); tool calls go through ``ToolBox`` so confinement and events are the same as for every
-other backend. The loop ends when the engine says so (``tools.finished``: committed, skipped, gave
-up) or when a stop reason ends the conversation.
+arrive); the message is accumulated from the raw ``create(stream=True)`` events here, since the
+SDK's ``messages.stream()`` helper re-snapshots the whole message on every event. Tool calls
+go through ``ToolBox`` so confinement and events are the same as for every other backend. The
+loop ends when the engine says so (``tools.finished``: committed, skipped, gave up) or when a
+stop reason ends the conversation.
 
 Prompt caching: breakpoints on the last tool definition and on the system prompt (the stable
 prefix, shared by every call of the run) and one on the latest message, moved each turn, so each
@@ -21,17 +23,20 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import anthropic
+from anthropic.types import RawMessageStreamEvent
 
 from ralph_tui import credentials
 from ralph_tui.config import RalphConfig
+from ralph_tui.context import RALPH_TOOL_RULES
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
-from ralph_tui.text import encodable, encodable_data
+from ralph_tui.text import encodable, encodable_data, one_line
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
@@ -73,10 +78,8 @@ class AnthropicAgent:
         max_retries: int = 4,
         turn_retries: int = 3,
         retry_backoff_s: float = 2.0,
-        streaming: bool = True,
     ) -> None:
         self.config = config
-        self.streaming = streaming
         self.turn_retries = turn_retries
         self.retry_backoff_s = retry_backoff_s
         self._owns_client = client is None
@@ -105,46 +108,44 @@ class AnthropicAgent:
         self, request: IterationRequest, tools: IterationHandle
     ) -> AgentOutcome:
         box = ToolBox(tools, self.config)
-        system = [{"type": "text", "text": request.system_prompt, "cache_control": EPHEMERAL}]
+        prompt = f"{request.system_prompt.strip()}\n\n{RALPH_TOOL_RULES}"
+        system = [{"type": "text", "text": prompt, "cache_control": EPHEMERAL}]
         messages: list[Message] = [
             {"role": "user", "content": [{"type": "text", "text": encodable(request.user_prompt)}]}
         ]
         last_text = ""
-        try:
-            while True:
-                await tools.checkpoint()
-                move_cache_breakpoint(messages)
-                reply = await self._turn(system, messages, tools)
-                tools.report_usage(_usage(reply.usage))
-                last_text = _last_text(reply) or last_text
-                stop = reply.stop_reason
-                content = _assistant_content(reply)
-                truncated: dict[str, Any] | None = None
-                if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
-                    truncated = content.pop()  # its input JSON was cut off: never run it
-                # sent back as sent, except lone surrogates (valid JSON, not encodable UTF-8)
-                sent_back = encodable_data(content) or [_text("…")]
-                messages.append({"role": "assistant", "content": sent_back})
-                results = await self._run_tools(box, tools, content)
-                if tools.finished:
-                    return AgentOutcome("finished")
-                if stop == "max_tokens":
-                    dropped = f" (the {truncated['name']} call was incomplete)" if truncated else ""
-                    results.append(_text(MAX_TOKENS_NOTE.format(dropped=dropped)))
-                if results:
-                    messages.append({"role": "user", "content": results})
-                    continue
-                if stop == "pause_turn":
-                    continue  # a long turn paused by the API: send it back as is to resume
-                if stop == "refusal":
-                    return AgentOutcome(
-                        "refusal", "the model refused to continue (stop reason: refusal)"
-                    )
-                if stop in ("end_turn", "stop_sequence"):
-                    return AgentOutcome("end_turn", _clip_line(last_text))
-                return AgentOutcome("end_turn", f"stop reason {stop}")
-        finally:
-            await box.aclose()
+        while True:
+            await tools.checkpoint()
+            move_cache_breakpoint(messages)
+            reply = await self._turn(system, messages, tools)
+            tools.report_usage(_usage(reply.usage))
+            last_text = _last_text(reply) or last_text
+            stop = reply.stop_reason
+            content = _assistant_content(reply)
+            truncated: dict[str, Any] | None = None
+            if stop == "max_tokens" and content and content[-1]["type"] == "tool_use":
+                truncated = content.pop()  # its input JSON was cut off: never run it
+            # sent back as sent, except lone surrogates (valid JSON, not encodable UTF-8)
+            sent_back = encodable_data(content) or [_text("…")]
+            messages.append({"role": "assistant", "content": sent_back})
+            results = await self._run_tools(box, tools, content)
+            if tools.finished:
+                return AgentOutcome("finished")
+            if stop == "max_tokens":
+                dropped = f" (the {truncated['name']} call was incomplete)" if truncated else ""
+                results.append(_text(MAX_TOKENS_NOTE.format(dropped=dropped)))
+            if results:
+                messages.append({"role": "user", "content": results})
+                continue
+            if stop == "pause_turn":
+                continue  # a long turn paused by the API: send it back as is to resume
+            if stop == "refusal":
+                return AgentOutcome(
+                    "refusal", "the model refused to continue (stop reason: refusal)"
+                )
+            if stop in ("end_turn", "stop_sequence"):
+                return AgentOutcome("end_turn", one_line(last_text, 300))
+            return AgentOutcome("end_turn", f"stop reason {stop}")
 
     async def _run_tools(
         self, box: ToolBox, tools: IterationHandle, content: list[dict[str, Any]]
@@ -219,30 +220,19 @@ class AnthropicAgent:
         tool_arg: dict[str, Any] = {"tools": params} if params else {}  # no tools: leave it out
         started = False
         try:
-            if not self.streaming:  # one JSON response: the text arrives in one piece
-                reply = await self.client.messages.create(
-                    model=self.config.model,
-                    max_tokens=self.config.max_tokens,
-                    system=system,  # type: ignore[arg-type]
-                    **tool_arg,
-                    messages=messages,  # type: ignore[arg-type]
-                )
-                for block in reply.content:
-                    if block.type == "text" and block.text:
-                        tools.emit(TextDelta(text=encodable(block.text)))
-                return reply
-            async with self.client.messages.stream(
+            stream = await self.client.messages.create(
                 model=self.config.model,
                 max_tokens=self.config.max_tokens,
                 system=system,  # type: ignore[arg-type]
                 **tool_arg,
                 messages=messages,  # type: ignore[arg-type]
-            ) as stream:
-                started = True
-                async for event in stream:
-                    if event.type == "text" and event.text:
-                        tools.emit(TextDelta(text=encodable(event.text)))
-                reply = await stream.get_final_message()
+                stream=True,
+            )
+            started = True
+            # the params above are typed loosely, so mypy cannot pick the stream=True overload
+            assert isinstance(stream, anthropic.AsyncStream)
+            async with stream:
+                reply = await _accumulate(stream, tools)
         except anthropic.AuthenticationError as exc:
             raise AgentError(f"{_describe(exc)}; check ANTHROPIC_API_KEY") from None
         except anthropic.APIStatusError as exc:
@@ -263,15 +253,80 @@ class AnthropicAgent:
             if started:
                 raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
             raise AgentError(f"Anthropic API: connection error: {exc}") from None
-        except ValueError as exc:
-            # tool input JSON the SDK's stream parser rejects (a lone surrogate "\\udcff" is
-            # enough); the SDK itself says to retry, so the turn is retried like a broken stream
-            if not (started and str(exc).startswith(_BAD_TOOL_JSON)):
-                raise
-            raise _StreamBroke("the model sent tool input that is not valid JSON") from exc
-        if reply.stop_reason is None:  # the body ended cleanly but without message_stop
+        if reply is None:  # the body ended cleanly but without message_stop
             raise _StreamBroke("the stream ended before the message was complete")
         return reply
+
+
+async def _accumulate(
+    stream: AsyncIterator[RawMessageStreamEvent], tools: _Emits
+) -> anthropic.types.Message | None:
+    """The message the raw events describe, text deltas emitted as they come; None if cut short.
+
+    The SDK's ``messages.stream()`` helper rebuilds a full snapshot of the message on every
+    event (quadratic in a long answer); here each block's pieces are kept in a list and joined
+    once, at ``message_stop``.
+    """
+    message: dict[str, Any] | None = None
+    blocks: list[dict[str, Any]] = []
+    parts: list[list[str]] = []  # per block: text, thinking or input JSON pieces
+    async for event in stream:
+        match event.type:
+            case "message_start":
+                message = event.message.model_dump(mode="json")
+            case "content_block_start":
+                blocks.append(event.content_block.model_dump(mode="json", exclude_none=True))
+                parts.append([])
+            case "content_block_delta":
+                delta = event.delta
+                match delta.type:
+                    case "text_delta":
+                        if delta.text:
+                            parts[event.index].append(delta.text)
+                            tools.emit(TextDelta(text=encodable(delta.text)))
+                    case "input_json_delta":
+                        parts[event.index].append(delta.partial_json)
+                    case "thinking_delta":
+                        parts[event.index].append(delta.thinking)
+                    case "signature_delta":
+                        blocks[event.index]["signature"] = delta.signature
+                    case "citations_delta":
+                        citations = blocks[event.index].setdefault("citations", [])
+                        citations.append(delta.citation.model_dump(mode="json"))
+            case "message_delta":
+                if message is not None:
+                    message["stop_reason"] = event.delta.stop_reason
+                    message["stop_sequence"] = event.delta.stop_sequence
+                    usage = event.usage.model_dump(exclude_none=True)
+                    message["usage"].update(usage)
+            case "message_stop":
+                if message is None:
+                    return None
+                cut_off = message.get("stop_reason") == "max_tokens"
+                for block, pieces in zip(blocks, parts, strict=True):
+                    if not _finish_block(block, pieces) and not cut_off:
+                        raise _StreamBroke("the model sent tool input that is not valid JSON")
+                message["content"] = blocks
+                return anthropic.types.Message.model_validate(message)
+    return None
+
+
+def _finish_block(block: dict[str, Any], pieces: list[str]) -> bool:
+    """Join a block's streamed pieces into the field its type keeps them in; False if a tool
+    call's input is not valid JSON (cut off by max_tokens, where the caller drops the call)."""
+    kind = block.get("type")
+    if kind == "text":
+        block["text"] = block.get("text", "") + "".join(pieces)
+    elif kind == "thinking":
+        block["thinking"] = block.get("thinking", "") + "".join(pieces)
+    elif kind in ("tool_use", "server_tool_use") and pieces:
+        raw = "".join(pieces)
+        try:
+            block["input"] = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            block["input"] = {}
+            return False
+    return True
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -287,7 +342,6 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 _TRANSPORT_ERRORS = _transport_errors()
-_BAD_TOOL_JSON = "Unable to parse tool parameter JSON"  # the SDK's ValueError message
 
 
 def _tool_params() -> list[dict[str, Any]]:
@@ -345,11 +399,6 @@ def _last_text(reply: anthropic.types.Message) -> str:
     return texts[-1] if texts else ""
 
 
-def _clip_line(value: str, limit: int = 300) -> str:
-    line = " ".join(value.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _usage(usage: anthropic.types.Usage) -> Usage:
     return Usage(
         input_tokens=usage.input_tokens,
@@ -366,5 +415,5 @@ def _describe(exc: anthropic.APIStatusError, *, prefix: bool = True) -> str:
     kind = (error or {}).get("type") or "error"
     message = (error or {}).get("message") or exc.message
     status = "" if exc.status_code == 200 else f"{exc.status_code} "
-    text = f"{status}{kind}: {_clip_line(str(message))}"
+    text = f"{status}{kind}: {one_line(str(message), 300)}"
     return f"Anthropic API: {text}" if prefix else text

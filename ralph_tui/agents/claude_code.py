@@ -35,7 +35,7 @@ from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.sandbox import Sandbox
-from ralph_tui.text import encodable, encodable_data
+from ralph_tui.text import encodable, encodable_data, one_line
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE, RUN_QUALITY_GATES, TOOL_DEFINITIONS
 from ralph_tui.tools.shell import clip
 from ralph_tui.tools.toolbox import ToolBox
@@ -252,7 +252,7 @@ class _Session:
             await client.connect()
         except ClaudeSDKError as exc:
             raise AgentError(
-                f"Claude Code did not start: {_one_line(str(exc))}{self._why()}"
+                f"Claude Code did not start: {one_line(str(exc), 300)}{self._why()}"
             ) from exc
         pump = asyncio.create_task(self._pump(client))
         try:
@@ -297,7 +297,7 @@ class _Session:
             if item == "eof":
                 return AgentOutcome("crashed", f"Claude Code exited{self._why()}")
             if isinstance(item, ClaudeSDKError):
-                raise AgentError(f"Claude Code failed: {_one_line(str(item))}{self._why()}")
+                raise AgentError(f"Claude Code failed: {one_line(str(item), 300)}{self._why()}")
             if isinstance(item, BaseException):
                 raise item
             self._on_message(item)
@@ -307,7 +307,7 @@ class _Session:
             if ended is not None:
                 return ended
             if nudged:
-                return AgentOutcome("end_turn", _one_line(item.result or ""))
+                return AgentOutcome("end_turn", one_line(item.result or "", 300))
             nudged = True
             self.tools.emit(
                 Notice(
@@ -357,7 +357,7 @@ class _Session:
 
     def _why(self) -> str:
         lines = [ln.strip() for ln in self.stderr if ln.strip()]
-        return f" ({_one_line(lines[-1])})" if lines else ""
+        return f" ({one_line(lines[-1], 300)})" if lines else ""
 
     def _stop(self) -> None:
         self.stopping = True
@@ -487,7 +487,7 @@ class _Session:
     def _result_outcome(self, result: Any) -> AgentOutcome | None:
         """How a finished turn ends the iteration; None when a nudge may still help."""
         subtype: str = result.subtype
-        detail = _one_line("; ".join(result.errors or []) or (result.result or ""))
+        detail = one_line("; ".join(result.errors or []) or (result.result or ""), 300)
         if result.api_error_status:
             raise AgentError(f"Claude Code: API error {result.api_error_status}: {detail}")
         if subtype in ("error_max_turns", "error_max_budget_usd"):
@@ -628,10 +628,6 @@ def _result_text(content: str | list[dict[str, Any]] | None) -> str:
             for part in content
         )
     return clip(text.encode("utf-8"), _MAX_RESULT_BYTES)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
 
 
 def claude_credentials() -> dict[str, str]:

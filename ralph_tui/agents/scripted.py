@@ -9,6 +9,9 @@ Script format (JSON)::
      "default": [step, ...]}
 
 A step is ``{"text": "..."}`` (streamed as deltas) or ``{"tool": name, "input": {...}}``.
+Tests can also use ``{"wait": "name"}``: the agent marks ``reached(name)`` and waits until the
+test calls ``release(name)``, so a test orders itself against the agent with events, not sleeps.
+Only code can release a wait, so a script file that uses one would hang: it is for tests.
 Tool calls go through the same ``ToolBox`` the Anthropic backend uses, so a script exercises the
 real tools, the real gates and the real approval path.
 """
@@ -40,9 +43,22 @@ class ScriptedAgent:
         # every tool result the agent received, in order: tests read feedback and answers here
         self.received: list[tuple[str, ToolOutcome]] = []
         self.requests: list[IterationRequest] = []
+        self._reached: dict[str, asyncio.Event] = {}
+        self._released: dict[str, asyncio.Event] = {}
         stories = script.get("stories", {})
         if not isinstance(stories, dict):
             raise UsageError(f"{source}: 'stories' must be an object of story id -> steps")
+
+    def _signal(self, table: dict[str, asyncio.Event], name: str) -> asyncio.Event:
+        return table.setdefault(name, asyncio.Event())
+
+    def reached(self, name: str) -> bool:
+        """True once the agent is waiting at (or went past) the step ``{"wait": name}``."""
+        return self._signal(self._reached, name).is_set()
+
+    def release(self, name: str) -> None:
+        """Let the agent go on past ``{"wait": name}`` (now, or as soon as it gets there)."""
+        self._signal(self._released, name).set()
 
     @classmethod
     def from_file(cls, path: Path, config: RalphConfig) -> ScriptedAgent:
@@ -73,25 +89,26 @@ class ScriptedAgent:
         delay = float(self.script.get("stream_delay_s", 0.0))
         step_delay = float(self.script.get("step_delay_s", 0.0))
         box = ToolBox(tools, self.config)
-        try:
-            for index, step in enumerate(steps):
-                await tools.checkpoint()
-                if step_delay:
-                    await asyncio.sleep(step_delay)
-                if "text" in step:
-                    await self._stream(str(step["text"]), tools, delay)
-                elif "tool" in step:
-                    call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
-                    outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
-                    self.received.append((str(step["tool"]), outcome))
-                else:
-                    raise UsageError(
-                        f"{self.source}: step {index} of {story_id} has no text or tool"
-                    )
-                if tools.finished:
-                    return AgentOutcome("finished")
-        finally:
-            await box.aclose()
+        for index, step in enumerate(steps):
+            await tools.checkpoint()
+            if step_delay:
+                await asyncio.sleep(step_delay)
+            if "text" in step:
+                await self._stream(str(step["text"]), tools, delay)
+            elif "tool" in step:
+                call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
+                outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
+                self.received.append((str(step["tool"]), outcome))
+            elif "wait" in step:
+                name = str(step["wait"])
+                self._signal(self._reached, name).set()
+                await self._signal(self._released, name).wait()
+            else:
+                raise UsageError(
+                    f"{self.source}: step {index} of {story_id} has no text, tool or wait"
+                )
+            if tools.finished:
+                return AgentOutcome("finished")
         return AgentOutcome("end_turn", "the script ran out of steps")
 
     @staticmethod

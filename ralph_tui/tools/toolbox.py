@@ -95,9 +95,6 @@ class ToolBox:
             sandbox=sandbox,
         )
 
-    async def aclose(self) -> None:
-        """Nothing outlives a call: each command's process group is killed when it ends."""
-
 
 def input_problem(tool_input: object) -> str | None:
     """Why ``tool_input`` is refused before any tool sees it (one line), or None."""

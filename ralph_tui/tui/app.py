@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker, WorkerState
@@ -30,8 +31,6 @@ from ralph_tui.events import (
     ApprovalDecided,
     ApprovalNeeded,
     Committed,
-    Escalated,
-    EscalationAnswered,
     Event,
     GateFinished,
     GateStarted,
@@ -49,7 +48,7 @@ from ralph_tui.events import (
 )
 from ralph_tui.iteration import Agent
 from ralph_tui.parallel import ParallelEngine, build_engine
-from ralph_tui.prd import Prd
+from ralph_tui.prd import Prd, Story
 from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -72,15 +71,13 @@ from ralph_tui.worktrees import worker_diff
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 0.04  # ~25 widget updates a second, however fast the agent streams
+FLUSH_INTERVAL_S = 0.05  # 20 widget updates a second, however fast the agent streams
 DIFF_DEBOUNCE_S = 0.25
 # parallel runs: events that only the selected worker's panes show (the board sees them all)
 _WORKER_DETAIL = (
     TextDelta, ToolCall, ToolResult, GateStarted, GateFinished, IterationStarted,
     IterationFinished, ApprovalNeeded, ApprovalDecided, Committed, Notice,
 )  # fmt: skip
-# tool results after which the working tree may have changed
-_EDITING_TOOLS = frozenset({"str_replace_based_edit_tool", "bash", "Write", "Edit", "MultiEdit"})
 
 
 class Panel(Vertical):
@@ -110,6 +107,9 @@ class RalphApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
     ]
+
+    status: reactive[RunStatus] = reactive(RunStatus, init=False, repaint=False)
+    """The run as the status line shows it: state, iteration, story, time, tokens, cost."""
 
     def __init__(
         self,
@@ -150,21 +150,17 @@ class RalphApp(App[int]):
         )
         if self.parallel is not None:
             self.parallel.approvals_automatic = False  # a human approves here, in any order
-        self.status = RunStatus(max_iterations=config.max_iterations)
+        self.set_reactive(RalphApp.status, RunStatus(max_iterations=config.max_iterations))
         self.exit_code: int | None = None
         self.error_message: str | None = None
-        self.events_seen = 0
         self._started_at: float | None = None
         self._finished_at: float | None = None
         self._run_started = False
         self._quitting = False
-        self._running_story: str | None = None
-        self._story_nodes: dict[str, str] = {}  # story id -> cluster node of its latest iteration
-        self._blocked: set[str] = set()
-        self._costs: dict[str, float] = {}
         self._flush_scheduled = False
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
+        self._prd_edit_lock = asyncio.Lock()
         self.worker_view = WorkerTracker()
 
     @property
@@ -172,6 +168,18 @@ class RalphApp(App[int]):
         """The workers' engine, when this face drives one (directly or served on a socket)."""
         inner = getattr(self.engine, "engine", self.engine)  # ServedRun wraps the engine
         return inner if isinstance(inner, ParallelEngine) else None
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Toasts carry PRD, agent and gate text, so they are plain text unless asked otherwise."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ------------------------------------------------------------------ layout
 
@@ -217,10 +225,16 @@ class RalphApp(App[int]):
         return self.query_one("#escalation", EscalationBar)
 
     def on_mount(self) -> None:
-        self._reload_board()
+        self.board.state = BoardState(skipped=frozenset(self.engine.skipped))
+        try:
+            self._show_board(self.engine.store.load())
+        except RalphError as exc:
+            # the run's preflight reports it as the one error line; the board stays empty
+            self.board.border_subtitle = "PRD unreadable"
+            self.notify(str(exc), severity="error", timeout=6)
         self.board.focus()
         self.board.focus_next_pick(self.engine.skipped)
-        self._show_status()
+        self.watch_status(self.status)
         self.set_interval(1.0, self._show_status)
         if self.autostart:
             self.start_run()
@@ -294,164 +308,93 @@ class RalphApp(App[int]):
         events = self.batcher.drain()
         if not events:
             return
-        board_dirty = False
+        transcript, board, gates = self.transcript, self.board, self.gates
         for event in events:
-            self.events_seen += 1
             self.worker_view.observe(event)
+            board.apply(event)  # the board sees every worker's stories
             if isinstance(event, ApprovalNeeded | ApprovalDecided):
                 self._show_waiting_count()
             if not self.worker_view.shows(event) and isinstance(event, _WORKER_DETAIL):
-                board_dirty = True  # another worker's story moved on: only the board shows it
-                continue
-            board_dirty |= self._apply(event)
-        if board_dirty:
-            self._reload_board()
-        self._show_status()
+                continue  # another worker's detail: only its own panes show it
+            transcript.apply(event)
+            gates.apply(event)
+            self._apply(event)
+        self._show_workers()
+        # the status line repaints only when its fields change (elapsed ticks once a second):
+        # a repaint at the top of the screen on every flush would widen the region redrawn
 
-    def _apply(self, event: Event) -> bool:
-        """One event; returns True when the board must be redrawn."""
-        transcript = self.transcript
-        if isinstance(event, TextDelta):
-            transcript.add_text(event.text)
-        elif isinstance(event, ToolCall):
-            transcript.add_tool_call(event.name, event.input)
-        elif isinstance(event, ToolResult):
-            transcript.add_tool_result(event.name, event.content, event.is_error)
-            if event.name in _EDITING_TOOLS:
+    def _apply(self, event: Event) -> None:
+        """What the app itself does with an event: status, diff refreshes, toasts, PRD re-reads."""
+        match event:
+            case ToolResult() | IterationStarted() | IterationFinished() | Committed():
+                # any tool of any backend may have edited the tree (Bash, NotebookEdit, a CLI)
                 self.request_diff()
-        elif isinstance(event, UsageReported):
-            self._costs[event.story_id] = self._costs.get(event.story_id, 0.0) + event.cost_usd
-            tokens = self.status.tokens + event.input_tokens + event.output_tokens
-            self.status = self.status.with_(
-                tokens=tokens, cost_usd=self.status.cost_usd + event.cost_usd
-            )
-            return True
-        elif isinstance(event, GateStarted):
-            self.gates.gate_started(event)
-        elif isinstance(event, GateFinished):
-            self.gates.gate_finished(event)
-            style = "green" if event.state == "passed" else "red"
-            transcript.add_line(
-                Text.assemble(
-                    ("gate ", "bold"),
-                    (event.name, "bold"),
-                    ": ",
-                    (event.state, f"bold {style}"),
-                    f" in {event.duration_s:.1f}s",
-                    (f" — {event.summary}" if event.summary else "", "dim"),
+                if isinstance(event, IterationStarted):
+                    story = f"{event.story_id} {event.title}"
+                    self.status = self.status.with_(iteration=event.iteration, story=story)
+            case UsageReported():
+                self.status = self.status.with_(
+                    tokens=self.status.tokens + event.input_tokens + event.output_tokens,
+                    cost_usd=self.status.cost_usd + event.cost_usd,
                 )
-            )
-        elif isinstance(event, IterationStarted):
-            self._running_story = event.story_id
-            if event.node:  # the Ray executor: the board says where it runs
-                self._story_nodes[event.story_id] = event.node
-            self.gates.reset()
-            transcript.add_rule(f"Iteration {event.iteration} · {event.story_id} {event.title}")
-            self.status = self.status.with_(
-                iteration=event.iteration, story=f"{event.story_id} {event.title}"
-            )
-            self.request_diff()
-            return True
-        elif isinstance(event, IterationFinished):
-            self._running_story = None
-            style = "green" if event.outcome == "committed" else "yellow"
-            line = Text.assemble(
-                ("■ iteration ", "bold"),
-                (f"{event.iteration} {event.outcome}", f"bold {style}"),
-                (f" — {event.message}" if event.message else "", "dim"),
-            )
-            if event.patch_path:
-                line.append(f" (patch: {event.patch_path})", style="dim")
-            transcript.add_line(line)
-            self.request_diff()
-            return True
-        elif isinstance(event, ApprovalNeeded):
-            transcript.add_line(
-                Text(f"? approval needed for {event.story_id}: {event.title}", style="bold yellow")
-            )
-        elif isinstance(event, ApprovalDecided):
-            note = f": {event.feedback}" if event.feedback else ""
-            transcript.add_line(Text(f"» {event.decision}{note}", style="bold yellow"))
-        elif isinstance(event, Committed):
-            subject = event.message.splitlines()[0] if event.message else ""
-            transcript.add_line(
-                Text.assemble(
-                    ("● committed ", "bold green"), (event.sha[:10], "bold"), " ", subject
-                )
-            )
-            self.request_diff()
-            return True
-        elif isinstance(event, Escalated):
-            self._blocked.add(event.story_id)
-            transcript.add_line(Text(f"? escalated: {event.question}", style="bold red"))
-            return True
-        elif isinstance(event, EscalationAnswered):
-            self._blocked.discard(event.story_id)
-            what = "skipped" if event.skipped else f"answered: {event.answer}"
-            transcript.add_line(Text(f"» {what}", style="bold yellow"))
-            return True
-        elif isinstance(event, PrdChanged):
-            return True
-        elif isinstance(event, RunStateChanged):
-            self.status = self.status.with_(state=event.state)
-            self.refresh_bindings()
-        elif isinstance(event, RunStarted):
-            self._run_started = True
-            self._started_at = self.clock()
-            self.status = self.status.with_(max_iterations=event.max_iterations)
-            transcript.add_line(
-                Text(f"run {event.run_id} · {event.agent} · {event.model}", style="dim")
-            )
-        elif isinstance(event, RunFinished):
-            self._finished("finished", event.reason)
-            self.exit_code = event.exit_code
-            transcript.add_line(
-                Text(f"■ run finished (exit {event.exit_code}): {event.reason}", style="bold blue")
-            )
-            self.notify(f"Run finished: {event.reason}", timeout=8)
-            return True
-        elif isinstance(event, Notice):
-            style = {"info": "dim", "warning": "yellow", "error": "bold red"}[event.level]
-            transcript.add_line(Text(f"! {event.message}", style=style))
-            if event.level != "info":
-                self.notify(event.message, severity=event.level)
-        return False
+            case PrdChanged():
+                self.reload_board()
+            case RunStateChanged(state=state):
+                self.status = self.status.with_(state=state)
+                self.refresh_bindings()
+            case RunStarted():
+                self._run_started = True
+                self._started_at = self.clock()
+                self.status = self.status.with_(max_iterations=event.max_iterations)
+            case RunFinished():
+                self._finished("finished", event.reason)
+                self.exit_code = event.exit_code
+                self.notify(f"Run finished: {event.reason}", timeout=8)
+            case Notice(level="warning" | "error" as level):
+                self.notify(event.message, severity=level)
+            case _:
+                pass
 
     def _finished(self, state: str, note: str) -> None:
         self._finished_at = self.clock()
-        self._running_story = None
         self.status = self.status.with_(state=state, note=note)
         self._show_status()
         self.refresh_bindings()
 
+    def watch_status(self, status: RunStatus) -> None:
+        for line in self.query("#status").results(StatusLine):  # none while closing
+            line.status = status
+
     def _show_status(self) -> None:
+        """Bring the elapsed time up to date (the rest of ``status`` is set as events come)."""
         if self._started_at is not None:
             end = self._finished_at if self._finished_at is not None else self.clock()
-            self.status = self.status.with_(elapsed_s=max(0.0, end - self._started_at))
-        self.query_one("#status", StatusLine).show(self.status)
+            # whole seconds, as shown: a new float every call would repaint for nothing
+            elapsed = float(int(max(0.0, end - self._started_at)))
+            self.status = self.status.with_(elapsed_s=elapsed)
 
-    def _board_state(self) -> BoardState:
-        return BoardState(
-            running=self._running_story,
-            blocked=frozenset(self._blocked),
-            skipped=frozenset(self.engine.skipped),
-            costs=dict(self._costs),
-            workers=self.worker_view.running(),
-            approvals=frozenset(self.parallel.approvals.waiting_ids() if self.parallel else ()),
-            nodes=dict(self._story_nodes),
-        )
+    @work(exclusive=True, group="prd", exit_on_error=False, name="prd")
+    async def reload_board(self) -> None:
+        """Re-read the PRD off the UI thread (only when the engine says it changed)."""
+        try:
+            prd = await asyncio.to_thread(self.engine.store.load)
+        except RalphError as exc:
+            # an external edit may leave the file half-written or invalid for a moment
+            self.board.border_subtitle = "PRD unreadable"
+            self.notify(str(exc), severity="error", timeout=6)
+            return
+        self._show_board(prd)
 
-    def _reload_board(self, prd: Prd | None = None) -> None:
-        if prd is None:
-            try:
-                prd = self.engine.store.load()
-            except RalphError as exc:
-                # an external edit may leave the file half-written or invalid for a moment
-                self.board.border_subtitle = "PRD unreadable"
-                self.notify(str(exc), severity="error", timeout=6)
-                return
+    def _show_workers(self) -> None:
+        """Parallel runs: which worker runs which story, and which wait for approval."""
+        if self.parallel is None:
+            return
+        approvals = frozenset(self.parallel.approvals.waiting_ids())
+        self.board.show_workers(self.worker_view.running(), approvals)
+
+    def _show_board(self, prd: Prd) -> None:
         self.board.border_subtitle = ""
-        self.board.show(prd, self._board_state())
+        self.board.show(prd)
         self.query_one(
             "#tasks-panel", Panel
         ).border_subtitle = f"{sum(s.passes for s in prd.userStories)}/{len(prd.userStories)} pass"
@@ -478,13 +421,26 @@ class RalphApp(App[int]):
             files = await asyncio.to_thread(worker_diff, parallel.root, story)
         else:
             files = await asyncio.to_thread(self.engine.git.diff)
-        self.diff.show_files(files)
+        self.diff.show_files(files, last=self._bookkeeping_paths())
+        count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
         self.query_one("#diff-panel", Panel).border_subtitle = (
-            f"{len(files)} files +{sum(f.additions for f in files)} "
-            f"-{sum(f.deletions for f in files)}"
+            f"{count} +{sum(f.additions for f in files)} -{sum(f.deletions for f in files)}"
             if files
             else ""
         )
+
+    def _bookkeeping_paths(self) -> frozenset[str]:
+        """The PRD and progress log, relative to the repo: listed after the code in the diff."""
+        paths = set()
+        for path in (
+            self.config.prd_path(self.workspace),
+            self.config.progress_path(self.workspace),
+        ):
+            try:
+                paths.add(path.resolve().relative_to(self.workspace.resolve()).as_posix())
+            except ValueError:
+                continue
+        return frozenset(paths)
 
     # ------------------------------------------------------------------ supervisor callbacks
 
@@ -497,16 +453,13 @@ class RalphApp(App[int]):
         self.load_diff()
         self.refresh_bindings()
         self.bell()
+        # the bar on screen shows the keys; the toast only draws the eye to it
         more = f" ({request.waiting} more waiting: o opens one)" if request.waiting else ""
-        self.notify(
-            f"Approve {request.story_id}? a approve · r reject · d discard{more}", timeout=6
-        )
-        self._reload_board()
+        self.notify(f"{request.story_id} is ready for your approval.{more}", timeout=6)
+        self._show_workers()
 
     def _on_escalation(self, request: EscalationRequest) -> None:
         self.flush_events()
-        self._blocked.add(request.story_id)
-        self._reload_board()
         self.escalation_bar.open(request)
         self.refresh_bindings()
         self.bell()
@@ -560,7 +513,8 @@ class RalphApp(App[int]):
         self.transcript.clear()
         self.gates.reset()
         for event in self.worker_view.select(worker):
-            self._apply(event)
+            self.transcript.apply(event)
+            self.gates.apply(event)
         self.query_one("#transcript-panel", Panel).border_subtitle = f"worker {worker}"
         self.request_diff()
 
@@ -643,17 +597,28 @@ class RalphApp(App[int]):
         if not self.run_active:
             self._exit_with(self.exit_code if self.exit_code is not None else 130)
 
+    @work(group="prd-edit", exit_on_error=False, name="prd edit")
+    async def edit_prd(self, change: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """A story edit: write and fsync in a thread, one edit at a time, then show the result."""
+        async with self._prd_edit_lock:
+            try:
+                result = await asyncio.to_thread(change)
+            except RalphError as exc:
+                self.notify(str(exc), severity="error")
+                return
+        done(result)
+
     def action_move_story(self, direction: str) -> None:
         key = self.board.selected_story
         if key is None or direction not in ("up", "down"):
             return
-        try:
-            prd = self.engine.store.move_story(key, "up" if direction == "up" else "down")
-        except RalphError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self._reload_board(prd)
-        self.board.select_story(key)
+
+        def moved(prd: Prd) -> None:
+            self._show_board(prd)
+            self.board.select_story(key)
+
+        where: Literal["up", "down"] = "up" if direction == "up" else "down"
+        self.edit_prd(lambda: self.engine.store.move_story(key, where), moved)
 
     def action_edit_story(self) -> None:
         key = self.board.selected_story
@@ -662,15 +627,13 @@ class RalphApp(App[int]):
         if story is None:
             return
 
-        def saved(changes: dict[str, Any] | None) -> None:
-            if not changes:
-                return
-            try:
-                self._reload_board(self.engine.store.update_story(story.key, changes))
-            except RalphError as exc:
-                self.notify(str(exc), severity="error")
-                return
+        def written(prd: Prd) -> None:
+            self._show_board(prd)
             self.notify(f"Saved {story.key}.")
+
+        def saved(changes: dict[str, Any] | None) -> None:
+            if changes:
+                self.edit_prd(lambda: self.engine.store.update_story(story.key, changes), written)
 
         self.push_screen(StoryEditor(story), saved)
 
@@ -678,17 +641,14 @@ class RalphApp(App[int]):
         prd = self.board.prd
         lowest = prd.next_priority() if prd else 1
 
-        def saved(fields: dict[str, Any] | None) -> None:
-            if not fields:
-                return
-            try:
-                story = self.engine.store.add_story(fields)
-            except RalphError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self._reload_board()
+        def added(story: Story) -> None:
+            self._show_board(self.engine.store.load())
             self.board.select_story(story.key)
             self.notify(f"Added {story.key}.")
+
+        def saved(fields: dict[str, Any] | None) -> None:
+            if fields:
+                self.edit_prd(lambda: self.engine.store.add_story(fields), added)
 
         self.push_screen(StoryEditor(None, lowest), saved)
 

@@ -15,11 +15,12 @@ from ralph_tui.events import Event, TextDelta
 class _TextRun:
     """Consecutive deltas, joined once at drain time (repeated ``+=`` would be quadratic)."""
 
-    __slots__ = ("parts", "ts")
+    __slots__ = ("parts", "ts", "worker")
 
     def __init__(self, first: TextDelta) -> None:
         self.parts = [first.text]
         self.ts = first.ts
+        self.worker = first.worker  # parallel runs: only one worker's deltas are merged
 
 
 class EventBatcher:
@@ -33,8 +34,9 @@ class EventBatcher:
         self.received += 1
         pending = self._pending
         if isinstance(event, TextDelta):
-            if pending and isinstance(pending[-1], _TextRun):
-                pending[-1].parts.append(event.text)
+            last = pending[-1] if pending else None
+            if isinstance(last, _TextRun) and last.worker == event.worker:
+                last.parts.append(event.text)
                 return
             pending.append(_TextRun(event))
         else:
@@ -45,7 +47,9 @@ class EventBatcher:
     def drain(self) -> list[Event]:
         items, self._pending = self._pending, []
         return [
-            TextDelta("".join(item.parts), ts=item.ts) if isinstance(item, _TextRun) else item
+            TextDelta("".join(item.parts), ts=item.ts, worker=item.worker)
+            if isinstance(item, _TextRun)
+            else item
             for item in items
         ]
 

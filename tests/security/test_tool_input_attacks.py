@@ -387,7 +387,8 @@ def test_hostile_model_through_the_real_sdk(tmp_path: Path) -> None:
 
     root = make_repo(tmp_path / "ws")
     replies = [
-        # tool input JSON the SDK's stream parser rejects: the turn is retried, not a crash
+        # a lone surrogate in tool input JSON ("\udcff" is valid JSON): the agent accumulates
+        # the raw stream itself, so the call reaches ToolBox, which refuses it; no crash
         reply("view \udcff \x1b[2J", tool_use(EDITOR, {"command": "view", "path": "bad\udcff"})),
         reply(
             "text \udcff \x1b[2J",
@@ -403,7 +404,8 @@ def test_hostile_model_through_the_real_sdk(tmp_path: Path) -> None:
         requests = api.requests
     assert done.returncode == 0, done.stdout + done.stderr
     assert "\x1b" not in done.stdout and "Traceback" not in done.stderr
-    assert "not valid JSON; retrying the turn (1 of 3)" in done.stdout
+    (refused,) = last_tool_results(requests[1].body)
+    assert refused.get("is_error") and "lone surrogate" in refused["content"], refused
     results = last_tool_results(requests[2].body)
     assert [r.get("is_error", False) for r in results] == [True, True, False], results
     assert "NUL byte" in results[0]["content"] and "NUL byte" in results[1]["content"]

@@ -26,6 +26,10 @@ def run_over(app: RalphApp) -> bool:
     return app.exit_code is not None and not app.run_active
 
 
+def edits_pending(app: RalphApp) -> bool:
+    return any(w.group == "prd-edit" and not w.is_finished for w in app.workers)
+
+
 def subjects(root: Path) -> list[str]:
     return git(root, "log", "--format=%s").splitlines()
 
@@ -169,10 +173,13 @@ async def test_plus_minus_reorder_the_prd_file(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.board.selected_story == "US-001"
         await pilot.press("minus")
-        assert prd_ids(root) == [("US-001", 2), ("US-002", 1), ("US-003", 3)]
+        # written off the UI thread: wait for the file and the board to show it
+        moved = [("US-001", 2), ("US-002", 1), ("US-003", 3)]
+        await wait_for(pilot, lambda: prd_ids(root) == moved and not edits_pending(app))
         assert app.board.selected_story == "US-001"  # the cursor follows the story
         await pilot.press("down", "plus")  # now on US-003: swap with US-001
-        assert prd_ids(root) == [("US-001", 3), ("US-002", 1), ("US-003", 2)]
+        moved = [("US-001", 3), ("US-002", 1), ("US-003", 2)]
+        await wait_for(pilot, lambda: prd_ids(root) == moved and not edits_pending(app))
         # honoured at the next pick
         app.start_run()
         await wait_for(pilot, lambda: bool(agent.requests), what="first iteration")
@@ -215,19 +222,23 @@ async def test_external_prd_edit_shows_on_the_board(tmp_path: Path) -> None:
 async def test_edit_and_new_story_save_at_once(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws", [story("US-001", "One", 1)])
     app, _ = build_app(root, ONE_EDIT, autostart=False)
+
+    def titles() -> list[str]:
+        doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+        return [s["title"] for s in doc["userStories"]]
+
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         await pilot.press("e")
         title = app.screen.query_one("#story-title", Input)
         title.value = "One, edited"
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
-        assert doc["userStories"][0]["title"] == "One, edited"
+        await wait_for(pilot, lambda: titles() == ["One, edited"], what="saved")
         await pilot.press("n")
         app.screen.query_one("#story-title", Input).value = "Brand new"
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_for(pilot, lambda: len(titles()) == 2 and not edits_pending(app), what="added")
+        await wait_for(pilot, lambda: app.board.row_count == 2, what="board")
         doc = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
         assert [s["title"] for s in doc["userStories"]] == ["One, edited", "Brand new"]
         assert doc["userStories"][1]["priority"] == 2
@@ -236,22 +247,24 @@ async def test_edit_and_new_story_save_at_once(tmp_path: Path) -> None:
 
 async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
-    long_text = "streaming slowly " * 200
     script = {
-        "stream_delay_s": 0.005,
-        "default": [create("src/x.py", "X = 1\n"), {"text": long_text}, complete()],
+        "default": [
+            create("src/x.py", "X = 1\n"),
+            {"text": "streaming " * 200},
+            {"wait": "streamed"},  # the agent holds here until the quit has landed
+            complete(),
+        ],
     }
     app, agent = build_app(root, script)
     prd_before = (root / "tasks" / "backend_prd.json").read_text(encoding="utf-8")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(
-            pilot,
-            lambda: len(app.transcript.partial) > 20 or len(app.transcript.plain_lines()) > 3,
-            what="streaming",
-        )
+        await wait_for(pilot, lambda: agent.reached("streamed"), what="streaming")
+        await wait_for(pilot, lambda: "streaming" in " ".join(app.transcript.plain_lines()))
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="confirm")
         await pilot.press("y")
+        await wait_for(pilot, lambda: app.engine.stop_requested, what="stop requested")
+        agent.release("streamed")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
     assert app.return_code == 130
     assert subjects(root) == ["initial"]
@@ -280,6 +293,42 @@ async def test_preflight_error_exits_with_one_line(tmp_path: Path) -> None:
     assert app.return_code == 2
     assert app.return_value == 2
     assert "uncommitted changes" in (app.error_message or "")
+
+
+def footer_keys(app: RalphApp) -> set[str]:
+    """The actions the footer shows right now (enabled bindings of the focused chain)."""
+    return {
+        binding.action
+        for (_, binding, enabled, _) in app.screen.active_bindings.values()
+        if enabled and binding.show
+    }
+
+
+async def test_footer_offers_approve_again_for_the_next_story(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
+    script = {
+        "stories": {
+            "US-001": [create("src/one.py", "ONE = 1\n"), complete()],
+            "US-002": [create("src/two.py", "TWO = 2\n"), complete()],
+        }
+    }
+    app, _ = build_app(root, script)
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="first approval")
+        await wait_for(pilot, lambda: "approve" in footer_keys(app), what="a in the footer")
+        await pilot.press("a")
+        await wait_for(
+            pilot,
+            lambda: approval_waiting(app) and app.supervisor.approval.story_id == "US-002",
+            what="second approval",
+        )
+        await wait_for(pilot, lambda: "approve" in footer_keys(app), what="a in the footer again")
+        # while the bar shows the keys, the toast does not repeat them
+        toasts = [n.message for n in app._notifications]
+        assert toasts and not any("a approve" in t for t in toasts)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+    assert subjects(root)[:2] == ["[backend] Task #US-002: Two", "[backend] Task #US-001: One"]
 
 
 async def test_story_commands_show_in_gates_and_approval_bar(tmp_path: Path) -> None:

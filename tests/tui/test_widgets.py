@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+
+from rich.text import Text
 
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.tui.batcher import EventBatcher
+from ralph_tui.tui.widgets.transcript_log import row_breaks
 from tests.support.repo import make_repo
 from tests.tui.support import build_app
 
@@ -23,6 +27,15 @@ def test_batcher_merges_consecutive_deltas_and_keeps_order() -> None:
     assert [type(e).__name__ for e in events] == ["TextDelta", "Notice", "TextDelta"]
     assert isinstance(events[0], TextDelta) and events[0].text == "Hello wor"
     assert batcher.received == 5 and len(batcher) == 0
+    # parallel runs: deltas of two workers are never merged, and keep their worker
+    batcher(TextDelta(text="a", worker=1))
+    batcher(TextDelta(text="b", worker=2))
+    batcher(TextDelta(text="c", worker=2))
+    merged = batcher.drain()
+    assert [(e.text, e.worker) for e in merged if isinstance(e, TextDelta)] == [
+        ("a", 1),
+        ("bc", 2),
+    ]
 
 
 @dataclass(frozen=True)
@@ -61,3 +74,36 @@ async def test_transcript_tail_and_diff_pane(tmp_path: Path) -> None:
         assert app.screen.maximized is None
         await pilot.press("tab")
         assert app.focused is not pane
+
+
+def test_row_breaks_wrap_at_spaces_and_by_cells() -> None:
+    assert row_breaks("short", 10) == []
+    assert row_breaks("aaaa bbbb cccc", 10) == [10]  # after a space: words kept whole
+    assert row_breaks("aaaa bbbbbbb", 10) == [5]
+    assert row_breaks("x" * 25, 10) == [10, 20]  # no space: cut at the width
+    wide = "漢字" * 6  # two cells each: 24 cells
+    edges = [0, *row_breaks(wide, 10), len(wide)]
+    assert all(len(wide[a:b]) * 2 <= 10 for a, b in pairwise(edges))
+
+
+async def test_transcript_log_wraps_once_keeps_colours_and_bounds_memory(tmp_path: Path) -> None:
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.transcript.log_widget
+        log.max_lines = 1000
+        log.write(Text("word " * 100, style="bold red"))
+        await pilot.pause()
+        width = log.scrollable_content_region.width
+        rows = log.plain_rows()
+        assert len(rows) > 1 and all(len(r) <= width for r in rows)
+        assert "".join(rows) == "word " * 100  # nothing lost or doubled at the breaks
+        strip = log.render_line(0)  # short content starts at the top
+        assert any(seg.style is not None and seg.style.bold for seg in strip)
+        for i in range(3000):
+            log.write(Text(f"line {i}"))
+        assert log.line_count <= 1000 + 500  # trimmed in batches
+        assert log.plain_rows()[-1] == "line 2999"
+        await pilot.resize_terminal(80, 40)
+        await pilot.pause()
+        assert log.plain_rows()[-1] == "line 2999"
+        assert all(len(r) <= log.scrollable_content_region.width for r in log.plain_rows())

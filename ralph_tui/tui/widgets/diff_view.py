@@ -6,7 +6,7 @@ and ``DiffPane`` (a line-API ``ScrollView``) highlights only the rows on screen,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import ClassVar, Protocol
 
@@ -185,8 +185,9 @@ class DiffView(Horizontal):
     def selected_path(self) -> str | None:
         return self._selected
 
-    def show_files(self, files: Sequence[FileDiffLike]) -> None:
-        self.files = list(files)
+    def show_files(self, files: Sequence[FileDiffLike], last: Collection[str] = ()) -> None:
+        """Show ``files``, code first: the paths in ``last`` (bookkeeping) go to the end."""
+        self.files = sorted(files, key=lambda f: f.path in last)  # stable: git's order otherwise
         options = self.query_one("#diff-files", OptionList)
         keep = self._selected
         options.clear_options()
@@ -202,15 +203,14 @@ class DiffView(Horizontal):
 
     def _option(self, diff: FileDiffLike) -> Option:
         status = diff.status[:1].upper() or "M"
-        label = Text.assemble(
-            (status, _STATUS_STYLE.get(status, "yellow")),
-            " ",
-            diff.path,
-            " ",
-            (f"+{diff.additions}", "green"),
-            " ",
-            (f"-{diff.deletions}", "red"),
-        )
+        # spaces ride inside the styled pieces, so no piece is whitespace alone (an SVG export
+        # drops those); the path is what gets cut when the column is narrow, never the counts
+        counts = Text.assemble((f" +{diff.additions}", "green"), (f" -{diff.deletions}", "red"))
+        label = Text.assemble((f"{status} ", _STATUS_STYLE.get(status, "yellow")), diff.path)
+        room = self.query_one("#diff-files", OptionList).scrollable_content_region.width
+        if room > counts.cell_len + 4:  # 0 before the first layout: nothing to fit yet
+            label.truncate(room - counts.cell_len, overflow="ellipsis")
+        label.append_text(counts)
         label.no_wrap = True
         label.overflow = "ellipsis"
         return Option(label, id=diff.path)

@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, TextArea
 
-from ralph_tui.events import GateFinished, GateStarted
+from ralph_tui.events import Event, GateFinished, GateStarted, IterationStarted
 
 _STATE_STYLE = {
     "pending": "dim",
@@ -88,6 +88,17 @@ class GatesPanel(DataTable[Text | str]):
         self.add_column("Time", key="time")
         self.add_column("Summary", key="summary")
 
+    def apply(self, event: Event) -> None:
+        match event:
+            case GateStarted():
+                self.gate_started(event)
+            case GateFinished():
+                self.gate_finished(event)
+            case IterationStarted():
+                self.reset()
+            case _:
+                pass
+
     def reset(self) -> None:
         """A new iteration: forget the last one's gates."""
         self.results.clear()
@@ -135,7 +146,7 @@ class GatesPanel(DataTable[Text | str]):
                 label,
                 Text(f"{_STATE_MARK.get(state, '?')} {state}", style=_STATE_STYLE.get(state, "")),
                 Text(duration, justify="right"),
-                summary,
+                Text(summary),  # the gate's own output: never parsed as markup
                 key=name,
             )
         if self._order:

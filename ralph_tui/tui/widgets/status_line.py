@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.reactive import reactive
+from textual.widget import Widget
 
 _STATE_STYLE = {
     "starting": "bold cyan",
@@ -75,16 +76,14 @@ def status_text(status: RunStatus) -> Text:
     return text
 
 
-class StatusLine(Static):
+class StatusLine(Widget):
+    """Draws ``status``; setting it (a frozen ``RunStatus``) repaints only when it changed."""
+
     DEFAULT_CSS = """
     StatusLine { height: 1; padding: 0 1; background: $panel; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.status = RunStatus()
+    status: reactive[RunStatus] = reactive(RunStatus, layout=False)
 
-    def show(self, status: RunStatus) -> None:
-        if status != self.status:
-            self.status = status
-        self.update(status_text(status))
+    def render(self) -> Text:
+        return status_text(self.status)

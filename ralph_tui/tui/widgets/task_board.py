@@ -1,15 +1,28 @@
-"""The Tasks panel: the PRD as a board, in the order the loop will pick stories."""
+"""The Tasks panel: the PRD as a board, in the order the loop will pick stories.
+
+The board keeps the run's view of each story (running, blocked, skipped, cost so far) from the
+engine's events (``apply``) and redraws only the cells an event changes; the PRD itself is
+re-read by the app only when the engine says it changed (``PrdChanged``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
+from ralph_tui.events import (
+    Escalated,
+    EscalationAnswered,
+    Event,
+    IterationFinished,
+    IterationStarted,
+    UsageReported,
+)
 from ralph_tui.prd import Prd, Story
 
 StoryStatus = Literal["open", "running", "passed", "skipped", "blocked", "waiting"]
@@ -97,18 +110,53 @@ class TaskBoard(DataTable[Text | str]):
         stories = board_order(prd)
         self._order = [s.key for s in stories]
         self.clear()
-        costs = self.state.costs or {}
-        self.add_rows(
-            [self._row(story, costs.get(story.key, 0.0)) for story in stories],
-        )
+        for story in stories:
+            self.add_row(*self._row(story), key=story.key)
         if keep is not None and keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
 
-    def show_state(self, state: BoardState) -> None:
-        if self.prd is not None:
-            self.show(self.prd, state)
-        else:
-            self.state = state
+    def apply(self, event: Event) -> None:
+        """The run's view of the stories moves with the engine's events; cells follow."""
+        state = self.state
+        match event:
+            case UsageReported(story_id=key, cost_usd=cost):
+                costs = dict(state.costs or {})
+                costs[key] = costs.get(key, 0.0) + cost
+                self._set(replace(state, costs=costs), key)
+            case IterationStarted(story_id=key, node=node):
+                before = state.running
+                nodes = {**(state.nodes or {}), key: node} if node else state.nodes
+                self._set(replace(state, running=key, nodes=nodes), key, before)
+            case IterationFinished(story_id=key):
+                self._set(replace(state, running=None), key)
+            case Escalated(story_id=key):
+                self._set(replace(state, blocked=state.blocked | {key}), key)
+            case EscalationAnswered(story_id=key, skipped=skipped):
+                skipped_now = state.skipped | {key} if skipped else state.skipped
+                self._set(replace(state, blocked=state.blocked - {key}, skipped=skipped_now), key)
+            case _:
+                pass
+
+    def show_workers(self, workers: Mapping[str, int], approvals: frozenset[str]) -> None:
+        """Parallel runs: redraw the cells of stories whose worker or approval state changed."""
+        before = self.state
+        if dict(before.workers or {}) == dict(workers) and before.approvals == approvals:
+            return
+        changed = set(before.workers or {}) ^ set(workers) | before.approvals ^ approvals
+        changed |= {k for k, w in workers.items() if (before.workers or {}).get(k) != w}
+        self._set(replace(before, workers=dict(workers), approvals=approvals), *changed)
+
+    def _set(self, state: BoardState, *keys: str | None) -> None:
+        self.state = state
+        if self.prd is None:
+            return
+        for key in keys:
+            story = self.prd.story(key) if key is not None else None
+            if story is None or key not in self._order:
+                continue
+            _, _, status, cost, _ = self._row(story)
+            self.update_cell(key, "status", status, update_width=True)
+            self.update_cell(key, "cost", cost, update_width=True)
 
     def focus_next_pick(self, skip: Collection[str] = ()) -> None:
         """Put the cursor on the story the loop will pick next."""
@@ -122,10 +170,11 @@ class TaskBoard(DataTable[Text | str]):
         if key in self._order:
             self.move_cursor(row=self._order.index(key), animate=False)
 
-    def _row(self, story: Story, cost: float) -> list[Text | str]:
+    def _row(self, story: Story) -> list[Text | str]:
         waiting_on = self.prd.waiting_on(story) if self.prd is not None else []
         status = story_status(story, self.state, waiting_on)
         label = f"waiting on {', '.join(waiting_on)}" if status == "waiting" else status
+        cost = (self.state.costs or {}).get(story.key, 0.0)
         worker = (self.state.workers or {}).get(story.key)
         if worker is not None:  # parallel runs: which worker, and whether it waits for you
             waits = " approve?" if story.key in self.state.approvals else ""
@@ -138,5 +187,5 @@ class TaskBoard(DataTable[Text | str]):
             Text("" if story.priority is None else str(story.priority), justify="right"),
             Text(label, style=_STATUS_STYLE[status]),
             Text(f"${cost:.2f}" if cost else "-", justify="right"),
-            story.title,
+            Text(story.title),  # PRD text: never parsed as markup
         ]

@@ -1,0 +1,175 @@
+"""A scrolling log on Textual's line API that wraps each line once and draws only what shows.
+
+``RichLog`` renders every written renderable through Rich's wrapper at write time, which costs
+about as much as the agent's whole stream on a long answer. Here a written line (a Rich
+``Text``, so colours stay) is only split into row offsets — a ``str.rfind`` per row for ASCII
+text — and a row becomes segments when it is first drawn, then is cached. A resize re-splits the
+kept lines (at most ``max_lines`` of them). Memory is bounded by ``max_lines``; the full
+transcript is on disk in the run folder.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from itertools import pairwise
+
+from rich._wrap import divide_line
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.text import Text
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+_ROW_CACHE = 2048
+
+
+def row_breaks(plain: str, width: int) -> list[int]:
+    """Offsets where ``plain`` wraps at ``width`` cells: after a space where there is one."""
+    if width < 1 or cell_len(plain) <= width:
+        return []
+    if not plain.isascii():
+        return divide_line(plain, width, fold=True)
+    breaks: list[int] = []
+    start, end = 0, len(plain)
+    while end - start > width:
+        space = plain.rfind(" ", start, start + width + 1)
+        cut = space + 1 if space > start else start + width
+        breaks.append(cut)
+        start = cut
+    return breaks
+
+
+class TranscriptLog(ScrollView, can_focus=True):
+    """Lines of ``Text`` shown wrapped to the widget's width, newest at the bottom."""
+
+    DEFAULT_CSS = """
+    TranscriptLog { height: 1fr; overflow-x: hidden; }
+    """
+
+    def __init__(self, *, max_lines: int, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self._lines: deque[Text] = deque()
+        self._row_counts: deque[int] = deque()
+        self._rows: list[tuple[Text, int, int]] = []  # (line, start, end) per screen row
+        self._cache: dict[int, Strip] = {}
+        self._wrap_width = 0
+
+    @property
+    def line_count(self) -> int:
+        return len(self._lines)
+
+    def plain_rows(self) -> list[str]:
+        """The rows as text, newest last (for tests and copying)."""
+        return [line.plain[start:end] for line, start, end in self._rows]
+
+    def write(self, line: Text) -> None:
+        """Add one logical line (it may hold newlines: each becomes a line of its own)."""
+        plain = line.plain
+        if "\n" not in plain:
+            pieces = [line]
+        elif not line.spans:  # the common case, streamed text: str.split is far cheaper
+            pieces = [Text(part, style=line.style) for part in plain.split("\n")]
+        else:
+            pieces = list(line.split("\n", allow_blank=True))
+        follow = self.is_vertical_scroll_end or not self._rows
+        for piece in pieces:
+            if "\t" in piece.plain:
+                piece.expand_tabs(4)
+            self._lines.append(piece)
+            rows = self._split(piece)
+            self._row_counts.append(len(rows))
+            self._rows.extend(rows)
+        self._trim()
+        self._resize(follow)
+
+    def clear(self) -> None:
+        self._lines.clear()
+        self._row_counts.clear()
+        self._rows.clear()
+        self._cache.clear()
+        self._resize(True)
+
+    def _split(self, line: Text) -> list[tuple[Text, int, int]]:
+        plain = line.plain
+        edges = [0, *row_breaks(plain, self._wrap_width), len(plain)]
+        return [(line, a, b) for a, b in pairwise(edges)] or [(line, 0, 0)]
+
+    def _trim(self) -> None:
+        # drop in batches, so a full log does not shift its row list on every line
+        excess = len(self._lines) - self.max_lines
+        if excess <= 0 or (excess < self.max_lines // 10 and excess < 500):
+            return
+        dropped = 0
+        for _ in range(excess):
+            self._lines.popleft()
+            dropped += self._row_counts.popleft()
+        del self._rows[:dropped]
+        self._cache.clear()
+
+    def _resize(self, follow: bool) -> None:
+        self._set_virtual_size(Size(self._wrap_width, len(self._rows)))
+        if follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow the scrollable area without a layout pass of the whole screen.
+
+        ``virtual_size`` is a layout reactive: set plainly, every flush would re-render every
+        widget on screen (footer, board, panels). A scroll view only needs its scrollbars
+        updated, which is what Textual's own resize path does (``_scroll_update``); a layout
+        pass is asked for only when the vertical scrollbar appears or goes.
+        """
+        if not self.size.height:  # not laid out yet: the first layout does it all
+            self.virtual_size = size
+            return
+        had_bar = self.show_vertical_scrollbar
+        self.set_reactive(TranscriptLog.virtual_size, size)
+        self._scroll_update(size)
+        if self.show_vertical_scrollbar != had_bar:
+            # the bar takes (or gives back) columns: wrap again to the width that is left
+            self.refresh(layout=True)
+            self.call_after_refresh(self._rewrap)
+
+    def on_resize(self) -> None:
+        self._rewrap()
+
+    def _rewrap(self) -> None:
+        """Split the kept lines again if the width available for text changed."""
+        width = self.scrollable_content_region.width
+        if width == self._wrap_width or width < 1:
+            return
+        follow = self.is_vertical_scroll_end
+        self._wrap_width = width
+        self._rows = []
+        self._row_counts = deque()
+        for line in self._lines:
+            rows = self._split(line)
+            self._row_counts.append(len(rows))
+            self._rows.extend(rows)
+        self._cache.clear()
+        self._resize(follow)
+
+    def render_line(self, y: int) -> Strip:
+        _, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.scrollable_content_region.width
+        style = self.rich_style
+        if index >= len(self._rows):
+            return Strip.blank(width, style)
+        strip = self._cache.get(index)
+        if strip is None:
+            line, start, end = self._rows[index]
+            row = line[start:end]
+            row.rstrip_end(width)
+            console = self.app.console
+            segments = [s for s in row.render(console) if s.text != "\n"]
+            if row.style:  # Text.render draws the spans only: the line's own style goes under
+                segments = list(Segment.apply_style(segments, console.get_style(row.style)))
+            strip = Strip(Segment.apply_style(segments, style))
+            if len(self._cache) > _ROW_CACHE:
+                self._cache.clear()
+            self._cache[index] = strip
+        return strip.crop_extend(0, width, style)
