@@ -66,6 +66,7 @@ class RunStarted(Event):
     model: str
     max_iterations: int
     branch: str | None = None  # the branch the run commits to; None: detached HEAD
+    sandbox: str = ""  # what confines the agent's commands: "bwrap", "sandbox-exec", "none"
 
 
 @_register
