@@ -91,6 +91,8 @@ class IterationStarted(Event):
     iteration: int
     story_id: str
     title: str
+    executor: str = ""  # where it runs: "" (the main checkout), "local-worktree", "ray"
+    node: str = ""  # the cluster node it runs on (the Ray executor), else ""
 
 
 @_register
