@@ -99,4 +99,6 @@ async def test_a_highlight_still_queued_when_the_panes_are_gone_is_ignored(
     async with app.run_test(size=(140, 40)):
         board = app.board
         await app.query_one("#panels").remove()
-        app.on_data_table_row_highlighted(DataTable.RowHighlighted(board, 0, next(iter(board.rows))))
+        app.on_data_table_row_highlighted(
+            DataTable.RowHighlighted(board, 0, next(iter(board.rows)))
+        )

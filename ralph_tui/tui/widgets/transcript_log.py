@@ -16,8 +16,8 @@ from itertools import pairwise
 from rich._wrap import divide_line
 from rich.cells import cell_len
 from rich.segment import Segment
-from rich.text import Text
 from rich.style import Style
+from rich.text import Text
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
