@@ -268,6 +268,7 @@ async def big_diff(tmp: Path) -> tuple[float, float]:
     (root / "src").mkdir()
     body = "".join(f"value_{i} = compute({i}, 'text {i}')  # line {i}\n" for i in range(DIFF_LINES))
     (root / "src" / "big.py").write_text(body, encoding="utf-8")
+    (tmp / "none.json").write_text("{}", encoding="utf-8")
     config = load_config(root, {"script": str(tmp / "none.json")})
     app = RalphApp(root, config, autostart=False, allow_dirty=True)
     async with app.run_test(size=SIZE) as pilot:
