@@ -94,6 +94,25 @@ class Panel(Vertical):
         self.border_title = title
 
 
+_heap_frozen: set[str] = set()
+
+
+def _freeze_heap_once(stage: str) -> None:
+    """Move every object alive now to gc's permanent generation, once per stage and process.
+
+    The TUI keeps what it draws (transcript lines, strips, widgets), so Python's full
+    collections start firing as that grows, and each walks every object alive, the ~200,000 of
+    the imported modules included: on a 2 MB stream three of them took 0.5 s of a 2.7 s run (a
+    headless run keeps nothing and pays none), and two took 0.3 s of the first paint. Frozen at
+    start (modules, engine) and after the first paint (the mounted widgets), later collections
+    walk only newer objects. Once per process: frozen objects are never freed, so a second app
+    in one process (tests) must not freeze the garbage the first one left.
+    """
+    if stage not in _heap_frozen:
+        _heap_frozen.add(stage)
+        gc.freeze()
+
+
 class RalphApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "ralph-tui"
@@ -127,7 +146,7 @@ class RalphApp(App[int]):
         run_id: str | None = None,
         run_factory: RunFactory | None = None,
     ) -> None:
-        gc.freeze()  # see the note under on_mount
+        _freeze_heap_once("start")
         super().__init__()
         if agent is None and run_factory is None:
             from ralph_tui.agents import create_agent
@@ -243,14 +262,7 @@ class RalphApp(App[int]):
         self.set_interval(1.0, self._show_status)
         if self.autostart:
             self.start_run()
-        self.call_after_refresh(gc.freeze)  # see the note under on_mount
-
-    # Why gc.freeze: the TUI keeps what it draws (transcript lines, strips, widgets), so Python's
-    # full collections start firing as that grows, and each one walks every object alive, the
-    # ~200,000 of the imported modules included: on a 2 MB stream three of them took 0.5 s of
-    # a 2.7 s run (a headless run keeps nothing and pays none), and two took 0.3 s of the first
-    # paint. Moving what exists at start-up (modules, the engine, then the mounted widgets) to
-    # the permanent generation leaves later collections only the new objects to walk.
+        self.call_after_refresh(_freeze_heap_once, "painted")
 
     def start_run(self) -> None:
         self._loop_worker = self.run_engine()
