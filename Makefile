@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,claude]'
+	$(PY) -m pip install --quiet -e '.[dev,claude,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model")
     run.add_argument("--max-iterations", type=int)
     run.add_argument("--workers", type=int, help="stories run at once, each in a git worktree")
+    run.add_argument(
+        "--executor", choices=["local", "ray"], help="where workers run (ray: [ray] in ralph.toml)"
+    )
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
     run.add_argument("--approve", choices=["ask", "auto"], help="who approves commits (headless)")
     run.add_argument("--allow-dirty", action="store_true", help="start on a dirty working tree")
@@ -149,6 +152,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_iterations=args.max_iterations,
         approve=args.approve,
         workers=args.workers,
+        executor=args.executor,
         listen=args.listen,
         listen_public=args.listen_public or None,
         branch=args.branch,

@@ -53,6 +53,15 @@ class ClaudeCodeOptions(_Strict):
     max_turns: int | None = Field(None, ge=1)
 
 
+class RayOptions(_Strict):
+    """``executor = "ray"``: where the cluster is and what one story slot takes on a node."""
+
+    address: str = "auto"  # "auto", "host:port" (a node of the cluster), "ray://host:10001"
+    num_cpus: float = Field(1.0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)  # custom resources per story
+    namespace: str = "ralph-tui"
+
+
 class NotifyOptions(_Strict):
     """``[notify]``: how a human is told they are needed (approval, escalation, run end)."""
 
@@ -93,6 +102,9 @@ class RalphConfig(_Strict):
     max_fix_attempts: int = Field(3, ge=1)
     # stories run at once, each in its own git worktree (1: one story after another)
     workers: int = Field(1, ge=1, le=32)
+    # where workers run: "local" (git worktrees here) or "ray" (actors on a Ray cluster, [ray])
+    executor: Literal["local", "ray"] = "local"
+    ray: RayOptions = RayOptions()
     max_cost_usd: float | None = Field(None, gt=0)
     max_tokens: int = Field(8192, ge=256)
     persona: str | None = None

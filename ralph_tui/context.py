@@ -18,6 +18,7 @@ from ralph_tui.prd import Story
 LOOP_RULES = """\
 # How this loop works
 You are supervised by ralph-tui. Each iteration you get ONE story; implement only that story.
+These rules replace any commit, PRD, progress-log or loop steps given above.
 - Paths are relative to the repository root; .git/ and .ralph/ are off limits.
 - Do not commit, do not edit the PRD or the progress log: ralph-tui does that bookkeeping.
 - When the story is done, say so in the way the tools section below describes, with a short

@@ -84,6 +84,8 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
     yield from _gate_checks(root, config)
     yield _sandbox_check(root, config)
     yield from _AGENT_CHECKS[config.agent](root, config)
+    if config.executor == "ray":
+        yield from _ray_checks(config)
 
 
 # ---- git ---------------------------------------------------------------------------------------
@@ -278,6 +280,26 @@ def _scripted(root: Path, config: RalphConfig) -> Iterator[Check]:
         yield Check("missing", "script", f"{path}: file not found", "fix script in ralph.toml")
         return
     yield Check("ok", "script", str(path))
+
+
+def _ray_checks(config: RalphConfig) -> Iterator[Check]:
+    try:
+        from ralph_tui.ray_executor import check_cluster
+    except ImportError:
+        yield Check(
+            "missing",
+            "ray",
+            'executor = "ray" but ray is not installed',
+            "pip install 'ralph-tui[ray]'",
+        )
+        return
+    program: str | None = None
+    if config.agent == "claude-code":
+        program = "claude"
+    elif config.agent == "command" and config.command:
+        program = config.command[0]
+    for ok, name, detail in check_cluster(config.ray, program):
+        yield Check("ok" if ok else "missing", name, detail)
 
 
 _AGENT_CHECKS: dict[str, Callable[[Path, RalphConfig], Iterator[Check]]] = {

@@ -231,6 +231,7 @@ class Engine:
                 model=self.config.model,
                 max_iterations=self.config.max_iterations,
                 branch=self.branch,
+                sandbox=self.workspace.sandbox.kind,
             )
         )
         if self.workspace.sandbox.warning:

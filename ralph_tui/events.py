@@ -66,6 +66,7 @@ class RunStarted(Event):
     model: str
     max_iterations: int
     branch: str | None = None  # the branch the run commits to; None: detached HEAD
+    sandbox: str = ""  # what confines the agent's commands: "bwrap", "sandbox-exec", "none"
 
 
 @_register
@@ -90,6 +91,8 @@ class IterationStarted(Event):
     iteration: int
     story_id: str
     title: str
+    executor: str = ""  # where it runs: "" (the main checkout), "local-worktree", "ray"
+    node: str = ""  # the cluster node it runs on (the Ray executor), else ""
 
 
 @_register

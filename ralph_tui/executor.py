@@ -182,6 +182,11 @@ class WorkerHost(Protocol):
 class Executor(Protocol):
     name: str
 
+    async def place(self, job: StoryJob) -> str:
+        """Reserve where ``job`` will run, before its ``IterationStarted``; the node's name
+        ("" for this machine). ``run`` then uses that place."""
+        ...
+
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult: ...
 
     async def aclose(self) -> None: ...
@@ -209,6 +214,9 @@ class LocalWorktreeExecutor:
         self.worktrees = WorktreeManager(main_root, bookkeeping)
         self._agent_for = agent_for
         self._patch_dir = patch_dir
+
+    async def place(self, job: StoryJob) -> str:
+        return ""
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
         tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)

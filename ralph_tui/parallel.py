@@ -268,9 +268,18 @@ class ParallelEngine(Engine):
     # ----------------------------------------------------------------- one worker
 
     async def _work(self, worker: int, story: Story, number: int) -> None:
-        self.emit(IterationStarted(iteration=number, story_id=story.key, title=story.title))
         assert self._executor is not None
         job = await asyncio.to_thread(self._job, worker, story, number)
+        node = await self._executor.place(job)
+        self.emit(
+            IterationStarted(
+                iteration=number,
+                story_id=story.key,
+                title=story.title,
+                executor=self._executor.name,
+                node=node,
+            )
+        )
         host = WorkerHost(self, worker, story)
         try:
             result: WorkerResult = await self._executor.run(job, host)
@@ -579,7 +588,14 @@ def build_engine(
     allow_dirty: bool = False,
     run_id: str | None = None,
 ) -> Engine:
-    """The single-worker ``Engine`` for ``workers = 1`` (unchanged), else ``ParallelEngine``."""
+    """The single-worker ``Engine`` for ``workers = 1`` (unchanged), else ``ParallelEngine``;
+    with ``executor = "ray"`` always ``ParallelEngine`` (``ralph_tui.ray_executor``)."""
+    if config.executor == "ray":
+        from ralph_tui.ray_executor import build_ray_engine
+
+        return build_ray_engine(
+            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+        )
     if config.workers > 1:
         return ParallelEngine(
             workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id

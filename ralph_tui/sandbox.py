@@ -132,10 +132,13 @@ class Sandbox:
         if not self.network:
             args.append("--unshare-net")
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        # a private /tmp must not hide the toolchain: a checkout (and its .venv) under /tmp
+        for keep in _toolchain_keeps(_TMP, self.root):
+            args += ["--ro-bind-try", str(keep), str(keep)]
         home = _home()
         if home is not None and not _is_within(home, self.root):
             args += ["--tmpfs", str(home)]
-            for keep in _home_keeps(home, self.root):
+            for keep in _toolchain_keeps(home, self.root):
                 args += ["--ro-bind-try", str(keep), str(keep)]
         for path in (*self.read_only_paths, *visible):
             args += ["--ro-bind-try", str(path), str(path)]
@@ -172,7 +175,7 @@ class Sandbox:
         home = _home()
         if home is not None and not _is_within(home, self.root):
             rules.append(f"(deny file-read* (subpath {q(home)}))")
-            keeps = [*_home_keeps(home, self.root), *self.read_only_paths, *visible, self.root]
+            keeps = [*_toolchain_keeps(home, self.root), *self.read_only_paths, *visible, self.root]
             rules += [f"(allow file-read* (subpath {q(k)}))" for k in keeps]
         if not self.network:
             rules.append("(deny network*)")
@@ -258,6 +261,9 @@ def _probe(kind: str, program: str) -> str | None:
     return None
 
 
+_TMP = Path("/tmp").resolve()
+
+
 def _home() -> Path | None:
     raw = os.environ.get("HOME")
     if not raw:
@@ -270,9 +276,11 @@ def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
-def _home_keeps(home: Path, root: Path) -> list[Path]:
-    """What under ``home`` the toolchain needs: the installs behind PATH, the virtualenv(s) and
-    the Python they were made from (a pyenv or uv Python usually lives in the home)."""
+def _toolchain_keeps(home: Path, root: Path) -> list[Path]:
+    """What under ``home`` (a folder the sandbox replaces with an empty one: the home, /tmp)
+    the toolchain needs: the installs behind PATH, the virtualenv(s) and the Python they were
+    made from (a pyenv or uv Python usually lives in the home; a CI checkout's .venv may live
+    under /tmp)."""
     found: set[Path] = set()
 
     def add(path: Path) -> None:

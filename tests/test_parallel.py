@@ -215,10 +215,13 @@ async def test_main_moving_under_a_worker_reruns_the_gates_before_the_commit(
                 create("one.txt", "ok\n"),
                 complete(),
             ],
-            "US-002": [create("two.txt", "2\n"), complete()],
+            # US-002 holds still until main has moved: the test's own `git commit` on main
+            # must not race the engine landing US-002 there (both take main's index.lock)
+            "US-002": [{"wait": "main-moved"}, create("two.txt", "2\n"), complete()],
         }
     }
     moved: list[str] = []
+    agents: list[ScriptedAgent] = []
 
     async def move_main(request: ApprovalRequest) -> None:
         if request.story_id == "US-001" and not moved:
@@ -226,9 +229,11 @@ async def test_main_moving_under_a_worker_reruns_the_gates_before_the_commit(
             git(root, "add", "extra.txt")
             git(root, "commit", "-qm", "main moves")
             moved.append(git(root, "rev-parse", "HEAD").strip())
+            agents[0].release("main-moved")
 
     sup = ScriptedSupervisor(on_approve=move_main)
     engine, agent, sink, _ = make_parallel(root, script, sup)
+    agents.append(agent)
     assert await run(engine, sink) == 0
     worker = next(e.worker for e in sink.of(IterationStarted) if e.story_id == "US-001")
     gates = [g.state for g in sink.of(GateFinished) if g.worker == worker]

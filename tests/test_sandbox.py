@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,3 +135,29 @@ def test_line_splitter_streams_lines_across_chunks() -> None:
     assert lines.feed(b"\xff", final=True) == ("\ufffd", [])
     assert lines.flush() == "d more\ufffd"
     assert lines.flush() == ""
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+def test_a_virtualenv_under_tmp_stays_usable_inside_the_private_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI clones the project under /tmp: its .venv (the gates' python) must survive the
+    sandbox's private /tmp, read-only, while the rest of the host's /tmp stays hidden."""
+    assert Path("/tmp").resolve() in tmp_path.resolve().parents  # pytest's tmp is under /tmp
+    venv = tmp_path / "checkout" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
+    tool = venv / "bin" / "tool"
+    tool.write_text("#!/bin/sh\necho toolchain ok\n")
+    tool.chmod(0o755)
+    secret = tmp_path / "host-tmp-file.txt"
+    secret.write_text("not for the agent\n")
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+    root = tmp_path / "ws"
+    root.mkdir()
+    sandbox = resolve_sandbox(SandboxOptions(mode="bwrap"), root, platform="linux")
+    script = f"{tool}; cat {secret} || echo hidden; touch {venv}/x || echo read-only"
+    done = subprocess.run(
+        sandbox.wrap(["sh", "-c", script]), env=sandbox.env(), capture_output=True, text=True
+    )
+    assert done.stdout.splitlines() == ["toolchain ok", "hidden", "read-only"], done.stderr

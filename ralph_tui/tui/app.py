@@ -370,7 +370,11 @@ class RalphApp(App[int]):
             case RunStarted():
                 self._run_started = True
                 self._started_at = self.clock()
-                self.status = self.status.with_(max_iterations=event.max_iterations)
+                self.status = self.status.with_(
+                    max_iterations=event.max_iterations,
+                    branch=(event.branch or "").removeprefix("refs/heads/"),
+                    unsandboxed=event.sandbox == "none",
+                )
             case RunFinished():
                 self._finished("finished", event.reason)
                 self.exit_code = event.exit_code

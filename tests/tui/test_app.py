@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from ralph_tui.tui.app import RalphApp
@@ -400,3 +402,30 @@ async def test_plus_minus_with_float_zero_and_missing_priorities(tmp_path: Path)
         assert '{"id": "a", "title": "A", "passes": false}' in text
         assert '{"id": "c", "title": "C", "passes": false, "priority": 31.1}' in text
         assert [str(app.board.get_row_at(i)[0]) for i in range(3)] == ["b", "c", "a"]
+
+
+async def test_status_line_shows_branch_and_a_standing_no_sandbox_warning(tmp_path: Path) -> None:
+    """Unconfined agent commands are said on every frame, not only in a toast that fades."""
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, overrides={"sandbox": {"mode": "off"}, "branch": "ralph/x"})
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval bar")
+        line = app.query_one("StatusLine").render().plain
+        assert "⎇ ralph/x" in line
+        assert "⚠ no sandbox" in line
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+        await pilot.press("q")
+
+
+async def test_status_line_has_no_warning_under_bwrap(tmp_path: Path) -> None:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (CI installs it)")
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, overrides={"sandbox": {"mode": "bwrap"}})
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval bar")
+        assert "no sandbox" not in app.query_one("StatusLine").render().plain
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+        await pilot.press("q")

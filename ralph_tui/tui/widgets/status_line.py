@@ -1,4 +1,5 @@
-"""The status line: run state, iteration, story, elapsed time, tokens and cost."""
+"""The status line: run state, iteration, story, elapsed time, tokens, cost, branch, and a
+standing warning while the agent's commands run without a sandbox."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class RunStatus:
     tokens: int = 0
     cost_usd: float = 0.0
     note: str = ""
+    branch: str = ""
+    unsandboxed: bool = False  # the agent's commands run unconfined: say so on every frame
 
     def with_(self, **changes: object) -> RunStatus:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -69,6 +72,10 @@ def status_text(status: RunStatus) -> Text:
         sep,
         f"${status.cost_usd:.4f}",
     )
+    if status.branch:
+        text.append_text(Text.assemble(sep, (f"⎇ {status.branch}", "cyan")))
+    if status.unsandboxed:
+        text.append_text(Text.assemble(sep, ("⚠ no sandbox", "bold red")))
     if status.note:
         text.append_text(Text.assemble(sep, (status.note, "italic")))
     text.no_wrap = True

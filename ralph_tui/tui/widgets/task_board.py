@@ -47,6 +47,7 @@ class BoardState:
     costs: Mapping[str, float] | None = None
     workers: Mapping[str, int] | None = None  # parallel runs: story -> the worker running it
     approvals: frozenset[str] = frozenset()  # parallel runs: stories waiting for approval
+    nodes: Mapping[str, str] | None = None  # story id -> cluster node it runs on (Ray)
 
 
 def board_order(prd: Prd) -> list[Story]:
@@ -122,9 +123,10 @@ class TaskBoard(DataTable[Text | str]):
                 costs = dict(state.costs or {})
                 costs[key] = costs.get(key, 0.0) + cost
                 self._set(replace(state, costs=costs), key)
-            case IterationStarted(story_id=key):
+            case IterationStarted(story_id=key, node=node):
                 before = state.running
-                self._set(replace(state, running=key), key, before)
+                nodes = {**(state.nodes or {}), key: node} if node else state.nodes
+                self._set(replace(state, running=key, nodes=nodes), key, before)
             case IterationFinished(story_id=key):
                 self._set(replace(state, running=None), key)
             case Escalated(story_id=key):
@@ -177,6 +179,9 @@ class TaskBoard(DataTable[Text | str]):
         if worker is not None:  # parallel runs: which worker, and whether it waits for you
             waits = " approve?" if story.key in self.state.approvals else ""
             label = f"w{worker}{waits}"
+        node = (self.state.nodes or {}).get(story.key)
+        if node and (worker is not None or status == "running"):
+            label += f" @ {node}"  # the Ray executor: the node it runs on
         return [
             Text(story.key, style="bold"),
             Text("" if story.priority is None else str(story.priority), justify="right"),

@@ -1,0 +1,523 @@
+"""The Ray executor: each running story in its own async actor on a Ray cluster node.
+
+``executor = "ray"`` (``--executor ray``) puts this in place of the local worktree executor; the
+scheduler, the approval queue and the verified merge (``ralph_tui.parallel``) do not change.
+Per story the driver:
+
+1. puts the base commit in the object store as a git bundle, once per base commit;
+2. starts a ``StoryRunner`` actor (``ralph_tui.ray_node``) with ``num_cpus`` (and any custom
+   ``resources``) per story, so Ray places it on a node with a free slot, and records the node;
+3. sends the job, and the credentials the agent needs (in memory: never in an event, the
+   journal or a log), then reads the actor's stream: events are emitted as they arrive,
+   questions (safe points, approval, escalation, merge) are answered by the real ``WorkerHost``
+   and the answer sent back to the same actor, so a rejected change goes back to the same
+   conversation;
+4. on approve, the merge works on the node's checkout through ``RemoteCheckout``: the rebase
+   onto main travels as a bundle of the new main commits, the gates re-run on the node, and the
+   change comes back as a bundle that is verified here before its patch is merged.
+
+A hard stop (the worker's task cancelled) asks the actor to kill its process tree, then kills
+the actor. A node lost mid-story fails that iteration: the change on that node is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import (
+    ActorUnavailableError,
+    GetTimeoutError,
+    ObjectLostError,
+    OwnerDiedError,
+    RayActorError,
+    RayError,
+)
+
+from ralph_tui import credentials
+from ralph_tui.agents import create_agent
+from ralph_tui.agents.scripted import ScriptedAgent
+from ralph_tui.bundles import Scratch
+from ralph_tui.config import RalphConfig, RayOptions
+from ralph_tui.control import RunEnded
+from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.events import Event, EventSink
+from ralph_tui.executor import StoryChange, StoryJob, WorkerHost, WorkerResult
+from ralph_tui.gates import GateResult
+from ralph_tui.iteration import Agent, Usage
+from ralph_tui.ray_node import (
+    Call,
+    Done,
+    Emit,
+    NodeInfo,
+    NodeJob,
+    Reply,
+    StoryRunner,
+    reply_error,
+)
+from ralph_tui.recovery import new_run_id
+from ralph_tui.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from ralph_tui.parallel import ParallelEngine
+
+log = logging.getLogger(__name__)
+
+CANCEL_TIMEOUT_S = 5.0
+# Lost, not failed: the node (or the actor's process) went away under the story.
+NODE_LOST = (RayActorError, ActorUnavailableError, ObjectLostError, OwnerDiedError)
+
+# Credentials each backend reads from its environment (besides ``command_env``).
+_AGENT_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"),
+    "claude-code": (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+    ),
+    "command": (),
+    "scripted": (),
+}
+
+
+def agent_credentials(config: RalphConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables the agent (and ``[sandbox] pass_env``) needs on the node: from the
+    driver's environment or the secrets ralph-tui withheld from it at start-up."""
+    names = [
+        *_AGENT_CREDENTIALS.get(config.agent, ()),
+        *config.command_env,
+        *config.sandbox.pass_env,
+    ]
+    found: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        value = credentials.get(name) if env is None else env.get(name)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def connect(options: RayOptions) -> None:
+    """Join the cluster once per process (tests and embedders may already have)."""
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=options.address,
+            namespace=options.namespace,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"ray.address {options.address!r}: cannot connect: {exc}") from exc
+
+
+class RemoteCheckout:
+    """``executor.Checkout`` over a checkout on a node, for the merge on the driver."""
+
+    def __init__(
+        self, actor: Any, checkout_id: int, story_id: str, base: str, scratch: Scratch
+    ) -> None:
+        self._actor = actor
+        self._id = checkout_id
+        self._story_id = story_id
+        self._base = base
+        self._scratch = scratch
+        self._last: StoryChange | None = None
+
+    @property
+    def base_commit(self) -> str:
+        return self._base
+
+    async def snapshot(self) -> StoryChange:
+        known = self._last.commit if self._last is not None else None
+        base, commit, data = await self._actor.checkout_snapshot.remote(self._id, known)
+        self._base = base
+        if (
+            self._last is not None
+            and commit == self._last.commit
+            and base == self._last.base_commit
+        ):
+            return self._last  # unchanged since the last snapshot: nothing was sent again
+        change = await asyncio.to_thread(self._scratch.verify_change, data, base, commit)
+        self._last = StoryChange(
+            self._story_id, base, change.commit, None, change.patch, change.diffstat
+        )
+        return self._last
+
+    async def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
+        if onto == self._base:
+            return []
+        data = await asyncio.to_thread(self._scratch.make_bundle, onto, self._base)
+        conflicts: list[str] = await self._actor.checkout_rebase.remote(
+            self._id, onto, data, keep_conflicts
+        )
+        self._base = await self._actor.checkout_base.remote(self._id)
+        return conflicts
+
+    async def code_tree_on(self, onto: str) -> str | None:
+        data = b""
+        if onto != self._base:
+            data = await asyncio.to_thread(self._scratch.make_bundle, onto, self._base)
+        tree: str | None = await self._actor.checkout_code_tree_on.remote(self._id, onto, data)
+        return tree
+
+    async def code_tree(self) -> str:
+        tree: str = await self._actor.checkout_code_tree.remote(self._id)
+        return tree
+
+    async def run_gates(self) -> list[GateResult]:
+        results: list[GateResult] = await self._actor.checkout_gates.remote(self._id)
+        return results
+
+
+class _Placed:
+    def __init__(self, actor: Any, node: str) -> None:
+        self.actor = actor
+        self.node = node
+
+
+class RayExecutor:
+    """``executor.Executor`` on a Ray cluster (see the module docstring)."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        main_root: Path,
+        config: RalphConfig,
+        bookkeeping: Sequence[str],
+        patch_dir: Path,
+        *,
+        script: dict[str, Any] | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = main_root
+        self.options = config.ray
+        self._bookkeeping = tuple(bookkeeping)
+        self._patch_dir = patch_dir
+        self._script = script
+        self._credentials = dict(agent_credentials(config) if credentials is None else credentials)
+        self._bases: dict[str, Any] = {}  # base commit -> ObjectRef of its bundle
+        self._scratch: Scratch | None = None
+        self._base_lock = asyncio.Lock()
+        self._placed: dict[tuple[str, int], _Placed] = {}
+        self._attempts: dict[str, int] = {}
+        self._runner: Any = None
+        self.nodes: dict[str, str] = {}  # story id -> node of its latest iteration
+        self.actors: dict[str, Any] = {}  # story id -> its running actor
+
+    def scratch(self) -> Scratch:
+        if self._scratch is None:
+            self._scratch = Scratch(self.root)
+        return self._scratch
+
+    async def _connect(self) -> None:
+        if self._runner is None:
+            await asyncio.to_thread(connect, self.options)
+            self._runner = ray.remote(StoryRunner)
+
+    async def _bundle(self, base: str) -> Any:
+        async with self._base_lock:
+            if base not in self._bases:
+                data = await asyncio.to_thread(self.scratch().make_bundle, base)
+                self._bases = {base: await asyncio.to_thread(ray.put, data)}  # one base at a time
+            return self._bases[base]
+
+    async def place(self, job: StoryJob) -> str:
+        """Start the story's actor (Ray picks the node); the node it landed on."""
+        await self._connect()
+        options: dict[str, Any] = {
+            "num_cpus": self.options.num_cpus,
+            "max_restarts": 0,
+            "max_task_retries": 0,
+            "max_concurrency": 1000,
+        }
+        if self.options.resources:
+            options["resources"] = dict(self.options.resources)
+        actor = self._runner.options(**options).remote()
+        try:
+            info: NodeInfo = await actor.where.remote()
+        except BaseException:
+            ray.kill(actor, no_restart=True)
+            raise
+        placed = _Placed(actor, info.label)
+        self._placed[(job.story.key, job.iteration)] = placed
+        self.nodes[job.story.key] = placed.node
+        return placed.node
+
+    async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
+        placed = self._placed.pop((job.story.key, job.iteration), None)
+        if placed is None:
+            await self.place(job)
+            placed = self._placed.pop((job.story.key, job.iteration))
+        attempts = self._attempts.get(job.story.key, 0)
+        self._attempts[job.story.key] = attempts + 1
+        actor = placed.actor
+        self.actors[job.story.key] = actor
+        try:
+            bundle = await self._bundle(job.base_commit)
+            spec = NodeJob(job, self._bookkeeping, self._script, attempts)
+            return await _Session(self, actor, placed.node, job, host).run(bundle, spec)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(actor, host, job))
+            raise
+        finally:
+            self.actors.pop(job.story.key, None)
+            ray.kill(actor, no_restart=True)
+
+    async def _cancel(self, actor: Any, host: WorkerHost, job: StoryJob) -> None:
+        try:
+            seconds, killed = await asyncio.wait_for(
+                actor.cancel.remote(), timeout=CANCEL_TIMEOUT_S
+            )
+        except (TimeoutError, RayError) as exc:
+            log.warning("cancelling Task #%s on its node failed: %s", job.story.key, exc)
+            return
+        log.info(
+            "Task #%s cancelled on its node in %.3f s (%d processes killed)",
+            job.story.key,
+            seconds,
+            len(killed),
+        )
+
+    async def aclose(self) -> None:
+        for placed in self._placed.values():
+            ray.kill(placed.actor, no_restart=True)
+        self._placed.clear()
+        self._bases.clear()
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
+
+    def save_patch(self, name: str, data: bytes) -> Path:
+        self._patch_dir.mkdir(parents=True, exist_ok=True)
+        path = self._patch_dir / (name or "ray.patch")
+        path.write_bytes(data)
+        return path
+
+
+class _Session:
+    """One story's stream: events out, questions answered, the result at the end."""
+
+    def __init__(
+        self, executor: RayExecutor, actor: Any, node: str, job: StoryJob, host: WorkerHost
+    ) -> None:
+        self._ex = executor
+        self._actor = actor
+        self._node = node
+        self._job = job
+        self._host = host
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.merged: str | None = None  # the sha, once this story landed on main
+
+    async def run(self, bundle: Any, spec: NodeJob) -> WorkerResult:
+        credentials = self._ex._credentials
+        stream = self._actor.run.remote(bundle, spec, credentials)
+        done: Done | None = None
+        try:
+            async for ref in stream:
+                batch = await ref
+                for message in batch:
+                    if isinstance(message, Emit):
+                        self._emit(message.event)
+                    elif isinstance(message, Call):
+                        self._dispatch(message)
+                    elif isinstance(message, Done):
+                        done = message
+        except NODE_LOST as exc:
+            return self._lost(exc)
+        finally:
+            for task in self._handlers:
+                task.cancel()
+            if self._handlers:
+                await asyncio.gather(*self._handlers, return_exceptions=True)
+        if done is None:
+            return self._lost(None)
+        return self._result(done)
+
+    def _emit(self, event: Event) -> None:
+        self._host.emit(event)
+
+    def _lost(self, exc: BaseException | None) -> WorkerResult:
+        story = self._job.story.key
+        if self.merged is not None:
+            return WorkerResult("committed", f"committed {self.merged[:10]} (node lost after)")
+        why = f" ({type(exc).__name__})" if exc is not None else ""
+        message = (
+            f"node {self._node} was lost while running Task #{story}{why}; "
+            "the change made there is gone"
+        )
+        self._host.notice(message, "error")
+        return WorkerResult("failed", message)
+
+    def _result(self, done: Done) -> WorkerResult:
+        if done.error is not None:
+            raise AgentError(f"Task #{self._job.story.key} on node {self._node}: {done.error}")
+        patch = self._ex.save_patch(done.patch_name, done.patch) if done.patch else None
+        ended = RunEnded(*done.run_ended) if done.run_ended is not None else None
+        outcome = done.outcome
+        if outcome not in ("committed", "discarded", "failed", "skipped", "stopped", "error"):
+            outcome = "error"
+        return WorkerResult(outcome, done.message, patch, run_ended=ended)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ questions from the node
+
+    def _dispatch(self, call: Call) -> None:
+        if call.call_id == 0:  # one-way
+            self._one_way(call)
+            return
+        task = asyncio.create_task(self._answer(call), name=f"ray-call-{call.name}")
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    def _one_way(self, call: Call) -> None:
+        story = self._job.story
+        if call.name == "add_usage":
+            usage = call.args[0]
+            if isinstance(usage, Usage):
+                self._host.add_usage(story, usage)
+        elif call.name == "add_feedback":
+            self._host.add_feedback(story, str(call.args[0]))
+        else:
+            log.warning("unknown one-way message from the node: %s", call.name)
+
+    async def _answer(self, call: Call) -> None:
+        try:
+            reply = Reply(value=await self._call(call))
+        except (asyncio.CancelledError, *NODE_LOST):
+            raise
+        except Exception as exc:  # every other failure goes back to the node as the exception
+            log.debug("call %s answered with an error", call.name, exc_info=True)
+            reply = reply_error(exc)
+        with contextlib.suppress(*NODE_LOST):
+            await self._actor.reply.remote(call.call_id, reply)
+
+    async def _call(self, call: Call) -> Any:
+        host, story, args = self._host, self._job.story, call.args
+        if call.name == "safe_point":
+            await host.wait_at_safe_point()
+            return host.stop_requested
+        if call.name == "ask_human":
+            return await host.ask_human(story, args[0], args[1], automatic=bool(args[2]))
+        if call.name == "ask_approval":
+            return await host.ask_approval(story, args[0], args[1], args[2])
+        if call.name == "gate":
+            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
+            return await host.gate(checkout)
+        if call.name == "merge":
+            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
+            sha = await host.merge(story, checkout, args[2])
+            self.merged = sha
+            return sha
+        raise AgentError(f"unknown call from the node: {call.name}")
+
+
+def build_ray_engine(
+    workspace: Path,
+    config: RalphConfig,
+    agent: Agent | None,
+    supervisor: Supervisor,
+    sink: EventSink,
+    *,
+    allow_dirty: bool = False,
+    run_id: str | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> ParallelEngine:
+    """A ``ParallelEngine`` whose workers are Ray actors (``executor = "ray"``)."""
+    from ralph_tui.parallel import ParallelEngine
+
+    root = workspace.resolve()
+    run_id = run_id or new_run_id()
+    bookkeeping = tuple(
+        p.relative_to(root).as_posix() for p in (config.prd_path(root), config.progress_path(root))
+    )
+    executor = RayExecutor(
+        root,
+        config,
+        bookkeeping,
+        root / ".ralph" / "runs" / run_id / "patches",
+        script=_script(config, agent, root),
+        credentials=credentials,
+    )
+    return ParallelEngine(
+        root,
+        config,
+        agent,
+        supervisor,
+        sink,
+        executor=executor,
+        allow_dirty=allow_dirty,
+        run_id=run_id,
+    )
+
+
+def _script(config: RalphConfig, agent: Agent | None, root: Path) -> dict[str, Any] | None:
+    """The scripted agent's script travels to the nodes as data (its path is the driver's)."""
+    if isinstance(agent, ScriptedAgent):
+        return agent.script
+    if config.agent != "scripted":
+        return None
+    scripted = create_agent(config, root)
+    assert isinstance(scripted, ScriptedAgent)
+    return scripted.script
+
+
+def check_cluster(options: RayOptions, program: str | None = None) -> list[tuple[bool, str, str]]:
+    """For ``doctor``: (ok, name, detail) for the address, then for each node its Python and
+    Ray against this driver's and, when given, whether ``program`` (the agent's CLI) is there.
+    """
+    import platform
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    joined = not ray.is_initialized()
+    try:
+        connect(options)
+    except UsageError as exc:
+        return [(False, "ray", str(exc))]
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        checks = [(bool(nodes), "ray", f"{options.address}: {len(nodes)} nodes alive")]
+        runner: Any = ray.remote(StoryRunner)
+        mine_py, mine_ray = platform.python_version(), ray.__version__
+        for node in nodes:
+            node_id = str(node["NodeID"])
+            name = f"ray node {node.get('NodeManagerHostname', '?')}:{node_id[:8]}"
+            strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            actor = runner.options(num_cpus=0, scheduling_strategy=strategy).remote()
+            try:
+                info: NodeInfo = ray.get(actor.where.remote(), timeout=60)
+                found = ray.get(actor.which.remote(program), timeout=60) if program else None
+            except (GetTimeoutError, RayError) as exc:
+                checks.append((False, name, f"cannot start a ralph-tui actor there: {exc}"))
+                continue
+            finally:
+                ray.kill(actor, no_restart=True)
+            same_py = info.python.rsplit(".", 1)[0] == mine_py.rsplit(".", 1)[0]
+            same = same_py and info.ray == mine_ray
+            detail = f"python {info.python}, ray {info.ray} (driver: {mine_py}, {mine_ray})"
+            checks.append((same, name, detail))
+            if program:
+                where = found or f"{program!r} not found on PATH"
+                checks.append((found is not None, f"{name} agent", where))
+        return checks
+    finally:
+        if joined:
+            ray.shutdown()
+
+
+__all__ = [
+    "RayExecutor",
+    "RemoteCheckout",
+    "agent_credentials",
+    "build_ray_engine",
+    "check_cluster",
+    "connect",
+]

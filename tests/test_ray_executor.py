@@ -1,0 +1,577 @@
+"""The Ray executor end to end on a real local Ray cluster (head + node_a + node_b).
+
+The cluster is one per session (it takes ~10-20 s to start) and is started and stopped by the
+process ids of its ``ray start`` processes (tests/support/ray_cluster.py). Every story runs in a
+``StoryRunner`` actor on node_a or node_b (one CPU each, the head takes none), through the real
+``ParallelEngine``, the scripted agent, real git and real gates. Select with ``-m ray``.
+
+Waiting is always for a condition (an event, a process in /proc), never a sleep for ordering.
+The node-kill test brings the killed node back (a fresh ``ray start``) when it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ralph_tui.bundles import make_bundle, verify_change  # noqa: E402
+from ralph_tui.config import load_config  # noqa: E402
+from ralph_tui.errors import GitError  # noqa: E402
+from ralph_tui.events import (  # noqa: E402
+    ApprovalNeeded,
+    Event,
+    GateFinished,
+    IterationFinished,
+    IterationStarted,
+    Notice,
+    TextDelta,
+    ToolResult,
+)
+from ralph_tui.parallel import ParallelEngine, build_engine  # noqa: E402
+from ralph_tui.ray_executor import RayExecutor, build_ray_engine  # noqa: E402
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
+from tests.support.engine import (  # noqa: E402
+    RecordingSink,
+    ScriptedSupervisor,
+    complete,
+    create,
+    write_script,
+)
+from tests.support.ray_cluster import LocalRayCluster, alive  # noqa: E402
+from tests.support.repo import git, make_repo, story  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    cluster = LocalRayCluster(cpus_per_node=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        left = cluster.stop()
+        assert left == [], f"ray processes left running: {left}"
+
+
+def ray_engine(
+    root: Path,
+    script: dict[str, Any],
+    cluster: LocalRayCluster,
+    supervisor: ScriptedSupervisor | None = None,
+    *,
+    workers: int = 2,
+    sink: Callable[[Event], None] | None = None,
+    credentials: dict[str, str] | None = None,
+    **overrides: Any,
+) -> tuple[ParallelEngine, RecordingSink, ScriptedSupervisor]:
+    path = write_script(root, script)
+    config = load_config(
+        root,
+        {
+            "script": str(path),
+            "workers": workers,
+            "executor": "ray",
+            "ray": {"address": cluster.address},
+            **overrides,
+        },
+    )
+    recording = RecordingSink()
+
+    def both(event: Event) -> None:
+        recording(event)
+        if sink is not None:
+            sink(event)
+
+    sup = supervisor or ScriptedSupervisor()
+    engine = build_ray_engine(root, config, None, sup, both, credentials=credentials)
+    return engine, recording, sup
+
+
+def executor_of(engine: ParallelEngine) -> RayExecutor:
+    executor = engine._executor
+    assert isinstance(executor, RayExecutor)
+    return executor
+
+
+def passes(root: Path) -> dict[str, bool]:
+    data = json.loads((root / "tasks/backend_prd.json").read_text())
+    return {str(s["id"]): s["passes"] for s in data["userStories"]}
+
+
+def journal(engine: ParallelEngine) -> list[dict[str, Any]]:
+    lines = (engine.run_dir / "events.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def node_of(cluster: LocalRayCluster, label: str) -> str:
+    """The fixture's name (node_a / node_b) of an ``IterationStarted.node`` label."""
+    for name, node in cluster.nodes.items():
+        if node.node_id and label.endswith(node.node_id[:8]):
+            return name
+    raise AssertionError(f"{label} is not a worker node")
+
+
+def marker_pids(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+async def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def bash(command: str) -> dict[str, Any]:
+    return {"tool": "bash", "input": {"command": command}}
+
+
+# ------------------------------------------------------------------------- bundles (no cluster)
+
+
+def test_bundle_round_trip_is_verified(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    git(tmp_path, "clone", "-q", str(root), str(node))
+    (node / "new.txt").write_text("new\n")
+    git(node, "add", "-A")
+    git(node, "commit", "-qm", "change")
+    commit = git(node, "rev-parse", "HEAD").strip()
+    data = make_bundle(node, commit, base)
+    change = verify_change(root, data, base, commit)
+    assert b"+new" in change.patch and "new.txt" in change.diffstat
+    # nothing was added to the main repository: no ref, no object
+    missing = subprocess.run(["git", "cat-file", "-e", commit], cwd=root, check=False)
+    assert missing.returncode != 0
+    with pytest.raises(GitError, match="holds"):
+        verify_change(root, data, base, base[:-1] + ("0" if base[-1] != "0" else "1"))
+    (node / "more.txt").write_text("more\n")
+    git(node, "add", "-A")
+    git(node, "commit", "-qm", "second")
+    two = git(node, "rev-parse", "HEAD").strip()
+    with pytest.raises(GitError, match="not one commit"):
+        verify_change(root, make_bundle(node, two, base), base, two)
+
+
+def test_scratch_keeps_verified_changes_for_the_merge_train(tmp_path: Path) -> None:
+    """Two nodes' changes on unrelated bases, one after the other; the first one's commit can
+    then be sent to another node (it exists nowhere on the driver but in the scratch)."""
+    from ralph_tui.bundles import Scratch, fetch_bundle
+
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    commits = []
+    for name in ("a", "b"):
+        node = tmp_path / name
+        git(tmp_path, "clone", "-q", str(root), str(node))
+        (node / f"{name}.txt").write_text(f"{name}\n")
+        git(node, "add", "-A")
+        git(node, "commit", "-qm", name)
+        commits.append((node, git(node, "rev-parse", "HEAD").strip()))
+    scratch = Scratch(root)
+    try:
+        for node, commit in commits:
+            change = scratch.verify_change(make_bundle(node, commit, base), base, commit)
+            assert change.commit == commit
+        other = tmp_path / "other"
+        git(tmp_path, "clone", "-q", str(root), str(other))
+        first = commits[0][1]
+        assert fetch_bundle(other, scratch.make_bundle(first, base)) == first
+        assert scratch.make_bundle(base, first) == b""  # already in the node's history
+    finally:
+        scratch.close()
+
+
+def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) -> None:
+    """Merges run their rebases at once, each in a thread, over one scratch repository."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ralph_tui.bundles import Scratch
+
+    root = make_repo(tmp_path / "main")
+    tips = []
+    for i in range(4):
+        (root / f"f{i}.txt").write_text(f"{i}\n")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", f"c{i}")
+        tips.append(git(root, "rev-parse", "HEAD").strip())
+    scratch = Scratch(root)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            bundles = list(pool.map(lambda tip: scratch.make_bundle(tip), tips * 3))
+    finally:
+        scratch.close()
+    for tip, data in zip(tips * 3, bundles, strict=True):
+        assert tip.encode() in data.split(b"\n\n", 1)[0]  # the bundle's header names its tip
+
+
+# ------------------------------------------------------------------------- on the cluster
+
+
+async def test_two_stories_on_two_nodes_streamed_verified_and_merged(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two")],
+        gates={"has-file": "ls *.txt"},
+    )
+    script = {
+        "stream_delay_s": 0.01,
+        "stories": {
+            "US-001": [{"text": "working on one"}, create("one.txt", "1\n"), complete()],
+            "US-002": [{"text": "working on two"}, create("two.txt", "2\n"), complete()],
+        },
+    }
+    seen_at_approval: dict[str, set[str]] = {}
+    asked: set[str] = set()
+    both_asked = asyncio.Event()
+    sink = RecordingSink()
+
+    def tee(event: Event) -> None:
+        sink(event)
+        if isinstance(event, ApprovalNeeded):
+            asked.add(event.story_id)
+            if len(asked) == 2:
+                both_asked.set()
+
+    async def hold(request: ApprovalRequest) -> None:
+        # the node's actor is still mid-iteration (it waits for this answer): whatever arrived
+        # by now was streamed before the story finished
+        seen_at_approval[request.story_id] = {
+            type(e).__name__ for e in sink.events if e.worker == request.worker
+        }
+        await both_asked.wait()  # both stories in flight at once, one per node
+
+    engine, _, _ = ray_engine(
+        root, script, ray_cluster, ScriptedSupervisor(on_approve=hold), sink=tee
+    )
+    assert await engine.run() == 0
+    assert passes(root) == {"US-001": True, "US-002": True}
+    assert (root / "one.txt").read_text() == "1\n" and (root / "two.txt").read_text() == "2\n"
+    assert len([s for s in git(root, "log", "--format=%s").splitlines() if "Task #" in s]) == 2
+
+    started = {e.story_id: e for e in sink.of(IterationStarted)}
+    assert {e.executor for e in started.values()} == {"ray"}
+    nodes = {node_of(ray_cluster, e.node) for e in started.values()}
+    outcomes = [e.outcome for e in sink.of(IterationFinished)]
+    assert outcomes == ["committed", "committed"], "\n".join(story_log(sink))
+    assert nodes == {"node_a", "node_b"}
+    for kinds in seen_at_approval.values():
+        assert {"TextDelta", "ToolCall", "ToolResult", "GateStarted", "GateFinished"} <= kinds
+    assert len(sink.of(GateFinished)) >= 2 and len(sink.of(TextDelta)) > 2
+
+    # the journal records the executor and the node of each iteration
+    records = [r for r in journal(engine) if r["kind"] == "iteration_started"]
+    assert {(r["story_id"], r["executor"], r["node"]) for r in records} == {
+        (e.story_id, "ray", e.node) for e in started.values()
+    }
+    # nothing of the nodes' checkouts reached the main repository
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "branch", "--list", "ralph/US-*").strip() == ""
+    assert git(root, "for-each-ref", "refs/ralph").strip() == ""
+
+
+async def test_reject_with_feedback_reaches_the_remote_agent(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "Greeting")])
+    script = {
+        "stories": {
+            "US-001": [
+                create("greeting.txt", "hello\n"),
+                complete(),
+                # after the rejection, in the same conversation on the same node
+                create("greeting.txt", "hello, world\n"),
+                complete(),
+            ]
+        }
+    }
+    sup = ScriptedSupervisor(
+        decisions=[ApprovalDecision.reject("say hello to the world"), ApprovalDecision.approve()]
+    )
+    engine, sink, _ = ray_engine(root, script, ray_cluster, sup, workers=1)
+    assert await engine.run() == 0
+    assert (root / "greeting.txt").read_text() == "hello, world\n"
+    results = [r.content for r in sink.of(ToolResult) if r.name == "complete_task"]
+    assert "say hello to the world" in results[0] and "rejected" in results[0]
+    assert len(sink.of(IterationStarted)) == 1  # one iteration: the conversation went on
+    assert next(d.diffstat for d in sup.approval_requests).count("greeting.txt") == 1
+    assert len(sup.approval_requests) == 2
+
+
+async def test_the_merge_train_reaches_remote_workers(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """Two changes in flight on two nodes: the one gated second is gated on top of the other
+    one's change (a commit that exists only on the other node and in the driver's scratch,
+    sent as a bundle), and wherever the gates last ran, what lands was gated."""
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One"), story("US-002", "Two")],
+        gates={"files": "ls *.txt"},
+    )
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    asked: list[str] = []
+    both = asyncio.Event()
+
+    def tee(event: Event) -> None:
+        if isinstance(event, ApprovalNeeded):
+            asked.append(event.story_id)
+            if len(asked) == 2:
+                both.set()
+
+    async def hold(request: ApprovalRequest) -> None:
+        await both.wait()
+
+    engine, sink, _ = ray_engine(
+        root, script, ray_cluster, ScriptedSupervisor(on_approve=hold), sink=tee
+    )
+    assert await engine.run() == 0, "\n".join(story_log(sink))
+    assert (root / "one.txt").exists() and (root / "two.txt").exists()
+    nodes = {e.worker: node_of(ray_cluster, e.node) for e in sink.of(IterationStarted)}
+    assert set(nodes.values()) == {"node_a", "node_b"}
+    # what landed last (both files) was gated somewhere: on a node, on top of the other node's
+    # change (the train) or of main after it landed; no gate ran on the driver
+    both = [g for g in sink.of(GateFinished) if "one.txt" in g.output and "two.txt" in g.output]
+    assert both, "\n".join(story_log(sink))
+    assert {g.worker for g in sink.of(GateFinished)} <= set(nodes)
+
+
+def story_log(sink: RecordingSink) -> list[str]:
+    """What went on, for an assertion message: iterations, notices."""
+    lines = []
+    for e in sink.events:
+        if isinstance(e, IterationStarted):
+            lines.append(f"start {e.story_id} on {e.node}")
+        elif isinstance(e, IterationFinished):
+            lines.append(f"end {e.story_id}: {e.outcome} {e.message}")
+        elif isinstance(e, Notice):
+            lines.append(f"notice: {e.message}")
+        elif isinstance(e, ToolResult) and e.is_error:
+            lines.append(f"tool {e.name} failed: {e.content[:300]}")
+    return lines
+
+
+async def test_no_credential_in_the_journal_or_the_events(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    secret = f"sk-test-{random.randrange(10**12):012d}-do-not-log"
+    root = make_repo(tmp_path / "ws", [story("US-001", "Secretive")])
+    script = {
+        "stories": {
+            "US-001": [
+                bash("env; echo token=${RALPH_SECRET_TOKEN:-absent}"),
+                create("a.txt", "a\n"),
+                complete(),
+            ]
+        }
+    }
+    names: list[str] = []
+
+    async def look(request: ApprovalRequest) -> None:
+        actor = executor_of(engine).actors[request.story_id]
+        names.extend(await actor.credential_names.remote())
+
+    engine, sink, _ = ray_engine(
+        root,
+        script,
+        ray_cluster,
+        ScriptedSupervisor(on_approve=look),
+        workers=1,
+        credentials={"RALPH_SECRET_TOKEN": secret},
+    )
+    assert await engine.run() == 0
+    assert names == ["RALPH_SECRET_TOKEN"]  # it reached the node...
+    shell = next(r.content for r in sink.of(ToolResult) if r.name == "bash")
+    assert "token=absent" in shell  # ...but not the agent's shell
+    assert all(secret not in repr(e) for e in sink.events)
+    assert secret not in (engine.run_dir / "events.jsonl").read_text()
+    for node in ray_cluster.nodes.values():  # nor Ray's own logs on any node
+        for path in node.temp_dir.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                try:
+                    assert secret.encode() not in path.read_bytes(), path
+                except OSError:
+                    continue
+
+
+async def test_credentials_come_from_the_driver_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ralph_tui.ray_executor import agent_credentials
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
+    monkeypatch.setenv("UNRELATED_TOKEN", "nope")
+    root = make_repo(tmp_path / "ws")
+    command = load_config(root, {"agent": "command", "command_env": ["OPENAI_API_KEY"]})
+    assert agent_credentials(command) == {"OPENAI_API_KEY": "sk-openai"}
+    anthropic = load_config(root, {"agent": "anthropic"})
+    assert agent_credentials(anthropic) == {"ANTHROPIC_API_KEY": "sk-ant"}
+
+
+def test_executor_ray_in_ralph_toml_builds_the_ray_engine(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        extra_config='executor = "ray"\nscript = "s.json"',
+    )
+    (root / "s.json").write_text(json.dumps({"default": []}))
+    toml = (root / "ralph.toml").read_text() + '[ray]\naddress = "ray://head:10001"\nnum_cpus = 2\n'
+    (root / "ralph.toml").write_text(toml)
+    config = load_config(root)
+    assert config.executor == "ray" and config.ray.num_cpus == 2
+    engine = build_engine(root, config, None, ScriptedSupervisor(), RecordingSink())
+    assert isinstance(engine, ParallelEngine)
+    executor = executor_of(engine)
+    assert executor.options.address == "ray://head:10001"
+    assert executor._script == {"default": []}
+    (root / "ralph.toml").write_text(toml.replace("num_cpus = 2", "num_cpu = 2"))
+    with pytest.raises(Exception, match=r"ralph.toml: ray.num_cpu: unknown key"):
+        load_config(root)
+
+
+async def test_cancel_kills_the_remote_sandbox(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    tag = f"{random.randrange(10**6):06d}"
+    # a foreground sleep, a background one, and one escaped into its own session
+    command = f"setsid -f sleep 3001.{tag}; sleep 3002.{tag} & sleep 3003.{tag}; echo ralph-{tag}"
+    root = make_repo(tmp_path / "ws", [story("US-001", "Sleepy")])
+    script = {"stories": {"US-001": [bash(command), complete()]}}
+    engine, sink, _ = ray_engine(root, script, ray_cluster, workers=1, bash_timeout_s=600)
+    run = asyncio.create_task(engine.run())
+    await wait_for(lambda: len(marker_pids(f".{tag}")) >= 3, "the remote sleeps to start")
+    actor = executor_of(engine).actors["US-001"]
+    actor_pid = (await actor.where.remote()).pid
+    assert checkouts(ray_cluster)  # the story's clone on its node
+    start = time.monotonic()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await wait_for(lambda: not marker_pids(f".{tag}"), "the remote sleeps to be gone", 30)
+    elapsed = time.monotonic() - start
+    print(f"\ncancel -> no remote process left: {elapsed:.3f} s")
+    assert elapsed < 10  # measured well under 1 s; a loaded machine gets slack
+    finished = sink.of(IterationFinished)
+    assert finished == [] or finished[-1].outcome in ("stopped", "error")
+    # the actor's process is gone too, and its clone with it
+    await wait_for(lambda: not alive(actor_pid), "the actor's process to end", 30)
+    assert checkouts(ray_cluster) == []
+
+
+def checkouts(cluster: LocalRayCluster) -> list[Path]:
+    return [p for node in cluster.nodes.values() for p in node.temp_dir.glob("tmp/ralph-ray-*")]
+
+
+async def test_stop_reaches_the_node_at_its_next_safe_point_and_keeps_the_patch(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    root = make_repo(tmp_path / "ws", [story("US-001", "Half done")])
+    script = {"stories": {"US-001": [create("half.txt", "half\n"), {"text": "more"}, complete()]}}
+    engines: list[ParallelEngine] = []
+
+    def tee(event: Event) -> None:
+        if isinstance(event, ToolResult) and event.name == "str_replace_based_edit_tool":
+            engines[0].request_stop()  # the node learns it at its next safe point
+
+    engine, sink, _ = ray_engine(root, script, ray_cluster, workers=1, sink=tee)
+    engines.append(engine)
+    assert await engine.run() == 130
+    finished = sink.of(IterationFinished)[-1]
+    assert finished.outcome == "stopped"
+    assert finished.patch_path is not None  # the node's change, saved on the driver
+    patch = Path(finished.patch_path)
+    assert patch.parent == engine.run_dir / "patches" and b"+half" in patch.read_bytes()
+    assert not (root / "half.txt").exists() and passes(root) == {"US-001": False}
+    assert not sink.of(TextDelta)  # it stopped before the next step
+
+
+def test_doctor_checks_the_cluster_and_the_agent_cli_on_each_node(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    from ralph_tui.doctor import diagnose
+
+    root = make_repo(tmp_path / "ws")
+    base = {"executor": "ray", "ray": {"address": ray_cluster.address}, "agent": "command"}
+    checks = list(diagnose(root, {**base, "command": ["git", "{prompt_file}"]}))
+    ray_lines = [c for c in checks if c.name.startswith("ray")]
+    assert ray_lines[0].status == "ok" and "nodes alive" in ray_lines[0].detail
+    versions = [c for c in ray_lines if c.name.startswith("ray node") and "python" in c.detail]
+    assert len(versions) >= 2 and all(c.status == "ok" for c in versions)
+    agents = [c for c in ray_lines if c.name.endswith(" agent")]
+    assert len(agents) == len(versions) and all(c.status == "ok" for c in agents)
+    missing = list(diagnose(root, {**base, "command": ["no-such-agent-cli"]}))
+    lines = [c for c in missing if c.name.endswith(" agent")]
+    assert lines and all(c.status == "missing" for c in lines)
+    assert "'no-such-agent-cli' not found" in lines[0].detail
+
+
+async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """The story's node is killed by pid (raylet, workers, the story's actor and its tools)."""
+    tag = f"{random.randrange(10**6):06d}"
+    root = make_repo(tmp_path / "ws", [story("US-001", "Doomed", 1), story("US-002", "Fine", 2)])
+    script = {
+        "stories": {
+            # attempt 1 hangs on its node; attempt 2 (after the node is gone) just works
+            "US-001": [
+                [bash(f"sleep 3004.{tag}"), complete()],
+                [create("a.txt", "a\n"), complete()],
+            ],
+            "US-002": [create("b.txt", "b\n"), complete()],
+        }
+    }
+    started: dict[str, list[str]] = {}
+
+    def tee(event: Event) -> None:
+        if isinstance(event, IterationStarted):
+            started.setdefault(event.story_id, []).append(event.node)
+
+    engine, sink, _ = ray_engine(root, script, ray_cluster, sink=tee)
+    run = asyncio.create_task(engine.run())
+    await wait_for(lambda: bool(marker_pids(f"3004.{tag}")), "the doomed story's sleep")
+    doomed = node_of(ray_cluster, started["US-001"][0])
+    killed = ray_cluster.kill_node(doomed)
+    assert killed
+    try:
+        assert await asyncio.wait_for(run, 180) == 0, "\n".join(story_log(sink))
+    finally:
+        ray_cluster.restart_node(doomed)  # the session's cluster stays whole for later tests
+    assert passes(root) == {"US-001": True, "US-002": True}
+    lost = next(e for e in sink.of(IterationFinished) if e.story_id == "US-001")
+    assert lost.outcome == "failed"
+    assert "was lost" in lost.message and "gone" in lost.message
+    assert engine.failures.get("US-001", 0) == 0  # reset by the later commit
+    assert len(started["US-001"]) == 2
+    assert node_of(ray_cluster, started["US-001"][1]) != doomed
+    assert not marker_pids(f"3004.{tag}")
+    assert all(not alive(pid) for pid in killed)  # every process of the lost node is gone
