@@ -85,3 +85,20 @@ async def test_two_approvals_queued_and_approved_in_the_order_the_human_picks(
         f"[backend] Task #{other}: {titles[other]}",
     ]
     assert git(root, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+async def test_a_highlight_still_queued_when_the_panes_are_gone_is_ignored(
+    tmp_path: Path,
+) -> None:
+    """A quick run's exit tears the widgets down while a RowHighlighted may still be queued:
+    the handler must not look the board up again (it raised NoMatches and crashed the app)."""
+    from textual.widgets import DataTable
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One")])
+    app, _ = build_app(root, {"stories": {}}, autostart=False)
+    async with app.run_test(size=(140, 40)):
+        board = app.board
+        await app.query_one("#panels").remove()
+        app.on_data_table_row_highlighted(
+            DataTable.RowHighlighted(board, 0, next(iter(board.rows)))
+        )

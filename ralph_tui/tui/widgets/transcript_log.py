@@ -16,8 +16,9 @@ from itertools import pairwise
 from rich._wrap import divide_line
 from rich.cells import cell_len
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -55,6 +56,9 @@ class TranscriptLog(ScrollView, can_focus=True):
         self._rows: list[tuple[Text, int, int]] = []  # (line, start, end) per screen row
         self._cache: dict[int, Strip] = {}
         self._wrap_width = 0
+        self._paint_style: Style | None = None  # set only while render_lines runs
+        self._paint_scroll_y = 0
+        self._paint_width = 0
 
     @property
     def line_count(self) -> int:
@@ -152,11 +156,25 @@ class TranscriptLog(ScrollView, can_focus=True):
         self._cache.clear()
         self._resize(follow)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # what every row of one paint shares, looked up once: ``rich_style`` walks the DOM
+        # and was most of the cost of a streaming frame when read per row
+        _, self._paint_scroll_y = self.scroll_offset
+        self._paint_width = self.scrollable_content_region.width
+        self._paint_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint_style = None
+
     def render_line(self, y: int) -> Strip:
-        _, scroll_y = self.scroll_offset
+        if self._paint_style is None:  # asked for outside a paint (Textual's line API allows it)
+            _, scroll_y = self.scroll_offset
+            width = self.scrollable_content_region.width
+            style = self.rich_style
+        else:
+            scroll_y, width, style = self._paint_scroll_y, self._paint_width, self._paint_style
         index = scroll_y + y
-        width = self.scrollable_content_region.width
-        style = self.rich_style
         if index >= len(self._rows):
             return Strip.blank(width, style)
         strip = self._cache.get(index)
