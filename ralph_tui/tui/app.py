@@ -182,6 +182,7 @@ class RalphApp(App[int]):
         self._run_started = False
         self._quitting = False
         self._flush_scheduled = False
+        self._last_flush = 0.0  # time.monotonic() of the last flush
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
         self._prd_edit_lock = asyncio.Lock()
@@ -323,13 +324,20 @@ class RalphApp(App[int]):
             self._loop.call_soon_threadsafe(self._arm_flush)
 
     def _arm_flush(self) -> None:
+        # Leading edge: the first event after a quiet spell (an approval, a gate result) is on
+        # screen at once; during a stream flushes still come at most every FLUSH_INTERVAL_S.
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.set_timer(FLUSH_INTERVAL_S, self.flush_events)
+            wait = FLUSH_INTERVAL_S - (time.monotonic() - self._last_flush)
+            if wait > 0:
+                self.set_timer(wait, self.flush_events)
+            else:
+                self.call_next(self.flush_events)
 
     def flush_events(self) -> None:
         """Apply every queued event to the widgets; cheap when nothing is queued."""
         self._flush_scheduled = False
+        self._last_flush = time.monotonic()
         events = self.batcher.drain()
         if not events:
             return

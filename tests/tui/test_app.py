@@ -429,3 +429,24 @@ async def test_status_line_has_no_warning_under_bwrap(tmp_path: Path) -> None:
         await pilot.press("a")
         await wait_for(pilot, lambda: run_over(app), what="run end")
         await pilot.press("q")
+
+
+async def test_an_event_after_a_quiet_spell_is_on_screen_at_once_and_a_stream_stays_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leading-edge flush: a human sees an approval or a notice without waiting a flush
+    interval, while a burst after it is still coalesced to one paint per interval."""
+    from ralph_tui.events import Notice
+    from ralph_tui.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "FLUSH_INTERVAL_S", 3600.0)  # old behaviour: never in time
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.batcher(Notice(level="info", message="first after quiet"))
+        await wait_for(pilot, lambda: "first after quiet" in " ".join(app.transcript.plain_lines()))
+        app.batcher(Notice(level="info", message="second in the burst"))
+        for _ in range(5):
+            await pilot.pause()
+        assert "second in the burst" not in " ".join(app.transcript.plain_lines())
+        assert len(app.batcher) == 1  # held for the next interval, not lost
