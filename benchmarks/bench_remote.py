@@ -4,8 +4,9 @@ A real engine (on a temp repository) serves on 127.0.0.1; a client in another pr
 and records, for each of N ``Notice`` events, the time from ``Engine.emit`` to (a) the client's
 model (``RemoteRun`` handing the event to its sink: what a local TUI's batcher gets) and (b) the
 attached TUI's widgets (``AttachedApp.flush_events`` applied it; this includes the TUI's own
-batching: one paint per 100 ms during a stream, at once after a quiet spell; the same for a local run). Both processes read ``time.monotonic`` (one clock on
-Linux). Events are spaced 2 ms apart, so the figure is latency, not a queue at full throughput.
+batching, the same for a local run: one paint per 100 ms during a stream, at once after a quiet
+spell). Both processes read ``time.monotonic`` (one clock on Linux). Events are spaced 2 ms
+apart by default (a stream); ``--spacing-ms 150`` shows sparse events (approvals, gates).
 
 Run: ``.venv/bin/python benchmarks/bench_remote.py [--events 1000]``. Goal: p99 (a) < 50 ms.
 """

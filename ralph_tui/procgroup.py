@@ -53,16 +53,10 @@ class GroupRun:
     start_error: str | None = None
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in proc.iterdir():
+def _process_table() -> list[tuple[int, str, int, int]]:
+    """``(pid, state, ppid, pgrp)`` of every process /proc shows (empty without /proc)."""
+    table = []
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -71,9 +65,58 @@ def _group_alive(pgid: int) -> bool:
             continue  # exited while we looked
         fields = stat[stat.rfind(")") + 2 :].split()
         # fields: state ppid pgrp ...
-        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
+        if len(fields) >= 3:
+            table.append((int(entry.name), fields[0], int(fields[1]), int(fields[2])))
+    return table
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count)."""
+    if not Path("/proc").is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    return any(pgrp == pgid and state not in ("Z", "X") for _, state, _, pgrp in _process_table())
+
+
+def _escaped_descendants(leader: int) -> list[int]:
+    """Live descendants of ``leader`` outside its process group, which ``killpg`` misses: the
+    sandbox's own session (bwrap ``--new-session``: its PID-namespace init) or a ``setsid``
+    child still attached to its parent."""
+    if not Path("/proc").is_dir():
+        return []
+    children: dict[int, list[int]] = {}
+    group: dict[int, int] = {}
+    for pid, state, ppid, pgrp in _process_table():
+        if state not in ("Z", "X"):
+            children.setdefault(ppid, []).append(pid)
+            group[pid] = pgrp
+    found, todo = [], [leader]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            todo.append(child)
+            if group[child] != leader:
+                found.append(child)
+    return found
+
+
+def _kill_escaped(pgid: int) -> None:
+    """SIGKILL what descends from the group but left it, while the group is frozen (SIGSTOP),
+    so nothing can be handed to PID 1 between the look and the kill. Killing a sandbox's
+    namespace init ends every process in that namespace.
+
+    ``--die-with-parent`` alone is not enough: under load the outer bwrap can die before the
+    inner one has armed it, and the inner one then lives on with the agent's command."""
+    if not signal_group(pgid, signal.SIGSTOP):
+        return
+    try:
+        for pid in _escaped_descendants(pgid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        signal_group(pgid, signal.SIGCONT)
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -98,7 +141,9 @@ async def _wait_group_gone(pgid: int, limit_s: float) -> bool:
 
 
 async def stop_group(pgid: int, grace_s: float) -> None:
-    """SIGTERM the group, wait up to ``grace_s`` for it to go, then SIGKILL what is left."""
+    """SIGTERM the group, wait up to ``grace_s`` for it to go, then SIGKILL what is left;
+    what left the group (a sandbox's session) is killed first."""
+    _kill_escaped(pgid)
     if signal_group(pgid, signal.SIGTERM) and not await _wait_group_gone(pgid, grace_s):
         signal_group(pgid, signal.SIGKILL)
         await _wait_group_gone(pgid, _DRAIN_S)
@@ -106,6 +151,7 @@ async def stop_group(pgid: int, grace_s: float) -> None:
 
 async def _kill_and_reap(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]) -> None:
     """SIGKILL the group now, wait for it to die, and release the pipes and the child."""
+    _kill_escaped(proc.pid)
     signal_group(proc.pid, signal.SIGKILL)
     await _wait_group_gone(proc.pid, _DRAIN_S)
     # Stop reading even if something outside the group still holds the pipe; ``_transport``
