@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +51,7 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
-from ralph_tui.gates import GateResult, run_gates, story_gates
+from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.git_guard import GitSnapshot
 from ralph_tui.git_repo import GitRepo, display_path
 from ralph_tui.iteration import Agent, IterationRequest, Usage
@@ -571,27 +570,16 @@ class Engine:
     async def run_gates(self, story: Story | None = None) -> list[GateResult]:
         await self._enforce()
         # the story's own commands (as the story was when picked) run beside the project's
-        gates, criteria = story_gates(self.config, story)
-
-        def started(name: str, command: str) -> None:
-            self.emit(GateStarted(name=name, command=command, criterion=criteria.get(name, "")))
-
-        def finished(result: GateResult) -> None:
-            self.emit(
-                gate_event(dataclasses.replace(result, criterion=criteria.get(result.name, "")))
-            )
-
-        sandbox = self.workspace.sandbox
-        results = await run_gates(
-            gates,
+        return await run_story_gates(
+            self.config,
+            story,
             self.root,
-            self.config.gate_options.timeout_s,
-            env=sandbox.env(),
-            sandbox=sandbox,
-            on_start=started,
-            on_finish=finished,
+            self.workspace.sandbox,
+            on_start=lambda name, command, criterion: self.emit(
+                GateStarted(name=name, command=command, criterion=criterion)
+            ),
+            on_finish=lambda result: self.emit(gate_event(result)),
         )
-        return [dataclasses.replace(r, criterion=criteria.get(r.name, "")) for r in results]
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult]

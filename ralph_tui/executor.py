@@ -41,7 +41,6 @@ leftover worktree's change as a patch and removes the worktree and its branch.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.control import IterationControl, MergeConflict, RunEnded, gate_event
 from ralph_tui.errors import RalphError, StopRequested
 from ralph_tui.events import Event, GateStarted, IterationOutcome
-from ralph_tui.gates import GateResult, run_gates, story_gates
+from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.prd import Story
 from ralph_tui.recovery import safe_name
@@ -312,27 +311,16 @@ class WorktreeCheckout:
     async def run_gates(self) -> list[GateResult]:
         """The project's gates plus the story's own commands (as picked), in the worktree."""
         host = self._host
-        gates, criteria = story_gates(self._config, self._story)
-
-        def started(name: str, command: str) -> None:
-            host.emit(GateStarted(name=name, command=command, criterion=criteria.get(name, "")))
-
-        def finished(result: GateResult) -> None:
-            host.emit(
-                gate_event(dataclasses.replace(result, criterion=criteria.get(result.name, "")))
-            )
-
-        sandbox = self.workspace.sandbox
-        results = await run_gates(
-            gates,
+        return await run_story_gates(
+            self._config,
+            self._story,
             self.tree.root,
-            self._config.gate_options.timeout_s,
-            env=sandbox.env(),
-            sandbox=sandbox,
-            on_start=started,
-            on_finish=finished,
+            self.workspace.sandbox,
+            on_start=lambda name, command, criterion: host.emit(
+                GateStarted(name=name, command=command, criterion=criterion)
+            ),
+            on_finish=lambda result: host.emit(gate_event(result)),
         )
-        return [dataclasses.replace(r, criterion=criteria.get(r.name, "")) for r in results]
 
 
 class _WorktreeHost:

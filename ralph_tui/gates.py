@@ -11,6 +11,7 @@ at once: the phase takes as long as the slowest gate, not the sum.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import shlex
 import signal
@@ -165,6 +166,35 @@ async def run_gates(
         # let every gate kill its group before the error (or the cancellation) goes on
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def run_story_gates(
+    config: RalphConfig,
+    story: Story | None,
+    cwd: Path,
+    sandbox: Sandbox,
+    *,
+    on_start: Callable[[str, str, str], None],
+    on_finish: Callable[[GateResult], None],
+) -> list[GateResult]:
+    """The project's gates and the story's own commands in ``cwd``, in ``sandbox``; every
+    result (and ``on_start``'s third argument) carries the criterion it checks, empty for a
+    project gate. One place for the main checkout and the workers' worktrees."""
+    gates, criteria = story_gates(config, story)
+
+    def tagged(result: GateResult) -> GateResult:
+        return dataclasses.replace(result, criterion=criteria.get(result.name, ""))
+
+    results = await run_gates(
+        gates,
+        cwd,
+        config.gate_options.timeout_s,
+        env=sandbox.env(),
+        sandbox=sandbox,
+        on_start=lambda name, command: on_start(name, command, criteria.get(name, "")),
+        on_finish=lambda result: on_finish(tagged(result)),
+    )
+    return [tagged(r) for r in results]
 
 
 def story_gates(config: RalphConfig, story: Story | None) -> tuple[dict[str, str], dict[str, str]]:
