@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from ralph_tui.errors import GitError, StopRequested
-from ralph_tui.events import Event, GateFinished, IterationOutcome
+from ralph_tui.events import ApprovalNeeded, Event, GateFinished, IterationOutcome
 from ralph_tui.gates import GateResult
-from ralph_tui.iteration import ToolOutcome, Usage
+from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.prd import Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
 from ralph_tui.workspace import Workspace
 
 GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent back to the agent
@@ -247,3 +247,52 @@ def gate_report(results: Sequence[GateResult]) -> str:
             output = "[... earlier output clipped ...]\n" + output[-GATE_OUTPUT_FOR_AGENT:]
         lines.append(f"\n## {r.name} output\n{output.rstrip()}")
     return "\n".join(lines)
+
+
+def approval_request(
+    story: Story,
+    commit_message: str,
+    summary: str,
+    diffstat: str,
+    results: Sequence[GateResult],
+    worker: int = 0,
+) -> tuple[ApprovalNeeded, ApprovalRequest]:
+    """The event that says a change waits for the human, and the question put to them: one
+    shape for the single loop and the workers' queue."""
+    event = ApprovalNeeded(
+        story_id=story.key,
+        title=story.title,
+        commit_message=commit_message,
+        diffstat=diffstat,
+        summary=summary,
+    )
+    request = ApprovalRequest(
+        story_id=story.key,
+        title=story.title,
+        commit_message=commit_message,
+        diffstat=diffstat,
+        summary=summary,
+        gates=tuple(gate_event(r) for r in results),
+        worker=worker,
+    )
+    return event, request
+
+
+async def drive_agent(
+    agent: Agent, request: IterationRequest, control: IterationControl
+) -> tuple[IterationOutcome, str, RunEnded | None]:
+    """Run the agent's conversation and say how the iteration ended: the engine's verdict when
+    it ended it, else why the agent stopped. ``RunEnded`` is returned, not raised, so the
+    caller winds the iteration up first; other errors propagate."""
+    try:
+        result = await agent.run_iteration(request, control)
+    except StopRequested:
+        return "stopped", "stopped at a safe point", None
+    except RunEnded as exc:
+        return "stopped", exc.reason, exc
+    if control.outcome is not None:
+        return control.outcome, control.message, None
+    message = f"agent stopped without completing the story ({result.reason})"
+    if result.message:
+        message += f": {result.message}"
+    return "failed", message, None

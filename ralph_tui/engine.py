@@ -28,12 +28,13 @@ from ralph_tui.control import (
     EXIT_WAITING_FOR_HUMAN,
     IterationControl,
     RunEnded,
+    approval_request,
+    drive_agent,
     gate_event,
 )
-from ralph_tui.errors import AgentError, GitError, RalphError, StopRequested, UsageError
+from ralph_tui.errors import AgentError, GitError, RalphError, UsageError
 from ralph_tui.events import (
     ApprovalDecided,
-    ApprovalNeeded,
     Committed,
     Escalated,
     EscalationAnswered,
@@ -66,7 +67,6 @@ from ralph_tui.safe_open import replace_regular
 from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import (
     ApprovalDecision,
-    ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
@@ -368,21 +368,8 @@ class Engine:
         await asyncio.to_thread(self._begin_iteration, story)
         control = IterationControl(self, story)
         request = await asyncio.to_thread(self._build_request, story, number)
-        outcome: IterationOutcome = "failed"
-        message = ""
-        ended: RunEnded | None = None
         try:
-            result = await self.agent.run_iteration(request, control)
-            if control.outcome is not None:
-                outcome, message = control.outcome, control.message
-            else:
-                message = f"agent stopped without completing the story ({result.reason})"
-                if result.message:
-                    message += f": {result.message}"
-        except StopRequested:
-            outcome, message = "stopped", "stopped at a safe point"
-        except RunEnded as exc:
-            outcome, message, ended = "stopped", exc.reason, exc
+            outcome, message, ended = await drive_agent(self.agent, request, control)
         except RalphError as exc:  # AgentError, or a bookkeeping file that cannot be read
             await self._finish_uncommitted(story, number, "error", str(exc))
             raise
@@ -586,28 +573,13 @@ class Engine:
     ) -> ApprovalDecision:
         await self._enforce()
         diffstat = await asyncio.to_thread(self.git.diffstat)
-        message = commit_message(self.config.role, story)
-        self.emit(
-            ApprovalNeeded(
-                story_id=story.key,
-                title=story.title,
-                commit_message=message,
-                diffstat=diffstat,
-                summary=summary,
-            )
+        needed, request = approval_request(
+            story, commit_message(self.config.role, story), summary, diffstat, results
         )
+        self.emit(needed)
         self._set_state("waiting")
         try:
-            decision = await self.supervisor.approve(
-                ApprovalRequest(
-                    story_id=story.key,
-                    title=story.title,
-                    commit_message=message,
-                    diffstat=diffstat,
-                    summary=summary,
-                    gates=tuple(gate_event(r) for r in results),
-                )
-            )
+            decision = await self.supervisor.approve(request)
         finally:
             self._set_state("running")
         self.emit(

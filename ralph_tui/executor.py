@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ralph_tui.config import RalphConfig
-from ralph_tui.control import IterationControl, MergeConflict, RunEnded, gate_event
-from ralph_tui.errors import RalphError, StopRequested
+from ralph_tui.control import IterationControl, MergeConflict, RunEnded, drive_agent, gate_event
+from ralph_tui.errors import RalphError
 from ralph_tui.events import Event, GateStarted, IterationOutcome
 from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.iteration import Agent, IterationRequest, Usage
@@ -234,22 +234,10 @@ class LocalWorktreeExecutor:
             config=job.config,
             feedback=job.feedback,
         )
-        outcome: IterationOutcome = "failed"
-        message = ""
-        ended: RunEnded | None = None
         try:
-            try:
-                result = await self._agent_for(job.worker).run_iteration(request, control)
-                if control.outcome is not None:
-                    outcome, message = control.outcome, control.message
-                else:
-                    message = f"agent stopped without completing the story ({result.reason})"
-                    if result.message:
-                        message += f": {result.message}"
-            except StopRequested:
-                outcome, message = "stopped", "stopped at a safe point"
-            except RunEnded as exc:
-                outcome, message, ended = "stopped", exc.reason, exc
+            outcome, message, ended = await drive_agent(
+                self._agent_for(job.worker), request, control
+            )
         except (RalphError, asyncio.CancelledError):
             await asyncio.shield(asyncio.to_thread(self._wind_up, tree, job, "error"))
             raise

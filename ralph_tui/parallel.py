@@ -29,12 +29,11 @@ from typing import Any, Literal
 from ralph_tui.agents import create_agent
 from ralph_tui.approvals import ApprovalQueue
 from ralph_tui.config import RalphConfig
-from ralph_tui.control import RunEnded, gate_event, gate_report
+from ralph_tui.control import RunEnded, approval_request, gate_report
 from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine, commit_message
 from ralph_tui.errors import GitError, RalphError
 from ralph_tui.events import (
     ApprovalDecided,
-    ApprovalNeeded,
     Committed,
     Event,
     EventSink,
@@ -55,7 +54,7 @@ from ralph_tui.git_repo import _run_git, display_path
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.prd import Prd, Story
 from ralph_tui.recovery import roll_back_marking
-from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
 from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -321,27 +320,11 @@ class ParallelEngine(Engine):
     async def queue_approval(
         self, worker: int, story: Story, summary: str, results: Sequence[GateResult], stat: str
     ) -> ApprovalDecision:
-        message = commit_message(self.config.role, story)
-        self.emit(
-            ApprovalNeeded(
-                story_id=story.key,
-                title=story.title,
-                commit_message=message,
-                diffstat=stat,
-                summary=summary,
-            )
+        needed, request = approval_request(
+            story, commit_message(self.config.role, story), summary, stat, results, worker
         )
-        decision = await self.approvals.approve(
-            ApprovalRequest(
-                story_id=story.key,
-                title=story.title,
-                commit_message=message,
-                diffstat=stat,
-                summary=summary,
-                gates=tuple(gate_event(r) for r in results),
-                worker=worker,
-            )
-        )
+        self.emit(needed)
+        decision = await self.approvals.approve(request)
         self.emit(
             ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
         )
