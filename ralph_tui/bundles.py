@@ -15,7 +15,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +28,18 @@ BUNDLE_REF = "refs/heads/ralph-bundle"
 INCOMING_REF = "refs/ralph/incoming"  # forced: each bundle's tip is unrelated to the last one
 
 
-def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     # no work tree pinned: these commands read and write objects and refs only (and some run
     # in a bare repository, where a work tree is an error)
-    return _run_git(cwd, *args, pin_work_tree=False)
+    return _run_git(cwd, *args, env=env, stdin=stdin, pin_work_tree=False)
 
 
-def _git(cwd: Path, *args: str) -> bytes:
-    proc = _run(cwd, *args)
+def _git(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> bytes:
+    proc = _run(cwd, *args, env=env, stdin=stdin)
     if proc.returncode != 0:
         verb = next((a for a in args if not a.startswith("-")), "git")
         raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
@@ -155,6 +159,24 @@ class Scratch:
             return out.read_bytes()
         finally:
             out.unlink(missing_ok=True)
+
+    def code_tree(self, tree_of: str, drop: Sequence[str], patch: bytes = b"") -> str | None:
+        """The tree of ``tree_of`` with ``patch`` applied and the ``drop`` paths left out, as
+        ``Worktree.code_tree``/``code_tree_on`` compute it on the node (the same git steps, so
+        the ids compare); ``None`` when the patch does not apply cleanly. Objects only: the
+        index is a temp file and nothing but tree objects is written, in the scratch."""
+        _check_sha(tree_of, "tree of")
+        with tempfile.TemporaryDirectory(prefix="ralph-bundle-key-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(self.root, "read-tree", tree_of, env=env)
+            if patch:
+                applied = _run(self.root, "apply", "--cached", "--binary", env=env, stdin=patch)
+                if applied.returncode != 0:
+                    return None
+            if drop:  # mode 0 removes the entry (--force-remove would want a work tree)
+                gone = b"".join(b"0 " + b"0" * 40 + b"\t" + p.encode() + b"\0" for p in drop)
+                _git(self.root, "update-index", "-z", "--index-info", env=env, stdin=gone)
+            return _git(self.root, "write-tree", env=env).decode().strip()
 
     def verify_change(self, data: bytes, base: str, commit: str) -> VerifiedChange:
         """Check a node's bundle against the base and the commit it named; keep the commit;

@@ -190,6 +190,8 @@ class ParallelEngine(Engine):
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.approvals.aclose()
+            if self._executor is not None:  # e.g. the Ray executor's warm actors
+                await self._executor.aclose()
             for agent in self._agents.values():
                 try:
                     await agent.aclose()

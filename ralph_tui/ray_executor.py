@@ -5,19 +5,24 @@ scheduler, the approval queue and the verified merge (``ralph_tui.parallel``) do
 Per story the driver:
 
 1. puts the base commit in the object store as a git bundle, once per base commit;
-2. starts a ``StoryRunner`` actor (``ralph_tui.ray_node``) with ``num_cpus`` (and any custom
-   ``resources``) per story, so Ray places it on a node with a free slot, and records the node;
+2. reserves the story's slot, ``num_cpus`` (and any custom ``resources``), as a placement group:
+   Ray picks the node; the story's ``StoryRunner`` actor (``ralph_tui.ray_node``) there is a
+   warm one from the pool (``ralph_tui.ray_pool``: started ahead, so no story waits for a
+   process to start) or, when there is none on that node, a fresh one; the node is recorded;
 3. sends the job, and the credentials the agent needs (in memory: never in an event, the
    journal or a log), then reads the actor's stream: events are emitted as they arrive,
    questions (safe points, approval, escalation, merge) are answered by the real ``WorkerHost``
    and the answer sent back to the same actor, so a rejected change goes back to the same
    conversation;
-4. on approve, the merge works on the node's checkout through ``RemoteCheckout``: the rebase
-   onto main travels as a bundle of the new main commits, the gates re-run on the node, and the
-   change comes back as a bundle that is verified here before its patch is merged.
+4. on approve, the merge works on the node's checkout through ``RemoteCheckout``: the change
+   comes with the node's ``gate``/``merge`` call as a bundle, verified here at once (before the
+   change's turn in the merge train) and only its verified patch is merged; the code trees the
+   merge compares are computed here from it; a rebase onto main is one round trip (the new main
+   commits as a bundle out, the rebased change back), and the gates re-run on the node.
 
 A hard stop (the worker's task cancelled) asks the actor to kill its process tree, then kills
-the actor. A node lost mid-story fails that iteration: the change on that node is gone.
+the actor. Every actor serves one story and is killed when it ends; ``aclose`` kills the warm
+ones left. A node lost mid-story fails that iteration: the change on that node is gone.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +50,7 @@ from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.bundles import Scratch
 from ralph_tui.config import RalphConfig, RayOptions
 from ralph_tui.control import RunEnded
-from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.errors import AgentError, GitError, UsageError
 from ralph_tui.events import Event, EventSink
 from ralph_tui.executor import StoryChange, StoryJob, WorkerHost, WorkerResult
 from ralph_tui.gates import GateResult
@@ -56,10 +61,12 @@ from ralph_tui.ray_node import (
     Emit,
     NodeInfo,
     NodeJob,
+    NodeSnapshot,
     Reply,
     StoryRunner,
     reply_error,
 )
+from ralph_tui.ray_pool import AGENT_MODULES, ActorPool, Lease, retrieved
 from ralph_tui.recovery import new_run_id
 from ralph_tui.supervisor import Supervisor
 
@@ -118,69 +125,111 @@ def connect(options: RayOptions) -> None:
         raise UsageError(f"ray.address {options.address!r}: cannot connect: {exc}") from exc
 
 
+class _Changes:
+    """One story's changes as this driver verified them, by (base, commit). A bundle is
+    verified as soon as it arrives (with the node's ``gate``/``merge`` call or a rebase's
+    answer), while the change still waits for its turn in the merge train."""
+
+    def __init__(self, scratch: Scratch, story_id: str) -> None:
+        self.scratch = scratch
+        self._story_id = story_id
+        self._known: dict[tuple[str, str], asyncio.Future[StoryChange]] = {}
+
+    def receive(self, snap: NodeSnapshot) -> asyncio.Future[StoryChange] | None:
+        """The change ``snap`` names, verified (or being verified); ``None`` when it holds no
+        bundle and this driver has not verified that commit before."""
+        key = (snap.base, snap.commit)
+        known = self._known.get(key)
+        if known is not None and not (known.done() and known.exception() is not None):
+            return known
+        if snap.commit == snap.base:
+            done: asyncio.Future[StoryChange] = asyncio.get_running_loop().create_future()
+            done.set_result(StoryChange(self._story_id, snap.base, snap.base, None, b"", ""))
+            return done
+        if not snap.bundle:
+            return None
+        task = asyncio.ensure_future(self._verify(snap))
+        task.add_done_callback(retrieved)  # awaited by whoever asks for the snapshot
+        self._known[key] = task
+        return task
+
+    async def _verify(self, snap: NodeSnapshot) -> StoryChange:
+        change = await asyncio.to_thread(
+            self.scratch.verify_change, snap.bundle, snap.base, snap.commit
+        )
+        return StoryChange(
+            self._story_id, snap.base, change.commit, None, change.patch, change.diffstat
+        )
+
+
 class RemoteCheckout:
-    """``executor.Checkout`` over a checkout on a node, for the merge on the driver."""
+    """``executor.Checkout`` over a checkout on a node, for the merge on the driver.
+
+    It holds the node's last snapshot (sent with the call that handed this checkout over, or
+    with a rebase's answer), so a snapshot costs no round trip; the code trees are computed
+    here, in the scratch repository, from the verified change. Only a rebase and the gates go
+    to the node (and a snapshot after the gates ran: a gate may have changed files)."""
 
     def __init__(
-        self, actor: Any, checkout_id: int, story_id: str, base: str, scratch: Scratch
+        self,
+        actor: Any,
+        checkout_id: int,
+        snap: NodeSnapshot,
+        changes: _Changes,
+        drop: Sequence[str],
     ) -> None:
         self._actor = actor
         self._id = checkout_id
-        self._story_id = story_id
-        self._base = base
-        self._scratch = scratch
-        self._last: StoryChange | None = None
+        self._changes = changes
+        self._drop = tuple(drop)
+        self._base = snap.base
+        self._current: asyncio.Future[StoryChange] | None = changes.receive(snap)
 
     @property
     def base_commit(self) -> str:
         return self._base
 
+    def _take(self, snap: NodeSnapshot) -> None:
+        self._base = snap.base
+        self._current = self._changes.receive(snap)
+
     async def snapshot(self) -> StoryChange:
-        known = self._last.commit if self._last is not None else None
-        base, commit, data = await self._actor.checkout_snapshot.remote(self._id, known)
-        self._base = base
-        if (
-            self._last is not None
-            and commit == self._last.commit
-            and base == self._last.base_commit
-        ):
-            return self._last  # unchanged since the last snapshot: nothing was sent again
-        change = await asyncio.to_thread(self._scratch.verify_change, data, base, commit)
-        self._last = StoryChange(
-            self._story_id, base, change.commit, None, change.patch, change.diffstat
-        )
-        return self._last
+        if self._current is None:  # not known here: ask the node (for the bundle if need be)
+            self._take(await self._actor.checkout_snapshot.remote(self._id))
+            if self._current is None:
+                self._take(await self._actor.checkout_snapshot.remote(self._id, True))
+            if self._current is None:
+                raise GitError("the node sent no bundle of its change")
+        return await self._current
 
     async def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
         if onto == self._base:
             return []
-        data = await asyncio.to_thread(self._scratch.make_bundle, onto, self._base)
-        conflicts: list[str] = await self._actor.checkout_rebase.remote(
-            self._id, onto, data, keep_conflicts
-        )
-        self._base = await self._actor.checkout_base.remote(self._id)
+        data = await asyncio.to_thread(self._changes.scratch.make_bundle, onto, self._base)
+        answer = await self._actor.checkout_rebase.remote(self._id, onto, data, keep_conflicts)
+        conflicts: list[str] = answer[0]
+        self._base = answer[1]
+        if answer[2] is not None:
+            self._take(answer[2])
+        elif keep_conflicts:  # the node holds the change with conflict markers, uncommitted
+            self._current = None
         return conflicts
 
     async def code_tree_on(self, onto: str) -> str | None:
-        data = b""
-        if onto != self._base:
-            data = await asyncio.to_thread(self._scratch.make_bundle, onto, self._base)
-        tree: str | None = await self._actor.checkout_code_tree_on.remote(self._id, onto, data)
-        return tree
+        change = await self.snapshot()
+        scratch = self._changes.scratch
+        return await asyncio.to_thread(scratch.code_tree, onto, self._drop, change.patch)
 
     async def code_tree(self) -> str:
-        tree: str = await self._actor.checkout_code_tree.remote(self._id)
+        change = await self.snapshot()
+        tree = await asyncio.to_thread(self._changes.scratch.code_tree, change.commit, self._drop)
+        assert tree is not None  # no patch: nothing that could fail to apply
         return tree
 
     async def run_gates(self) -> list[GateResult]:
         results: list[GateResult] = await self._actor.checkout_gates.remote(self._id)
+        self._current = None  # a gate may have changed files: the next snapshot asks the node
         return results
-
-
-class _Placed:
-    def __init__(self, actor: Any, node: str) -> None:
-        self.actor = actor
-        self.node = node
 
 
 class RayExecutor:
@@ -200,14 +249,17 @@ class RayExecutor:
     ) -> None:
         self.root = main_root
         self.options = config.ray
-        self._bookkeeping = tuple(bookkeeping)
+        self.bookkeeping = tuple(bookkeeping)
         self._patch_dir = patch_dir
         self._script = script
         self._credentials = dict(agent_credentials(config) if credentials is None else credentials)
         self._bases: dict[str, Any] = {}  # base commit -> ObjectRef of its bundle
         self._scratch: Scratch | None = None
         self._base_lock = asyncio.Lock()
-        self._placed: dict[tuple[str, int], _Placed] = {}
+        self._placed: dict[tuple[str, int], Lease] = {}
+        self._workers = config.workers
+        self._preload = (AGENT_MODULES[config.agent],) if config.agent in AGENT_MODULES else ()
+        self.pool: ActorPool | None = None
         self._attempts: dict[str, int] = {}
         self._runner: Any = None
         self.nodes: dict[str, str] = {}  # story id -> node of its latest iteration
@@ -218,10 +270,15 @@ class RayExecutor:
             self._scratch = Scratch(self.root)
         return self._scratch
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> ActorPool:
+        """Join the cluster and start the pool of warm actors (once per run)."""
         if self._runner is None:
             await asyncio.to_thread(connect, self.options)
             self._runner = ray.remote(StoryRunner)
+        if self.pool is None:
+            self.pool = ActorPool(self._runner, self.options, self._workers, self._preload)
+            await self.pool.start()
+        return self.pool
 
     async def _bundle(self, base: str) -> Any:
         async with self._base_lock:
@@ -231,46 +288,36 @@ class RayExecutor:
             return self._bases[base]
 
     async def place(self, job: StoryJob) -> str:
-        """Start the story's actor (Ray picks the node); the node it landed on."""
-        await self._connect()
-        options: dict[str, Any] = {
-            "num_cpus": self.options.num_cpus,
-            "max_restarts": 0,
-            "max_task_retries": 0,
-            "max_concurrency": 1000,
-        }
-        if self.options.resources:
-            options["resources"] = dict(self.options.resources)
-        actor = self._runner.options(**options).remote()
-        try:
-            info: NodeInfo = await actor.where.remote()
-        except BaseException:
-            ray.kill(actor, no_restart=True)
-            raise
-        placed = _Placed(actor, info.label)
-        self._placed[(job.story.key, job.iteration)] = placed
-        self.nodes[job.story.key] = placed.node
-        return placed.node
+        """Reserve the story's slot (Ray picks the node) and its actor there, warm from the
+        pool when it has one; the node's name."""
+        pool = await self._connect()
+        lease = await pool.acquire()
+        self._placed[(job.story.key, job.iteration)] = lease
+        self.nodes[job.story.key] = lease.info.label
+        return lease.info.label
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
-        placed = self._placed.pop((job.story.key, job.iteration), None)
-        if placed is None:
+        lease = self._placed.pop((job.story.key, job.iteration), None)
+        if lease is None:
             await self.place(job)
-            placed = self._placed.pop((job.story.key, job.iteration))
+            lease = self._placed.pop((job.story.key, job.iteration))
+        pool = self.pool
+        assert pool is not None  # place() started it
         attempts = self._attempts.get(job.story.key, 0)
         self._attempts[job.story.key] = attempts + 1
-        actor = placed.actor
+        actor = lease.actor
         self.actors[job.story.key] = actor
         try:
             bundle = await self._bundle(job.base_commit)
-            spec = NodeJob(job, self._bookkeeping, self._script, attempts)
-            return await _Session(self, actor, placed.node, job, host).run(bundle, spec)
+            spec = NodeJob(job, self.bookkeeping, self._script, attempts)
+            session = _Session(self, actor, lease.info.label, job, host)
+            return await session.run(bundle, spec, on_start=pool.refill)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(actor, host, job))
             raise
         finally:
             self.actors.pop(job.story.key, None)
-            ray.kill(actor, no_restart=True)
+            pool.release(lease)
 
     async def _cancel(self, actor: Any, host: WorkerHost, job: StoryJob) -> None:
         try:
@@ -288,8 +335,12 @@ class RayExecutor:
         )
 
     async def aclose(self) -> None:
-        for placed in self._placed.values():
-            ray.kill(placed.actor, no_restart=True)
+        """Kill the warm actors and any placed but not run; close the scratch repository."""
+        if self.pool is not None:
+            for lease in self._placed.values():
+                self.pool.release(lease)
+            await self.pool.aclose()
+            self.pool = None
         self._placed.clear()
         self._bases.clear()
         if self._scratch is not None:
@@ -315,15 +366,22 @@ class _Session:
         self._job = job
         self._host = host
         self._handlers: set[asyncio.Task[None]] = set()
+        self._changes = _Changes(executor.scratch(), job.story.key)
         self.merged: str | None = None  # the sha, once this story landed on main
 
-    async def run(self, bundle: Any, spec: NodeJob) -> WorkerResult:
+    async def run(
+        self, bundle: Any, spec: NodeJob, on_start: Callable[[], None] | None = None
+    ) -> WorkerResult:
+        """Read the stream to its end; ``on_start`` is called when the first message arrives."""
         credentials = self._ex._credentials
         stream = self._actor.run.remote(bundle, spec, credentials)
         done: Done | None = None
         try:
             async for ref in stream:
                 batch = await ref
+                if on_start is not None:  # the story is under way
+                    on_start()
+                    on_start = None
                 for message in batch:
                     if isinstance(message, Emit):
                         self._emit(message.event)
@@ -409,14 +467,17 @@ class _Session:
         if call.name == "ask_approval":
             return await host.ask_approval(story, args[0], args[1], args[2])
         if call.name == "gate":
-            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
+            checkout = self._checkout(args[0], args[1])
             return await host.gate(checkout)
         if call.name == "merge":
-            checkout = RemoteCheckout(self._actor, args[0], story.key, args[1], self._ex.scratch())
+            checkout = self._checkout(args[0], args[1])
             sha = await host.merge(story, checkout, args[2])
             self.merged = sha
             return sha
         raise AgentError(f"unknown call from the node: {call.name}")
+
+    def _checkout(self, checkout_id: int, snap: NodeSnapshot) -> RemoteCheckout:
+        return RemoteCheckout(self._actor, checkout_id, snap, self._changes, self._ex.bookkeeping)
 
 
 def build_ray_engine(

@@ -10,7 +10,13 @@ through ``checkout_*`` (rebase onto main, the gates again, the change as a bundl
 
 This module imports no Ray: the driver wraps ``StoryRunner`` with ``ray.remote``. Credentials
 arrive as an argument and go into this actor process's environment only (one process per actor,
-ended when the story ends); they are never part of a message.
+ended when the story ends); they are never part of a message. An actor may be started before its
+story (a warm actor of ``ralph_tui.ray_pool``: ``preload`` imports the agent's backend then), but
+it never serves a second story.
+
+The checkout's state travels with the calls that hand it to the driver (``NodeSnapshot`` with
+``gate`` and ``merge``, and with a rebase's answer), so the merge asks the node only for what
+must happen there: the rebase and the gates.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import importlib
 import logging
 import os
 import platform
@@ -71,6 +78,18 @@ class NodeJob:
     bookkeeping: tuple[str, ...]
     script: dict[str, Any] | None = None  # agent = "scripted": the script itself, not its path
     attempts: int = 0  # earlier attempts at this story (the scripted agent's attempt plans)
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """The node's checkout as of a snapshot: the change is ``commit``, one commit on ``base``
+    (or ``base`` itself: no change); ``bundle`` holds it, empty when the driver already got
+    this commit (or there is none). Sent with the ``gate`` and ``merge`` calls and with a
+    rebase's answer, so the driver needs no round trip to learn it."""
+
+    base: str
+    commit: str
+    bundle: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -256,9 +275,8 @@ class RemoteHost:
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
         checkout_id = self._runner.register(checkout)
         try:
-            sha: str = await self._link.call(
-                "merge", checkout_id, checkout.base_commit, list(learnings)
-            )
+            snap = await self._runner.snapshot_of(checkout)
+            sha: str = await self._link.call("merge", checkout_id, snap, list(learnings))
             return sha
         finally:
             self._runner.unregister(checkout_id)
@@ -271,9 +289,8 @@ class RemoteHost:
         there through ``checkout_*``; the gates run here, their events streamed as they go."""
         checkout_id = self._runner.register(checkout)
         try:
-            results: list[GateResult] = await self._link.call(
-                "gate", checkout_id, checkout.base_commit
-            )
+            snap = await self._runner.snapshot_of(checkout)
+            results: list[GateResult] = await self._link.call("gate", checkout_id, snap)
             return results
         finally:
             self._runner.unregister(checkout_id)
@@ -282,14 +299,20 @@ class RemoteHost:
 class StoryRunner:
     """One story on one node (wrapped by ``ray.remote`` on the driver; an async actor)."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: Sequence[str] = ()) -> None:
         become_subreaper()
+        for module in preload:  # the agent's backend, before a story waits for it
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:  # create_agent says what is missing, in the story
+                log.warning("could not preload %s: %s", module, exc)
         self._link: _Link | None = None
         self._task: asyncio.Task[Any] | None = None
         self._dir: Path | None = None
         self._repo: Path | None = None
         self._checkouts: dict[int, Checkout] = {}
         self._next_checkout = 0
+        self._sent: set[str] = set()  # change commits the driver was sent a bundle of
 
     def where(self) -> NodeInfo:
         import ray  # present: this runs inside a Ray worker
@@ -450,39 +473,33 @@ class StoryRunner:
         except KeyError:
             raise GitError("that checkout is no longer being merged") from None
 
-    async def checkout_snapshot(
-        self, checkout_id: int, known: str | None = None
-    ) -> tuple[str, str, bytes]:
-        """The change as (base, commit, bundle of the commit on its base); no bundle when the
-        driver already has that commit (``known``) or there is no change."""
-        change = await self._checkout(checkout_id).snapshot()
+    async def snapshot_of(self, checkout: Checkout, resend: bool = False) -> NodeSnapshot:
+        """Snapshot the checkout; with the change's bundle unless the driver has it already."""
+        change = await checkout.snapshot()
+        base, commit = change.base_commit, change.commit
+        if commit == base or (commit in self._sent and not resend):
+            return NodeSnapshot(base, commit)
         assert self._repo is not None
-        if change.commit in (change.base_commit, known):
-            return change.base_commit, change.commit, b""
-        data = await asyncio.to_thread(make_bundle, self._repo, change.commit, change.base_commit)
-        return change.base_commit, change.commit, data
+        data = await asyncio.to_thread(make_bundle, self._repo, commit, base)
+        self._sent.add(commit)
+        return NodeSnapshot(base, commit, data)
+
+    async def checkout_snapshot(self, checkout_id: int, resend: bool = False) -> NodeSnapshot:
+        return await self.snapshot_of(self._checkout(checkout_id), resend)
 
     async def checkout_rebase(
         self, checkout_id: int, onto: str, bundle: bytes, keep_conflicts: bool = True
-    ) -> list[str]:
+    ) -> tuple[list[str], str, NodeSnapshot | None]:
+        """Rebase onto ``onto`` (its missing commits in ``bundle``): the conflicts, the base
+        now, and (when it applied) the snapshot of the rebased change, all in one answer."""
         checkout = self._checkout(checkout_id)
         if bundle:
             assert self._repo is not None
             await asyncio.to_thread(fetch_bundle, self._repo, bundle)
-        return await checkout.rebase(onto, keep_conflicts=keep_conflicts)
-
-    def checkout_base(self, checkout_id: int) -> str:
-        return self._checkout(checkout_id).base_commit
-
-    async def checkout_code_tree_on(self, checkout_id: int, onto: str, bundle: bytes) -> str | None:
-        checkout = self._checkout(checkout_id)
-        if bundle:
-            assert self._repo is not None
-            await asyncio.to_thread(fetch_bundle, self._repo, bundle)
-        return await checkout.code_tree_on(onto)
-
-    async def checkout_code_tree(self, checkout_id: int) -> str:
-        return await self._checkout(checkout_id).code_tree()
+        conflicts = await checkout.rebase(onto, keep_conflicts=keep_conflicts)
+        if conflicts:  # with keep_conflicts the markers stay uncommitted, for the agent
+            return conflicts, checkout.base_commit, None
+        return conflicts, checkout.base_commit, await self.snapshot_of(checkout)
 
     async def checkout_gates(self, checkout_id: int) -> list[GateResult]:
         return await self._checkout(checkout_id).run_gates()
