@@ -227,6 +227,96 @@ def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) ->
         assert tip.encode() in data.split(b"\n\n", 1)[0]  # the bundle's header names its tip
 
 
+def test_driver_code_trees_match_the_nodes(tmp_path: Path) -> None:
+    """The merge compares code trees the driver computes (Scratch.code_tree) with the ones the
+    gates ran on; they must be the very ids Worktree.code_tree/code_tree_on give on a node."""
+    from ralph_tui.bundles import Scratch
+    from ralph_tui.worktrees import WorktreeManager
+
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    books = ("tasks/backend_prd.json", "tasks/backend_progress.txt")
+    tree = WorktreeManager(root, books).create("US-001", base)
+    (tree.root / "new.txt").write_text("new\n")
+    (tree.root / "README.md").write_text("# changed\n")
+    commit, patch, _ = tree.snapshot([])
+    (root / "other.txt").write_text("main moved\n")  # main moves on, without a conflict
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "other")
+    onto = git(root, "rev-parse", "HEAD").strip()
+    (root / "README.md").write_text("# a conflicting change\n")
+    git(root, "commit", "-qam", "conflict")
+    clash = git(root, "rev-parse", "HEAD").strip()
+    scratch = Scratch(root)
+    try:
+        assert scratch.code_tree(commit, books) == tree.code_tree()
+        assert scratch.code_tree(onto, books, patch) == tree.code_tree_on(onto)
+        assert scratch.code_tree(clash, books, patch) is None is tree.code_tree_on(clash)
+        # the PRD and progress log are left out: a tree with them differs
+        assert scratch.code_tree(commit, ()) != tree.code_tree()
+    finally:
+        scratch.close()
+
+
+class _Method:
+    def __init__(self, calls: list[str], name: str, answer: Callable[..., Any]) -> None:
+        self._calls, self._name, self._answer = calls, name, answer
+
+    async def _run(self, *args: Any) -> Any:
+        self._calls.append(self._name)
+        return self._answer(*args)
+
+    def remote(self, *args: Any) -> Any:
+        return self._run(*args)
+
+
+async def test_remote_checkout_asks_the_node_only_for_the_rebase_and_the_gates(
+    tmp_path: Path,
+) -> None:
+    """The snapshot comes with the node's call, so the driver's snapshots and code trees cost
+    no round trip; after the gates (which may change files) the next snapshot asks again.
+    A stand-in for the actor records what is asked of the node."""
+    from ralph_tui.bundles import Scratch
+    from ralph_tui.ray_executor import RemoteCheckout, _Changes
+    from ralph_tui.ray_node import NodeSnapshot
+
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    git(tmp_path, "clone", "-q", str(root), str(node))
+    (node / "new.txt").write_text("new\n")
+    git(node, "add", "-A")
+    git(node, "commit", "-qm", "change")
+    commit = git(node, "rev-parse", "HEAD").strip()
+    snap = NodeSnapshot(base, commit, make_bundle(node, commit, base))
+    calls: list[str] = []
+    actor = type("Actor", (), {})()
+    actor.checkout_snapshot = _Method(calls, "snapshot", lambda *a: NodeSnapshot(base, commit))
+    actor.checkout_gates = _Method(calls, "gates", lambda *a: [])
+    books = ("tasks/backend_prd.json",)
+    scratch = Scratch(root)
+    try:
+        changes = _Changes(scratch, "US-001")
+        checkout = RemoteCheckout(actor, 1, snap, changes, books)
+        change = await checkout.snapshot()
+        assert change.commit == commit and b"+new" in change.patch
+        assert await checkout.code_tree() == scratch.code_tree(commit, books)
+        assert await checkout.code_tree_on(base) == await checkout.code_tree()
+        assert calls == []  # nothing asked of the node so far
+        await checkout.run_gates()
+        assert (await checkout.snapshot()).commit == commit  # known here: no bundle again
+        assert calls == ["gates", "snapshot"]
+        # the same commit handed over again, without its bundle: nothing to verify again
+        again = RemoteCheckout(actor, 2, NodeSnapshot(base, commit), changes, books)
+        assert (await again.snapshot()).patch == change.patch
+        # a bundle that does not hold the commit the node named is refused
+        liar = NodeSnapshot(base, base[:-1] + ("0" if base[-1] != "0" else "1"), snap.bundle)
+        with pytest.raises(GitError, match="holds"):
+            await RemoteCheckout(actor, 3, liar, _Changes(scratch, "US-001"), books).snapshot()
+    finally:
+        scratch.close()
+
+
 # ------------------------------------------------------------------------- on the cluster
 
 
@@ -471,6 +561,9 @@ async def test_cancel_kills_the_remote_sandbox(
     await wait_for(lambda: len(marker_pids(f".{tag}")) >= 3, "the remote sleeps to start")
     actor = executor_of(engine).actors["US-001"]
     actor_pid = (await actor.where.remote()).pid
+    pool = executor_of(engine).pool
+    assert pool is not None and pool.idle  # its replacement started once the story was under way
+    warm_pids = _pids([await a.where.remote() for a in pool.idle])
     assert checkouts(ray_cluster)  # the story's clone on its node
     start = time.monotonic()
     run.cancel()
@@ -485,6 +578,8 @@ async def test_cancel_kills_the_remote_sandbox(
     # the actor's process is gone too, and its clone with it
     await wait_for(lambda: not alive(actor_pid), "the actor's process to end", 30)
     assert checkouts(ray_cluster) == []
+    # the run's end closed the executor: the pool's warm actors are gone as well
+    await wait_for(lambda: not any(alive(p) for p in warm_pids), "the warm actors to end", 30)
 
 
 def checkouts(cluster: LocalRayCluster) -> list[Path]:
@@ -575,3 +670,51 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     assert node_of(ray_cluster, started["US-001"][1]) != doomed
     assert not marker_pids(f"3004.{tag}")
     assert all(not alive(pid) for pid in killed)  # every process of the lost node is gone
+
+
+def _pids(infos: list[Any]) -> set[int]:
+    return {int(info.pid) for info in infos}
+
+
+async def test_stories_start_in_warm_actors_one_each_and_nothing_is_left(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """One worker, two stories: the second runs in an actor the pool had started (and that
+    was up) while the first one ran, on the slot the first one left; a replacement is started
+    as each story gets under way; no actor serves two stories; after the run every actor the
+    pool started is gone and its slot given back."""
+    from ray.util import placement_group_table
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    groups_before = set(placement_group_table())
+    story_pid: dict[str, int] = {}
+    idle_at: dict[str, set[int]] = {}
+
+    async def look(request: ApprovalRequest) -> None:
+        executor = executor_of(engine)
+        pool = executor.pool
+        assert pool is not None
+        story_pid[request.story_id] = (await executor.actors[request.story_id].where.remote()).pid
+        idle_at[request.story_id] = _pids([await a.where.remote() for a in pool.idle])
+
+    engine, sink, _ = ray_engine(
+        root, script, ray_cluster, ScriptedSupervisor(on_approve=look), workers=1
+    )
+    assert await engine.run() == 0, "\n".join(story_log(sink))
+    assert passes(root) == {"US-001": True, "US-002": True}
+    one, two = story_pid["US-001"], story_pid["US-002"]
+    assert one != two  # a fresh actor per story
+    assert two in idle_at["US-001"]  # warm: started and up while US-001 still ran
+    assert idle_at["US-002"] and two not in idle_at["US-002"]  # and replaced again
+    started = {one, two} | idle_at["US-001"] | idle_at["US-002"]
+    await wait_for(lambda: not any(alive(pid) for pid in started), "every pool actor to end", 30)
+    # one slot for both stories (kept for the next one), given back at the end
+    ours = {g: t for g, t in placement_group_table().items() if g not in groups_before}
+    assert len(ours) == 1, ours
+    assert [t["state"] for t in ours.values()] == ["REMOVED"]
