@@ -4,6 +4,7 @@
 ``complete_task``, ``run_quality_gates`` and ``escalate`` mean (fix attempts, approval, the
 iteration's outcome) and reaches the engine only through ``IterationHost``, a small public
 interface, so the rules of an iteration read in one place and the engine's internals stay its own.
+``RunHost`` is the part of that interface a worker's host (``executor.WorkerHost``) shares.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ class MergeConflict(GitError):
     rebased tree): it goes back to the agent and counts as a fix attempt."""
 
 
-class IterationHost(Protocol):
-    """What ``IterationControl`` needs from the engine (``Engine`` implements it)."""
-
-    @property
-    def workspace(self) -> Workspace: ...
+class RunHost(Protocol):
+    """What running one story needs from the run, wherever the story runs: the base of the
+    two hosts, ``IterationHost`` (the story in the checkout the engine gates and commits in)
+    and ``executor.WorkerHost`` (the story in an executor's own checkout, merged by the
+    engine). Safe points, cost, events and the human are the same for both."""
 
     @property
     def max_fix_attempts(self) -> int: ...
@@ -62,19 +63,28 @@ class IterationHost(Protocol):
 
     def add_usage(self, story: Story, usage: Usage) -> None: ...
 
-    async def run_gates(self, story: Story | None = None) -> list[GateResult]: ...
-
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
     ) -> EscalationAnswer: ...
+
+    def add_feedback(self, story: Story, feedback: str) -> None: ...
+
+
+class IterationHost(RunHost, Protocol):
+    """What ``IterationControl`` needs from the engine (``Engine`` implements it; a worker's
+    executor adapts its ``WorkerHost`` to it): where the agent works, its gates, approval
+    and the commit."""
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    async def run_gates(self, story: Story | None = None) -> list[GateResult]: ...
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult]
     ) -> ApprovalDecision: ...
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str: ...
-
-    def add_feedback(self, story: Story, feedback: str) -> None: ...
 
 
 class IterationControl:

@@ -48,7 +48,14 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ralph_tui.config import RalphConfig
-from ralph_tui.control import IterationControl, MergeConflict, RunEnded, drive_agent, gate_event
+from ralph_tui.control import (
+    IterationControl,
+    MergeConflict,
+    RunEnded,
+    RunHost,
+    drive_agent,
+    gate_event,
+)
 from ralph_tui.errors import RalphError
 from ralph_tui.events import Event, GateStarted, IterationOutcome
 from ralph_tui.gates import GateResult, run_story_gates
@@ -137,29 +144,13 @@ class Checkout(Protocol):
     async def run_gates(self) -> list[GateResult]: ...
 
 
-class WorkerHost(Protocol):
-    """The engine's side of one job (``ralph_tui.parallel`` implements it)."""
+class WorkerHost(RunHost, Protocol):
+    """The engine's side of one job (``ralph_tui.parallel`` implements it; ``ray_node`` on a
+    node): ``RunHost`` plus the worker's number, the one approval queue, the merge train's
+    gate and the verified merge in place of the single loop's gates, approval and commit."""
 
     @property
     def worker(self) -> int: ...
-
-    @property
-    def max_fix_attempts(self) -> int: ...
-
-    @property
-    def stop_requested(self) -> bool: ...
-
-    def emit(self, event: Event) -> None: ...
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None: ...
-
-    async def wait_at_safe_point(self) -> None: ...
-
-    def add_usage(self, story: Story, usage: Usage) -> None: ...
-
-    async def ask_human(
-        self, story: Story, question: str, tried: str, *, automatic: bool
-    ) -> EscalationAnswer: ...
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
@@ -174,8 +165,6 @@ class WorkerHost(Protocol):
         ahead of it (moved there by ``Checkout.rebase`` when that applies cleanly). When the
         queue lands as predicted, the check at merge time finds nothing to re-run."""
         ...
-
-    def add_feedback(self, story: Story, feedback: str) -> None: ...
 
 
 class Executor(Protocol):
