@@ -60,7 +60,7 @@ from ralph_tui.supervisor import (
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher
-from ralph_tui.tui.screens import ConfirmQuit, StoryEditor
+from ralph_tui.tui.screens import StoryEditor, confirm_quit
 from ralph_tui.tui.supervisor import TuiSupervisor
 from ralph_tui.tui.widgets.diff_view import DiffView
 from ralph_tui.tui.widgets.gates_panel import GatesPanel
@@ -615,7 +615,7 @@ class RalphApp(App[int]):
         if self._quitting:
             self.notify("Stopping at the next safe point…")
             return
-        self.push_screen(ConfirmQuit(), self._quit_confirmed)
+        self.push_screen(confirm_quit(), self._quit_confirmed)
 
     def _exit_with(self, code: int) -> None:
         """Exit with the run's exit code as both the app's result and its return code."""

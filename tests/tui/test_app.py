@@ -11,7 +11,7 @@ from textual.widgets import Input
 
 from ralph_tui.tui.app import RalphApp
 from ralph_tui.tui.bars.approval import approval_text
-from ralph_tui.tui.screens import ConfirmQuit
+from ralph_tui.tui.screens import Confirm
 from tests.support.repo import git, make_repo, story, write_prd
 from tests.tui.support import build_app, complete, create, wait_for
 
@@ -263,7 +263,7 @@ async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> No
         await wait_for(pilot, lambda: agent.reached("streamed"), what="streaming")
         await wait_for(pilot, lambda: "streaming" in " ".join(app.transcript.plain_lines()))
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="confirm")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: app.engine.stop_requested, what="stop requested")
         agent.release("streamed")
