@@ -76,3 +76,54 @@ async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
         await wait_for(pilot, lambda: task.done(), what="the run to end for the client")
         assert task.result() == 0
     assert "Task #US-001" in git(root, "log", "--format=%s", "-1")
+
+
+async def test_attached_app_answers_an_escalation_and_the_agent_gets_it(tmp_path: Path) -> None:
+    from ralph_tui.agents.scripted import ScriptedAgent
+    from tests.support.engine import complete, create
+
+    root = make_repo(tmp_path / "ws")
+    ask = {"tool": "escalate", "input": {"question": "Euros or dollars?", "tried": "Read it"}}
+    script = {"default": [ask, create("src/x.py", "X = 1\n"), complete()]}
+    async with served_run(root, script) as served:
+        await served.sink.wait(waiting)
+        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
+        app = AttachedApp(served.url, served.token, info, prd)
+        async with app.run_test(size=(120, 40)) as pilot:
+            bar = app.escalation_bar
+            await wait_for(pilot, lambda: bar.is_open, what="the escalation bar")
+            await wait_for(pilot, lambda: app.focused is bar.answer_box, what="the answer box")
+            await pilot.press(*"Use euros", "enter")
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            await pilot.press("a")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to end")
+        assert served.task.result() == 0
+        agent = served.run.engine.agent
+        assert isinstance(agent, ScriptedAgent)
+        told = [o.content for name, o in agent.received if name == "escalate"]
+        assert told == ["Answer from the human supervisor:\nUse euros"]
+    assert "Use euros" in (root / "tasks/backend_progress.txt").read_text()
+
+
+async def test_x_asks_then_stops_the_run_itself(tmp_path: Path) -> None:
+    from ralph_tui.tui.screens import Confirm
+
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        await served.sink.wait(waiting)
+        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
+        app = AttachedApp(served.url, served.token, info, prd)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            assert app.screen.has_class("-danger")
+            await pilot.press("n")  # keep running: nothing is sent
+            await wait_for(pilot, lambda: not isinstance(app.screen, Confirm), what="closed")
+            assert not served.run.engine.stop_requested
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to stop")
+        assert served.task.result() == 130
+    assert "Task #" not in git(root, "log", "--format=%s", "-1")
