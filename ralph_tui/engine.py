@@ -381,7 +381,7 @@ class Engine:
         if outcome == "committed":
             self.failures[story.key] = 0
             await asyncio.to_thread(self._end_iteration)
-            self.emit(IterationFinished(iteration=number, story_id=story.key, outcome=outcome))
+            self._iteration_finished(number, story, outcome)
         else:
             await self._finish_uncommitted(story, number, outcome, message)
         ended = ended or control.run_ended
@@ -427,15 +427,26 @@ class Engine:
                 patch_path = await asyncio.to_thread(self._wind_up, story, number, notes)
         finally:
             self._report(notes)
-            self.emit(
-                IterationFinished(
-                    iteration=number,
-                    story_id=story.key,
-                    outcome=outcome,
-                    message=message,
-                    patch_path=str(patch_path) if patch_path else None,
-                )
+            self._iteration_finished(number, story, outcome, message, patch_path)
+
+    def _iteration_finished(
+        self,
+        number: int,
+        story: Story,
+        outcome: IterationOutcome,
+        message: str = "",
+        patch_path: Path | None = None,
+    ) -> None:
+        """How an iteration ended, the single loop's and every worker's alike."""
+        self.emit(
+            IterationFinished(
+                iteration=number,
+                story_id=story.key,
+                outcome=outcome,
+                message=message,
+                patch_path=str(patch_path) if patch_path else None,
             )
+        )
 
     def _wind_up(self, story: Story, number: int, notes: list[str]) -> Path | None:
         try:

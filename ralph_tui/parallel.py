@@ -35,7 +35,6 @@ from ralph_tui.events import (
     ApprovalDecided,
     Event,
     EventSink,
-    IterationFinished,
     IterationStarted,
     PrdChanged,
 )
@@ -282,15 +281,7 @@ class ParallelEngine(Engine):
             result: WorkerResult = await self._executor.run(job, host)
         finally:
             self._leave_train(worker)
-        self.emit(
-            IterationFinished(
-                iteration=number,
-                story_id=story.key,
-                outcome=result.outcome,
-                message=result.message,
-                patch_path=str(result.patch_path) if result.patch_path else None,
-            )
-        )
+        self._iteration_finished(number, story, result.outcome, result.message, result.patch_path)
         if result.run_ended is not None:
             raise result.run_ended
         if result.outcome == "committed":
