@@ -70,6 +70,43 @@ class RunHost(Protocol):
     def add_feedback(self, story: Story, feedback: str) -> None: ...
 
 
+class ForwardingHost:
+    """A ``RunHost`` that hands every call to another one: the base of the adapters between
+    the two hosts, which override only what they change (a worker's stop, the escalation
+    lock) and add their own side."""
+
+    def __init__(self, run: RunHost) -> None:
+        self._run = run
+
+    @property
+    def max_fix_attempts(self) -> int:
+        return self._run.max_fix_attempts
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._run.stop_requested
+
+    def emit(self, event: Event) -> None:
+        self._run.emit(event)
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self._run.notice(message, level)
+
+    async def wait_at_safe_point(self) -> None:
+        await self._run.wait_at_safe_point()
+
+    def add_usage(self, story: Story, usage: Usage) -> None:
+        self._run.add_usage(story, usage)
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer:
+        return await self._run.ask_human(story, question, tried, automatic=automatic)
+
+    def add_feedback(self, story: Story, feedback: str) -> None:
+        self._run.add_feedback(story, feedback)
+
+
 class IterationHost(RunHost, Protocol):
     """What ``IterationControl`` needs from the engine (``Engine`` implements it; a worker's
     executor adapts its ``WorkerHost`` to it): where the agent works, its gates, approval

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from ralph_tui.agents import create_agent
 from ralph_tui.approvals import ApprovalQueue
 from ralph_tui.config import RalphConfig
-from ralph_tui.control import RunEnded, approval_request, gate_report
+from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
 from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine
 from ralph_tui.events import (
     ApprovalDecided,
@@ -48,7 +48,7 @@ from ralph_tui.executor import (
 )
 from ralph_tui.gates import GateResult
 from ralph_tui.git_repo import _run_git
-from ralph_tui.iteration import Agent, Usage
+from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
@@ -469,33 +469,19 @@ class _Ticket:
     placed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
-class WorkerHost:
-    """The engine's side of one job (``executor.WorkerHost``)."""
+class WorkerHost(ForwardingHost):
+    """The engine's side of one job (``executor.WorkerHost``): the run's own host, with this
+    worker's stop and escalations taken one at a time."""
 
     def __init__(self, engine: ParallelEngine, worker: int, story: Story) -> None:
+        super().__init__(engine)
         self._engine = engine
         self.worker = worker
         self.story = story
 
     @property
-    def max_fix_attempts(self) -> int:
-        return self._engine.max_fix_attempts
-
-    @property
     def stop_requested(self) -> bool:
         return self._engine.stop_requested or self.story.key in self._engine._stopping
-
-    def emit(self, event: Event) -> None:
-        self._engine.emit(event)
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        self._engine.notice(message, level)
-
-    async def wait_at_safe_point(self) -> None:
-        await self._engine.wait_at_safe_point()
-
-    def add_usage(self, story: Story, usage: Usage) -> None:
-        self._engine.add_usage(story, usage)
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
@@ -510,9 +496,6 @@ class WorkerHost:
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
         return await self._engine.merge(story, checkout, learnings)
-
-    def add_feedback(self, story: Story, feedback: str) -> None:
-        self._engine.add_feedback(story, feedback)
 
     async def gate(self, checkout: Checkout) -> list[GateResult]:
         return await self._engine.gate(self.worker, self.story, checkout)
