@@ -184,25 +184,12 @@ class IterationControl:
         host = self._host
         results = await host.run_gates(self.story)
         if not all(r.passed for r in results):
-            self.gate_failures += 1
-            report = gate_report(results)
-            limit = host.max_fix_attempts
-            if self.gate_failures > limit:
-                self._end("failed", f"quality gates still failing after {limit} fix attempts")
-                return ToolOutcome(
-                    f"Quality gates failed and the {limit} fix attempts are used up; "
-                    f"the iteration ends without a commit.\n\n{report}",
-                    is_error=True,
-                    ends_iteration=True,
-                )
-            host.notice(
-                f"gates failed; fix attempt {self.gate_failures} of {limit} "
-                f"for Task #{self.story.key}"
-            )
-            return ToolOutcome(
-                f"Quality gates failed (fix attempt {self.gate_failures} of {limit}). "
-                f"Fix the problems, then call complete_task again.\n\n{report}",
-                is_error=True,
+            return self._fix_attempt(
+                gate_report(results),
+                failed="Quality gates failed",
+                still="quality gates still failing",
+                noticed="gates failed",
+                retry="Quality gates failed ({attempt}). Fix the problems",
             )
         return await self._approval(summary, learnings, results)
 
@@ -244,24 +231,35 @@ class IterationControl:
         )
 
     def _merge_failed(self, report: str) -> ToolOutcome:
+        return self._fix_attempt(
+            report,
+            failed="The approved change could not be merged",
+            still="the change still does not merge",
+            noticed="merge needs a fix",
+            retry="The approved change could not be merged onto the main branch ({attempt}). "
+            "Fix it",
+        )
+
+    def _fix_attempt(
+        self, report: str, *, failed: str, still: str, noticed: str, retry: str
+    ) -> ToolOutcome:
+        """One more failed try (red gates, or an approved change that does not merge): the
+        report goes back to the agent until ``max_fix_attempts`` are used up, then the
+        iteration ends without a commit. ``retry`` names the attempt as ``{attempt}``."""
         self.gate_failures += 1
         limit = self._host.max_fix_attempts
         if self.gate_failures > limit:
-            self._end("failed", f"the change still does not merge after {limit} fix attempts")
+            self._end("failed", f"{still} after {limit} fix attempts")
             return ToolOutcome(
-                f"The approved change could not be merged and the {limit} fix attempts are "
-                f"used up; the iteration ends without a commit.\n\n{report}",
+                f"{failed} and the {limit} fix attempts are used up; "
+                f"the iteration ends without a commit.\n\n{report}",
                 is_error=True,
                 ends_iteration=True,
             )
-        self._host.notice(
-            f"merge needs a fix; fix attempt {self.gate_failures} of {limit} "
-            f"for Task #{self.story.key}"
-        )
+        attempt = f"fix attempt {self.gate_failures} of {limit}"
+        self._host.notice(f"{noticed}; {attempt} for Task #{self.story.key}")
         return ToolOutcome(
-            f"The approved change could not be merged onto the main branch (fix attempt "
-            f"{self.gate_failures} of {limit}). Fix it, then call complete_task again.\n\n"
-            f"{report}",
+            retry.format(attempt=attempt) + f", then call complete_task again.\n\n{report}",
             is_error=True,
         )
 
