@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.config import RalphConfig
@@ -63,6 +63,7 @@ from ralph_tui.tui.batcher import EventBatcher
 from ralph_tui.tui.screens import StoryEditor, confirm_quit
 from ralph_tui.tui.supervisor import TuiSupervisor
 from ralph_tui.tui.widgets.diff_view import DiffView
+from ralph_tui.tui.widgets.footer import SteadyFooter
 from ralph_tui.tui.widgets.gates_panel import GatesPanel
 from ralph_tui.tui.widgets.status_line import RunStatus, StatusLine
 from ralph_tui.tui.widgets.task_board import BoardState, TaskBoard
@@ -156,7 +157,9 @@ class RalphApp(App[int]):
         self.workspace = workspace
         self.clock = clock
         self.autostart = autostart
-        self.batcher = EventBatcher(on_first=self._schedule_flush)
+        self.batcher = EventBatcher(
+            on_first=self._schedule_flush, on_urgent=self._schedule_urgent_flush
+        )
         self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
         # run_factory: the same app over a served or an attached run (ralph_tui/server/)
         self.engine: RunHandle = (
@@ -182,6 +185,7 @@ class RalphApp(App[int]):
         self._run_started = False
         self._quitting = False
         self._flush_scheduled = False
+        self._urgent_flush_scheduled = False
         self._last_flush = 0.0  # time.monotonic() of the last flush
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
@@ -223,7 +227,7 @@ class RalphApp(App[int]):
                     yield DiffView(id="diff")
         yield ApprovalBar(id="approval")
         yield EscalationBar(id="escalation")
-        yield Footer()
+        yield SteadyFooter()
 
     @property
     def board(self) -> TaskBoard:
@@ -313,15 +317,27 @@ class RalphApp(App[int]):
     # ------------------------------------------------------------------ events -> widgets
 
     def _schedule_flush(self) -> None:
+        self._on_ui_loop(self._arm_flush)
+
+    def _schedule_urgent_flush(self) -> None:
+        self._on_ui_loop(self._flush_soon)
+
+    def _on_ui_loop(self, callback: Callable[[], None]) -> None:
         # thread-safe: some engine callbacks may come from gate or git threads
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is not None and loop is self._loop:
-            self._arm_flush()
+            callback()
         elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._arm_flush)
+            self._loop.call_soon_threadsafe(callback)
+
+    def _flush_soon(self) -> None:
+        """An event the human acts on: on screen now, whatever the stream's flush timer says."""
+        if not self._urgent_flush_scheduled:
+            self._urgent_flush_scheduled = True
+            self.call_next(self.flush_events)
 
     def _arm_flush(self) -> None:
         # Leading edge: the first event after a quiet spell (an approval, a gate result) is on
@@ -337,6 +353,7 @@ class RalphApp(App[int]):
     def flush_events(self) -> None:
         """Apply every queued event to the widgets; cheap when nothing is queued."""
         self._flush_scheduled = False
+        self._urgent_flush_scheduled = False
         self._last_flush = time.monotonic()
         events = self.batcher.drain()
         if not events:
