@@ -14,7 +14,7 @@
    ``create(stream=True)`` events read in a bare loop (the floor any client pays).
 
 Apps run headless (``run_test``) at 200x50. Every measurement runs in a fresh interpreter (a face
-measured second in one process inherits the first one's warm caches), three rounds with the
+measured second in one process inherits the first one's warm caches), five rounds with the
 order of each pair alternating; ratios are the median of the rounds' ratios, with their range.
 Run: .venv/bin/python benchmarks/bench_tui.py
 """
@@ -56,7 +56,7 @@ STREAM_BYTES = 2 * 1024 * 1024
 DIFF_LINES = 20_000
 ANSWER_BYTES = 300 * 1024
 KEY_EVERY_S = 0.2
-ROUNDS = 3
+ROUNDS = 5
 
 
 class ProbedApp(RalphApp):

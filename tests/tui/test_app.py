@@ -506,3 +506,41 @@ async def test_an_event_the_human_acts_on_skips_the_stream_interval(
         await wait_for(pilot, lambda: len(app.batcher) == 0, what="urgent flush")
         assert "held text" in " ".join(app.transcript.plain_lines())
         assert app.status.state == "waiting"
+
+
+async def test_start_up_lends_the_preflight_thread_the_gil_and_gives_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the first frames paint, the preflight's git calls ran at the 5 ms switch interval's
+    pace; the app lowers it until the run has started, then restores it (also on a refusal)."""
+    import sys
+
+    from ralph_tui.engine import Engine
+    from ralph_tui.tui.app import STARTUP_SWITCH_INTERVAL_S
+
+    default = sys.getswitchinterval()
+    seen: list[float] = []
+    preflight = Engine._preflight
+
+    def watched(self: Engine) -> None:
+        seen.append(sys.getswitchinterval())
+        preflight(self)
+
+    monkeypatch.setattr(Engine, "_preflight", watched)
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app._run_started, what="run started")
+        assert seen == [STARTUP_SWITCH_INTERVAL_S]
+        assert sys.getswitchinterval() == default
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+
+    (root / "dirty.txt").write_text("mine\n", encoding="utf-8")
+    refused, _ = build_app(root, ONE_EDIT)
+    async with refused.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: refused.error_message is not None, what="refusal")
+    assert "uncommitted changes" in (refused.error_message or "")
+    assert seen[-1] == STARTUP_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == default
