@@ -13,7 +13,10 @@
    story's commit, in the TUI against headless; and headless against the SDK's raw
    ``create(stream=True)`` events read in a bare loop (the floor any client pays).
 
-Apps run headless (``run_test``) at 200x50. Run: .venv/bin/python benchmarks/bench_tui.py
+Apps run headless (``run_test``) at 200x50. Every measurement runs in a fresh interpreter (a face
+measured second in one process inherits the first one's warm caches), five rounds with the
+order of each pair alternating; ratios are the median of the rounds' ratios, with their range.
+Run: .venv/bin/python benchmarks/bench_tui.py
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ STREAM_BYTES = 2 * 1024 * 1024
 DIFF_LINES = 20_000
 ANSWER_BYTES = 300 * 1024
 KEY_EVERY_S = 0.2
+ROUNDS = 5
 
 
 class ProbedApp(RalphApp):
@@ -72,6 +76,16 @@ class ProbedApp(RalphApp):
     def probe(self) -> None:
         self.posted.append(time.perf_counter())
         self.post_message(events.Key("f12", None))
+
+
+def approve(app: RalphApp) -> object:
+    """Press ``a`` as a terminal delivers it: posted, not awaited.
+
+    ``Pilot.press`` also waits until every widget on screen is idle, which during the paints
+    after an approval held the benchmark's own loop 0.1-0.2 s past the run's end.
+    """
+    app.simulate_key("a")
+    return app.supervisor.approval
 
 
 class BareBoard(App[None]):
@@ -108,21 +122,6 @@ async def paint_once(face: str, tmp: Path) -> float:
         return time.perf_counter() - t0
 
 
-def first_paint(tmp: Path) -> tuple[float, float]:
-    """Each app in a fresh process, as it starts for real: neither inherits the other's warm
-    caches or garbage-collector state (RalphApp freezes the heap, gc.freeze, a bare app not)."""
-    times: list[float] = []
-    for face in ("tui", "bare"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--paint", face, str(tmp / f"paint-{face}")],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        times.append(float(out.strip().splitlines()[-1]))
-    return times[0], times[1]
-
-
 def stream_script(path: Path) -> None:
     line = "The agent explains its plan in some detail, one line after another. " * 1 + "\n"
     text = line * (STREAM_BYTES // len(line))
@@ -156,9 +155,10 @@ async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int, list[flo
     t0 = time.perf_counter()
     async with app.run_test(size=SIZE) as pilot:
         next_key = time.perf_counter() + KEY_EVERY_S
+        answered = None
         while app.exit_code is None and app.is_running:
-            if app.supervisor.approval is not None:
-                await pilot.press("a")
+            if app.supervisor.approval is not None and app.supervisor.approval is not answered:
+                answered = approve(app)
             elif time.perf_counter() >= next_key and len(app.posted) == len(app.handled):
                 app.probe()
                 next_key = time.perf_counter() + KEY_EVERY_S
@@ -216,31 +216,36 @@ class FakeApi:
         self.proc.wait(timeout=10)
 
 
-async def real_path(tmp: Path) -> tuple[float, float, float]:
-    """(TUI, headless, bare SDK loop) seconds for the 300 KB answer, each on a fresh server."""
-    times: list[float] = []
-    for face in ("tui", "headless"):
-        api = FakeApi(tmp, answer_replies())
-        try:
-            root = make_repo(tmp / f"real-{face}")
-            config = load_config(root, {"agent": "anthropic", "approve": "auto"})
-            agent = AnthropicAgent(config, client=api.client())
-            t0 = time.perf_counter()
-            if face == "tui":
-                app = RalphApp(root, config, agent=agent)
-                async with app.run_test(size=SIZE) as pilot:
-                    while app.exit_code is None and app.is_running:
-                        if app.supervisor.approval is not None:
-                            await pilot.press("a")
-                        await asyncio.sleep(0.01)
-                code = app.exit_code
-            else:
-                with open(os.devnull, "w", encoding="utf-8") as out:  # noqa: ASYNC230
-                    code = await run_headless(root, config, out=out, agent=agent)
-            times.append(time.perf_counter() - t0)
-            assert code == 0, (face, code)
-        finally:
-            api.close()
+async def real_one(tmp: Path, face: str) -> float:
+    """Seconds from start to the story's commit for the 300 KB answer, on a fresh server."""
+    api = FakeApi(tmp, answer_replies())
+    try:
+        root = make_repo(tmp / f"real-{face}")
+        config = load_config(root, {"agent": "anthropic", "approve": "auto"})
+        agent = AnthropicAgent(config, client=api.client())
+        t0 = time.perf_counter()
+        if face == "tui":
+            app = RalphApp(root, config, agent=agent)
+            async with app.run_test(size=SIZE):
+                answered = None
+                while app.exit_code is None and app.is_running:
+                    approval = app.supervisor.approval
+                    if approval is not None and approval is not answered:
+                        answered = approve(app)
+                    await asyncio.sleep(0.01)
+            code = app.exit_code
+        else:
+            with open(os.devnull, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+                code = await run_headless(root, config, out=out, agent=agent)
+        elapsed = time.perf_counter() - t0
+        assert code == 0, (face, code)
+        return elapsed
+    finally:
+        api.close()
+
+
+async def real_bare(tmp: Path) -> float:
+    """The floor: the SDK's raw ``create(stream=True)`` events read in a bare loop."""
     api = FakeApi(tmp, answer_replies()[:1])
     try:
         client = api.client()
@@ -258,9 +263,9 @@ async def real_path(tmp: Path) -> tuple[float, float, float]:
         bare = time.perf_counter() - t0
         assert len("".join(parts)) >= ANSWER_BYTES * 0.9
         await client.close()
+        return bare
     finally:
         api.close()
-    return times[0], times[1], bare
 
 
 async def big_diff(tmp: Path) -> tuple[float, float]:
@@ -286,47 +291,104 @@ async def big_diff(tmp: Path) -> tuple[float, float]:
     return git_time, shown
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="ralph-bench-tui-") as name:
-        tmp = Path(name)
-        tui, bare = first_paint(tmp)
-        print(
-            f"first paint, {STORIES}-story PRD      ralph-tui {tui * 1000:7.0f} ms   "
-            f"bare Textual DataTable {bare * 1000:7.0f} ms   = {tui / bare:.2f}x"
-        )
+async def measure(kind: str, tmp: Path) -> dict[str, object]:
+    """One measurement, run in a process of its own (see ``fresh``)."""
+    if kind in ("paint-tui", "paint-bare"):
+        return {"s": await paint_once(kind.removeprefix("paint-"), tmp)}
+    if kind in ("stream-tui", "stream-headless"):
         script = tmp / "stream.json"
         stream_script(script)
-        tui_s, flushes, received, keys = await stream_tui(tmp, script)
-        headless_s = await stream_headless(tmp, script)
-        print(
-            f"2 MB streamed run (wall)            ralph-tui {tui_s:7.2f} s    "
-            f"headless               {headless_s:7.2f} s   "
-            f"= {tui_s / headless_s:.2f}x  ({received} events in {flushes} UI flushes)"
-        )
-        if keys:
-            median, worst = statistics.median(keys) * 1000, max(keys) * 1000
-            print(
-                f"key press during the 2 MB stream    median   {median:7.1f} ms   "
-                f"max                    {worst:7.1f} ms   ({len(keys)} presses)"
-            )
+        if kind == "stream-headless":
+            return {"s": await stream_headless(tmp, script)}
+        elapsed, flushes, received, keys = await stream_tui(tmp, script)
+        return {"s": elapsed, "flushes": flushes, "received": received, "keys": keys}
+    if kind in ("real-tui", "real-headless"):
+        return {"s": await real_one(tmp, kind.removeprefix("real-"))}
+    if kind == "real-bare":
+        return {"s": await real_bare(tmp)}
+    if kind == "diff":
         git_s, shown_s = await big_diff(tmp)
+        return {"s": shown_s, "git": git_s}
+    raise SystemExit(f"unknown measurement {kind!r}")
+
+
+def fresh(kind: str) -> dict[str, object]:
+    """Run one measurement in a new interpreter: every face starts cold, as it does for real.
+
+    In one process the face measured second inherits the first one's imports, caches and
+    garbage-collector state; that alone moved a ratio by 0.1-0.5x.
+    """
+    with tempfile.TemporaryDirectory(prefix="ralph-bench-tui-") as name:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", kind, name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def pairs(first: str, second: str) -> tuple[list[float], list[float], list[dict[str, object]]]:
+    """ROUNDS runs of each, alternating which goes first, each in a fresh process."""
+    a_times: list[float] = []
+    b_times: list[float] = []
+    a_results: list[dict[str, object]] = []
+    for round_ in range(ROUNDS):
+        order = (first, second) if round_ % 2 == 0 else (second, first)
+        results = {kind: fresh(kind) for kind in order}
+        a_results.append(results[first])
+        a_times.append(float(results[first]["s"]))  # type: ignore[arg-type]
+        b_times.append(float(results[second]["s"]))  # type: ignore[arg-type]
+    return a_times, b_times, a_results
+
+
+def ratios(a: list[float], b: list[float]) -> str:
+    each = sorted(x / y for x, y in zip(a, b, strict=True))
+    return f"= {statistics.median(each):.2f}x (rounds {each[0]:.2f}-{each[-1]:.2f}x)"
+
+
+def main() -> None:
+    print(f"median of {ROUNDS} rounds, each face in a fresh process, order alternating")
+    tui, bare, _ = pairs("paint-tui", "paint-bare")
+    print(
+        f"first paint, {STORIES}-story PRD      ralph-tui {statistics.median(tui) * 1000:7.0f} ms"
+        f"   bare Textual DataTable {statistics.median(bare) * 1000:7.0f} ms   {ratios(tui, bare)}"
+    )
+    tui, headless, details = pairs("stream-tui", "stream-headless")
+    flushes = statistics.median(int(d["flushes"]) for d in details)  # type: ignore[call-overload]
+    print(
+        f"2 MB streamed run (wall)            ralph-tui {statistics.median(tui):7.2f} s    "
+        f"headless               {statistics.median(headless):7.2f} s   {ratios(tui, headless)}"
+        f"  ({details[0]['received']} events in about {flushes:.0f} UI flushes)"
+    )
+    keys = [float(k) for d in details for k in d["keys"]]  # type: ignore[attr-defined]
+    if keys:
+        median, worst = statistics.median(keys) * 1000, max(keys) * 1000
         print(
-            f"{DIFF_LINES}-line diff                    shown in  {shown_s * 1000:7.0f} ms   "
-            f"(of which git diff      {git_s * 1000:7.0f} ms)"
+            f"key press during the 2 MB stream    median   {median:7.1f} ms   "
+            f"max                    {worst:7.1f} ms   ({len(keys)} presses)"
         )
-        tui_r, headless_r, bare_r = await real_path(tmp)
-        print(
-            f"300 KB Anthropic answer to commit   ralph-tui {tui_r:7.2f} s    "
-            f"headless               {headless_r:7.2f} s   = {tui_r / headless_r:.2f}x"
-        )
-        print(
-            f"the same, headless vs bare SDK loop headless  {headless_r:7.2f} s    "
-            f"raw create(stream=True) {bare_r:6.2f} s   = {headless_r / bare_r:.2f}x"
-        )
+    diff = fresh("diff")
+    print(
+        f"{DIFF_LINES}-line diff                    shown in  "
+        f"{float(diff['s']) * 1000:7.0f} ms   "  # type: ignore[arg-type]
+        f"(of which git diff      {float(diff['git']) * 1000:7.0f} ms)"  # type: ignore[arg-type]
+    )
+    tui, headless, _ = pairs("real-tui", "real-headless")
+    print(
+        f"300 KB Anthropic answer to commit   ralph-tui {statistics.median(tui):7.2f} s    "
+        f"headless               {statistics.median(headless):7.2f} s   {ratios(tui, headless)}"
+    )
+    headless, bare, _ = pairs("real-headless", "real-bare")
+    print(
+        f"the same, headless vs bare SDK loop headless  {statistics.median(headless):7.2f} s    "
+        f"raw create(stream=True) {statistics.median(bare):6.2f} s   {ratios(headless, bare)}"
+    )
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--paint"]:
-        print(asyncio.run(paint_once(sys.argv[2], Path(sys.argv[3]))))
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(asyncio.run(measure(sys.argv[2], Path(sys.argv[3])))))
     else:
-        asyncio.run(main())
+        main()

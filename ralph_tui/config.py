@@ -24,6 +24,14 @@ DEFAULT_GATES: dict[str, str] = {
 }
 
 
+def refuse_own_credentials(names: list[str]) -> list[str]:
+    """A list of variables handed to commands never names ralph-tui's own model credentials."""
+    for name in names:
+        if name.upper().startswith("ANTHROPIC_") or name.upper() == "CLAUDE_CODE_OAUTH_TOKEN":
+            raise ValueError(f"{name} is ralph-tui's own credential; it never goes to commands")
+    return names
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,8 +77,15 @@ class NotifyOptions(_Strict):
     osc: bool = True  # desktop notification through the terminal (OSC 777 and OSC 9)
     desktop: bool = True  # notify-send, where it is installed
     command: list[str] | None = None  # any command: the message on stdin, RALPH_* in its env
+    # secret-looking variables the command needs (e.g. SLACK_TOKEN); others are withheld
+    command_env: list[str] = Field(default_factory=list)
     webhook: str | None = Field(None, pattern=r"^https?://")  # JSON POST
     url: str | None = None  # the link put in messages (default: the served run's URL)
+
+    @field_validator("command_env")
+    @classmethod
+    def _not_our_credentials(cls, names: list[str]) -> list[str]:
+        return refuse_own_credentials(names)
 
 
 class SandboxOptions(_Strict):
@@ -88,10 +103,7 @@ class SandboxOptions(_Strict):
     @field_validator("pass_env")
     @classmethod
     def _not_our_credentials(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if name.upper().startswith("ANTHROPIC_") or name.upper() == "CLAUDE_CODE_OAUTH_TOKEN":
-                raise ValueError(f"{name} is ralph-tui's own credential; it never goes to commands")
-        return names
+        return refuse_own_credentials(names)
 
 
 class RalphConfig(_Strict):

@@ -4,6 +4,7 @@
 ``complete_task``, ``run_quality_gates`` and ``escalate`` mean (fix attempts, approval, the
 iteration's outcome) and reaches the engine only through ``IterationHost``, a small public
 interface, so the rules of an iteration read in one place and the engine's internals stay its own.
+``RunHost`` is the part of that interface a worker's host (``executor.WorkerHost``) shares.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ class MergeConflict(GitError):
     rebased tree): it goes back to the agent and counts as a fix attempt."""
 
 
-class IterationHost(Protocol):
-    """What ``IterationControl`` needs from the engine (``Engine`` implements it)."""
-
-    @property
-    def workspace(self) -> Workspace: ...
+class RunHost(Protocol):
+    """What running one story needs from the run, wherever the story runs: the base of the
+    two hosts, ``IterationHost`` (the story in the checkout the engine gates and commits in)
+    and ``executor.WorkerHost`` (the story in an executor's own checkout, merged by the
+    engine). Safe points, cost, events and the human are the same for both."""
 
     @property
     def max_fix_attempts(self) -> int: ...
@@ -62,19 +63,65 @@ class IterationHost(Protocol):
 
     def add_usage(self, story: Story, usage: Usage) -> None: ...
 
-    async def run_gates(self, story: Story | None = None) -> list[GateResult]: ...
-
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
     ) -> EscalationAnswer: ...
+
+    def add_feedback(self, story: Story, feedback: str) -> None: ...
+
+
+class ForwardingHost:
+    """A ``RunHost`` that hands every call to another one: the base of the adapters between
+    the two hosts, which override only what they change (a worker's stop, the escalation
+    lock) and add their own side."""
+
+    def __init__(self, run: RunHost) -> None:
+        self._run = run
+
+    @property
+    def max_fix_attempts(self) -> int:
+        return self._run.max_fix_attempts
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._run.stop_requested
+
+    def emit(self, event: Event) -> None:
+        self._run.emit(event)
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self._run.notice(message, level)
+
+    async def wait_at_safe_point(self) -> None:
+        await self._run.wait_at_safe_point()
+
+    def add_usage(self, story: Story, usage: Usage) -> None:
+        self._run.add_usage(story, usage)
+
+    async def ask_human(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer:
+        return await self._run.ask_human(story, question, tried, automatic=automatic)
+
+    def add_feedback(self, story: Story, feedback: str) -> None:
+        self._run.add_feedback(story, feedback)
+
+
+class IterationHost(RunHost, Protocol):
+    """What ``IterationControl`` needs from the engine (``Engine`` implements it; a worker's
+    executor adapts its ``WorkerHost`` to it): where the agent works, its gates, approval
+    and the commit."""
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    async def run_gates(self, story: Story | None = None) -> list[GateResult]: ...
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult]
     ) -> ApprovalDecision: ...
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str: ...
-
-    def add_feedback(self, story: Story, feedback: str) -> None: ...
 
 
 class IterationControl:
@@ -137,25 +184,12 @@ class IterationControl:
         host = self._host
         results = await host.run_gates(self.story)
         if not all(r.passed for r in results):
-            self.gate_failures += 1
-            report = gate_report(results)
-            limit = host.max_fix_attempts
-            if self.gate_failures > limit:
-                self._end("failed", f"quality gates still failing after {limit} fix attempts")
-                return ToolOutcome(
-                    f"Quality gates failed and the {limit} fix attempts are used up; "
-                    f"the iteration ends without a commit.\n\n{report}",
-                    is_error=True,
-                    ends_iteration=True,
-                )
-            host.notice(
-                f"gates failed; fix attempt {self.gate_failures} of {limit} "
-                f"for Task #{self.story.key}"
-            )
-            return ToolOutcome(
-                f"Quality gates failed (fix attempt {self.gate_failures} of {limit}). "
-                f"Fix the problems, then call complete_task again.\n\n{report}",
-                is_error=True,
+            return self._fix_attempt(
+                gate_report(results),
+                failed="Quality gates failed",
+                still="quality gates still failing",
+                noticed="gates failed",
+                retry="Quality gates failed ({attempt}). Fix the problems",
             )
         return await self._approval(summary, learnings, results)
 
@@ -197,24 +231,35 @@ class IterationControl:
         )
 
     def _merge_failed(self, report: str) -> ToolOutcome:
+        return self._fix_attempt(
+            report,
+            failed="The approved change could not be merged",
+            still="the change still does not merge",
+            noticed="merge needs a fix",
+            retry="The approved change could not be merged onto the main branch ({attempt}). "
+            "Fix it",
+        )
+
+    def _fix_attempt(
+        self, report: str, *, failed: str, still: str, noticed: str, retry: str
+    ) -> ToolOutcome:
+        """One more failed try (red gates, or an approved change that does not merge): the
+        report goes back to the agent until ``max_fix_attempts`` are used up, then the
+        iteration ends without a commit. ``retry`` names the attempt as ``{attempt}``."""
         self.gate_failures += 1
         limit = self._host.max_fix_attempts
         if self.gate_failures > limit:
-            self._end("failed", f"the change still does not merge after {limit} fix attempts")
+            self._end("failed", f"{still} after {limit} fix attempts")
             return ToolOutcome(
-                f"The approved change could not be merged and the {limit} fix attempts are "
-                f"used up; the iteration ends without a commit.\n\n{report}",
+                f"{failed} and the {limit} fix attempts are used up; "
+                f"the iteration ends without a commit.\n\n{report}",
                 is_error=True,
                 ends_iteration=True,
             )
-        self._host.notice(
-            f"merge needs a fix; fix attempt {self.gate_failures} of {limit} "
-            f"for Task #{self.story.key}"
-        )
+        attempt = f"fix attempt {self.gate_failures} of {limit}"
+        self._host.notice(f"{noticed}; {attempt} for Task #{self.story.key}")
         return ToolOutcome(
-            f"The approved change could not be merged onto the main branch (fix attempt "
-            f"{self.gate_failures} of {limit}). Fix it, then call complete_task again.\n\n"
-            f"{report}",
+            retry.format(attempt=attempt) + f", then call complete_task again.\n\n{report}",
             is_error=True,
         )
 

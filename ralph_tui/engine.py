@@ -35,7 +35,6 @@ from ralph_tui.control import (
 from ralph_tui.errors import AgentError, GitError, RalphError, UsageError
 from ralph_tui.events import (
     ApprovalDecided,
-    Committed,
     Escalated,
     EscalationAnswered,
     Event,
@@ -54,14 +53,15 @@ from ralph_tui.events import (
 )
 from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.git_guard import GitSnapshot
-from ralph_tui.git_repo import GitRepo, display_path
+from ralph_tui.git_repo import GitRepo
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
+from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
-from ralph_tui.recovery import StateFile, new_run_id, recover, roll_back_marking, safe_name
+from ralph_tui.recovery import StateFile, new_run_id, recover, safe_name
 from ralph_tui.runlock import RunLock
 from ralph_tui.safe_open import replace_regular
 from ralph_tui.sandbox import resolve_sandbox
@@ -71,7 +71,6 @@ from ralph_tui.supervisor import (
     EscalationRequest,
     Supervisor,
 )
-from ralph_tui.text import escape_controls
 from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
@@ -83,14 +82,6 @@ EXIT_INTERRUPTED = 130
 __all__ = ["EXIT_WAITING_FOR_HUMAN", "Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
-
-
-def commit_message(role: str, story: Story) -> str:
-    return (
-        f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
-        "Implemented by autonomous agent.\n"
-        "All quality checks passing.\n"
-    )
 
 
 class Engine:
@@ -139,6 +130,16 @@ class Engine:
         self._bookkeeping = (
             self.workspace.relative(self.store.path),
             self.workspace.relative(self.progress.path),
+        )
+        self._landing = StoryLanding(
+            git=self.git,
+            store=self.store,
+            progress=self.progress,
+            state=self._state,
+            redact=self._redact,
+            emit=self.emit,
+            role=config.role,
+            bookkeeping=self._bookkeeping,
         )
         self._startup_notes: list[str] = []  # warnings found before the run started
         self._startup_info: list[str] = []
@@ -380,7 +381,7 @@ class Engine:
         if outcome == "committed":
             self.failures[story.key] = 0
             await asyncio.to_thread(self._end_iteration)
-            self.emit(IterationFinished(iteration=number, story_id=story.key, outcome=outcome))
+            self._iteration_finished(number, story, outcome)
         else:
             await self._finish_uncommitted(story, number, outcome, message)
         ended = ended or control.run_ended
@@ -426,15 +427,26 @@ class Engine:
                 patch_path = await asyncio.to_thread(self._wind_up, story, number, notes)
         finally:
             self._report(notes)
-            self.emit(
-                IterationFinished(
-                    iteration=number,
-                    story_id=story.key,
-                    outcome=outcome,
-                    message=message,
-                    patch_path=str(patch_path) if patch_path else None,
-                )
+            self._iteration_finished(number, story, outcome, message, patch_path)
+
+    def _iteration_finished(
+        self,
+        number: int,
+        story: Story,
+        outcome: IterationOutcome,
+        message: str = "",
+        patch_path: Path | None = None,
+    ) -> None:
+        """How an iteration ended, the single loop's and every worker's alike."""
+        self.emit(
+            IterationFinished(
+                iteration=number,
+                story_id=story.key,
+                outcome=outcome,
+                message=message,
+                patch_path=str(patch_path) if patch_path else None,
             )
+        )
 
     def _wind_up(self, story: Story, number: int, notes: list[str]) -> Path | None:
         try:
@@ -591,56 +603,26 @@ class Engine:
         self.feedback.setdefault(story.key, []).append(feedback)
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
-        """Mark the story, log it, and make ONE commit holding the change and the bookkeeping.
-
-        The user's own uncommitted files (``--allow-dirty``) stay out of it.
-        """
+        """Mark the story, log it, and make ONE commit holding the change and the bookkeeping
+        (``landing``). The user's own uncommitted files (``--allow-dirty``) stay out of it; a
+        failed commit leaves the change in the tree for the agent to fix."""
         await self._enforce()
-        head = await asyncio.to_thread(self.git.head_sha)
-        skip = {*self._bookkeeping, *self._user_dirty}
-        files = [
-            self._redact(display_path(d.path))
-            for d in await asyncio.to_thread(self.git.diff)
-            if d.path not in skip
-        ]
-        progress_size = await asyncio.to_thread(self.progress.size)
-        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
-        await asyncio.to_thread(self._state.write, marker)
-        clean_learnings = [self._redact(item) for item in learnings]
-        message = self._redact(commit_message(self.config.role, story))
-        title = self._redact(story.title)
-        try:
-            await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
-            await asyncio.to_thread(
-                self.progress.append_completed, story.key, title, clean_learnings, files
-            )
-            sha = await asyncio.to_thread(self.git.commit_all, message, exclude=self._user_dirty)
-        except GitError:
-            await asyncio.to_thread(self._roll_back_marking, story, progress_size)
-            raise
+
+        def rebase_books() -> None:  # the engine itself cut the log back
+            if self._books is not None:
+                self._books.rebase_progress(self.progress)
+
+        sha = await self._landing.land(
+            story,
+            learnings,
+            marker=self._marker("committing", story),
+            after=self._marker("iteration", story),
+            user_files=self._user_dirty,
+            undo=rebase_books,
+        )
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
-        await asyncio.to_thread(self._state.write, self._marker("iteration", story))
-        committed = await asyncio.to_thread(self.git.files_in_commit, sha)
-        self.emit(
-            Committed(
-                story_id=story.key,
-                sha=sha,
-                message=message,
-                files=tuple(display_path(f) for f in committed),
-            )
-        )
-        self.emit(PrdChanged(source="engine"))
         return sha
-
-    def _roll_back_marking(self, story: Story, progress_size: int) -> None:
-        for problem in roll_back_marking(
-            self.store, self.progress, self.git, story.key, progress_size
-        ):
-            log.warning("%s", problem)
-        if self._books is not None:
-            self._books.rebase_progress(self.progress)
-        self._state.write(self._marker("iteration", story))
 
     # ----------------------------------------------------------------- escalation
 

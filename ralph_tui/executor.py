@@ -45,18 +45,26 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from ralph_tui.config import RalphConfig
-from ralph_tui.control import IterationControl, MergeConflict, RunEnded, drive_agent, gate_event
+from ralph_tui.control import (
+    ForwardingHost,
+    IterationControl,
+    MergeConflict,
+    RunEnded,
+    RunHost,
+    drive_agent,
+    gate_event,
+)
 from ralph_tui.errors import RalphError
-from ralph_tui.events import Event, GateStarted, IterationOutcome
+from ralph_tui.events import GateStarted, IterationOutcome
 from ralph_tui.gates import GateResult, run_story_gates
-from ralph_tui.iteration import Agent, IterationRequest, Usage
+from ralph_tui.iteration import Agent, IterationRequest
 from ralph_tui.prd import Story
 from ralph_tui.recovery import safe_name
 from ralph_tui.sandbox import resolve_sandbox
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
+from ralph_tui.supervisor import ApprovalDecision
 from ralph_tui.workspace import Workspace
 from ralph_tui.worktrees import Worktree, WorktreeManager
 
@@ -137,29 +145,13 @@ class Checkout(Protocol):
     async def run_gates(self) -> list[GateResult]: ...
 
 
-class WorkerHost(Protocol):
-    """The engine's side of one job (``ralph_tui.parallel`` implements it)."""
+class WorkerHost(RunHost, Protocol):
+    """The engine's side of one job (``ralph_tui.parallel`` implements it; ``ray_node`` on a
+    node): ``RunHost`` plus the worker's number, the one approval queue, the merge train's
+    gate and the verified merge in place of the single loop's gates, approval and commit."""
 
     @property
     def worker(self) -> int: ...
-
-    @property
-    def max_fix_attempts(self) -> int: ...
-
-    @property
-    def stop_requested(self) -> bool: ...
-
-    def emit(self, event: Event) -> None: ...
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None: ...
-
-    async def wait_at_safe_point(self) -> None: ...
-
-    def add_usage(self, story: Story, usage: Usage) -> None: ...
-
-    async def ask_human(
-        self, story: Story, question: str, tried: str, *, automatic: bool
-    ) -> EscalationAnswer: ...
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
@@ -174,8 +166,6 @@ class WorkerHost(Protocol):
         ahead of it (moved there by ``Checkout.rebase`` when that applies cleanly). When the
         queue lands as predicted, the check at merge time finds nothing to re-run."""
         ...
-
-    def add_feedback(self, story: Story, feedback: str) -> None: ...
 
 
 class Executor(Protocol):
@@ -311,11 +301,12 @@ class WorktreeCheckout:
         )
 
 
-class _WorktreeHost:
+class _WorktreeHost(ForwardingHost):
     """``IterationHost`` for ``IterationControl`` inside a worktree: the same rules as with one
     worker, with the workspace, the gates and the commit redirected."""
 
     def __init__(self, host: WorkerHost, checkout: WorktreeCheckout) -> None:
+        super().__init__(host)
         self._host = host
         self._checkout = checkout
 
@@ -323,33 +314,8 @@ class _WorktreeHost:
     def workspace(self) -> Workspace:
         return self._checkout.workspace
 
-    @property
-    def max_fix_attempts(self) -> int:
-        return self._host.max_fix_attempts
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._host.stop_requested
-
-    def emit(self, event: Event) -> None:
-        self._host.emit(event)
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        self._host.notice(message, level)
-
-    async def wait_at_safe_point(self) -> None:
-        await self._host.wait_at_safe_point()
-
-    def add_usage(self, story: Story, usage: Usage) -> None:
-        self._host.add_usage(story, usage)
-
     async def run_gates(self, story: Story | None = None) -> list[GateResult]:
         return await self._host.gate(self._checkout)
-
-    async def ask_human(
-        self, story: Story, question: str, tried: str, *, automatic: bool
-    ) -> EscalationAnswer:
-        return await self._host.ask_human(story, question, tried, automatic=automatic)
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult]
@@ -362,6 +328,3 @@ class _WorktreeHost:
             return await self._host.merge(story, self._checkout, learnings)
         except MergeRetry as exc:
             raise MergeConflict(exc.message) from None
-
-    def add_feedback(self, story: Story, feedback: str) -> None:
-        self._host.add_feedback(story, feedback)

@@ -4,8 +4,9 @@ Triggers: ``ApprovalNeeded``, ``Escalated`` (by the agent or automatically after
 ``RunFinished``. Channels, each switched in ``[notify]``: the terminal bell and a desktop
 notification through the terminal (OSC 777 and OSC 9, written to the terminal the face owns),
 ``notify-send`` where installed, any ``command`` (the message on stdin, ``RALPH_EVENT``,
-``RALPH_STORY``, ``RALPH_URL`` in its environment) and a JSON ``webhook``. The slow channels run
-in one background task each (in order, never blocking the engine's loop); a channel that fails
+``RALPH_STORY``, ``RALPH_URL`` and the secrets named in ``command_env`` in its environment,
+nothing else secret-looking) and a JSON ``webhook``. The slow channels run in one background task
+each (in order, never blocking the engine's loop); a channel that fails
 is reported once as a ``Notice``. Every text passes through the run's ``Redactor``.
 """
 
@@ -14,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
+from ralph_tui import credentials
 from ralph_tui.config import NotifyOptions
 from ralph_tui.events import (
     ApprovalNeeded,
@@ -194,11 +195,25 @@ class Notifier:
 
     async def _command(self, note: Notification) -> None:
         assert self.options.command
-        await self._run(list(self.options.command), note, stdin=note.message + "\n")
+        passed = {name: credentials.get(name) for name in self.options.command_env}
+        await self._run(
+            list(self.options.command),
+            note,
+            stdin=note.message + "\n",
+            secrets={name: value for name, value in passed.items() if value is not None},
+        )
 
-    async def _run(self, argv: list[str], note: Notification, stdin: str | None) -> None:
+    async def _run(
+        self,
+        argv: list[str],
+        note: Notification,
+        stdin: str | None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        # like every child ralph-tui starts: nothing secret-looking but what was named for it
         env = {
-            **os.environ,
+            **credentials.clean_env(),
+            **(secrets or {}),
             "RALPH_EVENT": note.event,
             "RALPH_STORY": note.story_id,
             "RALPH_URL": note.url,

@@ -29,15 +29,12 @@ from typing import Any, Literal
 from ralph_tui.agents import create_agent
 from ralph_tui.approvals import ApprovalQueue
 from ralph_tui.config import RalphConfig
-from ralph_tui.control import RunEnded, approval_request, gate_report
-from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine, commit_message
-from ralph_tui.errors import GitError, RalphError
+from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
+from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine
 from ralph_tui.events import (
     ApprovalDecided,
-    Committed,
     Event,
     EventSink,
-    IterationFinished,
     IterationStarted,
     PrdChanged,
 )
@@ -50,10 +47,10 @@ from ralph_tui.executor import (
     WorkerResult,
 )
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import _run_git, display_path
-from ralph_tui.iteration import Agent, Usage
+from ralph_tui.git_repo import _run_git
+from ralph_tui.iteration import Agent
+from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
-from ralph_tui.recovery import roll_back_marking
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
 from ralph_tui.worktrees import WorktreeManager
 
@@ -286,15 +283,7 @@ class ParallelEngine(Engine):
             result: WorkerResult = await self._executor.run(job, host)
         finally:
             self._leave_train(worker)
-        self.emit(
-            IterationFinished(
-                iteration=number,
-                story_id=story.key,
-                outcome=result.outcome,
-                message=result.message,
-                patch_path=str(result.patch_path) if result.patch_path else None,
-            )
-        )
+        self._iteration_finished(number, story, result.outcome, result.message, result.patch_path)
         if result.run_ended is not None:
             raise result.run_ended
         if result.outcome == "committed":
@@ -441,66 +430,34 @@ class ParallelEngine(Engine):
         return results
 
     async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
-        """ONE commit on main: the change, ``passes: true`` and the progress entry."""
-        head = await asyncio.to_thread(self.git.head_sha)
-        progress_size = await asyncio.to_thread(self.progress.size)
-        # the marker comes first: a kill after the change is applied but before the commit
-        # leaves a state file that the restart undoes (the change saved as a patch)
-        marker = {**self._marker("committing", story), "head": head, "progress_size": progress_size}
-        await asyncio.to_thread(self._state.write, marker)
+        """ONE commit on main (``landing``): the worker's change applied from its patch; a
+        failure leaves main's tree as it was and no state marker behind."""
         keep = (*self._bookkeeping, *self._user_dirty)
-        if patch:
-            applied = await asyncio.to_thread(
-                _run_git, self.root, "apply", "--binary", "--index", stdin=patch
-            )
+
+        def put_in() -> None:
+            if not patch:
+                return
+            applied = _run_git(self.root, "apply", "--binary", "--index", stdin=patch)
             if applied.returncode != 0:
-                await asyncio.to_thread(self.git.restore_to_head, keep)
-                await asyncio.to_thread(self._state.clear)
+                self.git.restore_to_head(keep)
                 raise MergeRetry(
                     "Your change does not apply to the main branch: "
                     + applied.stderr.decode("utf-8", "replace").strip()
                 )
-        files = [
-            display_path(d.path)
-            for d in await asyncio.to_thread(self.git.diff)
-            if d.path not in keep
-        ]
-        clean = [self._redact(item) for item in learnings]
-        message = commit_message(self.config.role, story)
-        try:
-            await asyncio.to_thread(self.store.update_story, story.key, {"passes": True})
-            await asyncio.to_thread(
-                self.progress.append_completed, story.key, story.title, clean, files
-            )
-            sha = await asyncio.to_thread(
-                self.git.commit_all, message, exclude=tuple(self._user_dirty)
-            )
-        except (GitError, RalphError):
-            await asyncio.to_thread(self._undo_land, story, progress_size)
-            raise
-        await asyncio.to_thread(self._state.clear)
+
+        sha = await self._landing.land(
+            story,
+            learnings,
+            marker=self._marker("committing", story),
+            after=None,
+            user_files=self._user_dirty,
+            put_in=put_in,
+            undo=lambda: self.git.restore_to_head(keep=keep),
+        )
         self._head = sha
         self._landed.add(story.key)
-        committed = await asyncio.to_thread(self.git.files_in_commit, sha)
-        self.emit(
-            Committed(
-                story_id=story.key,
-                sha=sha,
-                message=message,
-                files=tuple(display_path(f) for f in committed),
-            )
-        )
-        self.emit(PrdChanged(source="engine"))
         self._wake.set()  # a dependency may have just passed
         return sha
-
-    def _undo_land(self, story: Story, progress_size: int) -> None:
-        for problem in roll_back_marking(
-            self.store, self.progress, self.git, story.key, progress_size
-        ):
-            log.warning("%s", problem)
-        self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
-        self._state.clear()
 
 
 @dataclasses.dataclass(eq=False)
@@ -514,33 +471,19 @@ class _Ticket:
     placed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
-class WorkerHost:
-    """The engine's side of one job (``executor.WorkerHost``)."""
+class WorkerHost(ForwardingHost):
+    """The engine's side of one job (``executor.WorkerHost``): the run's own host, with this
+    worker's stop and escalations taken one at a time."""
 
     def __init__(self, engine: ParallelEngine, worker: int, story: Story) -> None:
+        super().__init__(engine)
         self._engine = engine
         self.worker = worker
         self.story = story
 
     @property
-    def max_fix_attempts(self) -> int:
-        return self._engine.max_fix_attempts
-
-    @property
     def stop_requested(self) -> bool:
         return self._engine.stop_requested or self.story.key in self._engine._stopping
-
-    def emit(self, event: Event) -> None:
-        self._engine.emit(event)
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        self._engine.notice(message, level)
-
-    async def wait_at_safe_point(self) -> None:
-        await self._engine.wait_at_safe_point()
-
-    def add_usage(self, story: Story, usage: Usage) -> None:
-        self._engine.add_usage(story, usage)
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
@@ -555,9 +498,6 @@ class WorkerHost:
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
         return await self._engine.merge(story, checkout, learnings)
-
-    def add_feedback(self, story: Story, feedback: str) -> None:
-        self._engine.add_feedback(story, feedback)
 
     async def gate(self, checkout: Checkout) -> list[GateResult]:
         return await self._engine.gate(self.worker, self.story, checkout)

@@ -451,9 +451,18 @@ def in_file_terms(raw: Any, entry: dict[str, Any], changes: Mapping[str, Any]) -
         out["status"] = _status_word(raw_stories(raw), bool(out["passes"]), status)
     if "acceptanceCriteria" in out:
         texts = out["acceptanceCriteria"]
+        steps = entry.get("steps")
         if "steps" in entry and "acceptanceCriteria" not in entry:
             out["steps"] = out.pop("acceptanceCriteria")
-        elif isinstance(texts, list) and isinstance(entry.get("acceptanceCriteria"), list):
+            return out
+        if isinstance(steps, list) and isinstance(texts, list):
+            # both lists are edited as one (criteria, then steps): a line that is one of the
+            # entry's steps stays a step, every other line is a criterion
+            current_steps = {step for step in steps if isinstance(step, str)}
+            out["steps"] = [text for text in texts if text in current_steps]
+            texts = [text for text in texts if text not in current_steps]
+            out["acceptanceCriteria"] = texts
+        if isinstance(texts, list) and isinstance(entry.get("acceptanceCriteria"), list):
             out["acceptanceCriteria"] = _merge_criteria(entry["acceptanceCriteria"], texts)
     return out
 

@@ -75,7 +75,14 @@ async def shoot_workers(out: Path) -> Path:
             extra_config=f'script = "{script}"\nworkers = 3\nsandbox = {{ mode = "off" }}',
         )
         config = load_config(root)
-        app = RalphApp(root, config, agent=ScriptedAgent.from_file(script, config))
+        # a fixed run id and clock: a regenerated screenshot differs only where the app did
+        app = RalphApp(
+            root,
+            config,
+            agent=ScriptedAgent.from_file(script, config),
+            run_id="screenshot-run",
+            clock=lambda: 1000.0,
+        )
         engine = app.engine
         assert isinstance(engine, ParallelEngine)
         async with app.run_test(size=SIZE, notifications=True) as pilot:

@@ -168,6 +168,40 @@ def test_text_edits_keep_criteria_objects_and_steps(tmp_path: Path) -> None:
     PrdStore(array).update_story("3", {"acceptanceCriteria": ["Toggle", "Check contrast"]})
     item = json.loads(array.read_text(encoding="utf-8"))[2]
     assert item["steps"] == ["Toggle", "Check contrast"] and "acceptanceCriteria" not in item
+    # a story with both lists, edited as one list of lines (criteria first, then steps)
+    both = tmp_path / "both.json"
+    both.write_text(
+        json.dumps(
+            {
+                "userStories": [
+                    {
+                        "id": "US-1",
+                        "title": "Both",
+                        "passes": False,
+                        "acceptanceCriteria": ["Saves", {"text": "Loads", "testCommand": "true"}],
+                        "steps": ["Open the app", "Press save"],
+                    }
+                ]
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    shown = PrdStore(both).load().userStories[0].criteria
+    assert shown == ["Saves", "Loads", "Open the app", "Press save"]
+    PrdStore(both).update_story(
+        "US-1", {"acceptanceCriteria": ["Saves", "Loads", "Reloads", "Open the app", "Press save"]}
+    )
+    entry = json.loads(both.read_text(encoding="utf-8"))["userStories"][0]
+    assert entry["steps"] == ["Open the app", "Press save"]
+    assert entry["acceptanceCriteria"] == [
+        "Saves",
+        {"text": "Loads", "testCommand": "true"},
+        "Reloads",
+    ]
+    PrdStore(both).update_story("US-1", {"acceptanceCriteria": ["Saves", "Press save"]})
+    entry = json.loads(both.read_text(encoding="utf-8"))["userStories"][0]
+    assert entry["steps"] == ["Press save"] and entry["acceptanceCriteria"] == ["Saves"]
     added = PrdStore(array).add_story({"title": "Export", "acceptanceCriteria": ["Click export"]})
     assert added.key == "4"
     assert json.loads(array.read_text(encoding="utf-8"))[3]["steps"] == ["Click export"]

@@ -8,7 +8,9 @@ Script format (JSON)::
                  "US-002": [[step, ...], [step, ...]]},  # attempt 1, attempt 2 (and later)
      "default": [step, ...]}
 
-A step is ``{"text": "..."}`` (streamed as deltas) or ``{"tool": name, "input": {...}}``.
+A step is ``{"text": "..."}`` (streamed as deltas), ``{"tool": name, "input": {...}}`` or
+``{"usage": {"input_tokens": n, "output_tokens": n}}`` (reported as a model turn's usage, so a
+script can spend the run's cost budget).
 Tests can also use ``{"wait": "name"}``: the agent marks ``reached(name)`` and waits until the
 test calls ``release(name)``, so a test orders itself against the agent with events, not sleeps.
 Only code can release a wait, so a script file that uses one would hang: it is for tests.
@@ -26,7 +28,13 @@ from typing import Any
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import UsageError
 from ralph_tui.events import TextDelta
-from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
+from ralph_tui.iteration import (
+    AgentOutcome,
+    IterationHandle,
+    IterationRequest,
+    ToolOutcome,
+    Usage,
+)
 from ralph_tui.tools import ToolBox
 
 CHUNK = 12  # characters per streamed delta
@@ -55,6 +63,10 @@ class ScriptedAgent:
     def reached(self, name: str) -> bool:
         """True once the agent is waiting at (or went past) the step ``{"wait": name}``."""
         return self._signal(self._reached, name).is_set()
+
+    async def wait_reached(self, name: str) -> None:
+        """Until the agent is waiting at (or went past) ``{"wait": name}``."""
+        await self._signal(self._reached, name).wait()
 
     def release(self, name: str) -> None:
         """Let the agent go on past ``{"wait": name}`` (now, or as soon as it gets there)."""
@@ -99,17 +111,32 @@ class ScriptedAgent:
                 call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
                 outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
                 self.received.append((str(step["tool"]), outcome))
+            elif "usage" in step:
+                tools.report_usage(self._usage(step["usage"], story_id, index))
             elif "wait" in step:
                 name = str(step["wait"])
                 self._signal(self._reached, name).set()
                 await self._signal(self._released, name).wait()
             else:
                 raise UsageError(
-                    f"{self.source}: step {index} of {story_id} has no text, tool or wait"
+                    f"{self.source}: step {index} of {story_id} has no text, tool, usage or wait"
                 )
             if tools.finished:
                 return AgentOutcome("finished")
         return AgentOutcome("end_turn", "the script ran out of steps")
+
+    def _usage(self, value: object, story_id: str, index: int) -> Usage:
+        fields = ("input_tokens", "output_tokens")
+        if not isinstance(value, dict) or not all(
+            type(value.get(name, 0)) is int and value.get(name, 0) >= 0 for name in fields
+        ):
+            raise UsageError(
+                f"{self.source}: step {index} of {story_id}: 'usage' takes whole numbers "
+                "input_tokens and output_tokens"
+            )
+        return Usage(
+            input_tokens=value.get("input_tokens", 0), output_tokens=value.get("output_tokens", 0)
+        )
 
     @staticmethod
     async def _stream(text: str, tools: IterationHandle, delay: float) -> None:

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.config import RalphConfig
@@ -60,9 +60,10 @@ from ralph_tui.supervisor import (
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher
-from ralph_tui.tui.screens import ConfirmQuit, StoryEditor
+from ralph_tui.tui.screens import StoryEditor, confirm_quit
 from ralph_tui.tui.supervisor import TuiSupervisor
 from ralph_tui.tui.widgets.diff_view import DiffView
+from ralph_tui.tui.widgets.footer import SteadyFooter
 from ralph_tui.tui.widgets.gates_panel import GatesPanel
 from ralph_tui.tui.widgets.status_line import RunStatus, StatusLine
 from ralph_tui.tui.widgets.task_board import BoardState, TaskBoard
@@ -77,6 +78,7 @@ log = logging.getLogger(__name__)
 # UI time for text that reads no differently; keys are handled between flushes, not by them
 FLUSH_INTERVAL_S = 0.1
 DIFF_DEBOUNCE_S = 0.25
+STARTUP_SWITCH_INTERVAL_S = 0.001
 # parallel runs: events that only the selected worker's panes show (the board sees them all)
 _WORKER_DETAIL = (
     TextDelta, ToolCall, ToolResult, GateStarted, GateFinished, IterationStarted,
@@ -156,7 +158,9 @@ class RalphApp(App[int]):
         self.workspace = workspace
         self.clock = clock
         self.autostart = autostart
-        self.batcher = EventBatcher(on_first=self._schedule_flush)
+        self.batcher = EventBatcher(
+            on_first=self._schedule_flush, on_urgent=self._schedule_urgent_flush
+        )
         self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
         # run_factory: the same app over a served or an attached run (ralph_tui/server/)
         self.engine: RunHandle = (
@@ -182,9 +186,11 @@ class RalphApp(App[int]):
         self._run_started = False
         self._quitting = False
         self._flush_scheduled = False
+        self._urgent_flush_scheduled = False
         self._last_flush = 0.0  # time.monotonic() of the last flush
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
+        self._switch_interval: float | None = None  # the default, while start-up changed it
         self._prd_edit_lock = asyncio.Lock()
         self.worker_view = WorkerTracker()
 
@@ -223,7 +229,7 @@ class RalphApp(App[int]):
                     yield DiffView(id="diff")
         yield ApprovalBar(id="approval")
         yield EscalationBar(id="escalation")
-        yield Footer()
+        yield SteadyFooter()
 
     @property
     def board(self) -> TaskBoard:
@@ -262,8 +268,29 @@ class RalphApp(App[int]):
         self.watch_status(self.status)
         self.set_interval(1.0, self._show_status)
         if self.autostart:
+            self._start_quickly()
             self.start_run()
         self.call_after_refresh(_freeze_heap_once, "painted")
+
+    def _start_quickly(self) -> None:
+        """Hand the GIL over more often until the run has started.
+
+        The preflight (a few git calls in a thread) is I/O bound, but while the first frames
+        are laid out and painted each of its steps waited up to the 5 ms switch interval for
+        the GIL: 20 ms of work took 80-110 ms. A 1 ms interval until ``RunStarted`` (or the
+        run's failure) brings that to 40-70 ms; after it the default holds again.
+        """
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(STARTUP_SWITCH_INTERVAL_S)
+
+    def on_unmount(self) -> None:
+        self._started()
+
+    def _started(self) -> None:
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     def start_run(self) -> None:
         self._loop_worker = self.run_engine()
@@ -277,6 +304,8 @@ class RalphApp(App[int]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker outcomes land: show failures, never crash the app."""
         worker = event.worker
+        if worker.group == "loop" and event.state not in (WorkerState.PENDING, WorkerState.RUNNING):
+            self._started()  # a run refused by its preflight never sends RunStarted
         if event.state == WorkerState.ERROR:
             error = worker.error
             if isinstance(error, RalphError):
@@ -313,15 +342,27 @@ class RalphApp(App[int]):
     # ------------------------------------------------------------------ events -> widgets
 
     def _schedule_flush(self) -> None:
+        self._on_ui_loop(self._arm_flush)
+
+    def _schedule_urgent_flush(self) -> None:
+        self._on_ui_loop(self._flush_soon)
+
+    def _on_ui_loop(self, callback: Callable[[], None]) -> None:
         # thread-safe: some engine callbacks may come from gate or git threads
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is not None and loop is self._loop:
-            self._arm_flush()
+            callback()
         elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._arm_flush)
+            self._loop.call_soon_threadsafe(callback)
+
+    def _flush_soon(self) -> None:
+        """An event the human acts on: on screen now, whatever the stream's flush timer says."""
+        if not self._urgent_flush_scheduled:
+            self._urgent_flush_scheduled = True
+            self.call_next(self.flush_events)
 
     def _arm_flush(self) -> None:
         # Leading edge: the first event after a quiet spell (an approval, a gate result) is on
@@ -337,6 +378,7 @@ class RalphApp(App[int]):
     def flush_events(self) -> None:
         """Apply every queued event to the widgets; cheap when nothing is queued."""
         self._flush_scheduled = False
+        self._urgent_flush_scheduled = False
         self._last_flush = time.monotonic()
         events = self.batcher.drain()
         if not events:
@@ -376,6 +418,7 @@ class RalphApp(App[int]):
                 self.status = self.status.with_(state=state)
                 self.refresh_bindings()
             case RunStarted():
+                self._started()
                 self._run_started = True
                 self._started_at = self.clock()
                 self.status = self.status.with_(
@@ -615,7 +658,7 @@ class RalphApp(App[int]):
         if self._quitting:
             self.notify("Stopping at the next safe point…")
             return
-        self.push_screen(ConfirmQuit(), self._quit_confirmed)
+        self.push_screen(confirm_quit(), self._quit_confirmed)
 
     def _exit_with(self, code: int) -> None:
         """Exit with the run's exit code as both the app's result and its return code."""

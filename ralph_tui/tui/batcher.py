@@ -2,14 +2,27 @@
 
 The engine calls the sink inline for every ``TextDelta``; a fast agent emits thousands a second.
 Touching a widget per delta would starve the UI, so the sink only appends here (cheap), and the
-app drains the queue on a short timer, with consecutive text deltas merged into one.
+app drains the queue on a short timer, with consecutive text deltas merged into one. Events a
+human acts on (an approval or escalation asked, the run's state or end) skip the timer: holding
+them for the rest of an interval would only make the human wait.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ralph_tui.events import Event, TextDelta
+from ralph_tui.events import (
+    ApprovalNeeded,
+    Escalated,
+    Event,
+    IterationFinished,
+    RunFinished,
+    RunStateChanged,
+    TextDelta,
+)
+
+#: what changes what the human can or must do next: shown at once, never coalesced away
+URGENT = (ApprovalNeeded, Escalated, RunStateChanged, RunFinished, IterationFinished)
 
 
 class _TextRun:
@@ -24,9 +37,14 @@ class _TextRun:
 
 
 class EventBatcher:
-    def __init__(self, on_first: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_first: Callable[[], None] | None = None,
+        on_urgent: Callable[[], None] | None = None,
+    ) -> None:
         self._pending: list[Event | _TextRun] = []
         self._on_first = on_first
+        self._on_urgent = on_urgent
         self.received = 0
 
     def __call__(self, event: Event) -> None:
@@ -41,6 +59,9 @@ class EventBatcher:
             pending.append(_TextRun(event))
         else:
             pending.append(event)
+            if self._on_urgent is not None and isinstance(event, URGENT):
+                self._on_urgent()
+                return
         if len(pending) == 1 and self._on_first is not None:
             self._on_first()
 

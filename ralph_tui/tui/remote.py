@@ -10,12 +10,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import EventSink
@@ -23,38 +18,7 @@ from ralph_tui.prd import Prd
 from ralph_tui.server.client import RemoteRun, first_look
 from ralph_tui.supervisor import Supervisor
 from ralph_tui.tui.app import RalphApp
-
-
-class ConfirmStopRun(ModalScreen[bool]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Stop the run", id="confirm_stop_yes"),
-        Binding("n,escape", "answer(False)", "Keep running", id="confirm_stop_no"),
-    ]
-    DEFAULT_CSS = """
-    ConfirmStopRun { align: center middle; }
-    ConfirmStopRun > Vertical {
-        width: 64; height: auto; border: heavy $error; background: $surface; padding: 1 2;
-    }
-    ConfirmStopRun Horizontal { height: auto; margin-top: 1; }
-    ConfirmStopRun Button { margin-right: 2; }
-    """
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text("Stop the run itself?", style="bold"))
-            yield Label(
-                "The run stops at its next safe point for every attached face. "
-                "To leave the run going, detach with q instead."
-            )
-            with Horizontal():
-                yield Button("Stop the run (y)", variant="error", id="yes")
-                yield Button("Keep running (n)", id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+from ralph_tui.tui.screens import confirm_stop_run
 
 
 class AttachedApp(RalphApp):
@@ -90,7 +54,7 @@ class AttachedApp(RalphApp):
                 self.engine.request_stop()
                 self.notify("Asked the run to stop at its next safe point.")
 
-        self.push_screen(ConfirmStopRun(), confirmed)
+        self.push_screen(confirm_stop_run(), confirmed)
 
 
 def run_attach(url: str, token: str) -> int:

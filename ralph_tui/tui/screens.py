@@ -1,4 +1,4 @@
-"""Small modal screens: confirm quit, edit or add a story."""
+"""Small modal screens: confirm quitting or stopping a run, edit or add a story."""
 
 from __future__ import annotations
 
@@ -14,36 +14,71 @@ from textual.widgets import Button, Input, Label, TextArea
 from ralph_tui.prd import Story
 
 
-class ConfirmQuit(ModalScreen[bool]):
+class Confirm(ModalScreen[bool]):
+    """A yes/no question before something that ends a run: ``y`` (or the first button) is yes,
+    ``n``/``esc`` no. ``danger`` frames it in the error colour (stopping a run for every face)
+    instead of the warning colour."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Stop and quit", id="confirm_quit_yes"),
-        Binding("n,escape", "answer(False)", "Keep running", id="confirm_quit_no"),
+        Binding("y", "answer(True)", "Yes", id="confirm_yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm_no"),
     ]
     DEFAULT_CSS = """
-    ConfirmQuit { align: center middle; }
-    ConfirmQuit > Vertical {
+    Confirm { align: center middle; }
+    Confirm > Vertical {
         width: 64; height: auto; border: heavy $warning; background: $surface; padding: 1 2;
     }
-    ConfirmQuit Horizontal { height: auto; margin-top: 1; }
-    ConfirmQuit Button { margin-right: 2; }
+    Confirm.-danger > Vertical { border: heavy $error; }
+    Confirm Horizontal { height: auto; margin-top: 1; }
+    Confirm Button { margin-right: 2; }
     """
+
+    def __init__(
+        self, title: str, detail: str, yes: str, *, no: str = "Keep running", danger: bool = False
+    ) -> None:
+        super().__init__(classes="-danger" if danger else None)
+        self._title = title
+        self._detail = detail
+        self._yes = yes
+        self._no = no
+        self._danger = danger
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text("An iteration is running.", style="bold"))
-            yield Label(
-                "Stop at the next safe point and quit? Nothing is committed half-way; "
-                "an unfinished change is saved as a patch in the run folder."
-            )
+            yield Label(Text(self._title, style="bold"))
+            yield Label(self._detail)
             with Horizontal():
-                yield Button("Stop and quit (y)", variant="warning", id="yes")
-                yield Button("Keep running (n)", id="no")
+                yield Button(
+                    f"{self._yes} (y)", variant="error" if self._danger else "warning", id="yes"
+                )
+                yield Button(f"{self._no} (n)", id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def confirm_quit() -> Confirm:
+    """Quitting the TUI while an iteration runs (the run stops at its next safe point)."""
+    return Confirm(
+        "An iteration is running.",
+        "Stop at the next safe point and quit? Nothing is committed half-way; "
+        "an unfinished change is saved as a patch in the run folder.",
+        "Stop and quit",
+    )
+
+
+def confirm_stop_run() -> Confirm:
+    """Stopping a run this face is attached to (``attach``: ``q`` only detaches)."""
+    return Confirm(
+        "Stop the run itself?",
+        "The run stops at its next safe point for every attached face. "
+        "To leave the run going, detach with q instead.",
+        "Stop the run",
+        danger=True,
+    )
 
 
 class StoryEditor(ModalScreen[dict[str, Any] | None]):

@@ -33,7 +33,9 @@ class HandSupervisor:
     def __init__(self) -> None:
         self.approvals: asyncio.Queue[tuple[ApprovalRequest, asyncio.Future[ApprovalDecision]]]
         self.approvals = asyncio.Queue()
-        self.escalations: asyncio.Queue[EscalationRequest] = asyncio.Queue()
+        self.escalations: asyncio.Queue[
+            tuple[EscalationRequest, asyncio.Future[EscalationAnswer]]
+        ] = asyncio.Queue()
         self.closed: asyncio.Queue[str] = asyncio.Queue()
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
@@ -46,8 +48,9 @@ class HandSupervisor:
             raise
 
     async def answer(self, request: EscalationRequest) -> EscalationAnswer:
-        await self.escalations.put(request)
-        return await asyncio.get_running_loop().create_future()
+        future: asyncio.Future[EscalationAnswer] = asyncio.get_running_loop().create_future()
+        await self.escalations.put((request, future))
+        return await future
 
 
 class WaitingSink(RecordingSink):

@@ -180,3 +180,45 @@ async def test_remote_prd_edits_and_pause_go_through_the_run(tmp_path: Path) -> 
         assert isinstance(finished, RunFinished) and finished.exit_code == code
         assert "stop" in finished.reason
     assert "Task #" not in committed(root)
+
+
+async def test_a_client_answers_an_escalation_and_the_answer_reaches_the_agent(
+    tmp_path: Path,
+) -> None:
+    from ralph_tui.agents.scripted import ScriptedAgent
+    from ralph_tui.events import Escalated, EscalationAnswered, ToolResult
+    from ralph_tui.supervisor import EscalationAnswer
+    from tests.support.engine import complete, create
+
+    root = make_repo(tmp_path / "ws")
+    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "read the docs"}}
+    script = {"default": [ask, create("src/port.py", "PORT = 8080\n"), complete()]}
+    async with served_run(root, script) as served:
+        # the run's local face is a ScriptedSupervisor that would answer "skip": with
+        # ask_local=False only clients are asked, so only the client's answer can get through
+        face = HandSupervisor()
+        _client, seen = served.attach(face)
+        request, answer = await asyncio.wait_for(face.escalations.get(), 30)
+        assert (request.story_id, request.question, request.tried) == (
+            "US-001",
+            "Which port?",
+            "read the docs",
+        )
+        answer.set_result(EscalationAnswer("answer", "Use 8080."))
+        _, decision = await asyncio.wait_for(face.approvals.get(), 30)
+        decision.set_result(ApprovalDecision.approve())
+        assert await asyncio.wait_for(served.task, 30) == 0
+        await seen.wait(lambda e: isinstance(e, RunFinished))
+        agent = served.run.engine.agent
+        assert isinstance(agent, ScriptedAgent)
+        told = [o.content for name, o in agent.received if name == "escalate"]
+        assert told == ["Answer from the human supervisor:\nUse 8080."]
+        # every face saw the question and the answer; the tool result carries it too
+        assert any(isinstance(e, Escalated) and e.question == "Which port?" for e in seen.events)
+        answered = [e for e in seen.events if isinstance(e, EscalationAnswered)]
+        assert [(e.answer, e.skipped) for e in answered] == [("Use 8080.", False)]
+        results = [e for e in served.sink.events if isinstance(e, ToolResult)]
+        assert any(e.name == "escalate" and "Use 8080." in e.content for e in results)
+    assert committed(root).startswith("[backend] Task #US-001")
+    progress = (root / "tasks/backend_progress.txt").read_text()
+    assert "Which port?" in progress and "Use 8080." in progress

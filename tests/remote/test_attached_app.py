@@ -4,22 +4,33 @@ detaches without stopping the run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+from textual.pilot import Pilot
 
 from ralph_tui.server.client import first_look
 from ralph_tui.tui.remote import AttachedApp
-from tests.remote.support import served_run, waiting
+from tests.remote.support import Served, served_run, waiting
 from tests.support.repo import git, make_repo
 from tests.tui.support import wait_for
+
+
+@contextlib.asynccontextmanager
+async def attached(served: Served) -> AsyncIterator[tuple[AttachedApp, Pilot[int]]]:
+    """``ralph-tui attach`` on the served run, once the run waits for a face."""
+    await served.sink.wait(waiting)
+    info, prd = await asyncio.to_thread(first_look, served.url, served.token)
+    app = AttachedApp(served.url, served.token, info, prd)
+    async with app.run_test(size=(120, 40)) as pilot:
+        yield app, pilot
 
 
 async def test_attached_app_shows_the_waiting_approval_and_a_commits(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     async with served_run(root) as served:
-        await served.sink.wait(waiting)
-        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
-        app = AttachedApp(served.url, served.token, info, prd)
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with attached(served) as (app, pilot):
             await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
             assert app.supervisor.approval is not None
             assert app.supervisor.approval.story_id == "US-001"
@@ -34,10 +45,7 @@ async def test_attached_app_shows_the_waiting_approval_and_a_commits(tmp_path: P
 async def test_q_detaches_and_the_run_keeps_waiting(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws")
     async with served_run(root) as served:
-        await served.sink.wait(waiting)
-        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
-        app = AttachedApp(served.url, served.token, info, prd)
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with attached(served) as (app, pilot):
             await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
             await pilot.press("q")
         assert app.return_code == 0
@@ -76,3 +84,48 @@ async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
         await wait_for(pilot, lambda: task.done(), what="the run to end for the client")
         assert task.result() == 0
     assert "Task #US-001" in git(root, "log", "--format=%s", "-1")
+
+
+async def test_attached_app_answers_an_escalation_and_the_agent_gets_it(tmp_path: Path) -> None:
+    from ralph_tui.agents.scripted import ScriptedAgent
+    from tests.support.engine import complete, create
+
+    root = make_repo(tmp_path / "ws")
+    ask = {"tool": "escalate", "input": {"question": "Euros or dollars?", "tried": "Read it"}}
+    script = {"default": [ask, create("src/x.py", "X = 1\n"), complete()]}
+    async with served_run(root, script) as served:
+        async with attached(served) as (app, pilot):
+            bar = app.escalation_bar
+            await wait_for(pilot, lambda: bar.is_open, what="the escalation bar")
+            await wait_for(pilot, lambda: app.focused is bar.answer_box, what="the answer box")
+            await pilot.press(*"Use euros", "enter")
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            await pilot.press("a")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to end")
+        assert served.task.result() == 0
+        agent = served.run.engine.agent
+        assert isinstance(agent, ScriptedAgent)
+        told = [o.content for name, o in agent.received if name == "escalate"]
+        assert told == ["Answer from the human supervisor:\nUse euros"]
+    assert "Use euros" in (root / "tasks/backend_progress.txt").read_text()
+
+
+async def test_x_asks_then_stops_the_run_itself(tmp_path: Path) -> None:
+    from ralph_tui.tui.screens import Confirm
+
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        async with attached(served) as (app, pilot):
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            assert app.screen.has_class("-danger")
+            await pilot.press("n")  # keep running: nothing is sent
+            await wait_for(pilot, lambda: not isinstance(app.screen, Confirm), what="closed")
+            assert not served.run.engine.stop_requested
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to stop")
+        assert served.task.result() == 130
+    assert "Task #" not in git(root, "log", "--format=%s", "-1")

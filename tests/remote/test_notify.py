@@ -102,6 +102,42 @@ async def test_notify_command_receives_the_message(tmp_path: Path) -> None:
     assert lines[1].startswith("run_finished|||ralph-tui run finished (exit 0)")
 
 
+async def test_notify_command_gets_the_secrets_it_names_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Slack hook needs its token, withheld from ralph-tui's environment at start-up like every
+    secret: ``command_env`` names it; the model key and other secrets stay out."""
+    from ralph_tui import credentials
+
+    monkeypatch.setenv("SLACK_TOKEN", "xoxb-slack-token-for-the-hook")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-never-for-notify")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-not-named-either")
+    credentials.withhold()
+    try:
+        out = tmp_path / "env.txt"
+        command = [
+            sys.executable,
+            "-c",
+            "import os, sys; e = os.environ; open(sys.argv[1], 'a').write(' '.join("
+            "str(e.get(n)) for n in ('SLACK_TOKEN', 'ANTHROPIC_API_KEY', 'GITHUB_TOKEN')) + '\\n')",
+            str(out),
+        ]
+        root = make_repo(tmp_path / "ws")
+        options = {"command": command, "command_env": ["SLACK_TOKEN"], "desktop": False}
+        code, _ = await run_once(root, SCRIPT, options)
+        assert code == 0
+        lines = out.read_text().splitlines()
+        assert lines and set(lines) == {"xoxb-slack-token-for-the-hook None None"}
+    finally:
+        credentials.reset()
+
+
+def test_notify_command_env_refuses_the_model_key(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    with pytest.raises(UsageError, match="ANTHROPIC_API_KEY is ralph-tui's own credential"):
+        load_config(root, {"notify": {"command_env": ["ANTHROPIC_API_KEY"]}})
+
+
 async def test_a_failing_webhook_is_reported_once_and_never_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

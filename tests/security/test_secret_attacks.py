@@ -51,9 +51,13 @@ def forms(value: str) -> list[str]:
     return sorted(set(out))
 
 
-async def _run(root: Path, steps: list[dict[str, object]]) -> tuple[str, str, str]:
+async def _run(
+    root: Path, steps: list[dict[str, object]], **overrides: object
+) -> tuple[str, str, str]:
     """Run headless with the real console; returns console, events.jsonl, transcript."""
-    engine, agent, _, _ = make_engine(root, {"default": steps}, approve="auto", max_iterations=1)
+    engine, agent, _, _ = make_engine(
+        root, {"default": steps}, approve="auto", max_iterations=1, **overrides
+    )
     out = io.StringIO()
     code = await run_headless(root, engine.config, out=out, agent=agent)
     assert code == 0, out.getvalue()
@@ -173,8 +177,9 @@ def test_claude_code_gets_its_own_sandbox_without_escape(tmp_path: Path) -> None
     assert claude_sandbox_settings(Sandbox.unconfined(tmp_path)) is None
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # the single loop's commit and a worker's merge
 async def test_a_secret_in_a_title_or_a_file_name_stays_out_of_progress_and_commit_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     value = OTHER_NAMES["OPENAI_KEY"]
     monkeypatch.setenv("OPENAI_KEY", value)
@@ -183,7 +188,7 @@ async def test_a_secret_in_a_title_or_a_file_name_stays_out_of_progress_and_comm
     prd = root / "tasks" / "backend_prd.json"
     prd.write_text(prd.read_text().replace("Do the thing", f"Do the thing {value}"))
     git(root, "commit", "-qam", "title")
-    await _run(root, steps)
+    await _run(root, steps, workers=workers)
     progress = (root / "tasks" / "backend_progress.txt").read_text()
     assert "leak-[REDACTED].txt" in progress and "Do the thing [REDACTED]" in progress
     assert value not in progress

@@ -11,7 +11,7 @@ from textual.widgets import Input
 
 from ralph_tui.tui.app import RalphApp
 from ralph_tui.tui.bars.approval import approval_text
-from ralph_tui.tui.screens import ConfirmQuit
+from ralph_tui.tui.screens import Confirm
 from tests.support.repo import git, make_repo, story, write_prd
 from tests.tui.support import build_app, complete, create, wait_for
 
@@ -263,7 +263,7 @@ async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> No
         await wait_for(pilot, lambda: agent.reached("streamed"), what="streaming")
         await wait_for(pilot, lambda: "streaming" in " ".join(app.transcript.plain_lines()))
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit), what="confirm")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: app.engine.stop_requested, what="stop requested")
         agent.release("streamed")
@@ -306,6 +306,35 @@ def footer_keys(app: RalphApp) -> set[str]:
     }
 
 
+def footer_drawn(app: RalphApp) -> set[str]:
+    """The enabled actions the footer widget actually draws (it may lag the bindings)."""
+    from textual.widgets._footer import FooterKey
+
+    return {key.action for key in app.query(FooterKey) if not key.disabled}
+
+
+async def test_footer_keeps_its_keys_when_a_bindings_signal_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Textual's footer rebuilt all its keys (and laid the screen out) on every bindings
+    signal; ours only when what it shows changes, and still when it does."""
+    from textual.widgets._footer import FooterKey
+
+    app, _ = build_app(make_repo(tmp_path / "ws"), ONE_EDIT)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval")
+        await wait_for(pilot, lambda: "approve" in footer_drawn(app), what="a drawn")
+        before = list(app.query(FooterKey))
+        for _ in range(3):
+            app.refresh_bindings()
+            await pilot.pause()
+        assert list(app.query(FooterKey)) == before
+        assert all(key.is_attached for key in before)  # the same widgets, not rebuilt ones
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "approve" not in footer_drawn(app), what="a gone")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+
+
 async def test_footer_offers_approve_again_for_the_next_story(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
     script = {
@@ -325,6 +354,7 @@ async def test_footer_offers_approve_again_for_the_next_story(tmp_path: Path) ->
             what="second approval",
         )
         await wait_for(pilot, lambda: "approve" in footer_keys(app), what="a in the footer again")
+        await wait_for(pilot, lambda: "approve" in footer_drawn(app), what="a drawn again")
         # while the bar shows the keys, the toast does not repeat them
         toasts = [n.message for n in app._notifications]
         assert toasts and not any("a approve" in t for t in toasts)
@@ -450,3 +480,67 @@ async def test_an_event_after_a_quiet_spell_is_on_screen_at_once_and_a_stream_st
             await pilot.pause()
         assert "second in the burst" not in " ".join(app.transcript.plain_lines())
         assert len(app.batcher) == 1  # held for the next interval, not lost
+
+
+async def test_an_event_the_human_acts_on_skips_the_stream_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mid-stream (a flush interval already pending), an approval or the run's end is drawn at
+    once, with whatever text was held before it: the human never waits on the stream's timer."""
+    from ralph_tui.events import Notice, RunStateChanged, TextDelta
+    from ralph_tui.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "FLUSH_INTERVAL_S", 3600.0)
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.batcher(Notice(level="info", message="opening the stream"))
+        await wait_for(
+            pilot, lambda: "opening the stream" in " ".join(app.transcript.plain_lines())
+        )
+        app.batcher(TextDelta(text="held text\n"))
+        for _ in range(3):
+            await pilot.pause()
+        assert len(app.batcher) == 1  # the stream waits for its interval
+        app.batcher(RunStateChanged(state="waiting"))
+        await wait_for(pilot, lambda: len(app.batcher) == 0, what="urgent flush")
+        assert "held text" in " ".join(app.transcript.plain_lines())
+        assert app.status.state == "waiting"
+
+
+async def test_start_up_lends_the_preflight_thread_the_gil_and_gives_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the first frames paint, the preflight's git calls ran at the 5 ms switch interval's
+    pace; the app lowers it until the run has started, then restores it (also on a refusal)."""
+    import sys
+
+    from ralph_tui.engine import Engine
+    from ralph_tui.tui.app import STARTUP_SWITCH_INTERVAL_S
+
+    default = sys.getswitchinterval()
+    seen: list[float] = []
+    preflight = Engine._preflight
+
+    def watched(self: Engine) -> None:
+        seen.append(sys.getswitchinterval())
+        preflight(self)
+
+    monkeypatch.setattr(Engine, "_preflight", watched)
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app._run_started, what="run started")
+        assert seen == [STARTUP_SWITCH_INTERVAL_S]
+        assert sys.getswitchinterval() == default
+        await wait_for(pilot, lambda: approval_waiting(app), what="approval")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+
+    (root / "dirty.txt").write_text("mine\n", encoding="utf-8")
+    refused, _ = build_app(root, ONE_EDIT)
+    async with refused.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: refused.error_message is not None, what="refusal")
+    assert "uncommitted changes" in (refused.error_message or "")
+    assert seen[-1] == STARTUP_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == default

@@ -107,3 +107,47 @@ async def test_transcript_log_wraps_once_keeps_colours_and_bounds_memory(tmp_pat
         await pilot.pause()
         assert log.plain_rows()[-1] == "line 2999"
         assert all(len(r) <= log.scrollable_content_region.width for r in log.plain_rows())
+
+
+async def test_an_unchanged_diff_is_not_rebuilt_and_a_longer_patch_lays_out_nothing(
+    tmp_path: Path,
+) -> None:
+    """The diff refreshes after every tool call and commit. The same files again keep their
+    list (no layout pass of the whole screen, the reader's place kept); a new patch for the
+    pane only moves its scrollbars."""
+    from textual.widgets import OptionList
+
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        patch = "".join(f"+line {i}\n" for i in range(200))
+        files = [
+            FakeDiff("a.py", "M", 200, 0, False, patch),
+            FakeDiff("b.py", "A", 1, 0, False, "+b\n"),
+        ]
+        app.diff.show_files(files)
+        await pilot.pause()
+        options = app.diff.query_one("#diff-files", OptionList)
+        first = options.get_option_at_index(0)
+        options.highlighted = 1
+        await pilot.pause()
+        assert app.diff.selected_path == "b.py"
+        app.diff.show_files([FakeDiff(*vars(f).values()) for f in files])  # equal, not the same
+        await pilot.pause()
+        assert options.get_option_at_index(0) is first  # the list was left alone
+        assert app.diff.selected_path == "b.py"
+
+        options.highlighted = 0  # a.py: 200 rows, so the pane has its scrollbar
+        await pilot.pause()
+        layouts: list[object] = []
+        pane = app.diff.pane
+        original = pane.refresh
+
+        def spy(*regions: object, **flags: bool) -> object:
+            if flags.get("layout"):
+                layouts.append(flags)
+            return original(*regions, **flags)  # type: ignore[arg-type]
+
+        pane.refresh = spy  # type: ignore[method-assign]
+        pane.show_patch("a.py", patch + "".join(f"+more {i}\n" for i in range(300)))
+        assert pane.virtual_size.height == 500
+        assert layouts == []  # the scrollbar was already there: nothing else moved

@@ -23,6 +23,8 @@ from textual.strip import Strip
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from ralph_tui.tui.widgets.scrolling import set_virtual_size
+
 
 class FileDiffLike(Protocol):
     """The fields of ``ralph_tui.git_repo.FileDiff`` that the panel reads."""
@@ -114,7 +116,7 @@ class DiffPane(ScrollView, can_focus=True):
         self._lexer = Syntax.guess_lexer(path) if path else "text"
         self._cache.clear()
         width = max((len(line) for line in self._lines), default=0)
-        self.virtual_size = Size(width + 1, len(self._lines))
+        set_virtual_size(self, Size(width + 1, len(self._lines)))
         if path != self._path:  # a refresh of the same file keeps the reader's place
             self.scroll_to(0, 0, animate=False)
         self._path = path
@@ -125,7 +127,7 @@ class DiffPane(ScrollView, can_focus=True):
         self._path = None
         self._lexer = "text"
         self._cache.clear()
-        self.virtual_size = Size(len(message), 1)
+        set_virtual_size(self, Size(len(message), 1))
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -151,6 +153,10 @@ class DiffPane(ScrollView, can_focus=True):
             .extend_cell_length(width)
             .apply_style(self.rich_style)
         )
+
+
+def _identity(diff: FileDiffLike) -> tuple[str, str, int, int, bool, str]:
+    return (diff.path, diff.status, diff.additions, diff.deletions, diff.binary, diff.patch)
 
 
 class DiffView(Horizontal):
@@ -187,7 +193,12 @@ class DiffView(Horizontal):
 
     def show_files(self, files: Sequence[FileDiffLike], last: Collection[str] = ()) -> None:
         """Show ``files``, code first: the paths in ``last`` (bookkeeping) go to the end."""
-        self.files = sorted(files, key=lambda f: f.path in last)  # stable: git's order otherwise
+        ordered = sorted(files, key=lambda f: f.path in last)  # stable: git's order otherwise
+        if [_identity(f) for f in ordered] == [_identity(f) for f in self.files]:
+            # refreshes come after every tool call and commit; an unchanged tree must not
+            # rebuild the file list (a layout pass of the whole screen) or move the reader
+            return
+        self.files = ordered
         options = self.query_one("#diff-files", OptionList)
         keep = self._selected
         options.clear_options()

@@ -22,6 +22,8 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ralph_tui.tui.widgets.scrolling import set_virtual_size
+
 _ROW_CACHE = 2048
 
 
@@ -113,29 +115,12 @@ class TranscriptLog(ScrollView, can_focus=True):
         self._cache.clear()
 
     def _resize(self, follow: bool) -> None:
-        self._set_virtual_size(Size(self._wrap_width, len(self._rows)))
+        if set_virtual_size(self, Size(self._wrap_width, len(self._rows))):
+            # the bar takes (or gives back) columns: wrap again to the width that is left
+            self.call_after_refresh(self._rewrap)
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
-
-    def _set_virtual_size(self, size: Size) -> None:
-        """Grow the scrollable area without a layout pass of the whole screen.
-
-        ``virtual_size`` is a layout reactive: set plainly, every flush would re-render every
-        widget on screen (footer, board, panels). A scroll view only needs its scrollbars
-        updated, which is what Textual's own resize path does (``_scroll_update``); a layout
-        pass is asked for only when the vertical scrollbar appears or goes.
-        """
-        if not self.size.height:  # not laid out yet: the first layout does it all
-            self.virtual_size = size
-            return
-        had_bar = self.show_vertical_scrollbar
-        self.set_reactive(TranscriptLog.virtual_size, size)
-        self._scroll_update(size)
-        if self.show_vertical_scrollbar != had_bar:
-            # the bar takes (or gives back) columns: wrap again to the width that is left
-            self.refresh(layout=True)
-            self.call_after_refresh(self._rewrap)
 
     def on_resize(self) -> None:
         self._rewrap()

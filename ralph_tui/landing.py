@@ -1,0 +1,150 @@
+"""Landing a story: ONE commit holding its change, ``passes: true`` and the progress entry.
+
+The single loop (``Engine.commit_story``: the change is already in the main checkout) and the
+workers' merge (``ParallelEngine._land``: the change is applied from the worker's patch) land a
+story the same way, here. What really differs between them is passed in: what puts the change
+in place, what a failed commit also puts back, and what the state file says afterwards (the
+single loop is still inside its iteration; main has no iteration of its own in a parallel run).
+
+Crash safety (``recovery``): the ``committing`` marker, with HEAD and the progress log's size,
+is written before anything is touched, so a kill at any later point is undone at restart; a
+commit that fails is undone here (``roll_back_marking``) before the error goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from ralph_tui.errors import RalphError
+from ralph_tui.events import Committed, EventSink, PrdChanged
+from ralph_tui.git_repo import GitRepo, display_path
+from ralph_tui.prd import Story
+from ralph_tui.prd_store import PrdStore
+from ralph_tui.progress import ProgressLog
+from ralph_tui.recovery import StateFile, roll_back_marking
+from ralph_tui.text import escape_controls
+from ralph_tui.workspace import Redactor
+
+log = logging.getLogger(__name__)
+
+Marker = dict[str, object]
+
+
+def commit_message(role: str, story: Story) -> str:
+    return (
+        f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
+        "Implemented by autonomous agent.\n"
+        "All quality checks passing.\n"
+    )
+
+
+class StoryLanding:
+    """The run's one way of committing a story (one per engine)."""
+
+    def __init__(
+        self,
+        *,
+        git: GitRepo,
+        store: PrdStore,
+        progress: ProgressLog,
+        state: StateFile,
+        redact: Redactor,
+        emit: EventSink,
+        role: str,
+        bookkeeping: Sequence[str],
+    ) -> None:
+        self._git = git
+        self._store = store
+        self._progress = progress
+        self._state = state
+        self._redact = redact
+        self._emit = emit
+        self._role = role
+        self._bookkeeping = tuple(bookkeeping)
+
+    async def land(
+        self,
+        story: Story,
+        learnings: Sequence[str],
+        *,
+        marker: Marker,
+        after: Marker | None,
+        user_files: Sequence[str] = (),
+        put_in: Callable[[], None] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> str:
+        """Mark the story, log it and commit; the commit's sha (``Committed`` is emitted).
+
+        ``marker``: the state file's ``committing`` marker (HEAD and the progress log's size
+        are added here). ``after``: what the state file says once the story has landed or the
+        landing was undone (``None``: the file is removed). ``user_files``: the user's own
+        uncommitted files (``--allow-dirty``), never committed nor listed. ``put_in`` (run in a
+        thread, after the marker): puts the change in the checkout; if it raises, nothing was
+        marked and the error goes on. ``undo`` (in a thread): what a failed commit also puts
+        back, after the story's marking is rolled back.
+        """
+        git = self._git
+        head = await asyncio.to_thread(git.head_sha)
+        progress_size = await asyncio.to_thread(self._progress.size)
+        # the marker comes first: a kill after this point is undone at restart
+        marker = {**marker, "head": head, "progress_size": progress_size}
+        await asyncio.to_thread(self._state.write, marker)
+        if put_in is not None:
+            try:
+                await asyncio.to_thread(put_in)
+            except BaseException:
+                await asyncio.to_thread(self._settle, after)
+                raise
+        skip = {*self._bookkeeping, *user_files}
+        files = [
+            self._redact(display_path(d.path))
+            for d in await asyncio.to_thread(git.diff)
+            if d.path not in skip
+        ]
+        learned = [self._redact(item) for item in learnings]
+        title = self._redact(story.title)
+        message = self._redact(commit_message(self._role, story))
+        try:
+            await asyncio.to_thread(self._store.update_story, story.key, {"passes": True})
+            await asyncio.to_thread(
+                self._progress.append_completed, story.key, title, learned, files
+            )
+            sha = await asyncio.to_thread(git.commit_all, message, exclude=tuple(user_files))
+        except RalphError:  # GitError (a hook said no), or a bookkeeping file not writable
+            await asyncio.to_thread(self._roll_back, story, progress_size, undo, after)
+            raise
+        await asyncio.to_thread(self._settle, after)
+        committed = await asyncio.to_thread(git.files_in_commit, sha)
+        self._emit(
+            Committed(
+                story_id=story.key,
+                sha=sha,
+                message=message,
+                files=tuple(display_path(f) for f in committed),
+            )
+        )
+        self._emit(PrdChanged(source="engine"))
+        return sha
+
+    def _roll_back(
+        self,
+        story: Story,
+        progress_size: int,
+        undo: Callable[[], None] | None,
+        after: Marker | None,
+    ) -> None:
+        for problem in roll_back_marking(
+            self._store, self._progress, self._git, story.key, progress_size
+        ):
+            log.warning("%s", problem)
+        if undo is not None:
+            undo()
+        self._settle(after)
+
+    def _settle(self, after: Marker | None) -> None:
+        if after is None:
+            self._state.clear()
+        else:
+            self._state.write(after)
