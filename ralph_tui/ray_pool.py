@@ -189,9 +189,10 @@ class ActorPool:
         return warm
 
     def _target(self) -> str | None:
+        """The node to suggest to Ray: one with a warm actor that is up (one still starting
+        could be on a node that died and is not known dead yet: no hint then)."""
         up = [w for w in self._idle if w.ready.done() and w.ready.exception() is None]
-        pick = up or self._idle
-        return pick[0].node_id if pick else None
+        return up[0].node_id if up else None
 
     # ------------------------------------------------------------------ leases
 
@@ -284,9 +285,9 @@ class ActorPool:
         self._refreshed = -math.inf
 
     @property
-    def idle(self) -> list[Any]:
-        """The warm actors waiting for a story (handles), for tests."""
-        return [w.actor for w in self._idle]
+    def idle(self) -> list[tuple[str, Any]]:
+        """The warm actors waiting for a story, (node id, handle), for tests."""
+        return [(w.node_id, w.actor) for w in self._idle]
 
     @staticmethod
     def _kill(actor: Any) -> None:

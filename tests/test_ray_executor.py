@@ -6,7 +6,9 @@ process ids of its ``ray start`` processes (tests/support/ray_cluster.py). Every
 ``ParallelEngine``, the scripted agent, real git and real gates. Select with ``-m ray``.
 
 Waiting is always for a condition (an event, a process in /proc), never a sleep for ordering.
-The node-kill test brings the killed node back (a fresh ``ray start``) when it is done.
+The node-kill test brings the killed node back (a fresh ``ray start``) when it is done, and runs
+last: Ray takes the killed node for alive until its health checks fail (tens of seconds), so a
+test after it could have a warm actor or a slot placed there meanwhile.
 """
 
 from __future__ import annotations
@@ -548,6 +550,48 @@ def test_executor_ray_in_ralph_toml_builds_the_ray_engine(tmp_path: Path) -> Non
         load_config(root)
 
 
+async def test_stories_start_in_warm_actors_one_each_and_nothing_is_left(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """One worker, two stories: the second runs in an actor the pool had started (and that
+    was up) while the first one ran, on the slot the first one left; a replacement is started
+    as each story gets under way; no actor serves two stories; after the run every actor the
+    pool started is gone and its slot given back."""
+    from ray.util import placement_group_table
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    groups_before = set(placement_group_table())
+    story_pid: dict[str, int] = {}
+    idle_at: dict[str, set[int]] = {}
+
+    async def look(request: ApprovalRequest) -> None:
+        executor = executor_of(engine)
+        story_pid[request.story_id] = (await executor.actors[request.story_id].where.remote()).pid
+        idle_at[request.story_id] = await warm_pids(executor, ray_cluster)
+
+    engine, sink, _ = ray_engine(
+        root, script, ray_cluster, ScriptedSupervisor(on_approve=look), workers=1
+    )
+    assert await engine.run() == 0, "\n".join(story_log(sink))
+    assert passes(root) == {"US-001": True, "US-002": True}
+    one, two = story_pid["US-001"], story_pid["US-002"]
+    assert one != two  # a fresh actor per story
+    assert two in idle_at["US-001"]  # warm: started and up while US-001 still ran
+    assert idle_at["US-002"] and two not in idle_at["US-002"]  # and replaced again
+    started = {one, two} | idle_at["US-001"] | idle_at["US-002"]
+    await wait_for(lambda: not any(alive(pid) for pid in started), "every pool actor to end", 30)
+    # one slot for both stories (kept for the next one), given back at the end
+    ours = {g: t for g, t in placement_group_table().items() if g not in groups_before}
+    assert len(ours) == 1, ours
+    assert [t["state"] for t in ours.values()] == ["REMOVED"]
+
+
 async def test_cancel_kills_the_remote_sandbox(
     ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
@@ -561,9 +605,8 @@ async def test_cancel_kills_the_remote_sandbox(
     await wait_for(lambda: len(marker_pids(f".{tag}")) >= 3, "the remote sleeps to start")
     actor = executor_of(engine).actors["US-001"]
     actor_pid = (await actor.where.remote()).pid
-    pool = executor_of(engine).pool
-    assert pool is not None and pool.idle  # its replacement started once the story was under way
-    warm_pids = _pids([await a.where.remote() for a in pool.idle])
+    warm = await warm_pids(executor_of(engine), ray_cluster)
+    assert warm  # the story's replacement started once the story was under way
     assert checkouts(ray_cluster)  # the story's clone on its node
     start = time.monotonic()
     run.cancel()
@@ -579,7 +622,16 @@ async def test_cancel_kills_the_remote_sandbox(
     await wait_for(lambda: not alive(actor_pid), "the actor's process to end", 30)
     assert checkouts(ray_cluster) == []
     # the run's end closed the executor: the pool's warm actors are gone as well
-    await wait_for(lambda: not any(alive(p) for p in warm_pids), "the warm actors to end", 30)
+    await wait_for(lambda: not any(alive(p) for p in warm), "the warm actors to end", 30)
+
+
+async def warm_pids(executor: RayExecutor, cluster: LocalRayCluster) -> set[int]:
+    """The pids of the pool's idle warm actors on the cluster's live nodes (waiting for them
+    to be up; a node killed by an earlier test may not be known dead to Ray yet)."""
+    pool = executor.pool
+    assert pool is not None
+    live = {node.node_id for node in cluster.nodes.values() if not node.killed}
+    return {int((await a.where.remote()).pid) for node, a in pool.idle if node in live}
 
 
 def checkouts(cluster: LocalRayCluster) -> list[Path]:
@@ -670,51 +722,3 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     assert node_of(ray_cluster, started["US-001"][1]) != doomed
     assert not marker_pids(f"3004.{tag}")
     assert all(not alive(pid) for pid in killed)  # every process of the lost node is gone
-
-
-def _pids(infos: list[Any]) -> set[int]:
-    return {int(info.pid) for info in infos}
-
-
-async def test_stories_start_in_warm_actors_one_each_and_nothing_is_left(
-    ray_cluster: LocalRayCluster, tmp_path: Path
-) -> None:
-    """One worker, two stories: the second runs in an actor the pool had started (and that
-    was up) while the first one ran, on the slot the first one left; a replacement is started
-    as each story gets under way; no actor serves two stories; after the run every actor the
-    pool started is gone and its slot given back."""
-    from ray.util import placement_group_table
-
-    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
-    script = {
-        "stories": {
-            "US-001": [create("one.txt", "1\n"), complete()],
-            "US-002": [create("two.txt", "2\n"), complete()],
-        }
-    }
-    groups_before = set(placement_group_table())
-    story_pid: dict[str, int] = {}
-    idle_at: dict[str, set[int]] = {}
-
-    async def look(request: ApprovalRequest) -> None:
-        executor = executor_of(engine)
-        pool = executor.pool
-        assert pool is not None
-        story_pid[request.story_id] = (await executor.actors[request.story_id].where.remote()).pid
-        idle_at[request.story_id] = _pids([await a.where.remote() for a in pool.idle])
-
-    engine, sink, _ = ray_engine(
-        root, script, ray_cluster, ScriptedSupervisor(on_approve=look), workers=1
-    )
-    assert await engine.run() == 0, "\n".join(story_log(sink))
-    assert passes(root) == {"US-001": True, "US-002": True}
-    one, two = story_pid["US-001"], story_pid["US-002"]
-    assert one != two  # a fresh actor per story
-    assert two in idle_at["US-001"]  # warm: started and up while US-001 still ran
-    assert idle_at["US-002"] and two not in idle_at["US-002"]  # and replaced again
-    started = {one, two} | idle_at["US-001"] | idle_at["US-002"]
-    await wait_for(lambda: not any(alive(pid) for pid in started), "every pool actor to end", 30)
-    # one slot for both stories (kept for the next one), given back at the end
-    ours = {g: t for g, t in placement_group_table().items() if g not in groups_before}
-    assert len(ours) == 1, ours
-    assert [t["state"] for t in ours.values()] == ["REMOVED"]
