@@ -272,6 +272,20 @@ class _Method:
         return self._run(*args)
 
 
+def test_story_slots_per_node() -> None:
+    """Where the pool keeps warm actors: nodes with room for a story's slot, as many as slots."""
+    from ralph_tui.config import RayOptions
+    from ralph_tui.ray_pool import slot_bundle, slots_on
+
+    bundle = slot_bundle(RayOptions(num_cpus=1, resources={"gpu_box": 1}))
+    assert bundle == {"CPU": 1.0, "gpu_box": 1.0}
+    assert slots_on({"CPU": 4.0, "gpu_box": 1.0}, bundle, 8) == 1
+    assert slots_on({"CPU": 4.0}, bundle, 8) == 0  # no gpu_box there
+    assert slots_on({"CPU": 0.0}, {"CPU": 1.0}, 8) == 0  # a head with no slots
+    assert slots_on({"CPU": 16.0}, {"CPU": 1.0}, 4) == 4  # never more than the run's workers
+    assert slots_on({}, slot_bundle(RayOptions(num_cpus=0)), 3) == 3
+
+
 async def test_remote_checkout_asks_the_node_only_for_the_rebase_and_the_gates(
     tmp_path: Path,
 ) -> None:
