@@ -189,10 +189,11 @@ class ActorPool:
         return warm
 
     def _target(self) -> str | None:
-        """The node to suggest to Ray: one with a warm actor that is up (one still starting
-        could be on a node that died and is not known dead yet: no hint then)."""
+        """The node to suggest to Ray: one with a warm actor, one already up first (without a
+        hint, the first stories' slots land anywhere and their warm actors sit idle)."""
         up = [w for w in self._idle if w.ready.done() and w.ready.exception() is None]
-        return up[0].node_id if up else None
+        pick = up or self._idle
+        return pick[0].node_id if pick else None
 
     # ------------------------------------------------------------------ leases
 
