@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor", choices=["local", "ray"], help="where workers run (ray: [ray] in ralph.toml)"
     )
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
-    run.add_argument("--approve", choices=["ask", "auto"], help="who approves commits (headless)")
+    run.add_argument(
+        "--approve",
+        choices=["ask", "auto"],
+        help="who approves commits: ask (a human, the default) or auto (when the gates pass)",
+    )
     run.add_argument("--allow-dirty", action="store_true", help="start on a dirty working tree")
     run.add_argument("--listen", metavar="HOST:PORT", help="serve the run to attach/web clients")
     run.add_argument(

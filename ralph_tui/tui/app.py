@@ -161,7 +161,12 @@ class RalphApp(App[int]):
         self.batcher = EventBatcher(
             on_first=self._schedule_flush, on_urgent=self._schedule_urgent_flush
         )
-        self.supervisor = TuiSupervisor(self._on_approval, self._on_escalation, self._on_settled)
+        self.supervisor = TuiSupervisor(
+            self._on_approval,
+            self._on_escalation,
+            self._on_settled,
+            auto_approve=config.approve == "auto",
+        )
         # run_factory: the same app over a served or an attached run (ralph_tui/server/)
         self.engine: RunHandle = (
             run_factory(self.supervisor, self.batcher)
@@ -177,7 +182,8 @@ class RalphApp(App[int]):
             )
         )
         if self.parallel is not None:
-            self.parallel.approvals_automatic = False  # a human approves here, in any order
+            # ask: a human approves here, in any order; auto: the gates' verdict commits
+            self.parallel.approvals_automatic = config.approve == "auto"
         self.set_reactive(RalphApp.status, RunStatus(max_iterations=config.max_iterations))
         self.exit_code: int | None = None
         self.error_message: str | None = None

@@ -25,7 +25,12 @@ class TuiSupervisor:
         on_approval: Callable[[ApprovalRequest], None],
         on_escalation: Callable[[EscalationRequest], None],
         on_settled: Callable[[], None],
+        *,
+        auto_approve: bool = False,
     ) -> None:
+        # --approve auto: a change whose gates passed commits at once (the engine's own gates
+        # decided); escalations still come to the human watching
+        self.auto_approve = auto_approve
         self._on_approval = on_approval
         self._on_escalation = on_escalation
         self._on_settled = on_settled
@@ -35,6 +40,8 @@ class TuiSupervisor:
         self._escalation_future: asyncio.Future[EscalationAnswer] | None = None
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        if self.auto_approve:
+            return ApprovalDecision.approve()
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._approval_future = future
         self.approval = request

@@ -544,3 +544,39 @@ async def test_start_up_lends_the_preflight_thread_the_gil_and_gives_it_back(
     assert "uncommitted changes" in (refused.error_message or "")
     assert seen[-1] == STARTUP_SWITCH_INTERVAL_S
     assert sys.getswitchinterval() == default
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_approve_auto_in_the_tui_commits_when_the_gates_pass_and_still_asks_questions(
+    tmp_path: Path, workers: int
+) -> None:
+    """``run --approve auto`` without ``--headless`` was ignored: the TUI always asked. Now the
+    gates' verdict commits (the bar never opens), while an escalation still reaches the human."""
+    root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
+    script = {
+        "stories": {
+            "US-001": [create("src/one.py", "ONE = 1\n"), complete()],
+            "US-002": [
+                {"tool": "escalate", "input": {"question": "Which unit?", "tried": "both"}},
+                create("src/two.py", "TWO = 2\n"),
+                complete(),
+            ],
+        }
+    }
+    overrides = {"approve": "auto", "workers": workers, "sandbox": {"mode": "off"}}
+    app, agent = build_app(root, script, overrides=overrides)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: escalation_waiting(app), what="the escalation")
+        await pilot.press(*"metres")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: run_over(app), what="run end")
+        assert not app.approval_bar.is_open
+        assert app.exit_code == 0
+        transcript = " ".join(app.transcript.plain_lines())
+        assert "» approve" in transcript
+    assert sorted(subjects(root)[:2]) == [
+        "[backend] Task #US-001: One",
+        "[backend] Task #US-002: Two",
+    ]
+    answers = [outcome for tool, outcome in agent.received if tool == "escalate"]
+    assert answers and "metres" in str(answers[0])
