@@ -4,18 +4,21 @@
    filled) against a bare Textual app showing the same 1,000 rows in a ``DataTable``.
 2. Wall time of a run whose scripted agent streams 2 MB of text (about 175,000 deltas, each
    arriving in its own event-loop turn, as network deltas do): in the TUI against headless
-   (``ralph_tui.headless`` writing to /dev/null). Approvals are given as soon as they are asked.
+   (``ralph_tui.headless`` writing to /dev/null), both with ``approve = "auto"``.
    During that stream, key presses are posted to the app every 0.2 s; the time from posting to
    the bound action running is the UI's response time (goal: under 100 ms).
 3. Time to show a 20,000-line diff: ``git diff`` in a thread, file list, first screen of hunks.
 4. The real path: the Anthropic agent streams a 300 KB answer (7-character deltas, about one per
    word) from the suite's fake Messages API, run as a separate process; time from start to the
-   story's commit, in the TUI against headless; and headless against the SDK's raw
-   ``create(stream=True)`` events read in a bare loop (the floor any client pays).
+   story's commit (the ``committed`` event in the run's own journal), in the TUI against
+   headless with the same ``approve = "auto"``; beside it the TUI with a human's approval (a key
+   press as soon as the bar opens: the bar's frames are then on the path) and both runs to
+   their end; and headless against the SDK's raw ``create(stream=True)`` events read in a bare
+   loop (the floor any client pays).
 
 Apps run headless (``run_test``) at 200x50. Every measurement runs in a fresh interpreter (a face
 measured second in one process inherits the first one's warm caches), five rounds with the
-order of each pair alternating; ratios are the median of the rounds' ratios, with their range.
+order rotating each round; ratios are the median of the rounds' ratios, with their range.
 Run: .venv/bin/python benchmarks/bench_tui.py
 """
 
@@ -140,7 +143,7 @@ def stream_script(path: Path) -> None:
 
 async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int, list[float]]:
     root = make_repo(tmp / "stream-tui")
-    config = load_config(root, {"script": str(script)})
+    config = load_config(root, {"script": str(script), "approve": "auto"})
     app = ProbedApp(root, config, agent=ScriptedAgent.from_file(script, config))
     flushes = 0
     original = app.flush_events
@@ -216,15 +219,27 @@ class FakeApi:
         self.proc.wait(timeout=10)
 
 
-async def real_one(tmp: Path, face: str) -> float:
-    """Seconds from start to the story's commit for the 300 KB answer, on a fresh server."""
+def committed_at(root: Path) -> float:
+    """Wall-clock time of the story's ``committed`` event, from the run's own journal."""
+    (journal,) = (root / ".ralph" / "runs").glob("*/events.jsonl")
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event["kind"] == "committed":
+            return float(event["ts"])
+    raise SystemExit(f"{journal}: no commit")
+
+
+async def real_one(tmp: Path, face: str) -> tuple[float, float]:
+    """Seconds from start to the story's commit, and to the run's end (the app or headless
+    knowing it finished), for the 300 KB answer on a fresh server."""
     api = FakeApi(tmp, answer_replies())
     try:
         root = make_repo(tmp / f"real-{face}")
-        config = load_config(root, {"agent": "anthropic", "approve": "auto"})
+        approve_mode = "ask" if face == "tui-ask" else "auto"
+        config = load_config(root, {"agent": "anthropic", "approve": approve_mode})
         agent = AnthropicAgent(config, client=api.client())
-        t0 = time.perf_counter()
-        if face == "tui":
+        t0, wall0 = time.perf_counter(), time.time()
+        if face.startswith("tui"):
             app = RalphApp(root, config, agent=agent)
             async with app.run_test(size=SIZE):
                 answered = None
@@ -239,7 +254,7 @@ async def real_one(tmp: Path, face: str) -> float:
                 code = await run_headless(root, config, out=out, agent=agent)
         elapsed = time.perf_counter() - t0
         assert code == 0, (face, code)
-        return elapsed
+        return committed_at(root) - wall0, elapsed
     finally:
         api.close()
 
@@ -302,8 +317,9 @@ async def measure(kind: str, tmp: Path) -> dict[str, object]:
             return {"s": await stream_headless(tmp, script)}
         elapsed, flushes, received, keys = await stream_tui(tmp, script)
         return {"s": elapsed, "flushes": flushes, "received": received, "keys": keys}
-    if kind in ("real-tui", "real-headless"):
-        return {"s": await real_one(tmp, kind.removeprefix("real-"))}
+    if kind in ("real-tui", "real-tui-ask", "real-headless"):
+        to_commit, to_end = await real_one(tmp, kind.removeprefix("real-"))
+        return {"s": to_commit, "end": to_end}
     if kind == "real-bare":
         return {"s": await real_bare(tmp)}
     if kind == "diff":
@@ -329,18 +345,25 @@ def fresh(kind: str) -> dict[str, object]:
     return result
 
 
-def pairs(first: str, second: str) -> tuple[list[float], list[float], list[dict[str, object]]]:
-    """ROUNDS runs of each, alternating which goes first, each in a fresh process."""
-    a_times: list[float] = []
-    b_times: list[float] = []
-    a_results: list[dict[str, object]] = []
+def rounds(*kinds: str) -> list[list[dict[str, object]]]:
+    """ROUNDS runs of each kind, each in a fresh process, the order rotating every round; the
+    results per kind, in round order."""
+    results: list[list[dict[str, object]]] = [[] for _ in kinds]
     for round_ in range(ROUNDS):
-        order = (first, second) if round_ % 2 == 0 else (second, first)
-        results = {kind: fresh(kind) for kind in order}
-        a_results.append(results[first])
-        a_times.append(float(results[first]["s"]))  # type: ignore[arg-type]
-        b_times.append(float(results[second]["s"]))  # type: ignore[arg-type]
-    return a_times, b_times, a_results
+        shift = round_ % len(kinds)
+        order = list(range(len(kinds)))[shift:] + list(range(len(kinds)))[:shift]
+        for index in order:
+            results[index].append(fresh(kinds[index]))
+    return results
+
+
+def seconds(results: list[dict[str, object]], key: str = "s") -> list[float]:
+    return [float(r[key]) for r in results]  # type: ignore[arg-type]
+
+
+def pairs(first: str, second: str) -> tuple[list[float], list[float], list[dict[str, object]]]:
+    a, b = rounds(first, second)
+    return seconds(a), seconds(b), a
 
 
 def ratios(a: list[float], b: list[float]) -> str:
@@ -349,7 +372,7 @@ def ratios(a: list[float], b: list[float]) -> str:
 
 
 def main() -> None:
-    print(f"median of {ROUNDS} rounds, each face in a fresh process, order alternating")
+    print(f"median of {ROUNDS} rounds, each face in a fresh process, order rotating")
     tui, bare, _ = pairs("paint-tui", "paint-bare")
     print(
         f"first paint, {STORIES}-story PRD      ralph-tui {statistics.median(tui) * 1000:7.0f} ms"
@@ -375,10 +398,21 @@ def main() -> None:
         f"{float(diff['s']) * 1000:7.0f} ms   "  # type: ignore[arg-type]
         f"(of which git diff      {float(diff['git']) * 1000:7.0f} ms)"  # type: ignore[arg-type]
     )
-    tui, headless, _ = pairs("real-tui", "real-headless")
+    tui_runs, ask_runs, headless_runs = rounds("real-tui", "real-tui-ask", "real-headless")
+    tui, ask, headless = seconds(tui_runs), seconds(ask_runs), seconds(headless_runs)
     print(
         f"300 KB Anthropic answer to commit   ralph-tui {statistics.median(tui):7.2f} s    "
         f"headless               {statistics.median(headless):7.2f} s   {ratios(tui, headless)}"
+    )
+    print(
+        f"  the TUI with a human's approval   ralph-tui {statistics.median(ask):7.2f} s    "
+        f"(a key press when the bar opens)                {ratios(ask, headless)}"
+    )
+    tui_end, headless_end = seconds(tui_runs, "end"), seconds(headless_runs, "end")
+    print(
+        f"  to the run's end                  ralph-tui {statistics.median(tui_end):7.2f} s    "
+        f"headless               {statistics.median(headless_end):7.2f} s   "
+        f"{ratios(tui_end, headless_end)}"
     )
     headless, bare, _ = pairs("real-headless", "real-bare")
     print(
