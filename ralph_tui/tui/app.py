@@ -274,11 +274,11 @@ class RalphApp(App[int]):
         self.watch_status(self.status)
         self.set_interval(1.0, self._show_status)
         if self.autostart:
-            self._start_quickly()
+            self._lend_gil_to_preflight()
             self.start_run()
         self.call_after_refresh(_freeze_heap_once, "painted")
 
-    def _start_quickly(self) -> None:
+    def _lend_gil_to_preflight(self) -> None:
         """Hand the GIL over more often until the run has started.
 
         The preflight (a few git calls in a thread) is I/O bound, but while the first frames
@@ -291,9 +291,9 @@ class RalphApp(App[int]):
             sys.setswitchinterval(STARTUP_SWITCH_INTERVAL_S)
 
     def on_unmount(self) -> None:
-        self._started()
+        self._restore_switch_interval()
 
-    def _started(self) -> None:
+    def _restore_switch_interval(self) -> None:
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
@@ -311,7 +311,7 @@ class RalphApp(App[int]):
         """The one place worker outcomes land: show failures, never crash the app."""
         worker = event.worker
         if worker.group == "loop" and event.state not in (WorkerState.PENDING, WorkerState.RUNNING):
-            self._started()  # a run refused by its preflight never sends RunStarted
+            self._restore_switch_interval()  # a run refused by its preflight never sends RunStarted
         if event.state == WorkerState.ERROR:
             error = worker.error
             if isinstance(error, RalphError):
@@ -424,7 +424,7 @@ class RalphApp(App[int]):
                 self.status = self.status.with_(state=state)
                 self.refresh_bindings()
             case RunStarted():
-                self._started()
+                self._restore_switch_interval()
                 self._run_started = True
                 self._started_at = self.clock()
                 self.status = self.status.with_(
