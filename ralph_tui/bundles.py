@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import _git_words, _run_git
+from ralph_tui.git_repo import _git_words, _run_git, git_output
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -39,11 +39,7 @@ def _run(
 def _git(
     cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
 ) -> bytes:
-    proc = _run(cwd, *args, env=env, stdin=stdin)
-    if proc.returncode != 0:
-        verb = next((a for a in args if not a.startswith("-")), "git")
-        raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
-    return proc.stdout
+    return git_output(cwd, *args, env=env, stdin=stdin, pin_work_tree=False)
 
 
 def objects_dir(repo: Path) -> Path:

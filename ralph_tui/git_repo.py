@@ -122,6 +122,23 @@ def _run_git(
         raise GitError("git: command not found (install git or put it on PATH)") from None
 
 
+def git_output(
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    config: tuple[str, ...] = _SAFE_CONFIG,
+    pin_work_tree: bool = True,
+) -> bytes:
+    """``_run_git``'s stdout; a failure is a ``GitError`` naming the verb, the folder and git's
+    own words (the one shape every git error of ralph-tui takes)."""
+    proc = _run_git(cwd, *args, env=env, stdin=stdin, config=config, pin_work_tree=pin_work_tree)
+    if proc.returncode != 0:
+        verb = next((a for a in args if not a.startswith("-")), "git")
+        raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
+    return proc.stdout
+
+
 def _split_z(data: bytes) -> list[str]:
     return [p for p in data.decode("utf-8", errors="surrogateescape").split("\0") if p]
 
@@ -179,11 +196,7 @@ class GitRepo:
         stdin: bytes | None = None,
         config: tuple[str, ...] = _SAFE_CONFIG,
     ) -> bytes:
-        proc = _run_git(self.root, *args, env=env, stdin=stdin, config=config)
-        if proc.returncode != 0:
-            verb = next((a for a in args if not a.startswith("-")), "git")
-            raise GitError(f"git {verb} failed in {self.root}: {_git_words(proc)}")
-        return proc.stdout
+        return git_output(self.root, *args, env=env, stdin=stdin, config=config)
 
     def _no_filters(self) -> tuple[str, ...]:
         """``-c`` options that switch off every ``filter.<driver>`` the config defines.

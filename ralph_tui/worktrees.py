@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git
+from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git, git_output
 from ralph_tui.recovery import safe_name
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -34,11 +34,7 @@ WIP_MESSAGE = "ralph: work in progress on Task #{story}"
 def _git(
     cwd: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
 ) -> bytes:
-    proc = _run_git(cwd, *args, stdin=stdin, env=env)
-    if proc.returncode != 0:
-        verb = next((a for a in args if not a.startswith("-")), "git")
-        raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
-    return proc.stdout
+    return git_output(cwd, *args, stdin=stdin, env=env)
 
 
 def branch_name(story_id: str) -> str:
