@@ -26,6 +26,14 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 BUNDLE_REF = "refs/heads/ralph-bundle"
 INCOMING_REF = "refs/ralph/incoming"  # forced: each bundle's tip is unrelated to the last one
+# who the driver's rebased work-in-progress commits are by: they never land (main gets the
+# patch, committed by the engine), and the user's git identity may not be set at all
+_SCRATCH_IDENTITY = {
+    "GIT_AUTHOR_NAME": "ralph-tui",
+    "GIT_AUTHOR_EMAIL": "driver@ralph-tui.invalid",
+    "GIT_COMMITTER_NAME": "ralph-tui",
+    "GIT_COMMITTER_EMAIL": "driver@ralph-tui.invalid",
+}
 
 
 def _run(
@@ -173,6 +181,37 @@ class Scratch:
                 gone = b"".join(b"0 " + b"0" * 40 + b"\t" + p.encode() + b"\0" for p in drop)
                 _git(self.root, "update-index", "-z", "--index-info", env=env, stdin=gone)
             return _git(self.root, "write-tree", env=env).decode().strip()
+
+    def rebase_change(self, patch: bytes, onto: str, message: bytes) -> VerifiedChange | list[str]:
+        """A verified change's ``patch`` as one commit on ``onto``, made here (the node then
+        takes that commit as it is): as ``Worktree.rebase`` applies it (``apply --3way``), in
+        a scratch index. The conflicting paths when it does not apply cleanly."""
+        _check_sha(onto, "rebase onto")
+        if not patch:
+            return VerifiedChange(onto, b"", "")
+        with tempfile.TemporaryDirectory(prefix="ralph-bundle-rebase-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(self.root, "read-tree", onto, env=env)
+            applied = _run(
+                self.root, "apply", "--3way", "--cached", "--binary", env=env, stdin=patch
+            )
+            if applied.returncode != 0:
+                unmerged = _git(self.root, "ls-files", "-u", "-z", env=env).decode(
+                    "utf-8", "surrogateescape"
+                )
+                paths = dict.fromkeys(
+                    e.split("\t", 1)[1] for e in unmerged.split("\0") if "\t" in e
+                )
+                return list(paths) or [f"(the change does not apply: {_git_words(applied)})"]
+            tree = _git(self.root, "write-tree", env=env).decode().strip()
+        commit = _git(
+            self.root, "commit-tree", tree, "-p", onto, env=_SCRATCH_IDENTITY, stdin=message
+        )
+        sha = commit.decode().strip()
+        _git(self.root, "update-ref", f"refs/changes/{sha}", sha)  # keep it, like a verified one
+        patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, onto, sha)
+        stat = _git(self.root, "diff", "--stat", *_DIFF, onto, sha)
+        return VerifiedChange(sha, patch, stat.decode("utf-8", "replace").rstrip("\n"))
 
     def verify_change(self, data: bytes, base: str, commit: str) -> VerifiedChange:
         """Check a node's bundle against the base and the commit it named; keep the commit;

@@ -176,6 +176,11 @@ class Executor(Protocol):
         ("" for this machine). ``run`` then uses that place."""
         ...
 
+    def expect(self, stories: int) -> None:
+        """How many stories may still be placed (those being placed now included): what an
+        executor that prepares places ahead (the Ray executor's warm actors) should prepare."""
+        ...
+
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult: ...
 
     async def aclose(self) -> None: ...
@@ -206,6 +211,9 @@ class LocalWorktreeExecutor:
 
     async def place(self, job: StoryJob) -> str:
         return ""
+
+    def expect(self, stories: int) -> None:
+        return None  # a worktree is made when its story starts: nothing to prepare
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
         tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)
@@ -282,6 +290,11 @@ class WorktreeCheckout:
 
     async def code_tree(self) -> str:
         return await asyncio.to_thread(self.tree.code_tree)
+
+    async def adopt(self, onto: str, commit: str) -> None:
+        """Take a rebase of this change made elsewhere (``Worktree.adopt``): a Ray node's
+        checkout after the driver rebased its change."""
+        await asyncio.to_thread(self.tree.adopt, onto, commit)
 
     async def code_tree_on(self, onto: str) -> str | None:
         return await asyncio.to_thread(self.tree.code_tree_on, onto)

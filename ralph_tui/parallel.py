@@ -223,6 +223,9 @@ class ParallelEngine(Engine):
 
     def _start_jobs(self, prd: Prd, tasks: dict[asyncio.Task[Any], str]) -> None:
         free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
+        if self._executor is not None and free:
+            left = len(prd.open_order(skip={*self.skipped, *self.running}))
+            self._executor.expect(min(left, self.config.max_iterations - self.iteration))
         # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
         # stories where one depends on the other never run at once
         for story in prd.pick_order(skip={*self.skipped, *self.running}):

@@ -17,8 +17,9 @@ Per story the driver:
 4. on approve, the merge works on the node's checkout through ``RemoteCheckout``: the change
    comes with the node's ``gate``/``merge`` call as a bundle, verified here at once (before the
    change's turn in the merge train) and only its verified patch is merged; the code trees the
-   merge compares are computed here from it; a rebase onto main is one round trip (the new main
-   commits as a bundle out, the rebased change back), and the gates re-run on the node.
+   merge compares are computed here from it; a clean rebase is made here too (the node takes
+   it with its next call), only a rebase that conflicts goes to the node (its markers are for
+   the agent); the gates run on the node.
 
 A hard stop (the worker's task cancelled) asks the actor to kill its process tree, then kills
 the actor. Every actor serves one story and is killed when it ends; ``aclose`` kills the warm
@@ -47,7 +48,7 @@ from ray.exceptions import (
 from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.agents.scripted import ScriptedAgent
-from ralph_tui.bundles import Scratch
+from ralph_tui.bundles import Scratch, VerifiedChange
 from ralph_tui.config import RalphConfig, RayOptions
 from ralph_tui.control import RunEnded
 from ralph_tui.errors import AgentError, GitError, UsageError
@@ -56,6 +57,7 @@ from ralph_tui.executor import StoryChange, StoryJob, WorkerHost, WorkerResult
 from ralph_tui.gates import GateResult
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.ray_node import (
+    Adopt,
     Call,
     Done,
     Emit,
@@ -69,6 +71,7 @@ from ralph_tui.ray_node import (
 from ralph_tui.ray_pool import AGENT_MODULES, ActorPool, Lease, retrieved
 from ralph_tui.recovery import new_run_id
 from ralph_tui.supervisor import Supervisor
+from ralph_tui.worktrees import WIP_MESSAGE
 
 if TYPE_CHECKING:
     from ralph_tui.parallel import ParallelEngine
@@ -132,7 +135,7 @@ class _Changes:
 
     def __init__(self, scratch: Scratch, story_id: str) -> None:
         self.scratch = scratch
-        self._story_id = story_id
+        self.story_id = story_id
         self._known: dict[tuple[str, str], asyncio.Future[StoryChange]] = {}
 
     def receive(self, snap: NodeSnapshot) -> asyncio.Future[StoryChange] | None:
@@ -143,9 +146,7 @@ class _Changes:
         if known is not None and not (known.done() and known.exception() is not None):
             return known
         if snap.commit == snap.base:
-            done: asyncio.Future[StoryChange] = asyncio.get_running_loop().create_future()
-            done.set_result(StoryChange(self._story_id, snap.base, snap.base, None, b"", ""))
-            return done
+            return self.made(snap.base, VerifiedChange(snap.base, b"", ""))
         if not snap.bundle:
             return None
         task = asyncio.ensure_future(self._verify(snap))
@@ -153,12 +154,21 @@ class _Changes:
         self._known[key] = task
         return task
 
+    def made(self, base: str, change: VerifiedChange) -> asyncio.Future[StoryChange]:
+        """A change made here (a rebase in the scratch): known as verified."""
+        done: asyncio.Future[StoryChange] = asyncio.get_running_loop().create_future()
+        done.set_result(
+            StoryChange(self.story_id, base, change.commit, None, change.patch, change.diffstat)
+        )
+        self._known[(base, change.commit)] = done
+        return done
+
     async def _verify(self, snap: NodeSnapshot) -> StoryChange:
         change = await asyncio.to_thread(
             self.scratch.verify_change, snap.bundle, snap.base, snap.commit
         )
         return StoryChange(
-            self._story_id, snap.base, change.commit, None, change.patch, change.diffstat
+            self.story_id, snap.base, change.commit, None, change.patch, change.diffstat
         )
 
 
@@ -167,8 +177,11 @@ class RemoteCheckout:
 
     It holds the node's last snapshot (sent with the call that handed this checkout over, or
     with a rebase's answer), so a snapshot costs no round trip; the code trees are computed
-    here, in the scratch repository, from the verified change. Only a rebase and the gates go
-    to the node (and a snapshot after the gates ran: a gate may have changed files)."""
+    here, in the scratch repository, from the verified change. A rebase that applies cleanly
+    is made here too (``Scratch.rebase_change``), so the merge train places a change without
+    waiting for its node; the node takes that commit with its next call (``Adopt``, sent with
+    the gates). Only the gates, and a rebase whose conflicts go back to the agent, run on the
+    node (and a snapshot after the gates ran: a gate may have changed files)."""
 
     def __init__(
         self,
@@ -183,6 +196,9 @@ class RemoteCheckout:
         self._changes = changes
         self._drop = tuple(drop)
         self._base = snap.base
+        self._node_base = snap.base  # what the node's checkout is on (behind ``_base``
+        # while a rebase made here waits in ``_pending`` to be sent with the next call)
+        self._pending: tuple[str, str] | None = None  # (onto, commit)
         self._current: asyncio.Future[StoryChange] | None = changes.receive(snap)
 
     @property
@@ -190,7 +206,7 @@ class RemoteCheckout:
         return self._base
 
     def _take(self, snap: NodeSnapshot) -> None:
-        self._base = snap.base
+        self._base = self._node_base = snap.base
         self._current = self._changes.receive(snap)
 
     async def snapshot(self) -> StoryChange:
@@ -202,16 +218,46 @@ class RemoteCheckout:
                 raise GitError("the node sent no bundle of its change")
         return await self._current
 
+    async def _adoption(self) -> Adopt | None:
+        """The rebase made here that the node has yet to take, with what it lacks of it."""
+        if self._pending is None:
+            return None
+        onto, commit = self._pending
+        scratch = self._changes.scratch
+        data = await asyncio.to_thread(scratch.make_bundle, commit, self._node_base)
+        return Adopt(onto, commit, data)
+
+    def _adopted(self, adopt: Adopt | None) -> None:
+        if adopt is not None:
+            self._node_base = adopt.onto
+            self._pending = None
+
     async def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
         if onto == self._base:
             return []
-        data = await asyncio.to_thread(self._changes.scratch.make_bundle, onto, self._base)
-        answer = await self._actor.checkout_rebase.remote(self._id, onto, data, keep_conflicts)
+        change = await self.snapshot()
+        message = WIP_MESSAGE.format(story=self._changes.story_id).encode()
+        scratch = self._changes.scratch
+        moved = await asyncio.to_thread(scratch.rebase_change, change.patch, onto, message)
+        if isinstance(moved, VerifiedChange):
+            self._base = onto
+            self._current = self._changes.made(onto, moved)
+            self._pending = (onto, moved.commit)
+            return []
+        if not keep_conflicts:  # nothing moved, here or on the node
+            return moved
+        # the conflict markers are for the agent, in the node's checkout: the node rebases
+        adopt = await self._adoption()
+        data = await asyncio.to_thread(scratch.make_bundle, onto, self._node_base)
+        answer = await self._actor.checkout_rebase.remote(
+            self._id, onto, data, keep_conflicts, adopt
+        )
+        self._adopted(adopt)
         conflicts: list[str] = answer[0]
-        self._base = answer[1]
+        self._base = self._node_base = answer[1]
         if answer[2] is not None:
             self._take(answer[2])
-        elif keep_conflicts:  # the node holds the change with conflict markers, uncommitted
+        else:  # the node holds the change with conflict markers, uncommitted
             self._current = None
         return conflicts
 
@@ -227,7 +273,9 @@ class RemoteCheckout:
         return tree
 
     async def run_gates(self) -> list[GateResult]:
-        results: list[GateResult] = await self._actor.checkout_gates.remote(self._id)
+        adopt = await self._adoption()
+        results: list[GateResult] = await self._actor.checkout_gates.remote(self._id, adopt)
+        self._adopted(adopt)
         self._current = None  # a gate may have changed files: the next snapshot asks the node
         return results
 
@@ -260,6 +308,7 @@ class RayExecutor:
         self._workers = config.workers
         self._preload = (AGENT_MODULES[config.agent],) if config.agent in AGENT_MODULES else ()
         self.pool: ActorPool | None = None
+        self._expected = config.workers  # stories that may still be placed (``expect``)
         self._attempts: dict[str, int] = {}
         self._runner: Any = None
         self.nodes: dict[str, str] = {}  # story id -> node of its latest iteration
@@ -277,6 +326,7 @@ class RayExecutor:
             self._runner = ray.remote(StoryRunner)
         if self.pool is None:
             self.pool = ActorPool(self._runner, self.options, self._workers, self._preload)
+            self.pool.expect(self._expected)
             await self.pool.start()
         return self.pool
 
@@ -286,6 +336,11 @@ class RayExecutor:
                 data = await asyncio.to_thread(self.scratch().make_bundle, base)
                 self._bases = {base: await asyncio.to_thread(ray.put, data)}  # one base at a time
             return self._bases[base]
+
+    def expect(self, stories: int) -> None:
+        self._expected = stories
+        if self.pool is not None:
+            self.pool.expect(stories)
 
     async def place(self, job: StoryJob) -> str:
         """Reserve the story's slot (Ray picks the node) and its actor there, warm from the

@@ -16,7 +16,9 @@ it never serves a second story.
 
 The checkout's state travels with the calls that hand it to the driver (``NodeSnapshot`` with
 ``gate`` and ``merge``, and with a rebase's answer), so the merge asks the node only for what
-must happen there: the rebase and the gates.
+must happen there: the gates, and a rebase that conflicts (its markers are for the agent). A
+clean rebase is made by the driver from the verified change; the node takes it (``Adopt``) with
+its next call.
 """
 
 from __future__ import annotations
@@ -45,7 +47,13 @@ from ralph_tui.control import RunEnded
 from ralph_tui.credentials import withhold
 from ralph_tui.errors import GitError, RalphError, StopRequested
 from ralph_tui.events import Event, Notice
-from ralph_tui.executor import Checkout, LocalWorktreeExecutor, MergeRetry, StoryJob
+from ralph_tui.executor import (
+    Checkout,
+    LocalWorktreeExecutor,
+    MergeRetry,
+    StoryJob,
+    WorktreeCheckout,
+)
 from ralph_tui.gates import GateResult
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.prd import Story
@@ -88,6 +96,16 @@ class NodeSnapshot:
     rebase's answer, so the driver needs no round trip to learn it."""
 
     base: str
+    commit: str
+    bundle: bytes = b""
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """A rebase the driver made of the node's change (``Scratch.rebase_change``): the node
+    fetches ``bundle`` and takes ``commit``, one commit on ``onto``, as its change."""
+
+    onto: str
     commit: str
     bundle: bytes = b""
 
@@ -487,12 +505,30 @@ class StoryRunner:
     async def checkout_snapshot(self, checkout_id: int, resend: bool = False) -> NodeSnapshot:
         return await self.snapshot_of(self._checkout(checkout_id), resend)
 
+    async def _adopt(self, checkout: Checkout, adopt: Adopt | None) -> None:
+        if adopt is None:
+            return
+        if not isinstance(checkout, WorktreeCheckout):
+            raise GitError("this checkout cannot take a rebase made by the driver")
+        assert self._repo is not None
+        if adopt.bundle:
+            await asyncio.to_thread(fetch_bundle, self._repo, adopt.bundle)
+        await checkout.adopt(adopt.onto, adopt.commit)
+        self._sent.add(adopt.commit)  # the driver made it: it has it
+
     async def checkout_rebase(
-        self, checkout_id: int, onto: str, bundle: bytes, keep_conflicts: bool = True
+        self,
+        checkout_id: int,
+        onto: str,
+        bundle: bytes,
+        keep_conflicts: bool = True,
+        adopt: Adopt | None = None,
     ) -> tuple[list[str], str, NodeSnapshot | None]:
-        """Rebase onto ``onto`` (its missing commits in ``bundle``): the conflicts, the base
-        now, and (when it applied) the snapshot of the rebased change, all in one answer."""
+        """Rebase onto ``onto`` (its missing commits in ``bundle``), after taking the driver's
+        ``adopt`` if any: the conflicts, the base now, and (when it applied) the snapshot of
+        the rebased change, all in one answer."""
         checkout = self._checkout(checkout_id)
+        await self._adopt(checkout, adopt)
         if bundle:
             assert self._repo is not None
             await asyncio.to_thread(fetch_bundle, self._repo, bundle)
@@ -501,5 +537,10 @@ class StoryRunner:
             return conflicts, checkout.base_commit, None
         return conflicts, checkout.base_commit, await self.snapshot_of(checkout)
 
-    async def checkout_gates(self, checkout_id: int) -> list[GateResult]:
-        return await self._checkout(checkout_id).run_gates()
+    async def checkout_gates(
+        self, checkout_id: int, adopt: Adopt | None = None
+    ) -> list[GateResult]:
+        """The gates on the checkout, after taking the driver's rebase ``adopt`` if any."""
+        checkout = self._checkout(checkout_id)
+        await self._adopt(checkout, adopt)
+        return await checkout.run_gates()

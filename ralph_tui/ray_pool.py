@@ -64,6 +64,11 @@ class _Warm:
     node_id: str
     ready: asyncio.Future[NodeInfo]  # the actor's ``where()``: done once it is up
 
+    @property
+    def up(self) -> bool:
+        ready = self.ready
+        return ready.done() and not ready.cancelled() and ready.exception() is None
+
 
 @dataclass(eq=False)
 class _Kept:
@@ -112,6 +117,7 @@ class ActorPool:
         self._refreshed = -math.inf
         self._refreshing: asyncio.Future[None] | None = None
         self._kept: list[_Kept] = []  # slots of finished stories, for the next ones
+        self._demand = self._size  # stories that may still ask for an actor (``expect``)
         self._closed = False
         self.started = 0  # warm actors started, for tests and the benchmark
 
@@ -143,31 +149,55 @@ class ActorPool:
             self._refreshing.set_result(None)
             self._refreshing = None
 
+    def expect(self, stories: int) -> None:
+        """``stories`` may still ask for an actor (each ``acquire`` counts one down): the pool
+        holds no more warm actors than that. One started for a story that never comes costs
+        a process start, on a node busy with the stories still running."""
+        self._demand = max(0, stories)
+        surplus = len(self._idle) - self._demand
+        if surplus <= 0:
+            return
+        # the ones still starting go first: an actor that is up serves the next story at once
+        by_use = sorted(self._idle, key=lambda w: w.up)
+        for warm in by_use[:surplus]:
+            self._idle.remove(warm)
+            warm.ready.cancel()
+            self._kill(warm.actor)
+
     def refill(self) -> None:
         """Start the replacements of the warm actors taken (the executor calls this once the
         story that took one is under way: on a small node, a process starting at the same time
-        as a story's clone and first turn would slow both)."""
-        self._fill()
+        as a story's clone and first turn would slow both). A node starts one replacement at a
+        time, the next once it is up, so the stories running there keep their CPU."""
+        self._fill(one_at_a_time=True)
 
-    def _fill(self) -> None:
-        """Start warm actors up to each node's share: ``size`` in all, round robin over the
-        nodes, at most a node's slots on each."""
+    def _fill(self, one_at_a_time: bool = False) -> None:
+        """Start warm actors up to each node's share: ``size`` in all (fewer when fewer
+        stories are expected), round robin over the nodes, at most a node's slots on each."""
         if self._closed:
             return
         want: Counter[str] = Counter()
         nodes = sorted(self._slots)
-        while sum(want.values()) < self._size:
+        budget = min(self._size, self._demand)
+        while sum(want.values()) < budget:
             grew = False
             for node_id in nodes:
-                if sum(want.values()) < self._size and want[node_id] < self._slots[node_id]:
+                if sum(want.values()) < budget and want[node_id] < self._slots[node_id]:
                     want[node_id] += 1
                     grew = True
             if not grew:
                 break
         have = Counter(w.node_id for w in self._idle)
+        starting = {w.node_id for w in self._idle if not w.ready.done()}
         for node_id, count in want.items():
-            for _ in range(count - have[node_id]):
-                self._idle.append(self._start_warm(node_id))
+            missing = count - have[node_id]
+            if one_at_a_time:
+                missing = min(missing, 0 if node_id in starting else 1)
+            for _ in range(missing):
+                warm = self._start_warm(node_id)
+                self._idle.append(warm)
+                if one_at_a_time:
+                    warm.ready.add_done_callback(lambda _f: self._fill(one_at_a_time=True))
 
     def _start_warm(self, node_id: str) -> _Warm:
         strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
@@ -184,14 +214,14 @@ class ActorPool:
         here = [w for w in self._idle if node_id is None or w.node_id == node_id]
         if not here:
             return None
-        warm = min(here, key=lambda w: not (w.ready.done() and w.ready.exception() is None))
+        warm = min(here, key=lambda w: not w.up)
         self._idle.remove(warm)
         return warm
 
     def _target(self) -> str | None:
         """The node to suggest to Ray: one with a warm actor, one already up first (without a
         hint, the first stories' slots land anywhere and their warm actors sit idle)."""
-        up = [w for w in self._idle if w.ready.done() and w.ready.exception() is None]
+        up = [w for w in self._idle if w.up]
         pick = up or self._idle
         return pick[0].node_id if pick else None
 
@@ -199,6 +229,7 @@ class ActorPool:
 
     async def acquire(self) -> Lease:
         """A slot (Ray's choice of node) and an actor there: warm when the pool has one."""
+        self._demand = max(0, self._demand - 1)
         if time.monotonic() - self._refreshed > NODES_REFRESH_S:
             await self._refresh()
         group: PlacementGroup | None = None

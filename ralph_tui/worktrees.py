@@ -182,6 +182,18 @@ class Worktree:
         self.commit = None
         return conflicts
 
+    def adopt(self, onto: str, commit: str) -> None:
+        """Take ``commit`` (already fetched here) as the change, on ``onto``: the rebase the
+        driver made of this very change (``Scratch.rebase_change``). It must be one commit on
+        ``onto``, or ``onto`` itself (no change)."""
+        if commit != onto:
+            parents = _git(self.root, "rev-list", "--parents", "-n", "1", commit).decode().split()
+            if parents[1:] != [onto]:
+                raise GitError(f"{self.root}: {commit[:10]} is not one commit on {onto[:10]}")
+        self.base = onto
+        self._move_to(commit)
+        self._remember(commit)
+
     def change_patch(self) -> bytes:
         """Everything in the worktree that is not at ``base`` (uncommitted included)."""
         with self._whole_tree_index() as env:

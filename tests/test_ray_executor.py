@@ -260,12 +260,77 @@ def test_driver_code_trees_match_the_nodes(tmp_path: Path) -> None:
         scratch.close()
 
 
+def test_driver_rebase_is_the_nodes_and_the_node_takes_it(tmp_path: Path) -> None:
+    """``Scratch.rebase_change`` moves a verified change onto a new base as the node's own
+    ``Worktree.rebase`` would (the same tree, the same conflicts); the node's worktree then
+    takes that commit (``Worktree.adopt``) and refuses one that is not one commit on it."""
+    from ralph_tui.bundles import Scratch, fetch_bundle
+    from ralph_tui.worktrees import WIP_MESSAGE, WorktreeManager
+
+    root = make_repo(tmp_path / "main")
+    (root / "shared.txt").write_text("one\ntwo\nthree\nfour\nfive\nsix\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "shared")
+    base = git(root, "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    git(tmp_path, "clone", "-q", "--no-checkout", str(root), str(node))
+    books = ("tasks/backend_prd.json", "tasks/backend_progress.txt")
+    trees = WorktreeManager(node, books)
+    tree = trees.create("US-001", base)
+    (tree.root / "shared.txt").write_text("ONE\ntwo\nthree\nfour\nfive\nsix\n")
+    (tree.root / "new.txt").write_text("new\n")
+    commit, patch, _ = tree.snapshot([])
+    # main moves twice: once beside the change (lines far apart), once into it
+    (root / "shared.txt").write_text("one\ntwo\nthree\nfour\nfive\nSIX\n")
+    git(root, "commit", "-qam", "beside")
+    beside = git(root, "rev-parse", "HEAD").strip()
+    (root / "shared.txt").write_text("uno\ntwo\nthree\nfour\nfive\nSIX\n")
+    git(root, "commit", "-qam", "into")
+    into = git(root, "rev-parse", "HEAD").strip()
+    message = WIP_MESSAGE.format(story="US-001").encode()
+    scratch = Scratch(root)
+    try:
+        scratch.verify_change(make_bundle(node, commit, base), base, commit)
+        moved = scratch.rebase_change(patch, beside, message)
+        assert not isinstance(moved, list)
+        shared = git(scratch.root, "show", f"{moved.commit}:shared.txt")
+        assert shared == "ONE\ntwo\nthree\nfour\nfive\nSIX\n"  # both sides kept
+        assert git(scratch.root, "rev-parse", f"{moved.commit}^").strip() == beside
+        assert b"+ONE" in moved.patch and "new.txt" in moved.diffstat
+        assert scratch.rebase_change(patch, into, message) == ["shared.txt"]
+        assert scratch.rebase_change(b"", into, message).commit == into  # no change: onto
+        # the node's own rebase gives the very same tree
+        twin = WorktreeManager(node, books).create("US-002", base)
+        (twin.root / "shared.txt").write_text("ONE\ntwo\nthree\nfour\nfive\nsix\n")
+        (twin.root / "new.txt").write_text("new\n")
+        twin.snapshot([])
+        fetch_bundle(node, scratch.make_bundle(into, base))
+        assert twin.rebase(into, keep_conflicts=False) == ["shared.txt"]
+        assert twin.rebase(beside) == []
+        tree_of = "{}^{{tree}}"
+        assert git(node, "rev-parse", tree_of.format(twin.commit)) == git(
+            scratch.root, "rev-parse", tree_of.format(moved.commit)
+        )
+        # the node takes the driver's commit, with what it lacks of it as a bundle
+        fetch_bundle(node, scratch.make_bundle(moved.commit, base))
+        tree.adopt(beside, moved.commit)
+        assert (tree.base, tree.commit) == (beside, moved.commit)
+        assert (tree.root / "shared.txt").read_text() == "ONE\ntwo\nthree\nfour\nfive\nSIX\n"
+        assert tree.snapshot([])[0] == moved.commit  # nothing to commit again
+        with pytest.raises(GitError, match="not one commit on"):
+            tree.adopt(base, moved.commit)
+    finally:
+        scratch.close()
+
+
 class _Method:
     def __init__(self, calls: list[str], name: str, answer: Callable[..., Any]) -> None:
         self._calls, self._name, self._answer = calls, name, answer
+        self.args: list[tuple[Any, ...]] = []
 
     async def _run(self, *args: Any) -> Any:
         self._calls.append(self._name)
+        self.args.append(args)
         return self._answer(*args)
 
     def remote(self, *args: Any) -> Any:
@@ -284,6 +349,79 @@ def test_story_slots_per_node() -> None:
     assert slots_on({"CPU": 0.0}, {"CPU": 1.0}, 8) == 0  # a head with no slots
     assert slots_on({"CPU": 16.0}, {"CPU": 1.0}, 4) == 4  # never more than the run's workers
     assert slots_on({}, slot_bundle(RayOptions(num_cpus=0)), 3) == 3
+
+
+class _StandInActor:
+    """An actor handle for the pool's bookkeeping: ``where`` answers once ``up`` is set."""
+
+    def __init__(self, node_id: str) -> None:
+        from ralph_tui.ray_node import NodeInfo
+
+        self.node_id = node_id
+        self.up = asyncio.Event()
+        info = NodeInfo(node_id, "host", 0, "3", "2")
+
+        async def where() -> NodeInfo:
+            await self.up.wait()
+            return info
+
+        self.where = type("Method", (), {"remote": staticmethod(where)})()
+
+
+async def test_pool_refills_one_actor_per_node_at_a_time_and_only_for_stories_to_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool's policy, with stand-in actors (the real ones are in the cluster tests below):
+    the first warm actors start at once; a replacement starts one per node at a time (the next
+    once it is up), so the stories running there keep their CPU; no more are kept than stories
+    may still ask for one, and those beyond are killed."""
+    from ralph_tui.config import RayOptions
+    from ralph_tui.ray_pool import ActorPool
+
+    started: list[_StandInActor] = []
+    killed: list[_StandInActor] = []
+
+    class Runner:
+        def options(self, **_: Any) -> Runner:
+            return self
+
+        def remote(self, preload: tuple[str, ...]) -> _StandInActor:
+            node = options_node[-1]
+            started.append(_StandInActor(node))
+            return started[-1]
+
+    options_node: list[str] = []
+    from ralph_tui import ray_pool
+
+    def affinity(node_id: str, soft: bool) -> str:
+        options_node.append(node_id)
+        return node_id
+
+    monkeypatch.setattr(ray_pool, "NodeAffinitySchedulingStrategy", affinity)
+    monkeypatch.setattr(ActorPool, "_kill", staticmethod(killed.append))
+    pool = ActorPool(Runner(), RayOptions(num_cpus=0), 4)
+    pool._slots = {"node-a": 2, "node-b": 2}
+    pool._refreshed = time.monotonic()
+    pool.expect(8)
+    pool._fill()  # what ``start`` does once it knows the nodes
+    assert sorted(a.node_id for a in started) == ["node-a", "node-a", "node-b", "node-b"]
+    for actor in started:
+        actor.up.set()
+    leases = [await pool.acquire() for _ in range(4)]
+    assert {lease.actor for lease in leases} == set(started) and pool.idle == []
+    pool.refill()
+    pool.refill()  # asked again while those start: still one per node
+    assert sorted(a.node_id for a in started[4:]) == ["node-a", "node-b"]
+    started[4].up.set()
+    await wait_for(lambda: len(started) == 7, "the next replacement on node-a")
+    assert started[6].node_id == started[4].node_id
+    assert len(pool.idle) == 3  # four stories may come: the fourth one is started later
+    pool.expect(1)  # only one story left to come: the other warm actors go, those up last
+    assert pool.idle == [("node-a", started[4])] and killed == started[5:7]
+    pool.expect(0)
+    pool.refill()
+    assert pool.idle == [] and len(killed) == 3 and len(started) == 7
+    await pool.aclose()
 
 
 async def test_remote_checkout_asks_the_node_only_for_the_rebase_and_the_gates(
@@ -329,6 +467,73 @@ async def test_remote_checkout_asks_the_node_only_for_the_rebase_and_the_gates(
         liar = NodeSnapshot(base, base[:-1] + ("0" if base[-1] != "0" else "1"), snap.bundle)
         with pytest.raises(GitError, match="holds"):
             await RemoteCheckout(actor, 3, liar, _Changes(scratch, "US-001"), books).snapshot()
+    finally:
+        scratch.close()
+
+
+async def test_remote_checkout_rebases_here_and_the_node_takes_it_with_the_gates(
+    tmp_path: Path,
+) -> None:
+    """The merge train places a change without waiting for its node: a rebase that applies is
+    made on the driver (no call), and the node gets it (``Adopt``, with the commits it lacks)
+    with the gates; a speculative rebase that conflicts moves nothing; one whose conflicts go
+    back to the agent is the node's, after it took the rebase it had not yet."""
+    from ralph_tui.bundles import Scratch, fetch_bundle
+    from ralph_tui.ray_executor import RemoteCheckout, _Changes
+    from ralph_tui.ray_node import Adopt, NodeSnapshot
+
+    root = make_repo(tmp_path / "main")
+    (root / "shared.txt").write_text("base\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "shared")
+    base = git(root, "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    git(tmp_path, "clone", "-q", str(root), str(node))
+    (node / "shared.txt").write_text("mine\n")
+    git(node, "commit", "-qam", "change")
+    commit = git(node, "rev-parse", "HEAD").strip()
+    (root / "other.txt").write_text("other\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "beside")
+    beside = git(root, "rev-parse", "HEAD").strip()
+    (root / "shared.txt").write_text("theirs\n")
+    git(root, "commit", "-qam", "into")
+    into = git(root, "rev-parse", "HEAD").strip()
+    calls: list[str] = []
+    actor = type("Actor", (), {})()
+    actor.checkout_gates = gates = _Method(calls, "gates", lambda *a: [])
+    actor.checkout_snapshot = _Method(calls, "snapshot", lambda *a: NodeSnapshot(beside, "x"))
+    actor.checkout_rebase = rebase = _Method(
+        calls, "rebase", lambda *a: (["shared.txt"], a[1], None)
+    )
+    scratch = Scratch(root)
+    try:
+        snap = NodeSnapshot(base, commit, make_bundle(node, commit, base))
+        checkout = RemoteCheckout(actor, 1, snap, _Changes(scratch, "US-001"), ())
+        assert await checkout.rebase(beside, keep_conflicts=False) == []
+        moved = await checkout.snapshot()
+        assert (checkout.base_commit, moved.base_commit) == (beside, beside)
+        assert moved.commit != commit and b"+mine" in moved.patch
+        assert await checkout.code_tree() == scratch.code_tree(moved.commit, ())
+        assert calls == []  # placed in the train without the node
+        await checkout.run_gates()
+        assert calls == ["gates"]
+        adopt = gates.args[0][1]
+        assert isinstance(adopt, Adopt) and (adopt.onto, adopt.commit) == (beside, moved.commit)
+        assert fetch_bundle(node, adopt.bundle) == moved.commit  # what the node lacked
+        await checkout.run_gates()
+        assert gates.args[1][1] is None  # taken already: nothing to send again
+        # a rebase made here, not yet taken, then a conflict for the agent: the node gets both
+        other = RemoteCheckout(actor, 2, snap, _Changes(scratch, "US-001"), ())
+        assert await other.rebase(beside) == []
+        assert await other.rebase(into, keep_conflicts=False) == ["shared.txt"]
+        assert other.base_commit == beside and "rebase" not in calls  # nothing moved
+        assert await other.rebase(into) == ["shared.txt"]
+        assert calls[-1] == "rebase"
+        _, onto, data, keep, pending = rebase.args[-1]
+        assert (onto, keep) == (into, True) and fetch_bundle(node, data) == into
+        assert isinstance(pending, Adopt) and pending.onto == beside
+        assert other.base_commit == into
     finally:
         scratch.close()
 
@@ -471,6 +676,59 @@ async def test_the_merge_train_reaches_remote_workers(
     assert {g.worker for g in sink.of(GateFinished)} <= set(nodes)
 
 
+async def test_a_conflict_goes_back_to_the_remote_agent_which_resolves_it(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """Two stories on two nodes change the same line. The second to merge cannot be rebased
+    cleanly: the rebase that conflicts is made on its node, so the conflict markers are in the
+    agent's checkout there; its agent is told, resolves them in the same conversation, and
+    both changes land."""
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    (root / "shared.txt").write_text("base\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "shared file")
+
+    def steps(mine: str) -> list[dict[str, Any]]:
+        return [
+            create("shared.txt", f"{mine}\n"),
+            complete(),
+            # only the second to merge gets here: it sees the markers, then keeps both sides
+            bash("grep -c '^<<<<<<<' shared.txt"),
+            create("shared.txt", "from US-001\nfrom US-002\n"),
+            complete(),
+        ]
+
+    script = {"stories": {"US-001": steps("from US-001"), "US-002": steps("from US-002")}}
+    asked: list[str] = []
+    both = asyncio.Event()
+
+    def tee(event: Event) -> None:
+        if isinstance(event, ApprovalNeeded):
+            asked.append(event.story_id)
+            if len(asked) == 2:
+                both.set()
+
+    async def hold(request: ApprovalRequest) -> None:
+        await both.wait()
+
+    engine, sink, _ = ray_engine(
+        root, script, ray_cluster, ScriptedSupervisor(on_approve=hold), sink=tee
+    )
+    assert await engine.run() == 0, "\n".join(story_log(sink))
+    assert passes(root) == {"US-001": True, "US-002": True}
+    assert (root / "shared.txt").read_text() == "from US-001\nfrom US-002\n"
+    nodes = {node_of(ray_cluster, e.node) for e in sink.of(IterationStarted)}
+    assert nodes == {"node_a", "node_b"}
+    told = [
+        r.content
+        for r in sink.of(ToolResult)
+        if r.name == "complete_task" and "conflict" in r.content
+    ]
+    assert len(told) == 1 and "shared.txt" in told[0]
+    markers = [r.content for r in sink.of(ToolResult) if r.name == "bash"]
+    assert len(markers) == 1 and markers[0].strip().startswith("1"), markers
+
+
 def story_log(sink: RecordingSink) -> list[str]:
     """What went on, for an assertion message: iterations, notices."""
     lines = []
@@ -569,8 +827,8 @@ async def test_stories_start_in_warm_actors_one_each_and_nothing_is_left(
 ) -> None:
     """One worker, two stories: the second runs in an actor the pool had started (and that
     was up) while the first one ran, on the slot the first one left; a replacement is started
-    as each story gets under way; no actor serves two stories; after the run every actor the
-    pool started is gone and its slot given back."""
+    once the first story is under way, none once no story is left to come; no actor serves two
+    stories; after the run every actor the pool started is gone and its slot given back."""
     from ray.util import placement_group_table
 
     root = make_repo(tmp_path / "ws", [story("US-001", "One", 1), story("US-002", "Two", 2)])
@@ -597,7 +855,7 @@ async def test_stories_start_in_warm_actors_one_each_and_nothing_is_left(
     one, two = story_pid["US-001"], story_pid["US-002"]
     assert one != two  # a fresh actor per story
     assert two in idle_at["US-001"]  # warm: started and up while US-001 still ran
-    assert idle_at["US-002"] and two not in idle_at["US-002"]  # and replaced again
+    assert idle_at["US-002"] == set()  # the last story: no replacement for a story to come
     started = {one, two} | idle_at["US-001"] | idle_at["US-002"]
     await wait_for(lambda: not any(alive(pid) for pid in started), "every pool actor to end", 30)
     # one slot for both stories (kept for the next one), given back at the end
@@ -612,15 +870,16 @@ async def test_cancel_kills_the_remote_sandbox(
     tag = f"{random.randrange(10**6):06d}"
     # a foreground sleep, a background one, and one escaped into its own session
     command = f"setsid -f sleep 3001.{tag}; sleep 3002.{tag} & sleep 3003.{tag}; echo ralph-{tag}"
-    root = make_repo(tmp_path / "ws", [story("US-001", "Sleepy")])
-    script = {"stories": {"US-001": [bash(command), complete()]}}
+    # a second story to come: the pool keeps a warm actor for it, which the cancel ends too
+    root = make_repo(tmp_path / "ws", [story("US-001", "Sleepy", 1), story("US-002", "Next", 2)])
+    script = {"stories": {"US-001": [bash(command), complete()], "US-002": [complete()]}}
     engine, sink, _ = ray_engine(root, script, ray_cluster, workers=1, bash_timeout_s=600)
     run = asyncio.create_task(engine.run())
     await wait_for(lambda: len(marker_pids(f".{tag}")) >= 3, "the remote sleeps to start")
     actor = executor_of(engine).actors["US-001"]
     actor_pid = (await actor.where.remote()).pid
     warm = await warm_pids(executor_of(engine), ray_cluster)
-    assert warm  # the story's replacement started once the story was under way
+    assert warm  # a warm actor for US-002, started once US-001 was under way
     assert checkouts(ray_cluster)  # the story's clone on its node
     start = time.monotonic()
     run.cancel()
