@@ -53,7 +53,7 @@ from ralph_tui.config import RalphConfig, RayOptions
 from ralph_tui.control import RunEnded
 from ralph_tui.errors import AgentError, GitError, UsageError
 from ralph_tui.events import Event, EventSink
-from ralph_tui.executor import StoryChange, StoryJob, WorkerHost, WorkerResult
+from ralph_tui.executor import MergeRetry, StoryChange, StoryJob, WorkerHost, WorkerResult
 from ralph_tui.gates import GateResult
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.ray_node import (
@@ -271,6 +271,14 @@ class RemoteCheckout:
         tree = await asyncio.to_thread(self._changes.scratch.code_tree, change.commit, self._drop)
         assert tree is not None  # no patch: nothing that could fail to apply
         return tree
+
+    async def settle(self) -> None:
+        """Send the node a rebase made here that it has not taken yet: the merge sends the
+        change back to the agent (``MergeRetry``), who must see it where main is now."""
+        adopt = await self._adoption()
+        if adopt is not None:
+            await self._actor.checkout_adopt.remote(self._id, adopt)
+            self._adopted(adopt)
 
     async def run_gates(self) -> list[GateResult]:
         adopt = await self._adoption()
@@ -526,7 +534,11 @@ class _Session:
             return await host.gate(checkout)
         if call.name == "merge":
             checkout = self._checkout(args[0], args[1])
-            sha = await host.merge(story, checkout, args[2])
+            try:
+                sha = await host.merge(story, checkout, args[2])
+            except MergeRetry:
+                await checkout.settle()
+                raise
             self.merged = sha
             return sha
         raise AgentError(f"unknown call from the node: {call.name}")

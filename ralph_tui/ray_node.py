@@ -537,6 +537,10 @@ class StoryRunner:
             return conflicts, checkout.base_commit, None
         return conflicts, checkout.base_commit, await self.snapshot_of(checkout)
 
+    async def checkout_adopt(self, checkout_id: int, adopt: Adopt) -> None:
+        """Take the driver's rebase of the change now (it goes back to the agent)."""
+        await self._adopt(self._checkout(checkout_id), adopt)
+
     async def checkout_gates(
         self, checkout_id: int, adopt: Adopt | None = None
     ) -> list[GateResult]:

@@ -538,6 +538,58 @@ async def test_remote_checkout_rebases_here_and_the_node_takes_it_with_the_gates
         scratch.close()
 
 
+async def test_a_change_sent_back_by_the_merge_is_rebased_on_its_node_first(
+    tmp_path: Path,
+) -> None:
+    """The merge rebased the change here (cleanly) and then sent it back to the agent
+    (``MergeRetry``: the gates fail on main as it is now): before the node hears so, it takes
+    that rebase, so the agent fixes its change on top of main, not on its old base."""
+    from types import SimpleNamespace
+
+    from ralph_tui.bundles import Scratch
+    from ralph_tui.executor import MergeRetry
+    from ralph_tui.ray_executor import _Session
+    from ralph_tui.ray_node import Adopt, Call, NodeSnapshot
+
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    git(tmp_path, "clone", "-q", str(root), str(node))
+    (node / "mine.txt").write_text("mine\n")
+    git(node, "add", "-A")
+    git(node, "commit", "-qm", "change")
+    commit = git(node, "rev-parse", "HEAD").strip()
+    (root / "theirs.txt").write_text("theirs\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "main moved")
+    head = git(root, "rev-parse", "HEAD").strip()
+
+    class Host:
+        async def merge(self, story: Any, checkout: Any, learnings: Any) -> str:
+            assert await checkout.rebase(head) == []
+            raise MergeRetry("the gates fail on the rebased change")
+
+    calls: list[str] = []
+    actor = SimpleNamespace(
+        checkout_adopt=_Method(calls, "adopt", lambda *a: None),
+        reply=_Method(calls, "reply", lambda *a: None),
+    )
+    scratch = Scratch(root)
+    try:
+        executor = SimpleNamespace(scratch=lambda: scratch, bookkeeping=())
+        job = SimpleNamespace(story=SimpleNamespace(key="US-001"))
+        session = _Session(executor, actor, "node", job, Host())
+        snap = NodeSnapshot(base, commit, make_bundle(node, commit, base))
+        await session._answer(Call(7, "merge", (1, snap, [])))
+    finally:
+        scratch.close()
+    assert calls == ["adopt", "reply"]  # the rebase first, then the answer
+    adopt = actor.checkout_adopt.args[0][1]
+    assert isinstance(adopt, Adopt) and adopt.onto == head
+    call_id, reply = actor.reply.args[0]
+    assert call_id == 7 and reply.error == "merge_retry"
+
+
 # ------------------------------------------------------------------------- on the cluster
 
 
