@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy,
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SLOT_KEEP_S = 2.0  # a finished story's slot waits this long for the next story
 NODES_REFRESH_S = 1.0  # how stale the pool's view of the cluster's nodes may get
+PLACE_ATTEMPTS = 3  # a story's slot placed again when its node turns out to be lost
 
 # the module of each agent backend: imported by a warm actor before any story needs it
 AGENT_MODULES: dict[str, str] = {
@@ -228,8 +229,20 @@ class ActorPool:
     # ------------------------------------------------------------------ leases
 
     async def acquire(self) -> Lease:
-        """A slot (Ray's choice of node) and an actor there: warm when the pool has one."""
+        """A slot (Ray's choice of node) and an actor there: warm when the pool has one. A slot
+        whose node turns out to be gone (its actor cannot start there) is placed again."""
         self._demand = max(0, self._demand - 1)
+        for attempt in range(1, PLACE_ATTEMPTS + 1):
+            try:
+                return await self._acquire_once()
+            except (RayActorError, ActorUnavailableError) as exc:
+                if attempt == PLACE_ATTEMPTS:
+                    raise
+                log.info("a story's slot is on a lost node (%s); placing it again", exc)
+                self._refreshed = -math.inf  # learn which nodes are gone before the next try
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _acquire_once(self) -> Lease:
         if time.monotonic() - self._refreshed > NODES_REFRESH_S:
             await self._refresh()
         group: PlacementGroup | None = None
