@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import _git_words, _run_git, git_output
+from ralph_tui.git_repo import _SAFE_CONFIG, _git_words, _run_git, git_output
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -45,9 +45,15 @@ def _run(
 
 
 def _git(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    config: tuple[str, ...] = (),
 ) -> bytes:
-    return git_output(cwd, *args, env=env, stdin=stdin, pin_work_tree=False)
+    return git_output(
+        cwd, *args, env=env, stdin=stdin, config=(*_SAFE_CONFIG, *config), pin_work_tree=False
+    )
 
 
 def objects_dir(repo: Path) -> Path:
@@ -71,17 +77,29 @@ def _check_sha(value: str, what: str) -> str:
     return value
 
 
+def _create_bundle(repo: Path, tip: str, exclude: str | None) -> bytes:
+    """``tip`` as ``BUNDLE_REF`` in a bundle, made in ``repo`` (a bare scratch repository).
+
+    No delta search for objects that are not packed yet (``pack.window=0``; packed history
+    keeps its deltas): for 30 MB of new loose objects it took 2.3 s instead of 0.6 s, and a
+    bundle crosses the cluster's network once per node."""
+    _check_sha(tip, "bundle tip")
+    _git(repo, "update-ref", BUNDLE_REF, tip)
+    out = repo / "out.bundle"
+    args = ["bundle", "create", "-q", str(out), BUNDLE_REF]
+    if exclude is not None and exclude != tip:
+        args.append(f"^{_check_sha(exclude, 'bundle base')}")
+    try:
+        _git(repo, *args, config=("-c", "pack.window=0"))
+        return out.read_bytes()
+    finally:
+        out.unlink(missing_ok=True)
+
+
 def make_bundle(repo: Path, tip: str, exclude: str | None = None) -> bytes:
     """A bundle of ``tip`` (its whole history, or only what ``exclude`` lacks) from ``repo``."""
-    _check_sha(tip, "bundle tip")
     with scratch_repo(objects_dir(repo)) as scratch:
-        _git(scratch, "update-ref", BUNDLE_REF, tip)
-        out = scratch / "out.bundle"
-        args = ["bundle", "create", "-q", str(out), BUNDLE_REF]
-        if exclude is not None and exclude != tip:
-            args.append(f"^{_check_sha(exclude, 'bundle base')}")
-        _git(scratch, *args)
-        return out.read_bytes()
+        return _create_bundle(scratch, tip, exclude)
 
 
 def fetch_bundle(repo: Path, data: bytes) -> str:
@@ -153,16 +171,7 @@ class Scratch:
             )
             if has_it.returncode == 0:
                 return b""  # the node has ``tip`` already (it is in its history): nothing to send
-        _git(self.root, "update-ref", BUNDLE_REF, tip)
-        out = self.root / "out.bundle"
-        args = ["bundle", "create", "-q", str(out), BUNDLE_REF]
-        if exclude is not None and exclude != tip:
-            args.append(f"^{_check_sha(exclude, 'bundle base')}")
-        try:
-            _git(self.root, *args)
-            return out.read_bytes()
-        finally:
-            out.unlink(missing_ok=True)
+        return _create_bundle(self.root, tip, exclude)
 
     def code_tree(self, tree_of: str, drop: Sequence[str], patch: bytes = b"") -> str | None:
         """The tree of ``tree_of`` with ``patch`` applied and the ``drop`` paths left out, as

@@ -4,7 +4,8 @@
 scheduler, the approval queue and the verified merge (``ralph_tui.parallel``) do not change.
 Per story the driver:
 
-1. puts the base commit in the object store as a git bundle, once per base commit;
+1. puts the run's first base commit in the object store as a git bundle, once; a later base
+   goes with its story as a small bundle of the commits it adds;
 2. reserves the story's slot, ``num_cpus`` (and any custom ``resources``), as a placement group:
    Ray picks the node; the story's ``StoryRunner`` actor (``ralph_tui.ray_node``) there is a
    warm one from the pool (``ralph_tui.ray_pool``: started ahead, so no story waits for a
@@ -309,7 +310,10 @@ class RayExecutor:
         self._patch_dir = patch_dir
         self._script = script
         self._credentials = dict(agent_credentials(config) if credentials is None else credentials)
-        self._bases: dict[str, Any] = {}  # base commit -> ObjectRef of its bundle
+        # the run's first base and its whole history as a bundle in the object store; later
+        # bases go to the nodes as the commits they add to it (one base at a time)
+        self._root: tuple[str, Any] | None = None
+        self._deltas: dict[str, bytes] = {}
         self._scratch: Scratch | None = None
         self._base_lock = asyncio.Lock()
         self._placed: dict[tuple[str, int], Lease] = {}
@@ -338,12 +342,23 @@ class RayExecutor:
             await self.pool.start()
         return self.pool
 
-    async def _bundle(self, base: str) -> Any:
+    async def _bundle(self, base: str) -> tuple[Any, bytes]:
+        """What a node clones ``base`` from: the run's first base as a whole bundle (put in
+        the object store once, fetched once per node) and, for a later base, the commits it
+        adds as a small bundle. Bundling the whole history again after every merge cost 2.3 s
+        per new base on this machine for 30 MB of history, on the next story's critical path.
+        A later base that does not descend from the first (main was reset) still works: its
+        bundle then holds what the two do not share."""
         async with self._base_lock:
-            if base not in self._bases:
-                data = await asyncio.to_thread(self.scratch().make_bundle, base)
-                self._bases = {base: await asyncio.to_thread(ray.put, data)}  # one base at a time
-            return self._bases[base]
+            scratch = self.scratch()
+            if self._root is None:
+                data = await asyncio.to_thread(scratch.make_bundle, base)
+                self._root = (base, await asyncio.to_thread(ray.put, data))
+                self._deltas = {base: b""}
+            root, whole = self._root
+            if base not in self._deltas:
+                self._deltas = {base: await asyncio.to_thread(scratch.make_bundle, base, root)}
+            return whole, self._deltas[base]
 
     def expect(self, stories: int) -> None:
         self._expected = stories
@@ -371,10 +386,10 @@ class RayExecutor:
         actor = lease.actor
         self.actors[job.story.key] = actor
         try:
-            bundle = await self._bundle(job.base_commit)
+            whole, delta = await self._bundle(job.base_commit)
             spec = NodeJob(job, self.bookkeeping, self._script, attempts)
             session = _Session(self, actor, lease.info.label, job, host)
-            return await session.run(bundle, spec, on_start=pool.refill)
+            return await session.run(whole, delta, spec, on_start=pool.refill)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(actor, host, job))
             raise
@@ -405,7 +420,8 @@ class RayExecutor:
             await self.pool.aclose()
             self.pool = None
         self._placed.clear()
-        self._bases.clear()
+        self._root = None
+        self._deltas = {}
         if self._scratch is not None:
             self._scratch.close()
             self._scratch = None
@@ -433,11 +449,15 @@ class _Session:
         self.merged: str | None = None  # the sha, once this story landed on main
 
     async def run(
-        self, bundle: Any, spec: NodeJob, on_start: Callable[[], None] | None = None
+        self,
+        bundle: Any,
+        delta: bytes,
+        spec: NodeJob,
+        on_start: Callable[[], None] | None = None,
     ) -> WorkerResult:
         """Read the stream to its end; ``on_start`` is called when the first message arrives."""
         credentials = self._ex._credentials
-        stream = self._actor.run.remote(bundle, spec, credentials)
+        stream = self._actor.run.remote(bundle, spec, credentials, delta)
         done: Done | None = None
         try:
             async for ref in stream:

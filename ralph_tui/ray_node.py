@@ -361,9 +361,10 @@ class StoryRunner:
     # ------------------------------------------------------------------ the story
 
     async def run(
-        self, bundle: bytes, spec: NodeJob, credentials: dict[str, str]
+        self, bundle: bytes, spec: NodeJob, credentials: dict[str, str], delta: bytes = b""
     ) -> AsyncIterator[list[Message]]:
-        """Run the story; yields batches of messages as they happen, ``Done`` last."""
+        """Run the story from ``bundle`` (the run's first base) plus ``delta`` (the commits a
+        later base adds); yields batches of messages as they happen, ``Done`` last."""
         given = dict(credentials)
         withhold(given)  # secrets into this process's vault, the rest into its environment
         os.environ.update(given)
@@ -376,6 +377,8 @@ class StoryRunner:
         try:
             self._repo = repo = self._dir / "repo"
             await asyncio.to_thread(clone_bundle, bundle, repo)
+            if delta:
+                await asyncio.to_thread(fetch_bundle, repo, delta)
             agent: Agent | None = None
             job = spec.job
 

@@ -359,10 +359,13 @@ class _StandInActor:
 
         self.node_id = node_id
         self.up = asyncio.Event()
+        self.lost = False  # its node is gone: ``where`` fails once it is "up"
         info = NodeInfo(node_id, "host", 0, "3", "2")
 
         async def where() -> NodeInfo:
             await self.up.wait()
+            if self.lost:
+                raise ray.exceptions.ActorDiedError()
             return info
 
         self.where = type("Method", (), {"remote": staticmethod(where)})()
@@ -421,6 +424,43 @@ async def test_pool_refills_one_actor_per_node_at_a_time_and_only_for_stories_to
     pool.expect(0)
     pool.refill()
     assert pool.idle == [] and len(killed) == 3 and len(started) == 7
+    await pool.aclose()
+
+
+async def test_a_slot_on_a_lost_node_is_placed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The story's actor cannot start where its slot is (the node died under it, e.g. a slot
+    kept from a story on that node): the pool learns the nodes again and places the story
+    anew, instead of failing the run."""
+    from ralph_tui.config import RayOptions
+    from ralph_tui.ray_pool import ActorPool
+
+    started: list[_StandInActor] = []
+    refreshed: list[float] = []
+
+    class Runner:
+        def options(self, **_: Any) -> Runner:
+            return self
+
+        def remote(self, preload: tuple[str, ...]) -> _StandInActor:
+            actor = _StandInActor("node-a")
+            actor.lost = not started  # the first one lands on the lost node
+            actor.up.set()
+            started.append(actor)
+            return actor
+
+    async def refresh() -> None:
+        refreshed.append(time.monotonic())
+        pool._refreshed = time.monotonic()
+
+    monkeypatch.setattr(ActorPool, "_kill", staticmethod(lambda actor: None))
+    pool = ActorPool(Runner(), RayOptions(num_cpus=0), 1)
+    monkeypatch.setattr(pool, "_refresh", refresh)
+    pool._slots = {"node-a": 1}
+    pool._refreshed = time.monotonic()
+    pool.expect(0)  # no warm actor: the story starts a cold one
+    lease = await pool.acquire()
+    assert lease.actor is started[1] and len(started) == 2
+    assert len(refreshed) == 1  # the nodes were read again before the second try
     await pool.aclose()
 
 
@@ -591,6 +631,42 @@ async def test_a_change_sent_back_by_the_merge_is_rebased_on_its_node_first(
 
 
 # ------------------------------------------------------------------------- on the cluster
+
+
+async def test_a_later_base_goes_to_the_nodes_as_the_commits_it_adds(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """The run's first base is bundled whole once (into the object store); a later one (main
+    moved: a story landed) goes as a small bundle of the commits it adds, which a node's clone
+    of the first one takes. Before, the whole history was bundled again for every new base."""
+    import os
+
+    from ralph_tui.bundles import clone_bundle, fetch_bundle
+
+    root = make_repo(tmp_path / "ws")
+    (root / "history.bin").write_bytes(os.urandom(300_000))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "history")
+    first = git(root, "rev-parse", "HEAD").strip()
+    engine, _, _ = ray_engine(root, {"stories": {}}, ray_cluster)
+    executor = executor_of(engine)
+    try:
+        whole, delta = await executor._bundle(first)
+        assert delta == b""
+        (root / "new.txt").write_text("a story landed\n")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "landed")
+        later = git(root, "rev-parse", "HEAD").strip()
+        again, thin = await executor._bundle(later)
+        assert again is whole  # not bundled or put again
+        data: bytes = await whole
+        assert 0 < len(thin) < 10_000 < 300_000 < len(data)
+        node = tmp_path / "node"
+        assert clone_bundle(data, node) == first
+        assert fetch_bundle(node, thin) == later
+        assert git(node, "show", f"{later}:new.txt") == "a story landed\n"
+    finally:
+        await executor.aclose()
 
 
 async def test_two_stories_on_two_nodes_streamed_verified_and_merged(
