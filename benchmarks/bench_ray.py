@@ -9,6 +9,10 @@ of a head (no slots) and 2 worker nodes x 2 CPUs, started and stopped by pid
 Goal: Ray wall time <= 1.2x local. Three rounds on one cluster, local and Ray interleaved (the
 order alternating): the median and range of the walls and of the per-round ratios.
 
+Then the same 8 stories once per face on a repository with ``HISTORY_MB`` of history: what a
+node clones grows with it (the run's first base goes whole once, later ones as the commits
+they add).
+
 Where Ray's extra time goes, measured in the same run: when the first story started (its actor's
 process had to start), and how long as many bare Ray actors (no ralph-tui code) take to answer
 on this cluster, which is Ray's own floor for the first stories: local + that floor is as fast
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
 import statistics
 import sys
@@ -64,6 +69,18 @@ def script() -> dict[str, Any]:
 
 
 ROUNDS = 3  # local and Ray runs interleaved on one cluster, the order alternating
+HISTORY_MB = 20  # the same 8 stories once more, on a repository with this much history
+
+
+def add_history(root: Path) -> Path:
+    """``HISTORY_MB`` of incompressible files in one more commit: what a node must clone."""
+    from tests.support.repo import git
+
+    for n in range(HISTORY_MB):
+        (root / f"history{n}.bin").write_bytes(os.urandom(1_000_000))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "history")
+    return root
 
 
 @dataclass
@@ -170,6 +187,10 @@ def main() -> int:
             for name, overrides, figures in faces if n % 2 == 0 else faces[::-1]:
                 root = make_repo(tmp / f"{name}{n}" / "ws", stories)
                 figures.append(asyncio.run(one_run(root, overrides)))
+        heavy: dict[str, float] = {}
+        for name, overrides in (("local", {}), ("ray", ray_config)):
+            root = add_history(make_repo(tmp / f"{name}-history" / "ws", stories))
+            heavy[name] = asyncio.run(one_run(root, overrides)).wall_s
         bare = [bare_actors_up(WORKERS) for _ in range(ROUNDS)]
         connect_s = reconnect(cluster.address)
     finally:
@@ -205,6 +226,10 @@ def main() -> int:
     print(
         f"  local + that floor alone          {floor:5.2f} s = "
         f"{floor / statistics.median(local_s):.2f}x local, before any per-story cost"
+    )
+    print(
+        f"with {HISTORY_MB} MB of history (one run each): local {heavy['local']:.2f} s, "
+        f"ray {heavy['ray']:.2f} s ({heavy['ray'] / heavy['local']:.2f}x)"
     )
     print(f"cluster start-up (not in the runs) {startup:.1f} s; processes left: {len(left)}")
     print(f"a driver's connect (not in the runs) {connect_s:.2f} s (ray.init in a new process)")
