@@ -17,7 +17,6 @@ import pytest
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.events import (
-    ApprovalNeeded,
     Committed,
     Event,
     GateFinished,
@@ -30,7 +29,14 @@ from ralph_tui.events import (
 from ralph_tui.headless import run_headless
 from ralph_tui.parallel import ParallelEngine
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest
-from tests.support.engine import RecordingSink, ScriptedSupervisor, complete, create, write_script
+from tests.support.engine import (
+    HoldFirstApproval,
+    RecordingSink,
+    ScriptedSupervisor,
+    complete,
+    create,
+    write_script,
+)
 from tests.support.repo import git, make_repo, story, write_prd
 
 
@@ -74,25 +80,6 @@ def assert_clean(root: Path) -> None:
 
 def story_commits(root: Path) -> list[str]:
     return [s for s in git(root, "log", "--format=%s").splitlines() if "Task #" in s]
-
-
-class HoldFirstApproval(ScriptedSupervisor):
-    """Holds the first approval until ``count`` workers have asked for one."""
-
-    def __init__(self, count: int = 2, **kwargs: Any) -> None:
-        super().__init__(on_approve=self._hold, **kwargs)
-        self.count = count
-        self.asked = 0
-        self.all_asked = asyncio.Event()
-
-    def sink(self, event: Event) -> None:
-        if isinstance(event, ApprovalNeeded):
-            self.asked += 1
-            if self.asked >= self.count:
-                self.all_asked.set()
-
-    async def _hold(self, request: ApprovalRequest) -> None:
-        await self.all_asked.wait()
 
 
 class TeeSink(RecordingSink):

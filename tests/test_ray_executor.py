@@ -43,6 +43,7 @@ from ralph_tui.parallel import ParallelEngine, build_engine  # noqa: E402
 from ralph_tui.ray_executor import RayExecutor, build_ray_engine  # noqa: E402
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
 from tests.support.engine import (  # noqa: E402
+    HoldFirstApproval,
     RecordingSink,
     ScriptedSupervisor,
     complete,
@@ -778,21 +779,8 @@ async def test_the_merge_train_reaches_remote_workers(
             "US-002": [create("two.txt", "2\n"), complete()],
         }
     }
-    asked: list[str] = []
-    both = asyncio.Event()
-
-    def tee(event: Event) -> None:
-        if isinstance(event, ApprovalNeeded):
-            asked.append(event.story_id)
-            if len(asked) == 2:
-                both.set()
-
-    async def hold(request: ApprovalRequest) -> None:
-        await both.wait()
-
-    engine, sink, _ = ray_engine(
-        root, script, ray_cluster, ScriptedSupervisor(on_approve=hold), sink=tee
-    )
+    hold = HoldFirstApproval()  # both changes in flight before either lands
+    engine, sink, _ = ray_engine(root, script, ray_cluster, hold, sink=hold.sink)
     assert await engine.run() == 0, "\n".join(story_log(sink))
     assert (root / "one.txt").exists() and (root / "two.txt").exists()
     nodes = {e.worker: node_of(ray_cluster, e.node) for e in sink.of(IterationStarted)}
@@ -827,21 +815,8 @@ async def test_a_conflict_goes_back_to_the_remote_agent_which_resolves_it(
         ]
 
     script = {"stories": {"US-001": steps("from US-001"), "US-002": steps("from US-002")}}
-    asked: list[str] = []
-    both = asyncio.Event()
-
-    def tee(event: Event) -> None:
-        if isinstance(event, ApprovalNeeded):
-            asked.append(event.story_id)
-            if len(asked) == 2:
-                both.set()
-
-    async def hold(request: ApprovalRequest) -> None:
-        await both.wait()
-
-    engine, sink, _ = ray_engine(
-        root, script, ray_cluster, ScriptedSupervisor(on_approve=hold), sink=tee
-    )
+    hold = HoldFirstApproval()  # both changes in flight before either lands
+    engine, sink, _ = ray_engine(root, script, ray_cluster, hold, sink=hold.sink)
     assert await engine.run() == 0, "\n".join(story_log(sink))
     assert passes(root) == {"US-001": True, "US-002": True}
     assert (root / "shared.txt").read_text() == "from US-001\nfrom US-002\n"

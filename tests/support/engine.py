@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.engine import Engine
-from ralph_tui.events import Event
+from ralph_tui.events import ApprovalNeeded, Event
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -54,6 +55,25 @@ class ScriptedSupervisor:
     async def answer(self, request: EscalationRequest) -> EscalationAnswer:
         self.escalations.append(request)
         return self.answers.pop(0) if self.answers else EscalationAnswer("skip")
+
+
+class HoldFirstApproval(ScriptedSupervisor):
+    """Holds the first approval until ``count`` workers have asked for one."""
+
+    def __init__(self, count: int = 2, **kwargs: Any) -> None:
+        super().__init__(on_approve=self._hold, **kwargs)
+        self.count = count
+        self.asked = 0
+        self.all_asked = asyncio.Event()
+
+    def sink(self, event: Event) -> None:
+        if isinstance(event, ApprovalNeeded):
+            self.asked += 1
+            if self.asked >= self.count:
+                self.all_asked.set()
+
+    async def _hold(self, request: ApprovalRequest) -> None:
+        await self.all_asked.wait()
 
 
 def write_script(root: Path, script: dict[str, Any], name: str = "script.json") -> Path:
