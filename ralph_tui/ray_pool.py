@@ -3,12 +3,14 @@
 A fresh actor costs a worker process and ralph-tui's imports on its node (0.4-1.7 s measured
 on a loaded 2-core machine), and the Ray executor paid it on every story's critical path. The
 pool starts actors ahead instead, right when the executor connects, and replaces each one taken
-at once, so the next story finds one ready:
+once its story is under way, so the next story finds one ready:
 
 - a warm actor holds **no slot** (``num_cpus=0``, pinned to its node): idle, it only waits. The
   pool keeps up to ``size`` (the run's ``workers``) of them, spread over the nodes a story fits
-  on, at most a node's slots on each. Its constructor imports the agent's backend, so the
-  story's ``create_agent`` finds it loaded;
+  on, at most a node's slots on each, and never more than stories may still come
+  (``expect``). Its constructor imports the agent's backend, so the story's ``create_agent``
+  finds it loaded. A node starts one replacement at a time, the next once it is up: a process
+  start takes about 0.5 CPU-s, taken from the stories running there;
 - a story's **slot** is a placement group of one bundle (``num_cpus`` and ``[ray] resources``):
   Ray picks the node and reserves the slot there in milliseconds (asked to prefer a node with
   an idle warm actor, never forced to), so placement stays Ray's, as before. The story then
@@ -16,7 +18,8 @@ at once, so the next story finds one ready:
   is none;
 - each actor serves **one** story: it is killed when the story ends (``release``), its
   placement group removed; nothing of a story (checkout, processes, credentials) can reach the
-  next one. ``aclose`` kills the warm actors left.
+  next one. ``aclose`` kills the warm actors left. A slot whose node turns out to be gone (the
+  story's actor cannot start there) is placed again.
 """
 
 from __future__ import annotations
