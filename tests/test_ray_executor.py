@@ -372,6 +372,29 @@ class _StandInActor:
         self.where = type("Method", (), {"remote": staticmethod(where)})()
 
 
+class _StandInRunner:
+    """``ray.remote(StoryRunner)`` for the pool's bookkeeping: ``remote`` makes a stand-in
+    actor on the node its scheduling strategy named (node-a without one); ``up``: it answers at
+    once; the first ``lost`` of them are on a lost node."""
+
+    def __init__(self, *, up: bool = False, lost: int = 0) -> None:
+        self.started: list[_StandInActor] = []
+        self._up, self._lost = up, lost
+        self._node = "node-a"
+
+    def options(self, **options: Any) -> _StandInRunner:
+        self._node = str(options.get("scheduling_strategy") or "node-a")
+        return self
+
+    def remote(self, preload: tuple[str, ...]) -> _StandInActor:
+        actor = _StandInActor(self._node)
+        actor.lost = len(self.started) < self._lost
+        if self._up:
+            actor.up.set()
+        self.started.append(actor)
+        return actor
+
+
 async def test_pool_refills_one_actor_per_node_at_a_time_and_only_for_stories_to_come(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -379,31 +402,17 @@ async def test_pool_refills_one_actor_per_node_at_a_time_and_only_for_stories_to
     the first warm actors start at once; a replacement starts one per node at a time (the next
     once it is up), so the stories running there keep their CPU; no more are kept than stories
     may still ask for one, and those beyond are killed."""
+    from ralph_tui import ray_pool
     from ralph_tui.config import RayOptions
     from ralph_tui.ray_pool import ActorPool
 
-    started: list[_StandInActor] = []
     killed: list[_StandInActor] = []
-
-    class Runner:
-        def options(self, **_: Any) -> Runner:
-            return self
-
-        def remote(self, preload: tuple[str, ...]) -> _StandInActor:
-            node = options_node[-1]
-            started.append(_StandInActor(node))
-            return started[-1]
-
-    options_node: list[str] = []
-    from ralph_tui import ray_pool
-
-    def affinity(node_id: str, soft: bool) -> str:
-        options_node.append(node_id)
-        return node_id
-
-    monkeypatch.setattr(ray_pool, "NodeAffinitySchedulingStrategy", affinity)
+    runner = _StandInRunner()
+    started = runner.started
+    # a warm actor's node: the stand-in runner reads it from its scheduling strategy
+    monkeypatch.setattr(ray_pool, "NodeAffinitySchedulingStrategy", lambda node, soft: node)
     monkeypatch.setattr(ActorPool, "_kill", staticmethod(killed.append))
-    pool = ActorPool(Runner(), RayOptions(num_cpus=0), 4)
+    pool = ActorPool(runner, RayOptions(num_cpus=0), 4)
     pool._slots = {"node-a": 2, "node-b": 2}
     pool._refreshed = time.monotonic()
     pool.expect(8)
@@ -435,26 +444,16 @@ async def test_a_slot_on_a_lost_node_is_placed_again(monkeypatch: pytest.MonkeyP
     from ralph_tui.config import RayOptions
     from ralph_tui.ray_pool import ActorPool
 
-    started: list[_StandInActor] = []
+    runner = _StandInRunner(up=True, lost=1)  # the first actor lands on the lost node
+    started = runner.started
     refreshed: list[float] = []
-
-    class Runner:
-        def options(self, **_: Any) -> Runner:
-            return self
-
-        def remote(self, preload: tuple[str, ...]) -> _StandInActor:
-            actor = _StandInActor("node-a")
-            actor.lost = not started  # the first one lands on the lost node
-            actor.up.set()
-            started.append(actor)
-            return actor
 
     async def refresh() -> None:
         refreshed.append(time.monotonic())
         pool._refreshed = time.monotonic()
 
     monkeypatch.setattr(ActorPool, "_kill", staticmethod(lambda actor: None))
-    pool = ActorPool(Runner(), RayOptions(num_cpus=0), 1)
+    pool = ActorPool(runner, RayOptions(num_cpus=0), 1)
     monkeypatch.setattr(pool, "_refresh", refresh)
     pool._slots = {"node-a": 1}
     pool._refreshed = time.monotonic()
