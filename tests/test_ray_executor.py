@@ -324,6 +324,56 @@ def test_driver_rebase_is_the_nodes_and_the_node_takes_it(tmp_path: Path) -> Non
         scratch.close()
 
 
+def test_a_hostile_change_rebased_on_the_driver_writes_nothing_outside_the_scratch(
+    tmp_path: Path,
+) -> None:
+    """Attack: the agent's change is a symlink out of the repository (to a folder of the
+    driver's machine) and a file, and main then adds a file under the symlink's name. The
+    driver's rebase works on objects in a scratch index only: nothing is written through the
+    link, the user's repository gets no object or ref, and the clashing rebase is a conflict,
+    not a write beyond the link."""
+    from ralph_tui.bundles import Scratch
+    from ralph_tui.worktrees import WIP_MESSAGE, WorktreeManager
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    root = make_repo(tmp_path / "main")
+    base = git(root, "rev-parse", "HEAD").strip()
+    node = tmp_path / "node"
+    git(tmp_path, "clone", "-q", "--no-checkout", str(root), str(node))
+    tree = WorktreeManager(node, ()).create("US-001", base)
+    (tree.root / "escape").symlink_to(victim)
+    (tree.root / "data.txt").write_text("data\n")
+    commit, patch, _ = tree.snapshot([])
+    (root / "other.txt").write_text("main moved\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "beside")
+    beside = git(root, "rev-parse", "HEAD").strip()
+    (root / "escape").mkdir()
+    (root / "escape" / "planted.txt").write_text("through the link?\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "clash")
+    clash = git(root, "rev-parse", "HEAD").strip()
+    refs_before = git(root, "for-each-ref")
+    message = WIP_MESSAGE.format(story="US-001").encode()
+    scratch = Scratch(root)
+    try:
+        scratch.verify_change(make_bundle(node, commit, base), base, commit)
+        moved = scratch.rebase_change(patch, beside, message)
+        assert not isinstance(moved, list)
+        entry = git(scratch.root, "ls-tree", moved.commit, "escape").split()
+        assert entry[0] == "120000"  # still a link entry, never followed
+        clashed = scratch.rebase_change(patch, clash, message)  # a link where main has a folder
+        assert isinstance(clashed, list) and "does not apply" in clashed[0]
+    finally:
+        scratch.close()
+    assert list(victim.iterdir()) == []  # nothing written through the link
+    missing = subprocess.run(["git", "cat-file", "-e", moved.commit], cwd=root, check=False)
+    assert missing.returncode != 0  # the user's repository got no object
+    assert git(root, "for-each-ref") == refs_before  # and no ref
+    assert not scratch.root.exists()  # and the scratch is gone with the run
+
+
 class _Method:
     def __init__(self, calls: list[str], name: str, answer: Callable[..., Any]) -> None:
         self._calls, self._name, self._answer = calls, name, answer
