@@ -99,6 +99,12 @@ class SandboxOptions(_Strict):
     pass_env: list[str] = Field(default_factory=list)
     # visible read-only inside the sandbox although under the private $HOME (a package cache)
     read_only_paths: list[str] = Field(default_factory=list)
+    # caps on every sandboxed command (bwrap): processes of the user (not applied to root by
+    # the kernel), address space per process, largest file written, private /tmp and $HOME
+    max_processes: int = Field(1024, ge=16)
+    memory_mb: int = Field(8192, ge=64)
+    file_mb: int = Field(4096, ge=1)
+    tmp_mb: int = Field(1024, ge=1)
 
     @field_validator("pass_env")
     @classmethod

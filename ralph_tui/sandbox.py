@@ -1,18 +1,30 @@
 """Where agent-controlled code runs: the bash tool, the quality gates and the command agent's CLI.
 
 One adapter, so every caller gets the same boundary: ``Sandbox.wrap(argv)`` is the command to
-spawn and ``Sandbox.env()`` its environment. On Linux the boundary is bubblewrap:
+spawn and ``Sandbox.env()`` its environment. On Linux the boundary is bubblewrap, with no power
+whoever starts it (root included, as in containers and CI):
 
-- a new PID namespace (``--unshare-pid``) with ``--die-with-parent`` and ``--new-session``: the
-  command sees its own ``/proc`` only, cannot push keys into ralph-tui's terminal, and when it
-  ends (or ralph-tui kills it) the namespace dies with everything it started, ``setsid`` or not;
-- ``/`` read-only, the workspace read-write except ``.git/`` and the bookkeeping files (PRD,
-  progress log: read-only binds) and ``.ralph/`` (an empty read-only tmpfs over it);
-- ``$HOME`` an empty tmpfs, except read-only binds of what the toolchain needs from it (the
-  directories on ``PATH``, the virtualenvs and the Python installs behind them) and the user's
-  ``read_only_paths``; ``/tmp`` private; no network with ``network = false``;
+- its own user namespace (``--unshare-user``, no further ones: ``--disable-userns``) and every
+  capability dropped (``--cap-drop ALL``), under a seccomp filter (``seccomp.py``) that refuses
+  mount, ptrace, keyctl, bpf, module loading, new namespaces and the like;
+- a new PID namespace with ``--die-with-parent`` and ``--new-session``: the command sees its own
+  ``/proc`` only (``/proc/sys`` read-only, ``/sys`` not mounted), cannot push keys into
+  ralph-tui's terminal, and dies with everything it started;
+- limits on processes, memory (address space per process) and file size, set by a small
+  launcher before bwrap starts, and size caps on the private ``/tmp`` and ``$HOME``;
+- of the file system only the system folders (``/usr``, ``/etc``, ...) and the toolchain (the
+  installs behind ``PATH``, the virtualenvs and their Pythons, ``PYTHONPATH``) read-only, the
+  user's ``read_only_paths``, the git folders the workspace needs read-only, and the workspace
+  read-write except ``.git/``, the bookkeeping files (read-only binds) and ``.ralph/`` (an empty
+  read-only tmpfs). Nothing else: not ``$HOME`` (an empty tmpfs), not other repositories, not
+  the main checkout of a worker's worktree (its ``.ralph/``: journals, serve token, the other
+  worktrees), not ``/tmp`` (private); no network with ``network = false``;
 - an environment from an allow-list plus ``pass_env`` (secrets are never in ralph-tui's own
   environment to begin with: see ``credentials``).
+
+Where the machine cannot give a part (no user namespaces, an architecture without a syscall
+table, root's process count, which ``RLIMIT_NPROC`` does not bound), ``Sandbox.weaknesses`` says
+so: ``doctor`` and the run header show it, and ``mode = "auto"`` warns.
 
 On macOS ``sandbox-exec`` gets a profile with the same file rules (untested: no macOS here).
 Without either, ``mode = "auto"`` runs commands unconfined and says so (``warning``).
@@ -31,12 +43,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ralph_tui import credentials
+from ralph_tui import credentials, seccomp
 from ralph_tui.config import SandboxOptions
 from ralph_tui.errors import UsageError
 
 SandboxKind = Literal["bwrap", "sandbox-exec", "none"]
 _PROBE_TIMEOUT_S = 10.0
+_MIB = 1024 * 1024
+
+# what of the host's file system every bwrap sandbox sees, read-only: the system's programs,
+# libraries and configuration; never /home, /root, /srv, /mnt, /tmp, /var or /run
+SYSTEM_DIRS = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix",
+    "/gnu", "/snap",
+)  # fmt: skip
+# readable by root's uid even without capabilities, so covered with an empty file
+MASKED_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
+MASKED_GLOBS = (("/etc/ssh", "ssh_host_*key"),)
+_SECCOMP_FD = "@seccomp-fd@"  # in bwrap's argv: replaced by the launcher with the filter's fd
 
 # What the sandboxed environment keeps of ralph-tui's own (already secret-free) environment.
 ALLOWED_ENV = frozenset(
@@ -58,6 +82,18 @@ ALLOWED_PREFIXES = (
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Resource caps for every sandboxed command (0: none). ``processes`` is ``RLIMIT_NPROC``:
+    the kernel does not apply it to uid 0, so as root a fork bomb is bounded only by the PID
+    namespace dying with the command (``Sandbox.weaknesses`` says so)."""
+
+    processes: int = 0
+    memory_mb: int = 0  # address space of each process (RLIMIT_AS)
+    file_mb: int = 0  # largest file a command may write (RLIMIT_FSIZE)
+    tmp_mb: int = 0  # size of the private /tmp and $HOME (tmpfs)
+
+
+@dataclass(frozen=True)
 class Sandbox:
     """How to run agent-controlled code in one workspace; ``kind == "none"``: unconfined."""
 
@@ -71,6 +107,10 @@ class Sandbox:
     program: str = ""  # the bwrap / sandbox-exec executable
     warning: str | None = None  # why commands run unconfined although a sandbox was wanted
     private_dir: Path | None = field(default=None, compare=False)  # macOS: $HOME and $TMPDIR
+    limits: Limits = Limits()
+    user_namespace: bool = True  # bwrap: own user namespace (off where the machine has none)
+    filter: bytes | None = field(default=None, repr=False)  # bwrap: the seccomp program
+    weaknesses: tuple[str, ...] = ()  # what this machine could not give (doctor shows it)
 
     @classmethod
     def unconfined(cls, root: Path, warning: str | None = None) -> Sandbox:
@@ -85,7 +125,24 @@ class Sandbox:
         if self.kind == "none":
             return self.warning or "off: commands run unconfined"
         net = "network on" if self.network else "network off"
-        return f"{self.kind} ({self.program}): {net}, workspace read-write except .git/ and PRD"
+        line = f"{self.kind} ({self.program}): {net}, workspace read-write except .git/ and PRD"
+        if self.kind == "bwrap":
+            parts = [
+                "user namespace" if self.user_namespace else "NO user namespace",
+                "no capabilities",
+                "seccomp filter" if self.filter is not None else "NO seccomp filter",
+            ]
+            limits = self.limits
+            caps = [
+                f"{limits.processes} processes" if limits.processes else "",
+                f"{limits.memory_mb} MiB memory" if limits.memory_mb else "",
+                f"{limits.tmp_mb} MiB /tmp" if limits.tmp_mb else "",
+            ]
+            parts.append("limits: " + (", ".join(c for c in caps if c) or "none"))
+            line += "; " + ", ".join(parts)
+            if self.weaknesses:
+                line += "; weaker: " + "; ".join(self.weaknesses)
+        return line
 
     def wrap(
         self, argv: Sequence[str], cwd: Path | None = None, *, visible: Sequence[Path] = ()
@@ -96,7 +153,7 @@ class Sandbox:
         private ``/tmp``)."""
         where = cwd or self.root
         if self.kind == "bwrap":
-            return [*self._bwrap_args(where, visible), "--", *argv]
+            return [*self._launcher(), *self._bwrap_args(where, visible), "--", *argv]
         if self.kind == "sandbox-exec":
             return [self.program, "-p", self._seatbelt_profile(visible), "--", *argv]
         return list(argv)
@@ -126,22 +183,37 @@ class Sandbox:
 
     # ---- bubblewrap --------------------------------------------------------------------------
 
+    def _launcher(self) -> list[str]:
+        """What starts bwrap: a Python that lowers the limits (inherited by bwrap and all it
+        runs) and hands the seccomp program over in a memfd, as ``--seccomp FD`` wants."""
+        limits = self.limits
+        return [
+            sys.executable, "-I", "-S", "-c", _LAUNCHER,
+            (self.filter or b"").hex(), str(limits.processes), str(limits.memory_mb * _MIB),
+            str(limits.file_mb * _MIB),
+        ]  # fmt: skip
+
     def _bwrap_args(self, cwd: Path, visible: Sequence[Path]) -> list[str]:
         args = [self.program, "--die-with-parent", "--new-session", "--unshare-pid"]
-        args += ["--unshare-ipc", "--unshare-uts"]
+        args += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if self.user_namespace:
+            args += ["--unshare-user", "--disable-userns"]
+        args += ["--cap-drop", "ALL"]
         if not self.network:
             args.append("--unshare-net")
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        # a private /tmp must not hide the toolchain: a checkout (and its .venv) under /tmp
-        for keep in _toolchain_keeps(_TMP, self.root):
-            args += ["--ro-bind-try", str(keep), str(keep)]
+        args += _system_binds()
+        args += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys"]
+        args += ["--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger"]
+        args += [*self._tmpfs_size(), "--tmpfs", "/tmp"]
         home = _home()
         if home is not None and not _is_within(home, self.root):
-            args += ["--tmpfs", str(home)]
-            for keep in _toolchain_keeps(home, self.root):
-                args += ["--ro-bind-try", str(keep), str(keep)]
+            args += [*self._tmpfs_size(), "--tmpfs", str(home)]
+        for keep in _toolchain_paths(self.root):
+            args += ["--ro-bind-try", str(keep), str(keep)]
         for path in (*self.read_only_paths, *visible):
             args += ["--ro-bind-try", str(path), str(path)]
+        for git_dir in _git_dirs(self.root):
+            args += ["--ro-bind", str(git_dir), str(git_dir)]
         args += ["--bind", str(self.root), str(self.root)]
         git = self.root / ".git"
         if git.exists():
@@ -152,8 +224,13 @@ class Sandbox:
         for path in self.hidden:
             if path.is_dir():
                 args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+        if self.filter is not None:
+            args += ["--seccomp", _SECCOMP_FD]
         args += ["--chdir", str(cwd)]
         return args
+
+    def _tmpfs_size(self) -> list[str]:
+        return ["--size", str(self.limits.tmp_mb * _MIB)] if self.limits.tmp_mb else []
 
     # ---- sandbox-exec (macOS; untested) ------------------------------------------------------
 
@@ -175,7 +252,8 @@ class Sandbox:
         home = _home()
         if home is not None and not _is_within(home, self.root):
             rules.append(f"(deny file-read* (subpath {q(home)}))")
-            keeps = [*_toolchain_keeps(home, self.root), *self.read_only_paths, *visible, self.root]
+            toolchain = [p for p in _toolchain_paths(self.root) if _is_within(p, home)]
+            keeps = [*toolchain, *self.read_only_paths, *visible, self.root]
             rules += [f"(allow file-read* (subpath {q(k)}))" for k in keeps]
         if not self.network:
             rules.append("(deny network*)")
@@ -217,6 +295,19 @@ def resolve_sandbox(
             'unconfined, as you; install bubblewrap or set [sandbox] mode = "off"',
         )
     assert program is not None
+    limits = Limits(
+        processes=options.max_processes,
+        memory_mb=options.memory_mb,
+        file_mb=options.file_mb,
+        tmp_mb=options.tmp_mb,
+    )
+    user_namespace, filter_program = True, None
+    weaknesses: tuple[str, ...] = ()
+    if wanted == "bwrap":
+        user_namespace, filter_program, weaknesses = _bwrap_strength(program, limits)
+    warning = None
+    if weaknesses:
+        warning = "sandbox weaker than it should be: " + "; ".join(weaknesses)
     private = Path(tempfile.mkdtemp(prefix="ralph-sandbox-")) if wanted == "sandbox-exec" else None
     if private is not None:
         (private / "home").mkdir()
@@ -231,7 +322,57 @@ def resolve_sandbox(
         read_only_paths=tuple(Path(p).expanduser().resolve() for p in options.read_only_paths),
         program=program,
         private_dir=private,
+        limits=limits,
+        user_namespace=user_namespace,
+        filter=filter_program,
+        weaknesses=weaknesses,
+        warning=warning,
     )
+
+
+@functools.cache
+def _bwrap_strength(program: str, limits: Limits) -> tuple[bool, bytes | None, tuple[str, ...]]:
+    """What this machine's bwrap can give beyond the basics ``_probe`` checked: its own user
+    namespace, the seccomp filter; and what it cannot (root's process count). Once per process."""
+    weaknesses: list[str] = []
+    base = [program, "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc"]
+    userns = _runs([*base, "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "true"])
+    if userns is not None:
+        weaknesses.append(f"no user namespace ({userns})")
+    filter_program = seccomp.program()
+    if filter_program is None:
+        weaknesses.append(f"no seccomp filter (no syscall table for {seccomp.machine()})")
+    else:
+        probe = Sandbox("bwrap", Path("/"), program=program, filter=filter_program)
+        failed = _runs([*probe._launcher(), *base, "--seccomp", _SECCOMP_FD, "true"])
+        if failed is not None:
+            filter_program = None
+            weaknesses.append(f"no seccomp filter ({failed})")
+    if limits.processes and os.geteuid() == 0:
+        weaknesses.append(
+            "running as root: the kernel does not apply the process limit to uid 0 "
+            "(a fork bomb is stopped only when the command ends)"
+        )
+    return userns is None, filter_program, tuple(weaknesses)
+
+
+def _runs(argv: Sequence[str]) -> str | None:
+    """None if ``argv`` exits 0, else the last line it printed on stderr."""
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT_S,
+            env=credentials.clean_env(),
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return why[-1] if why else f"exit {done.returncode}"
+    return None
 
 
 @functools.cache
@@ -261,9 +402,6 @@ def _probe(kind: str, program: str) -> str | None:
     return None
 
 
-_TMP = Path("/tmp").resolve()
-
-
 def _home() -> Path | None:
     raw = os.environ.get("HOME")
     if not raw:
@@ -276,19 +414,29 @@ def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
-def _toolchain_keeps(home: Path, root: Path) -> list[Path]:
-    """What under ``home`` (a folder the sandbox replaces with an empty one: the home, /tmp)
-    the toolchain needs: the installs behind PATH, the virtualenv(s) and the Python they were
-    made from (a pyenv or uv Python usually lives in the home; a CI checkout's .venv may live
-    under /tmp)."""
+def _toolchain_paths(root: Path) -> list[Path]:
+    """What outside the system folders the toolchain needs: the installs behind PATH, the
+    virtualenv(s) and the Python they were made from (a pyenv or uv Python usually lives in the
+    home; a CI checkout's .venv may live under /tmp), and the PYTHONPATH entries. Never a
+    top-level folder, the home itself or a folder holding the workspace (that would show other
+    repositories and the main checkout's ``.ralph/``)."""
     found: set[Path] = set()
+    home = _home()
 
-    def add(path: Path) -> None:
+    def too_wide(path: Path) -> bool:
+        return len(path.parts) < 3 or path == home or _is_within(root, path)
+
+    def add(path: Path, *, with_parent: bool = True) -> None:
+        if not path.is_absolute():
+            return
         for candidate in {path, path.resolve()}:
-            if _is_within(candidate, home) and candidate != home:
-                # ~/.local/bin -> ~/.local (its lib/ holds the packages), but ~/bin stays ~/bin
-                parent = candidate.parent
-                found.add(parent if parent != home else candidate)
+            if _is_within(candidate, root) or _is_system(candidate):
+                continue
+            # ~/.local/bin -> ~/.local (its lib/ holds the packages), but ~/bin stays ~/bin
+            parent = candidate.parent
+            keep = parent if with_parent and not too_wide(parent) else candidate
+            if not too_wide(keep):
+                found.add(keep)
 
     def add_venv(venv: Path) -> None:
         cfg = venv / "pyvenv.cfg"
@@ -313,6 +461,85 @@ def _toolchain_keeps(home: Path, root: Path) -> list[Path]:
             add_venv(Path(venv))
     for prefix in (sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
         add(Path(prefix) / "bin")
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry:
+            add(Path(entry), with_parent=False)
     kept = sorted(p for p in found if p.exists())
     # drop what an already kept directory contains
     return [p for p in kept if not any(other in p.parents for other in kept)]
+
+
+def _is_system(path: Path) -> bool:
+    return any(_is_within(path, Path(top)) for top in SYSTEM_DIRS)
+
+
+def _system_binds() -> list[str]:
+    """The system folders, read-only (a merged-/usr link stays a link), secrets masked."""
+    args: list[str] = []
+    for top in SYSTEM_DIRS:
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", str(path.readlink()), top]
+        elif path.is_dir():
+            args += ["--ro-bind", top, top]
+    masked = [Path(f) for f in MASKED_FILES]
+    for folder, pattern in MASKED_GLOBS:
+        try:
+            masked += sorted(Path(folder).glob(pattern))
+        except OSError:
+            continue  # unreadable: nothing of it to mask
+    for path in masked:
+        if path.is_file():
+            args += ["--ro-bind", "/dev/null", str(path)]
+    # /etc/resolv.conf is often a link into /run: keep name resolution working
+    resolv = Path("/etc/resolv.conf").resolve()
+    if resolv.is_file() and not _is_system(resolv):
+        args += ["--ro-bind", str(resolv), str(resolv)]
+    return args
+
+
+def _git_dirs(root: Path) -> list[Path]:
+    """The git folders outside ``root`` that git inside the sandbox needs, read-only: for a
+    worktree, its admin folder and the main repository's ``.git`` (its objects and refs), wherever
+    they are (under /tmp too). Only those, never the main checkout they live in."""
+    marker = root / ".git"
+    if not marker.is_file():
+        return []
+    try:
+        text = marker.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return []
+    if not text.startswith("gitdir:"):
+        return []
+    admin = Path(text.removeprefix("gitdir:").strip())
+    admin = (admin if admin.is_absolute() else root / admin).resolve()
+    found = [admin]
+    try:
+        common = (admin / "commondir").read_text(encoding="utf-8").strip()
+    except OSError:
+        common = ""
+    if common:
+        found.append((Path(common) if Path(common).is_absolute() else admin / common).resolve())
+    kept = [p for p in found if p.is_dir() and not _is_within(p, root)]
+    # the common dir holds the admin folder: one bind is enough
+    return [p for p in kept if not any(other in p.parents for other in kept)]
+
+
+# run as `python -I -S -c _LAUNCHER filter-hex nproc as-bytes fsize-bytes bwrap...`
+_LAUNCHER = f"""
+import os, resource, sys
+program, nproc, memory, fsize, *argv = sys.argv[1:]
+for kind, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_AS, memory),
+                    (resource.RLIMIT_FSIZE, fsize)):
+    if int(value):
+        hard = resource.getrlimit(kind)[1]
+        limit = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+        resource.setrlimit(kind, (limit, limit))
+if program:
+    fd = os.memfd_create("ralph-seccomp", 0)
+    os.write(fd, bytes.fromhex(program))
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    argv[argv.index({_SECCOMP_FD!r})] = str(fd)
+os.execv(argv[0], argv)
+"""
