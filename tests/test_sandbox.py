@@ -75,9 +75,15 @@ def test_bwrap_arguments(tmp_path: Path) -> None:
     )
     argv = sandbox.wrap(["bash", "-c", "true"], visible=(tmp_path / "prompt.md",))
     joined = " ".join(argv)
-    assert argv[0] == "/usr/bin/bwrap" and argv[-4:] == ["--", "bash", "-c", "true"]
+    # a launcher (limits, the seccomp program's fd) starts bwrap
+    assert argv[:2] == [sys.executable, "-I"] and argv[-4:] == ["--", "bash", "-c", "true"]
+    assert "/usr/bin/bwrap" in argv
     for flag in ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net"):
         assert flag in argv
+    for flag in ("--unshare-user", "--disable-userns", "--cap-drop ALL", "--proc /proc"):
+        assert flag in joined
+    assert "--ro-bind / /" not in joined  # only the system folders and the toolchain
+    assert "--ro-bind /proc/sys /proc/sys" in joined
     assert f"--bind {root} {root}" in joined
     # later mounts win: .git and the PRD come after the workspace, read-only
     assert joined.index(f"--ro-bind {root / '.git'}") > joined.index(f"--bind {root} ")

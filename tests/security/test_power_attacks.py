@@ -1,0 +1,312 @@
+"""A sandbox with no power, whoever runs it (issue 28 item 1, issue 20 items 1 and 6).
+
+A scripted agent goes for the sandbox itself through a real ``ralph-tui run --headless``: it
+unmounts and remounts, reads the user's ``~/.ssh``, writes a host sysctl, forks and allocates
+without end, fills its private ``/tmp``, ptraces and reads the engine's memory, and reads or
+writes the supervisor's ``.ralph/`` (the main checkout's, from a worker: ``../../``) and another
+run's ``serve.json``. As root (as in containers and CI) and as a normal user, with one worker and
+with two, from a repository outside ``/tmp`` as a user's would be. Each attack writes what it saw
+into a log in the workspace, which the run commits; the test reads the logs and the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ralph_tui import seccomp
+from tests.security.support import bash, requires_bwrap, sandbox_config
+from tests.support.engine import complete
+from tests.support.repo import git, make_repo, story
+
+pytestmark = requires_bwrap
+
+ATTACK_USER = "ralph-attack"
+FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake-attack-key-" + "q" * 24
+SYSCTL = Path("/proc/sys/kernel/printk_ratelimit")
+LIMITS = {"max_processes": 128, "memory_mb": 256, "tmp_mb": 16}
+FORKS = 600  # more than max_processes, few enough not to hurt the machine if unbounded
+EPERM = 1
+
+
+@pytest.fixture(scope="session")
+def attack_user() -> str:
+    """A normal user to run ralph-tui as; created once if missing (we are root in CI)."""
+    if os.geteuid() != 0:
+        pytest.skip("creating the normal user needs root")
+    try:
+        pwd.getpwnam(ATTACK_USER)
+    except KeyError:
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", ATTACK_USER],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            pytest.skip(f"cannot create a normal user: {made.stderr.strip()}")
+    return ATTACK_USER
+
+
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A folder outside /tmp (the sandbox's private /tmp must not be what hides things)."""
+    base = Path("/var/tmp") / f"ralph-power-{secrets.token_hex(4)}"
+    base.mkdir(mode=0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _steps(main: Path, home: Path, other_run: Path) -> list[dict[str, Any]]:
+    log = 'attack-$(basename "$PWD").log'
+    ralph = main / ".ralph"
+    sysctl_value = int(SYSCTL.read_text()) + 1
+    fork_bomb = (
+        "import os, time\n"
+        "children = []\n"
+        "try:\n"
+        f"    while len(children) < {FORKS}:\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(20)\n"
+        "            os._exit(0)\n"
+        "        children.append(pid)\n"
+        "except OSError as exc:\n"
+        "    print('fork refused after', len(children), exc.errno)\n"
+        "print('forked', len(children))\n"
+        "for pid in children:\n"
+        "    os.kill(pid, 9)\n"
+        "    os.waitpid(pid, 0)\n"
+    )
+    ptrace = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "pid = int(os.environ['PYTHON_ATTACK_ENGINE_PID'])\n"
+        "buf = ctypes.create_string_buffer(64)\n"
+        "iov = (ctypes.c_void_p * 2)(ctypes.cast(buf, ctypes.c_void_p), 64)\n"
+        "for name, nr, args in (\n"
+        "    ('ptrace', 101, (16, pid, 0, 0)),\n"
+        "    ('process_vm_readv', 310, (pid, iov, 1, iov, 1, 0)),\n"
+        "):\n"
+        "    ctypes.set_errno(0)\n"
+        "    print(name, libc.syscall(nr, *args), ctypes.get_errno())\n"
+    )
+    return [
+        bash(
+            f"{{ umount -l /tmp; echo umount=$?; mount -o remount,bind,rw /; echo remount=$?;"
+            f" touch /usr/ralph-pwned; echo touch=$?; }} >> {log} 2>&1; true"
+        ),
+        bash(f"{{ cat ~/.ssh/id_rsa {home}/.ssh/id_rsa; ls -A ~; }} >> {log} 2>&1; true"),
+        bash(f"{{ echo {sysctl_value} > {SYSCTL}; echo sysctl=$?; }} >> {log} 2>&1; true"),
+        bash(f"{{ python3 -c {_quote(fork_bomb)}; }} >> {log} 2>&1; true"),
+        bash(
+            f"{{ python3 -c 'bytearray(1024 * 1024 * 1024); print(\"allocated\")';"
+            f" echo memory=$?; }} >> {log} 2>&1; true"
+        ),
+        bash(
+            f"{{ head -c 64M /dev/zero > /tmp/fill; echo tmpfill=$?;"
+            f" head -c 64M /dev/zero > ~/fill; echo homefill=$?; rm -f /tmp/fill ~/fill; }}"
+            f" >> {log} 2>&1; true"
+        ),
+        bash(f"{{ python3 -c {_quote(ptrace)}; }} >> {log} 2>&1; true"),
+        bash(
+            f"{{ cat {other_run}/.ralph/serve.json; ls -A {other_run};"
+            f" cat ../../serve.json ../../planted.txt {ralph}/planted.txt; ls -A {ralph};"
+            f" ls -A {ralph}/worktrees; echo forged >> {ralph}/planted.txt;"
+            f" echo forged > ../../forged.txt; echo forged > {ralph}/forged.txt;"
+            f" echo end; }} >> {log} 2>&1; true"
+        ),
+        _editor("view", ralph / "planted.txt"),
+        _editor("view", Path("../../planted.txt")),
+        _editor("view", ralph),
+        _editor("create", ralph / "forged-by-editor.txt", file_text="forged"),
+        _editor("create", Path("../../forged-by-editor.txt"), file_text="forged"),
+        complete("attacked"),
+    ]
+
+
+def _editor(command: str, path: Path, **extra: str) -> dict[str, Any]:
+    return {
+        "tool": "str_replace_based_edit_tool",
+        "input": {"command": command, "path": str(path), **extra},
+    }
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _run_as(
+    user: str | None, root: Path, home: Path, workers: int
+) -> subprocess.CompletedProcess[str]:
+    """``ralph-tui run`` with HOME pointing at the fake home, as root or as ``user``; its own
+    pid handed to the agent (a PYTHON* variable passes into the sandbox) for the ptrace attack."""
+    env = {
+        "HOME": str(home),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    python = sys.executable
+    paths = [str(Path(__file__).resolve().parents[2])]
+    if user is not None:
+        # the venv's python may sit in root's 0700 home: the system one with its packages
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        paths.append(sysconfig.get_paths()["purelib"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    command = (
+        'export PYTHON_ATTACK_ENGINE_PID=$$; exec "$0" -m ralph_tui run --headless '
+        f"--approve auto --workers {workers}"
+    )
+    argv = ["sh", "-c", command, python]
+    if user is not None:
+        runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if runuser is None:
+            pytest.skip("runuser (util-linux) is needed to run ralph-tui as a normal user")
+        argv = [runuser, "-u", user, "--", *argv]
+    return subprocess.run(
+        ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("who", ["root", "user"])
+def test_the_sandbox_has_no_power(
+    outside_tmp: Path, request: pytest.FixtureRequest, who: str, workers: int
+) -> None:
+    user = request.getfixturevalue("attack_user") if who == "user" else None
+    if who == "root" and os.geteuid() != 0:
+        pytest.skip("runs as root only when the suite does")
+    home = outside_tmp / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(FAKE_KEY)
+    other_run = outside_tmp / "project-a"
+    (other_run / ".ralph").mkdir(parents=True)
+    other_token = "other-run-token-" + secrets.token_hex(8)
+    (other_run / ".ralph" / "serve.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:1", "token": other_token})
+    )
+    root = outside_tmp / "ws"
+    script = outside_tmp / "script.json"
+    script.write_text(json.dumps({"default": _steps(root, home, other_run)}))
+    stories = [story(f"US-00{i}", f"Story {i}") for i in range(1, workers + 1)]
+    config = [f"script = {json.dumps(str(script))}", sandbox_config("bwrap", **LIMITS)]
+    make_repo(root, stories, extra_config="\n".join(config))
+    planted = "planted-journal-" + secrets.token_hex(8)
+    (root / ".ralph").mkdir()
+    (root / ".ralph" / "planted.txt").write_text(planted)
+    if user is not None:
+        subprocess.run(["chown", "-R", f"{user}:", str(outside_tmp)], check=True)
+    before = SYSCTL.read_text()
+    try:
+        done = _run_as(user, root, home, workers)
+    finally:
+        after = SYSCTL.read_text()
+        if after != before and os.geteuid() == 0:
+            SYSCTL.write_text(before)  # never leave the host changed, even when the test fails
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert after == before, "a host sysctl was written"
+    assert not Path("/usr/ralph-pwned").exists()
+    logs = sorted(root.glob("attack-*.log"))
+    assert len(logs) == workers, (sorted(p.name for p in root.iterdir()), done.stdout)
+    for log in logs:
+        text = log.read_text()
+        assert "umount=0" not in text and "remount=0" not in text and "touch=0" not in text
+        assert "fake-attack-key" not in text
+        assert "sysctl=0" not in text
+        if who == "user":  # the kernel does not apply RLIMIT_NPROC to uid 0
+            assert f"forked {FORKS}" not in text and "fork refused" in text, text
+        assert "MemoryError" in text and "allocated" not in text
+        assert "tmpfill=1" in text and "homefill=1" in text, text
+        assert f"ptrace -1 {EPERM}" in text and f"process_vm_readv -1 {EPERM}" in text, text
+        assert other_token not in text and planted not in text
+        # the main .ralph/ lists only the way down to the worker's own worktree
+        lines = text.splitlines()
+        assert "planted.txt" not in lines and "serve.json" not in lines
+        others = {f"US-00{i}" for i in range(1, workers + 1)} - {log.stem.split("-", 1)[1]}
+        assert not others & set(lines), text
+    # nothing of the supervisor's was read (the transcripts hold every tool result) or written
+    for path in (root / ".ralph").rglob("*"):
+        if path.is_file() and path.name != "planted.txt":
+            data = path.read_text(errors="replace")
+            assert planted not in data and other_token not in data, path
+            assert "fake-attack-key" not in data, path
+    assert (root / ".ralph" / "planted.txt").read_text() == planted
+    assert not list((root / ".ralph").glob("forged*"))
+    assert not (other_run / ".ralph" / "forged.txt").exists()
+    history = git(root, "log", "-p", "--all")
+    assert planted not in history and other_token not in history and "fake-attack" not in history
+
+
+def test_the_seccomp_filter_refuses_each_listed_call() -> None:
+    """The filter loaded on its own (no namespaces, all capabilities): each listed call fails
+    with EPERM; without it a harmless sample of them fails otherwise (or works)."""
+    program = seccomp.program()
+    if program is None:
+        pytest.skip(f"no syscall table for {seccomp.machine()}")
+    numbers = {name: seccomp.number(name) for name in seccomp.DENIED}
+    probe = (
+        "import ctypes, json, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "program = bytes.fromhex(sys.argv[1])\n"
+        "if program:\n"
+        "    class Prog(ctypes.Structure):\n"
+        "        _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.c_char_p)]\n"
+        "    prog = Prog(len(program) // 8, program)\n"
+        "    assert libc.prctl(38, 1, 0, 0, 0) == 0\n"  # PR_SET_NO_NEW_PRIVS
+        "    assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0\n"  # PR_SET_SECCOMP
+        "result = {}\n"
+        "for name, nr in json.loads(sys.argv[2]).items():\n"
+        "    ctypes.set_errno(0)\n"
+        "    ret = libc.syscall(nr, -1, 0, 0, 0, 0, 0)\n"
+        "    result[name] = 0 if ret == 0 else ctypes.get_errno()\n"
+        "ctypes.set_errno(0)\n"
+        "result['getppid'] = libc.syscall(110) > 0\n"
+        "ctypes.set_errno(0)\n"
+        "ret = libc.unshare(0x10000000)\n"  # CLONE_NEWUSER, through unshare's own number
+        "result['clone_newuser'] = 0 if ret == 0 else ctypes.get_errno()\n"
+        "print(json.dumps(result))\n"
+    )
+
+    def run(filter_hex: str, calls: dict[str, int | None]) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, filter_hex, json.dumps(calls)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    filtered = run(program.hex(), numbers)
+    assert filtered.pop("getppid") is True  # everything else still works
+    assert filtered == {**dict.fromkeys(numbers, EPERM), "clone_newuser": EPERM}
+    # harmless with -1 as first argument: none of them fails with EPERM unfiltered as root
+    harmless = ["keyctl", "add_key", "bpf", "userfaultfd", "setns", "kcmp", "pidfd_getfd"]
+    plain = run("", {name: numbers[name] for name in harmless})
+    plain.pop("getppid")
+    plain.pop("clone_newuser")
+    if os.geteuid() == 0:
+        assert all(errno != EPERM for errno in plain.values()), plain
