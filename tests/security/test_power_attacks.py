@@ -70,7 +70,7 @@ def outside_tmp() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _steps(main: Path, home: Path, other_run: Path) -> list[dict[str, Any]]:
+def _steps(main: Path, home: Path, other_run: Path, pwned: Path) -> list[dict[str, Any]]:
     log = 'attack-$(basename "$PWD").log'
     ralph = main / ".ralph"
     sysctl_value = int(SYSCTL.read_text()) + 1
@@ -107,7 +107,7 @@ def _steps(main: Path, home: Path, other_run: Path) -> list[dict[str, Any]]:
     return [
         bash(
             f"{{ umount -l /tmp; echo umount=$?; mount -o remount,bind,rw /; echo remount=$?;"
-            f" touch /usr/ralph-pwned; echo touch=$?; }} >> {log} 2>&1; true"
+            f" touch {pwned}; echo touch=$?; }} >> {log} 2>&1; true"
         ),
         bash(f"{{ cat ~/.ssh/id_rsa {home}/.ssh/id_rsa; ls -A ~; }} >> {log} 2>&1; true"),
         bash(f"{{ echo {sysctl_value} > {SYSCTL}; echo sysctl=$?; }} >> {log} 2>&1; true"),
@@ -210,7 +210,8 @@ def test_the_sandbox_has_no_power(
     )
     root = outside_tmp / "ws"
     script = outside_tmp / "script.json"
-    script.write_text(json.dumps({"default": _steps(root, home, other_run)}))
+    pwned = Path("/usr") / f"ralph-pwned-{secrets.token_hex(4)}"
+    script.write_text(json.dumps({"default": _steps(root, home, other_run, pwned)}))
     stories = [story(f"US-00{i}", f"Story {i}") for i in range(1, workers + 1)]
     config = [f"script = {json.dumps(str(script))}", sandbox_config("bwrap", **LIMITS)]
     make_repo(root, stories, extra_config="\n".join(config))
@@ -226,9 +227,11 @@ def test_the_sandbox_has_no_power(
         after = SYSCTL.read_text()
         if after != before and os.geteuid() == 0:
             SYSCTL.write_text(before)  # never leave the host changed, even when the test fails
+        written = pwned.exists()
+        pwned.unlink(missing_ok=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert after == before, "a host sysctl was written"
-    assert not Path("/usr/ralph-pwned").exists()
+    assert not written, f"{pwned} was written"
     logs = sorted(root.glob("attack-*.log"))
     assert len(logs) == workers, (sorted(p.name for p in root.iterdir()), done.stdout)
     for log in logs:
@@ -256,7 +259,7 @@ def test_the_sandbox_has_no_power(
     assert (root / ".ralph" / "planted.txt").read_text() == planted
     assert not list((root / ".ralph").glob("forged*"))
     assert not (other_run / ".ralph" / "forged.txt").exists()
-    history = git(root, "log", "-p", "--all")
+    history = git(root, "-c", "safe.directory=*", "log", "-p", "--all")  # the user's repo
     assert planted not in history and other_token not in history and "fake-attack" not in history
 
 
