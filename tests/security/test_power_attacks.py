@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from ralph_tui import seccomp
-from tests.security.support import bash, requires_bwrap, sandbox_config
+from tests.security.support import bash, requires_bwrap, run_cli, sandbox_config
 from tests.support.engine import complete
 from tests.support.repo import git, make_repo, story
 
@@ -313,3 +313,27 @@ def test_the_seccomp_filter_refuses_each_listed_call() -> None:
     plain.pop("clone_newuser")
     if os.geteuid() == 0:
         assert all(errno != EPERM for errno in plain.values()), plain
+
+
+def test_workers_work_in_a_repository_under_tmp(tmp_path: Path) -> None:
+    """Issue 20 item 6: the sandbox's private /tmp hid the main repository a worktree's ``.git``
+    file points to, so git failed inside every worker's sandbox when the workspace was under
+    /tmp; the worktree's git folders are now bound in read-only wherever they are."""
+    assert Path("/tmp").resolve() in tmp_path.resolve().parents
+    steps = [
+        bash(
+            'out=git-$(basename "$PWD").txt; git rev-parse --is-inside-work-tree > $out 2>&1;'
+            " git log -1 --format=%s >> $out 2>&1; git status --short >> $out 2>&1; true"
+        ),
+        complete("looked"),
+    ]
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"default": steps}))
+    stories = [story("US-001", "One"), story("US-002", "Two")]
+    config = [f"script = {json.dumps(str(script))}", sandbox_config("bwrap")]
+    root = make_repo(tmp_path / "ws", stories, extra_config="\n".join(config))
+    done = run_cli(root, {}, "--workers", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for story_id in ("US-001", "US-002"):
+        seen = (root / f"git-{story_id}.txt").read_text()
+        assert seen.splitlines()[0] == "true" and "fatal" not in seen, seen
