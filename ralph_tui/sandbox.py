@@ -32,7 +32,10 @@ Without either, ``mode = "auto"`` runs commands unconfined and says so (``warnin
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
+import itertools
 import os
 import shutil
 import subprocess
@@ -111,6 +114,8 @@ class Sandbox:
     user_namespace: bool = True  # bwrap: own user namespace (off where the machine has none)
     filter: bytes | None = field(default=None, repr=False)  # bwrap: the seccomp program
     weaknesses: tuple[str, ...] = ()  # what this machine could not give (doctor shows it)
+    # as root, where RLIMIT_NPROC does not apply: a pids cgroup every command joins
+    pids_cgroup: Path | None = None
 
     @classmethod
     def unconfined(cls, root: Path, warning: str | None = None) -> Sandbox:
@@ -191,6 +196,7 @@ class Sandbox:
             sys.executable, "-I", "-S", "-c", _LAUNCHER,
             (self.filter or b"").hex(), str(limits.processes), str(limits.memory_mb * _MIB),
             str(limits.file_mb * _MIB),
+            str(self.pids_cgroup / "cgroup.procs") if self.pids_cgroup is not None else "",
         ]  # fmt: skip
 
     def _bwrap_args(self, cwd: Path, visible: Sequence[Path]) -> list[str]:
@@ -305,6 +311,14 @@ def resolve_sandbox(
     weaknesses: tuple[str, ...] = ()
     if wanted == "bwrap":
         user_namespace, filter_program, weaknesses = _bwrap_strength(program, limits)
+    pids_cgroup = None
+    if wanted == "bwrap" and limits.processes and os.geteuid() == 0:
+        pids_cgroup = _pids_cgroup(limits.processes)
+        if pids_cgroup is None:
+            weaknesses += (
+                "running as root without a pids cgroup: the kernel does not apply the process "
+                "limit to uid 0 (a fork bomb is stopped only when the command ends)",
+            )
     warning = None
     if weaknesses:
         warning = "sandbox weaker than it should be: " + "; ".join(weaknesses)
@@ -327,6 +341,7 @@ def resolve_sandbox(
         filter=filter_program,
         weaknesses=weaknesses,
         warning=warning,
+        pids_cgroup=pids_cgroup,
     )
 
 
@@ -348,12 +363,67 @@ def _bwrap_strength(program: str, limits: Limits) -> tuple[bool, bytes | None, t
         if failed is not None:
             filter_program = None
             weaknesses.append(f"no seccomp filter ({failed})")
-    if limits.processes and os.geteuid() == 0:
-        weaknesses.append(
-            "running as root: the kernel does not apply the process limit to uid 0 "
-            "(a fork bomb is stopped only when the command ends)"
-        )
     return userns is None, filter_program, tuple(weaknesses)
+
+
+def _pids_cgroup(max_processes: int) -> Path | None:
+    """As root the kernel does not apply ``RLIMIT_NPROC``: a pids cgroup per sandbox (per
+    workspace: one worker's fork bomb does not starve another's gates; removed at exit) caps the
+    processes of all the commands run in it together instead.
+    None where there is no pids controller we may write to (then ``weaknesses`` says so)."""
+    try:
+        own = Path("/proc/self/cgroup").read_text(encoding="utf-8").splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    base: Path | None = None
+    for line in own:
+        ident, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            base = _cgroup_mount(mounts, "cgroup", "pids")
+        elif ident == "0" and base is None:
+            v2 = _cgroup_mount(mounts, "cgroup2", "")
+            base = v2 if v2 is not None and _v2_has_pids(v2 / path.lstrip("/")) else None
+        if base is not None:
+            base = base / path.lstrip("/")
+            break
+    if base is None:
+        return None
+    group = base / f"ralph-sandbox-{os.getpid()}-{next(_CGROUP_NUMBERS)}"
+    try:
+        group.mkdir()
+        (group / "pids.max").write_text(str(max_processes), encoding="utf-8")
+    except OSError:
+        return None
+    atexit.register(_remove_cgroup, group)
+    return group
+
+
+_CGROUP_NUMBERS = itertools.count(1)
+
+
+def _cgroup_mount(mounts: list[str], fstype: str, option: str) -> Path | None:
+    for line in mounts:
+        left, _, right = line.partition(" - ")
+        fields, extra = left.split(), right.split()
+        if len(fields) < 5 or len(extra) < 3 or extra[0] != fstype:
+            continue
+        if not option or option in extra[2].split(","):
+            return Path(fields[4])
+    return None
+
+
+def _v2_has_pids(group: Path) -> bool:
+    try:
+        return "pids" in (group / "cgroup.controllers").read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+
+
+def _remove_cgroup(group: Path) -> None:
+    # still in use by a command that outlived us: it stays until emptied (harmless, empty)
+    with contextlib.suppress(OSError):
+        group.rmdir()
 
 
 def _runs(argv: Sequence[str]) -> str | None:
@@ -525,10 +595,13 @@ def _git_dirs(root: Path) -> list[Path]:
     return [p for p in kept if not any(other in p.parents for other in kept)]
 
 
-# run as `python -I -S -c _LAUNCHER filter-hex nproc as-bytes fsize-bytes bwrap...`
+# run as `python -I -S -c _LAUNCHER filter-hex nproc as-bytes fsize-bytes cgroup.procs bwrap...`
 _LAUNCHER = f"""
 import os, resource, sys
-program, nproc, memory, fsize, *argv = sys.argv[1:]
+program, nproc, memory, fsize, procs, *argv = sys.argv[1:]
+if procs:
+    with open(procs, "w") as cgroup:
+        cgroup.write(str(os.getpid()))
 for kind, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_AS, memory),
                     (resource.RLIMIT_FSIZE, fsize)):
     if int(value):
