@@ -174,6 +174,9 @@ def _sandbox_check(root: Path, config: RalphConfig) -> Check:
         sandbox = resolve_sandbox(config.sandbox, root)
     except UsageError as exc:
         return Check("missing", "sandbox", str(exc), "install bubblewrap, or set [sandbox] mode")
+    if sandbox.confined and sandbox.weaknesses:
+        # confined, but weaker than it should be: its real strength, what is missing included
+        return Check("warn", "sandbox", sandbox.describe())
     if sandbox.warning:
         return Check("warn", "sandbox", sandbox.warning)
     if not sandbox.confined:

@@ -12,9 +12,11 @@ import pytest
 
 from ralph_tui import credentials
 from ralph_tui.config import SandboxOptions
+from ralph_tui.doctor import diagnose
 from ralph_tui.errors import UsageError
 from ralph_tui.procgroup import LineSplitter
 from ralph_tui.sandbox import Sandbox, resolve_sandbox
+from tests.support.repo import make_repo, story
 
 
 def _fake_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -167,3 +169,40 @@ def test_a_virtualenv_under_tmp_stays_usable_inside_the_private_tmp(
         sandbox.wrap(["sh", "-c", script]), env=sandbox.env(), capture_output=True, text=True
     )
     assert done.stdout.splitlines() == ["toolchain ok", "hidden", "read-only"], done.stderr
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+def test_doctor_reports_the_sandbox_strength_and_what_the_machine_cannot_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real bwrap: a user namespace, no capabilities, the seccomp filter, the limits. A
+    bwrap that cannot make a user namespace (a container without them): ``auto`` still runs
+    sandboxed but says what is missing, and ``doctor`` shows it as a warning."""
+    root = make_repo(
+        tmp_path / "ws", [story("US-001", "x")], extra_config='sandbox = { mode = "auto" }'
+    )
+    strong = {check.name: check for check in diagnose(root)}["sandbox"]
+    assert "user namespace, no capabilities, seccomp filter, limits: 1024 processes" in (
+        strong.detail
+    )
+    real = shutil.which("bwrap")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "bwrap"
+    fake.write_text(
+        '#!/bin/sh\nfor a in "$@"; do if [ "$a" = --unshare-user ]; then\n'
+        "  echo 'bwrap: No permissions to create new namespace' >&2; exit 1; fi; done\n"
+        f'exec {real} "$@"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    weak = resolve_sandbox(SandboxOptions(), root, platform="linux")
+    assert weak.confined and not weak.user_namespace
+    assert "--unshare-user" not in weak.wrap(["true"])
+    assert weak.warning is not None and weak.warning.startswith(
+        "sandbox weaker than it should be: no user namespace (bwrap: No permissions"
+    )
+    check = {check.name: check for check in diagnose(root)}["sandbox"]
+    assert check.status == "warn" and "NO user namespace" in check.detail
+    done = subprocess.run(weak.wrap(["sh", "-c", "echo ran"]), env=weak.env(), capture_output=True)
+    assert done.stdout == b"ran\n", done.stderr  # still sandboxed, still working

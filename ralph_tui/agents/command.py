@@ -179,7 +179,11 @@ class CommandAgent:
             and shutil.which(program, path=env.get("PATH")) is None
         ):
             raise not_found
-        wrapped = sandbox.wrap(argv, cwd, visible=(prompt_path,))
+        # the programs and scripts ralph.toml names (the user's, not the agent's) stay visible
+        # read-only, as the sandbox shows only the system folders and the toolchain otherwise
+        # (never a top-level folder: "/" would show everything)
+        named = [Path(a) for a in self.argv if a.startswith("/") and len(Path(a).parts) > 2]
+        wrapped = sandbox.wrap(argv, cwd, visible=(prompt_path, *named))
         try:
             return await GroupProcess.start(wrapped, cwd=cwd, env=env, stdin=True)
         except FileNotFoundError:
