@@ -152,8 +152,8 @@ def _quote(text: str) -> str:
 def _run_as(
     user: str | None, root: Path, home: Path, workers: int
 ) -> subprocess.CompletedProcess[str]:
-    """``ralph-tui run`` with HOME pointing at the fake home, as root or as ``user``; its own
-    pid handed to the agent (a PYTHON* variable passes into the sandbox) for the ptrace attack."""
+    """``ralph-tui run --listen`` (a serve.json with the run's token in the main ``.ralph/``)
+    with HOME pointing at the fake home, as root or as ``user``; its own pid handed to the agent (a PYTHON* variable passes into the sandbox) for the ptrace attack."""
     env = {
         "HOME": str(home),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -172,7 +172,7 @@ def _run_as(
     env["PYTHONPATH"] = os.pathsep.join(paths)
     command = (
         'export PYTHON_ATTACK_ENGINE_PID=$$; exec "$0" -m ralph_tui run --headless '
-        f"--approve auto --workers {workers}"
+        f"--approve auto --workers {workers} --listen 127.0.0.1:0"
     )
     argv = ["sh", "-c", command, python]
     if user is not None:
@@ -245,6 +245,7 @@ def test_the_sandbox_has_no_power(
         assert "tmpfill=1" in text and "homefill=1" in text, text
         assert f"ptrace -1 {EPERM}" in text and f"process_vm_readv -1 {EPERM}" in text, text
         assert other_token not in text and planted not in text
+        assert '"token":' not in text  # this run's own serve.json (--listen) was not read
         # the main .ralph/ lists only the way down to the worker's own worktree
         lines = text.splitlines()
         assert "planted.txt" not in lines and "serve.json" not in lines
@@ -255,7 +256,7 @@ def test_the_sandbox_has_no_power(
         if path.is_file() and path.name != "planted.txt":
             data = path.read_text(errors="replace")
             assert planted not in data and other_token not in data, path
-            assert "fake-attack-key" not in data, path
+            assert "fake-attack-key" not in data and '"token":' not in data, path
     assert (root / ".ralph" / "planted.txt").read_text() == planted
     assert not list((root / ".ralph").glob("forged*"))
     assert not (other_run / ".ralph" / "forged.txt").exists()
