@@ -37,6 +37,7 @@ import contextlib
 import functools
 import itertools
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,14 @@ SYSTEM_DIRS = (
 # readable by root's uid even without capabilities, so covered with an empty file
 MASKED_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
 MASKED_GLOBS = (("/etc/ssh", "ssh_host_*key"),)
-_SECCOMP_FD = "@seccomp-fd@"  # in bwrap's argv: replaced by the launcher with the filter's fd
+_SECCOMP_FD = "9"  # the launcher opens the seccomp program on this fd for bwrap
+# run as `sh -c _LAUNCHER sh cgroup.procs filter-file [prlimit ...] bwrap ...`: joins the pids
+# cgroup (as root), opens the filter for --seccomp, then execs; a shell, as a Python here costs
+# tens of milliseconds per command
+_LAUNCHER = (
+    'procs=$1 filter=$2; shift 2; if [ -n "$procs" ]; then echo $$ > "$procs" || exit 125; fi; '
+    f'if [ -n "$filter" ]; then exec "$@" {_SECCOMP_FD}<"$filter"; fi; exec "$@"'
+)
 
 # What the sandboxed environment keeps of ralph-tui's own (already secret-free) environment.
 ALLOWED_ENV = frozenset(
@@ -189,15 +197,23 @@ class Sandbox:
     # ---- bubblewrap --------------------------------------------------------------------------
 
     def _launcher(self) -> list[str]:
-        """What starts bwrap: a Python that lowers the limits (inherited by bwrap and all it
-        runs) and hands the seccomp program over in a memfd, as ``--seccomp FD`` wants."""
+        """What starts bwrap: a shell that joins the pids cgroup and opens the seccomp program
+        (``--seccomp FD``), then ``prlimit`` lowering the limits (inherited by bwrap and all it
+        runs)."""
+        procs = str(self.pids_cgroup / "cgroup.procs") if self.pids_cgroup is not None else ""
+        filter_file = str(_filter_file(self.filter)) if self.filter is not None else ""
+        argv = ["/bin/sh", "-c", _LAUNCHER, "sh", procs, filter_file]
+        prlimit = shutil.which("prlimit")
         limits = self.limits
-        return [
-            sys.executable, "-I", "-S", "-c", _LAUNCHER,
-            (self.filter or b"").hex(), str(limits.processes), str(limits.memory_mb * _MIB),
-            str(limits.file_mb * _MIB),
-            str(self.pids_cgroup / "cgroup.procs") if self.pids_cgroup is not None else "",
-        ]  # fmt: skip
+        wanted = (
+            (resource.RLIMIT_NPROC, "--nproc", limits.processes),
+            (resource.RLIMIT_AS, "--as", limits.memory_mb * _MIB),
+            (resource.RLIMIT_FSIZE, "--fsize", limits.file_mb * _MIB),
+        )
+        options = [f"{flag}={_lowered(kind, value)}" for kind, flag, value in wanted if value]
+        if prlimit is not None and options:
+            argv += [prlimit, *options, "--"]
+        return argv
 
     def _bwrap_args(self, cwd: Path, visible: Sequence[Path]) -> list[str]:
         args = [self.program, "--die-with-parent", "--new-session", "--unshare-pid"]
@@ -363,6 +379,8 @@ def _bwrap_strength(program: str, limits: Limits) -> tuple[bool, bytes | None, t
         if failed is not None:
             filter_program = None
             weaknesses.append(f"no seccomp filter ({failed})")
+    if (limits.processes or limits.memory_mb or limits.file_mb) and not shutil.which("prlimit"):
+        weaknesses.append("no prlimit (util-linux): no process, memory or file size limits")
     return userns is None, filter_program, tuple(weaknesses)
 
 
@@ -595,24 +613,17 @@ def _git_dirs(root: Path) -> list[Path]:
     return [p for p in kept if not any(other in p.parents for other in kept)]
 
 
-# run as `python -I -S -c _LAUNCHER filter-hex nproc as-bytes fsize-bytes cgroup.procs bwrap...`
-_LAUNCHER = f"""
-import os, resource, sys
-program, nproc, memory, fsize, procs, *argv = sys.argv[1:]
-if procs:
-    with open(procs, "w") as cgroup:
-        cgroup.write(str(os.getpid()))
-for kind, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_AS, memory),
-                    (resource.RLIMIT_FSIZE, fsize)):
-    if int(value):
-        hard = resource.getrlimit(kind)[1]
-        limit = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
-        resource.setrlimit(kind, (limit, limit))
-if program:
-    fd = os.memfd_create("ralph-seccomp", 0)
-    os.write(fd, bytes.fromhex(program))
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.set_inheritable(fd, True)
-    argv[argv.index({_SECCOMP_FD!r})] = str(fd)
-os.execv(argv[0], argv)
-"""
+def _lowered(kind: int, value: int) -> int:
+    """``value``, or the current hard limit where that is lower (only root may raise it)."""
+    hard = resource.getrlimit(kind)[1]
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)
+
+
+@functools.cache
+def _filter_file(program: bytes) -> Path:
+    """The seccomp program in a private file, written once per process, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="ralph-seccomp-"))
+    path = folder / "filter.bpf"
+    path.write_bytes(program)
+    atexit.register(shutil.rmtree, folder, True)
+    return path
