@@ -120,6 +120,7 @@ class Sandbox:
     private_dir: Path | None = field(default=None, compare=False)  # macOS: $HOME and $TMPDIR
     limits: Limits = Limits()
     user_namespace: bool = True  # bwrap: own user namespace (off where the machine has none)
+    disable_userns: bool = True  # bwrap >= 0.8: no nested user namespace (seccomp refuses too)
     filter: bytes | None = field(default=None, repr=False)  # bwrap: the seccomp program
     weaknesses: tuple[str, ...] = ()  # what this machine could not give (doctor shows it)
     # as root, where RLIMIT_NPROC does not apply: a pids cgroup every command joins
@@ -219,7 +220,7 @@ class Sandbox:
         args = [self.program, "--die-with-parent", "--new-session", "--unshare-pid"]
         args += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if self.user_namespace:
-            args += ["--unshare-user", "--disable-userns"]
+            args += ["--unshare-user", *(["--disable-userns"] if self.disable_userns else [])]
         args += ["--cap-drop", "ALL"]
         if not self.network:
             args.append("--unshare-net")
@@ -227,6 +228,11 @@ class Sandbox:
         args += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys"]
         args += ["--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger"]
         args += [*self._tmpfs_size(), "--tmpfs", "/tmp"]
+        # a worker's main checkout may sit in a visible folder (/usr/src/app, /opt/app): its
+        # .ralph/ (journals, serve token, other worktrees) empty; the worktree is bound below
+        for ancestor in self.root.parents:
+            if (ancestor / ".ralph").is_dir() and ancestor != Path("/"):
+                args += [*self._tmpfs_size(), "--tmpfs", str(ancestor / ".ralph")]
         home = _home()
         if home is not None and not _is_within(home, self.root):
             args += [*self._tmpfs_size(), "--tmpfs", str(home)]
@@ -323,10 +329,11 @@ def resolve_sandbox(
         file_mb=options.file_mb,
         tmp_mb=options.tmp_mb,
     )
-    user_namespace, filter_program = True, None
+    user_namespace, disable_userns, filter_program = True, True, None
     weaknesses: tuple[str, ...] = ()
     if wanted == "bwrap":
-        user_namespace, filter_program, weaknesses = _bwrap_strength(program, limits)
+        strength = _bwrap_strength(program, limits)
+        user_namespace, disable_userns, filter_program, weaknesses = strength
     pids_cgroup = None
     if wanted == "bwrap" and limits.processes and os.geteuid() == 0:
         pids_cgroup = _pids_cgroup(limits.processes)
@@ -354,6 +361,7 @@ def resolve_sandbox(
         private_dir=private,
         limits=limits,
         user_namespace=user_namespace,
+        disable_userns=disable_userns,
         filter=filter_program,
         weaknesses=weaknesses,
         warning=warning,
@@ -362,14 +370,19 @@ def resolve_sandbox(
 
 
 @functools.cache
-def _bwrap_strength(program: str, limits: Limits) -> tuple[bool, bytes | None, tuple[str, ...]]:
+def _bwrap_strength(
+    program: str, limits: Limits
+) -> tuple[bool, bool, bytes | None, tuple[str, ...]]:
     """What this machine's bwrap can give beyond the basics ``_probe`` checked: its own user
-    namespace, the seccomp filter; and what it cannot (root's process count). Once per process."""
+    namespace, the seccomp filter, prlimit; what it cannot give is a weakness. Once per process."""
     weaknesses: list[str] = []
     base = [program, "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc"]
-    userns = _runs([*base, "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "true"])
+    userns = _runs([*base, "--unshare-user", "--cap-drop", "ALL", "true"])
     if userns is not None:
         weaknesses.append(f"no user namespace ({userns})")
+    disable_userns = userns is None and (
+        _runs([*base, "--unshare-user", "--disable-userns", "true"]) is None
+    )
     filter_program = seccomp.program()
     if filter_program is None:
         weaknesses.append(f"no seccomp filter (no syscall table for {seccomp.machine()})")
@@ -381,7 +394,7 @@ def _bwrap_strength(program: str, limits: Limits) -> tuple[bool, bytes | None, t
             weaknesses.append(f"no seccomp filter ({failed})")
     if (limits.processes or limits.memory_mb or limits.file_mb) and not shutil.which("prlimit"):
         weaknesses.append("no prlimit (util-linux): no process, memory or file size limits")
-    return userns is None, filter_program, tuple(weaknesses)
+    return userns is None, disable_userns, filter_program, tuple(weaknesses)
 
 
 def _pids_cgroup(max_processes: int) -> Path | None:

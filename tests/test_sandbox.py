@@ -206,3 +206,18 @@ def test_doctor_reports_the_sandbox_strength_and_what_the_machine_cannot_give(
     assert check.status == "warn" and "NO user namespace" in check.detail
     done = subprocess.run(weak.wrap(["sh", "-c", "echo ran"]), env=weak.env(), capture_output=True)
     assert done.stdout == b"ran\n", done.stderr  # still sandboxed, still working
+
+
+def test_a_workers_main_checkout_ralph_dir_is_emptied_even_in_a_visible_folder(
+    tmp_path: Path,
+) -> None:
+    """A main checkout in a folder the sandbox shows (``/usr/src/app``, ``/opt/app`` in
+    containers) would show its ``.ralph/`` (serve token, journals, other worktrees) to a
+    worker: it gets an empty tmpfs before the worker's own worktree is bound into it."""
+    main = tmp_path / "main"
+    root = main / ".ralph" / "worktrees" / "US-001"
+    root.mkdir(parents=True)
+    joined = " ".join(Sandbox("bwrap", root, program="/usr/bin/bwrap").wrap(["true"]))
+    emptied = f"--tmpfs {main / '.ralph'} "
+    assert emptied in joined
+    assert joined.index(emptied) < joined.index(f"--bind {root} {root}")
