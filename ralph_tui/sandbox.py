@@ -121,6 +121,7 @@ class Sandbox:
     limits: Limits = Limits()
     user_namespace: bool = True  # bwrap: own user namespace (off where the machine has none)
     disable_userns: bool = True  # bwrap >= 0.8: no nested user namespace (seccomp refuses too)
+    sized_tmpfs: bool = True  # bwrap >= 0.7: --size caps the private /tmp and $HOME
     filter: bytes | None = field(default=None, repr=False)  # bwrap: the seccomp program
     weaknesses: tuple[str, ...] = ()  # what this machine could not give (doctor shows it)
     # as root, where RLIMIT_NPROC does not apply: a pids cgroup every command joins
@@ -258,7 +259,9 @@ class Sandbox:
         return args
 
     def _tmpfs_size(self) -> list[str]:
-        return ["--size", str(self.limits.tmp_mb * _MIB)] if self.limits.tmp_mb else []
+        if not (self.limits.tmp_mb and self.sized_tmpfs):
+            return []
+        return ["--size", str(self.limits.tmp_mb * _MIB)]
 
     # ---- sandbox-exec (macOS; untested) ------------------------------------------------------
 
@@ -329,11 +332,10 @@ def resolve_sandbox(
         file_mb=options.file_mb,
         tmp_mb=options.tmp_mb,
     )
-    user_namespace, disable_userns, filter_program = True, True, None
+    strength = _Strength()
     weaknesses: tuple[str, ...] = ()
     if wanted == "bwrap":
-        strength = _bwrap_strength(program, limits)
-        user_namespace, disable_userns, filter_program, weaknesses = strength
+        strength, weaknesses = _bwrap_strength(program, limits)
     pids_cgroup = None
     if wanted == "bwrap" and limits.processes and os.geteuid() == 0:
         pids_cgroup = _pids_cgroup(limits.processes)
@@ -360,19 +362,28 @@ def resolve_sandbox(
         program=program,
         private_dir=private,
         limits=limits,
-        user_namespace=user_namespace,
-        disable_userns=disable_userns,
-        filter=filter_program,
+        user_namespace=strength.user_namespace,
+        disable_userns=strength.disable_userns,
+        sized_tmpfs=strength.sized_tmpfs,
+        filter=strength.filter,
         weaknesses=weaknesses,
         warning=warning,
         pids_cgroup=pids_cgroup,
     )
 
 
+@dataclass(frozen=True)
+class _Strength:
+    """What this machine's bwrap supports beyond the basics (see ``Sandbox``'s fields)."""
+
+    user_namespace: bool = True
+    disable_userns: bool = True
+    sized_tmpfs: bool = True
+    filter: bytes | None = None
+
+
 @functools.cache
-def _bwrap_strength(
-    program: str, limits: Limits
-) -> tuple[bool, bool, bytes | None, tuple[str, ...]]:
+def _bwrap_strength(program: str, limits: Limits) -> tuple[_Strength, tuple[str, ...]]:
     """What this machine's bwrap can give beyond the basics ``_probe`` checked: its own user
     namespace, the seccomp filter, prlimit; what it cannot give is a weakness. Once per process."""
     weaknesses: list[str] = []
@@ -392,9 +403,13 @@ def _bwrap_strength(
         if failed is not None:
             filter_program = None
             weaknesses.append(f"no seccomp filter ({failed})")
+    sized = _runs([*base, "--size", str(_MIB), "--tmpfs", "/tmp", "true"])
+    if sized is not None and limits.tmp_mb:
+        weaknesses.append(f"no size cap on /tmp and $HOME ({sized})")
     if (limits.processes or limits.memory_mb or limits.file_mb) and not shutil.which("prlimit"):
         weaknesses.append("no prlimit (util-linux): no process, memory or file size limits")
-    return userns is None, disable_userns, filter_program, tuple(weaknesses)
+    strength = _Strength(userns is None, disable_userns, sized is None, filter_program)
+    return strength, tuple(weaknesses)
 
 
 def _pids_cgroup(max_processes: int) -> Path | None:
