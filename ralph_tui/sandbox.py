@@ -94,9 +94,9 @@ ALLOWED_PREFIXES = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource caps for every sandboxed command (0: none). ``processes`` is ``RLIMIT_NPROC``:
-    the kernel does not apply it to uid 0, so as root a fork bomb is bounded only by the PID
-    namespace dying with the command (``Sandbox.weaknesses`` says so)."""
+    """Resource caps for every sandboxed command (0: none). ``processes`` is ``RLIMIT_NPROC``
+    (counted per user); the kernel does not apply it to uid 0, so as root it is a pids cgroup
+    per sandbox instead, where one can be made (else ``Sandbox.weaknesses`` says so)."""
 
     processes: int = 0
     memory_mb: int = 0  # address space of each process (RLIMIT_AS)
@@ -116,7 +116,8 @@ class Sandbox:
     pass_env: tuple[str, ...] = ()
     read_only_paths: tuple[Path, ...] = ()  # user-listed, visible under the private $HOME
     program: str = ""  # the bwrap / sandbox-exec executable
-    warning: str | None = None  # why commands run unconfined although a sandbox was wanted
+    # why commands run unconfined although a sandbox was wanted, or what it lacks (weaknesses)
+    warning: str | None = None
     private_dir: Path | None = field(default=None, compare=False)  # macOS: $HOME and $TMPDIR
     limits: Limits = Limits()
     user_namespace: bool = True  # bwrap: own user namespace (off where the machine has none)
