@@ -38,6 +38,7 @@ SYSCTL = Path("/proc/sys/kernel/printk_ratelimit")
 LIMITS = {"max_processes": 128, "memory_mb": 256, "tmp_mb": 16}
 FORKS = 600  # more than max_processes, few enough not to hurt the machine if unbounded
 EPERM = 1
+ENOSYS = 38
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +154,8 @@ def _run_as(
     user: str | None, root: Path, home: Path, workers: int
 ) -> subprocess.CompletedProcess[str]:
     """``ralph-tui run --listen`` (a serve.json with the run's token in the main ``.ralph/``)
-    with HOME pointing at the fake home, as root or as ``user``; its own pid handed to the agent (a PYTHON* variable passes into the sandbox) for the ptrace attack."""
+    with HOME pointing at the fake home, as root or as ``user``; its own pid handed to the
+    agent (a PYTHON* variable passes into the sandbox) for the ptrace attack."""
     env = {
         "HOME": str(home),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -271,6 +273,7 @@ def test_the_seccomp_filter_refuses_each_listed_call() -> None:
     if program is None:
         pytest.skip(f"no syscall table for {seccomp.machine()}")
     numbers = {name: seccomp.number(name) for name in seccomp.DENIED}
+    clone_nr, clone3_nr = {"x86_64": (56, 435), "aarch64": (220, 435)}[seccomp.machine()]
     probe = (
         "import ctypes, json, sys\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
@@ -291,6 +294,18 @@ def test_the_seccomp_filter_refuses_each_listed_call() -> None:
         "ctypes.set_errno(0)\n"
         "ret = libc.unshare(0x10000000)\n"  # CLONE_NEWUSER, through unshare's own number
         "result['clone_newuser'] = 0 if ret == 0 else ctypes.get_errno()\n"
+        # clone(CLONE_NEWUSER | SIGCHLD) by number: fork-like, so a child that got through exits
+        "import os\n"
+        "ctypes.set_errno(0)\n"
+        f"ret = libc.syscall({clone_nr}, 0x10000000 | 17, 0, 0, 0, 0)\n"
+        "if ret == 0:\n"
+        "    os._exit(0)\n"
+        "if ret > 0:\n"
+        "    os.waitpid(ret, 0)\n"
+        "result['clone_flag'] = 0 if ret >= 0 else ctypes.get_errno()\n"
+        "ctypes.set_errno(0)\n"
+        f"ret = libc.syscall({clone3_nr}, 0, 0)\n"
+        "result['clone3'] = ctypes.get_errno()\n"
         "print(json.dumps(result))\n"
     )
 
@@ -306,12 +321,13 @@ def test_the_seccomp_filter_refuses_each_listed_call() -> None:
 
     filtered = run(program.hex(), numbers)
     assert filtered.pop("getppid") is True  # everything else still works
-    assert filtered == {**dict.fromkeys(numbers, EPERM), "clone_newuser": EPERM}
+    expected = {"clone_newuser": EPERM, "clone_flag": EPERM, "clone3": ENOSYS}
+    assert filtered == {**dict.fromkeys(numbers, EPERM), **expected}
     # harmless with -1 as first argument: none of them fails with EPERM unfiltered as root
     harmless = ["keyctl", "add_key", "bpf", "userfaultfd", "setns", "kcmp", "pidfd_getfd"]
     plain = run("", {name: numbers[name] for name in harmless})
-    plain.pop("getppid")
-    plain.pop("clone_newuser")
+    for name in ("getppid", "clone_newuser", "clone_flag", "clone3"):
+        plain.pop(name)
     if os.geteuid() == 0:
         assert all(errno != EPERM for errno in plain.values()), plain
 
