@@ -64,6 +64,7 @@ SYSTEM_DIRS = (
 # readable by root's uid even without capabilities, so covered with an empty file
 MASKED_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
 MASKED_GLOBS = (("/etc/ssh", "ssh_host_*key"),)
+MASKED_DIRS = ("/etc/ssl/private",)  # TLS private keys: an empty folder instead
 _SECCOMP_FD = "9"  # the launcher opens the seccomp program on this fd for bwrap
 # run as `sh -c _LAUNCHER sh cgroup.procs filter-file [prlimit ...] bwrap ...`: joins the pids
 # cgroup (as root), opens the filter for --seccomp, then execs; a shell, as a Python here costs
@@ -608,6 +609,9 @@ def _system_binds() -> list[str]:
     for path in masked:
         if path.is_file():
             args += ["--ro-bind", "/dev/null", str(path)]
+    for folder in MASKED_DIRS:
+        if Path(folder).is_dir():
+            args += ["--tmpfs", folder, "--remount-ro", folder]
     # /etc/resolv.conf is often a link into /run: keep name resolution working
     resolv = Path("/etc/resolv.conf").resolve()
     if resolv.is_file() and not _is_system(resolv):

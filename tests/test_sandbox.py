@@ -86,6 +86,11 @@ def test_bwrap_arguments(tmp_path: Path) -> None:
         assert flag in joined
     assert "--ro-bind / /" not in joined  # only the system folders and the toolchain
     assert "--ro-bind /proc/sys /proc/sys" in joined
+    # root's uid reads root-only files even without capabilities: the well-known ones masked
+    if Path("/etc/shadow").is_file():
+        assert "--ro-bind /dev/null /etc/shadow" in joined
+    if Path("/etc/ssl/private").is_dir():
+        assert "--tmpfs /etc/ssl/private --remount-ro /etc/ssl/private" in joined
     assert f"--bind {root} {root}" in joined
     # later mounts win: .git and the PRD come after the workspace, read-only
     assert joined.index(f"--ro-bind {root / '.git'}") > joined.index(f"--bind {root} ")
