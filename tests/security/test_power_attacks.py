@@ -170,6 +170,14 @@ def _run_as(
     if user is not None:
         # the venv's python may sit in root's 0700 home: the system one with its packages
         python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        version = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if version != str(sys.version_info[:2]):
+            pytest.skip(f"{python} is not Python {sys.version_info[:2]}: the user cannot run us")
         paths.append(sysconfig.get_paths()["purelib"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     command = (
