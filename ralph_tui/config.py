@@ -97,7 +97,8 @@ class SandboxOptions(_Strict):
     network: bool = True
     # extra variables (secret-looking ones included) the agent's commands and the gates get
     pass_env: list[str] = Field(default_factory=list)
-    # visible read-only inside the sandbox although under the private $HOME (a package cache)
+    # visible read-only inside the sandbox, which otherwise shows only the system folders,
+    # the toolchain and the workspace (a package cache under $HOME)
     read_only_paths: list[str] = Field(default_factory=list)
     # caps on every sandboxed command (bwrap): processes of the user (not applied to root by
     # the kernel), address space per process, largest file written, private /tmp and $HOME
