@@ -252,16 +252,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace)
     path = config.prd_path(workspace)
-    prd = PrdStore(path).load()
+    prd, warnings = PrdStore(path).check()
+    for warning in warnings:  # ids and keys come from the file: no terminal escapes
+        print(escape_controls(warning, multiline=False), file=sys.stderr)
     done = sum(1 for s in prd.userStories if s.passes)
-    print(f"{path}: ok ({len(prd.userStories)} stories, {done} passing)")
+    noted = f", {len(warnings)} warning{'s' * (len(warnings) != 1)}" if warnings else ""
+    print(f"{path}: ok ({len(prd.userStories)} stories, {done} passing{noted})")
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace)
-    prd = PrdStore(config.prd_path(workspace)).load()
+    prd, warnings = PrdStore(config.prd_path(workspace)).check()
+    for warning in warnings:
+        print(escape_controls(warning, multiline=False), file=sys.stderr)
     order = {s.key: i for i, s in enumerate(prd.pick_order(), start=1)}
     rows = [("ID", "PRIORITY", "STATUS", "NEXT", "TITLE")]
     for s in prd.userStories:

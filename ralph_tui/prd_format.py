@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ralph_tui import json_text
 from ralph_tui.errors import UsageError
 from ralph_tui.prd import Prd, title_from_description
+from ralph_tui.text import escape_controls
 
 _BOM = "\ufeff"
 _TYPE_WORDS = {
@@ -50,14 +51,15 @@ def parse_prd(text: str, path: Path) -> Prd:
 
 
 def _loads(text: str, path: Path) -> Any:
-    """json.loads that turns every way hostile or odd JSON can fail into one PrdError line."""
+    """json.loads that turns every way hostile or odd JSON can fail into one PrdError line.
+
+    A key repeated in one object keeps its last value, as every JSON reader people use does
+    (``duplicate_key_warnings`` names both places; writes go to the last one).
+    """
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
-    except _DuplicateKey as e:
-        # json.loads would keep the last one and a rewrite would drop the other: refuse instead
-        raise PrdError(f"{path}: duplicate key {e.key!r} in one JSON object") from None
     except _BadConstant as e:
         raise PrdError(f"{path}: {e.word} is not a JSON number") from None
     except RecursionError:
@@ -91,21 +93,6 @@ def parse_document(text: str, path: Path) -> tuple[Any, Prd]:
             f"{path}: top level must be a JSON object or an array of stories, not {_json_kind(raw)}"
         )
     return raw, validate_document(raw, path, text=text)
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
 
 
 # ---- the shapes a PRD comes in
@@ -170,25 +157,40 @@ def _render_path(path: tuple[int | str, ...]) -> str:
     return out
 
 
-def validate_document(raw: Any, path: Path, suffix: str = "", *, text: str | None = None) -> Prd:
-    """Validate a raw document; errors name the field (and its line:col when the text is known)."""
+def validate_document(
+    raw: Any,
+    path: Path,
+    suffix: str = "",
+    *,
+    text: str | None = None,
+    known_duplicates: Collection[str] | None = None,
+) -> Prd:
+    """Validate a raw document; errors name the field (and its line:col when the text is known).
+
+    A repeated story id loads (each copy is addressed by its position, see ``Story.key``);
+    a change (``known_duplicates``: the ids repeated before it) must not repeat one more.
+    """
     data = normalise(raw)
     try:
         prd = Prd.model_validate(data)
     except ValidationError as e:
         loc, message = _describe(e, data)
-        duplicate = _duplicate_id(data) if not loc else None
-        if duplicate is not None:
-            index, first, key = duplicate
-            loc = ("userStories", index, "id")
-            other = _render_path(_raw_path(raw, ("userStories", first)))
-            message = f"duplicate id {key!r} (same as {other})"
         where = _render_path(_raw_path(raw, loc))
         raise PrdError(
             f"{_where(path, text, raw, loc)}{where}{': ' if where else ''}{message}{suffix}"
         ) from None
     except RecursionError:
         raise PrdError(f"{path}: JSON nested too deeply to read") from None
+    if known_duplicates is not None:
+        for places in prd.duplicate_ids():
+            story_id = str(prd.userStories[places[0]].id)
+            if story_id not in known_duplicates:
+                loc = ("userStories", places[-1], "id")
+                other = _render_path(_raw_path(raw, ("userStories", places[0])))
+                raise PrdError(
+                    f"{path}: {_render_path(_raw_path(raw, loc))}: duplicate id {story_id!r} "
+                    f"(same as {other}){suffix}"
+                )
     problem = prd.dependency_problem()
     if problem is not None:
         index, field, message = problem
@@ -197,6 +199,61 @@ def validate_document(raw: Any, path: Path, suffix: str = "", *, text: str | Non
             f"{_where(path, text, raw, loc)}{_render_path(_raw_path(raw, loc))}: {message}{suffix}"
         )
     return prd
+
+
+def repeated_ids(prd: Prd) -> set[str]:
+    """The story ids the file uses more than once."""
+    return {str(prd.userStories[places[0]].id) for places in prd.duplicate_ids()}
+
+
+def document_warnings(text: str, raw: Any, prd: Prd, path: Path) -> list[str]:
+    """What loads but deserves a look, each line naming every place (``path:line:col``)."""
+    body = text[1:] if text.startswith(_BOM) else text
+    try:
+        root = json_text.index(body)
+    except ValueError:
+        return []
+    out = _duplicate_key_warnings(body, root, path)
+    for places in prd.duplicate_ids():
+        spots = []
+        for index in places:
+            loc = ("userStories", index, "id")
+            spots.append((_where(path, body, raw, loc)[:-2], _render_path(_raw_path(raw, loc))))
+        keys = ", ".join(prd.userStories[i].key for i in places)
+        story_id = escape_controls(str(prd.userStories[places[0]].id), multiline=False)
+        listed = "; ".join(f"{place} ({field})" for place, field in spots)
+        out.append(
+            f"{spots[0][0]}: warning: story id {story_id!r} is used {len(places)} times: "
+            f"{listed}; each is addressed by its position: {keys}"
+        )
+    return out
+
+
+def _duplicate_key_warnings(text: str, root: json_text.Node, path: Path) -> list[str]:
+    """One line per key repeated in one object: both places, and that the last one counts."""
+    out: list[str] = []
+    stack: list[tuple[json_text.Node, tuple[int | str, ...]]] = [(root, ())]
+    while stack:
+        node, where = stack.pop()
+        seen: dict[str, int] = {}
+        for key, key_start, _end, value in node.members:
+            if key in seen:
+                first = "{}:{}".format(*json_text.line_col(text, seen[key]))
+                line, col = json_text.line_col(text, key_start)
+                out.append(
+                    f"{path}:{line}:{col}: warning: key {_render_path((*where, key))!r} repeats "
+                    f"the one at {path}:{first}; the last one counts"
+                )
+            seen[key] = key_start
+            stack.append((value, (*where, key)))
+        stack.extend((item, (*where, i)) for i, item in enumerate(node.items))
+    out.sort(key=_position_order)
+    return out
+
+
+def _position_order(line: str) -> tuple[int, int]:
+    match = re.search(r":(\d+):(\d+): warning", line)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def validate_prd(raw: Any, path: Path) -> Prd:
@@ -263,22 +320,6 @@ def _problem(loc: tuple[int | str, ...], items: list[dict[str, Any]], data: dict
     if kind != "missing" and loc:
         message += f" (got {_preview(first.get('input'))})"
     return message
-
-
-def _duplicate_id(data: dict[str, Any]) -> tuple[int, int, str] | None:
-    """(index, index of the first use, id) of the first repeated story id."""
-    seen: dict[str, int] = {}
-    stories = data.get("userStories")
-    if not isinstance(stories, list):
-        return None
-    for index, entry in enumerate(stories):
-        if not isinstance(entry, dict) or "id" not in entry:
-            continue
-        key = str(entry["id"])
-        if key in seen:
-            return index, seen[key], key
-        seen[key] = index
-    return None
 
 
 def _preview(value: Any) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git, git_output
-from ralph_tui.recovery import safe_name
+from ralph_tui.prd import safe_name
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
