@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from ralph_tui.branching import branch_name_problem
 from ralph_tui.text import escape_controls
 
 StoryId = StrictStr | StrictInt
@@ -166,6 +167,15 @@ class Prd(BaseModel):
     userStories: list[Story]
     #: stories by key, built on first lookup (the model is not changed after validation)
     _by_key: dict[str, Story] | None = PrivateAttr(default=None)
+
+    @field_validator("branchName")
+    @classmethod
+    def _valid_branch(cls, value: str | None) -> str | None:
+        """The run checks this branch out: a name git refuses is a validate error, not a crash."""
+        problem = None if value is None else branch_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"not a valid git branch name: {problem}")
+        return value
 
     @model_validator(mode="after")
     def _address_stories(self) -> Prd:
