@@ -229,7 +229,11 @@ class WorktreeManager:
         meta.write_text(
             json.dumps({"story": story_id, "branch": branch, "base": base}), encoding="utf-8"
         )
-        _git(self.main_root, "worktree", "add", "-q", "-f", "-B", branch, str(root), base)
+        try:
+            _git(self.main_root, "worktree", "add", "-q", "-f", "-B", branch, str(root), base)
+        except GitError:
+            self._remove_paths(root, branch, meta)  # no record of a worktree that never was
+            raise
         # only a worktree that was checked out whole has a change worth saving after a crash
         meta.write_text(
             json.dumps({"story": story_id, "branch": branch, "base": base, "ready": True}),

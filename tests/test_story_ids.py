@@ -201,3 +201,15 @@ def test_a_hostile_branch_name_is_one_line_exit_2_and_nothing_left(
     assert git(root, "branch", "--format=%(refname:short)").split() == ["main"]
     assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
     assert not (root / ".ralph" / "worktrees").exists()
+
+
+def test_a_worktree_git_refuses_leaves_no_record(tmp_path: Path) -> None:
+    from ralph_tui.errors import GitError
+    from ralph_tui.worktrees import WorktreeManager
+
+    root = make_repo(tmp_path / "ws")
+    manager = WorktreeManager(root)
+    with pytest.raises(GitError):
+        manager.create("US-001", "0" * 40)  # no such commit
+    assert list(manager.folder.iterdir()) == []
+    assert git(root, "branch", "--format=%(refname:short)").split() == ["main"]
