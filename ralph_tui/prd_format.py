@@ -97,14 +97,42 @@ def parse_document(text: str, path: Path) -> tuple[Any, Prd]:
 
 # ---- the shapes a PRD comes in
 
+#: where an object keeps its stories, in the order the keys are looked for: snarktank's
+#: ``userStories``, then the feature lists of long-running-agent harnesses and their forks
+STORY_KEYS = ("userStories", "stories", "features", "items", "cards", "tasks")
+#: feature-list shapes: items may go without an id (their 1-based position is one) and
+#: without ``passes`` (their ``status`` or ``done`` says it, else they are open)
+_FEATURE_KEYS = frozenset({"features", "items", "cards", "tasks"})
+#: the words a ``status`` field uses for a finished story (compared lower-case, ``-``/space
+#: as ``_``); every other word means open
+DONE_WORDS = frozenset({
+    "done", "complete", "completed", "closed", "passed", "passing", "pass", "finished",
+    "resolved", "shipped", "verified", "merged", "implemented", "fixed",
+})  # fmt: skip
+#: what a model field may be called in a feature list, when the model's own name is absent
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "title": ("name", "summary"),
+    "acceptanceCriteria": ("stepsToVerify", "acceptance", "acceptance_criteria", "criteria"),
+    "dependsOn": ("depends_on", "blockedBy", "blocked_by"),
+    "passes": ("status", "done", "completed"),
+}
+
+
+_PROJECT_ALIASES = ("name", "title", "projectName", "project_name")
+
 
 def stories_key(raw: Any) -> str | None:
-    """Where the stories live: "userStories", "stories", or None for a top-level array."""
+    """Where the stories live (one of ``STORY_KEYS``), or None for a top-level array."""
     if isinstance(raw, list):
         return None
-    if "userStories" not in raw and "stories" in raw:
-        return "stories"
-    return "userStories"
+    present = [key for key in STORY_KEYS if key in raw]
+    lists = [key for key in present if isinstance(raw[key], list)]
+    return (lists or present or ["userStories"])[0]
+
+
+def fills_ids(raw: Any) -> bool:
+    """True for the shapes whose items may leave out their id (position is the id)."""
+    return stories_key(raw) in _FEATURE_KEYS or isinstance(raw, list)
 
 
 def raw_stories(raw: Any) -> list[Any]:
@@ -115,38 +143,119 @@ def raw_stories(raw: Any) -> list[Any]:
     return stories
 
 
+def status_passes(entry: dict[str, Any]) -> bool | None:
+    """What a feature item's ``status`` (or ``done``/``completed`` flag) says, if anything."""
+    status = entry.get("status")
+    if isinstance(status, str):
+        return re.sub(r"[\s-]+", "_", status.strip().lower()) in DONE_WORDS
+    for flag in ("done", "completed"):
+        if isinstance(entry.get(flag), bool):
+            return bool(entry[flag])
+    return None
+
+
+def entry_passes(entry: Any) -> bool | None:
+    """The story's ``passes`` as the model sees it (``passes`` first, then ``status``)."""
+    if not isinstance(entry, dict):
+        return None
+    if isinstance(entry.get("passes"), bool):
+        return bool(entry["passes"])
+    return status_passes(entry)
+
+
+def _as_story(item: Any, position: int, *, feature: bool, fill_id: bool) -> Any:
+    """One entry in the model's terms (a copy): aliases read, position as id where allowed."""
+    if not isinstance(item, dict):
+        return item
+    item = dict(item)
+    if fill_id:
+        item.setdefault("id", position)
+    if not isinstance(item.get("title"), str):
+        alias = next(
+            (a for a in FIELD_ALIASES["title"] if isinstance(item.get(a), str) and item[a].strip()),
+            None,
+        )
+        title = item[alias] if alias is not None else None
+        if title is None and feature:  # a feature item may be only its description
+            title = title_from_description(item)
+        if title is not None:
+            item["title"] = title.strip()
+    if "acceptanceCriteria" not in item:
+        for alias in FIELD_ALIASES["acceptanceCriteria"]:
+            value = item.get(alias)
+            if isinstance(value, str):
+                value = [ln.strip() for ln in value.splitlines() if ln.strip()]
+            if isinstance(value, list):
+                item["acceptanceCriteria"] = value
+                break
+    if not any(k in item for k in ("dependsOn", "dependencies", "deps")):
+        alias = next((a for a in FIELD_ALIASES["dependsOn"] if a in item), None)
+        if alias is not None:
+            item["dependsOn"] = item[alias]
+    if "passes" not in item:
+        derived = status_passes(item)
+        if derived is not None:
+            item["passes"] = derived
+        elif feature:
+            item["passes"] = False
+    return item
+
+
 def normalise(raw: Any) -> dict[str, Any]:
     """The document in the model's shape, as a copy: ``userStories`` whatever the file says.
 
-    Items of a top-level array get their 1-based position as id and the first line of their
-    description as title when they have none; the file itself is never changed by this.
+    Items of a top-level array or of a feature list (``features``, ``items``, ``cards``,
+    ``tasks``) get their 1-based position as id when they have none; every entry's title
+    may be its ``name`` or the first line of its description, its criteria its
+    ``stepsToVerify``/``acceptance``, its dependencies ``depends_on``, and ``passes`` may be
+    said by a ``status`` word. The file itself is never changed by this.
     """
-    if isinstance(raw, list):
-        stories: list[Any] = []
-        for position, item in enumerate(raw, start=1):
-            if isinstance(item, dict):
-                item = dict(item)
-                item.setdefault("id", position)
-                if not isinstance(item.get("title"), str):
-                    title = title_from_description(item)
-                    if title is not None:
-                        item["title"] = title
-            stories.append(item)
-        return {"userStories": stories}
     key = stories_key(raw)
+    fill_id = fills_ids(raw)
+    feature = key in _FEATURE_KEYS or key is None
+    if isinstance(raw, list):
+        return {
+            "userStories": [
+                _as_story(item, n, feature=feature, fill_id=fill_id)
+                for n, item in enumerate(raw, start=1)
+            ]
+        }
     data = dict(raw)
-    if key == "stories":
-        data["userStories"] = data.pop("stories")
-    if "project" not in data and isinstance(data.get("name"), str):
-        data["project"] = data["name"]
+    if key is not None and key != "userStories":
+        data["userStories"] = data.pop(key)
+    if isinstance(data.get("userStories"), list):
+        data["userStories"] = [
+            _as_story(item, n, feature=feature, fill_id=fill_id)
+            for n, item in enumerate(data["userStories"], start=1)
+        ]
+    if "project" not in data:
+        for alias in _PROJECT_ALIASES:
+            if isinstance(data.get(alias), str):
+                data["project"] = data[alias]
+                break
+    if "branchName" not in data and isinstance(data.get("branch"), str):
+        data["branchName"] = data["branch"]
     return data
 
 
 def _raw_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """A model location (always under userStories) as a path in the file itself."""
+    """A model location (always under userStories) as a path in the file itself, with a
+    field named as the entry spells it (``name`` for ``title``, ``status`` for ``passes``)."""
     if loc and loc[0] == "userStories":
         key = stories_key(raw)
+        if len(loc) >= 3 and isinstance(loc[1], int) and isinstance(loc[2], str):
+            stories = raw if key is None else raw.get(key)
+            entry = stories[loc[1]] if isinstance(stories, list) and loc[1] < len(stories) else None
+            if isinstance(entry, dict) and loc[2] not in entry:
+                alias = next((a for a in FIELD_ALIASES.get(loc[2], ()) if a in entry), None)
+                if alias is not None:
+                    loc = (*loc[:2], alias, *loc[3:])
         return loc[1:] if key is None else (key, *loc[1:])
+    if loc and loc[0] == "project" and isinstance(raw, dict) and "project" not in raw:
+        alias = next(
+            (a for a in ("name", "title", "projectName", "project_name") if a in raw), None
+        )
+        return (alias, *loc[1:]) if alias else loc
     return loc
 
 
@@ -471,7 +580,7 @@ def _status_word(stories: list[Any], passes: bool, current: str) -> str:
     same = [
         e["status"]
         for e in stories
-        if isinstance(e, dict) and isinstance(e.get("status"), str) and e.get("passes") is passes
+        if isinstance(e, dict) and isinstance(e.get("status"), str) and entry_passes(e) is passes
     ]
     if same:
         return str(max(set(same), key=same.count))
@@ -484,18 +593,40 @@ def _status_word(stories: list[Any], passes: bool, current: str) -> str:
 
 
 def in_file_terms(raw: Any, entry: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Model-named changes as this entry stores them."""
+    """Model-named changes as this entry stores them: a feature item without ``passes`` keeps
+    saying it with its ``status`` word (or ``done`` flag), a field it spells another way
+    (``name``, ``stepsToVerify``, ``depends_on``) is written under that name."""
     out = dict(changes)
     status = entry.get("status")
-    flips = "passes" in out and entry.get("passes") is not out["passes"]
-    if flips and isinstance(status, str) and "status" not in out:
+    flips = "passes" in out and entry_passes(entry) is not out["passes"]
+    if "passes" in out and "passes" not in entry and status_passes(entry) is not None:
+        wanted = bool(out.pop("passes"))
+        if isinstance(status, str):
+            if flips and "status" not in out:
+                out["status"] = _status_word(raw_stories(raw), wanted, status)
+        else:
+            flag = next(f for f in ("done", "completed") if isinstance(entry.get(f), bool))
+            out[flag] = wanted
+    elif flips and isinstance(status, str) and "status" not in out:
         out["status"] = _status_word(raw_stories(raw), bool(out["passes"]), status)
+    for field in ("title", "dependsOn"):
+        if field in out and field not in entry:
+            alias = next((a for a in FIELD_ALIASES[field] if a in entry), None)
+            if alias is not None:
+                out[alias] = out.pop(field)
     if "acceptanceCriteria" in out:
         texts = out["acceptanceCriteria"]
         steps = entry.get("steps")
         if "steps" in entry and "acceptanceCriteria" not in entry:
             out["steps"] = out.pop("acceptanceCriteria")
             return out
+        if "acceptanceCriteria" not in entry:
+            alias = next((a for a in FIELD_ALIASES["acceptanceCriteria"] if a in entry), None)
+            if alias is not None:
+                value = out.pop("acceptanceCriteria")
+                joined = isinstance(entry[alias], str) and isinstance(value, list)
+                out[alias] = "\n".join(map(str, value)) if joined else value
+                return out
         if isinstance(steps, list) and isinstance(texts, list):
             # both lists are edited as one (criteria, then steps): a line that is one of the
             # entry's steps stays a step, every other line is a criterion

@@ -28,6 +28,7 @@ from ralph_tui.prd import Prd, Story
 from ralph_tui.prd_format import (
     PrdError,
     document_warnings,
+    fills_ids,
     in_file_terms,
     normalise,
     parse_document,
@@ -166,7 +167,7 @@ class PrdStore:
                 trial = Prd.model_validate(normalise(raw))
                 if [s.key for s in trial.open_order()] == expected:
                     return True
-            if isinstance(raw, list) and any(
+            if fills_ids(raw) and any(
                 isinstance(e, dict) and "id" not in e for e in (stories[a], stories[b])
             ):
                 return False  # ids are positions here: swapping places would renumber them
@@ -180,7 +181,7 @@ class PrdStore:
 
         def change(raw: Any, prd: Prd) -> str:
             stories = raw_stories(raw)
-            positional = isinstance(raw, list) and not any(
+            positional = fills_ids(raw) and not any(
                 isinstance(e, dict) and "id" in e for e in stories
             )
             if positional:
