@@ -86,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the PRD's JSON Schema")
 
     imp = sub.add_parser(
-        "import", help="write the PRD from a Markdown PRD or a beads issues.jsonl file"
+        "import", help="write the PRD from another tool's backlog (see --list-formats)"
     )
-    imp.add_argument("file", type=Path, help="a Markdown PRD (### US-001: Title) or .jsonl")
+    imp.add_argument(
+        "file", type=Path, nargs="?", help="the backlog file (or a folder of *.code-task.md)"
+    )
+    imp.add_argument("--list-formats", action="store_true", help="name every format it reads")
     _workspace_args(imp)
     imp.add_argument("--force", action="store_true", help="replace an existing PRD")
 
@@ -307,8 +310,15 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ralph_tui.importers import import_prd
+    from ralph_tui.importers import FORMATS, import_prd
 
+    if args.list_formats:
+        width = max(len(f.name) for f in FORMATS)
+        for f in FORMATS:
+            print(f"{f.name.ljust(width)}  {f.files}: {f.what}")
+        return 0
+    if args.file is None:
+        raise UsageError("import: name the backlog file to read (or --list-formats)")
     workspace = _workspace(args)
     target = _config(args, workspace).prd_path(workspace)
     source = args.file.expanduser()
@@ -318,6 +328,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"  {escape_controls(line, multiline=False)}")
     for note in imported.notes:
         print(f"  note: {escape_controls(note, multiline=False)}")
+    for gone in imported.dropped:
+        print(f"  dropped: {escape_controls(gone, multiline=False)}")
+    if not imported.dropped:
+        print("  dropped: nothing")
     return 0
 
 
