@@ -181,9 +181,10 @@ def import_json_document(raw: Any, path: Path, kind: str | None = None) -> Impor
     return finish(result, _json_stories(raw, path, result))
 
 
-def _json_stories(raw: Any, path: Path, result: Imported) -> list[dict[str, Any]]:
+def _json_stories(raw: Any, path: Path, result: Imported, first: int = 1) -> list[dict[str, Any]]:
     """The stories of a document in any known shape, in PRD fields (nothing checked across
-    stories yet: ``finish`` does that once for the whole import)."""
+    stories yet: ``finish`` does that once for the whole import); a story without an id gets
+    its place in the whole import, counted from ``first``."""
     key = stories_key(raw)
     if key != "userStories":
         where = "the top-level array" if key is None else key
@@ -193,7 +194,7 @@ def _json_stories(raw: Any, path: Path, result: Imported) -> list[dict[str, Any]
     return [
         _entry_story(item, raw_item, position, path, result)
         for position, (item, raw_item) in enumerate(
-            zip(data["userStories"], items, strict=True), start=1
+            zip(data["userStories"], items, strict=True), start=first
         )
     ]
 
@@ -204,7 +205,7 @@ def _entry_story(
     if not isinstance(item, dict):
         raise PrdImportError(f"{path}: story {position} is not an object")
     story: dict[str, Any] = {}
-    story["id"] = item.get("id", position)
+    story["id"] = raw_item["id"] if isinstance(raw_item, dict) and "id" in raw_item else position
     if not isinstance(item.get("title"), str) or not item["title"].strip():
         raise PrdImportError(f"{path}: story {position} has no title, name or description")
     story["title"] = item["title"].strip()
@@ -320,7 +321,6 @@ def _import_phases(raw: dict[str, Any], path: Path) -> Imported:
     result.doc["project"] = project or path.stem
     branch = raw.get("branchName")
     stories: list[dict[str, Any]] = []
-    position = 0
     for number, phase in enumerate(raw["phases"], start=1):
         if not isinstance(phase, dict):
             raise PrdImportError(f"{path}: phase {number} is not a mapping")
@@ -338,11 +338,7 @@ def _import_phases(raw: dict[str, Any], path: Path) -> Imported:
                 f"phase {name!r}'s branchName {phase_branch} (the run works on one branch, "
                 f"{branch}; the phase name stays on each of its stories)"
             )
-        for offset, story in enumerate(_json_stories({key: items}, path, result)):
-            position += 1
-            item = items[offset]
-            if not (isinstance(item, dict) and "id" in item):
-                story["id"] = position  # a missing id: the place among all phases' stories
+        for story in _json_stories({key: items}, path, result, first=len(stories) + 1):
             story["phase"] = name
             stories.append(story)
         for extra in inner:
@@ -393,7 +389,7 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
     stories: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     item_indent = 0
-    skipped = 0
+    skipped: dict[str, int] = {}
     for line in text.splitlines():
         heading = _HEADING.match(line)
         if heading:
@@ -409,7 +405,7 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
         item = _ITEM.match(line)
         if item and (current is None or len(item.group(1)) <= item_indent):
             if section and _NOT_WORK.search(section):
-                skipped += 1
+                skipped[section] = skipped.get(section, 0) + 1
                 current = None
                 continue
             body = item.group(3)
@@ -446,8 +442,8 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
             current = None
     if not stories:
         raise PrdImportError(f"{path}: no checkbox items found (expected '- [ ] task' lines)")
-    if skipped:
-        result.dropped.append(f"{skipped} items under note headings (not work to do)")
+    for where, count in skipped.items():
+        result.dropped.append(f"{count} checkbox item(s) under {where!r} (notes, not work)")
     for story in stories:
         if not story["description"]:
             del story["description"]
