@@ -122,6 +122,25 @@ class Story(BaseModel):
         return texts + list(self.steps)
 
     @property
+    def path_rules(self) -> tuple[list[str], list[str]]:
+        """(paths the story may change, paths it must not) as feature lists write them
+        (``allowed_paths``, ``forbidden``); shown to the agent with the task."""
+        extra = self.model_extra or {}
+
+        def paths(*names: str) -> list[str]:
+            for name in names:
+                value = extra.get(name)
+                if isinstance(value, str):
+                    value = [value]
+                if isinstance(value, list):
+                    return [v for v in value if isinstance(v, str) and v.strip()]
+            return []
+
+        allowed = paths("allowed_paths", "allowedPaths", "allowed_write")
+        forbidden = paths("forbidden", "forbidden_paths", "forbiddenPaths", "forbidden_write")
+        return allowed, forbidden
+
+    @property
     def depends_on(self) -> tuple[str, ...]:
         """The ids this story waits for, from ``dependsOn``, ``dependencies`` and ``deps``."""
         out: list[str] = []

@@ -270,3 +270,20 @@ def test_a_bad_backlog_is_one_line_and_nothing_is_written(
     assert done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr
     assert (root / PRD).read_bytes() == before
+
+
+def test_a_feature_items_paths_are_shown_to_the_agent() -> None:
+    from ralph_tui.context import StoryContext, build_user_prompt
+    from ralph_tui.prd_store import PrdStore
+
+    prd = PrdStore(FIXTURES / "feature_list.json").load()
+    story = prd.story("2")
+    assert story is not None
+    prompt = build_user_prompt(story, StoryContext())
+    assert (
+        "## Paths for this story\n"
+        "- Change only files under: src/orders/, tests/orders/\n"
+        "- Do not change: src/payments/\n"
+    ) in prompt
+    other = prd.story("1")
+    assert other is not None and "## Paths" not in build_user_prompt(other, StoryContext())
