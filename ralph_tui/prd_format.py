@@ -454,9 +454,10 @@ def _json_kind(value: Any) -> str:
 def prd_json_schema() -> dict[str, Any]:
     """The PRD's JSON Schema for editors; unknown fields stay allowed, as the store keeps them.
 
-    Three shapes are accepted: an object with ``userStories``, an object with ``stories``, or a
-    top-level array of feature items (whose id is their position and whose title is the first
-    line of their description when they have none).
+    The shapes accepted: an object with ``userStories``, an object with ``stories``, a feature
+    list (an object with ``features``, ``items``, ``cards`` or ``tasks``), or a top-level array
+    of feature items (a feature item's id is its position, its title its ``name`` or the first
+    line of its description, its ``passes`` its ``status`` word, when it has none).
     """
     schema = Prd.model_json_schema()
     schema.pop("title", None)
@@ -468,8 +469,9 @@ def prd_json_schema() -> dict[str, Any]:
             field.pop("title", None)  # generated ones ("Acceptancecriteria") help nobody
     story = defs["Story"]["properties"]
     story["id"]["description"] = (
-        'Unique: "US-001" or 1. Strings and integers match by text. '
-        "Items of a top-level array without an id get their 1-based position."
+        '"US-001" or 1. Strings and integers match by text. A repeated id loads with a '
+        "warning; each copy is then addressed as <id>@<position>. Feature items without an id "
+        "get their 1-based position."
     )
     story["title"]["description"] = (
         "Shown on the board and in the commit subject; in a top-level array it defaults to "
@@ -498,8 +500,21 @@ def prd_json_schema() -> dict[str, Any]:
     stories_object["properties"]["stories"] = stories_object["properties"].pop("userStories")
     stories_object["required"] = ["stories"]
     feature = json.loads(json.dumps(defs["Story"]))
-    feature["required"] = ["passes"]
+    feature.pop("required", None)
+    feature["properties"]["status"] = {
+        "type": "string",
+        "description": "Instead of passes: done, completed, passing, ... pass; other words do not.",
+    }
     defs["FeatureItem"] = feature
+    feature_lists = [
+        {
+            "type": "object",
+            "required": [key],
+            "properties": {key: {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}}},
+            "additionalProperties": True,
+        }
+        for key in sorted(_FEATURE_KEYS)
+    ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ralph-tui PRD",
@@ -507,6 +522,7 @@ def prd_json_schema() -> dict[str, Any]:
         "anyOf": [
             schema,
             stories_object,
+            *feature_lists,
             {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}},
         ],
         "$defs": defs,

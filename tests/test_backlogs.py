@@ -287,3 +287,14 @@ def test_a_feature_items_paths_are_shown_to_the_agent() -> None:
     ) in prompt
     other = prd.story("1")
     assert other is not None and "## Paths" not in build_user_prompt(other, StoryContext())
+
+
+def test_the_schema_accepts_every_json_backlog_fixture() -> None:
+    import jsonschema
+
+    from ralph_tui.prd_store import prd_json_schema
+
+    validator = jsonschema.Draft202012Validator(prd_json_schema())
+    for name in ("feature_list.json", "items.json", "cards.json", "tasks.json"):
+        document = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+        assert list(validator.iter_errors(document)) == [], name
