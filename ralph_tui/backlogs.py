@@ -365,8 +365,14 @@ _TAG = re.compile(
     r"^(?:\*\*|__)?[\[(]?(critical|high|medium|med|low|p[0-4])[\])]?(?:\*\*|__)?\s*[:\-–—]?\s+",
     re.IGNORECASE,
 )
-_NOT_WORK = re.compile(r"\b(notes?|learnings?|discover(?:y|ies)|context|references?)\b", re.I)
-_DONE_SECTION = re.compile(r"\b(completed?|done|finished)\b", re.I)
+_NOT_WORK = re.compile(r"^(notes?|learnings?|discover(?:y|ies)|context|references?)\b", re.I)
+_DONE_SECTION = re.compile(r"^(completed?|done|finished)\b", re.I)
+#: a heading that is a priority level ("High Priority", "Priority: LOW", "P1 (urgent)")
+_PRIORITY_HEADING = re.compile(
+    r"^(?:priority\s*[:\-–—]?\s*)?(critical|high|medium|med|normal|low|p[0-4])"
+    r"(?:\s+priority)?\s*(?:[:\-–—(].*)?$",
+    re.IGNORECASE,
+)
 
 
 def _level(word: str) -> int:
@@ -384,8 +390,7 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
     or tag (``[HIGH]``, ``**P1**``) sets the priority; nested bullets are criteria."""
     result = Imported({}, "checkbox plan")
     project = ""
-    section = ""
-    section_level: int | None = None
+    headings: list[tuple[int, str]] = []  # the headings the next item sits under
     stories: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     item_indent = 0
@@ -395,21 +400,27 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
         if heading:
             current = None
             title = _plain(heading.group(2))
-            if heading.group(1) == "#" and not project:
+            depth = len(heading.group(1))
+            if depth == 1 and not project:
                 project = title
                 continue
-            section = title
-            word = re.search(r"\b(critical|high|medium|med|normal|low|p[0-4])\b", title, re.I)
-            section_level = _level(word.group(1)) if word else None
+            headings = [(d, t) for d, t in headings if d < depth] + [(depth, title)]
             continue
         item = _ITEM.match(line)
         if item and (current is None or len(item.group(1)) <= item_indent):
-            if section and _NOT_WORK.search(section):
+            section = headings[-1][1] if headings else ""
+            if _NOT_WORK.search(section):
                 skipped[section] = skipped.get(section, 0) + 1
                 current = None
                 continue
+            levels = [m.group(1) for _, t in headings if (m := _PRIORITY_HEADING.match(t))]
+            phases = [
+                t
+                for _, t in headings
+                if not _PRIORITY_HEADING.match(t) and not _DONE_SECTION.search(t)
+            ]
             body = item.group(3)
-            level = section_level
+            level = _level(levels[-1]) if levels else None
             tag = _TAG.match(body)
             if tag:
                 level = _level(tag.group(1))
@@ -417,15 +428,15 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
             title = _plain(body)
             if not title:
                 continue
-            done = item.group(2) in "xX" or bool(section and _DONE_SECTION.search(section))
+            done = item.group(2) in "xX" or any(_DONE_SECTION.search(t) for _, t in headings)
             current = {"id": f"FP-{len(stories) + 1:03d}", "title": title}
             current["description"] = ""
             current["acceptanceCriteria"] = []
             if level is not None:
                 current["priority"] = level
             current["passes"] = done
-            if section and section_level is None and not _DONE_SECTION.search(section):
-                current["phase"] = section
+            if phases:
+                current["phase"] = " / ".join(phases)
             stories.append(current)
             item_indent = len(item.group(1))
             continue

@@ -62,7 +62,9 @@ IMPORTS = [
     (
         "fix_plan.md", "checkbox plan", "FP-002", "Parse the config file",
         ["FP-006: Fix the crash on an empty file (0 criteria, priority 1)",
-         "FP-008: Project initialisation (0 criteria, passes)",
+         "FP-008: Load plug-ins from a folder (1 criteria, priority 1)",
+         "FP-009: List plug-ins in --help (0 criteria, priority 3)",
+         "FP-010: Project initialisation (0 criteria, passes)",
          "dropped: 1 checkbox item(s) under 'Notes' (notes, not work)"],
     ),
     (
@@ -81,6 +83,10 @@ IMPORTS = [
         ["note: stories from features -> userStories",
          "note: 3: acceptance -> acceptanceCriteria, depends_on -> dependsOn, status -> passes, "
          "position -> id 3"],
+    ),
+    (
+        "../prd/feature_array.json", "feature list", "2", "Messages stream into the transcript",
+        ["note: stories from the top-level array -> userStories"],
     ),
     ("items.json", "feature list", "ITEM-2", "List tickets", ["note: ITEM-1: acceptance_criteria"]),
     ("cards.json", "feature list", "2", "Log-in form", ["note: 1: done -> passes, position"]),
