@@ -169,6 +169,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.headless:
         from ralph_tui.headless import run_headless
 
+        _print_prd_warnings(config.prd_path(workspace))
+
         # with --listen and --approve ask, clients decide; the console too when it is a terminal
         ask_local = config.approve == "auto" or not config.listen or sys.stdin.isatty()
         factory = make_run_factory(
@@ -186,6 +188,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the TUI rings its own bell; the notifier adds the command, webhook and notify-send
     factory = make_run_factory(workspace, config, allow_dirty=args.allow_dirty)
     return run_tui(workspace, config, allow_dirty=args.allow_dirty, run_factory=factory)
+
+
+def _print_prd_warnings(path: Path) -> None:
+    """What `validate` would warn about, said before a headless run starts (a repeated id)."""
+    from ralph_tui.prd_store import PrdError
+
+    try:
+        warnings = PrdStore(path).check()[1]
+    except PrdError:
+        return  # the run itself reports an unreadable PRD, in its usual order
+    for warning in warnings:
+        print(escape_controls(warning, multiline=False), file=sys.stderr)
 
 
 def _terminal_writer() -> Callable[[str], None] | None:

@@ -90,6 +90,7 @@ def test_a_repeated_id_loads_and_the_run_lands_the_open_copy(tmp_path: Path) -> 
 
     done = run(root)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == checked.stderr  # the headless run says it too
     after = json.loads(prd_path.read_text(encoding="utf-8"))
     assert after["userStories"][81]["passes"] is True  # the second copy, the one worked on
     assert after == {**before, "userStories": after["userStories"]}
