@@ -34,6 +34,7 @@ from ralph_tui.prd_format import (
     FIELD_ALIASES,
     PrdError,
     normalise,
+    priority_number,
     status_passes,
     stories_key,
 )
@@ -234,6 +235,8 @@ def _entry_story(
             renamed.append("steps -> acceptanceCriteria")
         if "id" not in raw_item:
             renamed.append(f"position -> id {position}")
+        if isinstance(raw_item.get("priority"), str) and story.get("priority") is not None:
+            renamed.append(f"priority {raw_item['priority']!r} -> {story['priority']}")
         used = {*_STORY_FIELDS, "steps", "dependencies", "deps"}
         used |= {a for aliases in FIELD_ALIASES.values() for a in aliases}
         for name, value in raw_item.items():
@@ -360,7 +363,6 @@ def _import_phases(raw: dict[str, Any], path: Path) -> Imported:
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\[([ xX~-])\]\s*(.*?)\s*$")
 _SUB = re.compile(r"^(\s+)(?:[-*+]|\d+[.)])\s+(?:\[[ xX~-]\]\s*)?(.*?)\s*$")
-_LEVELS = {"critical": 0, "high": 1, "medium": 2, "med": 2, "normal": 2, "low": 3}
 _TAG = re.compile(
     r"^(?:\*\*|__)?[\[(]?(critical|high|medium|med|low|p[0-4])[\])]?(?:\*\*|__)?\s*[:\-–—]?\s+",
     re.IGNORECASE,
@@ -369,15 +371,18 @@ _NOT_WORK = re.compile(r"^(notes?|learnings?|discover(?:y|ies)|context|reference
 _DONE_SECTION = re.compile(r"^(completed?|done|finished)\b", re.I)
 #: a heading that is a priority level ("High Priority", "Priority: LOW", "P1 (urgent)")
 _PRIORITY_HEADING = re.compile(
-    r"^(?:priority\s*[:\-–—]?\s*)?(critical|high|medium|med|normal|low|p[0-4])"
-    r"(?:\s+priority)?\s*(?:[:\-–—(].*)?$",
+    r"^(?:(?:priority\s*[:\-–—]?\s*)?(critical|high|medium|med|normal|low|p[0-4])"
+    r"|priority\s*[:\-–—]?\s*([0-4]))(?:\s+priority)?\s*(?:[:\-–—(].*)?$",
     re.IGNORECASE,
 )
+#: a priority tag at the end of an item ("Fix the crash (HIGH)", "... [P1]")
+_TRAILING_TAG = re.compile(r"\s*[\[(](critical|high|medium|med|low|p[0-4])[\])]\s*$", re.I)
 
 
 def _level(word: str) -> int:
-    word = word.lower()
-    return int(word[1]) if word.startswith("p") else _LEVELS[word]
+    number = priority_number(word)
+    assert number is not None  # only called with words the patterns matched
+    return number
 
 
 def _plain(text: str) -> str:
@@ -413,7 +418,11 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
                 skipped[section] = skipped.get(section, 0) + 1
                 current = None
                 continue
-            levels = [m.group(1) for _, t in headings if (m := _PRIORITY_HEADING.match(t))]
+            levels = [
+                m.group(1) or f"p{m.group(2)}"
+                for _, t in headings
+                if (m := _PRIORITY_HEADING.match(t))
+            ]
             phases = [
                 t
                 for _, t in headings
@@ -425,6 +434,9 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
             if tag:
                 level = _level(tag.group(1))
                 body = body[tag.end() :]
+            elif trailing := _TRAILING_TAG.search(body):
+                level = _level(trailing.group(1))
+                body = body[: trailing.start()]
             title = _plain(body)
             if not title:
                 continue

@@ -37,7 +37,7 @@ from ralph_tui.backlogs import (
     summary,
 )
 from ralph_tui.prd import NON_BLOCKING_DEPENDENCY_TYPES
-from ralph_tui.prd_format import PrdError, validate_prd, write_new
+from ralph_tui.prd_format import PRIORITY_WORDS, PrdError, validate_prd, write_new
 
 __all__ = ["FORMATS", "Imported", "PrdImportError", "import_prd", "read_source", "write_atomic"]
 
@@ -152,17 +152,10 @@ def import_markdown(text: str, path: Path) -> Imported:
     return result
 
 
-#: priority words some PRDs use instead of numbers (lower = more urgent, as in the PRD)
-_PRIORITY_WORDS = {
-    "critical": 0, "urgent": 0, "highest": 0, "high": 1, "medium": 2, "normal": 2, "low": 3,
-    "lowest": 4,
-}  # fmt: skip
-
-
 def _md_priority(value: str, path: Path, line: int) -> int | float:
     word = value.strip().strip("*_`").lower()
-    if word in _PRIORITY_WORDS:
-        return _PRIORITY_WORDS[word]
+    if word in PRIORITY_WORDS:
+        return PRIORITY_WORDS[word]
     match = _PRIORITY.match(value.strip())
     if not match:
         raise PrdImportError(

@@ -121,6 +121,22 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 _PROJECT_ALIASES = ("name", "title", "projectName", "project_name")
 
 
+#: priority words feature lists use instead of numbers (lower = more urgent, as in the PRD)
+PRIORITY_WORDS = {
+    "critical": 0, "urgent": 0, "highest": 0, "high": 1, "medium": 2, "normal": 2, "med": 2,
+    "low": 3, "lowest": 4,
+}  # fmt: skip
+
+
+def priority_number(value: str) -> int | None:
+    """``"high"`` -> 1, ``"P2"`` -> 2; None for a word that is not a priority."""
+    word = value.strip().lower()
+    if word in PRIORITY_WORDS:
+        return PRIORITY_WORDS[word]
+    match = re.fullmatch(r"p(\d)", word)
+    return int(match.group(1)) if match else None
+
+
 def stories_key(raw: Any) -> str | None:
     """Where the stories live (one of ``STORY_KEYS``), or None for a top-level array."""
     if isinstance(raw, list):
@@ -192,6 +208,10 @@ def _as_story(item: Any, position: int, *, feature: bool, fill_id: bool) -> Any:
         alias = next((a for a in FIELD_ALIASES["dependsOn"] if a in item), None)
         if alias is not None:
             item["dependsOn"] = item[alias]
+    if isinstance(item.get("priority"), str):
+        number = priority_number(item["priority"])
+        if number is not None:
+            item["priority"] = number  # the file keeps its word; the pick uses the number
     if "passes" not in item:
         derived = status_passes(item)
         if derived is not None:
@@ -501,6 +521,12 @@ def prd_json_schema() -> dict[str, Any]:
     stories_object["required"] = ["stories"]
     feature = json.loads(json.dumps(defs["Story"]))
     feature.pop("required", None)
+    feature["properties"]["priority"] = {
+        "anyOf": [
+            feature["properties"]["priority"],
+            {"type": "string", "description": "critical, high, medium, low or P0-P4"},
+        ]
+    }
     feature["properties"]["status"] = {
         "type": "string",
         "description": "Instead of passes: done, completed, passing, ... pass; other words do not.",

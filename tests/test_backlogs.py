@@ -62,6 +62,7 @@ IMPORTS = [
     (
         "fix_plan.md", "checkbox plan", "FP-002", "Parse the config file",
         ["FP-006: Fix the crash on an empty file (0 criteria, priority 1)",
+         "FP-007: Speed up start-up (0 criteria, priority 3)",
          "FP-008: Load plug-ins from a folder (1 criteria, priority 1)",
          "FP-009: List plug-ins in --help (0 criteria, priority 3)",
          "FP-010: Project initialisation (0 criteria, passes)",
@@ -88,7 +89,10 @@ IMPORTS = [
         "../prd/feature_array.json", "feature list", "2", "Messages stream into the transcript",
         ["note: stories from the top-level array -> userStories"],
     ),
-    ("items.json", "feature list", "ITEM-2", "List tickets", ["note: ITEM-1: acceptance_criteria"]),
+    (
+        "items.json", "feature list", "ITEM-2", "List tickets",
+        ["note: ITEM-1: acceptance_criteria", "status -> passes, priority 'high' -> 1"],
+    ),
     ("cards.json", "feature list", "2", "Log-in form", ["note: 1: done -> passes, position"]),
     ("tasks.json", "feature list", "11", "Validate the config", ["note: 10: status -> passes"]),
 ]  # fmt: skip
