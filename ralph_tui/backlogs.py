@@ -128,14 +128,19 @@ def distinct_ids(stories: list[dict[str, Any]], result: Imported) -> None:
         result.notes.append(f"id {key} is used more than once: {story['title']!r} is now {new}")
 
 
+def _dep_target(dep: Any) -> Any:
+    """The id a dependency names (beads writes ``{"depends_on_id": ..., "type": ...}``)."""
+    return dep.get("depends_on_id") if isinstance(dep, dict) else dep
+
+
 def finish(result: Imported, stories: list[dict[str, Any]]) -> Imported:
     distinct_ids(stories, result)
     ids = {str(s["id"]) for s in stories}
     for story in stories:
         deps = story.get("dependsOn")
         if isinstance(deps, list):
-            kept = [d for d in deps if str(d) in ids]
-            for gone in (d for d in deps if str(d) not in ids):
+            kept = [d for d in deps if str(_dep_target(d)) in ids]
+            for gone in (_dep_target(d) for d in deps if str(_dep_target(d)) not in ids):
                 result.dropped.append(
                     f"{story['id']}'s dependency on {gone} (not among the imported)"
                 )
@@ -231,6 +236,8 @@ def _entry_story(
             alias = next((a for a in aliases if a in raw_item), None)
             if model_name not in raw_item and alias is not None:
                 renamed.append(f"{alias} -> {model_name}")
+        if "title" not in raw_item and not any(a in raw_item for a in FIELD_ALIASES["title"]):
+            renamed.append("description's first line -> title")
         if "steps" in raw_item:
             renamed.append("steps -> acceptanceCriteria")
         if "id" not in raw_item:

@@ -308,3 +308,24 @@ def test_the_schema_accepts_every_json_backlog_fixture() -> None:
     for name in ("feature_list.json", "items.json", "cards.json", "tasks.json"):
         document = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
         assert list(validator.iter_errors(document)) == [], name
+
+
+def test_dependency_objects_survive_an_import(tmp_path: Path) -> None:
+    source = tmp_path / "features.json"
+    items: list[dict[str, Any]] = [
+        {"description": "Base\nmore text", "passes": True},
+        {"description": "On top", "passes": False, "dependencies": [{"depends_on_id": 1}]},
+        {"description": "Loose", "passes": False, "depends_on": [{"depends_on_id": 9}]},
+    ]
+    source.write_text(json.dumps(items), encoding="utf-8")
+    root = make_repo(tmp_path / "ws")
+    done = cli(root, "import", str(source), "--force")
+    assert done.returncode == 0, done.stderr
+    assert "note: 1: description's first line -> title, position -> id 1" in done.stdout
+    assert "dropped: 3's dependency on 9 (not among the imported)" in done.stdout
+    stories = json.loads((root / PRD).read_text(encoding="utf-8"))["userStories"]
+    assert [(s["id"], s["title"], s.get("dependsOn")) for s in stories] == [
+        (1, "Base", None),
+        (2, "On top", [{"depends_on_id": 1}]),
+        (3, "Loose", None),
+    ]
