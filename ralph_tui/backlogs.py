@@ -407,6 +407,7 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
     current: dict[str, Any] | None = None
     item_indent = 0
     skipped: dict[str, int] = {}
+    text_lines: dict[str, int] = {}  # prose the PRD does not keep, said per heading
     for line in text.splitlines():
         heading = _HEADING.match(line)
         if heading:
@@ -470,10 +471,14 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
             current["description"] = f"{joined} {line.strip()}".strip()
         elif line.strip() and not _ITEM.match(line):
             current = None
+            where = headings[-1][1] if headings else project or "the top"
+            text_lines[where] = text_lines.get(where, 0) + 1
     if not stories:
         raise PrdImportError(f"{path}: no checkbox items found (expected '- [ ] task' lines)")
     for where, count in skipped.items():
         result.dropped.append(f"{count} checkbox item(s) under {where!r} (notes, not work)")
+    for where, count in text_lines.items():
+        result.dropped.append(f"{count} line(s) of text under {where!r}")
     for story in stories:
         if not story["description"]:
             del story["description"]

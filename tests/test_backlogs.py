@@ -66,7 +66,8 @@ IMPORTS = [
          "FP-008: Load plug-ins from a folder (1 criteria, priority 1)",
          "FP-009: List plug-ins in --help (0 criteria, priority 3)",
          "FP-010: Project initialisation (0 criteria, passes)",
-         "dropped: 1 checkbox item(s) under 'Notes' (notes, not work)"],
+         "dropped: 1 checkbox item(s) under 'Notes' (notes, not work)",
+         "dropped: 1 line(s) of text under 'Notes'"],
     ),
     (
         "code-tasks", "code tasks", "task-02-reload", "Reload the config on change — ça marche",
