@@ -330,3 +330,20 @@ def test_dependency_objects_survive_an_import(tmp_path: Path) -> None:
         (2, "On top", [{"depends_on_id": 1}]),
         (3, "Loose", None),
     ]
+
+
+def test_an_edit_to_a_feature_item_lands_in_its_own_fields(tmp_path: Path) -> None:
+    from ralph_tui.prd_store import PrdStore
+
+    path = tmp_path / "feature_list.json"
+    shutil.copyfile(FIXTURES / "feature_list.json", path)
+    store = PrdStore(path)
+    store.update_story("2", {"title": "Order any drink", "acceptanceCriteria": ["Press Order"]})
+    store.update_story("3", {"acceptanceCriteria": ["Total is right"], "dependsOn": []})
+    store.update_story("4", {"passes": True})
+    raw = json.loads(path.read_text(encoding="utf-8"))["features"]
+    assert (raw[1]["name"], raw[1]["stepsToVerify"]) == ("Order any drink", ["Press Order"])
+    assert raw[2]["acceptance"] == "Total is right" and raw[2]["depends_on"] == []
+    assert raw[3]["status"] == "done"  # the word the file uses for a passing item
+    assert not any(k in item for item in raw for k in ("title", "acceptanceCriteria", "passes"))
+    assert b"\r\n" in path.read_bytes() and b"\n" not in path.read_bytes().replace(b"\r\n", b"")
