@@ -208,7 +208,7 @@ def _as_story(item: Any, position: int, *, feature: bool, fill_id: bool) -> Any:
         alias = next((a for a in FIELD_ALIASES["dependsOn"] if a in item), None)
         if alias is not None:
             item["dependsOn"] = item[alias]
-    if isinstance(item.get("priority"), str):
+    if feature and isinstance(item.get("priority"), str):
         number = priority_number(item["priority"])
         if number is not None:
             item["priority"] = number  # the file keeps its word; the pick uses the number
@@ -548,8 +548,8 @@ def prd_json_schema() -> dict[str, Any]:
         "anyOf": [
             schema,
             stories_object,
-            *feature_lists,
             {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}},
+            *feature_lists,
         ],
         "$defs": defs,
     }

@@ -84,7 +84,7 @@ IMPORTS = [
         "feature_list.json", "feature list", "2", "Order a crème brûlée latte",
         ["note: stories from features -> userStories",
          "note: 3: acceptance -> acceptanceCriteria, depends_on -> dependsOn, status -> passes, "
-         "position -> id 3"],
+         "description's first line -> title, position -> id 3"],
     ),
     (
         "../prd/feature_array.json", "feature list", "2", "Messages stream into the transcript",
@@ -94,7 +94,10 @@ IMPORTS = [
         "items.json", "feature list", "ITEM-2", "List tickets",
         ["note: ITEM-1: acceptance_criteria", "status -> passes, priority 'high' -> 1"],
     ),
-    ("cards.json", "feature list", "2", "Log-in form", ["note: 1: done -> passes, position"]),
+    (
+        "cards.json", "feature list", "2", "Log-in form",
+        ["note: 1: done -> passes, description's first line -> title, position"],
+    ),
     ("tasks.json", "feature list", "11", "Validate the config", ["note: 10: status -> passes"]),
 ]  # fmt: skip
 
