@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from ralph_tui.branching import branch_for
 from ralph_tui.errors import UsageError
 from ralph_tui.prd_format import (
     FIELD_ALIASES,
@@ -151,11 +152,6 @@ def finish(result: Imported, stories: list[dict[str, Any]]) -> Imported:
         result.mapped.append(summary(story))
     result.doc["userStories"] = stories
     return result
-
-
-def _slug_branch(name: str) -> str | None:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return f"ralph/{slug}" if slug else None
 
 
 # --------------------------------------------------------------------------- JSON variants
@@ -483,7 +479,7 @@ def import_checkbox_plan(text: str, path: Path) -> Imported:
         if not story["description"]:
             del story["description"]
     result.doc["project"] = project or path.stem
-    branch = _slug_branch(project or path.stem)
+    branch = branch_for(project or path.stem)
     if branch:
         result.doc["branchName"] = branch
     result.notes.append("ids FP-001... in file order; [x] or a Completed heading -> passes")

@@ -42,6 +42,13 @@ def branch_name_problem(name: str) -> str | None:
     return None
 
 
+def branch_for(name: str) -> str | None:
+    """``ralph/<slug>`` for a project name (``init``, ``import``): lower-case ASCII letters,
+    digits and dashes, so any folder or project name gives a branch git accepts."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return f"ralph/{slug}" if slug else None
+
+
 def wanted_branch(setting: bool | str, prd_branch: str | None) -> str | None:
     """The branch the run should be on; ``None``: stay where we are."""
     if setting is False:

@@ -395,6 +395,8 @@ timeout_s = 600
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from ralph_tui.branching import branch_for
+
     workspace = _workspace(args)
     role = args.role or "backend"
     config = RalphConfig.model_validate({"role": role})
@@ -404,7 +406,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         prd_path.parent.mkdir(parents=True, exist_ok=True)
         example = {
             "project": workspace.name,
-            "branchName": f"ralph/{workspace.name}",
+            "branchName": branch_for(workspace.name) or "ralph/work",
             "description": "What this PRD is for.",
             "userStories": [
                 {

@@ -36,6 +36,7 @@ from ralph_tui.backlogs import (
     import_yaml,
     summary,
 )
+from ralph_tui.branching import branch_for
 from ralph_tui.prd import NON_BLOCKING_DEPENDENCY_TYPES
 from ralph_tui.prd_format import PRIORITY_WORDS, PrdError, validate_prd, write_new
 
@@ -143,9 +144,9 @@ def import_markdown(text: str, path: Path) -> Imported:
             del story["notes"]
         result.mapped.append(summary(story))
     doc: dict[str, Any] = {"project": project or path.stem}
-    slug = re.sub(r"[^a-z0-9]+", "-", (project or path.stem).lower()).strip("-")
-    if slug:
-        doc["branchName"] = f"ralph/{slug}"
+    branch = branch_for(project or path.stem)
+    if branch:
+        doc["branchName"] = branch
     doc["description"] = " ".join(overview)[:2000]
     doc["userStories"] = stories
     result.doc = doc

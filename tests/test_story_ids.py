@@ -214,3 +214,14 @@ def test_a_worktree_git_refuses_leaves_no_record(tmp_path: Path) -> None:
         manager.create("US-001", "0" * 40)  # no such commit
     assert list(manager.folder.iterdir()) == []
     assert git(root, "branch", "--format=%(refname:short)").split() == ["main"]
+
+
+def test_init_in_a_folder_with_spaces_writes_a_branch_git_accepts(tmp_path: Path) -> None:
+    root = tmp_path / "My Project (v2)"
+    root.mkdir()
+    git(root, "init", "-q")
+    assert cli(root, "init").returncode == 0
+    doc = json.loads((root / PRD).read_text(encoding="utf-8"))
+    assert doc["branchName"] == "ralph/my-project-v2"
+    checked = cli(root, "validate")
+    assert checked.returncode == 0, checked.stderr
