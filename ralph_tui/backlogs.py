@@ -157,6 +157,11 @@ def finish(result: Imported, stories: list[dict[str, Any]]) -> Imported:
 # --------------------------------------------------------------------------- JSON variants
 
 
+#: top-level fields an import keeps (under their PRD names)
+_DOC_FIELDS = ("project", "name", "title", "projectName", "project_name", "branchName",
+               "branch_name", "branch", "description")  # fmt: skip
+
+
 def import_json_document(raw: Any, path: Path, kind: str | None = None) -> Imported:
     """A JSON (or YAML) PRD in any shape the PRD reader knows, as a snarktank PRD."""
     if not isinstance(raw, dict | list):
@@ -169,7 +174,9 @@ def import_json_document(raw: Any, path: Path, kind: str | None = None) -> Impor
             f"{path}: no list of stories found (expected userStories, stories, features, "
             "items, cards, tasks or phases)"
         )
-    label = kind or ("feature list" if key not in ("userStories", "stories") else "JSON PRD")
+    label = kind or (
+        "feature list" if key not in ("userStories", "stories", "user_stories") else "JSON PRD"
+    )
     result = Imported({}, label)
     data = normalise(raw)
     for name in ("project", "branchName", "description"):
@@ -177,7 +184,7 @@ def import_json_document(raw: Any, path: Path, kind: str | None = None) -> Impor
             result.doc[name] = data[name]
     if isinstance(raw, dict):
         for name, value in raw.items():
-            if name not in (key, "project", "branchName", "description", "name"):
+            if name not in (key, *_DOC_FIELDS):
                 result.dropped.append(f"top-level {name!r} ({_kind(value)})")
     result.doc.setdefault("project", path.stem)
     return finish(result, _json_stories(raw, path, result))
@@ -325,18 +332,19 @@ def _import_phases(raw: dict[str, Any], path: Path) -> Imported:
         (raw[k] for k in ("project", "name", "title") if isinstance(raw.get(k), str)), ""
     )
     result.doc["project"] = project or path.stem
-    branch = raw.get("branchName")
+    branch = raw.get("branchName", raw.get("branch_name"))
     stories: list[dict[str, Any]] = []
     for number, phase in enumerate(raw["phases"], start=1):
         if not isinstance(phase, dict):
             raise PrdImportError(f"{path}: phase {number} is not a mapping")
         name = str(phase.get("name") or phase.get("title") or f"Phase {number}")
-        inner = {k: v for k, v in phase.items() if k not in ("name", "title", "branchName")}
+        named = ("name", "title", "branchName", "branch_name")
+        inner = {k: v for k, v in phase.items() if k not in named}
         key = stories_key(inner)
         items = inner.get(key or "") if key else None
         if not isinstance(items, list):
             raise PrdImportError(f"{path}: phase {name!r} has no list of stories")
-        phase_branch = phase.get("branchName")
+        phase_branch = phase.get("branchName", phase.get("branch_name"))
         if branch is None and isinstance(phase_branch, str):
             branch = phase_branch
         elif isinstance(phase_branch, str) and phase_branch != branch:
@@ -355,7 +363,7 @@ def _import_phases(raw: dict[str, Any], path: Path) -> Imported:
     if isinstance(raw.get("description"), str):
         result.doc["description"] = raw["description"]
     for name in raw:
-        if name not in ("project", "name", "title", "branchName", "description", "phases"):
+        if name not in (*_DOC_FIELDS, "phases"):
             result.dropped.append(f"top-level {name!r}")
     result.notes.append(f"{len(raw['phases'])} phases -> one list of stories (each keeps 'phase')")
     return finish(result, stories)

@@ -99,7 +99,7 @@ def parse_document(text: str, path: Path) -> tuple[Any, Prd]:
 
 #: where an object keeps its stories, in the order the keys are looked for: snarktank's
 #: ``userStories``, then the feature lists of long-running-agent harnesses and their forks
-STORY_KEYS = ("userStories", "stories", "features", "items", "cards", "tasks")
+STORY_KEYS = ("userStories", "stories", "user_stories", "features", "items", "cards", "tasks")
 #: feature-list shapes: items may go without an id (their 1-based position is one) and
 #: without ``passes`` (their ``status`` or ``done`` says it, else they are open)
 _FEATURE_KEYS = frozenset({"features", "items", "cards", "tasks"})
@@ -253,8 +253,11 @@ def normalise(raw: Any) -> dict[str, Any]:
             if isinstance(data.get(alias), str):
                 data["project"] = data[alias]
                 break
-    if "branchName" not in data and isinstance(data.get("branch"), str):
-        data["branchName"] = data["branch"]
+    if "branchName" not in data:
+        for alias in ("branch_name", "branch"):
+            if isinstance(data.get(alias), str):
+                data["branchName"] = data[alias]
+                break
     return data
 
 

@@ -60,6 +60,12 @@ IMPORTS = [
          "dropped: phase 'Loans''s branchName ralph/library-loans"],
     ),
     (
+        "prd_snake.yaml", "YAML PRD", "W-2", "Show the temperature in °C",
+        ["note: stories from user_stories -> userStories",
+         "note: W-3: depends_on -> dependsOn, status -> passes",
+         "dropped: top-level 'version' (a value)"],
+    ),
+    (
         "fix_plan.md", "checkbox plan", "FP-002", "Parse the config file",
         ["FP-006: Fix the crash on an empty file (0 criteria, priority 1)",
          "FP-007: Speed up start-up (0 criteria, priority 3)",
