@@ -614,7 +614,8 @@ _STATUS_PAIRS = {
     "not_started": "completed", "not-started": "completed", "in_progress": "completed",
     "in-progress": "completed", "ready": "done", "backlog": "done", "new": "done",
     "closed": "open", "done": "todo", "completed": "pending", "complete": "pending",
-    "passed": "pending", "passing": "pending", "finished": "pending",
+    "passed": "pending", "passing": "failing", "finished": "pending", "failing": "passing",
+    "failed": "passed", "blocked": "done",
 }  # fmt: skip
 
 

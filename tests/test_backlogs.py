@@ -356,3 +356,15 @@ def test_an_edit_to_a_feature_item_lands_in_its_own_fields(tmp_path: Path) -> No
     assert raw[3]["status"] == "done"  # the word the file uses for a passing item
     assert not any(k in item for item in raw for k in ("title", "acceptanceCriteria", "passes"))
     assert b"\r\n" in path.read_bytes() and b"\n" not in path.read_bytes().replace(b"\r\n", b"")
+
+
+def test_the_harness_status_words_flip_to_their_partner(tmp_path: Path) -> None:
+    from ralph_tui.prd_store import PrdStore
+
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps({"tasks": [{"title": "a", "status": "failing"}]}, indent=2))
+    store = PrdStore(path)
+    store.update_story("1", {"passes": True})
+    assert json.loads(path.read_text())["tasks"][0] == {"title": "a", "status": "passing"}
+    store.update_story("1", {"passes": False})
+    assert json.loads(path.read_text())["tasks"][0] == {"title": "a", "status": "failing"}
