@@ -86,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the PRD's JSON Schema")
 
     imp = sub.add_parser(
-        "import", help="write the PRD from a Markdown PRD or a beads issues.jsonl file"
+        "import", help="write the PRD from another tool's backlog (see --list-formats)"
     )
-    imp.add_argument("file", type=Path, help="a Markdown PRD (### US-001: Title) or .jsonl")
+    imp.add_argument(
+        "file", type=Path, nargs="?", help="the backlog file (or a folder of *.code-task.md)"
+    )
+    imp.add_argument("--list-formats", action="store_true", help="name every format it reads")
     _workspace_args(imp)
     imp.add_argument("--force", action="store_true", help="replace an existing PRD")
 
@@ -166,6 +169,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.headless:
         from ralph_tui.headless import run_headless
 
+        _print_prd_warnings(config.prd_path(workspace))
+
         # with --listen and --approve ask, clients decide; the console too when it is a terminal
         ask_local = config.approve == "auto" or not config.listen or sys.stdin.isatty()
         factory = make_run_factory(
@@ -183,6 +188,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the TUI rings its own bell; the notifier adds the command, webhook and notify-send
     factory = make_run_factory(workspace, config, allow_dirty=args.allow_dirty)
     return run_tui(workspace, config, allow_dirty=args.allow_dirty, run_factory=factory)
+
+
+def _print_prd_warnings(path: Path) -> None:
+    """What `validate` would warn about, said before a headless run starts (a repeated id)."""
+    from ralph_tui.prd_store import PrdError
+
+    try:
+        warnings = PrdStore(path).check()[1]
+    except PrdError:
+        return  # the run itself reports an unreadable PRD, in its usual order
+    for warning in warnings:
+        print(escape_controls(warning, multiline=False), file=sys.stderr)
 
 
 def _terminal_writer() -> Callable[[str], None] | None:
@@ -252,16 +269,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace)
     path = config.prd_path(workspace)
-    prd = PrdStore(path).load()
+    prd, warnings = PrdStore(path).check()
+    for warning in warnings:  # ids and keys come from the file: no terminal escapes
+        print(escape_controls(warning, multiline=False), file=sys.stderr)
     done = sum(1 for s in prd.userStories if s.passes)
-    print(f"{path}: ok ({len(prd.userStories)} stories, {done} passing)")
+    noted = f", {len(warnings)} warning{'s' * (len(warnings) != 1)}" if warnings else ""
+    print(f"{path}: ok ({len(prd.userStories)} stories, {done} passing{noted})")
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace)
-    prd = PrdStore(config.prd_path(workspace)).load()
+    prd, warnings = PrdStore(config.prd_path(workspace)).check()
+    for warning in warnings:
+        print(escape_controls(warning, multiline=False), file=sys.stderr)
     order = {s.key: i for i, s in enumerate(prd.pick_order(), start=1)}
     rows = [("ID", "PRIORITY", "STATUS", "NEXT", "TITLE")]
     for s in prd.userStories:
@@ -302,8 +324,15 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ralph_tui.importers import import_prd
+    from ralph_tui.importers import FORMATS, import_prd
 
+    if args.list_formats:
+        width = max(len(f.name) for f in FORMATS)
+        for f in FORMATS:
+            print(f"{f.name.ljust(width)}  {f.files}: {f.what}")
+        return 0
+    if args.file is None:
+        raise UsageError("import: name the backlog file to read (or --list-formats)")
     workspace = _workspace(args)
     target = _config(args, workspace).prd_path(workspace)
     source = args.file.expanduser()
@@ -313,6 +342,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"  {escape_controls(line, multiline=False)}")
     for note in imported.notes:
         print(f"  note: {escape_controls(note, multiline=False)}")
+    for gone in imported.dropped:
+        print(f"  dropped: {escape_controls(gone, multiline=False)}")
+    if not imported.dropped:
+        print("  dropped: nothing")
     return 0
 
 
@@ -362,6 +395,8 @@ timeout_s = 600
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from ralph_tui.branching import branch_for
+
     workspace = _workspace(args)
     role = args.role or "backend"
     config = RalphConfig.model_validate({"role": role})
@@ -371,7 +406,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         prd_path.parent.mkdir(parents=True, exist_ok=True)
         example = {
             "project": workspace.name,
-            "branchName": f"ralph/{workspace.name}",
+            "branchName": branch_for(workspace.name) or "ralph/work",
             "description": "What this PRD is for.",
             "userStories": [
                 {

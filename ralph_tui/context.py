@@ -63,6 +63,11 @@ def build_user_prompt(story: Story, ctx: StoryContext) -> str:
             "## Checks ralph-tui runs as gates for this story\n"
             + "\n".join(f"- `{c.command}` (checks: {c.criterion})" for c in commands)
         )
+    allowed, forbidden = story.path_rules
+    if allowed or forbidden:
+        rules = [f"- Change only files under: {', '.join(allowed)}"] if allowed else []
+        rules += [f"- Do not change: {', '.join(forbidden)}"] if forbidden else []
+        parts.append("## Paths for this story\n" + "\n".join(rules))
     if story.notes.strip():
         parts.append(f"## Notes\n{story.notes.strip()}")
     if ctx.feedback:

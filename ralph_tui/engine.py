@@ -61,7 +61,7 @@ from ralph_tui.persona import load_persona
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
-from ralph_tui.recovery import StateFile, new_run_id, recover, safe_name
+from ralph_tui.recovery import StateFile, new_run_id, recover
 from ralph_tui.runlock import RunLock
 from ralph_tui.safe_open import replace_regular
 from ralph_tui.sandbox import resolve_sandbox
@@ -452,7 +452,7 @@ class Engine:
         try:
             notes.extend(self._enforce_sync())
             patch_path = self.git.save_patch(
-                self.run_dir / "patches" / f"iter-{number:03d}-{safe_name(story.key)}.patch"
+                self.run_dir / "patches" / f"iter-{number:03d}-{story.slug}.patch"
             )
             self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
             self._put_back_user_files()

@@ -62,7 +62,6 @@ from ralph_tui.events import GateStarted, IterationOutcome
 from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.iteration import Agent, IterationRequest
 from ralph_tui.prd import Story
-from ralph_tui.recovery import safe_name
 from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import ApprovalDecision
 from ralph_tui.workspace import Workspace
@@ -248,7 +247,7 @@ class LocalWorktreeExecutor:
 
     def _wind_up(self, tree: Worktree, job: StoryJob, prefix: str) -> Path | None:
         """Keep the change that did not land as a patch, then remove the worktree and branch."""
-        dest = self._patch_dir / f"{prefix}-{job.iteration:03d}-{safe_name(job.story.key)}.patch"
+        dest = self._patch_dir / f"{prefix}-{job.iteration:03d}-{job.story.slug}.patch"
         try:
             return self.worktrees.save_patch(tree, dest)
         finally:

@@ -1,6 +1,8 @@
 """Turning PRDs written for other tools into ralph-tui's PRD file (``ralph-tui import``).
 
-Two sources people already have:
+The command picks the reader by the file's name, else by its content; the backlog formats
+of other Ralph-style tools (feature lists, YAML PRDs, checkbox plans, code-task files) are
+read in ``backlogs``. The two readers here:
 
 - a Markdown PRD in the shape the popular ``prd`` skill writes: ``### US-001: Title``
   sections with ``**Description:**``, ``**Acceptance Criteria:**`` and ``- [ ]`` items, and
@@ -19,32 +21,31 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.errors import UsageError
+from ralph_tui.backlogs import (
+    FORMATS,
+    Imported,
+    PrdImportError,
+    code_task_files,
+    distinct_ids,
+    import_checkbox_plan,
+    import_code_tasks,
+    import_json_text,
+    import_yaml,
+    summary,
+)
+from ralph_tui.branching import branch_for
 from ralph_tui.prd import NON_BLOCKING_DEPENDENCY_TYPES
-from ralph_tui.prd_format import PrdError, validate_prd, write_new
+from ralph_tui.prd_format import PRIORITY_WORDS, PrdError, validate_prd, write_new
+
+__all__ = ["FORMATS", "Imported", "PrdImportError", "import_prd", "read_source", "write_atomic"]
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
 
 _BULLET = re.compile(r"^\s*[-*+]\s+(.*\S)\s*$")
 _CHECKBOX = re.compile(r"^\s*[-*+]\s+\[([ xX])\]\s*(.*\S)\s*$")
-
-
-class PrdImportError(UsageError):
-    """An input that cannot be imported; nothing was written."""
-
-
-@dataclass
-class Imported:
-    """The PRD document built from a source, and a line per story saying how it was mapped."""
-
-    doc: dict[str, Any]
-    source_kind: str
-    mapped: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -134,34 +135,28 @@ def import_markdown(text: str, path: Path) -> Imported:
             f"{path}: no user stories found (expected headings like '### US-001: Title')"
         )
     result = Imported({}, "Markdown PRD")
+    distinct_ids(stories, result)
     for position, story in enumerate(stories, start=1):
         story.pop("_line")
         if story["priority"] is None:
             story["priority"] = position
         if not story["notes"]:
             del story["notes"]
-        result.mapped.append(_summary(story))
+        result.mapped.append(summary(story))
     doc: dict[str, Any] = {"project": project or path.stem}
-    slug = re.sub(r"[^a-z0-9]+", "-", (project or path.stem).lower()).strip("-")
-    if slug:
-        doc["branchName"] = f"ralph/{slug}"
+    branch = branch_for(project or path.stem)
+    if branch:
+        doc["branchName"] = branch
     doc["description"] = " ".join(overview)[:2000]
     doc["userStories"] = stories
     result.doc = doc
     return result
 
 
-#: priority words some PRDs use instead of numbers (lower = more urgent, as in the PRD)
-_PRIORITY_WORDS = {
-    "critical": 0, "urgent": 0, "highest": 0, "high": 1, "medium": 2, "normal": 2, "low": 3,
-    "lowest": 4,
-}  # fmt: skip
-
-
 def _md_priority(value: str, path: Path, line: int) -> int | float:
     word = value.strip().strip("*_`").lower()
-    if word in _PRIORITY_WORDS:
-        return _PRIORITY_WORDS[word]
+    if word in PRIORITY_WORDS:
+        return PRIORITY_WORDS[word]
     match = _PRIORITY.match(value.strip())
     if not match:
         raise PrdImportError(
@@ -206,6 +201,7 @@ def import_beads(text: str, path: Path) -> Imported:
             )
             continue
         kept.append(_beads_story(issue, path, number))
+    distinct_ids(kept, result)
     ids = {s["id"] for s in kept}
     for story in kept:
         deps = story.get("dependencies")
@@ -220,7 +216,7 @@ def import_beads(text: str, path: Path) -> Imported:
                         f"dropped {story['id']}'s dependency on {target} (not among the imported)"
                     )
             story["dependencies"] = keep
-        result.mapped.append(_summary(story))
+        result.mapped.append(summary(story))
     if not kept:
         raise PrdImportError(f"{path}: no issues left to import (only epics or deleted issues)")
     result.doc = {"project": path.parent.parent.name or path.stem, "userStories": kept}
@@ -265,30 +261,21 @@ def _beads_story(issue: dict[str, Any], path: Path, number: int) -> dict[str, An
         story["priority"] = priority
     story["passes"] = issue.get("status") == "closed"
     skip = {"id", "title", "description", "acceptance_criteria", "priority", "passes"}
+    blocked_by = issue.get("blocked_by")
+    if isinstance(blocked_by, list) and "dependencies" not in issue:
+        # ralph-orchestrator's runtime tasks (.ralph/agent/tasks.jsonl) say who blocks them
+        story["dependencies"] = blocked_by
+        skip.add("blocked_by")
     for key, value in issue.items():
         if key not in skip:
             story[key] = value
     return story
 
 
-def _summary(story: dict[str, Any]) -> str:
-    bits = [f"{len(story.get('acceptanceCriteria', []))} criteria"]
-    if story.get("priority") is not None:
-        bits.append(f"priority {story['priority']}")
-    deps = story.get("dependsOn") or story.get("dependencies")
-    if deps:
-        names = [d.get("depends_on_id") if isinstance(d, dict) else d for d in deps]
-        bits.append("after " + ", ".join(str(n) for n in names))
-    if story.get("passes"):
-        bits.append("passes")
-    return f"{story['id']}: {story['title']} ({', '.join(bits)})"
-
-
 # --------------------------------------------------------------------------- the command
 
 
-def read_source(path: Path) -> Imported:
-    """Read and convert a source file; the kind is told by its name, else by its content."""
+def _read_text(path: Path) -> str:
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -304,10 +291,45 @@ def read_source(path: Path) -> Imported:
         raise PrdImportError(f"{path}: cannot read: {e.strerror}") from None
     if "\x00" in text:
         raise PrdImportError(f"{path}: binary file (NUL bytes)")
+    return text.replace("\r\n", "\n")
+
+
+_CHECKBOX_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[[ xX]\]", re.MULTILINE)
+
+
+def read_source(path: Path) -> Imported:
+    """Read and convert a source; the kind is told by its name, else by its content."""
+    if path.is_dir():
+        files = code_task_files(path)
+        return import_code_tasks([(f, _read_text(f)) for f in files], path)
+    text = _read_text(path)
+    name = path.name.lower()
     suffix = path.suffix.lower()
+    if name.endswith(".code-task.md"):
+        return import_code_tasks([(path, text)], path)
+    if suffix in (".yml", ".yaml"):
+        return import_yaml(text, path)
+    if suffix == ".json" or (suffix != ".jsonl" and _whole_json(text)):
+        return import_json_text(text, path)
     if suffix == ".jsonl" or (suffix not in (".md", ".markdown") and text.lstrip()[:1] == "{"):
         return import_beads(text, path)
+    if not any(_STORY_HEADING.match(line) for line in text.splitlines()):
+        if _CHECKBOX_ITEM.search(text):
+            return import_checkbox_plan(text, path)
+        if text.startswith("---") and re.search(r"^#\s+Task\b", text, re.MULTILINE):
+            return import_code_tasks([(path, text)], path)
     return import_markdown(text, path)
+
+
+def _whole_json(text: str) -> bool:
+    """True when the text is one JSON document (a PRD variant), not JSON Lines."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def import_prd(source: Path, target: Path, *, force: bool = False) -> Imported:

@@ -99,7 +99,8 @@ def locate(root: Node, path: tuple[str | int, ...]) -> Node | None:
     node = root
     for part in path:
         if node.kind == "object" and isinstance(part, str):
-            found = next((m[3] for m in node.members if m[0] == part), None)
+            # a repeated key: the last one counts, as in json.loads
+            found = next((m[3] for m in reversed(node.members) if m[0] == part), None)
         elif node.kind == "array" and isinstance(part, int) and 0 <= part < len(node.items):
             found = node.items[part]
         else:
@@ -202,9 +203,11 @@ class _Splicer:
             self.edits.append((node.start, node.end, self.render(new, base)))
             return
         first_kept = members.index(kept[0])
+        last = {m[0]: pos for pos, m in enumerate(members)}
         for pos, (key, ks, _ke, value) in enumerate(members):
             if key in new:
-                self.diff(value, old[key], new[key])
+                if last[key] == pos:  # a repeated key: only the last one counts (json.loads)
+                    self.diff(value, old[key], new[key])
             elif pos < first_kept:
                 self.edits.append((ks, members[pos + 1][1], ""))
             else:

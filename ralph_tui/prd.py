@@ -9,7 +9,10 @@ dropped. Reading and writing the file lives in ``prd_store``; this module is pur
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -26,6 +29,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from ralph_tui.branching import branch_name_problem
+from ralph_tui.text import escape_controls
 
 StoryId = StrictStr | StrictInt
 Priority = StrictInt | StrictFloat
@@ -89,16 +95,50 @@ class Story(BaseModel):
             raise ValueError("must be a finite number")
         return value
 
+    #: set by the Prd: the id as one printable line, with the position added where ids collide
+    _key: str | None = PrivateAttr(default=None)
+
     @property
     def key(self) -> str:
-        """The id as text: ids may be strings or integers in the file, never both for one story."""
-        return str(self.id)
+        """How the run addresses this story (pick, commit subject, progress, ``passes`` write).
+
+        The id as one printable line (``1`` and ``"1"`` are the same key). Where the file uses
+        one id for several stories, each of them is ``<id>@<position>`` (1-based place in the
+        file), so every write reaches the story that was worked on.
+        """
+        if self._key is not None:
+            return self._key
+        return escape_controls(str(self.id), multiline=False)
+
+    @property
+    def slug(self) -> str:
+        """The key as a branch, folder and file name component (see ``safe_name``)."""
+        return safe_name(self.key)
 
     @property
     def criteria(self) -> list[str]:
         """Every criterion as text: ``acceptanceCriteria`` (strings or objects), then ``steps``."""
         texts = [c if isinstance(c, str) else c.text for c in self.acceptanceCriteria]
         return texts + list(self.steps)
+
+    @property
+    def path_rules(self) -> tuple[list[str], list[str]]:
+        """(paths the story may change, paths it must not) as feature lists write them
+        (``allowed_paths``, ``forbidden``); shown to the agent with the task."""
+        extra = self.model_extra or {}
+
+        def paths(*names: str) -> list[str]:
+            for name in names:
+                value = extra.get(name)
+                if isinstance(value, str):
+                    value = [value]
+                if isinstance(value, list):
+                    return [v for v in value if isinstance(v, str) and v.strip()]
+            return []
+
+        allowed = paths("allowed_paths", "allowedPaths", "allowed_write")
+        forbidden = paths("forbidden", "forbidden_paths", "forbiddenPaths", "forbidden_write")
+        return allowed, forbidden
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -147,21 +187,56 @@ class Prd(BaseModel):
     #: stories by key, built on first lookup (the model is not changed after validation)
     _by_key: dict[str, Story] | None = PrivateAttr(default=None)
 
+    @field_validator("branchName")
+    @classmethod
+    def _valid_branch(cls, value: str | None) -> str | None:
+        """The run checks this branch out: a name git refuses is a validate error, not a crash."""
+        problem = None if value is None else branch_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"not a valid git branch name: {problem}")
+        return value
+
     @model_validator(mode="after")
-    def _unique_ids(self) -> Prd:
-        seen: set[str] = set()
-        for story in self.userStories:
-            if story.key in seen:
-                raise ValueError(f"duplicate story id {story.id!r}")
-            seen.add(story.key)
+    def _address_stories(self) -> Prd:
+        """Give every story a distinct key: real PRDs repeat an id now and then, and the run
+        must still reach each story (see ``Story.key``)."""
+        plain = [escape_controls(str(s.id), multiline=False) for s in self.userStories]
+        counts = Counter(plain)
+        taken = set(plain)
+        for position, (story, key) in enumerate(zip(self.userStories, plain, strict=True), 1):
+            if counts[key] > 1:
+                key = f"{key}@{position}"
+                while key in taken:
+                    key += "@"
+                taken.add(key)
+            story._key = key
+        self._by_key = None
         return self
 
+    def duplicate_ids(self) -> list[list[int]]:
+        """The positions (0-based) of the stories sharing an id, one list per repeated id."""
+        groups: dict[str, list[int]] = {}
+        for index, story in enumerate(self.userStories):
+            groups.setdefault(escape_controls(str(story.id), multiline=False), []).append(index)
+        return [places for places in groups.values() if len(places) > 1]
+
     def story(self, story_id: str) -> Story | None:
+        """The story with this key; a repeated id on its own (a dependency, an API call that
+        names the id) means the first story that uses it."""
         if self._by_key is None or len(self._by_key) != len(self.userStories):
-            self._by_key = {}
-            for s in self.userStories:
-                self._by_key.setdefault(s.key, s)
-        return self._by_key.get(str(story_id))
+            self._by_key = {s.key: s for s in self.userStories}
+        found = self._by_key.get(str(story_id))
+        if found is None:
+            found = next((s for s in self.userStories if str(s.id) == str(story_id)), None)
+        return found
+
+    def index_of(self, story_id: str) -> int:
+        """The story's place in the file (the model keeps the file's order); KeyError if none."""
+        story = self.story(story_id)
+        for index, candidate in enumerate(self.userStories):
+            if candidate is story:
+                return index
+        raise KeyError(story_id)
 
     def ordered(self) -> list[Story]:
         """Every story in board order: open ones in pick order, then the passing ones."""
@@ -242,6 +317,26 @@ class Prd(BaseModel):
     @property
     def all_pass(self) -> bool:
         return all(s.passes for s in self.userStories)
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,58}[A-Za-z0-9_])?")
+
+
+def safe_name(key: str) -> str:
+    """A story key as one safe component of a branch, folder or file name: the one place
+    where a PRD value becomes a name that git, the file system or a command line sees.
+
+    A key that is already plain (ASCII letters, digits, ``_``, inner ``-`` and ``.``; no
+    ``..``; not ending in ``.lock``; at most 60 characters) is used as it is. Anything else
+    (``../../x``, ``-rf``, ``a b``, ``@{``, a newline, unicode, a very long id) becomes its
+    plain letters and a hash of the whole key, so two keys never share a name and the result
+    is always valid for ``git check-ref-format`` under ``ralph/``.
+    """
+    if _SAFE_NAME.fullmatch(key) and ".." not in key and not key.lower().endswith(".lock"):
+        return key
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_-")[:40] or "story"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{base}-{digest}"
 
 
 def _dep_field(story: Story) -> str:

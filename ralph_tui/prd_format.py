@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ralph_tui import json_text
 from ralph_tui.errors import UsageError
 from ralph_tui.prd import Prd, title_from_description
+from ralph_tui.text import escape_controls
 
 _BOM = "\ufeff"
 _TYPE_WORDS = {
@@ -50,14 +51,15 @@ def parse_prd(text: str, path: Path) -> Prd:
 
 
 def _loads(text: str, path: Path) -> Any:
-    """json.loads that turns every way hostile or odd JSON can fail into one PrdError line."""
+    """json.loads that turns every way hostile or odd JSON can fail into one PrdError line.
+
+    A key repeated in one object keeps its last value, as every JSON reader people use does
+    (``duplicate_key_warnings`` names both places; writes go to the last one).
+    """
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
-    except _DuplicateKey as e:
-        # json.loads would keep the last one and a rewrite would drop the other: refuse instead
-        raise PrdError(f"{path}: duplicate key {e.key!r} in one JSON object") from None
     except _BadConstant as e:
         raise PrdError(f"{path}: {e.word} is not a JSON number") from None
     except RecursionError:
@@ -93,31 +95,60 @@ def parse_document(text: str, path: Path) -> tuple[Any, Prd]:
     return raw, validate_document(raw, path, text=text)
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
 # ---- the shapes a PRD comes in
+
+#: where an object keeps its stories, in the order the keys are looked for: snarktank's
+#: ``userStories``, then the feature lists of long-running-agent harnesses and their forks
+STORY_KEYS = ("userStories", "stories", "user_stories", "features", "items", "cards", "tasks")
+#: feature-list shapes: items may go without an id (their 1-based position is one) and
+#: without ``passes`` (their ``status`` or ``done`` says it, else they are open)
+_FEATURE_KEYS = frozenset({"features", "items", "cards", "tasks"})
+#: the words a ``status`` field uses for a finished story (compared lower-case, ``-``/space
+#: as ``_``); every other word means open
+DONE_WORDS = frozenset({
+    "done", "complete", "completed", "closed", "passed", "passing", "pass", "finished",
+    "resolved", "shipped", "verified", "merged", "implemented", "fixed",
+})  # fmt: skip
+#: what a model field may be called in a feature list, when the model's own name is absent
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "title": ("name", "summary"),
+    "acceptanceCriteria": ("stepsToVerify", "acceptance", "acceptance_criteria", "criteria"),
+    "dependsOn": ("depends_on", "blockedBy", "blocked_by"),
+    "passes": ("status", "done", "completed"),
+}
+
+
+_PROJECT_ALIASES = ("name", "title", "projectName", "project_name")
+
+
+#: priority words feature lists use instead of numbers (lower = more urgent, as in the PRD)
+PRIORITY_WORDS = {
+    "critical": 0, "urgent": 0, "highest": 0, "high": 1, "medium": 2, "normal": 2, "med": 2,
+    "low": 3, "lowest": 4,
+}  # fmt: skip
+
+
+def priority_number(value: str) -> int | None:
+    """``"high"`` -> 1, ``"P2"`` -> 2; None for a word that is not a priority."""
+    word = value.strip().lower()
+    if word in PRIORITY_WORDS:
+        return PRIORITY_WORDS[word]
+    match = re.fullmatch(r"p(\d)", word)
+    return int(match.group(1)) if match else None
 
 
 def stories_key(raw: Any) -> str | None:
-    """Where the stories live: "userStories", "stories", or None for a top-level array."""
+    """Where the stories live (one of ``STORY_KEYS``), or None for a top-level array."""
     if isinstance(raw, list):
         return None
-    if "userStories" not in raw and "stories" in raw:
-        return "stories"
-    return "userStories"
+    present = [key for key in STORY_KEYS if key in raw]
+    lists = [key for key in present if isinstance(raw[key], list)]
+    return (lists or present or ["userStories"])[0]
+
+
+def fills_ids(raw: Any) -> bool:
+    """True for the shapes whose items may leave out their id (position is the id)."""
+    return stories_key(raw) in _FEATURE_KEYS or isinstance(raw, list)
 
 
 def raw_stories(raw: Any) -> list[Any]:
@@ -128,38 +159,126 @@ def raw_stories(raw: Any) -> list[Any]:
     return stories
 
 
+def status_passes(entry: dict[str, Any]) -> bool | None:
+    """What a feature item's ``status`` (or ``done``/``completed`` flag) says, if anything."""
+    status = entry.get("status")
+    if isinstance(status, str):
+        return re.sub(r"[\s-]+", "_", status.strip().lower()) in DONE_WORDS
+    for flag in ("done", "completed"):
+        if isinstance(entry.get(flag), bool):
+            return bool(entry[flag])
+    return None
+
+
+def entry_passes(entry: Any) -> bool | None:
+    """The story's ``passes`` as the model sees it (``passes`` first, then ``status``)."""
+    if not isinstance(entry, dict):
+        return None
+    if isinstance(entry.get("passes"), bool):
+        return bool(entry["passes"])
+    return status_passes(entry)
+
+
+def _as_story(item: Any, position: int, *, feature: bool, fill_id: bool) -> Any:
+    """One entry in the model's terms (a copy): aliases read, position as id where allowed."""
+    if not isinstance(item, dict):
+        return item
+    item = dict(item)
+    if fill_id:
+        item.setdefault("id", position)
+    if not isinstance(item.get("title"), str):
+        alias = next(
+            (a for a in FIELD_ALIASES["title"] if isinstance(item.get(a), str) and item[a].strip()),
+            None,
+        )
+        title = item[alias] if alias is not None else None
+        if title is None and feature:  # a feature item may be only its description
+            title = title_from_description(item)
+        if title is not None:
+            item["title"] = title.strip()
+    if "acceptanceCriteria" not in item:
+        for alias in FIELD_ALIASES["acceptanceCriteria"]:
+            value = item.get(alias)
+            if isinstance(value, str):
+                value = [ln.strip() for ln in value.splitlines() if ln.strip()]
+            if isinstance(value, list):
+                item["acceptanceCriteria"] = value
+                break
+    if not any(k in item for k in ("dependsOn", "dependencies", "deps")):
+        alias = next((a for a in FIELD_ALIASES["dependsOn"] if a in item), None)
+        if alias is not None:
+            item["dependsOn"] = item[alias]
+    if feature and isinstance(item.get("priority"), str):
+        number = priority_number(item["priority"])
+        if number is not None:
+            item["priority"] = number  # the file keeps its word; the pick uses the number
+    if "passes" not in item:
+        derived = status_passes(item)
+        if derived is not None:
+            item["passes"] = derived
+        elif feature:
+            item["passes"] = False
+    return item
+
+
 def normalise(raw: Any) -> dict[str, Any]:
     """The document in the model's shape, as a copy: ``userStories`` whatever the file says.
 
-    Items of a top-level array get their 1-based position as id and the first line of their
-    description as title when they have none; the file itself is never changed by this.
+    Items of a top-level array or of a feature list (``features``, ``items``, ``cards``,
+    ``tasks``) get their 1-based position as id when they have none; every entry's title
+    may be its ``name`` or the first line of its description, its criteria its
+    ``stepsToVerify``/``acceptance``, its dependencies ``depends_on``, and ``passes`` may be
+    said by a ``status`` word. The file itself is never changed by this.
     """
-    if isinstance(raw, list):
-        stories: list[Any] = []
-        for position, item in enumerate(raw, start=1):
-            if isinstance(item, dict):
-                item = dict(item)
-                item.setdefault("id", position)
-                if not isinstance(item.get("title"), str):
-                    title = title_from_description(item)
-                    if title is not None:
-                        item["title"] = title
-            stories.append(item)
-        return {"userStories": stories}
     key = stories_key(raw)
+    fill_id = fills_ids(raw)
+    feature = key in _FEATURE_KEYS or key is None
+    if isinstance(raw, list):
+        return {
+            "userStories": [
+                _as_story(item, n, feature=feature, fill_id=fill_id)
+                for n, item in enumerate(raw, start=1)
+            ]
+        }
     data = dict(raw)
-    if key == "stories":
-        data["userStories"] = data.pop("stories")
-    if "project" not in data and isinstance(data.get("name"), str):
-        data["project"] = data["name"]
+    if key is not None and key != "userStories":
+        data["userStories"] = data.pop(key)
+    if isinstance(data.get("userStories"), list):
+        data["userStories"] = [
+            _as_story(item, n, feature=feature, fill_id=fill_id)
+            for n, item in enumerate(data["userStories"], start=1)
+        ]
+    if "project" not in data:
+        for alias in _PROJECT_ALIASES:
+            if isinstance(data.get(alias), str):
+                data["project"] = data[alias]
+                break
+    if "branchName" not in data:
+        for alias in ("branch_name", "branch"):
+            if isinstance(data.get(alias), str):
+                data["branchName"] = data[alias]
+                break
     return data
 
 
 def _raw_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """A model location (always under userStories) as a path in the file itself."""
+    """A model location (always under userStories) as a path in the file itself, with a
+    field named as the entry spells it (``name`` for ``title``, ``status`` for ``passes``)."""
     if loc and loc[0] == "userStories":
         key = stories_key(raw)
+        if len(loc) >= 3 and isinstance(loc[1], int) and isinstance(loc[2], str):
+            stories = raw if key is None else raw.get(key)
+            entry = stories[loc[1]] if isinstance(stories, list) and loc[1] < len(stories) else None
+            if isinstance(entry, dict) and loc[2] not in entry:
+                alias = next((a for a in FIELD_ALIASES.get(loc[2], ()) if a in entry), None)
+                if alias is not None:
+                    loc = (*loc[:2], alias, *loc[3:])
         return loc[1:] if key is None else (key, *loc[1:])
+    if loc and loc[0] == "project" and isinstance(raw, dict) and "project" not in raw:
+        alias = next(
+            (a for a in ("name", "title", "projectName", "project_name") if a in raw), None
+        )
+        return (alias, *loc[1:]) if alias else loc
     return loc
 
 
@@ -170,25 +289,40 @@ def _render_path(path: tuple[int | str, ...]) -> str:
     return out
 
 
-def validate_document(raw: Any, path: Path, suffix: str = "", *, text: str | None = None) -> Prd:
-    """Validate a raw document; errors name the field (and its line:col when the text is known)."""
+def validate_document(
+    raw: Any,
+    path: Path,
+    suffix: str = "",
+    *,
+    text: str | None = None,
+    known_duplicates: Collection[str] | None = None,
+) -> Prd:
+    """Validate a raw document; errors name the field (and its line:col when the text is known).
+
+    A repeated story id loads (each copy is addressed by its position, see ``Story.key``);
+    a change (``known_duplicates``: the ids repeated before it) must not repeat one more.
+    """
     data = normalise(raw)
     try:
         prd = Prd.model_validate(data)
     except ValidationError as e:
         loc, message = _describe(e, data)
-        duplicate = _duplicate_id(data) if not loc else None
-        if duplicate is not None:
-            index, first, key = duplicate
-            loc = ("userStories", index, "id")
-            other = _render_path(_raw_path(raw, ("userStories", first)))
-            message = f"duplicate id {key!r} (same as {other})"
         where = _render_path(_raw_path(raw, loc))
         raise PrdError(
             f"{_where(path, text, raw, loc)}{where}{': ' if where else ''}{message}{suffix}"
         ) from None
     except RecursionError:
         raise PrdError(f"{path}: JSON nested too deeply to read") from None
+    if known_duplicates is not None:
+        for places in prd.duplicate_ids():
+            story_id = str(prd.userStories[places[0]].id)
+            if story_id not in known_duplicates:
+                loc = ("userStories", places[-1], "id")
+                other = _render_path(_raw_path(raw, ("userStories", places[0])))
+                raise PrdError(
+                    f"{path}: {_render_path(_raw_path(raw, loc))}: duplicate id {story_id!r} "
+                    f"(same as {other}){suffix}"
+                )
     problem = prd.dependency_problem()
     if problem is not None:
         index, field, message = problem
@@ -197,6 +331,61 @@ def validate_document(raw: Any, path: Path, suffix: str = "", *, text: str | Non
             f"{_where(path, text, raw, loc)}{_render_path(_raw_path(raw, loc))}: {message}{suffix}"
         )
     return prd
+
+
+def repeated_ids(prd: Prd) -> set[str]:
+    """The story ids the file uses more than once."""
+    return {str(prd.userStories[places[0]].id) for places in prd.duplicate_ids()}
+
+
+def document_warnings(text: str, raw: Any, prd: Prd, path: Path) -> list[str]:
+    """What loads but deserves a look, each line naming every place (``path:line:col``)."""
+    body = text[1:] if text.startswith(_BOM) else text
+    try:
+        root = json_text.index(body)
+    except ValueError:
+        return []
+    out = _duplicate_key_warnings(body, root, path)
+    for places in prd.duplicate_ids():
+        spots = []
+        for index in places:
+            loc = ("userStories", index, "id")
+            spots.append((_where(path, body, raw, loc)[:-2], _render_path(_raw_path(raw, loc))))
+        keys = ", ".join(prd.userStories[i].key for i in places)
+        story_id = escape_controls(str(prd.userStories[places[0]].id), multiline=False)
+        listed = "; ".join(f"{place} ({field})" for place, field in spots)
+        out.append(
+            f"{spots[0][0]}: warning: story id {story_id!r} is used {len(places)} times: "
+            f"{listed}; each is addressed by its position: {keys}"
+        )
+    return out
+
+
+def _duplicate_key_warnings(text: str, root: json_text.Node, path: Path) -> list[str]:
+    """One line per key repeated in one object: both places, and that the last one counts."""
+    out: list[str] = []
+    stack: list[tuple[json_text.Node, tuple[int | str, ...]]] = [(root, ())]
+    while stack:
+        node, where = stack.pop()
+        seen: dict[str, int] = {}
+        for key, key_start, _end, value in node.members:
+            if key in seen:
+                first = "{}:{}".format(*json_text.line_col(text, seen[key]))
+                line, col = json_text.line_col(text, key_start)
+                out.append(
+                    f"{path}:{line}:{col}: warning: key {_render_path((*where, key))!r} repeats "
+                    f"the one at {path}:{first}; the last one counts"
+                )
+            seen[key] = key_start
+            stack.append((value, (*where, key)))
+        stack.extend((item, (*where, i)) for i, item in enumerate(node.items))
+    out.sort(key=_position_order)
+    return out
+
+
+def _position_order(line: str) -> tuple[int, int]:
+    match = re.search(r":(\d+):(\d+): warning", line)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def validate_prd(raw: Any, path: Path) -> Prd:
@@ -265,22 +454,6 @@ def _problem(loc: tuple[int | str, ...], items: list[dict[str, Any]], data: dict
     return message
 
 
-def _duplicate_id(data: dict[str, Any]) -> tuple[int, int, str] | None:
-    """(index, index of the first use, id) of the first repeated story id."""
-    seen: dict[str, int] = {}
-    stories = data.get("userStories")
-    if not isinstance(stories, list):
-        return None
-    for index, entry in enumerate(stories):
-        if not isinstance(entry, dict) or "id" not in entry:
-            continue
-        key = str(entry["id"])
-        if key in seen:
-            return index, seen[key], key
-        seen[key] = index
-    return None
-
-
 def _preview(value: Any) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
@@ -304,9 +477,10 @@ def _json_kind(value: Any) -> str:
 def prd_json_schema() -> dict[str, Any]:
     """The PRD's JSON Schema for editors; unknown fields stay allowed, as the store keeps them.
 
-    Three shapes are accepted: an object with ``userStories``, an object with ``stories``, or a
-    top-level array of feature items (whose id is their position and whose title is the first
-    line of their description when they have none).
+    The shapes accepted: an object with ``userStories``, an object with ``stories``, a feature
+    list (an object with ``features``, ``items``, ``cards`` or ``tasks``), or a top-level array
+    of feature items (a feature item's id is its position, its title its ``name`` or the first
+    line of its description, its ``passes`` its ``status`` word, when it has none).
     """
     schema = Prd.model_json_schema()
     schema.pop("title", None)
@@ -318,8 +492,9 @@ def prd_json_schema() -> dict[str, Any]:
             field.pop("title", None)  # generated ones ("Acceptancecriteria") help nobody
     story = defs["Story"]["properties"]
     story["id"]["description"] = (
-        'Unique: "US-001" or 1. Strings and integers match by text. '
-        "Items of a top-level array without an id get their 1-based position."
+        '"US-001" or 1. Strings and integers match by text. A repeated id loads with a '
+        "warning; each copy is then addressed as <id>@<position>. Feature items without an id "
+        "get their 1-based position."
     )
     story["title"]["description"] = (
         "Shown on the board and in the commit subject; in a top-level array it defaults to "
@@ -348,8 +523,27 @@ def prd_json_schema() -> dict[str, Any]:
     stories_object["properties"]["stories"] = stories_object["properties"].pop("userStories")
     stories_object["required"] = ["stories"]
     feature = json.loads(json.dumps(defs["Story"]))
-    feature["required"] = ["passes"]
+    feature.pop("required", None)
+    feature["properties"]["priority"] = {
+        "anyOf": [
+            feature["properties"]["priority"],
+            {"type": "string", "description": "critical, high, medium, low or P0-P4"},
+        ]
+    }
+    feature["properties"]["status"] = {
+        "type": "string",
+        "description": "Instead of passes: done, completed, passing, ... pass; other words do not.",
+    }
     defs["FeatureItem"] = feature
+    feature_lists = [
+        {
+            "type": "object",
+            "required": [key],
+            "properties": {key: {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}}},
+            "additionalProperties": True,
+        }
+        for key in sorted(_FEATURE_KEYS)
+    ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ralph-tui PRD",
@@ -358,6 +552,7 @@ def prd_json_schema() -> dict[str, Any]:
             schema,
             stories_object,
             {"type": "array", "items": {"$ref": "#/$defs/FeatureItem"}},
+            *feature_lists,
         ],
         "$defs": defs,
     }
@@ -419,7 +614,8 @@ _STATUS_PAIRS = {
     "not_started": "completed", "not-started": "completed", "in_progress": "completed",
     "in-progress": "completed", "ready": "done", "backlog": "done", "new": "done",
     "closed": "open", "done": "todo", "completed": "pending", "complete": "pending",
-    "passed": "pending", "passing": "pending", "finished": "pending",
+    "passed": "pending", "passing": "failing", "finished": "pending", "failing": "passing",
+    "failed": "passed", "blocked": "done",
 }  # fmt: skip
 
 
@@ -430,7 +626,7 @@ def _status_word(stories: list[Any], passes: bool, current: str) -> str:
     same = [
         e["status"]
         for e in stories
-        if isinstance(e, dict) and isinstance(e.get("status"), str) and e.get("passes") is passes
+        if isinstance(e, dict) and isinstance(e.get("status"), str) and entry_passes(e) is passes
     ]
     if same:
         return str(max(set(same), key=same.count))
@@ -443,18 +639,40 @@ def _status_word(stories: list[Any], passes: bool, current: str) -> str:
 
 
 def in_file_terms(raw: Any, entry: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Model-named changes as this entry stores them."""
+    """Model-named changes as this entry stores them: a feature item without ``passes`` keeps
+    saying it with its ``status`` word (or ``done`` flag), a field it spells another way
+    (``name``, ``stepsToVerify``, ``depends_on``) is written under that name."""
     out = dict(changes)
     status = entry.get("status")
-    flips = "passes" in out and entry.get("passes") is not out["passes"]
-    if flips and isinstance(status, str) and "status" not in out:
+    flips = "passes" in out and entry_passes(entry) is not out["passes"]
+    if "passes" in out and "passes" not in entry and status_passes(entry) is not None:
+        wanted = bool(out.pop("passes"))
+        if isinstance(status, str):
+            if flips and "status" not in out:
+                out["status"] = _status_word(raw_stories(raw), wanted, status)
+        else:
+            flag = next(f for f in ("done", "completed") if isinstance(entry.get(f), bool))
+            out[flag] = wanted
+    elif flips and isinstance(status, str) and "status" not in out:
         out["status"] = _status_word(raw_stories(raw), bool(out["passes"]), status)
+    for field in ("title", "dependsOn"):
+        if field in out and field not in entry:
+            alias = next((a for a in FIELD_ALIASES[field] if a in entry), None)
+            if alias is not None:
+                out[alias] = out.pop(field)
     if "acceptanceCriteria" in out:
         texts = out["acceptanceCriteria"]
         steps = entry.get("steps")
         if "steps" in entry and "acceptanceCriteria" not in entry:
             out["steps"] = out.pop("acceptanceCriteria")
             return out
+        if "acceptanceCriteria" not in entry:
+            alias = next((a for a in FIELD_ALIASES["acceptanceCriteria"] if a in entry), None)
+            if alias is not None:
+                value = out.pop("acceptanceCriteria")
+                joined = isinstance(entry[alias], str) and isinstance(value, list)
+                out[alias] = "\n".join(map(str, value)) if joined else value
+                return out
         if isinstance(steps, list) and isinstance(texts, list):
             # both lists are edited as one (criteria, then steps): a line that is one of the
             # entry's steps stays a step, every other line is a criterion

@@ -27,12 +27,15 @@ from ralph_tui import json_text
 from ralph_tui.prd import Prd, Story
 from ralph_tui.prd_format import (
     PrdError,
+    document_warnings,
+    fills_ids,
     in_file_terms,
     normalise,
     parse_document,
     parse_prd,
     prd_json_schema,
     raw_stories,
+    repeated_ids,
     splice_document,
     validate_document,
     validate_prd,
@@ -80,6 +83,12 @@ class PrdStore:
 
     def load(self) -> Prd:
         return parse_document(self._decode(self._read_bytes()), self.path)[1]
+
+    def check(self) -> tuple[Prd, list[str]]:
+        """The PRD and what loads but deserves a look (repeated ids or keys, with places)."""
+        text = self._decode(self._read_bytes())
+        raw, prd = parse_document(text, self.path)
+        return prd, document_warnings(text, raw, prd, self.path)
 
     def _read_bytes(self) -> bytes:
         try:
@@ -149,8 +158,8 @@ class PrdStore:
             expected = list(order)
             expected[i], expected[j] = expected[j], expected[i]
             stories = raw_stories(raw)
-            a = _index_of(prd, key)
-            b = _index_of(prd, order[j])
+            a = prd.index_of(key)
+            b = prd.index_of(order[j])
             pa, pb = stories[a].get("priority"), stories[b].get("priority")
             if not json_text.same(pa, pb):
                 _set_or_drop(stories[a], "priority", pb)
@@ -158,7 +167,7 @@ class PrdStore:
                 trial = Prd.model_validate(normalise(raw))
                 if [s.key for s in trial.open_order()] == expected:
                     return True
-            if isinstance(raw, list) and any(
+            if fills_ids(raw) and any(
                 isinstance(e, dict) and "id" not in e for e in (stories[a], stories[b])
             ):
                 return False  # ids are positions here: swapping places would renumber them
@@ -172,7 +181,7 @@ class PrdStore:
 
         def change(raw: Any, prd: Prd) -> str:
             stories = raw_stories(raw)
-            positional = isinstance(raw, list) and not any(
+            positional = fills_ids(raw) and not any(
                 isinstance(e, dict) and "id" in e for e in stories
             )
             if positional:
@@ -230,7 +239,9 @@ class PrdStore:
                 result = change(raw, prd)
                 if result is False:
                     return prd, result
-                new_prd = validate_document(raw, self.path, " (change not saved)")
+                new_prd = validate_document(
+                    raw, self.path, " (change not saved)", known_duplicates=repeated_ids(prd)
+                )
                 new_bytes = splice_document(text, raw, self.path).encode("utf-8")
                 if self._swap(target, original, new_bytes):
                     return new_prd, result
@@ -271,7 +282,7 @@ class PrdStore:
 
     def _raw_story(self, raw: Any, prd: Prd, story_id: str) -> dict[str, Any]:
         try:
-            entry: dict[str, Any] = raw_stories(raw)[_index_of(prd, story_id)]
+            entry: dict[str, Any] = raw_stories(raw)[prd.index_of(story_id)]
         except KeyError:
             raise PrdError(f"{self.path}: no story with id {str(story_id)!r}") from None
         return entry
@@ -320,14 +331,6 @@ class PrdStore:
             return _digest(target.read_bytes())
         except OSError:
             return None
-
-
-def _index_of(prd: Prd, story_id: str) -> int:
-    """A story's position: the model keeps the file's order, one entry per story."""
-    for index, story in enumerate(prd.userStories):
-        if story.key == str(story_id):
-            return index
-    raise KeyError(story_id)
 
 
 def _set_or_drop(entry: dict[str, Any], key: str, value: Any) -> None:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from ralph_tui.errors import GitError, UsageError
 from ralph_tui.git_repo import GitRepo
+from ralph_tui.prd import safe_name
 from ralph_tui.prd_store import PrdStore, parse_prd
 from ralph_tui.progress import ProgressLog
 
@@ -47,12 +48,6 @@ Phase = Literal["iteration", "committing"]
 
 def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe form of a story id (never a path: no separators, no dots-only)."""
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60]
-    return name if name.strip(".") else "story"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git, git_output
-from ralph_tui.recovery import safe_name
+from ralph_tui.prd import safe_name
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -229,7 +229,11 @@ class WorktreeManager:
         meta.write_text(
             json.dumps({"story": story_id, "branch": branch, "base": base}), encoding="utf-8"
         )
-        _git(self.main_root, "worktree", "add", "-q", "-f", "-B", branch, str(root), base)
+        try:
+            _git(self.main_root, "worktree", "add", "-q", "-f", "-B", branch, str(root), base)
+        except GitError:
+            self._remove_paths(root, branch, meta)  # no record of a worktree that never was
+            raise
         # only a worktree that was checked out whole has a change worth saving after a crash
         meta.write_text(
             json.dumps({"story": story_id, "branch": branch, "base": base, "ready": True}),

@@ -77,9 +77,21 @@ def test_invalid_story_fields_are_rejected(bad: dict[str, Any]) -> None:
         prd({**story("A", "a"), **bad})
 
 
-def test_duplicate_ids_are_rejected_even_across_int_and_string() -> None:
-    with pytest.raises(ValidationError, match="duplicate"):
-        prd(story(1, "a"), story("1", "b"))
+def test_repeated_ids_are_addressed_by_position_even_across_int_and_string() -> None:
+    p = prd(story(1, "a", passes=True), story("B", "b"), story("1", "c", 0), story("D", "d"))
+    assert [s.key for s in p.userStories] == ["1@1", "B", "1@3", "D"]
+    assert p.duplicate_ids() == [[0, 2]]
+    assert keys(p) == ["1@3", "B", "D"]  # the open copy is picked, by its own key
+    assert p.index_of("1@3") == 2 and p.index_of("1@1") == 0
+    found = p.story("1")  # the bare id (a dependency, an API call) is the first copy
+    assert found is not None and found.title == "a"
+
+
+def test_a_key_made_for_a_repeat_does_not_collide_with_a_real_id() -> None:
+    p = prd(story("A", "a"), story("A@2", "b"), story("A", "c"))
+    assert [s.key for s in p.userStories] == ["A@1", "A@2", "A@3"]
+    p = prd(story("A@3", "x"), story("A", "a"), story("A", "c"))
+    assert [s.key for s in p.userStories] == ["A@3", "A@2", "A@3@"]
 
 
 def test_unknown_fields_are_kept() -> None:

@@ -106,10 +106,6 @@ def test_json_syntax_error_names_line_and_column(prd_path: Path, text: str, wher
         (b'{"userStories": [], "n": NaN}', "NaN is not a JSON number"),
         (b'{"userStories": [], "n": -Infinity}', "-Infinity is not a JSON number"),
         (
-            b'{"userStories": [{"id": "A", "title": "a", "title": "b"}]}',
-            "duplicate key 'title' in one JSON object",
-        ),
-        (
             b'{"userStories": [{"id": "A",\n "title": "caf\xe9"}]}',
             ":2:15: not valid UTF-8 (byte 0xe9)",
         ),
@@ -141,10 +137,6 @@ def test_other_unreadable_files(prd_path: Path, content: bytes, message: str) ->
         (
             [{**story("A", "a"), "passes": "no"}],
             '15:17: userStories[0].passes: Input should be a valid boolean (got "no")',
-        ),
-        (
-            [story("US-001", "a"), story("B", "b"), story("US-001", "c")],
-            "31:13: userStories[2].id: duplicate id 'US-001' (same as userStories[0])",
         ),
         (
             [{**story("A", "a"), "id": 1.5}],
@@ -199,7 +191,14 @@ def test_schema_is_for_editors() -> None:
     shapes = schema["anyOf"]
     assert shapes[0]["required"] == ["userStories"] and shapes[1]["required"] == ["stories"]
     assert shapes[2]["type"] == "array"
-    assert schema["$defs"]["FeatureItem"]["required"] == ["passes"]
+    # a feature item may say passes with a status word, and go without an id or title
+    assert "required" not in schema["$defs"]["FeatureItem"]
+    assert [shape["required"] for shape in shapes[3:]] == [
+        ["cards"],
+        ["features"],
+        ["items"],
+        ["tasks"],
+    ]
     assert "testCommand" in schema["$defs"]["Criterion"]["properties"]
     json.dumps(schema)  # serialisable as printed by `ralph-tui schema`
 
