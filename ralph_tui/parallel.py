@@ -353,6 +353,19 @@ class ParallelEngine(Engine):
             ticket.placed.set()
             tree = await checkout.code_tree()
             results = await checkout.run_gates()
+            if not all(r.passed for r in results) and target != self._head:
+                # gated on top of changes still in flight: the failure may be theirs (one that
+                # fails its own gates leaves the train), so what goes back to the agent is the
+                # verdict on main alone
+                self._gated[tree] = results
+                if not await checkout.rebase(self._head, keep_conflicts=False):
+                    self.notice(
+                        f"Task #{story.key}'s gates failed on top of changes still in flight; "
+                        "running them again on main alone"
+                    )
+                    ticket.commit = (await checkout.snapshot()).commit
+                    tree = await checkout.code_tree()
+                    results = await checkout.run_gates()
         except BaseException:
             self._leave_train(worker)
             raise

@@ -20,6 +20,7 @@ from ralph_tui.events import (
     Committed,
     Event,
     GateFinished,
+    GateStarted,
     IterationFinished,
     IterationStarted,
     Notice,
@@ -29,6 +30,7 @@ from ralph_tui.events import (
 from ralph_tui.headless import run_headless
 from ralph_tui.parallel import ParallelEngine
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest
+from tests.security.unsandboxed import OFF
 from tests.support.engine import (
     HoldFirstApproval,
     RecordingSink,
@@ -430,4 +432,45 @@ async def test_stop_reaches_every_worker_at_its_safe_point(tmp_path: Path) -> No
     assert sorted(e.story_id for e in finished) == ["US-001", "US-002"]  # US-003 never started
     assert all(e.outcome == "stopped" and e.patch_path for e in finished)
     assert passes(root) == {"US-001": False, "US-002": False, "US-003": False}
+    assert_clean(root)
+
+
+async def test_a_change_is_not_failed_by_the_failing_change_it_was_gated_on(
+    tmp_path: Path,
+) -> None:
+    # US-002 is gated on top of US-001's change while US-001's gates still run; US-001's
+    # change fails its own gate (it adds bad.txt) and leaves the train. US-002's verdict must be
+    # its own: re-gated on main alone, it passes and lands without US-001's file.
+    go = tmp_path / "go"
+    gate = f"while [ ! -e {go} ]; do sleep 0.01; done; test ! -e bad.txt"
+    root = make_repo(
+        tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two", 2)], gates={"ok": gate}
+    )
+    script = {
+        "stories": {
+            "US-001": [
+                [create("bad.txt", "x\n"), complete()],
+                [create("one.txt", "1\n"), complete()],
+            ],
+            "US-002": [{"wait": "second"}, create("two.txt", "2\n"), complete()],
+        }
+    }
+    agents: list[ScriptedAgent] = []
+
+    def order(event: Event) -> None:
+        if isinstance(event, GateStarted) and event.worker == 1 and agents:
+            agents[0].release("second")  # US-001 is in the train: let US-002 reach its gates
+        if isinstance(event, GateStarted) and event.worker == 2:
+            go.touch()  # US-002 is gated on top of US-001: now let the gates end
+
+    sink = TeeSink(order)
+    engine, agent, _, _ = make_parallel(root, script, sink=sink, approve="auto", **OFF)
+    agents.append(agent)
+    assert await run(engine, sink) == 0
+    assert passes(root) == {"US-001": True, "US-002": True}
+    two = next(c for c in sink.of(Committed) if c.story_id == "US-002")
+    assert "bad.txt" not in git(root, "show", "--name-only", "--format=", two.sha)
+    refused = [o for t, o in agent.received if t == "complete_task" and "failed" in o.content]
+    assert len(refused) == 1  # only US-001's own failure went back to an agent
+    assert "bad.txt" not in git(root, "ls-files")
     assert_clean(root)
