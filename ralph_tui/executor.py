@@ -310,6 +310,7 @@ class WorktreeCheckout:
                 GateStarted(name=name, command=command, criterion=criterion)
             ),
             on_finish=lambda result: host.emit(gate_event(result)),
+            base=self.tree.base,
         )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import GateStateName
+from ralph_tui.path_rules import changed_breaches, explain
 from ralph_tui.prd import Story
 from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
 from ralph_tui.sandbox import Sandbox
@@ -176,10 +177,13 @@ async def run_story_gates(
     *,
     on_start: Callable[[str, str, str], None],
     on_finish: Callable[[GateResult], None],
+    base: str | None = None,
 ) -> list[GateResult]:
     """The project's gates and the story's own commands in ``cwd``, in ``sandbox``; every
     result (and ``on_start``'s third argument) carries the criterion it checks, empty for a
-    project gate. One place for the main checkout and the workers' worktrees."""
+    project gate. One place for the main checkout and the workers' worktrees. ``base``: the
+    commit the change applies to where it is already committed on it (a worktree's snapshot),
+    for the story's path rules (``path_rules``)."""
     gates, criteria = story_gates(config, story)
 
     def tagged(result: GateResult) -> GateResult:
@@ -194,7 +198,40 @@ async def run_story_gates(
         on_start=lambda name, command: on_start(name, command, criteria.get(name, "")),
         on_finish=lambda result: on_finish(tagged(result)),
     )
-    return [tagged(r) for r in results]
+    out = [tagged(r) for r in results]
+    rules = story.path_rules if story is not None else ([], [])
+    if rules[0] or rules[1]:
+        on_start(PATHS_CHECK, _PATHS_COMMAND, "allowed_paths")
+        engine_files = (config.prd_path(cwd), config.progress_path(cwd))
+        out.append(await asyncio.to_thread(_path_rules_result, cwd, *rules, engine_files, base))
+        on_finish(out[-1])
+    return out
+
+
+PATHS_CHECK = "story: allowed paths"
+_PATHS_COMMAND = "(ralph-tui checks the story's allowed_paths and forbidden)"
+
+
+def _path_rules_result(
+    cwd: Path,
+    allowed: list[str],
+    forbidden: list[str],
+    engine_files: tuple[Path, ...],
+    base: str | None,
+) -> GateResult:
+    """The story's path rules as one more check beside its gates (see ``path_rules``)."""
+    started = time.monotonic()
+    found = changed_breaches(cwd, allowed, forbidden, engine_files, base)
+    took = round(time.monotonic() - started, 3)
+    if not found:
+        return GateResult(
+            PATHS_CHECK, _PATHS_COMMAND, "passed", 0, took, "", "every changed path is allowed",
+            criterion="allowed_paths",
+        )  # fmt: skip
+    summary, output = explain(found)
+    return GateResult(
+        PATHS_CHECK, _PATHS_COMMAND, "failed", 1, took, output, summary, criterion="allowed_paths"
+    )
 
 
 def story_gates(config: RalphConfig, story: Story | None) -> tuple[dict[str, str], dict[str, str]]:

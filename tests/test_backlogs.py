@@ -34,7 +34,9 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def scripted_repo(root: Path) -> Path:
     script = root.parent / "script.json"
-    script.write_text(json.dumps({"default": [create("feature.txt", "hi\n"), complete()]}))
+    # inside feature_list.json's story 2 allowed_paths (tests/test_path_rules.py enforces them)
+    change = create("src/orders/feature.txt", "hi\n")
+    script.write_text(json.dumps({"default": [change, complete()]}))
     return make_repo(root, extra_config=f"script = {json.dumps(str(script))}\n{OFF_TOML}")
 
 
