@@ -332,6 +332,12 @@ class ParallelEngine(Engine):
     def _leave_train(self, worker: int) -> None:
         ticket = self._ticket(worker)
         if ticket is not None:
+            if ticket.state != "landed":
+                # the changes behind it may have been gated on top of it: their commits hold a
+                # change that will not land, so nothing new is stacked on them (their own
+                # landing re-checks the tree that really lands, see ``merge``)
+                for follower in self._train[self._train.index(ticket) + 1 :]:
+                    follower.tainted = True
             self._train.remove(ticket)
             ticket.placed.set()
             self._train_moved.set()
@@ -345,7 +351,10 @@ class ParallelEngine(Engine):
         try:
             if ahead is not None:  # its place in the train is known in a few git calls
                 await ahead.placed.wait()
-            target = next((t.commit for t in reversed(self._train) if t.commit), self._head)
+            target = next(
+                (t.commit for t in reversed(self._train) if t.commit and not t.tainted),
+                self._head,
+            )
             await checkout.snapshot()
             if target != checkout.base_commit:
                 await checkout.rebase(target, keep_conflicts=False)  # a conflict waits
@@ -407,7 +416,9 @@ class ParallelEngine(Engine):
                 known = self._gated.get(landed) if landed is not None else None
                 if known is not None and all(r.passed for r in known):
                     # the tree that lands is one the gates passed on: no rebase, no re-run
-                    return await self._land(story, change.patch, learnings)
+                    sha = await self._land(story, change.patch, learnings)
+                    ticket.state = "landed"
+                    return sha
                 conflicts = await checkout.rebase(head)
                 if conflicts:
                     self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
@@ -425,7 +436,9 @@ class ParallelEngine(Engine):
                         "gates fail on the result:\n\n" + gate_report(results)
                     )
                 change = await checkout.snapshot()
-                return await self._land(story, change.patch, learnings)
+                sha = await self._land(story, change.patch, learnings)
+                ticket.state = "landed"
+                return sha
         finally:
             self._leave_train(worker)
 
@@ -482,8 +495,9 @@ class _Ticket:
 
     worker: int
     story_id: str
-    state: Literal["gating", "approval", "merging"] = "gating"
+    state: Literal["gating", "approval", "merging", "landed"] = "gating"
     commit: str | None = None  # the change on top of the ones ahead (None: not yet known)
+    tainted: bool = False  # a change ahead of it left the train without landing
     placed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 

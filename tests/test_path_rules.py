@@ -7,16 +7,20 @@ human and is never committed, in the main checkout and in a worker's worktree al
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from ralph_tui.agents.scripted import ScriptedAgent
+from ralph_tui.events import ApprovalNeeded, Committed, Event, GateStarted
 from ralph_tui.path_rules import breaches, rule_covers
+from ralph_tui.supervisor import ApprovalRequest
 from tests.security.unsandboxed import OFF
-from tests.support.engine import complete, create, make_engine
+from tests.support.engine import ScriptedSupervisor, complete, create, make_engine
 from tests.support.repo import git, make_repo, story
-from tests.test_parallel import make_parallel, run
+from tests.test_parallel import TeeSink, make_parallel, run
 
 RULES = {"allowed_paths": ["src/orders/", "tests/orders/*"], "forbidden": ["src/orders/keys.py"]}
 
@@ -100,22 +104,52 @@ async def test_a_forbidden_file_is_refused_before_the_human_sees_it(tmp_path: Pa
     assert git(root, "log", "--format=%s").splitlines() == ["initial"]
 
 
-async def test_a_worker_is_held_to_its_story_rules(tmp_path: Path) -> None:
+async def test_a_worker_is_held_to_its_story_rules_and_a_retry_keeps_its_work(
+    tmp_path: Path,
+) -> None:
+    # The order is forced with events: US-002 is gated on top of US-001's first attempt while
+    # that attempt's gates still run; the attempt breaks the rules and leaves the merge train;
+    # US-002's approval is held until US-001's retry (the same o.py, no payments) asks too. The
+    # retry must be gated on main, not on US-002's commit that holds the refused attempt (there
+    # the retry's o.py is no change at all, and the story would land without its code).
+    go = tmp_path / "go"
+    barrier = f"while [ ! -e {go} ]; do sleep 0.01; done; true"
     root = make_repo(
-        tmp_path / "ws", [story("US-001", "Orders", **RULES), story("US-002", "Free", 2)]
+        tmp_path / "ws",
+        [story("US-001", "Orders", **RULES), story("US-002", "Free", 2)],
+        gates={"ok": barrier},
     )
     script = {
         "stories": {
             "US-001": SCRIPT["stories"]["US-001"],
-            "US-002": [create("anywhere.txt", "free\n"), complete()],
+            "US-002": [{"wait": "second"}, create("anywhere.txt", "free\n"), complete()],
         }
     }
-    engine, agent, sink, _ = make_parallel(root, script, workers=2, approve="auto", **OFF)
+    agents: list[ScriptedAgent] = []
+    retry_asked = asyncio.Event()
+
+    def order(event: Event) -> None:
+        if isinstance(event, GateStarted) and event.worker == 1:
+            agents[0].release("second")
+        if isinstance(event, GateStarted) and event.worker == 2:
+            go.touch()
+        if isinstance(event, ApprovalNeeded) and event.story_id == "US-001":
+            retry_asked.set()
+
+    async def hold_second(request: ApprovalRequest) -> None:
+        if request.story_id == "US-002":
+            await retry_asked.wait()
+
+    sink = TeeSink(order)
+    sup = ScriptedSupervisor(on_approve=hold_second)
+    engine, agent, _, _ = make_parallel(root, script, sup, sink=sink, workers=2, **OFF)
+    agents.append(agent)
     assert await run(engine, sink) == 0
     refused = [o for tool, o in agent.received if tool == "complete_task" and "Undo" in o.content]
     assert len(refused) == 1 and "src/payments/pay.py" in refused[0].content
+    one = next(c for c in sink.of(Committed) if c.story_id == "US-001")
+    assert "src/orders/o.py" in one.files
     landed = git(root, "log", "--name-only", "--format=").split()
-    assert "src/orders/o.py" in landed and "anywhere.txt" in landed
-    assert "src/payments/pay.py" not in landed
+    assert "anywhere.txt" in landed and "src/payments/pay.py" not in landed
     prd = json.loads((root / "tasks/backend_prd.json").read_text())
     assert all(s["passes"] for s in prd["userStories"])
