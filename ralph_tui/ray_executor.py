@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,10 +114,22 @@ def agent_credentials(config: RalphConfig, env: Mapping[str, str] | None = None)
     return found
 
 
+PROBE_TIMEOUT_S = 5.0
+
+
 def connect(options: RayOptions) -> None:
-    """Join the cluster once per process (tests and embedders may already have)."""
+    """Join the cluster once per process (tests and embedders may already have).
+
+    A ``host:port`` that nothing answers on is refused at once: ``ray.init`` would retry
+    for minutes before it gave up. The connect runs in a worker thread (the event loop keeps
+    drawing), where Ray warns that it sets no SIGTERM handler: ralph-tui has its own.
+    """
     if ray.is_initialized():
         return
+    _probe(options.address)
+    quiet = _DropRecord("SIGTERM handler is not set")
+    worker_log = logging.getLogger("ray._private.worker")
+    worker_log.addFilter(quiet)
     try:
         ray.init(
             address=options.address,
@@ -127,6 +140,34 @@ def connect(options: RayOptions) -> None:
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(f"ray.address {options.address!r}: cannot connect: {exc}") from exc
+    finally:
+        worker_log.removeFilter(quiet)
+
+
+def _probe(address: str) -> None:
+    """A one-line error when nothing listens at ``host:port`` (``auto`` is Ray's to find)."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"ray.address {address!r}: cannot connect: nothing answers at {target} ({reason}); "
+            "is the cluster started (ray start --head) and reachable from here?"
+        ) from None
+
+
+class _DropRecord(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 class _Changes:
@@ -316,6 +357,7 @@ class RayExecutor:
         self._deltas: dict[str, bytes] = {}
         self._scratch: Scratch | None = None
         self._base_lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
         self._placed: dict[tuple[str, int], Lease] = {}
         self._workers = config.workers
         self._preload = (AGENT_MODULES[config.agent],) if config.agent in AGENT_MODULES else ()
@@ -332,15 +374,21 @@ class RayExecutor:
         return self._scratch
 
     async def _connect(self) -> ActorPool:
-        """Join the cluster and start the pool of warm actors (once per run)."""
-        if self._runner is None:
-            await asyncio.to_thread(connect, self.options)
-            self._runner = ray.remote(StoryRunner)
-        if self.pool is None:
-            self.pool = ActorPool(self._runner, self.options, self._workers, self._preload)
-            self.pool.expect(self._expected)
-            await self.pool.start()
-        return self.pool
+        """Join the cluster and start the pool of warm actors (once per run).
+
+        Several stories are placed at once; the lock makes the second wait for the first
+        one's connect and pool instead of calling ``ray.init`` again (which Ray refuses).
+        """
+        async with self._connect_lock:
+            if self._runner is None:
+                await asyncio.to_thread(connect, self.options)
+                self._runner = ray.remote(StoryRunner)
+            if self.pool is None:
+                pool = ActorPool(self._runner, self.options, self._workers, self._preload)
+                pool.expect(self._expected)
+                await pool.start()
+                self.pool = pool
+            return self.pool
 
     async def _bundle(self, base: str) -> tuple[Any, bytes]:
         """What a node clones ``base`` from: the run's first base as a whole bundle (put in

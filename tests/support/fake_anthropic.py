@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -206,6 +206,8 @@ class _State:
     default_text: str = "Nothing more to do."
     chunk_size: int = 7
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # answers from the request itself (several agents at once: which story, which turn)
+    responder: Callable[[dict[str, Any]], Reply] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -239,7 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = _as_dict(record.body)
         with state.lock:
-            planned = state.replies.popleft() if state.replies else reply(state.default_text)
+            if state.responder is not None and not state.replies:
+                planned = state.responder(body)
+            else:
+                planned = state.replies.popleft() if state.replies else reply(state.default_text)
         error = planned.get("error")
         if error:
             status = int(error.get("status", 500))
@@ -420,6 +425,12 @@ class FakeAnthropic:
     def add(self, *replies: Reply) -> None:
         with self._server.state.lock:
             self._server.state.replies.extend(replies)
+
+    def respond_with(self, responder: Callable[[dict[str, Any]], Reply]) -> None:
+        """Answer each request by ``responder(body)`` once the queue is empty: for agents
+        that run at once (parallel workers, Ray nodes), where a queue's order is a race."""
+        with self._server.state.lock:
+            self._server.state.responder = responder
 
     def start(self) -> FakeAnthropic:
         self._thread = threading.Thread(

@@ -106,6 +106,9 @@ class LocalRayCluster:
     port: int = 0
     nodes: dict[str, RayNode] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rtlog-")))
+    # False: this process never joins the cluster (``ray.init``); the end-to-end tests leave
+    # that to the ralph-tui they start, as a user's cluster would
+    driver: bool = True
 
     @property
     def address(self) -> str:
@@ -176,7 +179,8 @@ class LocalRayCluster:
             time.sleep(0.3)
         for name in self.worker_names:
             self._start(name, head=False)
-        self._connect_driver()
+        if self.driver:
+            self._connect_driver()
         self._wait_for_workers(deadline)
         return self
 
@@ -190,16 +194,34 @@ class LocalRayCluster:
             logging_level="warning",
         )
 
-    def _wait_for_workers(self, deadline: float) -> None:
-        import ray
+    def _alive_nodes(self) -> list[dict[str, object]]:
+        """``ray.nodes()`` of the live nodes: here, or from a short-lived driver process."""
+        if self.driver:
+            import ray
 
+            return [n for n in ray.nodes() if n["Alive"]]
+        program = (
+            "import json, ray\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False, logging_level='error')\n"
+            "print(json.dumps([n for n in ray.nodes() if n['Alive']], default=str))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            env=self._env(),
+            check=False,
+            timeout=START_TIMEOUT_S,
+        )
+        lines = out.stdout.decode(errors="replace").strip().splitlines()
+        return list(json.loads(lines[-1])) if out.returncode == 0 and lines else []
+
+    def _wait_for_workers(self, deadline: float) -> None:
         while True:
             by_resource = {
-                name: n["NodeID"]
-                for n in ray.nodes()
-                if n["Alive"]
+                name: str(n["NodeID"])
+                for n in self._alive_nodes()
                 for name in self.worker_names
-                if name in n["Resources"]
+                if name in n["Resources"]  # type: ignore[operator]
             }
             if len(by_resource) == len(self.worker_names):
                 break
