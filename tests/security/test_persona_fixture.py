@@ -1,5 +1,6 @@
-"""A real persona file users already have (shared/fixtures/backend-python-expert.md) tells the
-agent to run the loop itself: `git add . && git commit`, set `passes: true` in the PRD and
+"""A persona file in the format users already have (Markdown with YAML front matter, escaped
+markup and all; tests/fixtures/personas/, the project's own, written after the real ones) tells
+the agent to run the loop itself: `git add . && git commit`, set `passes: true` in the PRD and
 append its own progress entry. An agent that obeys it, word for word, through the real tools and
 engine: the persona loads as the system prompt, ralph-tui's rules come after it and say they
 win, and the engine still decides what lands (one commit, its own bookkeeping).
@@ -20,13 +21,11 @@ from tests.security.unsandboxed import OFF
 from tests.support.engine import complete, create, make_engine
 from tests.support.repo import git, make_repo
 
-# The repository is cloned beside shared/ (CI copies it there; so do the developers' machines).
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "backend-python-expert.md"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/personas/python-service-engineer.md"
 
 
 @pytest.fixture
 def persona_file() -> Path:
-    assert FIXTURE.is_file(), f"{FIXTURE}: the shared persona fixture is missing"
     return FIXTURE
 
 
@@ -38,9 +37,9 @@ def test_the_users_persona_loads_and_the_loop_rules_override_its_own_loop(
     persona_file: Path,
 ) -> None:
     persona = load_persona(persona_file)
-    assert persona.name == "Backend Python Expert"
-    assert persona.description.startswith("Senior backend developer")
-    assert persona.body.startswith("# Backend Python Expert")
+    assert persona.name == "Python Service Engineer"
+    assert persona.description.startswith("Pragmatic engineer")
+    assert persona.body.startswith("# Python Service Engineer")
     assert "### 6. Commit Changes" in persona.body  # the persona's own loop is kept as written
     prompt = build_system_prompt(persona)
     # ralph-tui's rules come last, and say they replace the persona's commit/bookkeeping steps
@@ -76,7 +75,7 @@ async def test_an_agent_obeying_the_persona_cannot_commit_or_mark_itself_done(
 
     # the agent was given the user's persona, then ralph-tui's rules
     system = agent.requests[0].system_prompt
-    assert system.startswith("# Backend Python Expert")
+    assert system.startswith("# Python Service Engineer")
     assert system.index("# How this loop works") > system.index("### 6. Commit Changes")
 
     # the human saw the whole change, the agent's own commit folded back into it
