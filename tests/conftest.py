@@ -8,6 +8,8 @@ import pytest
 from ralph_tui import credentials
 from tests.support.repo import make_repo
 
+pytest_plugins = ["tests.support.no_skips_in_ci"]
+
 # Commits made by tests (and by ralph-tui subprocesses they start) need an identity that does
 # not depend on the machine's global git config.
 os.environ.setdefault("GIT_AUTHOR_NAME", "ralph-tui tests")

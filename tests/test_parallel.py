@@ -40,6 +40,7 @@ from tests.support.engine import (
     write_script,
 )
 from tests.support.repo import git, make_repo, story, write_prd
+from tests.support.tools import requires_bwrap
 
 
 def make_parallel(
@@ -307,6 +308,7 @@ async def test_reject_and_discard_in_workers(tmp_path: Path) -> None:
     assert_clean(root)
 
 
+@requires_bwrap
 async def test_each_worker_is_confined_to_its_own_worktree(tmp_path: Path) -> None:
     root = make_repo(
         tmp_path / "ws",

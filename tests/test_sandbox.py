@@ -17,6 +17,7 @@ from ralph_tui.errors import UsageError
 from ralph_tui.procgroup import LineSplitter
 from ralph_tui.sandbox import Sandbox, resolve_sandbox
 from tests.support.repo import make_repo, story
+from tests.support.tools import requires_bwrap
 
 
 def _fake_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -150,7 +151,7 @@ def test_line_splitter_streams_lines_across_chunks() -> None:
     assert lines.flush() == ""
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+@requires_bwrap
 def test_a_virtualenv_under_tmp_stays_usable_inside_the_private_tmp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -176,7 +177,7 @@ def test_a_virtualenv_under_tmp_stays_usable_inside_the_private_tmp(
     assert done.stdout.splitlines() == ["toolchain ok", "hidden", "read-only"], done.stderr
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+@requires_bwrap
 def test_doctor_reports_the_sandbox_strength_and_what_the_machine_cannot_give(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

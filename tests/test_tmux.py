@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.repo import git, make_repo
+from tests.support.tools import requires_tmux
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)"
-)
+pytestmark = requires_tmux
 
 RALPH = Path(sys.executable).with_name("ralph-tui")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,10 @@ import pytest
 from ralph_tui.server.http import SERVE_FILE
 from tests.remote.support import SCRIPT
 from tests.support.repo import git, make_repo
+from tests.support.tools import requires_tmux
 from tests.test_tmux import RALPH, Tmux
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)"
-)
+pytestmark = requires_tmux
 
 
 @pytest.fixture

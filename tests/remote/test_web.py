@@ -17,8 +17,9 @@ import pytest
 
 from ralph_tui.server.http import SERVE_FILE
 from tests.remote.support import SCRIPT
-from tests.support.cdp import CHROMIUM, chromium
+from tests.support.cdp import chromium
 from tests.support.repo import git, make_repo
+from tests.support.tools import requires_chromium
 
 RALPH = Path(sys.executable).with_name("ralph-tui")
 
@@ -76,7 +77,7 @@ async def stop(*procs: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (CI installs it)")
+@requires_chromium
 async def test_browser_face_shows_the_panels_and_approves(tmp_path: Path) -> None:
     root, run = await start_run(tmp_path)
     web, address = await start_web(root, free_port())

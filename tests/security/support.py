@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -14,11 +13,9 @@ from typing import Any
 import pytest
 
 from tests.support.repo import git, make_repo, story
+from tests.support.tools import have_tool, requires_bwrap
 
-HAS_BWRAP = shutil.which("bwrap") is not None
-requires_bwrap = pytest.mark.skipif(
-    not HAS_BWRAP, reason="needs bubblewrap (bwrap): only the sandbox stops this attack"
-)
+HAS_BWRAP = have_tool("bwrap")
 # the engine-side defences hold in both modes; "bwrap" is skipped (with the reason) without it
 MODES = [pytest.param("bwrap", marks=requires_bwrap), "off"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.tools import CHROMIUM
 
 # wraps window.WebSocket before the page's own script runs; frames are kept as text
 RECORD_FRAMES = """

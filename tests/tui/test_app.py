@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from ralph_tui.tui.app import RalphApp
 from ralph_tui.tui.bars.approval import approval_text
 from ralph_tui.tui.screens import Confirm
 from tests.support.repo import git, make_repo, story, write_prd
+from tests.support.tools import requires_bwrap
 from tests.tui.support import build_app, complete, create, wait_for
 
 
@@ -448,9 +448,8 @@ async def test_status_line_shows_branch_and_a_standing_no_sandbox_warning(tmp_pa
         await pilot.press("q")
 
 
+@requires_bwrap
 async def test_status_line_has_no_warning_under_bwrap(tmp_path: Path) -> None:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed (CI installs it)")
     root = make_repo(tmp_path / "ws")
     app, _ = build_app(root, ONE_EDIT, overrides={"sandbox": {"mode": "bwrap"}})
     async with app.run_test(size=(160, 40)) as pilot:
