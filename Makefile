@@ -1,35 +1,48 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv first.
+# The demo needs only the base package (no dev tools, no claude, no ray); the tests need the
+# extras. Each has its own stamp, and a venv with the extras counts as having the base.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+FULL := $(VENV)/.installed-dev-claude-ray
 
 .PHONY: demo test lint typecheck pytest bench screenshots clean
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,claude,ray]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(BASE): pyproject.toml | $(PY)
+	@if [ -f $(FULL) ] && [ $(FULL) -nt pyproject.toml ]; then \
+		echo "base package already installed with the extras"; \
+	else \
+		$(PY) -m pip install --quiet -e .; \
+	fi
+	touch $@
+
+$(FULL): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,claude,ray]'
+	touch $@ $(BASE)
+
+demo: $(BASE)
 	$(VENV)/bin/ralph-tui demo
 
-test: $(STAMP) lint typecheck pytest
+test: lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(FULL)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(FULL)
 	$(PY) -m mypy
 
-pytest: $(STAMP)
+pytest: $(FULL)
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(FULL)
 	$(PY) benchmarks/run_all.py
 
-screenshots: $(STAMP)
+screenshots: $(FULL)
 	$(PY) scripts/screenshots.py
 
 clean:

@@ -37,11 +37,14 @@ class Item:
     quantity: int = 0
 '''
 
-_TEST_ITEMS = """from inventory.items import Item
+_TEST_ITEMS = """import unittest
+
+from inventory.items import Item
 
 
-def test_item_defaults_to_no_stock() -> None:
-    assert Item("A1", "Widget", 250).quantity == 0
+class ItemTest(unittest.TestCase):
+    def test_item_defaults_to_no_stock(self) -> None:
+        self.assertEqual(Item("A1", "Widget", 250).quantity, 0)
 """
 
 _SLUG = '''"""Turn item names into URL-safe slugs."""
@@ -57,15 +60,17 @@ def slugify(name: str) -> str:
     return "-".join(words)
 '''
 
-_TEST_SLUG = """from inventory.slug import slugify
+_TEST_SLUG = """import unittest
+
+from inventory.slug import slugify
 
 
-def test_slugify_joins_words() -> None:
-    assert slugify("Blue Widget, Large") == "blue-widget-large"
+class SlugifyTest(unittest.TestCase):
+    def test_slugify_joins_words(self) -> None:
+        self.assertEqual(slugify("Blue Widget, Large"), "blue-widget-large")
 
-
-def test_slugify_empty() -> None:
-    assert slugify("!!!") == ""
+    def test_slugify_empty(self) -> None:
+        self.assertEqual(slugify("!!!"), "")
 """
 
 _PRICE_BUGGY = '''"""Parse prices typed by humans into cents."""
@@ -92,16 +97,18 @@ def parse_price(text: str) -> int:
     return int(whole or 0) * 100 + int((frac + "00")[:2])
 '''
 
-_TEST_PRICE = """import pytest
+_TEST_PRICE = """import unittest
 
 from inventory.price import parse_price
 
+CASES = [("12.50", 1250), ("$3", 300), ("0.5", 50), (" 7.05 ", 705)]
 
-@pytest.mark.parametrize(
-    ("text", "cents"), [("12.50", 1250), ("$3", 300), ("0.5", 50), (" 7.05 ", 705)]
-)
-def test_parse_price(text: str, cents: int) -> None:
-    assert parse_price(text) == cents
+
+class ParsePriceTest(unittest.TestCase):
+    def test_parse_price(self) -> None:
+        for text, cents in CASES:
+            with self.subTest(text=text):
+                self.assertEqual(parse_price(text), cents)
 """
 
 _STOCK = '''"""Stock valuation."""
@@ -118,13 +125,16 @@ def total_value_cents(items: Iterable[Item]) -> int:
     return sum(item.price_cents * item.quantity for item in items)
 '''
 
-_TEST_STOCK = """from inventory.items import Item
+_TEST_STOCK = """import unittest
+
+from inventory.items import Item
 from inventory.stock import total_value_cents
 
 
-def test_total_value() -> None:
-    items = [Item("A", "a", 250, 4), Item("B", "b", 100, 0), Item("C", "c", 5, 3)]
-    assert total_value_cents(items) == 1015
+class StockTest(unittest.TestCase):
+    def test_total_value(self) -> None:
+        items = [Item("A", "a", 250, 4), Item("B", "b", 100, 0), Item("C", "c", 5, 3)]
+        self.assertEqual(total_value_cents(items), 1015)
 """
 
 _MONEY = '''"""Show amounts to humans."""
@@ -139,12 +149,15 @@ def format_cents(cents: int, symbol: str = "€") -> str:
     return f"{sign}{symbol}{cents // 100}.{cents % 100:02d}"
 '''
 
-_TEST_MONEY = """from inventory.money import format_cents
+_TEST_MONEY = """import unittest
+
+from inventory.money import format_cents
 
 
-def test_format_cents() -> None:
-    assert format_cents(1250) == "€12.50"
-    assert format_cents(-5) == "-€0.05"
+class FormatCentsTest(unittest.TestCase):
+    def test_format_cents(self) -> None:
+        self.assertEqual(format_cents(1250), "€12.50")
+        self.assertEqual(format_cents(-5), "-€0.05")
 """
 
 
@@ -290,8 +303,13 @@ def demo_script() -> dict[str, Any]:
 
 
 def _gates() -> dict[str, str]:
+    """pytest and ruff where installed (``make test``'s venv), else the standard library's
+    unittest and compileall: ``make demo`` installs only the base package."""
     python = json.dumps(sys.executable)[1:-1]
-    gates = {"tests": f'"{python}" -m pytest -q -p no:cacheprovider'}
+    if importlib.util.find_spec("pytest") is not None:
+        gates = {"tests": f'"{python}" -m pytest -q -p no:cacheprovider'}
+    else:
+        gates = {"tests": f'"{python}" -m unittest discover -q -s tests -t .'}
     if importlib.util.find_spec("ruff") is not None:
         gates["lint"] = f'"{python}" -m ruff check --no-cache .'
     else:

@@ -273,6 +273,8 @@ _RUFF_OK = re.compile(r"^All checks passed!$")
 _RUFF_FOUND = re.compile(r"^Found (\d+ errors?)(?: \(([^)]*)\))?\.$")
 _FORMAT_WOULD = re.compile(r"(\d+ files? would be reformatted)")
 _FORMAT_OK = re.compile(r"^(\d+ files? (?:already formatted|left unchanged))$")
+_UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in [\d.]+s$")
+_UNITTEST_END = re.compile(r"^(OK|FAILED)(?: \(([^)]*)\))?$")
 _NOT_FOUND = re.compile(r"(?:^|: )([^\s:]+): (?:command )?not found$")
 
 
@@ -314,6 +316,19 @@ def _one_tool(line: str) -> str | None:
     return None
 
 
+def _unittest(lines: list[str]) -> str | None:
+    """unittest's verdict: ``Ran 4 tests in 0.01s`` then ``OK`` or ``FAILED (failures=1)``."""
+    for at in range(len(lines) - 1, 0, -1):
+        end = _UNITTEST_END.match(lines[at])
+        ran = _UNITTEST_RAN.match(lines[at - 1]) if end else None
+        if end and ran:
+            count = int(ran.group(1))
+            tests = f"{count} test{'s' if count != 1 else ''}"
+            detail = f" ({end.group(2)})" if end.group(2) else ""
+            return f"{tests} ok{detail}" if end.group(1) == "OK" else f"{tests}, failed{detail}"
+    return None
+
+
 def summarize(command: str, output: str, exit_code: int | None) -> str:
     """One line for the Gates panel: a known tool's own verdict, else the last line printed.
 
@@ -332,6 +347,8 @@ def summarize(command: str, output: str, exit_code: int | None) -> str:
     for line in reversed(lines[-60:]):
         if summary := _one_tool(line):
             return summary
+    if summary := _unittest(lines[-60:]):
+        return summary
     if lines:
         return one_line(lines[-1], _SUMMARY_WIDTH)
     return f"exit {exit_code}" if exit_code is not None else "no output"

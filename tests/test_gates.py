@@ -216,6 +216,29 @@ BAD_TYPES = "def f(x: int) -> str:\n    return x\n"
 GOOD_TYPES = "def f(x: int) -> str:\n    return str(x)\n"
 
 
+UT_BAD = """import unittest
+
+
+class T(unittest.TestCase):
+    def test_fails(self) -> None:
+        self.assertEqual(1, 2)
+
+    @unittest.skip("not here")
+    def test_skipped(self) -> None:
+        pass
+"""
+UT_GOOD = """import unittest
+
+
+class T(unittest.TestCase):
+    def test_a(self) -> None:
+        pass
+
+    def test_b(self) -> None:
+        pass
+"""
+
+
 async def test_summaries_of_real_pytest_mypy_and_ruff(tmp_path: Path) -> None:
     for name, text in {
         "bad/test_bad.py": BAD_TESTS,
@@ -227,6 +250,8 @@ async def test_summaries_of_real_pytest_mypy_and_ruff(tmp_path: Path) -> None:
         "fmt_bad/a.py": "x=1\n",
         "fmt_bad/b.py": "y = [1,2]\n",
         "fmt_good/a.py": "x = 1\n",
+        "ut_bad/test_u.py": UT_BAD,
+        "ut_good/test_u.py": UT_GOOD,
     }.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -246,6 +271,8 @@ async def test_summaries_of_real_pytest_mypy_and_ruff(tmp_path: Path) -> None:
         "ruff-good": f"{ruff_cmd} check --isolated --no-cache lint_good",
         "format-bad": f"{ruff_cmd} format --isolated --no-cache --check fmt_bad",
         "format-good": f"{ruff_cmd} format --isolated --no-cache --check fmt_good",
+        "unittest-bad": f"{PY} -m unittest discover -q -s ut_bad -t ut_bad",
+        "unittest-good": f"{PY} -m unittest discover -q -s ut_good -t ut_good",
     }
     env = agent_env() | {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.pop("PYTEST_ADDOPTS", None)
@@ -262,6 +289,8 @@ async def test_summaries_of_real_pytest_mypy_and_ruff(tmp_path: Path) -> None:
         "ruff-good": ("passed", "all checks passed"),
         "format-bad": ("failed", "2 files would be reformatted"),
         "format-good": ("passed", "1 file already formatted"),
+        "unittest-bad": ("failed", "2 tests, failed (failures=1, skipped=1)"),
+        "unittest-good": ("passed", "2 tests ok"),
     }, {name: r.output[-400:] for name, r in results.items()}
 
 
