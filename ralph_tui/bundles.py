@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import _SAFE_CONFIG, _git_words, _run_git, git_output
+from ralph_tui.tempdirs import process_dir
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -64,7 +65,7 @@ def objects_dir(repo: Path) -> Path:
 @contextlib.contextmanager
 def scratch_repo(objects: Path) -> Iterator[Path]:
     """A bare repository that sees ``objects`` (read-only) and keeps its own in a temp dir."""
-    with tempfile.TemporaryDirectory(prefix="ralph-bundle-") as tmp:
+    with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-bundle-") as tmp:
         root = Path(tmp) / "scratch.git"
         _git(Path(tmp), "init", "-q", "--bare", str(root))
         (root / "objects" / "info" / "alternates").write_text(f"{objects}\n", encoding="utf-8")
@@ -104,7 +105,7 @@ def make_bundle(repo: Path, tip: str, exclude: str | None = None) -> bytes:
 
 def fetch_bundle(repo: Path, data: bytes) -> str:
     """Fetch a bundle's objects into ``repo`` (a node's clone); the commit it holds."""
-    with tempfile.TemporaryDirectory(prefix="ralph-bundle-in-") as tmp:
+    with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-bundle-in-") as tmp:
         path = Path(tmp) / "in.bundle"
         path.write_bytes(data)
         _git(repo, "bundle", "verify", "-q", str(path))
@@ -145,7 +146,7 @@ class Scratch:
     a commit that exists only as another node's change (the merge train)."""
 
     def __init__(self, repo: Path) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="ralph-bundles-")
+        self._tmp = tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-bundles-")
         self.root = Path(self._tmp.name) / "scratch.git"
         # one bundle at a time: they share a ref and a file (merges of several stories run
         # their rebases and snapshots at once, each in its own thread)
@@ -179,7 +180,7 @@ class Scratch:
         the ids compare); ``None`` when the patch does not apply cleanly. Objects only: the
         index is a temp file and nothing but tree objects is written, in the scratch."""
         _check_sha(tree_of, "tree of")
-        with tempfile.TemporaryDirectory(prefix="ralph-bundle-key-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-bundle-key-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", tree_of, env=env)
             if patch:
@@ -198,7 +199,7 @@ class Scratch:
         _check_sha(onto, "rebase onto")
         if not patch:
             return VerifiedChange(onto, b"", "")
-        with tempfile.TemporaryDirectory(prefix="ralph-bundle-rebase-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-bundle-rebase-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", onto, env=env)
             applied = _run(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ralph_tui import __version__, credentials
+from ralph_tui import __version__, credentials, tempdirs
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.prd_store import PrdStore, prd_json_schema
@@ -112,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # before anything is spawned: the API keys leave os.environ (see credentials)
     credentials.withhold()
+    tempdirs.sweep()  # what a killed ralph-tui left in the temp folder
     try:
         return _dispatch(args)
     except RalphError as exc:

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ralph_tui.errors import GitError, UsageError
+from ralph_tui.tempdirs import process_dir
 
 RALPH_DIR = ".ralph"
 # The only variables git gets from ralph-tui's environment: what it needs to find the user's
@@ -237,7 +238,7 @@ class GitRepo:
         """
         real = self._git_path("index")
         config = self._no_filters()
-        with tempfile.TemporaryDirectory(prefix="ralph-index-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if real.exists():
                 shutil.copyfile(real, env["GIT_INDEX_FILE"])
@@ -437,7 +438,7 @@ class GitRepo:
         if not message.strip():
             raise UsageError("commit message is empty")
         index = self._git_path("index")
-        with tempfile.TemporaryDirectory(prefix="ralph-index-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-index-") as tmp:
             backup = Path(tmp) / "index"
             had_index = index.exists()
             if had_index:

@@ -58,6 +58,7 @@ from ralph_tui.gates import GateResult
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.prd import Story
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
+from ralph_tui.tempdirs import process_dir, sweep
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ class StoryRunner:
 
     def __init__(self, preload: Sequence[str] = ()) -> None:
         become_subreaper()
+        sweep()  # what killed actors of this node left (a killed actor runs no atexit)
         for module in preload:  # the agent's backend, before a story waits for it
             try:
                 importlib.import_module(module)
@@ -373,7 +375,7 @@ class StoryRunner:
             os.environ.setdefault(f"{name}_EMAIL", "node@ralph-tui.invalid")
         self._credentials = tuple(credentials)
         link = self._link = _Link()
-        self._dir = Path(tempfile.mkdtemp(prefix="ralph-ray-"))
+        self._dir = Path(tempfile.mkdtemp(dir=process_dir(), prefix="ralph-ray-"))
         try:
             self._repo = repo = self._dir / "repo"
             await asyncio.to_thread(clone_bundle, bundle, repo)

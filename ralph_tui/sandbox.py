@@ -50,6 +50,7 @@ from typing import Literal
 from ralph_tui import credentials, seccomp
 from ralph_tui.config import SandboxOptions
 from ralph_tui.errors import UsageError
+from ralph_tui.tempdirs import process_dir
 
 SandboxKind = Literal["bwrap", "sandbox-exec", "none"]
 _PROBE_TIMEOUT_S = 10.0
@@ -349,7 +350,11 @@ def resolve_sandbox(
     warning = None
     if weaknesses:
         warning = "sandbox weaker than it should be: " + "; ".join(weaknesses)
-    private = Path(tempfile.mkdtemp(prefix="ralph-sandbox-")) if wanted == "sandbox-exec" else None
+    private = (
+        Path(tempfile.mkdtemp(dir=process_dir(), prefix="ralph-sandbox-"))
+        if wanted == "sandbox-exec"
+        else None
+    )
     if private is not None:
         (private / "home").mkdir()
         (private / "tmp").mkdir()
@@ -655,7 +660,7 @@ def _lowered(kind: int, value: int) -> int:
 @functools.cache
 def _filter_file(program: bytes) -> Path:
     """The seccomp program in a private file, written once per process, removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="ralph-seccomp-"))
+    folder = Path(tempfile.mkdtemp(dir=process_dir(), prefix="ralph-seccomp-"))
     path = folder / "filter.bpf"
     path.write_bytes(program)
     atexit.register(shutil.rmtree, folder, True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git, git_output
 from ralph_tui.prd import safe_name
+from ralph_tui.tempdirs import process_dir
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -55,7 +56,7 @@ class Worktree:
     @contextlib.contextmanager
     def _whole_tree_index(self) -> Iterator[dict[str, str]]:
         """A temporary index holding the worktree's files, ``.ralph/`` out, bookkeeping at base."""
-        with tempfile.TemporaryDirectory(prefix="ralph-wt-index-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", "HEAD", env=env)
             _git(self.root, "add", "-A", env=env)
@@ -124,7 +125,7 @@ class Worktree:
             patch = _git(
                 self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit
             )
-        with tempfile.TemporaryDirectory(prefix="ralph-wt-key-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-key-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", onto, env=env)
             if patch:
@@ -140,7 +141,7 @@ class Worktree:
         of a change, so "the gates passed on this tree" can be checked after a rebase."""
         if self.commit is None:
             raise GitError(f"{self.root}: the change was not snapshotted")
-        with tempfile.TemporaryDirectory(prefix="ralph-wt-key-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-key-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", self.commit, env=env)
             if self.bookkeeping:

@@ -1060,7 +1060,9 @@ async def warm_pids(executor: RayExecutor, cluster: LocalRayCluster) -> set[int]
 
 
 def checkouts(cluster: LocalRayCluster) -> list[Path]:
-    return [p for node in cluster.nodes.values() for p in node.temp_dir.glob("tmp/ralph-ray-*")]
+    return [
+        p for node in cluster.nodes.values() for p in node.temp_dir.glob("tmp/ralph-*/ralph-ray-*")
+    ]
 
 
 async def test_stop_reaches_the_node_at_its_next_safe_point_and_keeps_the_patch(

@@ -35,6 +35,7 @@ from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
 from ralph_tui.procgroup import GroupProcess, LineSplitter
 from ralph_tui.sandbox import Sandbox
+from ralph_tui.tempdirs import process_dir
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE
 from ralph_tui.tools.toolbox import ToolBox
 
@@ -144,7 +145,7 @@ class CommandAgent:
         run_id: str,
     ) -> _RunResult:
         uses_file = any(PROMPT_PLACEHOLDER in arg for arg in self.argv)
-        with tempfile.TemporaryDirectory(prefix="ralph-prompt-") as tmp:
+        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-prompt-") as tmp:
             prompt_path = Path(tmp) / "prompt.md"
             prompt_path.write_text(prompt, encoding="utf-8")
             argv = [arg.replace(PROMPT_PLACEHOLDER, str(prompt_path)) for arg in self.argv]
