@@ -59,7 +59,7 @@ from ralph_tui.supervisor import (
 )
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
-from ralph_tui.tui.batcher import EventBatcher
+from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer
 from ralph_tui.tui.screens import StoryEditor, confirm_quit
 from ralph_tui.tui.supervisor import TuiSupervisor
 from ralph_tui.tui.widgets.diff_view import DiffView
@@ -144,6 +144,7 @@ class RalphApp(App[int]):
         agent: Agent | None = None,
         allow_dirty: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        flush_timers: SetTimer | None = None,
         autostart: bool = True,
         run_id: str | None = None,
         run_factory: RunFactory | None = None,
@@ -160,6 +161,13 @@ class RalphApp(App[int]):
         self.autostart = autostart
         self.batcher = EventBatcher(
             on_first=self._schedule_flush, on_urgent=self._schedule_urgent_flush
+        )
+        self.pacer = FlushPacer(
+            self.flush_events,
+            interval=FLUSH_INTERVAL_S,
+            clock=clock,
+            set_timer=flush_timers or (lambda delay, callback: self.set_timer(delay, callback)),
+            call_soon=self.call_next,
         )
         self.supervisor = TuiSupervisor(
             self._on_approval,
@@ -191,9 +199,6 @@ class RalphApp(App[int]):
         self._finished_at: float | None = None
         self._run_started = False
         self._quitting = False
-        self._flush_scheduled = False
-        self._urgent_flush_scheduled = False
-        self._last_flush = 0.0  # time.monotonic() of the last flush
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
         self._switch_interval: float | None = None  # the default, while start-up changed it
@@ -348,10 +353,10 @@ class RalphApp(App[int]):
     # ------------------------------------------------------------------ events -> widgets
 
     def _schedule_flush(self) -> None:
-        self._on_ui_loop(self._arm_flush)
+        self._on_ui_loop(self.pacer.arm)
 
     def _schedule_urgent_flush(self) -> None:
-        self._on_ui_loop(self._flush_soon)
+        self._on_ui_loop(self.pacer.urgent)
 
     def _on_ui_loop(self, callback: Callable[[], None]) -> None:
         # thread-safe: some engine callbacks may come from gate or git threads
@@ -364,28 +369,9 @@ class RalphApp(App[int]):
         elif self._loop is not None:
             self._loop.call_soon_threadsafe(callback)
 
-    def _flush_soon(self) -> None:
-        """An event the human acts on: on screen now, whatever the stream's flush timer says."""
-        if not self._urgent_flush_scheduled:
-            self._urgent_flush_scheduled = True
-            self.call_next(self.flush_events)
-
-    def _arm_flush(self) -> None:
-        # Leading edge: the first event after a quiet spell (an approval, a gate result) is on
-        # screen at once; during a stream flushes still come at most every FLUSH_INTERVAL_S.
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            wait = FLUSH_INTERVAL_S - (time.monotonic() - self._last_flush)
-            if wait > 0:
-                self.set_timer(wait, self.flush_events)
-            else:
-                self.call_next(self.flush_events)
-
     def flush_events(self) -> None:
         """Apply every queued event to the widgets; cheap when nothing is queued."""
-        self._flush_scheduled = False
-        self._urgent_flush_scheduled = False
-        self._last_flush = time.monotonic()
+        self.pacer.flushed()
         events = self.batcher.drain()
         if not events:
             return

@@ -9,7 +9,9 @@ them for the rest of an interval would only make the human wait.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 from ralph_tui.events import (
     ApprovalNeeded,
@@ -76,3 +78,58 @@ class EventBatcher:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+
+#: ``set_timer(delay_s, callback)``: Textual's timer in the app, a hand-fired one in tests
+SetTimer = Callable[[float, Callable[[], None]], Any]
+
+
+class FlushPacer:
+    """When queued events are drawn: the first event after a quiet spell at once (a human sees
+    an approval or a gate result without waiting), then at most one flush per ``interval``
+    while a stream goes on; an event the human acts on at once, whatever the interval says.
+
+    Time comes from ``clock`` and delays from ``set_timer``, both injected, so tests decide
+    what a quiet spell is instead of depending on how fast the machine is.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[], None],
+        *,
+        interval: float,
+        clock: Callable[[], float],
+        set_timer: SetTimer,
+        call_soon: Callable[[Callable[[], None]], Any],
+    ) -> None:
+        self._flush = flush
+        self.interval = interval
+        self._clock = clock
+        self._set_timer = set_timer
+        self._call_soon = call_soon
+        self._last = -math.inf  # never flushed: the first event is a quiet spell's end
+        self._armed = False
+        self._urgent = False
+
+    def arm(self) -> None:
+        """Events are queued: flush now after a quiet spell, else when the interval is over."""
+        if self._armed:
+            return
+        self._armed = True
+        wait = self.interval - (self._clock() - self._last)
+        if wait > 0:
+            self._set_timer(wait, self._flush)
+        else:
+            self._call_soon(self._flush)
+
+    def urgent(self) -> None:
+        """An event the human acts on is queued: flush on the next turn of the loop."""
+        if not self._urgent:
+            self._urgent = True
+            self._call_soon(self._flush)
+
+    def flushed(self) -> None:
+        """Called by every flush (scheduled or not): the interval starts again from now."""
+        self._armed = False
+        self._urgent = False
+        self._last = self._clock()

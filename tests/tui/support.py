@@ -59,3 +59,31 @@ async def wait_for(
 async def settle(pilot: Pilot[Any]) -> None:
     await asyncio.sleep(0)
     await pilot.pause()
+
+
+class ManualClock:
+    """A clock the test moves: ``advance`` is the only way time passes."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ManualTimers:
+    """``set_timer`` for the app's flush pacing: records each timer; the test fires them."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.pending.append((delay, callback))
+
+    def fire_all(self) -> None:
+        pending, self.pending = self.pending, []
+        for _, callback in pending:
+            callback()

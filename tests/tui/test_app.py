@@ -13,7 +13,14 @@ from ralph_tui.tui.bars.approval import approval_text
 from ralph_tui.tui.screens import Confirm
 from tests.support.repo import git, make_repo, story, write_prd
 from tests.support.tools import requires_bwrap
-from tests.tui.support import build_app, complete, create, wait_for
+from tests.tui.support import (
+    ManualClock,
+    ManualTimers,
+    build_app,
+    complete,
+    create,
+    wait_for,
+)
 
 
 def approval_waiting(app: RalphApp) -> bool:
@@ -460,51 +467,65 @@ async def test_status_line_has_no_warning_under_bwrap(tmp_path: Path) -> None:
         await pilot.press("q")
 
 
+def _shown(app: RalphApp, text: str) -> bool:
+    return text in " ".join(app.transcript.plain_lines())
+
+
 async def test_an_event_after_a_quiet_spell_is_on_screen_at_once_and_a_stream_stays_capped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """Leading-edge flush: a human sees an approval or a notice without waiting a flush
-    interval, while a burst after it is still coalesced to one paint per interval."""
+    interval, while a burst after it is still coalesced to one paint per interval. Time and
+    timers are the test's: nothing depends on how fast the machine is."""
     from ralph_tui.events import Notice
-    from ralph_tui.tui import app as app_module
+    from ralph_tui.tui.app import FLUSH_INTERVAL_S
 
-    monkeypatch.setattr(app_module, "FLUSH_INTERVAL_S", 3600.0)  # old behaviour: never in time
+    clock, timers = ManualClock(), ManualTimers()
     root = make_repo(tmp_path / "ws")
-    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    app, _ = build_app(root, ONE_EDIT, autostart=False, clock=clock, flush_timers=timers)
     async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        clock.advance(FLUSH_INTERVAL_S)  # a quiet spell since the last flush
         app.batcher(Notice(level="info", message="first after quiet"))
-        await wait_for(pilot, lambda: "first after quiet" in " ".join(app.transcript.plain_lines()))
+        await wait_for(pilot, lambda: _shown(app, "first after quiet"))
+        assert timers.pending == []  # drawn at once, not on a timer
         app.batcher(Notice(level="info", message="second in the burst"))
         for _ in range(5):
             await pilot.pause()
-        assert "second in the burst" not in " ".join(app.transcript.plain_lines())
+        assert not _shown(app, "second in the burst")
         assert len(app.batcher) == 1  # held for the next interval, not lost
+        assert [delay for delay, _ in timers.pending] == [FLUSH_INTERVAL_S]
+        app.batcher(Notice(level="info", message="third in the burst"))
+        assert len(timers.pending) == 1  # one paint per interval, however many events
+        timers.fire_all()
+        await wait_for(pilot, lambda: _shown(app, "third in the burst"))
+        assert _shown(app, "second in the burst")
 
 
-async def test_an_event_the_human_acts_on_skips_the_stream_interval(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_an_event_the_human_acts_on_skips_the_stream_interval(tmp_path: Path) -> None:
     """Mid-stream (a flush interval already pending), an approval or the run's end is drawn at
     once, with whatever text was held before it: the human never waits on the stream's timer."""
     from ralph_tui.events import Notice, RunStateChanged, TextDelta
-    from ralph_tui.tui import app as app_module
+    from ralph_tui.tui.app import FLUSH_INTERVAL_S
 
-    monkeypatch.setattr(app_module, "FLUSH_INTERVAL_S", 3600.0)
+    clock, timers = ManualClock(), ManualTimers()
     root = make_repo(tmp_path / "ws")
-    app, _ = build_app(root, ONE_EDIT, autostart=False)
+    app, _ = build_app(root, ONE_EDIT, autostart=False, clock=clock, flush_timers=timers)
     async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        clock.advance(FLUSH_INTERVAL_S)
         app.batcher(Notice(level="info", message="opening the stream"))
-        await wait_for(
-            pilot, lambda: "opening the stream" in " ".join(app.transcript.plain_lines())
-        )
+        await wait_for(pilot, lambda: _shown(app, "opening the stream"))
         app.batcher(TextDelta(text="held text\n"))
         for _ in range(3):
             await pilot.pause()
         assert len(app.batcher) == 1  # the stream waits for its interval
+        assert len(timers.pending) == 1
         app.batcher(RunStateChanged(state="waiting"))
         await wait_for(pilot, lambda: len(app.batcher) == 0, what="urgent flush")
-        assert "held text" in " ".join(app.transcript.plain_lines())
+        assert _shown(app, "held text")
         assert app.status.state == "waiting"
+        assert len(timers.pending) == 1  # the stream's timer never fired
 
 
 async def test_start_up_lends_the_preflight_thread_the_gil_and_gives_it_back(
