@@ -242,6 +242,13 @@ async def run_headless(
         engine.request_stop()
         if (now or interrupts > 1) and task is not None:
             task.cancel()
+        elif interrupts == 1:  # say what the first ^C did, and what a second one would do
+            sink(
+                Notice(
+                    level="warning",
+                    message="stopping at the next safe point; press Ctrl-C again to cancel now",
+                )
+            )
 
     loop.add_signal_handler(signal.SIGINT, on_signal, False)
     loop.add_signal_handler(signal.SIGTERM, on_signal, True)
