@@ -78,8 +78,11 @@ class Notifier:
         url: str = "",
         terminal: Callable[[str], None] | None = None,
         emit: Callable[[Event], None] | None = None,
+        approvals_automatic: bool = False,
     ) -> None:
         self.options = options
+        # --approve auto: the gates' verdict commits, nobody is waited for: no "approval needed"
+        self.approvals_automatic = approvals_automatic
         self.redact = redact
         self.run_id = run_id
         self.url = options.url or url
@@ -105,7 +108,7 @@ class Notifier:
 
     def _notification(self, event: Event) -> Notification | None:
         match event:
-            case ApprovalNeeded(story_id=sid, title=title):
+            case ApprovalNeeded(story_id=sid, title=title) if not self.approvals_automatic:
                 return self._make("approval_needed", sid, title, f"Approval needed: {sid} {title}")
             case Escalated(story_id=sid, question=question, automatic=automatic):
                 who = "after repeated failures" if automatic else "the agent asks"

@@ -174,6 +174,7 @@ def make_run_factory(
             run_id=engine.run_id,
             terminal=terminal,
             emit=engine.emit,
+            approvals_automatic=config.approve == "auto",
         )
         sinks.append(notifier)
         served = ServedRun(engine, server, notifier)

@@ -392,6 +392,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: _State
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closes its keep-alive connection at exit is not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeAnthropic:
     """The server; ``with FakeAnthropic([...]) as api:`` then point the SDK at ``api.base_url``."""

@@ -1,0 +1,3 @@
+from tests.e2e.support import site
+
+__all__ = ["site"]

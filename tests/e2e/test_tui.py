@@ -1,0 +1,65 @@
+"""The TUI in a real terminal (tmux): ``ralph-tui run`` with the built-in agent approving with
+a key, and ``ralph-tui demo`` as the README's first command opens it."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.support import RALPH_TUI, Site, assert_clean, assert_stories_landed
+from tests.support.repo import git
+from tests.support.tools import requires_tmux
+from tests.test_tmux import Tmux
+
+pytestmark = requires_tmux
+
+
+@pytest.fixture
+def tmux(site: Site) -> Iterator[Tmux]:
+    server = Tmux(f"ralph-e2e-{site.base.name}")
+    yield server
+    subprocess.run(["tmux", "-L", server.socket, "kill-server"], capture_output=True, check=False)
+
+
+def _session(tmux: Tmux, site: Site, command: str) -> None:
+    """``command`` in a 120x40 terminal, started in the repository (so that its command line,
+    which stays alive after ralph-tui exits, does not name it)."""
+    env = [f"-e{name}={value}" for name, value in site.env().items() if name.isidentifier()]
+    tmux("new-session", "-d", "-s", "ralph", "-x", "120", "-y", "40", "-c", str(site.root),
+         *env, "-e", "TERM=xterm-256color", command)  # fmt: skip
+
+
+def test_run_in_the_tui_approves_each_story_with_a_key(site: Site, tmux: Tmux) -> None:
+    root = site.repo(2, config="workers = 2")
+    _session(tmux, site, f"{RALPH_TUI} run --agent anthropic; echo EXITED $?; sleep 60")
+    for _ in range(2):
+        tmux.wait(lambda: "Approval needed" in tmux.screen(), "the approval bar", 60.0)
+        landed = git(root, "rev-list", "--count", "HEAD")
+        tmux("send-keys", "-t", "ralph", "a")
+        tmux.wait(lambda n=landed: git(root, "rev-list", "--count", "HEAD") != n, "a commit", 30.0)
+    tmux.wait(lambda: "every story passes" in tmux.screen(), "the run to finish", 30.0)
+    tmux("send-keys", "-t", "ralph", "q")
+    tmux.wait(lambda: "EXITED 0" in tmux.screen(), "the app to exit", 30.0)
+    assert_stories_landed(root, ["US-001", "US-002"], ["Story 1", "Story 2"])
+    assert_clean(site)
+
+
+def test_demo_opens_the_board_offline_and_lands_the_first_story(site: Site, tmux: Tmux) -> None:
+    demo = site.base / "demo"
+    site.root.mkdir()
+    _session(tmux, site, f"{RALPH_TUI} demo {shlex.quote(str(demo))}; echo EXITED $?; sleep 60")
+    tmux.wait(lambda: "Approval needed" in tmux.screen(), "the first approval", 60.0)
+    screen = tmux.screen()
+    assert "Tasks" in screen and "Gates" in screen and "US-001" in screen
+    tmux("send-keys", "-t", "ralph", "a")
+    subject = "[backend] Task #US-001: Slugs for item names"
+    tmux.wait(lambda: subject in git(demo, "log", "--format=%s"), "the demo's first commit")
+    tmux("send-keys", "-t", "ralph", "q")
+    tmux.wait(lambda: "Quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog")
+    if "EXITED" not in tmux.screen():
+        tmux("send-keys", "-t", "ralph", "y")
+    tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
+    assert site.api.requests == []  # offline: the demo never calls a model
