@@ -250,7 +250,20 @@ class LocalRayCluster:
     def kill_node(self, name: str) -> list[int]:
         """SIGKILL every process of one worker node (a machine lost); the pids killed."""
         node = self.nodes[name]
-        node.remember_tree()
+        # A machine loses every process at once. Signals go one pid at a time, so first freeze
+        # the tree until a look finds nothing new (a stopped process cannot fork), then kill:
+        # otherwise a sandbox's outer bwrap can die before its inner one has armed
+        # --die-with-parent, and the inner one outlives the "lost" node.
+        frozen: set[int] = set()
+        while True:
+            node.remember_tree()
+            fresh = [pid for pid in node.live_pids() if pid not in frozen]
+            if not fresh:
+                break
+            for pid in fresh:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                frozen.add(pid)
         pids = node.live_pids()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
