@@ -61,12 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     attach = sub.add_parser("attach", help="open the TUI on a run served with run --listen")
     attach.add_argument("url", nargs="?", help="the run's URL (default: .ralph/serve.json)")
-    attach.add_argument("--token", help="the run's token (default: $RALPH_TOKEN or serve.json)")
+    attach.add_argument(
+        "--token-file", type=Path, help="file holding the run's token (default: $RALPH_TOKEN)"
+    )
+    attach.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _remote_target
     attach.add_argument("--workspace", type=Path, default=Path.cwd(), help="(default: .)")
 
     web = sub.add_parser("web", help="serve the attached TUI to a browser (textual-serve)")
     web.add_argument("url", nargs="?", help="the run's URL (default: .ralph/serve.json)")
-    web.add_argument("--token", help="the run's token (default: $RALPH_TOKEN or serve.json)")
+    web.add_argument(
+        "--token-file", type=Path, help="file holding the run's token (default: $RALPH_TOKEN)"
+    )
+    web.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _remote_target
     web.add_argument("--workspace", type=Path, default=Path.cwd(), help="(default: .)")
     web.add_argument("--host", default="127.0.0.1", help="address to serve on")
     web.add_argument("--port", type=int, default=8000)
@@ -215,13 +221,39 @@ def _terminal_writer() -> Callable[[str], None] | None:
     return write
 
 
+TOKEN_FILE_MAX = 4096
+
+
+def _read_token_file(path: Path) -> str:
+    """The token in ``path`` (surrounding whitespace dropped), with a one-line error naming the
+    file when it cannot be read, is empty or is too big to be a token."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(TOKEN_FILE_MAX + 1)
+    except OSError as exc:
+        raise UsageError(f"--token-file {path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > TOKEN_FILE_MAX:
+        raise UsageError(f"--token-file {path}: larger than {TOKEN_FILE_MAX} bytes, not a token")
+    token = data.decode("utf-8", errors="replace").strip()
+    if not token:
+        raise UsageError(f"--token-file {path}: the file is empty")
+    return token
+
+
 def _remote_target(args: argparse.Namespace) -> tuple[str, str]:
     """URL and token: the arguments, then $RALPH_TOKEN, then the workspace's serve.json."""
     from ralph_tui.server.http import read_serve_file
     from ralph_tui.server.protocol import TOKEN_ENV
 
+    if args.token is not None:
+        # argv is world-readable (/proc/<pid>/cmdline, ps): any local user could take the run
+        raise UsageError(
+            "--token: a token on the command line is visible to every local user in the "
+            f"process list; use --token-file FILE or ${TOKEN_ENV}"
+        )
     # RALPH_TOKEN looks like a secret, so credentials.withhold() has moved it to the vault
-    url, token = args.url, args.token or credentials.get(TOKEN_ENV)
+    token = _read_token_file(args.token_file) if args.token_file else None
+    url, token = args.url, token or credentials.get(TOKEN_ENV)
     if url and token:
         return str(url), str(token)
     served_url, served_token = read_serve_file(_workspace(args))

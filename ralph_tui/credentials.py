@@ -15,11 +15,13 @@ What counts as a secret (names are compared case-insensitively):
   ``DB_PASSWORD``, ``APIKEY``);
 - a value that is a URL with a password (``postgres://user:pw@host/db``, whatever its name) or
   holds a PEM private key.
-Every such value also goes into ``Redactor``, which scrubs it from what ralph-tui writes.
+Every such value also goes into ``Redactor``, which scrubs it from what ralph-tui writes, also
+base64-, hex-encoded, reversed or split by invisible characters.
 """
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import ctypes.util
 import json
@@ -73,7 +75,31 @@ def withhold(environ: MutableMapping[str, str] | None = None) -> list[str]:
         if env is os.environ:
             _scrub_initial(name)
         del env[name]
+    if env is os.environ:
+        make_undumpable()
     return names
+
+
+PR_SET_DUMPABLE = 4
+
+
+def make_undumpable() -> bool:
+    """Make this process unreadable to the other processes of the same user.
+
+    The vault lives in this process's memory: without this, anything the user runs (the agent's
+    bash with the sandbox off, a hook, a gate) reads it through ``/proc/<pid>/mem`` or attaches
+    with ptrace. ``PR_SET_DUMPABLE`` 0 makes ``/proc/<pid>/`` root-owned and refuses ptrace to
+    anyone without ``CAP_SYS_PTRACE``; children get it back at their ``execve``, so they are
+    unaffected. Root outside a sandbox keeps that capability: there only the sandbox protects.
+    Returns whether the kernel accepted it.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        log.warning("could not make ralph-tui undumpable: errno %d", ctypes.get_errno())
+        return False
+    return True
 
 
 def get(name: str) -> str | None:
@@ -126,19 +152,50 @@ def _scrub_initial(name: str) -> None:
 
 def _libc() -> Any:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     except OSError:
         return None
     libc.getenv.restype = ctypes.c_void_p
     libc.getenv.argtypes = [ctypes.c_char_p]
     libc.strlen.restype = ctypes.c_size_t
     libc.strlen.argtypes = [ctypes.c_void_p]
+    libc.prctl.restype = ctypes.c_int
+    libc.prctl.argtypes = [
+        ctypes.c_int,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
     return libc
+
+
+# Characters a terminal or an editor does not show: an agent splits a secret with them so that
+# an exact match misses it while a human (or a program that strips them) still reads it whole.
+_INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+_INVISIBLE_RUN = f"[{_INVISIBLE}]*"
+_HAS_INVISIBLE = re.compile(f"[{_INVISIBLE}]")
+
+
+def _encoded(piece: str) -> set[str]:
+    """The common encodings an agent would print a secret in to get it past an exact match:
+    reversed, hex (either case) and base64 (standard and URL-safe, at each of the three byte
+    alignments it can have inside a longer encoded text, so only whole 4-character groups)."""
+    raw = piece.encode("utf-8")
+    found = {piece[::-1], raw.hex(), raw.hex().upper()}
+    for start in range(3):
+        chunk = raw[start:]
+        chunk = chunk[: len(chunk) // 3 * 3]
+        if chunk:
+            found.add(base64.b64encode(chunk).decode("ascii"))
+            found.add(base64.urlsafe_b64encode(chunk).decode("ascii"))
+    return {form for form in found if len(form) >= MIN_SECRET_LEN}
 
 
 def _forms(value: str) -> set[str]:
     """The ways a value can appear in text ralph-tui writes: whole, line by line (a PEM printed
-    by a command, or joined into one console line), and JSON-escaped once or twice."""
+    by a command, or joined into one console line), JSON-escaped once or twice, and encoded
+    (``_encoded``)."""
     pieces = {value, value.strip()}
     if "\n" in value or "\r" in value:
         pieces.update(line.strip() for line in value.splitlines())
@@ -147,11 +204,17 @@ def _forms(value: str) -> set[str]:
         if len(piece) < MIN_SECRET_LEN:
             continue
         forms.add(piece)
+        forms |= _encoded(piece)
         for ascii_only in (False, True):
             once = json.dumps(piece, ensure_ascii=ascii_only)[1:-1]
             forms.add(once)
             forms.add(json.dumps(once, ensure_ascii=ascii_only)[1:-1])
     return forms
+
+
+def _split_pattern(secret: str) -> str:
+    """``secret`` with any run of invisible characters allowed between its characters."""
+    return _INVISIBLE_RUN.join(re.escape(ch) for ch in secret)
 
 
 class Redactor:
@@ -173,6 +236,13 @@ class Redactor:
         self._pattern = (
             re.compile("|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
         )
+        # text with invisible characters in it (rare) takes the slower pattern that allows them
+        # between the characters of a secret; ordinary text keeps the exact, fast one
+        self._split = (
+            re.compile("|".join(_split_pattern(s) for s in self._secrets))
+            if self._secrets
+            else None
+        )
 
     @property
     def longest(self) -> int:
@@ -182,6 +252,8 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
+        if self._split is not None and _HAS_INVISIBLE.search(text):
+            return self._split.sub(self.MARKER, text)
         return self._pattern.sub(self.MARKER, text)
 
     def data(self, value: Any) -> Any:

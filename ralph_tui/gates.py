@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 import shlex
 import signal
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui.config import RalphConfig
+from ralph_tui.errors import GitError
 from ralph_tui.events import GateStateName
+from ralph_tui.git_repo import display_path, nested_repositories
 from ralph_tui.path_rules import changed_breaches, explain
 from ralph_tui.prd import Story
 from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
@@ -31,6 +34,9 @@ from ralph_tui.workspace import agent_env
 
 OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
 _SUMMARY_WIDTH = 80
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,11 @@ async def run_story_gates(
         on_finish=lambda result: on_finish(tagged(result)),
     )
     out = [tagged(r) for r in results]
+    nested = await asyncio.to_thread(_nested_result, cwd, base)
+    if nested is not None:
+        on_start(NESTED_CHECK, _NESTED_COMMAND, "")
+        out.append(nested)
+        on_finish(nested)
     rules = story.path_rules if story is not None else ([], [])
     if rules[0] or rules[1]:
         on_start(PATHS_CHECK, _PATHS_COMMAND, "allowed_paths")
@@ -206,6 +217,36 @@ async def run_story_gates(
         out.append(await asyncio.to_thread(_path_rules_result, cwd, *rules, engine_files, base))
         on_finish(out[-1])
     return out
+
+
+NESTED_CHECK = "nested repositories"
+_NESTED_COMMAND = "(ralph-tui refuses a nested .git in the change)"
+
+
+def _nested_result(cwd: Path, base: str | None) -> GateResult | None:
+    """A failed check when the change holds a nested repository, else ``None``.
+
+    Committed, it would be a gitlink (the approval shows only a ``Subproject commit`` hash),
+    and its own ``.git/config`` (fsmonitor, filters, hooks) is the agent's: ralph-tui never
+    steps into it and never commits it, and the agent is told why.
+    """
+    started = time.monotonic()
+    try:
+        found = nested_repositories(cwd, base or "HEAD")
+    except GitError as exc:  # not a repository (a bare gate run): nothing can be nested
+        log.debug("no nested-repository check in %s: %s", cwd, exc)
+        return None
+    if not found:
+        return None
+    names = ", ".join(display_path(p) for p in found[:10]) + (" ..." if len(found) > 10 else "")
+    summary = f"nested git repository in the change: {names}"
+    output = (
+        f"{summary}\nralph-tui never commits a nested repository (it would land as a gitlink, "
+        "and its own .git config could run programs): remove the .git inside "
+        "it, keeping its files as ordinary files, or move it out of the repository."
+    )
+    took = round(time.monotonic() - started, 3)
+    return GateResult(NESTED_CHECK, _NESTED_COMMAND, "failed", 1, took, output, summary)
 
 
 PATHS_CHECK = "story: allowed paths"

@@ -47,10 +47,19 @@ _ENV_ALLOW = frozenset(
         "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE",
     }
 )  # fmt: skip
+# Never step into a nested repository or submodule: its own .git/config (written by the agent)
+# could name an fsmonitor, a filter or hooks that git would run there. ``-c`` settings reach
+# the git processes git itself starts (GIT_CONFIG_PARAMETERS), so they hold there too.
+_NO_SUBMODULES = (
+    "-c", "submodule.recurse=false", "-c", "diff.ignoreSubmodules=all",
+    "-c", "status.submoduleSummary=false", "-c", "fetch.recurseSubmodules=false",
+    "-c", "diff.external=", "-c", "core.untrackedCache=false",
+)  # fmt: skip
 # Config that makes git start a program, switched off for every git ralph-tui runs.
-_SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+_SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", *_NO_SUBMODULES)
 # The story commit keeps the user's hooks (and signing), but never an fsmonitor.
-_COMMIT_CONFIG = ("-c", "core.fsmonitor=false")
+_COMMIT_CONFIG = ("-c", "core.fsmonitor=false", *_NO_SUBMODULES)
+GITLINK_MODE = "160000"
 _DIFF_FLAGS = (
     "--no-color", "--no-ext-diff", "--no-textconv", "-M", "--src-prefix=a/", "--dst-prefix=b/",
 )  # fmt: skip
@@ -138,6 +147,72 @@ def git_output(
         verb = next((a for a in args if not a.startswith("-")), "git")
         raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
     return proc.stdout
+
+
+def new_gitlinks(cwd: Path, env: Mapping[str, str] | None = None, base: str = "HEAD") -> list[str]:
+    """Gitlinks (nested repositories, mode 160000) in the index that ``base`` does not have."""
+    out = git_output(cwd, "ls-files", "-z", "-s", env=env)
+    staged = []
+    for record in _split_z(out):
+        meta, _, path = record.partition("\t")
+        if meta.startswith(GITLINK_MODE + " "):
+            staged.append(path)
+    if not staged:
+        return []
+    old = git_output(cwd, "ls-tree", "-r", "-z", "--full-tree", base)
+    known = {rec.partition("\t")[2] for rec in _split_z(old) if rec.startswith(GITLINK_MODE + " ")}
+    return [path for path in staged if path not in known]
+
+
+def untracked_repositories(
+    cwd: Path, env: Mapping[str, str] | None = None, config: tuple[str, ...] = _SAFE_CONFIG
+) -> list[str]:
+    """Untracked, not ignored folders holding a ``.git`` (git lists them as ``sub/`` and never
+    descends into them)."""
+    out = git_output(
+        cwd, "ls-files", "-z", "--others", "--exclude-standard", env=env, config=config
+    )
+    return [p for p in _split_z(out) if p.endswith("/") and not _is_ralph(p)]
+
+
+def add_all(
+    cwd: Path, env: Mapping[str, str] | None = None, config: tuple[str, ...] = _SAFE_CONFIG
+) -> None:
+    """``git add -A``, leaving out every nested repository the agent made: ``git add`` would
+    record it as a gitlink, or fail outright on one with no commit checked out."""
+    nested = untracked_repositories(cwd, env, config)
+    excluded = [f":(top,exclude,literal){path}" for path in nested]
+    git_output(
+        cwd,
+        "add",
+        "-A",
+        "--",
+        *([":(top)."] if excluded else []),
+        *excluded,
+        env=env,
+        config=config,
+    )
+
+
+def drop_new_gitlinks(cwd: Path, env: Mapping[str, str] | None, base: str = "HEAD") -> list[str]:
+    """Unstage every new gitlink ``git add -A`` made of a nested repository the agent created:
+    a change never carries one (``nested_repositories`` tells the agent why)."""
+    found = new_gitlinks(cwd, env, base)
+    if found:
+        spec = "\0".join(found).encode("utf-8", "surrogateescape")
+        git_output(
+            cwd, "--literal-pathspecs", "rm", "-q", "--cached", "--ignore-unmatch",
+            "--pathspec-from-file=-", "--pathspec-file-nul", env=env, stdin=spec,
+        )  # fmt: skip
+    return found
+
+
+def nested_repositories(cwd: Path, base: str = "HEAD") -> list[str]:
+    """Nested repositories in the change: untracked, not ignored folders holding a ``.git``
+    (git lists them as ``sub/`` and never descends), and gitlinks staged that ``base`` lacks."""
+    found = {p for p in untracked_repositories(cwd) if (cwd / p).exists()}
+    found |= {p + "/" for p in new_gitlinks(cwd, None, base)}
+    return sorted(found)
 
 
 def _split_z(data: bytes) -> list[str]:
@@ -253,11 +328,12 @@ class GitRepo:
         # `git add -A -- . :(exclude).ralph` fails once .ralph/ is itself ignored (git refuses
         # pathspecs that name ignored paths), so stage everything, then unstage .ralph/ if the
         # exclude line is missing and it slipped in.
-        self._git("add", "-A", env=env, config=config)
+        add_all(self.root, env, config)
         self._git(
             "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", RALPH_DIR,
             env=env, config=config,
         )  # fmt: skip
+        drop_new_gitlinks(self.root, env)
 
     def _normalise(self, path: str) -> str:
         candidate = Path(path)
@@ -279,7 +355,7 @@ class GitRepo:
         folders = tuple(p if p.endswith("/") else p + "/" for p in ignore if p.endswith("/"))
         out = self._git(
             "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
-            config=self._no_filters(),
+            "--ignore-submodules=all", config=self._no_filters(),
         )  # fmt: skip
         paths: set[str] = set()
         for entry in _split_z(out):

@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import RALPH_DIR, FileDiff, GitRepo, _git_words, _run_git, git_output
+from ralph_tui.git_repo import (
+    RALPH_DIR,
+    FileDiff,
+    GitRepo,
+    _git_words,
+    _run_git,
+    add_all,
+    drop_new_gitlinks,
+    git_output,
+)
 from ralph_tui.prd import safe_name
 from ralph_tui.tempdirs import process_dir
 
@@ -59,11 +68,12 @@ class Worktree:
         with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", "HEAD", env=env)
-            _git(self.root, "add", "-A", env=env)
+            add_all(self.root, env)
             _git(
                 self.root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", RALPH_DIR,
                 env=env,
             )  # fmt: skip
+            drop_new_gitlinks(self.root, env, self.base)
             yield env
 
     def _bookkeeping_to_base(self, env: dict[str, str], notes: list[str]) -> None:
@@ -85,7 +95,10 @@ class Worktree:
     def snapshot(self, notes: list[str]) -> tuple[str, bytes, str]:
         """Commit the change on the branch (one commit on ``base``); (commit, patch, diffstat)."""
         if self._last is not None and self._last[0] == (self.base, self.commit):
-            clean = _git(self.root, "status", "--porcelain", "-z", "--untracked-files=all")
+            clean = _git(
+                self.root, "status", "--porcelain", "-z", "--untracked-files=all",
+                "--ignore-submodules=all",
+            )  # fmt: skip
             head = _git(self.root, "rev-parse", "HEAD").decode().strip()
             if not clean and head == self.commit:  # nothing changed since: the same answer
                 return self._last[1]

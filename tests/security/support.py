@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,55 @@ def cmdline_pids(marker: str) -> list[int]:
         if marker.encode() in cmdline and stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X"):
             found.append(int(entry.name))
     return found
+
+
+def run_as(
+    user: str | None, root: Path, home: Path, *args: str, extra_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ralph-tui run --headless --approve auto ARGS`` in ``root`` with a clean environment
+    (HOME the given fake home), as root or as the normal ``user``; its own pid is handed to
+    the agent as ``PYTHON_ATTACK_ENGINE_PID`` (a PYTHON* variable passes into the sandbox)."""
+    env = {
+        "HOME": str(home),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        **(extra_env or {}),
+    }
+    python = sys.executable
+    paths = [str(Path(__file__).resolve().parents[2])]
+    if user is not None:
+        # the venv's python may sit in root's 0700 home: the system one with its packages
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        version = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if version != str(sys.version_info[:2]):
+            pytest.skip(f"{python} is not Python {sys.version_info[:2]}: the user cannot run us")
+        paths.append(sysconfig.get_paths()["purelib"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    command = (
+        'export PYTHON_ATTACK_ENGINE_PID=$$; exec "$0" -m ralph_tui run --headless '
+        '--approve auto "$@"'
+    )
+    argv = ["sh", "-c", command, python, *args]
+    if user is not None:
+        runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if runuser is None:
+            pytest.skip("runuser (util-linux) is needed to run ralph-tui as a normal user")
+        argv = [runuser, "-u", user, "--", *argv]
+    return subprocess.run(
+        ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 
 from ralph_tui import seccomp
-from tests.security.support import bash, requires_bwrap, run_cli, sandbox_config
+from tests.security.support import bash, requires_bwrap, run_as, run_cli, sandbox_config
 from tests.support.engine import complete
 from tests.support.repo import git, make_repo, story
 
@@ -150,57 +149,6 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def _run_as(
-    user: str | None, root: Path, home: Path, workers: int
-) -> subprocess.CompletedProcess[str]:
-    """``ralph-tui run --listen`` (a serve.json with the run's token in the main ``.ralph/``)
-    with HOME pointing at the fake home, as root or as ``user``; its own pid handed to the
-    agent (a PYTHON* variable passes into the sandbox) for the ptrace attack."""
-    env = {
-        "HOME": str(home),
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    python = sys.executable
-    paths = [str(Path(__file__).resolve().parents[2])]
-    if user is not None:
-        # the venv's python may sit in root's 0700 home: the system one with its packages
-        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
-        version = subprocess.run(
-            [python, "-c", "import sys; print(sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if version != str(sys.version_info[:2]):
-            pytest.skip(f"{python} is not Python {sys.version_info[:2]}: the user cannot run us")
-        paths.append(sysconfig.get_paths()["purelib"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    command = (
-        'export PYTHON_ATTACK_ENGINE_PID=$$; exec "$0" -m ralph_tui run --headless '
-        f"--approve auto --workers {workers} --listen 127.0.0.1:0"
-    )
-    argv = ["sh", "-c", command, python]
-    if user is not None:
-        runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
-        if runuser is None:
-            pytest.skip("runuser (util-linux) is needed to run ralph-tui as a normal user")
-        argv = [runuser, "-u", user, "--", *argv]
-    return subprocess.run(
-        ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("who", ["root", "user"])
 def test_the_sandbox_has_no_power(
@@ -232,7 +180,7 @@ def test_the_sandbox_has_no_power(
         subprocess.run(["chown", "-R", f"{user}:", str(outside_tmp)], check=True)
     before = SYSCTL.read_text()
     try:
-        done = _run_as(user, root, home, workers)
+        done = run_as(user, root, home, "--workers", str(workers), "--listen", "127.0.0.1:0")
     finally:
         after = SYSCTL.read_text()
         if after != before and os.geteuid() == 0:
