@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import _SAFE_CONFIG, _git_words, _run_git, git_output
+from ralph_tui.git_repo import (
+    _SAFE_CONFIG,
+    _git_words,
+    _run_git,
+    describe_change,
+    diffstat_of,
+    git_output,
+)
 from ralph_tui.tempdirs import process_dir
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -220,8 +227,8 @@ class Scratch:
         sha = commit.decode().strip()
         _git(self.root, "update-ref", f"refs/changes/{sha}", sha)  # keep it, like a verified one
         patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, onto, sha)
-        stat = _git(self.root, "diff", "--stat", *_DIFF, onto, sha)
-        return VerifiedChange(sha, patch, stat.decode("utf-8", "replace").rstrip("\n"))
+        stat = diffstat_of(describe_change(self.root, (onto, sha)))
+        return VerifiedChange(sha, patch, stat)
 
     def verify_change(self, data: bytes, base: str, commit: str) -> VerifiedChange:
         """Check a node's bundle against the base and the commit it named; keep the commit;
@@ -252,8 +259,8 @@ class Scratch:
             raise GitError(f"the change {commit[:10]} is not one commit on {base[:10]}")
         _git(self.root, "update-ref", f"refs/changes/{commit}", commit)  # keep it
         patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, base, commit)
-        stat = _git(self.root, "diff", "--stat", *_DIFF, base, commit)
-        return VerifiedChange(commit, patch, stat.decode("utf-8", "replace").rstrip("\n"))
+        stat = diffstat_of(describe_change(self.root, (base, commit)))
+        return VerifiedChange(commit, patch, stat)
 
 
 def verify_change(repo: Path, data: bytes, base: str, commit: str) -> VerifiedChange:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from ralph_tui.errors import UsageError
+from ralph_tui.review import ReviewOptions
 
 AgentName = Literal["anthropic", "claude-code", "command", "scripted"]
 ApproveMode = Literal["ask", "auto"]
@@ -146,6 +147,7 @@ class RalphConfig(_Strict):
     listen: str | None = None
     listen_public: bool = False
     sandbox: SandboxOptions = SandboxOptions()
+    review: ReviewOptions = ReviewOptions()
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py
     branch: StrictBool | str = True

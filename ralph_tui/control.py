@@ -17,6 +17,7 @@ from ralph_tui.events import ApprovalNeeded, Event, GateFinished, IterationOutco
 from ralph_tui.gates import GateResult
 from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.prd import Story
+from ralph_tui.review import flags_for_agent
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
 from ralph_tui.workspace import Workspace
 
@@ -117,8 +118,17 @@ class IterationHost(RunHost, Protocol):
 
     async def run_gates(self, story: Story | None = None) -> list[GateResult]: ...
 
+    @property
+    def approvals_unattended(self) -> bool:
+        """``--approve auto`` with nobody to show a flagged change to (headless, not served)."""
+        ...
+
+    async def review(self, story: Story) -> list[str]:
+        """The change's review flags (``ralph_tui.review``), one line each."""
+        ...
+
     async def ask_approval(
-        self, story: Story, summary: str, results: Sequence[GateResult]
+        self, story: Story, summary: str, results: Sequence[GateResult], flags: Sequence[str]
     ) -> ApprovalDecision: ...
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str: ...
@@ -133,6 +143,7 @@ class IterationControl:
         self.outcome: IterationOutcome | None = None
         self.message = ""
         self.gate_failures = 0
+        self._flag_bounced = False  # a flagged change went back to the agent once already
         # set when the run must end after this iteration (no human to answer an escalation)
         self.run_ended: RunEnded | None = None
 
@@ -197,7 +208,10 @@ class IterationControl:
         self, summary: str, learnings: Sequence[str], results: list[GateResult]
     ) -> ToolOutcome:
         host = self._host
-        decision = await host.ask_approval(self.story, summary, results)
+        flags = await host.review(self.story)
+        if flags and host.approvals_unattended:
+            return await self._flagged_unattended(flags)
+        decision = await host.ask_approval(self.story, summary, results, flags)
         if decision.kind == "approve":
             try:
                 sha = await host.commit_story(self.story, learnings)
@@ -227,6 +241,46 @@ class IterationControl:
         return ToolOutcome(
             "The supervisor discarded the change; the iteration ends.",
             is_error=True,
+            ends_iteration=True,
+        )
+
+    async def _flagged_unattended(self, flags: Sequence[str]) -> ToolOutcome:
+        """``--approve auto`` and no human to show a flagged change to: it is never committed.
+        The first time it goes back to the agent with the reason; then the engine escalates
+        (headless with nobody there, the run stops with the change saved)."""
+        host = self._host
+        listed = "\n".join(f"- {flag}" for flag in flags)
+        if not self._flag_bounced:
+            self._flag_bounced = True
+            host.notice(
+                f"Task #{self.story.key}: the change is flagged for review and nobody is here "
+                f"to approve it; sent back to the agent:\n{listed}",
+                "warning",
+            )
+            return ToolOutcome(flags_for_agent(flags), is_error=True)
+        answer = await host.ask_human(
+            self.story,
+            question=(
+                f"Task #{self.story.key}: the change still needs a human's review and "
+                "--approve auto does not commit it. Approve it by hand (run with --approve ask "
+                "or attach), or tell the agent what to do instead."
+            ),
+            tried=f"The change was sent back once with these flags:\n{listed}",
+            automatic=True,
+        )
+        if answer.kind == "answer":
+            return ToolOutcome(
+                f"Answer from the human supervisor:\n{answer.text.strip()}", is_error=True
+            )
+        if answer.kind == "skip":
+            self._end("skipped", "skipped by the supervisor")
+            return ToolOutcome(
+                "The supervisor skipped this story for this run. Stop now.", ends_iteration=True
+            )
+        self.run_ended = RunEnded.waiting_for_human()
+        self._end("stopped", "a flagged change needs a human to approve it")
+        return ToolOutcome(
+            "No human is available to approve a flagged change; the run stops.",
             ends_iteration=True,
         )
 
@@ -301,6 +355,7 @@ def approval_request(
     diffstat: str,
     results: Sequence[GateResult],
     worker: int = 0,
+    flags: Sequence[str] = (),
 ) -> tuple[ApprovalNeeded, ApprovalRequest]:
     """The event that says a change waits for the human, and the question put to them: one
     shape for the single loop and the workers' queue."""
@@ -310,6 +365,7 @@ def approval_request(
         commit_message=commit_message,
         diffstat=diffstat,
         summary=summary,
+        flags=tuple(flags),
     )
     request = ApprovalRequest(
         story_id=story.key,
@@ -319,6 +375,7 @@ def approval_request(
         summary=summary,
         gates=tuple(gate_event(r) for r in results),
         worker=worker,
+        flags=tuple(flags),
     )
     return event, request
 

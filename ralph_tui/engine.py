@@ -62,6 +62,7 @@ from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover
+from ralph_tui.review import review_flags
 from ralph_tui.runlock import RunLock
 from ralph_tui.safe_open import replace_regular
 from ralph_tui.sandbox import resolve_sandbox
@@ -70,6 +71,7 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
+    reaches_human,
 )
 from ralph_tui.workspace import Redactor, Workspace
 
@@ -101,6 +103,7 @@ class Engine:
         self.config = config
         self._agent = agent  # None: built from config after the preflight checks pass
         self.supervisor = supervisor
+        self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
         self.git = GitRepo.open(self.root)
         self.store = GuardedPrdStore(config.prd_path(self.root))
         self.progress = ProgressLog(config.progress_path(self.root))
@@ -580,14 +583,28 @@ class Engine:
             on_finish=lambda result: self.emit(gate_event(result)),
         )
 
+    @property
+    def approvals_unattended(self) -> bool:
+        return self.config.approve == "auto" and not reaches_human(self.supervisor)
+
+    async def review(self, story: Story) -> list[str]:
+        """The change's review flags, judged on what the human is shown (``describe_change``)."""
+        files = await asyncio.to_thread(self.git.diff)
+
+        def before(path: str) -> str | None:
+            data = self.git.show_file("HEAD", Path(path))
+            return data.decode("utf-8", "replace") if data is not None else None
+
+        flags = await asyncio.to_thread(review_flags, files, self.config.review, before)
+        return [self._redact(flag.line()) for flag in flags]
+
     async def ask_approval(
-        self, story: Story, summary: str, results: Sequence[GateResult]
+        self, story: Story, summary: str, results: Sequence[GateResult], flags: Sequence[str]
     ) -> ApprovalDecision:
         await self._enforce()
         diffstat = await asyncio.to_thread(self.git.diffstat)
-        needed, request = approval_request(
-            story, commit_message(self.config.role, story), summary, diffstat, results
-        )
+        message = commit_message(self.config.role, story, flags)
+        needed, request = approval_request(story, message, summary, diffstat, results, 0, flags)
         self.emit(needed)
         self._set_state("waiting")
         try:
@@ -597,6 +614,7 @@ class Engine:
         self.emit(
             ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
         )
+        self._approved_flags[story.key] = tuple(flags)
         return decision
 
     def add_feedback(self, story: Story, feedback: str) -> None:
@@ -619,6 +637,7 @@ class Engine:
             after=self._marker("iteration", story),
             user_files=self._user_dirty,
             undo=rebase_books,
+            flags=self._approved_flags.pop(story.key, ()),
         )
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)

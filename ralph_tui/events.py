@@ -167,6 +167,7 @@ class ApprovalNeeded(Event):
     commit_message: str
     diffstat: str
     summary: str
+    flags: tuple[str, ...] = ()  # ralph_tui.review: what needs a human's eyes
 
 
 @_register

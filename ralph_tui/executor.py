@@ -62,6 +62,7 @@ from ralph_tui.events import GateStarted, IterationOutcome
 from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.iteration import Agent, IterationRequest
 from ralph_tui.prd import Story
+from ralph_tui.review import ReviewOptions, review_commit
 from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import ApprovalDecision
 from ralph_tui.workspace import Workspace
@@ -88,6 +89,8 @@ class StoryJob:
     user_prompt: str
     config: RalphConfig
     feedback: tuple[str, ...] = field(default=())
+    # --approve auto with nobody to show a flagged change to (as the job started)
+    approvals_unattended: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,18 @@ class WorkerHost(RunHost, Protocol):
     @property
     def worker(self) -> int: ...
 
+    @property
+    def approvals_unattended(self) -> bool:
+        """``--approve auto`` and nobody to show a flagged change to."""
+        ...
+
     async def ask_approval(
-        self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
+        self,
+        story: Story,
+        summary: str,
+        results: Sequence[GateResult],
+        diffstat: str,
+        flags: Sequence[str],
     ) -> ApprovalDecision: ...
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
@@ -265,6 +278,7 @@ class WorktreeCheckout:
         self._host = host
         self._config = config
         self._story = story
+        self.approved_commit: str | None = None  # the snapshot the human was asked about
         # the worker's own confinement: the editor, the bash tool, a command agent's CLI and
         # the gates are rooted at the worktree, where the PRD and progress log are read-only
         books = tuple(tree.root / rel for rel in tree.bookkeeping)
@@ -275,6 +289,10 @@ class WorktreeCheckout:
     @property
     def base_commit(self) -> str:
         return self.tree.base
+
+    @property
+    def options(self) -> ReviewOptions:
+        return self._config.review
 
     async def snapshot(self) -> StoryChange:
         notes: list[str] = []
@@ -330,11 +348,25 @@ class _WorktreeHost(ForwardingHost):
     async def run_gates(self, story: Story | None = None) -> list[GateResult]:
         return await self._host.gate(self._checkout)
 
+    @property
+    def approvals_unattended(self) -> bool:
+        return self._host.approvals_unattended
+
+    async def review(self, story: Story) -> list[str]:
+        """Judged here, where the change is (on a Ray node: the node's checkout)."""
+        change = await self._checkout.snapshot()
+        tree = self._checkout.tree
+        return await asyncio.to_thread(
+            review_commit, tree.root, change.base_commit, change.commit, self._checkout.options
+        )
+
     async def ask_approval(
-        self, story: Story, summary: str, results: Sequence[GateResult]
+        self, story: Story, summary: str, results: Sequence[GateResult], flags: Sequence[str]
     ) -> ApprovalDecision:
         change = await self._checkout.snapshot()
-        return await self._host.ask_approval(story, summary, results, change.diffstat)
+        # the merge lands this commit or nothing (a tree that changed after approval goes back)
+        self._checkout.approved_commit = change.commit
+        return await self._host.ask_approval(story, summary, results, change.diffstat, flags)
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
         try:

@@ -469,11 +469,7 @@ class GitRepo:
     def diff(self, rev: str = "HEAD") -> list[FileDiff]:
         """The working tree against ``rev``, file by file, new untracked files as ``added``."""
         with self._snapshot_index() as env:
-            base = ("diff", "--cached", *_DIFF_FLAGS)
-            names = self._git(*base, "-z", "--name-status", rev, env=env)
-            counts = self._git(*base, "-z", "--numstat", rev, env=env)
-            patch = self._git(*base, rev, env=env)
-        return _assemble(names, counts, patch)
+            return describe_change(self.root, ("--cached", rev), env)
 
     def _patch_bytes(self) -> bytes:
         with self._snapshot_index() as env:
@@ -489,8 +485,7 @@ class GitRepo:
 
     def diffstat(self) -> str:
         with self._snapshot_index() as env:
-            out = self._git("diff", "--cached", "--stat", *_DIFF_FLAGS, "HEAD", env=env)
-        return out.decode("utf-8", errors="replace").rstrip("\n")
+            return diffstat_of(describe_change(self.root, ("--cached", "HEAD"), env))
 
     def save_patch(self, dest: Path) -> Path | None:
         """Keep a change the loop is about to throw away; ``None`` when there is none."""
@@ -603,46 +598,213 @@ def _prune_upwards(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def _assemble(names: bytes, counts: bytes, patch: bytes) -> list[FileDiff]:
-    """Join ``--name-status``, ``--numstat`` and the patch text of one diff, file by file."""
-    entries: list[tuple[FileStatus, str, str | None]] = []
-    fields = _split_z(names)
+_ZERO_SHA = "0" * 40
+_SNIFF_BYTES = 8000  # what git itself looks at to call a blob binary
+_SYMLINK_MODE = "120000"
+# Magic numbers for naming a binary file's kind (what it is, not just "binary").
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "PNG image"), (b"\xff\xd8\xff", "JPEG image"), (b"GIF8", "GIF image"),
+    (b"%PDF", "PDF document"), (b"PK\x03\x04", "zip archive"), (b"\x1f\x8b", "gzip data"),
+    (b"\x7fELF", "ELF executable"), (b"SQLite format 3", "SQLite database"),
+    (b"\xca\xfe\xba\xbe", "Mach-O or Java class"), (b"MZ", "Windows executable"),
+    (b"\x00asm", "WebAssembly module"), (b"BZh", "bzip2 data"), (b"\xfd7zXZ", "xz data"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _RawEntry:
+    status: FileStatus
+    path: str
+    old_path: str | None
+    old_mode: str
+    new_mode: str
+    old_sha: str
+    new_sha: str
+
+
+def _raw_entries(out: bytes) -> list[_RawEntry]:
+    fields = _split_z(out)
+    entries: list[_RawEntry] = []
     i = 0
     while i < len(fields):
-        code = fields[i]
+        old_mode, new_mode, old_sha, new_sha, code = fields[i].lstrip(":").split()[:5]
         if code[0] in "RC":
             old, new = fields[i + 1], fields[i + 2]
-            entries.append((_STATUS[code[0]], new, old if code[0] == "R" else None))
+            status = _STATUS[code[0]]
+            entries.append(
+                _RawEntry(status, new, old if code[0] == "R" else None, old_mode, new_mode,
+                          old_sha, new_sha)
+            )  # fmt: skip
             i += 3
         else:
-            entries.append((_STATUS.get(code[0], "modified"), fields[i + 1], None))
+            status = _STATUS.get(code[0], "modified")
+            entries.append(
+                _RawEntry(status, fields[i + 1], None, old_mode, new_mode, old_sha, new_sha)
+            )
             i += 2
+    return entries
 
-    stats: dict[str, tuple[int, int, bool]] = {}
-    raw = counts.decode("utf-8", errors="surrogateescape").split("\0")
-    j = 0
-    while j < len(raw):
-        record = raw[j]
-        if not record:
-            j += 1
+
+def _blob_head(cwd: Path, sha: str, env: Mapping[str, str] | None) -> tuple[bytes, int]:
+    """The first bytes of a blob (enough to sniff it) and its size, never reading it whole."""
+    size = int(git_output(cwd, "cat-file", "-s", sha, env=env).strip() or 0)
+    proc = subprocess.Popen(
+        ["git", *_SAFE_CONFIG, "cat-file", "blob", sha],
+        cwd=cwd, env=git_env(env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    with proc.stdout:
+        head = proc.stdout.read(_SNIFF_BYTES)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    return head, size
+
+
+def binary_kind(head: bytes) -> str | None:
+    """``None`` for text (git's own rule: no NUL in the first 8000 bytes), else what it is."""
+    if b"\0" not in head[:_SNIFF_BYTES]:
+        return None
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "binary data")
+
+
+def _size(n: int) -> str:
+    return (
+        f"{n} bytes" if n < 10_240 else f"{n / 1024:.0f} KiB" if n < 10 << 20 else f"{n >> 20} MiB"
+    )
+
+
+def _notes(entry: _RawEntry, link_targets: Mapping[str, str], root: Path) -> list[str]:
+    """What a reviewer must see that a text diff would leave implicit."""
+    notes: list[str] = []
+    if entry.old_mode != entry.new_mode and "000000" not in (entry.old_mode, entry.new_mode):
+        notes.append(f"mode {entry.old_mode} -> {entry.new_mode}" + _mode_words(entry.new_mode))
+    elif entry.status == "added" and entry.new_mode == "100755":
+        notes.append("new executable file (mode 100755)")
+    if entry.new_mode == _SYMLINK_MODE and entry.path in link_targets:
+        target = link_targets[entry.path]
+        where = (root / PurePosixPath(entry.path).parent / target).resolve()
+        outside = Path(target).is_absolute() or not where.is_relative_to(root.resolve())
+        notes.append(
+            f"symlink -> {target}" + (" (points OUTSIDE the repository)" if outside else "")
+        )
+    if GITLINK_MODE in (entry.old_mode, entry.new_mode):
+        notes.append("submodule / nested repository (a gitlink: only a commit id lands)")
+    return notes
+
+
+def _mode_words(mode: str) -> str:
+    return {
+        "100755": " (made executable)", "100644": " (no longer executable)",
+        _SYMLINK_MODE: " (became a symlink)", GITLINK_MODE: " (became a submodule)",
+    }.get(mode, "")  # fmt: skip
+
+
+def describe_change(
+    cwd: Path, sides: tuple[str, ...], env: Mapping[str, str] | None = None
+) -> list[FileDiff]:
+    """The change between ``sides`` (``("--cached", rev)`` or two commits) as the reviewer must
+    see it, whatever the repository says about its files.
+
+    Text is diffed as text (``--text``: a ``-diff`` or ``binary`` attribute, a textconv or an
+    external diff in the agent's ``.gitattributes`` or config cannot turn code into a blob);
+    a file is binary only by its bytes (a NUL in the first 8000, git's own rule), and is then
+    named with its kind and sizes. Mode changes, symlink targets and gitlinks get a note line
+    (``! ...``) above the file's patch.
+    """
+    base = ("diff", *_DIFF_FLAGS, *sides)
+    entries = _raw_entries(git_output(cwd, *base, "-z", "--raw", "--no-abbrev", env=env))
+    binary: dict[str, str] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    link_targets: dict[str, str] = {}
+    for entry in entries:
+        if GITLINK_MODE in (entry.old_mode, entry.new_mode):
             continue
-        added, deleted, path = record.split("\t", 2)
-        if not path:  # a rename: the two names follow as their own fields
-            path = raw[j + 2]
-            j += 3
-        else:
-            j += 1
-        binary = added == "-"
-        stats[path] = (0 if binary else int(added), 0 if binary else int(deleted), binary)
-
-    chunks = _split_patch(patch.decode("utf-8", errors="replace"))
-    if len(chunks) != len(entries):  # both come from one diff queue; guard anyway
-        chunks = [""] * len(entries)
+        heads = {}
+        for side, sha in (("old", entry.old_sha), ("new", entry.new_sha)):
+            if sha != _ZERO_SHA:
+                heads[side] = _blob_head(cwd, sha, env)
+        if entry.new_mode == _SYMLINK_MODE and "new" in heads:
+            link_targets[entry.path] = heads["new"][0].decode("utf-8", "backslashreplace")
+        kinds = [binary_kind(head) for head, _ in heads.values()]
+        kind = next((k for k in kinds if k is not None), None)
+        if kind is not None:
+            binary[entry.path] = kind
+            sizes[entry.path] = (heads.get("old", (b"", 0))[1], heads.get("new", (b"", 0))[1])
+    text_paths = [e for e in entries if e.path not in binary]
+    stats: dict[str, tuple[int, int]] = {}
+    chunks: dict[str, str] = {}
+    if text_paths:
+        spec = [f":(top,literal){p}" for e in text_paths for p in {e.path, e.old_path} if p]
+        patch = git_output(cwd, *base, "--text", "--", *spec, env=env)
+        pieces = _split_patch(patch.decode("utf-8", errors="replace"))
+        if len(pieces) == len(text_paths):  # one diff queue: the same order
+            chunks = {e.path: piece for e, piece in zip(text_paths, pieces, strict=True)}
+        # counted from the patch: --numstat keeps calling a "-diff" file binary, --text or not
+        stats = {path: _count_lines(piece) for path, piece in chunks.items()}
     result: list[FileDiff] = []
-    for (status, new_path, old_path), chunk in zip(entries, chunks, strict=True):
-        added_n, deleted_n, binary = stats.get(new_path, (0, 0, False))
-        result.append(FileDiff(new_path, old_path, status, added_n, deleted_n, binary, chunk))
+    for entry in entries:
+        notes = "".join(f"! {note}\n" for note in _notes(entry, link_targets, cwd))
+        if entry.path in binary:
+            old_size, new_size = sizes[entry.path]
+            sized = (
+                f"{_size(new_size)}" if entry.status == "added"
+                else f"{_size(old_size)}, deleted" if entry.status == "deleted"
+                else f"{_size(old_size)} -> {_size(new_size)}"
+            )  # fmt: skip
+            text = f"{notes}Binary file {display_path(entry.path)}: {binary[entry.path]}, {sized}\n"
+            result.append(FileDiff(entry.path, entry.old_path, entry.status, 0, 0, True, text))
+            continue
+        added_n, deleted_n = stats.get(entry.path, (0, 0))
+        chunk = notes + chunks.get(entry.path, "")
+        result.append(
+            FileDiff(entry.path, entry.old_path, entry.status, added_n, deleted_n, False, chunk)
+        )
     return result
+
+
+def _count_lines(patch: str) -> tuple[int, int]:
+    added = deleted = 0
+    in_hunk = False
+    for line in patch.splitlines():
+        if line.startswith("@@"):
+            in_hunk = True
+        elif in_hunk and line.startswith("+"):
+            added += 1
+        elif in_hunk and line.startswith("-"):
+            deleted += 1
+        elif line.startswith("diff --git "):
+            in_hunk = False
+    return added, deleted
+
+
+def diffstat_of(files: list[FileDiff]) -> str:
+    """A ``git diff --stat``-like summary of ``describe_change``: text counted as text,
+    binaries named with kind and size, notes (modes, symlinks) on their own line."""
+    if not files:
+        return ""
+    width = min(max(len(display_path(f.path)) for f in files), 60)
+    lines = []
+    for f in files:
+        name = display_path(f.path)
+        label = f"{name:<{width}}" if len(name) <= width else "..." + name[-(width - 3) :]
+        if f.binary:
+            first = next(ln for ln in f.patch.splitlines() if ln.startswith("Binary file"))
+            lines.append(f" {label} | {first.split(': ', 1)[1]}")
+        else:
+            total = f.additions + f.deletions
+            bar = "+" * min(f.additions, 40) + "-" * min(f.deletions, max(0, 40 - f.additions))
+            lines.append(f" {label} | {total} {bar}".rstrip())
+        lines += [f"   {ln}" for ln in f.patch.splitlines() if ln.startswith("! ")]
+    added = sum(f.additions for f in files)
+    deleted = sum(f.deletions for f in files)
+    changed = len(files)
+    lines.append(
+        f" {changed} file{'s' if changed != 1 else ''} changed, "
+        f"{added} insertion{'s' if added != 1 else ''}(+), "
+        f"{deleted} deletion{'s' if deleted != 1 else ''}(-)"
+    )
+    return "\n".join(lines)
 
 
 def _split_patch(text: str) -> list[str]:

@@ -107,9 +107,10 @@ class ConsoleSink:
             case GateFinished(name=name, state=state, duration_s=d, summary=summary, criterion=c):
                 checks = f" [checks: {one_line(c, 80)}]" if c else ""
                 return f"  gate {name}{checks}: {state} ({d:.1f}s) {summary}"
-            case ApprovalNeeded(story_id=sid, diffstat=diffstat):
+            case ApprovalNeeded(story_id=sid, diffstat=diffstat, flags=flags):
                 last = diffstat.strip().splitlines()[-1:] or ["no changes"]
-                return f"  approval needed for Task #{sid}: {last[0].strip()}"
+                flagged = "".join(f"\n  ⚑ review flag: {one_line(f, 160)}" for f in flags)
+                return f"  approval needed for Task #{sid}: {last[0].strip()}{flagged}"
             case ApprovalDecided(decision=decision, feedback=feedback):
                 return f"  supervisor: {decision}" + (
                     f" ({one_line(feedback, 120)})" if feedback else ""
@@ -155,8 +156,17 @@ class TerminalSupervisor:
         line = await _readline(self.stdin)
         return line.rstrip("\n") if line else None  # None: stdin closed
 
+    @property
+    def reaches_human(self) -> bool:
+        """``--approve auto`` asks nobody: a flagged change cannot be shown to anyone here."""
+        return self.mode == "ask"
+
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
         if self.mode == "auto":
+            if request.flags:
+                # only reached beside remote faces (SharedSupervisor): a client decides; alone,
+                # the engine never asks (``approvals_unattended``)
+                await asyncio.get_running_loop().create_future()
             return ApprovalDecision.approve()
         self.sink._line(request.diffstat.rstrip() or "  (no file changes)")
         while True:

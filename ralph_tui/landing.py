@@ -32,11 +32,16 @@ log = logging.getLogger(__name__)
 Marker = dict[str, object]
 
 
-def commit_message(role: str, story: Story) -> str:
+def commit_message(role: str, story: Story, flags: Sequence[str] = ()) -> str:
+    """SPEC's message; with review flags it says what a human approved instead of claiming
+    that every check passed as configured (the checks themselves were changed)."""
+    head = f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
+    if not flags:
+        return head + "Implemented by autonomous agent.\nAll quality checks passing.\n"
+    listed = "".join(f"- {escape_controls(flag, multiline=False)}\n" for flag in flags)
     return (
-        f"[{role}] Task #{story.key}: {escape_controls(story.title, multiline=False)}\n\n"
-        "Implemented by autonomous agent.\n"
-        "All quality checks passing.\n"
+        head + "Implemented by autonomous agent.\n"
+        "Quality gates passed; a human approved these review flags:\n" + listed
     )
 
 
@@ -74,6 +79,7 @@ class StoryLanding:
         user_files: Sequence[str] = (),
         put_in: Callable[[], None] | None = None,
         undo: Callable[[], None] | None = None,
+        flags: Sequence[str] = (),
     ) -> str:
         """Mark the story, log it and commit; the commit's sha (``Committed`` is emitted).
 
@@ -105,7 +111,7 @@ class StoryLanding:
         ]
         learned = [self._redact(item) for item in learnings]
         title = self._redact(story.title)
-        message = self._redact(commit_message(self._role, story))
+        message = self._redact(commit_message(self._role, story, flags))
         try:
             await asyncio.to_thread(self._store.update_story, story.key, {"passes": True})
             await asyncio.to_thread(

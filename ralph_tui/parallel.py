@@ -51,7 +51,7 @@ from ralph_tui.git_repo import _run_git
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor, reaches_human
 from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -307,16 +307,27 @@ class ParallelEngine(Engine):
             user_prompt=request.user_prompt,
             config=self.config,
             feedback=request.feedback,
+            approvals_unattended=self.approvals_unattended,
         )
 
     # ----------------------------------------------------------------- approval and merge
 
+    @property
+    def approvals_unattended(self) -> bool:
+        return self.approvals_automatic and not reaches_human(self.supervisor)
+
     async def queue_approval(
-        self, worker: int, story: Story, summary: str, results: Sequence[GateResult], stat: str
+        self,
+        worker: int,
+        story: Story,
+        summary: str,
+        results: Sequence[GateResult],
+        stat: str,
+        flags: Sequence[str],
     ) -> ApprovalDecision:
-        needed, request = approval_request(
-            story, commit_message(self.config.role, story), summary, stat, results, worker
-        )
+        flags = [self._redact(flag) for flag in flags]
+        message = commit_message(self.config.role, story, flags)
+        needed, request = approval_request(story, message, summary, stat, results, worker, flags)
         self.emit(needed)
         decision = await self.approvals.approve(request)
         self.emit(
@@ -324,6 +335,8 @@ class ParallelEngine(Engine):
         )
         if decision.kind != "approve":  # rejected or discarded: it will not land as gated
             self._leave_train(worker)
+        else:
+            self._approved_flags[story.key] = tuple(flags)
         return decision
 
     def _ticket(self, worker: int) -> _Ticket | None:
@@ -412,6 +425,14 @@ class ParallelEngine(Engine):
                 # git, not the remembered value: a human may have committed on main meanwhile
                 head = self._head = await asyncio.to_thread(self.git.head_sha)
                 change = await checkout.snapshot()
+                approved = getattr(checkout, "approved_commit", None)
+                if approved is not None and change.commit != approved:
+                    raise MergeRetry(
+                        "Your working tree changed after the change was approved (a process "
+                        "still writing?), so it is not what the human approved and nothing "
+                        "landed. Make sure nothing runs in the background, run the quality "
+                        "gates, then call complete_task again: the change is reviewed as it is."
+                    )
                 landed = await checkout.code_tree_on(head)
                 known = self._gated.get(landed) if landed is not None else None
                 if known is not None and all(r.passed for r in known):
@@ -429,14 +450,16 @@ class ParallelEngine(Engine):
                         "those files. Resolve the conflicts (keep both sides' intent), run the "
                         "quality gates, then call complete_task again."
                     )
+                # what lands is the approved change rebased, taken before the gates run again:
+                # whatever the agent's test code writes during that run never lands
+                rebased = await checkout.snapshot()
                 results = await self._verify(story, checkout)
                 if not all(r.passed for r in results):
                     raise MergeRetry(
                         "Your change was rebased onto the current main branch and the quality "
                         "gates fail on the result:\n\n" + gate_report(results)
                     )
-                change = await checkout.snapshot()
-                sha = await self._land(story, change.patch, learnings)
+                sha = await self._land(story, rebased.patch, learnings)
                 ticket.state = "landed"
                 return sha
         finally:
@@ -482,6 +505,7 @@ class ParallelEngine(Engine):
             user_files=self._user_dirty,
             put_in=put_in,
             undo=lambda: self.git.restore_to_head(keep=keep),
+            flags=self._approved_flags.pop(story.key, ()),
         )
         self._head = sha
         self._landed.add(story.key)
@@ -521,10 +545,21 @@ class WorkerHost(ForwardingHost):
         async with self._engine._human_lock:  # the supervisor answers one escalation at a time
             return await self._engine.ask_human(story, question, tried, automatic=automatic)
 
+    @property
+    def approvals_unattended(self) -> bool:
+        return self._engine.approvals_unattended
+
     async def ask_approval(
-        self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
+        self,
+        story: Story,
+        summary: str,
+        results: Sequence[GateResult],
+        diffstat: str,
+        flags: Sequence[str],
     ) -> ApprovalDecision:
-        return await self._engine.queue_approval(self.worker, story, summary, results, diffstat)
+        return await self._engine.queue_approval(
+            self.worker, story, summary, results, diffstat, flags
+        )
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
         return await self._engine.merge(story, checkout, learnings)

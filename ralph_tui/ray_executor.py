@@ -596,7 +596,8 @@ class _Session:
         if call.name == "ask_human":
             return await host.ask_human(story, args[0], args[1], automatic=bool(args[2]))
         if call.name == "ask_approval":
-            return await host.ask_approval(story, args[0], args[1], args[2])
+            flags = [str(flag) for flag in args[3]] if len(args) > 3 else []
+            return await host.ask_approval(story, args[0], args[1], args[2], flags)
         if call.name == "gate":
             checkout = self._checkout(args[0], args[1])
             return await host.gate(checkout)

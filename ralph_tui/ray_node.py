@@ -259,6 +259,7 @@ class RemoteHost:
         self._runner = runner
         self.worker = job.worker
         self.max_fix_attempts = job.config.max_fix_attempts
+        self._unattended = job.approvals_unattended
         self._stop = False
 
     @property
@@ -283,11 +284,20 @@ class RemoteHost:
         answer: EscalationAnswer = await self._link.call("ask_human", question, tried, automatic)
         return answer
 
+    @property
+    def approvals_unattended(self) -> bool:
+        return self._unattended
+
     async def ask_approval(
-        self, story: Story, summary: str, results: Sequence[GateResult], diffstat: str
+        self,
+        story: Story,
+        summary: str,
+        results: Sequence[GateResult],
+        diffstat: str,
+        flags: Sequence[str],
     ) -> ApprovalDecision:
         decision: ApprovalDecision = await self._link.call(
-            "ask_approval", summary, list(results), diffstat
+            "ask_approval", summary, list(results), diffstat, list(flags)
         )
         return decision
 
@@ -295,6 +305,13 @@ class RemoteHost:
         checkout_id = self._runner.register(checkout)
         try:
             snap = await self._runner.snapshot_of(checkout)
+            approved = getattr(checkout, "approved_commit", None)
+            if approved is not None and snap.commit != approved:
+                raise MergeRetry(
+                    "Your working tree changed after the change was approved, so it is not "
+                    "what the human approved and nothing landed. Make sure nothing runs in the "
+                    "background, run the quality gates, then call complete_task again."
+                )
             sha: str = await self._link.call("merge", checkout_id, snap, list(learnings))
             return sha
         finally:

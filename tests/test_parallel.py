@@ -476,3 +476,30 @@ async def test_a_change_is_not_failed_by_the_failing_change_it_was_gated_on(
     assert len(refused) == 1  # only US-001's own failure went back to an agent
     assert "bad.txt" not in git(root, "ls-files")
     assert_clean(root)
+
+
+async def test_what_lands_is_what_was_approved_not_what_a_gate_rerun_wrote(
+    tmp_path: Path,
+) -> None:
+    """Main moves while the change waits for approval, so the gates run again on the rebased
+    change; the agent's test code (the gate) writes into the tree on every run. The line it
+    wrote during the re-run must not land: the commit holds the approved change, rebased."""
+    gate = {"tests": 'echo "gate run" >> gate-notes.txt'}
+    root = make_repo(tmp_path / "ws", [story("US-001", "One")], gates=gate)
+    script = {"stories": {"US-001": [create("one.txt", "1\n"), complete()]}}
+    shown: list[str] = []
+
+    async def move_main(request: ApprovalRequest) -> None:
+        shown.append(request.diffstat)
+        if len(shown) == 1:
+            (root / "extra.txt").write_text("moved\n")
+            git(root, "add", "extra.txt")
+            git(root, "commit", "-qm", "main moves")
+
+    engine, _, sink, _ = make_parallel(root, script, ScriptedSupervisor(on_approve=move_main))
+    assert await run(engine, sink) == 0
+    rerun = [n.message for n in sink.of(Notice) if "running them again" in n.message]
+    assert rerun, "the gates did not run again after approval"
+    assert git(root, "show", "HEAD:gate-notes.txt") == "gate run\n"  # as approved: one run
+    assert "gate-notes.txt | 1 +" in shown[0]
+    assert passes(root) == {"US-001": True}

@@ -32,6 +32,7 @@ def approval_to_dict(request: ApprovalRequest) -> dict[str, Any]:
         "diffstat": request.diffstat,
         "summary": request.summary,
         "gates": [gate.to_dict() for gate in request.gates],
+        "flags": list(request.flags),
     }
 
 
@@ -48,6 +49,7 @@ def approval_from_dict(data: dict[str, Any]) -> ApprovalRequest:
         diffstat=str(data["diffstat"]),
         summary=str(data["summary"]),
         gates=gates,
+        flags=tuple(str(flag) for flag in data.get("flags", []) or []),
     )
 
 

@@ -40,7 +40,7 @@ class TuiSupervisor:
         self._escalation_future: asyncio.Future[EscalationAnswer] | None = None
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
-        if self.auto_approve:
+        if self.auto_approve and not request.flags:  # a flagged change waits for the human
             return ApprovalDecision.approve()
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._approval_future = future

@@ -226,9 +226,33 @@ async def gate_failure(pilot: Pilot[Any]) -> None:
     app.gates.focus()
 
 
+async def flagged_approval(pilot: Pilot[Any]) -> None:
+    """A change that weakens the tests: the flags stand above the commit line."""
+    app = pilot.app
+    assert isinstance(app, RalphApp)
+    replay(app, [*iteration_events(), *PASSED, ev(RunStateChanged(state="waiting"))])
+    flags = (
+        "[checks] conftest.py: added: configures what checks the code",
+        "[marker] tests/test_price.py: line 12: @pytest.mark.skip",
+    )
+    request = ApprovalRequest(
+        story_id="US-002",
+        title="Parse prices typed by humans",
+        commit_message="[backend] Task #US-002: Parse prices typed by humans\n\nImplemented by "
+        "autonomous agent.\nQuality gates passed; a human approved these review flags:\n",
+        diffstat=" conftest.py | 6 ++++++\n 1 file changed, 6 insertions(+)\n",
+        summary="Done; all checks pass.",
+        gates=PASSED,
+        flags=flags,
+    )
+    app.approval_task = asyncio.create_task(app.supervisor.approve(request))  # type: ignore[attr-defined]
+    await _settle(pilot, app)
+
+
 SCENES: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "running": running,
     "approval": approval,
+    "flagged_approval": flagged_approval,
     "escalation": escalation,
     "gate_failure": gate_failure,
 }

@@ -47,6 +47,14 @@ def approval_text(request: ApprovalRequest) -> Text:
         text.append("diff: ", style="dim")
         text.append(stat[-1].strip())
         text.append("\n")
+    if request.flags:  # what changes the checks or hides itself: read before approving
+        shown = request.flags[:4]
+        for flag in shown:
+            text.append("⚑ ", style="bold red")
+            text.append(flag, style="bold yellow")
+            text.append("\n")
+        if len(request.flags) > len(shown):
+            text.append(f"⚑ +{len(request.flags) - len(shown)} more flags (see the Diff)\n")
     subject = request.commit_message.strip().splitlines()
     text.append("commit: ", style="dim")
     text.append(subject[0] if subject else "", style="italic")

@@ -47,6 +47,7 @@ _ADDED_BG = Style(bgcolor="#12361b")
 _REMOVED_BG = Style(bgcolor="#3d1418")
 _HUNK = Style(color="cyan", bold=True)
 _META = Style(color="bright_black", bold=True)
+_NOTE = Style(color="black", bgcolor="yellow", bold=True)
 _STATUS_STYLE = {"A": "green", "D": "red", "M": "yellow", "R": "magenta", "?": "green"}
 _HIGHLIGHT_CACHE = 4096
 
@@ -64,6 +65,10 @@ def highlight_line(line: str, lexer: str) -> Text:
     """One diff line as styled text: syntax colours on the code, a tint for +/- lines."""
     if line.startswith("@@"):
         return Text(line, style=_HUNK)
+    if line.startswith("! "):  # the engine's note: a mode, a symlink's target, a submodule
+        return Text(line, style=_NOTE)
+    if line.startswith("Binary file "):
+        return Text(line, style=_NOTE)
     if line.startswith(("diff --git", "index ", "--- ", "+++ ", "new file", "deleted file")):
         return Text(line, style=_META)
     if line.startswith(("similarity", "rename ", "old mode", "new mode", "Binary files")):
@@ -235,7 +240,5 @@ class DiffView(Horizontal):
         if diff.path == self._selected and not force:
             return
         self._selected = diff.path
-        if diff.binary:
-            self.pane.show_message(f"{diff.path}: binary file changed")
-        else:
-            self.pane.show_patch(diff.path, diff.patch)
+        # a binary's "patch" names its kind and sizes (git_repo.describe_change)
+        self.pane.show_patch(diff.path, diff.patch)
