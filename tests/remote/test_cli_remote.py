@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
 import pytest
 
 from ralph_tui.cli import main
-from tests.remote.test_web import start_run
-from tests.support.repo import make_repo
+from ralph_tui.server.client import RemoteRun
+from ralph_tui.server.http import read_serve_file
+from tests.remote.test_web import RALPH, start_run
+from tests.support.engine import ScriptedSupervisor, complete, create
+from tests.support.repo import git, make_repo, story
 
 
 def test_listen_on_a_public_address_needs_listen_public(
@@ -47,3 +51,50 @@ async def test_ctrl_c_stops_a_headless_run_waiting_on_clients(tmp_path: Path) ->
     rest = (await run.stdout.read()).decode()
     assert "supervisor: discard" in rest, rest
     assert code != 0
+
+
+async def test_with_workers_the_served_run_asks_its_clients(tmp_path: Path) -> None:
+    """``--workers 2 --listen --approve ask`` with stdin at end-of-file: every approval reaches
+    the attached client (it used to go to the terminal alone, whose EOF discarded each one)."""
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            {
+                "stories": {
+                    "US-001": [create("a.txt", "a\n"), complete("a")],
+                    "US-002": [create("b.txt", "b\n"), complete("b")],
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "A", 1), story("US-002", "B", 2)],
+        extra_config=f"script = {json.dumps(str(script))}",
+    )
+    run = await asyncio.create_subprocess_exec(
+        str(RALPH), "run", "--headless", "--approve", "ask", "--workers", "2",
+        "--listen", "127.0.0.1:0", "--workspace", str(root),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert run.stdout is not None
+        while b"serving this run on" not in (
+            line := await asyncio.wait_for(run.stdout.readline(), 60)
+        ):
+            assert line, "the run ended before serving"
+        url, token = read_serve_file(root)
+        client = ScriptedSupervisor()
+        await asyncio.wait_for(RemoteRun(url, token, client, lambda event: None).run(), 120)
+        code = await asyncio.wait_for(run.wait(), 60)
+        rest = (await run.stdout.read()).decode()
+    finally:
+        if run.returncode is None:
+            run.kill()
+            await run.wait()
+    assert sorted(r.story_id for r in client.approval_requests) == ["US-001", "US-002"], rest
+    assert code == 0, rest
+    assert "supervisor: discard" not in rest
+    log = git(root, "log", "--format=%s")
+    assert "Task #US-001" in log and "Task #US-002" in log
