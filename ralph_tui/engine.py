@@ -54,6 +54,7 @@ from ralph_tui.events import (
 from ralph_tui.gates import GateResult, run_story_gates
 from ralph_tui.git_guard import GitSnapshot
 from ralph_tui.git_repo import GitRepo
+from ralph_tui.ignored import IgnoredSnapshot
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
@@ -154,6 +155,7 @@ class Engine:
         self._user_files: dict[str, bytes | None] = {}
         # what the current iteration started from (None between iterations)
         self._git_snapshot: GitSnapshot | None = None
+        self._ignored: IgnoredSnapshot | None = None  # ignored files as the iteration began
         self._books: BookkeepingSnapshot | None = None
 
     # ----------------------------------------------------------------- control (any thread-safe
@@ -398,6 +400,7 @@ class Engine:
         self._state.write(self._marker("iteration", story))
         self._git_snapshot = GitSnapshot.take(self.git)
         self._books = BookkeepingSnapshot.take(self.store, self.progress)
+        self._ignored = IgnoredSnapshot.take(self.root, self.run_dir / "ignored-backup")
 
     def _marker(self, phase: str, story: Story) -> dict[str, object]:
         return {"phase": phase, "story": story.key, "branch": self._branch_ref}
@@ -405,6 +408,9 @@ class Engine:
     def _end_iteration(self) -> None:
         self._git_snapshot = None
         self._books = None
+        if self._ignored is not None:
+            self._ignored.discard()
+            self._ignored = None
         self._state.clear()
 
     async def _finish_uncommitted(
@@ -457,8 +463,13 @@ class Engine:
             patch_path = self.git.save_patch(
                 self.run_dir / "patches" / f"iter-{number:03d}-{story.slug}.patch"
             )
+            if self._ignored is not None:  # the agent's .gitignore lines hide nothing now
+                for rel in self._ignored.restore_rules():
+                    notes.append(f"{rel}: a .gitignore the agent added; removed")
             self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
             self._put_back_user_files()
+            if self._ignored is not None:
+                notes.extend(self._ignored.restore())
             return patch_path
         finally:
             self._end_iteration()
@@ -596,13 +607,19 @@ class Engine:
             return data.decode("utf-8", "replace") if data is not None else None
 
         flags = await asyncio.to_thread(review_flags, files, self.config.review, before)
-        return [self._redact(flag.line()) for flag in flags]
+        lines = [flag.line() for flag in flags]
+        if self._ignored is not None:
+            lines += (await asyncio.to_thread(self._ignored.changes)).flags()
+        return [self._redact(line) for line in lines]
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult], flags: Sequence[str]
     ) -> ApprovalDecision:
         await self._enforce()
         diffstat = await asyncio.to_thread(self.git.diffstat)
+        if self._ignored is not None:  # never committed, but the human sees what happened
+            ignored = (await asyncio.to_thread(self._ignored.changes)).lines()
+            diffstat = "\n".join([*(f" ! {line}" for line in ignored), diffstat]).strip("\n")
         message = commit_message(self.config.role, story, flags)
         needed, request = approval_request(story, message, summary, diffstat, results, 0, flags)
         self.emit(needed)

@@ -40,6 +40,9 @@ class GitSnapshot:
     config: bytes | None
     hooks_path: Path
     hooks: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    # .git/info/exclude hides files from the diff and the discard; info/attributes changes
+    # what a diff shows: both are the agent's to write without a sandbox
+    info: dict[Path, bytes | None] = field(default_factory=dict)
 
     @classmethod
     def take(cls, git: GitRepo) -> GitSnapshot:
@@ -52,6 +55,10 @@ class GitSnapshot:
             config=_read(config_path),
             hooks_path=hooks_path,
             hooks=_read_hooks(hooks_path),
+            info={
+                path: _read(path)
+                for path in (git.git_path("info/exclude"), git.git_path("info/attributes"))
+            },
         )
 
     def moved_to(self, sha: str) -> None:
@@ -65,6 +72,13 @@ class GitSnapshot:
         if _read(self.config_path) != self.config:
             _write(self.config_path, self.config)
             messages.append(".git/config was changed during the iteration; restored")
+        for path, before in self.info.items():
+            if _read(path) != before:
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    _write(path, before)
+                messages.append(f".git/info/{path.name} was changed during the iteration; restored")
         changed = self._restore_hooks()
         if changed:
             listed = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
