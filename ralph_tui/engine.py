@@ -20,6 +20,13 @@ from typing import Literal
 
 from ralph_tui import credentials
 from ralph_tui.agents import create_agent
+from ralph_tui.baseline import (
+    BASELINE_FILE,
+    Baselines,
+    baseline_flags,
+    code_key,
+    test_runner_gates,
+)
 from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
 from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
@@ -51,7 +58,7 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
-from ralph_tui.gates import GateResult, run_story_gates
+from ralph_tui.gates import GateResult, run_gates, run_story_gates
 from ralph_tui.git_guard import GitSnapshot
 from ralph_tui.git_repo import GitRepo
 from ralph_tui.ignored import IgnoredSnapshot
@@ -156,6 +163,10 @@ class Engine:
         # what the current iteration started from (None between iterations)
         self._git_snapshot: GitSnapshot | None = None
         self._ignored: IgnoredSnapshot | None = None  # ignored files as the iteration began
+        # the test gates' counts per base code tree (review flags when a change runs fewer)
+        self._baselines = Baselines(self.root / ".ralph" / BASELINE_FILE)
+        self._base_key: str | None = None  # the code tree the iteration started from
+        self._last_gates: list[GateResult] = []  # the latest run of the change's gates
         self._books: BookkeepingSnapshot | None = None
 
     # ----------------------------------------------------------------- control (any thread-safe
@@ -372,6 +383,7 @@ class Engine:
         number = self.iteration
         self.emit(IterationStarted(iteration=number, story_id=story.key, title=story.title))
         await asyncio.to_thread(self._begin_iteration, story)
+        await self._ensure_baseline()
         control = IterationControl(self, story)
         request = await asyncio.to_thread(self._build_request, story, number)
         try:
@@ -580,8 +592,34 @@ class Engine:
 
     # ----------------------------------------------------------------- gates, approval, commit
 
+    async def _ensure_baseline(self) -> None:
+        """The test gates' counts on the tree this iteration starts from: known from the
+        change that made it, else measured now, once, on the clean tree (``baseline``)."""
+        if not self.config.review.baseline:
+            return
+        key = await asyncio.to_thread(code_key, self.root, "HEAD", self._bookkeeping)
+        self._base_key = key
+        tests = test_runner_gates(self.config.gates)
+        if not tests or self._baselines.get(key) is not None:
+            return
+        self.notice(
+            f"measuring the test gates on the base tree once ({', '.join(tests)}): a change "
+            "that runs fewer tests than this is flagged for review"
+        )
+        results = await run_gates(
+            tests,
+            self.root,
+            self.config.gate_options.timeout_s,
+            sandbox=self.workspace.sandbox,
+        )
+        await asyncio.to_thread(self._baselines.put, key, results)
+
     async def run_gates(self, story: Story | None = None) -> list[GateResult]:
         await self._enforce()
+        self._last_gates = await self._run_story_gates(story)
+        return self._last_gates
+
+    async def _run_story_gates(self, story: Story | None) -> list[GateResult]:
         # the story's own commands (as the story was when picked) run beside the project's
         return await run_story_gates(
             self.config,
@@ -608,6 +646,8 @@ class Engine:
 
         flags = await asyncio.to_thread(review_flags, files, self.config.review, before)
         lines = [flag.line() for flag in flags]
+        if self._base_key is not None:
+            lines += baseline_flags(self._baselines.get(self._base_key), self._last_gates)
         if self._ignored is not None:
             lines += (await asyncio.to_thread(self._ignored.changes)).flags()
         return [self._redact(line) for line in lines]
@@ -658,6 +698,10 @@ class Engine:
         )
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
+        if self.config.review.baseline and self._last_gates:
+            # the gates' last run was on exactly this code: the next story's baseline
+            key = await asyncio.to_thread(code_key, self.root, sha, self._bookkeeping)
+            await asyncio.to_thread(self._baselines.put, key, self._last_gates)
         return sha
 
     # ----------------------------------------------------------------- escalation

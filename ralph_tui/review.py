@@ -76,6 +76,8 @@ class ReviewOptions(BaseModel):
     markers: list[str] = Field(default_factory=lambda: list(DEFAULT_MARKERS))
     startup_hooks: list[str] = Field(default_factory=lambda: list(DEFAULT_STARTUP_HOOKS))
     extra_check_files: list[str] = Field(default_factory=list)
+    # compare the test gates' counts with the base tree's (ralph_tui.baseline)
+    baseline: bool = True
     extra_markers: list[str] = Field(default_factory=list)
 
 

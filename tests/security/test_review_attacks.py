@@ -31,6 +31,7 @@ PYTEST_GATE = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 CORE = "def add(a, b):\n    return a + b\n"
 TEST = "from inventory.core import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 BROKEN = "def add(a, b):\n    return a - b\n"
+ZERO_TEST = "\n\ndef test_add_zero():\n    assert add(4, 0) == 4\n"
 SKIP_ALL = (
     "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
     "    for item in items:\n        item.add_marker(pytest.mark.skip(reason='later'))\n"
@@ -241,3 +242,24 @@ def test_a_human_approves_a_flagged_change_and_the_commit_says_so(outside_tmp: P
     assert "All quality checks passing." not in message
     assert "a human approved these review flags:" in message
     assert "[marker] inventory/core.py: line 3" in message
+
+
+def test_a_test_that_stops_being_collected_is_caught_by_the_baseline(outside_tmp: Path) -> None:
+    """No marker, no config, no deleted file: the agent renames ``test_add`` so pytest no longer
+    collects it, and breaks ``add``. The gate passes (the other test still runs); the counts
+    against the base tree's show one test fewer, and the change is held."""
+    steps = [
+        create("tests/test_core.py", TEST.replace("def test_add", "def check_add") + ZERO_TEST),
+        create("inventory/core.py", "def add(a, b):\n    return a - b if b else a\n"),
+        complete("done"),
+    ]
+    root = _project(outside_tmp, steps, "off", workers=1)
+    (root / "tests" / "test_core.py").write_text(TEST + ZERO_TEST)
+    git(root, "commit", "-qam", "a second test")
+    head = git(root, "rev-parse", "HEAD")
+    done = run_cli(root, {}, timeout=180)
+    output = done.stdout + done.stderr
+    assert "measuring the test gates on the base tree once (tests)" in output, output
+    assert "[baseline] gate tests: 1 fewer passing than on the base tree" in output, output
+    assert done.returncode == EXIT_WAITING_FOR_HUMAN
+    assert git(root, "rev-parse", "HEAD") == head
