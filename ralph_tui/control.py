@@ -19,8 +19,12 @@ from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.prd import Story
 from ralph_tui.review import flags_for_agent
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
+from ralph_tui.text import cap_text
 from ralph_tui.workspace import Workspace
 
+AGENT_TEXT_MAX = 4000  # characters of a summary, a question, what was tried
+LEARNING_MAX = 1000  # characters of one learning
+MAX_LEARNINGS = 20
 GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent back to the agent
 
 EXIT_WAITING_FOR_HUMAN = 4
@@ -175,6 +179,7 @@ class IterationControl:
         return ToolOutcome(gate_report(results), is_error=not ok)
 
     async def escalate(self, question: str, tried: str) -> ToolOutcome:
+        question, tried = cap_text(question, AGENT_TEXT_MAX), cap_text(tried, AGENT_TEXT_MAX)
         if self.finished:
             return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
         answer = await self._host.ask_human(self.story, question, tried, automatic=False)
@@ -190,6 +195,12 @@ class IterationControl:
         return ToolOutcome("No human is available to answer; the run stops.", ends_iteration=True)
 
     async def complete_task(self, summary: str, learnings: Sequence[str]) -> ToolOutcome:
+        # what the agent says goes into the approval, the progress log and git: capped
+        summary = cap_text(summary, AGENT_TEXT_MAX)
+        kept = [cap_text(item, LEARNING_MAX) for item in learnings[:MAX_LEARNINGS]]
+        if len(learnings) > MAX_LEARNINGS:
+            kept.append(f"[... {len(learnings) - MAX_LEARNINGS} more learnings not kept]")
+        learnings = kept
         if self.finished:
             return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
         host = self._host

@@ -72,7 +72,7 @@ from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover
 from ralph_tui.review import review_flags
 from ralph_tui.runlock import RunLock
-from ralph_tui.safe_open import replace_regular
+from ralph_tui.safe_open import BookkeepingError, inside, read_capped, replace_regular
 from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -84,6 +84,8 @@ from ralph_tui.supervisor import (
 from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
+
+CONTEXT_FILE_CHARS = 20_000  # AGENTS.md / CLAUDE.md given to the agent
 
 EXIT_DONE = 0
 EXIT_RUNTIME = 1
@@ -292,7 +294,18 @@ class Engine:
                 self._journal = None
         return exit_code
 
+    def _check_bookkeeping_paths(self) -> None:
+        """The PRD and the log live in the repository: a folder on the way that is a link out
+        of it (``tasks/`` -> somewhere in ``~``) is refused, read or write."""
+        for path in (self.store.path, self.progress.path):
+            if (path.exists() or path.parent.exists()) and not inside(path.parent, self.root):
+                raise BookkeepingError(
+                    f"{path}: its folder leads outside the repository {self.root} (a symlinked "
+                    "folder?); ralph-tui reads and writes its bookkeeping only inside it"
+                )
+
     def _preflight(self) -> None:
+        self._check_bookkeeping_paths()
         prd = self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
         self.progress.read_bytes()  # so is a symlinked progress log
         recover(
@@ -488,6 +501,7 @@ class Engine:
 
     def _enforce_sync(self) -> list[str]:
         """Undo what the agent did to git and the bookkeeping (``git_guard``, ``bookkeeping``)."""
+        self._check_bookkeeping_paths()  # a tasks/ swapped for a link mid-run stops the run
         notes: list[str] = []
         reset = False
         if self._git_snapshot is not None:
@@ -558,7 +572,9 @@ class Engine:
             raise RunEnded.waiting_for_human()
 
     def _build_request(self, story: Story, number: int) -> IterationRequest:
-        persona = load_persona(self._persona_path() if self.config.persona else None)
+        path = self._persona_path() if self.config.persona else None
+        in_repo = path is not None and path.absolute().is_relative_to(self.root)
+        persona = load_persona(path, self.root if in_repo else None)
         feedback = tuple(self.feedback.get(story.key, ()))
         ctx = StoryContext(
             git_log=self.git.recent_log(10),
@@ -585,9 +601,19 @@ class Engine:
         parts = []
         for name in ("AGENTS.md", "CLAUDE.md"):
             path = self.root / name
-            if path.is_file():
-                with contextlib.suppress(OSError, UnicodeDecodeError):
-                    parts.append(path.read_text(encoding="utf-8")[:20_000])
+            if not (path.is_file() or path.is_symlink()):
+                continue
+            try:  # the agent wrote these too: no link out of the repository, a size cap
+                data, more = read_capped(path, CONTEXT_FILE_CHARS * 4, root=self.root)
+            except (OSError, BookkeepingError) as exc:
+                self.notice(f"{name} not given to the agent: {exc}", "warning")
+                continue
+            text = data.decode("utf-8", errors="replace")
+            if more or len(text) > CONTEXT_FILE_CHARS:
+                text = text[:CONTEXT_FILE_CHARS] + (
+                    f"\n[... {name} cut at {CONTEXT_FILE_CHARS} characters]"
+                )
+            parts.append(text)
         return "\n\n".join(parts)
 
     # ----------------------------------------------------------------- gates, approval, commit

@@ -51,6 +51,9 @@ from ralph_tui.workspace import Redactor
 CLIP = 200
 
 
+CONSOLE_LINE_MAX = 16_384  # characters of one unbroken line of agent text held back
+
+
 class ConsoleSink:
     """Formats events as lines; the agent's text is printed a whole line at a time."""
 
@@ -67,10 +70,18 @@ class ConsoleSink:
             self._stories[worker] = event.story_id
         if isinstance(event, TextDelta):
             pending = self._pending.get(worker, "") + event.text
-            *lines, self._pending[worker] = pending.split("\n")
-            for line in lines:
-                if line.strip():
-                    self._line(f"  │ {line}", worker)
+            if "\n" in event.text:
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    if line.strip():
+                        self._line(f"  │ {line}", worker)
+            if len(pending) > CONSOLE_LINE_MAX:
+                # a line with no end in sight (megabytes of text, no newline): print it in
+                # pieces, keeping back a tail that could be the start of a secret
+                keep = self._redact.longest
+                self._line(f"  │ {pending[: len(pending) - keep]}", worker)
+                pending = pending[len(pending) - keep :] if keep else ""
+            self._pending[worker] = pending
             return
         self._flush_text(worker)
         formatted = self._format(event)

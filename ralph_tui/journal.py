@@ -32,10 +32,12 @@ from ralph_tui.events import (
     ToolCall,
     ToolResult,
 )
-from ralph_tui.text import escape_controls
+from ralph_tui.text import cap_strings, escape_controls
 from ralph_tui.workspace import Redactor
 
 TEXT_CHUNK = 16_384  # characters of streamed text buffered before a write
+TEXT_PER_ITERATION = 1 << 20  # the agent's streamed text kept per iteration
+FIELD_MAX = 64 * 1024  # any one string of an event (a tool's input, a gate's output)
 
 
 class Journal:
@@ -55,9 +57,25 @@ class Journal:
         self._text: list[str] = []
         self._text_len = 0
         self._text_ts = 0.0
+        self._iteration_text = 0  # streamed characters kept this iteration
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, IterationStarted):
+            self._iteration_text = 0
         if isinstance(event, TextDelta):
+            room = TEXT_PER_ITERATION - self._iteration_text
+            if room <= 0:
+                return
+            if len(event.text) > room:
+                cut = len(event.text) - room
+                event = TextDelta(
+                    text=event.text[:room] + f"\n[... agent text over {TEXT_PER_ITERATION} "
+                    f"characters this iteration not kept; {cut} cut here]\n",
+                    ts=event.ts,
+                )
+                self._iteration_text = TEXT_PER_ITERATION
+            else:
+                self._iteration_text += len(event.text)
             if not self._text:
                 self._text_ts = event.ts
             self._text.append(event.text)
@@ -76,7 +94,7 @@ class Journal:
     def _write_event(self, event: Event) -> None:
         # redact the decoded values first (a secret with quotes, backslashes or newlines changes
         # form once encoded), then the line, for anything an encoder produced (``default=str``)
-        data = self._redact.data(event.to_dict())
+        data = cap_strings(self._redact.data(event.to_dict()), FIELD_MAX)  # redacted, then cut
         line = json.dumps(data, ensure_ascii=False, default=str)
         self._events.write(self._redact(line) + "\n")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from ralph_tui.errors import UsageError
+from ralph_tui.safe_open import BookkeepingError, read_capped
 
 DEFAULT_PERSONA_BODY = """\
 You are a senior software engineer working alone in a git repository, one PRD story at a time.
@@ -66,14 +67,24 @@ def parse_persona(text: str, source: Path | None = None) -> Persona:
     )
 
 
-def load_persona(path: Path | None) -> Persona:
-    """The persona at ``path`` (relative paths are the caller's business), or the default."""
+PERSONA_MAX_BYTES = 256 * 1024
+
+
+def load_persona(path: Path | None, root: Path | None = None) -> Persona:
+    """The persona at ``path`` (relative paths are the caller's business), or the default.
+    ``root``: the repository, when the file is inside it (the agent can rewrite it there): a
+    link out of it is refused."""
     if path is None:
         return DEFAULT_PERSONA
     try:
-        text = path.read_text(encoding="utf-8")
+        data, more = read_capped(path, PERSONA_MAX_BYTES, root=root)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: persona file not found") from None
+    except BookkeepingError as exc:
+        raise UsageError(f"{exc} (persona)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read persona: {exc}") from exc
+    if more:
+        raise UsageError(f"{path}: persona larger than {PERSONA_MAX_BYTES // 1024} KiB")
     return parse_persona(text, path)

@@ -43,6 +43,8 @@ from ralph_tui.prd_format import (
 )
 from ralph_tui.safe_open import BookkeepingError, open_regular
 
+PRD_MAX_BYTES = 32 << 20  # a PRD larger than this is refused, never read whole
+
 __all__ = [
     "PrdError",
     "PrdStore",
@@ -94,7 +96,10 @@ class PrdStore:
         try:
             fd = open_regular(self.path, os.O_RDONLY)  # a symlinked PRD is refused, not followed
             with os.fdopen(fd, "rb") as fh:
-                return fh.read()
+                data = fh.read(PRD_MAX_BYTES + 1)
+            if len(data) > PRD_MAX_BYTES:
+                raise PrdError(f"{self.path}: larger than {PRD_MAX_BYTES >> 20} MiB; not a PRD")
+            return data
         except BookkeepingError as e:
             raise PrdError(str(e)) from None
         except FileNotFoundError:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ralph_tui.errors import UsageError
 
-__all__ = ["BookkeepingError", "open_regular", "replace_regular"]
+__all__ = ["BookkeepingError", "inside", "open_regular", "read_capped", "replace_regular"]
 
 
 class BookkeepingError(UsageError):
@@ -50,3 +50,32 @@ def replace_regular(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     tmp.replace(path)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, every link followed, stays within ``root`` (a symlinked ``tasks/``
+    folder or ``AGENTS.md`` pointing at ``~/.ssh`` does not)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def read_capped(path: Path, limit: int, *, root: Path | None = None) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a regular file, and whether there was more; never reads more
+    from disk (a 3 GiB ``AGENTS.md`` costs ``limit`` bytes). With ``root``: a file whose links
+    lead out of it is refused (``BookkeepingError``), as is anything but a regular file."""
+    if root is not None and not inside(path, root):
+        raise BookkeepingError(f"{path}: leads outside the repository (a symlink?); not read")
+    target = path.resolve() if root is not None else path
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BookkeepingError(f"{path}: is a symlink; not read") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BookkeepingError(f"{path}: not a regular file; not read")
+        data = handle.read(limit + 1)
+    return data[:limit], len(data) > limit

@@ -93,3 +93,22 @@ def one_line(text: str, limit: int | None = None) -> str:
     if limit is None or len(line) <= limit:
         return line
     return line[: max(0, limit - 1)] + "…"
+
+
+def cap_text(text: str, limit: int) -> str:
+    """``text`` cut at ``limit`` characters with a visible note of what was cut: the agent's
+    text goes into files a human reads and git keeps (8 MiB of it once reached the log)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" [... {len(text) - limit} characters cut]"
+
+
+def cap_strings(value: Any, limit: int) -> Any:
+    """A copy of JSON-like data with every string capped (``cap_text``)."""
+    if isinstance(value, str):
+        return cap_text(value, limit)
+    if isinstance(value, dict):
+        return {k: cap_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [cap_strings(v, limit) for v in value]
+    return value
