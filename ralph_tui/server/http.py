@@ -28,10 +28,13 @@ from ralph_tui.git_repo import FileDiff
 from ralph_tui.prd_store import PrdStore
 from ralph_tui.server.hub import RunHub
 from ralph_tui.server.protocol import (
+    MAX_FRAME_BYTES,
     TOKEN_HEADER,
     TOKEN_QUERY,
-    answer_from_dict,
-    decision_from_dict,
+    DecideFrame,
+    FrameError,
+    ReplyFrame,
+    parse_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,44 @@ def presented_token(request: web.Request) -> str:
         if auth.startswith("Bearer "):
             given = auth[len("Bearer ") :]
     return given or request.query.get(TOKEN_QUERY, "")
+
+
+_WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def own_hosts(host: str, port: int) -> set[str] | None:
+    """The ``Host`` values a request to this server may carry: the address served and, on
+    loopback, its other names. ``None`` for a wildcard bind (the machine's names are not
+    known here; the token still guards it)."""
+    if host in _WILDCARDS:
+        return None
+    names = {host, f"[{host}]"} if ":" in host else {host}
+    if is_loopback(host):
+        names |= {"127.0.0.1", "localhost", "[::1]"}
+    return {f"{name}:{port}" for name in names}
+
+
+def foreign_request(request: web.Request, hosts: set[str] | None) -> str | None:
+    """Why a request does not come from this server's own pages, or ``None``.
+
+    ``Host`` must be an address this server is served on (a DNS-rebinding page's requests
+    carry its own name); ``Origin``, when a browser sends one, must be this server itself:
+    scheme, host and port (SameSite cookies ignore ports, so a page on another port of
+    127.0.0.1 is "same-site" and would otherwise drive the face)."""
+    host = request.headers.get("Host", "")
+    if hosts is not None and host not in hosts:
+        return f"Host {host!r} is not this server"
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        allowed = hosts if hosts is not None else {host}
+        if origin not in {f"http://{h}" for h in allowed} | {f"https://{h}" for h in allowed}:
+            return f"Origin {origin!r} is not this server"
+    return None
+
+
+def refuse_foreign(request: web.Request, why: str) -> web.Response:
+    log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, why)
+    return web.json_response({"error": f"refused: {why}"}, status=403)
 
 
 def token_matches(given: str, token: str) -> bool:
@@ -150,6 +191,7 @@ class RunServer:
         self.diff = diff
         self.refused = 0
         self.url = ""
+        self.bound_port = port
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
 
@@ -177,6 +219,7 @@ class RunServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else self.port
+        self.bound_port = port
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{port}"
         return self.url
@@ -197,6 +240,10 @@ class RunServer:
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        why = foreign_request(request, own_hosts(self.host, self.bound_port))
+        if why is not None:
+            self.refused += 1
+            return refuse_foreign(request, why)
         given = presented_token(request)
         if not token_matches(given, self.token):
             self.refused += 1
@@ -264,7 +311,7 @@ class RunServer:
     # ------------------------------------------------------------------ the WebSocket
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=16 * 1024 * 1024)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         self._sockets.add(ws)
         client = self.hub.connect(str(request.remote))
@@ -277,7 +324,9 @@ class RunServer:
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
-                    self._handle(message.data)
+                    error = self._handle(message.data)
+                    if error is not None:  # the client hears why; the run goes on
+                        await ws.send_str(json.dumps({"t": "error", "error": error}))
         finally:
             self.hub.disconnect(client)
             self._sockets.discard(ws)
@@ -287,25 +336,22 @@ class RunServer:
                 await sender
         return ws
 
-    def _handle(self, raw: str) -> None:
+    def _handle(self, raw: str) -> str | None:
+        """Act on one client frame, validated against its schema (``protocol.parse_frame``);
+        a frame that does not fit is the client's error (returned and logged in one line),
+        never an exception in the server."""
         try:
-            message = json.loads(raw)
-        except ValueError:
-            log.warning("ignored a client message that is not JSON")
-            return
-        if not isinstance(message, dict):
-            return
-        kind = message.get("t")
-        if kind == "decide":
-            decision = decision_from_dict(dict(message.get("decision") or {}))
-            if decision is not None:
-                self.hub.resolve(int(message.get("id", 0)), "approval", decision)
-        elif kind == "reply":
-            answer = answer_from_dict(dict(message.get("answer") or {}))
-            if answer is not None:
-                self.hub.resolve(int(message.get("id", 0)), "escalation", answer)
-        elif kind == "control":
-            self._control(str(message.get("action")))
+            frame = parse_frame(raw)
+        except FrameError as exc:
+            log.warning("ignored a bad client frame: %s", exc)
+            return str(exc)
+        if isinstance(frame, DecideFrame):
+            self.hub.resolve(frame.id, "approval", frame.decision.to_decision())
+        elif isinstance(frame, ReplyFrame):
+            self.hub.resolve(frame.id, "escalation", frame.answer.to_answer())
+        else:
+            self._control(frame.action)
+        return None
 
     def _control(self, action: str) -> None:
         control = self.hub.control

@@ -9,7 +9,10 @@ stories skipped this run), ``ask`` (a pending approval or escalation with its id
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ralph_tui.events import GateFinished, event_from_dict
 from ralph_tui.supervisor import (
@@ -73,20 +76,73 @@ def escalation_from_dict(data: dict[str, Any]) -> EscalationRequest:
     )
 
 
-def decision_from_dict(data: dict[str, Any]) -> ApprovalDecision | None:
-    kind = data.get("kind")
-    feedback = str(data.get("feedback", ""))
-    if kind == "approve":
-        return ApprovalDecision.approve()
-    if kind == "reject":
-        return ApprovalDecision.reject(feedback)
-    if kind == "discard":
-        return ApprovalDecision.discard()
-    return None
+# ---- frames from clients, validated (a token holder can still send anything) -------------
+
+MAX_FRAME_BYTES = 1 << 20
+_FEEDBACK_MAX = 64 * 1024
 
 
-def answer_from_dict(data: dict[str, Any]) -> EscalationAnswer | None:
-    kind = data.get("kind")
-    if kind in ("answer", "skip", "stop"):
-        return EscalationAnswer(kind, str(data.get("text", "")))
-    return None
+class FrameError(ValueError):
+    """A client frame that does not fit the protocol: said to the client, never raised on."""
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DecisionBody(_Frame):
+    kind: Literal["approve", "reject", "discard"]
+    feedback: str = Field("", max_length=_FEEDBACK_MAX)
+
+    def to_decision(self) -> ApprovalDecision:
+        return ApprovalDecision(self.kind, self.feedback if self.kind == "reject" else "")
+
+
+class AnswerBody(_Frame):
+    kind: Literal["answer", "skip", "stop"]
+    text: str = Field("", max_length=_FEEDBACK_MAX)
+
+    def to_answer(self) -> EscalationAnswer:
+        return EscalationAnswer(self.kind, self.text)
+
+
+class DecideFrame(_Frame):
+    t: Literal["decide"]
+    id: int = Field(ge=0, le=2**31)
+    decision: DecisionBody
+
+
+class ReplyFrame(_Frame):
+    t: Literal["reply"]
+    id: int = Field(ge=0, le=2**31)
+    answer: AnswerBody
+
+
+class ControlFrame(_Frame):
+    t: Literal["control"]
+    action: Literal["pause", "resume", "stop"]
+
+
+_FRAME: TypeAdapter[DecideFrame | ReplyFrame | ControlFrame] = TypeAdapter(
+    Annotated[DecideFrame | ReplyFrame | ControlFrame, Field(discriminator="t")]
+)
+
+
+def parse_frame(raw: str) -> DecideFrame | ReplyFrame | ControlFrame:
+    """One client frame, or ``FrameError`` with one line saying what is wrong with it."""
+    if len(raw) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame larger than {MAX_FRAME_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except RecursionError:  # a deeply nested array: the parser's own limit
+        raise FrameError("frame nested too deeply") from None
+    except ValueError as exc:
+        raise FrameError(f"not JSON: {exc}") from None
+    try:
+        return _FRAME.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "frame"
+        raise FrameError(f"{where}: {first.get('msg', 'invalid')}") from None
+    except RecursionError:
+        raise FrameError("frame nested too deeply") from None

@@ -22,7 +22,15 @@ from aiohttp import web
 from textual_serve.server import Server
 
 from ralph_tui.errors import UsageError
-from ralph_tui.server.http import is_loopback, presented_token, refuse, token_matches
+from ralph_tui.server.http import (
+    foreign_request,
+    is_loopback,
+    own_hosts,
+    presented_token,
+    refuse,
+    refuse_foreign,
+    token_matches,
+)
 from ralph_tui.server.protocol import TOKEN_ENV, TOKEN_QUERY
 
 log = logging.getLogger(__name__)
@@ -33,12 +41,23 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class TokenGuard:
-    def __init__(self, token: str) -> None:
+    """The token (as a cookie after the first visit), and before it where the request comes
+    from: the cookie is sent by any page of the same site, and SameSite ignores ports, so a
+    page on another port of 127.0.0.1 (a dev server the human opens) would carry it. Its
+    WebSocket's ``Origin`` names that page; a DNS-rebinding page's ``Host`` names its own
+    domain: both are refused (``foreign_request``) before the cookie is looked at."""
+
+    def __init__(self, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.token = token
+        self.hosts = own_hosts(host, port)
         self.refused = 0
 
     @web.middleware
     async def check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        why = foreign_request(request, self.hosts)
+        if why is not None:
+            self.refused += 1
+            return refuse_foreign(request, why)
         cookie = request.cookies.get(COOKIE, "")
         if token_matches(cookie, self.token):
             return await handler(request)
@@ -65,7 +84,7 @@ class GuardedServer(Server):
         super().__init__(
             command, host=host, port=port, title="ralph-tui", public_url=f"http://{shown}:{port}"
         )
-        self.guard = TokenGuard(token)
+        self.guard = TokenGuard(token, host, port)
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()

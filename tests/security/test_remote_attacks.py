@@ -1,0 +1,180 @@
+"""The remote faces check where a request comes from, and a token holder cannot crash them
+(issue 20 items 2 and 5): the installed ``ralph-tui run --listen`` and ``ralph-tui web``,
+attacked over real sockets and from a real browser.
+
+- A page on another origin, or on another port of 127.0.0.1 (a dev server the human opens,
+  same-site for SameSite cookies), opens the web face's WebSocket with the human's cookie:
+  refused, nothing approved.
+- A request whose ``Host`` is not the address served (DNS rebinding): refused, token or not.
+- Malformed frames from a token holder: an error frame back, no traceback, the run goes on
+  and a good frame still decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ralph_tui.server.http import read_serve_file
+from tests.remote.test_web import free_port, start_run, start_web, stop
+from tests.support.cdp import chromium
+from tests.support.repo import git
+from tests.support.tools import requires_chromium
+
+
+async def _handshake(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status of a WebSocket upgrade (101 when accepted)."""
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.ws_connect(url, headers=headers) as ws:
+                await ws.close()
+                return 101
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+
+
+async def test_the_run_server_refuses_foreign_origins_and_hosts(tmp_path: Path) -> None:
+    root, run = await start_run(tmp_path)
+    try:
+        url, token = read_serve_file(root)
+        port = int(url.rsplit(":", 1)[1])
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        auth = {"X-Ralph-Token": token}
+        assert await _handshake(ws_url, auth) == 101  # a client: no Origin, the token
+        for origin in ("http://evil.example", f"http://127.0.0.1:{free_port()}", "null"):
+            assert await _handshake(ws_url, {**auth, "Origin": origin}) == 403, origin
+        assert await _handshake(ws_url, {**auth, "Host": f"evil.example:{port}"}) == 403
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}/api/prd/update",
+                json={"key": "US-001", "changes": {"passes": True}},
+                headers={**auth, "Origin": "http://evil.example"},
+            ) as response,
+        ):
+            assert response.status == 403
+        assert "Task #US-001" not in git(root, "log", "--format=%s")
+    finally:
+        await stop(run)
+
+
+BAD_FRAMES = [
+    ('{"t": "decide", "id": 1, "decision": ["approve"]}', "decision"),
+    ('{"t": "decide", "id": "1e999", "decision": {"kind": "approve"}}', "id"),
+    ('{"t": "decide", "id": 1e999, "decision": {"kind": "approve"}}', "id"),
+    ('{"t": "decide", "id": 1, "decision": {"kind": "merge-anyway"}}', "decision.kind"),
+    ('{"t": "launch-missiles"}', "does not match any of the expected tags"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("not json", "not JSON"),
+    ('{"t": "control", "action": "stop", "extra": 1}', "extra"),
+]
+
+
+async def test_malformed_frames_get_an_error_and_the_run_goes_on(tmp_path: Path) -> None:
+    root, run = await start_run(tmp_path)
+    try:
+        url, token = read_serve_file(root)
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        headers = {"X-Ralph-Token": token}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(ws_url, headers=headers) as ws,
+        ):
+            ask_id = None
+            while ask_id is None:  # the history, then the pending approval
+                batch = json.loads((await ws.receive(timeout=30)).data)
+                batch = batch if isinstance(batch, list) else [batch]
+                ask_id = next((m["id"] for m in batch if m.get("t") == "ask"), None)
+            for frame, expected in BAD_FRAMES:
+                await ws.send_str(frame)
+                while True:  # skip the events the run keeps sending
+                    reply = json.loads((await ws.receive(timeout=30)).data)
+                    if isinstance(reply, dict) and reply.get("t") == "error":
+                        break
+                assert expected in reply["error"], (frame[:60], reply)
+            decide = {"t": "decide", "id": ask_id, "decision": {"kind": "approve"}}
+            await ws.send_str(json.dumps(decide))
+            assert await asyncio.wait_for(run.wait(), 60) == 0
+        assert run.stdout is not None
+        rest = (await run.stdout.read()).decode()
+        assert "Traceback" not in rest
+        assert "Task #US-001" in git(root, "log", "-1", "--format=%s")
+    finally:
+        await stop(run)
+
+
+ATTACK_PAGE = """<!doctype html><title>waiting</title><script>
+const ws = new WebSocket("ws://127.0.0.1:%d/ws");
+ws.onopen = () => { document.title = "open"; ws.send(JSON.stringify(["stdin", "a"])); };
+ws.onerror = () => { document.title = "refused"; };
+</script>"""
+
+
+@contextmanager
+def attack_site(web_port: int) -> Iterator[int]:
+    """A page on another port of 127.0.0.1 that opens the web face's WebSocket."""
+    body = (ATTACK_PAGE % web_port).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@requires_chromium
+async def test_a_page_on_another_port_cannot_drive_the_browser_face(tmp_path: Path) -> None:
+    root, run = await start_run(tmp_path)
+    port = free_port()
+    web, address = await start_web(root, port)
+    try:
+        async with chromium() as open_page:
+            page = await open_page(address)  # the human logs in: the cookie is set
+            await page.wait_for_text("Approval needed")
+            with attack_site(port) as attack_port:
+                await page.call("Page.navigate", url=f"http://127.0.0.1:{attack_port}/")
+                title = ""
+                for _ in range(300):  # the page's own verdict, polled (an event in the page)
+                    title = await page.evaluate("document.title")
+                    if title in ("open", "refused"):
+                        break
+                    await asyncio.sleep(0.1)
+                assert title == "refused"
+        assert run.returncode is None  # still waiting for a human
+        assert "Task #US-001" not in git(root, "log", "--format=%s")
+    finally:
+        await stop(run, web)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.nip.io"])
+async def test_the_web_face_refuses_a_foreign_host(tmp_path: Path, host: str) -> None:
+    root, run = await start_run(tmp_path)
+    port = free_port()
+    web, address = await start_web(root, port)
+    try:
+        headers = {"Host": f"{host}:{port}"}
+        async with aiohttp.ClientSession() as session, session.get(address, headers=headers) as got:
+            assert got.status == 403
+    finally:
+        await stop(run, web)
