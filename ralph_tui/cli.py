@@ -15,7 +15,7 @@ from ralph_tui import __version__, credentials, tempdirs
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.prd_store import PrdStore, prd_json_schema
-from ralph_tui.text import escape_controls
+from ralph_tui.text import counted, escape_controls
 
 log = logging.getLogger("ralph_tui")
 
@@ -306,8 +306,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for warning in warnings:  # ids and keys come from the file: no terminal escapes
         print(escape_controls(warning, multiline=False), file=sys.stderr)
     done = sum(1 for s in prd.userStories if s.passes)
-    noted = f", {len(warnings)} warning{'s' * (len(warnings) != 1)}" if warnings else ""
-    print(f"{path}: ok ({len(prd.userStories)} stories, {done} passing{noted})")
+    if any(s.title == PLACEHOLDER_TITLE for s in prd.userStories):
+        untouched = (
+            f"{path}: still holds the example story from `ralph-tui init` "
+            f"({PLACEHOLDER_TITLE!r}): write your stories or `ralph-tui import` a PRD"
+        )
+        warnings = [*warnings, untouched]
+        print(escape_controls(untouched, multiline=False), file=sys.stderr)
+    noted = f", {counted(len(warnings), 'warning')}" if warnings else ""
+    print(f"{path}: ok ({counted(len(prd.userStories), 'story')}, {done} passing{noted})")
     return 0
 
 
@@ -427,6 +434,9 @@ timeout_s = 600
 """
 
 
+PLACEHOLDER_TITLE = "Describe the first story"
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     from ralph_tui.branching import branch_for
 
@@ -444,7 +454,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             "userStories": [
                 {
                     "id": "US-001",
-                    "title": "Describe the first story",
+                    "title": PLACEHOLDER_TITLE,
                     "description": "As a <user>, I want <capability> so that <benefit>.",
                     "acceptanceCriteria": ["A behaviour a test can check", "Typecheck passes"],
                     "priority": 1,
@@ -474,4 +484,15 @@ def _cmd_init(args: argparse.Namespace) -> int:
         print(f"created {path.relative_to(workspace)}")
     if not created:
         print("nothing to do: the PRD, progress log and ralph.toml already exist")
+        return 0
+    prd_rel = prd_path.relative_to(workspace)
+    listed = " ".join(str(p.relative_to(workspace)) for p in created)
+    print(
+        "next:\n"
+        f"  1. write your stories in {prd_rel}, or bring a PRD you have: "
+        f"ralph-tui import FILE --force\n"
+        f"  2. commit them (a run starts from a clean tree): git add {listed} && "
+        'git commit -m "ralph-tui: PRD"\n'
+        "  3. ralph-tui validate, then ralph-tui run"
+    )
     return 0

@@ -22,6 +22,7 @@ from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
 from ralph_tui.prd_store import PrdStore
 from ralph_tui.sandbox import resolve_sandbox
+from ralph_tui.text import counted
 from ralph_tui.workspace import agent_env
 
 Status = Literal["ok", "missing", "warn", "skip"]
@@ -132,7 +133,7 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
         return Check("missing", "prd", str(exc), fix)
     total = len(prd.userStories)
     open_count = len(prd.open_order())
-    return Check("ok", "prd", f"{_rel(path, root)}: {total} stories, {open_count} open")
+    return Check("ok", "prd", f"{_rel(path, root)}: {counted(total, 'story')}, {open_count} open")
 
 
 def _persona_check(root: Path, persona: str) -> Check:

@@ -237,8 +237,6 @@ class Engine:
 
     async def _run_locked(self) -> int:
         await asyncio.to_thread(self._preflight)
-        if self._agent is None:
-            self._agent = create_agent(self.config, self.root)
         self._journal = Journal(self.run_dir, self._redact)
         self.emit(
             RunStarted(
@@ -327,10 +325,6 @@ class Engine:
                 "commit or stash them, or pass --allow-dirty"
             )
         wanted = wanted_branch(self.config.branch, prd.branchName)
-        if wanted is not None:
-            self._startup_info.append(switch_to(self.git, wanted))
-        self._branch_ref = self.git.head_branch()
-        self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
         self._user_dirty = tuple(dirty)
         self._user_files = self._read_user_files(dirty)
         self.git.ensure_excluded(".ralph/")
@@ -342,6 +336,13 @@ class Engine:
         )
         if self.config.persona:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
+        if self._agent is None:  # a missing key or CLI is refused here, before any change
+            self._agent = create_agent(self.config, self.root)
+        # every refusal above comes before this: a refused run leaves the user on their branch
+        if wanted is not None:
+            self._startup_info.append(switch_to(self.git, wanted))
+        self._branch_ref = self.git.head_branch()
+        self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
 
     async def _watch_prd(self, stop: asyncio.Event) -> None:
         def changed() -> None:

@@ -112,3 +112,11 @@ def cap_strings(value: Any, limit: int) -> Any:
     if isinstance(value, list | tuple):
         return [cap_strings(v, limit) for v in value]
     return value
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 story``, ``2 stories``, ``0 warnings``: English plurals for the nouns we count."""
+    if count == 1:
+        return f"{count} {noun}"
+    plural = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{count} {plural}"

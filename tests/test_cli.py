@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def cli(*args: str, cwd: Path | None = None, stdin: str = "") -> subprocess.Comp
 
 def test_validate_ok_and_status_table(repo: Path) -> None:
     done = cli("validate", "--workspace", str(repo))
-    assert done.returncode == 0 and "ok (1 stories, 0 passing)" in done.stdout
+    assert done.returncode == 0 and "ok (1 story, 0 passing)" in done.stdout
     table = cli("status", "--workspace", str(repo))
     assert table.returncode == 0
     assert table.stdout.splitlines()[0].split() == ["ID", "PRIORITY", "STATUS", "NEXT", "TITLE"]
@@ -173,3 +174,38 @@ def test_init_scaffolds_and_is_idempotent(tmp_path: Path) -> None:
     again = cli("init", "--workspace", str(root), "--role", "frontend")
     assert "nothing to do" in again.stdout
     assert ".ralph/" in (root / ".git/info/exclude").read_text()
+
+
+def test_a_refused_run_leaves_the_user_on_their_branch(tmp_path: Path) -> None:
+    """No API key: the run says what to do and exits 2 before it creates or checks out the
+    PRD's branch (every refusal comes before anything changes)."""
+    root = make_repo(tmp_path / "ws", [story("US-001", "One")])
+    (root / "ralph.toml").write_text('role = "backend"\nagent = "anthropic"\n')
+    git(root, "commit", "-qam", "the real agent")
+    before = git(root, "branch", "--format=%(refname:short)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    done = subprocess.run(
+        [sys.executable, "-m", "ralph_tui", "run", "--headless"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "ANTHROPIC_API_KEY" in done.stderr
+    assert git(root, "branch", "--format=%(refname:short)") == before
+    assert git(root, "branch", "--show-current").strip() != "ralph/test"
+
+
+def test_init_says_the_next_steps_and_validate_flags_the_example(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    git(root, "init", "-q")
+    done = cli("init", "--workspace", str(root))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "next:" in lines
+    assert any("ralph-tui import FILE --force" in line for line in lines)
+    assert any("git add tasks/backend_prd.json" in line for line in lines)
+    assert lines[-1].strip() == "3. ralph-tui validate, then ralph-tui run"
+    checked = cli("validate", "--workspace", str(root))
+    assert checked.returncode == 0
+    assert "ok (1 story, 0 passing, 1 warning)" in checked.stdout
+    assert "still holds the example story from `ralph-tui init`" in checked.stderr

@@ -43,7 +43,7 @@ def test_a_ready_workspace(scripted: Path) -> None:
     assert lines["git"].startswith("ok git: git version")
     assert lines["repository"] == f"ok repository: {scripted.resolve()}"
     assert lines["config"] == "ok config: ralph.toml, agent scripted, role backend"
-    assert lines["prd"] == "ok prd: tasks/backend_prd.json: 1 stories, 1 open"
+    assert lines["prd"] == "ok prd: tasks/backend_prd.json: 1 story, 1 open"
     assert lines["gate ok"] == "ok gate ok: true (shell)"
     assert lines["script"].startswith("ok script: ")
 
