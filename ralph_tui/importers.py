@@ -52,6 +52,7 @@ _CHECKBOX = re.compile(r"^\s*[-*+]\s+\[([ xX])\]\s*(.*\S)\s*$")
 
 _STORY_HEADING = re.compile(r"^#{2,4}\s+([A-Za-z][\w.-]*-\d+[\w.-]*|\d+)\s*[:.\-–—]\s*(.+?)\s*#*$")
 _H1 = re.compile(r"^#\s+(?:PRD:\s*)?(.+?)\s*$")
+_STORY_WITHOUT_ID = re.compile(r"^#{3,4}\s+(.+?)\s*#*$")
 _H2 = re.compile(r"^##\s+(.+?)\s*$")
 _FIELD = re.compile(r"^\*\*([^*:]+):?\*\*:?\s*(.*)$")
 _PRIORITY = re.compile(r"^(?:P)?(-?\d+(?:\.\d+)?)\b", re.IGNORECASE)
@@ -68,10 +69,13 @@ def import_markdown(text: str, path: Path) -> Imported:
     block = ""  # the bold field we are inside: description / criteria / other
     for number, line in enumerate(lines, start=1):
         heading = _STORY_HEADING.match(line)
-        if heading:
+        # a story heading someone forgot the id of, among the stories: a story all the same
+        # (its text must not be merged into the story above); it gets the next free id below
+        bare = None if heading or current is None else _STORY_WITHOUT_ID.match(line)
+        if heading or bare:
             current = {
-                "id": heading.group(1),
-                "title": heading.group(2).strip(),
+                "id": heading.group(1) if heading else None,
+                "title": (heading.group(2) if heading else bare.group(1)).strip(),  # type: ignore[union-attr]
                 "description": "",
                 "acceptanceCriteria": [],
                 "priority": None,
@@ -135,6 +139,7 @@ def import_markdown(text: str, path: Path) -> Imported:
             f"{path}: no user stories found (expected headings like '### US-001: Title')"
         )
     result = Imported({}, "Markdown PRD")
+    _number_stories_without_id(stories, result, path)
     distinct_ids(stories, result)
     for position, story in enumerate(stories, start=1):
         story.pop("_line")
@@ -151,6 +156,29 @@ def import_markdown(text: str, path: Path) -> Imported:
     doc["userStories"] = stories
     result.doc = doc
     return result
+
+
+def _number_stories_without_id(stories: list[dict[str, Any]], result: Imported, path: Path) -> None:
+    """The next free id in the file's own style (``US-003`` after ``US-002``) for each story
+    heading without one, said in the import's notes with its line."""
+    numbered = [re.match(r"^(.*?)(\d+)$", str(s["id"])) for s in stories if s["id"] is not None]
+    matches = [m for m in numbered if m is not None]
+    prefix = matches[-1].group(1) if matches else "US-"
+    width = len(matches[-1].group(2)) if matches else 3
+    taken = {str(s["id"]) for s in stories if s["id"] is not None}
+    next_number = max((int(m.group(2)) for m in matches), default=0) + 1
+    for story in stories:
+        if story["id"] is not None:
+            continue
+        while f"{prefix}{next_number:0{width}d}" in taken:
+            next_number += 1
+        new_id = f"{prefix}{next_number:0{width}d}"
+        story["id"] = new_id
+        taken.add(new_id)
+        result.notes.append(
+            f"{path}:{story['_line']}: the story {story['title']!r} has no id; "
+            f"imported as {story['id']}"
+        )
 
 
 def _md_priority(value: str, path: Path, line: int) -> int | float:

@@ -207,3 +207,27 @@ def test_missing_source_is_one_line(workspace: Path, tmp_path: Path) -> None:
     done = cli("import", str(tmp_path / "nope.md"), "--workspace", str(workspace))
     assert done.returncode == 2
     assert done.stderr == f"ralph-tui: {tmp_path / 'nope.md'}: file not found\n"
+
+
+def test_a_story_heading_without_an_id_gets_the_next_one_and_keeps_its_text(
+    workspace: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "prd.md"
+    source.write_text(
+        "# PRD: Shop\n\n## User Stories\n\n"
+        "### US-001: Cart\n**Description:** As a buyer, I add items.\n\n"
+        "**Acceptance Criteria:**\n- [ ] Items add up\n\n"
+        "### Story two without id\n**Description:** As a buyer, I pay.\n\n"
+        "**Acceptance Criteria:**\n- [ ] Payment succeeds\n",
+        encoding="utf-8",
+    )
+    done = cli("import", str(source), "--workspace", str(workspace), "--force")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    assert f"{source}:11: the story 'Story two without id' has no id; imported as US-002" in out
+    doc = json.loads((workspace / "tasks/backend_prd.json").read_text(encoding="utf-8"))
+    first, second = doc["userStories"]
+    assert first["acceptanceCriteria"] == ["Items add up"]  # not merged into the story above
+    assert (second["id"], second["title"]) == ("US-002", "Story two without id")
+    assert second["description"] == "As a buyer, I pay."
+    assert second["acceptanceCriteria"] == ["Payment succeeds"]
