@@ -28,7 +28,7 @@ from ralph_tui.git_repo import FileDiff
 from ralph_tui.prd_store import PrdStore
 from ralph_tui.server.hub import RunHub
 from ralph_tui.server.protocol import (
-    MAX_FRAME_BYTES,
+    SOCKET_MAX_BYTES,
     TOKEN_HEADER,
     TOKEN_QUERY,
     DecideFrame,
@@ -311,7 +311,7 @@ class RunServer:
     # ------------------------------------------------------------------ the WebSocket
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=SOCKET_MAX_BYTES)
         await ws.prepare(request)
         self._sockets.add(ws)
         client = self.hub.connect(str(request.remote))

@@ -79,6 +79,10 @@ def escalation_from_dict(data: dict[str, Any]) -> EscalationRequest:
 # ---- frames from clients, validated (a token holder can still send anything) -------------
 
 MAX_FRAME_BYTES = 1 << 20
+# What the socket reads at all: a frame up to this size is read and answered with an error
+# frame (the client stays connected); only a larger one closes the socket (1009), so that a
+# token holder cannot make the server buffer without bound.
+SOCKET_MAX_BYTES = 4 * MAX_FRAME_BYTES
 _FEEDBACK_MAX = 64 * 1024
 
 
@@ -131,7 +135,7 @@ _FRAME: TypeAdapter[DecideFrame | ReplyFrame | ControlFrame] = TypeAdapter(
 def parse_frame(raw: str) -> DecideFrame | ReplyFrame | ControlFrame:
     """One client frame, or ``FrameError`` with one line saying what is wrong with it."""
     if len(raw) > MAX_FRAME_BYTES:
-        raise FrameError(f"frame larger than {MAX_FRAME_BYTES} bytes")
+        raise FrameError(f"frame longer than {MAX_FRAME_BYTES} characters")
     try:
         data = json.loads(raw)
     except RecursionError:  # a deeply nested array: the parser's own limit

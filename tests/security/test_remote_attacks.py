@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 from ralph_tui.server.http import read_serve_file
+from ralph_tui.server.protocol import MAX_FRAME_BYTES
 from tests.remote.test_web import free_port, start_run, start_web, stop
 from tests.support.cdp import chromium
 from tests.support.repo import git
@@ -75,7 +76,12 @@ BAD_FRAMES = [
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ("not json", "not JSON"),
     ('{"t": "control", "action": "stop", "extra": 1}', "extra"),
-]
+    ('"' + "x" * (MAX_FRAME_BYTES + 1) + '"', "frame longer than"),  # read, then refused
+    (json.dumps({"t": "decide", "id": 1, "decision": {"kind": "reject", "feedback": "x" * 70_000}}),
+     "decision.feedback"),
+    ('{"t": "reply", "id": -1, "answer": {"kind": "answer"}}', "id"),
+    ('{"t": "decide", "id": true, "decision": {"kind": "approve"}}', "id"),
+]  # fmt: skip
 
 
 async def test_malformed_frames_get_an_error_and_the_run_goes_on(tmp_path: Path) -> None:
