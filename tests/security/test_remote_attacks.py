@@ -184,3 +184,47 @@ async def test_the_web_face_refuses_a_foreign_host(tmp_path: Path, host: str) ->
             assert got.status == 403
     finally:
         await stop(run, web)
+
+
+async def test_a_cookie_alone_decides_nothing_on_the_run_server(tmp_path: Path) -> None:
+    """The run server takes the token from a header (or the query), never a cookie: a page that
+    somehow has the web face's cookie still cannot open the run's socket or edit its PRD."""
+    root, run = await start_run(tmp_path)
+    try:
+        url, token = read_serve_file(root)
+        cookie = {"Cookie": f"ralph_token={token}"}
+        assert await _handshake(url.replace("http://", "ws://") + "/ws", cookie) == 401
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}/api/prd/update",
+                json={"key": "US-001", "changes": {"passes": True}},
+                headers={**cookie, "Origin": url},
+            ) as response,
+        ):
+            assert response.status == 401
+        prd = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+        assert not any(s.get("passes") for s in prd["userStories"]), prd
+        assert run.returncode is None  # still waiting for a human
+    finally:
+        await stop(run)
+
+
+async def test_the_web_face_socket_needs_its_own_origin_even_with_the_cookie(
+    tmp_path: Path,
+) -> None:
+    root, run = await start_run(tmp_path)
+    port = free_port()
+    web, _address = await start_web(root, port)
+    try:
+        _url, token = read_serve_file(root)
+        ws_url = f"ws://127.0.0.1:{port}/ws"
+        cookie = {"Cookie": f"ralph_token={token}"}
+        for origin in ("http://evil.example", f"http://127.0.0.1:{free_port()}", "null"):
+            assert await _handshake(ws_url, {**cookie, "Origin": origin}) == 403, origin
+        host = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        assert await _handshake(ws_url, {**cookie, **host}) == 403
+        assert await _handshake(ws_url, {"Origin": f"http://127.0.0.1:{port}"}) == 401
+        assert "Task #US-001" not in git(root, "log", "--format=%s")
+    finally:
+        await stop(run, web)
