@@ -118,16 +118,24 @@ async def test_malformed_frames_get_an_error_and_the_run_goes_on(tmp_path: Path)
 
 
 ATTACK_PAGE = """<!doctype html><title>waiting</title><script>
-const ws = new WebSocket("ws://127.0.0.1:%d/ws");
-ws.onopen = () => { document.title = "open"; ws.send(JSON.stringify(["stdin", "a"])); };
-ws.onerror = () => { document.title = "refused"; };
+const edit = JSON.stringify({key: "US-001", changes: {passes: true}});
+const posted = fetch("http://127.0.0.1:%(run)d/api/prd/update", {
+  method: "POST", mode: "no-cors", credentials: "include", body: edit,
+}).then(() => "sent", () => "failed");
+const ws = new WebSocket("ws://127.0.0.1:%(web)d/ws");
+const opened = new Promise((done) => {
+  ws.onopen = () => { ws.send(JSON.stringify(["stdin", "a"])); done("open"); };
+  ws.onerror = () => done("refused");
+});
+Promise.all([opened, posted]).then(([w, p]) => { document.title = w + " " + p; });
 </script>"""
 
 
 @contextmanager
-def attack_site(web_port: int) -> Iterator[int]:
-    """A page on another port of 127.0.0.1 that opens the web face's WebSocket."""
-    body = (ATTACK_PAGE % web_port).encode()
+def attack_site(web_port: int, run_port: int) -> Iterator[int]:
+    """A page on another port of 127.0.0.1 that opens the web face's WebSocket and presses
+    ``a``, and POSTs a PRD edit (a simple request: no preflight) to the run server."""
+    body = (ATTACK_PAGE % {"web": web_port, "run": run_port}).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -158,17 +166,20 @@ async def test_a_page_on_another_port_cannot_drive_the_browser_face(tmp_path: Pa
         async with chromium() as open_page:
             page = await open_page(address)  # the human logs in: the cookie is set
             await page.wait_for_text("Approval needed")
-            with attack_site(port) as attack_port:
+            run_port = int(read_serve_file(root)[0].rsplit(":", 1)[1])
+            with attack_site(port, run_port) as attack_port:
                 await page.call("Page.navigate", url=f"http://127.0.0.1:{attack_port}/")
                 title = ""
                 for _ in range(300):  # the page's own verdict, polled (an event in the page)
                     title = await page.evaluate("document.title")
-                    if title in ("open", "refused"):
+                    if title.startswith(("open", "refused")):
                         break
                     await asyncio.sleep(0.1)
-                assert title == "refused"
+                assert title.startswith("refused "), title
         assert run.returncode is None  # still waiting for a human
         assert "Task #US-001" not in git(root, "log", "--format=%s")
+        prd = json.loads((root / "tasks" / "backend_prd.json").read_text(encoding="utf-8"))
+        assert not any(s.get("passes") for s in prd["userStories"]), prd
     finally:
         await stop(run, web)
 
