@@ -37,16 +37,6 @@ class ApprovalQueue:
         self._stopped = False
 
     @property
-    def supervisor(self) -> Supervisor:
-        return self._supervisor
-
-    @supervisor.setter
-    def supervisor(self, supervisor: Supervisor) -> None:
-        """A served run swaps in the shared supervisor after the engine is built: the queue
-        must ask that one (else clients never see a worker's approval)."""
-        self._supervisor = supervisor
-
-    @property
     def waiting(self) -> int:
         """Requests not yet decided, the one on screen included."""
         return len(self._pending)

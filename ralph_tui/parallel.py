@@ -96,18 +96,6 @@ class ParallelEngine(Engine):
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
         self._picked_priority: dict[str, float | None] = {}
 
-    @property
-    def supervisor(self) -> Supervisor:
-        return self._supervisor
-
-    @supervisor.setter
-    def supervisor(self, supervisor: Supervisor) -> None:
-        """One supervisor for every engine: the approval queue asks the one set last (a served
-        run sets the shared supervisor after building the engine)."""
-        self._supervisor = supervisor
-        if "approvals" in vars(self):
-            self.approvals.supervisor = supervisor
-
     # ----------------------------------------------------------------- events and control
 
     def emit(self, event: Event) -> None:

@@ -69,9 +69,14 @@ class InterruptibleLines:
 
 
 class SharedSupervisor:
+    """``hub`` may be set after construction: a served run hands this supervisor to the engine
+    when it builds it (so whatever the engine builds around its supervisor, a parallel run's
+    approval queue included, asks the clients too), and the hub, which needs the engine's
+    redactor and run id, comes after. It is set before the run starts."""
+
     def __init__(
         self,
-        hub: RunHub,
+        hub: RunHub | None = None,
         local: Supervisor | None = None,
         on_local_cancelled: Callable[[], None] | None = None,
     ) -> None:
@@ -94,7 +99,10 @@ class SharedSupervisor:
     async def _race(
         self, kind: AskKind, payload: dict[str, Any], local: Awaitable[_T] | None
     ) -> _T:
-        ask_id, remote = self.hub.open_ask(kind, payload)
+        hub = self.hub
+        if hub is None:
+            raise RuntimeError("SharedSupervisor asked before the run's hub was set")
+        ask_id, remote = hub.open_ask(kind, payload)
         contenders: list[asyncio.Future[Any]] = [remote]
         local_task: asyncio.Task[_T] | None = None
         if local is not None:
@@ -115,4 +123,4 @@ class SharedSupervisor:
                     await local_task
             if not remote.done():
                 remote.cancel()
-            self.hub.close_ask(ask_id)
+            hub.close_ask(ask_id)

@@ -133,12 +133,23 @@ def make_run_factory(
             for target in sinks:
                 target(event)
 
+        # One supervisor for every engine: a served run's shared supervisor goes into the
+        # engine when it is built, so whatever the engine builds around it (a parallel run's
+        # approval queue, a Ray run's) asks the clients too; its hub is set just below.
+        shared: SharedSupervisor | None = None
+        if server_args is not None:
+            interrupt = None
+            if ask_local and isinstance(local, TerminalSupervisor) and local.stdin.isatty():
+                lines = InterruptibleLines(local.stdin)
+                local.stdin = cast(TextIO, lines)
+                interrupt = lines.interrupt
+            shared = SharedSupervisor(None, local if ask_local else None, interrupt)
         engine = build_engine(
-            workspace, config, agent, local, emit, allow_dirty=allow_dirty, run_id=run_id
+            workspace, config, agent, shared or local, emit, allow_dirty=allow_dirty, run_id=run_id
         )
         redact = engine.redactor  # the run's own: environment and vault secrets
         server = None
-        if server_args is not None:
+        if server_args is not None and shared is not None:
             hub = RunHub(
                 {
                     "role": config.role,
@@ -153,12 +164,7 @@ def make_run_factory(
                 skipped=lambda: engine.skipped,
             )
             sinks.append(hub)
-            interrupt = None
-            if ask_local and isinstance(local, TerminalSupervisor) and local.stdin.isatty():
-                lines = InterruptibleLines(local.stdin)
-                local.stdin = cast(TextIO, lines)
-                interrupt = lines.interrupt
-            engine.supervisor = SharedSupervisor(hub, local if ask_local else None, interrupt)
+            shared.hub = hub
             host, port = server_args
             server = RunServer(
                 hub,
