@@ -12,6 +12,7 @@ import pytest
 from ralph_tui.cli import main
 from ralph_tui.server.client import RemoteRun
 from ralph_tui.server.http import read_serve_file
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
 from tests.remote.test_web import RALPH, start_run
 from tests.support.engine import ScriptedSupervisor, complete, create
 from tests.support.repo import git, make_repo, story
@@ -53,16 +54,19 @@ async def test_ctrl_c_stops_a_headless_run_waiting_on_clients(tmp_path: Path) ->
     assert code != 0
 
 
-async def test_with_workers_the_served_run_asks_its_clients(tmp_path: Path) -> None:
-    """``--workers 2 --listen --approve ask`` with stdin at end-of-file: every approval reaches
-    the attached client (it used to go to the terminal alone, whose EOF discarded each one)."""
+async def _served_workers_run(
+    tmp_path: Path, client: ScriptedSupervisor, stdin: bytes
+) -> tuple[Path, int, str]:
+    """``run --headless --approve ask --workers 2 --listen`` with ``stdin`` piped in, and a
+    client attached over the real protocol until the run ends: (workspace, exit code, output)."""
+    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "read the docs"}}
     script = tmp_path / "script.json"
     script.write_text(
         json.dumps(
             {
                 "stories": {
                     "US-001": [create("a.txt", "a\n"), complete("a")],
-                    "US-002": [create("b.txt", "b\n"), complete("b")],
+                    "US-002": [ask, create("b.txt", "b\n"), complete("b")],
                 }
             }
         ),
@@ -76,16 +80,18 @@ async def test_with_workers_the_served_run_asks_its_clients(tmp_path: Path) -> N
     run = await asyncio.create_subprocess_exec(
         str(RALPH), "run", "--headless", "--approve", "ask", "--workers", "2",
         "--listen", "127.0.0.1:0", "--workspace", str(root),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        assert run.stdout is not None
+        assert run.stdin is not None and run.stdout is not None
+        run.stdin.write(stdin)
+        await run.stdin.drain()
+        run.stdin.close()
         while b"serving this run on" not in (
             line := await asyncio.wait_for(run.stdout.readline(), 60)
         ):
             assert line, "the run ended before serving"
         url, token = read_serve_file(root)
-        client = ScriptedSupervisor()
         await asyncio.wait_for(RemoteRun(url, token, client, lambda event: None).run(), 120)
         code = await asyncio.wait_for(run.wait(), 60)
         rest = (await run.stdout.read()).decode()
@@ -93,8 +99,35 @@ async def test_with_workers_the_served_run_asks_its_clients(tmp_path: Path) -> N
         if run.returncode is None:
             run.kill()
             await run.wait()
+    return root, code, rest
+
+
+async def test_with_workers_the_served_run_asks_its_clients(tmp_path: Path) -> None:
+    """``--workers 2 --listen --approve ask`` with stdin at end-of-file: every approval and the
+    worker's escalation reach the attached client (they used to go to the terminal alone, whose
+    EOF discarded each change)."""
+    client = ScriptedSupervisor(answers=[EscalationAnswer("answer", "Use 8080.")])
+    root, code, rest = await _served_workers_run(tmp_path, client, b"")
     assert sorted(r.story_id for r in client.approval_requests) == ["US-001", "US-002"], rest
+    assert [(e.story_id, e.question) for e in client.escalations] == [("US-002", "Which port?")]
     assert code == 0, rest
     assert "supervisor: discard" not in rest
     log = git(root, "log", "--format=%s")
     assert "Task #US-001" in log and "Task #US-002" in log
+    assert "Use 8080." in (root / "tasks/backend_progress.txt").read_text(encoding="utf-8")
+
+
+async def test_with_workers_piped_stdin_approves_nothing(tmp_path: Path) -> None:
+    """stdin that is not a terminal is not a face of a served run (README: the headless run
+    asks its own prompt only when stdin is a terminal): ``yes a`` piped in approves nothing,
+    the client's discards decide."""
+    client = ScriptedSupervisor(
+        decisions=[ApprovalDecision.discard()] * 20,
+        answers=[EscalationAnswer("answer", "Use 8080.")] * 20,
+    )
+    root, code, rest = await _served_workers_run(tmp_path, client, b"a\n" * 200)
+    assert {r.story_id for r in client.approval_requests} == {"US-001", "US-002"}, rest
+    log = git(root, "log", "--format=%s")
+    assert "Task #US-001" not in log and "Task #US-002" not in log, rest
+    assert "supervisor: approve" not in rest
+    assert code != 0
