@@ -286,16 +286,22 @@ def _cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
+EXIT_INTERRUPTED = 130
 
+
+def _cmd_demo(args: argparse.Namespace) -> int:
     from ralph_tui.demo import create_demo_project
+    from ralph_tui.tempdirs import process_dir
     from ralph_tui.tui.app import run_tui
 
-    target = args.dir or Path(tempfile.mkdtemp(prefix="ralph-demo-")) / "inventory-service"
+    # without a folder of its own the demo lives in this process's temp folder, removed at exit
+    target = args.dir or process_dir() / "inventory-service"
     workspace = create_demo_project(target.expanduser().resolve())
-    print(f"ralph-tui demo project: {workspace}", file=sys.stderr)
-    return run_tui(workspace, load_config(workspace))
+    kept = "" if args.dir else " (removed when you quit; `ralph-tui demo DIR` keeps it)"
+    print(f"ralph-tui demo project: {workspace}{kept}", file=sys.stderr)
+    code = run_tui(workspace, load_config(workspace))
+    # quitting is how a demo ends: not an error for `make demo` to report ("Error 130")
+    return 0 if code == EXIT_INTERRUPTED else code
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

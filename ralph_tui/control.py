@@ -183,16 +183,23 @@ class IterationControl:
         if self.finished:
             return ToolOutcome("The iteration has ended.", is_error=True, ends_iteration=True)
         answer = await self._host.ask_human(self.story, question, tried, automatic=False)
+        return self._answered(answer, is_error=False, why="no human to answer the escalation")
+
+    def _answered(self, answer: EscalationAnswer, *, is_error: bool, why: str) -> ToolOutcome:
+        """What the agent is told after a question to the human: the answer, a skip, or (no
+        human there) the run stops after this iteration."""
         if answer.kind == "answer":
-            return ToolOutcome(f"Answer from the human supervisor:\n{answer.text.strip()}")
+            return ToolOutcome(
+                f"Answer from the human supervisor:\n{answer.text.strip()}", is_error=is_error
+            )
         if answer.kind == "skip":
             self._end("skipped", "skipped by the supervisor")
             return ToolOutcome(
                 "The supervisor skipped this story for this run. Stop now.", ends_iteration=True
             )
         self.run_ended = RunEnded.waiting_for_human()
-        self._end("stopped", "no human to answer the escalation")
-        return ToolOutcome("No human is available to answer; the run stops.", ends_iteration=True)
+        self._end("stopped", why)
+        return ToolOutcome(f"{why[:1].upper()}{why[1:]}; the run stops.", ends_iteration=True)
 
     async def complete_task(self, summary: str, learnings: Sequence[str]) -> ToolOutcome:
         # what the agent says goes into the approval, the progress log and git: capped
@@ -279,20 +286,8 @@ class IterationControl:
             tried=f"The change was sent back once with these flags:\n{listed}",
             automatic=True,
         )
-        if answer.kind == "answer":
-            return ToolOutcome(
-                f"Answer from the human supervisor:\n{answer.text.strip()}", is_error=True
-            )
-        if answer.kind == "skip":
-            self._end("skipped", "skipped by the supervisor")
-            return ToolOutcome(
-                "The supervisor skipped this story for this run. Stop now.", ends_iteration=True
-            )
-        self.run_ended = RunEnded.waiting_for_human()
-        self._end("stopped", "a flagged change needs a human to approve it")
-        return ToolOutcome(
-            "No human is available to approve a flagged change; the run stops.",
-            ends_iteration=True,
+        return self._answered(
+            answer, is_error=True, why="a flagged change needs a human to approve it"
         )
 
     def _merge_failed(self, report: str) -> ToolOutcome:

@@ -71,6 +71,14 @@ from ralph_tui.worktrees import Worktree, WorktreeManager
 log = logging.getLogger(__name__)
 
 
+CHANGED_AFTER_APPROVAL = (
+    "Your working tree changed after the change was approved (a process still writing?), so "
+    "it is not what the human approved and nothing landed. Make sure nothing runs in the "
+    "background, run the quality gates, then call complete_task again: the change is "
+    "reviewed as it is."
+)
+
+
 class MergeRetry(Exception):
     """The approved change could not land as it is; ``message`` goes back to the agent."""
 

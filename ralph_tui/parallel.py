@@ -39,6 +39,7 @@ from ralph_tui.events import (
     PrdChanged,
 )
 from ralph_tui.executor import (
+    CHANGED_AFTER_APPROVAL,
     Checkout,
     Executor,
     LocalWorktreeExecutor,
@@ -427,12 +428,7 @@ class ParallelEngine(Engine):
                 change = await checkout.snapshot()
                 approved = getattr(checkout, "approved_commit", None)
                 if approved is not None and change.commit != approved:
-                    raise MergeRetry(
-                        "Your working tree changed after the change was approved (a process "
-                        "still writing?), so it is not what the human approved and nothing "
-                        "landed. Make sure nothing runs in the background, run the quality "
-                        "gates, then call complete_task again: the change is reviewed as it is."
-                    )
+                    raise MergeRetry(CHANGED_AFTER_APPROVAL)
                 landed = await checkout.code_tree_on(head)
                 known = self._gated.get(landed) if landed is not None else None
                 if known is not None and all(r.passed for r in known):

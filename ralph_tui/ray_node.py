@@ -48,6 +48,7 @@ from ralph_tui.credentials import withhold
 from ralph_tui.errors import GitError, RalphError, StopRequested
 from ralph_tui.events import Event, Notice
 from ralph_tui.executor import (
+    CHANGED_AFTER_APPROVAL,
     Checkout,
     LocalWorktreeExecutor,
     MergeRetry,
@@ -307,11 +308,7 @@ class RemoteHost:
             snap = await self._runner.snapshot_of(checkout)
             approved = getattr(checkout, "approved_commit", None)
             if approved is not None and snap.commit != approved:
-                raise MergeRetry(
-                    "Your working tree changed after the change was approved, so it is not "
-                    "what the human approved and nothing landed. Make sure nothing runs in the "
-                    "background, run the quality gates, then call complete_task again."
-                )
+                raise MergeRetry(CHANGED_AFTER_APPROVAL)
             sha: str = await self._link.call("merge", checkout_id, snap, list(learnings))
             return sha
         finally:

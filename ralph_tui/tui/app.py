@@ -130,6 +130,7 @@ class RalphApp(App[int]):
         Binding("p", "toggle_pause", "Pause/resume", id="pause"),
         Binding("m", "toggle_maximize", "Maximize", id="maximize"),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark,f1", "toggle_help", "Keys", id="help", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
     ]
 
@@ -562,7 +563,7 @@ class RalphApp(App[int]):
         if action == "open_approval":
             return self.parallel is not None and self.parallel.approvals.waiting > 0
         if action == "leave_box":
-            return isinstance(self.focused, Input)
+            return isinstance(self.focused, Input) or self._help_open()
         if action == "toggle_pause":
             return self.run_active and not self._quitting
         return True
@@ -622,7 +623,21 @@ class RalphApp(App[int]):
     def on_escalation_bar_answer_submitted(self, message: EscalationBar.AnswerSubmitted) -> None:
         self.supervisor.reply(EscalationAnswer("answer", message.answer))
 
+    def _help_open(self) -> bool:
+        return len(self.screen.query("HelpPanel")) > 0
+
+    def action_toggle_help(self) -> None:
+        """``?`` / F1: the keys of the focused panel and of the app, beside the panels (Textual's
+        HelpPanel follows the focus); again, or Escape, closes it."""
+        if self._help_open():
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
     def action_leave_box(self) -> None:
+        if self._help_open():  # Escape closes the keys first
+            self.action_hide_help_panel()
+            return
         if self.approval_bar.rejecting:
             self.approval_bar.cancel_reject()
         self.board.focus()

@@ -62,4 +62,21 @@ def test_demo_opens_the_board_offline_and_lands_the_first_story(site: Site, tmux
     if "EXITED" not in tmux.screen():
         tmux("send-keys", "-t", "ralph", "y")
     tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
+    assert "EXITED 0" in tmux.screen()  # quitting is how a demo ends: `make demo` says no error
     assert site.api.requests == []  # offline: the demo never calls a model
+
+
+def test_the_demo_without_a_folder_leaves_nothing_in_the_temp_folder(
+    site: Site, tmux: Tmux
+) -> None:
+    site.root.mkdir()
+    _session(tmux, site, f"{RALPH_TUI} demo; echo EXITED $?; sleep 60")
+    tmux.wait(lambda: "Approval needed" in tmux.screen(), "the first approval", 60.0)
+    assert list(site.temp.glob("ralph-*/inventory-service/.git"))  # it lives there meanwhile
+    tmux("send-keys", "-t", "ralph", "q")
+    tmux.wait(lambda: "Quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog")
+    if "EXITED" not in tmux.screen():
+        tmux("send-keys", "-t", "ralph", "y")
+    tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
+    assert "EXITED 0" in tmux.screen()
+    assert sorted(p.name for p in site.temp.iterdir()) == []

@@ -9,11 +9,8 @@ unattended, and a discard must bring back what was there and remove what the age
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +21,6 @@ from tests.support.repo import git
 
 USER_DATA = "customer,balance\nada,100\n"
 USER_ENV = "DATABASE_URL_HOST=db.internal\n"
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    base = Path("/var/tmp") / f"ralph-ignored-{secrets.token_hex(4)}"
-    base.mkdir(mode=0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _user_files(root: Path) -> None:

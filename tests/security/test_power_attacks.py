@@ -15,10 +15,8 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +55,6 @@ def attack_user() -> str:
         if made.returncode != 0:
             pytest.skip(f"cannot create a normal user: {made.stderr.strip()}")
     return ATTACK_USER
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    """A folder outside /tmp (the sandbox's private /tmp must not be what hides things)."""
-    base = Path("/var/tmp") / f"ralph-power-{secrets.token_hex(4)}"
-    base.mkdir(mode=0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _steps(main: Path, home: Path, other_run: Path, pwned: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ import pytest
 from tests.security.support import MODES, attack_repo, run_cli
 from tests.support.engine import complete, create
 from tests.support.repo import git, make_repo, story
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    base = Path("/var/tmp") / f"ralph-read-{secrets.token_hex(4)}"
-    base.mkdir(mode=0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _everything_written(root: Path) -> str:

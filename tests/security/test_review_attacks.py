@@ -12,11 +12,8 @@ adds a test still lands unattended.
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +34,6 @@ SKIP_ALL = (
     "    for item in items:\n        item.add_marker(pytest.mark.skip(reason='later'))\n"
 )
 EXIT_WAITING_FOR_HUMAN = 4
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    base = Path("/var/tmp") / f"ralph-review-{secrets.token_hex(4)}"
-    base.mkdir(mode=0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _project(base: Path, steps: list[dict[str, Any]], mode: str, workers: int) -> Path:

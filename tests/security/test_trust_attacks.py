@@ -15,11 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,17 +28,6 @@ from tests.support.repo import git, make_repo, story
 from tests.support.tools import requires_bwrap
 
 API_KEY = "sk-ant-api03-trust-attack-" + "k7" * 16
-
-
-@pytest.fixture
-def outside_tmp() -> Iterator[Path]:
-    """A folder outside /tmp, as a user's repository would be."""
-    base = Path("/var/tmp") / f"ralph-trust-{secrets.token_hex(4)}"
-    base.mkdir(mode=0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _repo(base: Path, steps: list[dict[str, object]], mode: str, stories: int = 2) -> Path:

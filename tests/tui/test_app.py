@@ -600,3 +600,23 @@ async def test_approve_auto_in_the_tui_commits_when_the_gates_pass_and_still_ask
     ]
     answers = [outcome for tool, outcome in agent.received if tool == "escalate"]
     assert answers and "metres" in str(answers[0])
+
+
+async def test_question_mark_and_f1_show_the_keys_and_escape_closes_them(tmp_path: Path) -> None:
+    from textual.widgets import HelpPanel
+
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        panel = app.screen.query_one(HelpPanel)
+        assert panel is not None
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(app.screen.query(HelpPanel)) == 0
+        await pilot.press("f1")
+        await pilot.pause()
+        assert len(app.screen.query(HelpPanel)) == 1
+        await pilot.press("f1")
+        await pilot.pause()
+        assert len(app.screen.query(HelpPanel)) == 0

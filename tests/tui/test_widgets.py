@@ -179,3 +179,36 @@ async def test_hidden_characters_in_a_diff_are_shown_where_they_stand(tmp_path: 
         assert hidden and hidden[0].style is not None and hidden[0].style.bgcolor is not None
         label = app.diff.query_one("#diff-files").get_option_at_index(0).prompt
         assert "\x1b" not in str(label) and "\\x1b[31m" in str(label)
+
+
+async def test_the_transcript_follows_until_the_reader_scrolls_up(tmp_path: Path) -> None:
+    """A panel that shrinks (the approval bar opens) keeps following; scrolling up stops it,
+    the border says how many lines came meanwhile, and End follows again."""
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.transcript.log_widget
+        for n in range(200):
+            log.write(Text(f"line {n}"))
+        await pilot.pause()
+        assert log.plain_rows()[-1] == "line 199" and log.is_vertical_scroll_end
+        log.styles.height = 5  # the panel shrinks, as when a bar opens below it
+        await pilot.pause()
+        for n in range(200, 210):
+            log.write(Text(f"line {n}"))
+        await pilot.pause()
+        assert log.following and log.is_vertical_scroll_end  # the newest line is on screen
+        log.focus()
+        await pilot.press("pageup")
+        assert not log.following
+        for n in range(210, 213):
+            log.write(Text(f"line {n}"))
+        await pilot.pause()
+        panel = app.query_one("#transcript-panel")
+        assert panel.border_subtitle == "3 new lines, End to follow"
+        assert not log.is_vertical_scroll_end  # the reader's place is kept
+        await pilot.press("end")
+        await pilot.pause()
+        assert log.following and panel.border_subtitle == ""
+        log.write(Text("line 213"))
+        await pilot.pause()
+        assert log.is_vertical_scroll_end

@@ -61,6 +61,10 @@ class TranscriptLog(ScrollView, can_focus=True):
         self._paint_style: Style | None = None  # set only while render_lines runs
         self._paint_scroll_y = 0
         self._paint_width = 0
+        # follows the newest line until the reader scrolls up, whatever resizes the panel (an
+        # approval bar opening shrinks it: that is not the reader leaving the end)
+        self.following = True
+        self.unseen = 0  # lines written while the reader was scrolled up
 
     @property
     def line_count(self) -> int:
@@ -79,7 +83,10 @@ class TranscriptLog(ScrollView, can_focus=True):
             pieces = [Text(part, style=line.style) for part in plain.split("\n")]
         else:
             pieces = list(line.split("\n", allow_blank=True))
-        follow = self.is_vertical_scroll_end or not self._rows
+        follow = self.following or not self._rows
+        if not follow:
+            self.unseen += len(pieces)
+            self._tell_unseen()
         for piece in pieces:
             if "\t" in piece.plain:
                 piece.expand_tabs(4)
@@ -124,13 +131,33 @@ class TranscriptLog(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._rewrap()
+        if self.following:  # a smaller panel: the end is further down, still followed
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        """Only the reader moves away from the end (the widget itself scrolls only to it)."""
+        super().watch_scroll_y(old, new)
+        at_end = new >= self.max_scroll_y
+        if at_end and not self.following:
+            self.following = True
+            self.unseen = 0
+            self._tell_unseen()
+        elif new < old and not at_end:
+            self.following = False
+
+    def _tell_unseen(self) -> None:
+        """``n new lines, End to follow`` on the panel's border while the reader is away."""
+        panel = next((a for a in self.ancestors if getattr(a, "border_title", None)), None)
+        if panel is not None:
+            hint = f"{self.unseen} new lines, End to follow" if self.unseen else ""
+            panel.border_subtitle = hint  # type: ignore[attr-defined]
 
     def _rewrap(self) -> None:
         """Split the kept lines again if the width available for text changed."""
         width = self.scrollable_content_region.width
         if width == self._wrap_width or width < 1:
             return
-        follow = self.is_vertical_scroll_end
+        follow = self.following
         self._wrap_width = width
         self._rows = []
         self._row_counts = deque()
