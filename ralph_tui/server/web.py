@@ -12,13 +12,17 @@ environment (``RALPH_TOKEN``), never on its command line.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
 from ralph_tui.errors import UsageError
@@ -31,7 +35,7 @@ from ralph_tui.server.http import (
     refuse_foreign,
     token_matches,
 )
-from ralph_tui.server.protocol import TOKEN_ENV, TOKEN_QUERY
+from ralph_tui.server.protocol import MAX_FRAME_BYTES, TOKEN_ENV, TOKEN_QUERY, FrameError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,46 @@ class TokenGuard:
         return response
 
 
+class _Size(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    width: int = Field(ge=1, le=10_000)
+    height: int = Field(ge=1, le=10_000)
+
+
+_Text = Annotated[str, Field(max_length=MAX_FRAME_BYTES)]
+BrowserFrame = (
+    tuple[Literal["stdin"], _Text]
+    | tuple[Literal["resize"], _Size]
+    | tuple[Literal["ping"], _Text]
+    | tuple[Literal["blur"]]
+    | tuple[Literal["focus"]]
+)
+_BROWSER_FRAME: TypeAdapter[BrowserFrame] = TypeAdapter(BrowserFrame)
+
+
+def parse_browser_frame(raw: str) -> BrowserFrame:
+    """One frame of textual-serve's browser protocol (``["stdin", text]``, ``["resize",
+    {width, height}]``, ``["ping", text]``, ``["blur"]``, ``["focus"]``), or ``FrameError``
+    in one line: textual-serve's own loop asserts and indexes, and a bad frame there is a
+    traceback and a dropped tab."""
+    if len(raw) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame longer than {MAX_FRAME_BYTES} characters")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise FrameError("frame nested too deeply") from None
+    except ValueError as exc:
+        raise FrameError(f"not JSON: {exc}") from None
+    try:
+        return _BROWSER_FRAME.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "frame"
+        raise FrameError(f"{where}: {first.get('msg', 'invalid')}") from None
+    except RecursionError:
+        raise FrameError("frame nested too deeply") from None
+
+
 class GuardedServer(Server):
     """textual-serve's server with the token guard in front of all of its routes."""
 
@@ -93,6 +137,31 @@ class GuardedServer(Server):
 
     async def on_startup(self, app: web.Application) -> None:
         """No banner: ``serve_web`` prints the one line that matters."""
+
+    async def _process_messages(
+        self, websocket: web.WebSocketResponse, app_service: AppService
+    ) -> None:
+        """textual-serve's loop, each frame validated first (``parse_browser_frame``): a bad
+        one is logged in one line and told to the page's console, and the tab stays open."""
+        async for message in websocket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            try:
+                frame = parse_browser_frame(message.data)
+            except FrameError as exc:
+                log.warning("ignored a bad browser frame: %s", exc)
+                await websocket.send_json(["log", f"ralph-tui: ignored a bad frame: {exc}"])
+                continue
+            if frame[0] == "stdin":
+                await app_service.send_bytes(frame[1].encode("utf-8", "replace"))
+            elif frame[0] == "resize":
+                await app_service.set_terminal_size(frame[1].width, frame[1].height)
+            elif frame[0] == "ping":
+                await websocket.send_json(["pong", frame[1]])
+            elif frame[0] == "blur":
+                await app_service.blur()
+            else:
+                await app_service.focus()
 
 
 def attach_command(url: str) -> str:

@@ -239,3 +239,50 @@ async def test_the_web_face_socket_needs_its_own_origin_even_with_the_cookie(
         assert "Task #US-001" not in git(root, "log", "--format=%s")
     finally:
         await stop(run, web)
+
+
+BAD_BROWSER_FRAMES = [
+    '["stdin"]',
+    '["stdin", ["a"]]',
+    '["resize", {"width": "80", "height": 24}]',
+    '["resize", 5]',
+    '{"stdin": "a"}',
+    '["launch-missiles", 1]',
+    "[" * 100_000 + "]" * 100_000,
+    "not json",
+    '"' + "x" * (MAX_FRAME_BYTES + 1) + '"',
+]
+
+
+async def test_malformed_browser_frames_are_ignored_and_the_tab_stays(tmp_path: Path) -> None:
+    """textual-serve's own loop asserts and indexes: a bad frame from the page was a traceback
+    and a dropped tab. Each one now gets a console line back and the tab goes on."""
+    root, run = await start_run(tmp_path)
+    port = free_port()
+    web, _address = await start_web(root, port)
+    try:
+        _url, token = read_serve_file(root)
+        headers = {"Cookie": f"ralph_token={token}", "Origin": f"http://127.0.0.1:{port}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{port}/ws", headers=headers) as ws,
+        ):
+            for frame in BAD_BROWSER_FRAMES:
+                await ws.send_str(frame)
+                while True:  # skip the screen the attached TUI keeps drawing
+                    reply = await ws.receive(timeout=30)
+                    assert reply.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+                    if reply.type == aiohttp.WSMsgType.TEXT and "bad frame" in reply.data:
+                        break
+            await ws.send_str('["stdin", "\\ud800"]')  # a lone surrogate: a key, replaced
+            await ws.send_str('["ping", "still-here"]')
+            while True:
+                reply = await ws.receive(timeout=30)
+                assert reply.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+                if reply.type == aiohttp.WSMsgType.TEXT and "still-here" in reply.data:
+                    assert json.loads(reply.data) == ["pong", "still-here"]
+                    break
+        assert web.returncode is None
+        assert "Task #US-001" not in git(root, "log", "--format=%s")
+    finally:
+        await stop(run, web)
