@@ -80,6 +80,8 @@ BAD_FRAMES = [
     (json.dumps({"t": "decide", "id": 1, "decision": {"kind": "reject", "feedback": "x" * 70_000}}),
      "decision.feedback"),
     ('{"t": "reply", "id": -1, "answer": {"kind": "answer"}}', "id"),
+    ('{"t": "decide", "id": 1, "decision": {"kind": "reject", "feedback": "\\ud800"}}',
+     "decision.feedback"),
     ('{"t": "decide", "id": true, "decision": {"kind": "approve"}}', "id"),
 ]  # fmt: skip
 
