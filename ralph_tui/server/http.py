@@ -19,7 +19,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -33,7 +33,10 @@ from ralph_tui.server.protocol import (
     TOKEN_QUERY,
     DecideFrame,
     FrameError,
+    MoveEdit,
     ReplyFrame,
+    UpdateEdit,
+    parse_edit,
     parse_frame,
 )
 
@@ -280,29 +283,23 @@ class RunServer:
             return web.json_response({"error": "no PRD"}, status=404)
         op = request.match_info["op"]
         try:
-            body = await request.json()
-        except ValueError:
-            return web.json_response({"error": "the body is not JSON"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+            edit = parse_edit(op, await request.json())
+        except ValueError as exc:  # not JSON, or a FrameError saying what does not fit
+            why = str(exc) if isinstance(exc, FrameError) else "the body is not JSON"
+            log.warning("refused a PRD edit from %s: %s", request.remote, why)
+            status = 404 if why.startswith("unknown PRD edit") else 400
+            return web.json_response({"error": why}, status=status)
         try:
             result: dict[str, Any]
-            if op == "move":
-                direction: Literal["up", "down"] = "up" if body.get("direction") == "up" else "down"
-                prd = await asyncio.to_thread(store.move_story, str(body["key"]), direction)
+            if isinstance(edit, MoveEdit):
+                prd = await asyncio.to_thread(store.move_story, edit.key, edit.direction)
                 result = {"prd": prd.model_dump(mode="json")}
-            elif op == "update":
-                prd = await asyncio.to_thread(
-                    store.update_story, str(body["key"]), dict(body["changes"])
-                )
+            elif isinstance(edit, UpdateEdit):
+                prd = await asyncio.to_thread(store.update_story, edit.key, edit.changes)
                 result = {"prd": prd.model_dump(mode="json")}
-            elif op == "add":
-                story = await asyncio.to_thread(store.add_story, dict(body["fields"]))
-                result = {"story": story.key}
             else:
-                return web.json_response({"error": f"unknown PRD edit {op!r}"}, status=404)
-        except KeyError as exc:
-            return web.json_response({"error": f"missing field {exc}"}, status=400)
+                story = await asyncio.to_thread(store.add_story, edit.fields)
+                result = {"story": story.key}
         except RalphError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         self.hub.refresh_prd()

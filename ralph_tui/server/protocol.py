@@ -150,3 +150,44 @@ def parse_frame(raw: str) -> DecideFrame | ReplyFrame | ControlFrame:
         raise FrameError(f"{where}: {first.get('msg', 'invalid')}") from None
     except RecursionError:
         raise FrameError("frame nested too deeply") from None
+
+
+# ---- PRD edits (plain HTTP bodies), validated the same way ---------------------------------
+
+_Key = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MoveEdit(_Frame):
+    key: _Key
+    direction: Literal["up", "down"]
+
+
+class UpdateEdit(_Frame):
+    key: _Key
+    changes: dict[str, Any]
+
+
+class AddEdit(_Frame):
+    fields: dict[str, Any]
+
+
+PrdEdit = MoveEdit | UpdateEdit | AddEdit
+_EDITS: dict[str, type[MoveEdit] | type[UpdateEdit] | type[AddEdit]] = {
+    "move": MoveEdit,
+    "update": UpdateEdit,
+    "add": AddEdit,
+}
+
+
+def parse_edit(op: str, body: object) -> PrdEdit:
+    """The body of ``POST /api/prd/{op}``, or ``FrameError`` in one line (the values inside
+    ``changes`` and ``fields`` are the PRD's, checked by the store when it validates the PRD)."""
+    model = _EDITS.get(op)
+    if model is None:
+        raise FrameError(f"unknown PRD edit {op!r}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+        raise FrameError(f"{where}: {first.get('msg', 'invalid')}") from None

@@ -288,3 +288,42 @@ async def test_malformed_browser_frames_are_ignored_and_the_tab_stays(tmp_path: 
         assert "Task #US-001" not in git(root, "log", "--format=%s")
     finally:
         await stop(run, web)
+
+
+BAD_EDITS = [
+    ("update", {"key": "US-001", "changes": ["passes", True]}),
+    ("update", {"key": ["US-001"], "changes": {"title": "x"}}),
+    ("update", {"key": "US-001", "changes": {"priority": [1e999]}}),
+    ("update", {"key": "US-001", "changes": {"passes": "yes"}}),
+    ("update", {"key": "US-001"}),
+    ("move", {"key": "US-001", "direction": ["up"]}),
+    ("move", {"key": {"a": 1}, "direction": "up"}),
+    ("add", {"fields": "a story"}),
+    ("add", {"fields": {"id": ["x"], "title": 5}}),
+    ("update", []),
+    ("launch", {}),
+]
+
+
+async def test_malformed_prd_edits_are_refused_in_one_line(tmp_path: Path) -> None:
+    """PRD edits are plain HTTP from a token holder: each bad body is a 4xx with the reason,
+    never a 500 and a traceback, and the run and its PRD go on unharmed."""
+    root, run = await start_run(tmp_path)
+    try:
+        url, token = read_serve_file(root)
+        prd_file = root / "tasks" / "backend_prd.json"
+        before = prd_file.read_bytes()
+        async with aiohttp.ClientSession(headers={"X-Ralph-Token": token}) as session:
+            for op, body in BAD_EDITS:
+                async with session.post(f"{url}/api/prd/{op}", json=body) as response:
+                    text = await response.text()
+                    assert 400 <= response.status < 500, (op, body, response.status, text)
+                    assert "error" in json.loads(text), text
+            async with session.get(f"{url}/api/info") as response:
+                assert response.status == 200
+        assert prd_file.read_bytes() == before
+        assert run.returncode is None
+    finally:
+        await stop(run)
+    assert run.stdout is not None
+    assert "Traceback" not in (await run.stdout.read()).decode()
