@@ -14,7 +14,7 @@ from ralph_tui.server.client import RemoteRun
 from ralph_tui.server.http import read_serve_file
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
 from tests.remote.test_web import RALPH, start_run
-from tests.support.engine import ScriptedSupervisor, complete, create
+from tests.support.engine import ScriptedSupervisor, complete, create, write_script
 from tests.support.repo import git, make_repo, story
 
 
@@ -131,3 +131,31 @@ async def test_with_workers_piped_stdin_approves_nothing(tmp_path: Path) -> None
     assert "Task #US-001" not in log and "Task #US-002" not in log, rest
     assert "supervisor: approve" not in rest
     assert code != 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"workers": 2}, {"executor": "ray", "workers": 2}],
+    ids=["one worker", "two workers", "ray"],
+)
+def test_every_engine_is_built_with_the_shared_supervisor(
+    tmp_path: Path, overrides: dict[str, object]
+) -> None:
+    """Whatever the engine, the served run's shared supervisor is the one it was built with,
+    and so the one a parallel run's approval queue asks (nothing is swapped in afterwards)."""
+    from ralph_tui.config import load_config
+    from ralph_tui.parallel import ParallelEngine
+    from ralph_tui.remote_supervisor import SharedSupervisor
+    from ralph_tui.server.run import make_run_factory
+
+    root = make_repo(tmp_path / "ws")
+    script = write_script(root, {"default": [complete()]})
+    config = load_config(root, {"listen": "127.0.0.1:0", "script": str(script), **overrides})
+    served = make_run_factory(root, config, ask_local=False)(ScriptedSupervisor(), print)
+    engine = served.engine
+    assert isinstance(engine.supervisor, SharedSupervisor)
+    assert served.server is not None and engine.supervisor.hub is served.server.hub
+    if isinstance(engine, ParallelEngine):
+        assert engine.approvals._supervisor is engine.supervisor
+    else:
+        assert not overrides
