@@ -6,7 +6,8 @@ does, in-process: ``TokenGuard`` is an aiohttp middleware added to textual-serve
 first request brings ``?token=...`` (the URL printed at start); it is swapped for an HttpOnly,
 SameSite=Strict cookie and a redirect, so the page, its static files and its WebSocket carry the
 cookie and the token leaves the address bar. The served command gets the token through the
-environment (``RALPH_TOKEN``), never on its command line.
+environment (``RALPH_TOKEN``), never on its command line. Each frame from the page is validated
+before textual-serve's own loop sees it (``parse_browser_frame``).
 """
 
 from __future__ import annotations
