@@ -665,7 +665,7 @@ class RalphApp(App[int]):
         if self._quitting:
             self.notify("Stopping at the next safe point…")
             return
-        self.push_screen(confirm_quit(), self._quit_confirmed)
+        self.push_screen(confirm_quit(self.status.state), self._quit_confirmed)
 
     def _exit_with(self, code: int) -> None:
         """Exit with the run's exit code as both the app's result and its return code."""

@@ -26,9 +26,11 @@ class Confirm(ModalScreen[bool]):
     DEFAULT_CSS = """
     Confirm { align: center middle; }
     Confirm > Vertical {
-        width: 64; height: auto; border: heavy $warning; background: $surface; padding: 1 2;
+        width: 64; max-width: 100%; height: auto; border: heavy $warning; background: $surface;
+        padding: 1 2;
     }
     Confirm.-danger > Vertical { border: heavy $error; }
+    Confirm Label { width: 100%; }
     Confirm Horizontal { height: auto; margin-top: 1; }
     Confirm Button { margin-right: 2; }
     """
@@ -60,10 +62,16 @@ class Confirm(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-def confirm_quit() -> Confirm:
-    """Quitting the TUI while an iteration runs (the run stops at its next safe point)."""
+def confirm_quit(state: str = "running") -> Confirm:
+    """Quitting the TUI while an iteration runs (the run stops at its next safe point); the
+    title says what the status line says (a run waiting for the human is not "running")."""
+    title = {
+        "waiting": "The run is waiting for you.",
+        "paused": "The run is paused.",
+        "pausing": "The run is pausing.",
+    }.get(state, "An iteration is running.")
     return Confirm(
-        "An iteration is running.",
+        title,
         "Stop at the next safe point and quit? Nothing is committed half-way; "
         "an unfinished change is saved as a patch in the run folder.",
         "Stop and quit",

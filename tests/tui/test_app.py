@@ -620,3 +620,26 @@ async def test_question_mark_and_f1_show_the_keys_and_escape_closes_them(tmp_pat
         await pilot.press("f1")
         await pilot.pause()
         assert len(app.screen.query(HelpPanel)) == 0
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_quit_dialog_says_what_the_status_says_and_fits(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    from ralph_tui.tui.screens import confirm_quit
+
+    app, _ = build_app(make_repo(tmp_path / "ws"), {"default": []}, autostart=False)
+    async with app.run_test(size=size) as pilot:
+        app.push_screen(confirm_quit("waiting"))
+        await pilot.pause()
+        from textual.widgets import Label
+
+        assert isinstance(app.screen, Confirm)
+        rows = [
+            "".join(seg.text for seg in label.render_line(y))
+            for label in app.screen.query(Label)
+            for y in range(label.size.height)
+        ]
+        words = " ".join(" ".join(rows).split())
+        assert "The run is waiting for you." in words
+        assert "an unfinished change is saved as a patch in the run folder." in words
