@@ -360,7 +360,7 @@ class RayExecutor:
         self._connect_lock = asyncio.Lock()
         self._placed: dict[tuple[str, int], Lease] = {}
         self._workers = config.workers
-        self._preload = (AGENT_MODULES[config.agent],) if config.agent in AGENT_MODULES else ()
+        self._preload = AGENT_MODULES.get(config.agent, ())
         self.pool: ActorPool | None = None
         self._expected = config.workers  # stories that may still be placed (``expect``)
         self._attempts: dict[str, int] = {}

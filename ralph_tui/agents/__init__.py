@@ -13,6 +13,16 @@ from ralph_tui.errors import UsageError
 from ralph_tui.iteration import Agent
 
 
+def warm_up(config: RalphConfig) -> None:
+    """Start loading the chosen backend's SDK in the background, as soon as the run knows which
+    one: about a second for ``anthropic``, taken while git, the PRD and the sandbox are set up
+    instead of before the first iteration (see ``anthropic_agent.preload_sdk``)."""
+    if config.agent == "anthropic":
+        from ralph_tui.agents.anthropic_agent import preload_sdk
+
+        preload_sdk()
+
+
 def create_agent(config: RalphConfig, workspace: Path) -> Agent:
     if config.agent == "scripted":
         from ralph_tui.agents.scripted import ScriptedAgent

@@ -16,19 +16,25 @@ Faults: the SDK retries 408/409/429/5xx/529 and connection errors itself (``max_
 cannot retry a stream that breaks off after it started (an ``event: error``, a dropped
 connection), so the turn is retried here, a bounded number of times with backoff. A 401 is
 reported at once.
+
+Start-up: importing the SDK (and its HTTP stack) takes about a second, longer than setting up
+the rest of the run. ``preload_sdk`` starts that import on a background thread as soon as the
+run knows its agent, and nothing here imports the SDK until the first request, so the
+first iteration and the TUI's first paint do not wait for it; the first request waits only for
+what is left of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import importlib
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
-
-import anthropic
-from anthropic.types import RawMessageStreamEvent
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ralph_tui import credentials
 from ralph_tui.config import RalphConfig
@@ -38,6 +44,12 @@ from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.text import encodable, encodable_data, one_line
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import RawMessageStreamEvent
+
+log = logging.getLogger(__name__)
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 MAX_TOKENS_NOTE = (
@@ -67,6 +79,28 @@ class _Emitter:
         self.emit = emit
 
 
+_preload_lock = threading.Lock()
+_preload_started = False
+
+
+def preload_sdk() -> None:
+    """Import the SDK on a daemon thread, once: the run's set-up (git, PRD, sandbox) goes on
+    meanwhile. A later ``import anthropic`` waits on the module lock for what is left."""
+    global _preload_started
+    with _preload_lock:
+        if _preload_started:
+            return
+        _preload_started = True
+    threading.Thread(target=_import_sdk, name="anthropic-sdk-import", daemon=True).start()
+
+
+def _import_sdk() -> None:
+    try:
+        importlib.import_module("anthropic")
+    except ImportError as exc:  # the first request reports it, in the run
+        log.warning("could not preload the anthropic SDK: %s", exc)
+
+
 class AnthropicAgent:
     name = "anthropic"
 
@@ -82,27 +116,38 @@ class AnthropicAgent:
         self.config = config
         self.turn_retries = turn_retries
         self.retry_backoff_s = retry_backoff_s
+        self.max_retries = max_retries
         self._owns_client = client is None
+        self._key = ""
+        self._base_url: str | None = None
         if client is None:
             # handed over by name: the key is no longer in os.environ (see credentials)
-            key = (credentials.get("ANTHROPIC_API_KEY") or "").strip()
-            if not key:
+            self._key = (credentials.get("ANTHROPIC_API_KEY") or "").strip()
+            if not self._key:
                 raise UsageError(
                     "ANTHROPIC_API_KEY is not set: export it, or choose another agent "
                     "(--agent, or agent = ... in ralph.toml)"
                 )
-            # ANTHROPIC_BASE_URL (tests, proxies) is withheld with the key: pass it on too
-            client = anthropic.AsyncAnthropic(
-                api_key=key,
-                base_url=credentials.get("ANTHROPIC_BASE_URL") or None,
-                max_retries=max_retries,
-            )
-        self.client = client
+            # ANTHROPIC_BASE_URL (tests, proxies) is withheld with the key: passed on too
+            self._base_url = credentials.get("ANTHROPIC_BASE_URL") or None
+            preload_sdk()
+        self._client = client
         self.tool_params = _tool_params()
 
+    @property
+    def client(self) -> anthropic.AsyncAnthropic:
+        """The SDK client, made at the first request (making it needs the SDK imported)."""
+        if self._client is None:
+            import anthropic
+
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self._key, base_url=self._base_url, max_retries=self.max_retries
+            )
+        return self._client
+
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self.client.close()
+        if self._owns_client and self._client is not None:
+            await self._client.close()
 
     async def run_iteration(
         self, request: IterationRequest, tools: IterationHandle
@@ -218,6 +263,8 @@ class AnthropicAgent:
     ) -> anthropic.types.Message:
         params = self.tool_params if tool_params is None else tool_params
         tool_arg: dict[str, Any] = {"tools": params} if params else {}  # no tools: leave it out
+        import anthropic  # see the module docstring: the SDK is imported on first use
+
         started = False
         try:
             stream = await self.client.messages.create(
@@ -248,7 +295,7 @@ class AnthropicAgent:
             if started:
                 raise _StreamBroke(f"stream failed: {exc}") from exc
             raise AgentError(f"Anthropic API: {exc}") from None
-        except _TRANSPORT_ERRORS as exc:
+        except _transport_errors() as exc:
             # the SDK does not wrap errors of the HTTP library while reading an open stream
             if started:
                 raise _StreamBroke(f"connection lost mid-stream: {exc}") from exc
@@ -307,7 +354,9 @@ async def _accumulate(
                     if not _finish_block(block, pieces) and not cut_off:
                         raise _StreamBroke("the model sent tool input that is not valid JSON")
                 message["content"] = blocks
-                return anthropic.types.Message.model_validate(message)
+                from anthropic.types import Message as SdkMessage
+
+                return SdkMessage.model_validate(message)
     return None
 
 
@@ -329,6 +378,7 @@ def _finish_block(block: dict[str, Any], pieces: list[str]) -> bool:
     return True
 
 
+@functools.cache
 def _transport_errors() -> tuple[type[Exception], ...]:
     """The HTTP library's transport errors (``httpx2`` for SDK 2.x, ``httpx`` before)."""
     found: list[type[Exception]] = []
@@ -339,9 +389,6 @@ def _transport_errors() -> tuple[type[Exception], ...]:
             continue
         found.append(module.TransportError)
     return tuple(found)
-
-
-_TRANSPORT_ERRORS = _transport_errors()
 
 
 def _tool_params() -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ Reply dicts (see ``reply``, ``text``, ``tool_use``, ``http_error``, ``stream_err
      "stop_reason": "tool_use",           # default: tool_use if a tool_use block, else end_turn
      "usage": {"output_tokens": 5},       # optional; the rest is simulated
      "error": {"status": 429},            # optional: answer with this HTTP error instead
-     "stream_error": {"type": "overloaded_error"}}  # optional: SSE breaks off with an error
+     "stream_error": {"type": "overloaded_error"},  # optional: SSE breaks off with an error
+     "delay_s": 1.0}                      # optional: model latency before the answer starts
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -245,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
                 planned = state.responder(body)
             else:
                 planned = state.replies.popleft() if state.replies else reply(state.default_text)
+        if planned.get("delay_s"):  # outside the lock: agents at once wait side by side
+            time.sleep(float(planned["delay_s"]))
         error = planned.get("error")
         if error:
             status = int(error.get("status", 500))

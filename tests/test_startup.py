@@ -1,0 +1,113 @@
+"""Start-up and exit paths that cost time (issue 24): what is imported when, and the exit.
+
+Each check runs in a fresh interpreter (``sys.modules`` and the heap are per process). The
+figures themselves are measured in benchmarks/bench_startup.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.repo import make_repo
+
+
+def _python(code: str, cwd: Path | None = None, **env: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1]), **env},
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+_RECORD_SDK_IMPORTER = """
+import sys, threading
+importers = []
+class Recorder:
+    def find_spec(self, name, path=None, target=None):
+        if name == "anthropic":
+            importers.append(threading.current_thread().name)
+        return None
+sys.meta_path.insert(0, Recorder())
+"""
+
+
+def test_the_built_in_agent_is_made_without_importing_the_sdk_and_loads_it_meanwhile() -> None:
+    code = (
+        _RECORD_SDK_IMPORTER
+        + """
+import json
+from pathlib import Path
+from ralph_tui.config import RalphConfig
+from ralph_tui.agents import create_agent
+agent = create_agent(RalphConfig(agent="anthropic"), Path("."))
+for thread in threading.enumerate():
+    if thread.name == "anthropic-sdk-import":
+        thread.join()
+client = type(agent.client).__name__  # the first request's client: the SDK is there
+print(json.dumps({"importers": importers, "client": client}))
+"""
+    )
+    result = _python(code, ANTHROPIC_API_KEY="sk-ant-test-0000")
+    assert result == {"importers": ["anthropic-sdk-import"], "client": "AsyncAnthropic"}
+
+
+def test_importing_the_agent_module_leaves_the_sdk_unloaded() -> None:
+    code = """
+import json, sys
+import ralph_tui.agents.anthropic_agent
+print(json.dumps({"sdk": "anthropic" in sys.modules}))
+"""
+    assert _python(code) == {"sdk": False}
+
+
+def test_warm_up_starts_the_sdk_import_only_for_the_built_in_agent() -> None:
+    code = (
+        _RECORD_SDK_IMPORTER
+        + """
+import json
+from ralph_tui.config import RalphConfig
+from ralph_tui.agents import warm_up
+warm_up(RalphConfig(agent="scripted", script="s.json"))
+scripted = [t.name for t in threading.enumerate() if t.name == "anthropic-sdk-import"]
+sdk_after_scripted = "anthropic" in sys.modules
+warm_up(RalphConfig(agent="anthropic"))
+warm_up(RalphConfig(agent="anthropic"))  # once per process
+for thread in threading.enumerate():
+    if thread.name == "anthropic-sdk-import":
+        thread.join()
+print(json.dumps({"scripted": scripted, "sdk_after_scripted": sdk_after_scripted,
+                  "importers": importers, "sdk": "anthropic" in sys.modules}))
+"""
+    )
+    result = _python(code)
+    assert result["scripted"] == [] and result["sdk_after_scripted"] is False
+    assert result["importers"] == ["anthropic-sdk-import"] and result["sdk"] is True
+
+
+def test_the_program_freezes_its_heap_before_the_interpreter_exits(tmp_path: Path) -> None:
+    """The interpreter's final collection is skipped for what the run left alive; tests that
+    call ``main(argv)`` in-process keep their heap as it was."""
+    root = make_repo(tmp_path / "repo")
+    code = """
+import gc, json, sys
+from ralph_tui.cli import main
+main(["validate"])
+in_process = gc.get_freeze_count()
+sys.argv = ["ralph-tui", "validate"]
+code = main()
+print(json.dumps({"in_process": in_process, "program": gc.get_freeze_count(), "code": code}))
+"""
+    result = _python(code, cwd=root)
+    assert result["code"] == 0
+    assert result["in_process"] == 0
+    assert isinstance(result["program"], int) and result["program"] > 0
