@@ -111,3 +111,17 @@ print(json.dumps({"in_process": in_process, "program": gc.get_freeze_count(), "c
     assert result["code"] == 0
     assert result["in_process"] == 0
     assert isinstance(result["program"], int) and result["program"] > 0
+
+
+def test_a_run_without_listen_or_webhook_never_loads_the_http_server() -> None:
+    """aiohttp (0.15 s) is for ``--listen`` and webhooks only: the run path leaves it alone."""
+    code = """
+import json, sys
+from pathlib import Path
+import ralph_tui.cli, ralph_tui.headless, ralph_tui.parallel
+from ralph_tui.config import RalphConfig
+from ralph_tui.server.run import make_run_factory
+make_run_factory(Path("."), RalphConfig(agent="scripted", script="s.json"))
+print(json.dumps({"aiohttp": "aiohttp" in sys.modules}))
+"""
+    assert _python(code) == {"aiohttp": False}

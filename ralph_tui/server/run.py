@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.engine import Engine
@@ -24,15 +24,11 @@ from ralph_tui.notify import Notifier
 from ralph_tui.parallel import build_engine
 from ralph_tui.prd_store import PrdStore
 from ralph_tui.remote_supervisor import InterruptibleLines, SharedSupervisor
-from ralph_tui.server.http import (
-    RunServer,
-    is_loopback,
-    parse_listen,
-    remove_serve_file,
-    write_serve_file,
-)
 from ralph_tui.server.hub import RunHub
 from ralph_tui.supervisor import Supervisor
+
+if TYPE_CHECKING:  # the server (aiohttp, 0.15 s to import) is loaded only for --listen
+    from ralph_tui.server.http import RunServer
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +75,8 @@ class ServedRun:
         root = self.engine.root
         if self.server is not None:
             self.url = await self.server.start()
+            from ralph_tui.server.http import write_serve_file
+
             write_serve_file(root, self.url, self.server.token)
             self.serving.set()
             if self.notifier is not None and not self.notifier.url:
@@ -102,6 +100,8 @@ class ServedRun:
             return await self.engine.run()
         finally:
             if self.server is not None:
+                from ralph_tui.server.http import remove_serve_file
+
                 remove_serve_file(root)
                 await self.server.stop()
             if self.notifier is not None:
@@ -119,7 +119,11 @@ def make_run_factory(
     terminal: Callable[[str], None] | None = None,
 ) -> Callable[[Supervisor, EventSink], ServedRun]:
     """``ask_local``: whether the face's own supervisor also answers (False: clients only)."""
-    server_args = parse_listen(config.listen) if config.listen else None
+    server_args: tuple[str, int] | None = None
+    if config.listen:
+        from ralph_tui.server.http import is_loopback, parse_listen
+
+        server_args = parse_listen(config.listen)
     if server_args is not None and not is_loopback(server_args[0]) and not config.listen_public:
         raise UsageError(
             f"--listen {config.listen}: not a loopback address; add --listen-public to serve "
@@ -166,6 +170,8 @@ def make_run_factory(
             sinks.append(hub)
             shared.hub = hub
             host, port = server_args
+            from ralph_tui.server.http import RunServer
+
             server = RunServer(
                 hub,
                 host=host,
