@@ -363,13 +363,13 @@ class ParallelEngine(Engine):
         ahead = self._train[-1] if self._train else None
         self._train.append(ticket)
         try:
+            await checkout.snapshot()  # this change's own commit: no need to wait for that
             if ahead is not None:  # its place in the train is known in a few git calls
                 await ahead.placed.wait()
             target = next(
                 (t.commit for t in reversed(self._train) if t.commit and not t.tainted),
                 self._head,
             )
-            await checkout.snapshot()
             if target != checkout.base_commit:
                 await checkout.rebase(target, keep_conflicts=False)  # a conflict waits
             ticket.commit = (await checkout.snapshot()).commit  # followers stack on it now

@@ -124,6 +124,13 @@ class Worktree:
         self._last = ((self.base, commit), answer)
         return answer
 
+    def _patch(self) -> bytes:
+        """The snapshotted change as a patch on ``base``: the one ``snapshot`` kept, if current."""
+        if self._last is not None and self._last[0] == (self.base, self.commit):
+            return self._last[1][1]
+        assert self.commit is not None
+        return _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit)
+
     def _move_to(self, commit: str) -> None:
         _git(self.root, "update-ref", f"refs/heads/{self.branch}", commit)
         _git(self.root, "reset", "-q", "--hard", commit)
@@ -134,12 +141,7 @@ class Worktree:
         (the worktree is not touched); ``None`` when the patch does not apply cleanly."""
         if self.commit is None:
             raise GitError(f"{self.root}: the change was not snapshotted")
-        if self._last is not None and self._last[0] == (self.base, self.commit):
-            patch = self._last[1][1]
-        else:
-            patch = _git(
-                self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit
-            )
+        patch = self._patch()
         with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-key-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             _git(self.root, "read-tree", onto, env=env)
@@ -174,7 +176,7 @@ class Worktree:
             raise GitError(f"{self.root}: the change was not snapshotted before the rebase")
         if onto == self.base:
             return []
-        patch = _git(self.root, "diff", "--binary", "--full-index", *_DIFF, self.base, self.commit)
+        patch = self._patch()
         old_commit, old_base = self.commit, self.base
         self._move_to(onto)
         self.base = onto
