@@ -229,7 +229,7 @@ def _claude_code(root: Path, config: RalphConfig) -> Iterator[Check]:
             "missing",
             "claude-code",
             "claude-agent-sdk has no bundled CLI",
-            "reinstall: pip install --force-reinstall 'ralph-tui[claude]'",
+            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
         )
         return
     code, output = _run([str(cli), "--version"])
@@ -238,7 +238,7 @@ def _claude_code(root: Path, config: RalphConfig) -> Iterator[Check]:
             "missing",
             "claude-code",
             f"{cli} --version failed: {_first_line(output) or f'exit status {code}'}",
-            "reinstall: pip install --force-reinstall 'ralph-tui[claude]'",
+            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
         )
         return
     yield Check("ok", "claude-code", _first_line(output))
@@ -294,7 +294,7 @@ def _ray_checks(config: RalphConfig) -> Iterator[Check]:
             "missing",
             "ray",
             'executor = "ray" but ray is not installed',
-            "pip install 'ralph-tui[ray]'",
+            "pip install 'ralph-supervisor[ray]'",
         )
         return
     program: str | None = None

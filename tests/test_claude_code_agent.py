@@ -355,4 +355,4 @@ def test_missing_sdk_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UsageError) as caught:
         ClaudeCodeAgent(RalphConfig(agent="claude-code"))
     assert str(caught.value) == INSTALL_HINT
-    assert "pip install ralph-tui[claude]" in INSTALL_HINT
+    assert "pip install ralph-supervisor[claude]" in INSTALL_HINT

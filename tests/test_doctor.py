@@ -170,7 +170,7 @@ def test_claude_code_without_the_sdk(scripted: Path, monkeypatch: pytest.MonkeyP
     assert code == 1
     assert lines["claude-code"] == (
         "missing claude-code: claude-agent-sdk is not installed -> agent claude-code needs "
-        "`pip install ralph-tui[claude]` (the claude-agent-sdk package)"
+        "`pip install ralph-supervisor[claude]` (the claude-agent-sdk package)"
     )
 
 

@@ -14,7 +14,7 @@ turned on with unsandboxed commands disallowed (``claude_sandbox_settings``); ``
 policy entry the user can remove. ralph-tui's credentials reach the CLI only through the SDK's
 ``env`` option (they are no longer in ``os.environ``), so Claude Code's commands inherit them.
 
-The SDK is an optional extra (``ralph-tui[claude]``) and is imported only here, lazily.
+The SDK is an optional extra (``ralph-supervisor[claude]``) and is imported only here, lazily.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ SERVER_NAME = "ralph"
 MCP_PREFIX = f"mcp__{SERVER_NAME}__"
 RALPH_TOOLS = (RUN_QUALITY_GATES, ESCALATE, COMPLETE_TASK)
 INSTALL_HINT = (
-    "agent claude-code needs `pip install ralph-tui[claude]` (the claude-agent-sdk package)"
+    "agent claude-code needs `pip install ralph-supervisor[claude]` (the claude-agent-sdk package)"
 )
 
 # Claude Code's file tools and the input keys that hold their paths.

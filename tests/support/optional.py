@@ -16,7 +16,7 @@ def _importable(name: str) -> bool:
 
 
 CLAUDE_SDK_MISSING = (
-    "the optional claude-agent-sdk is not installed (pip install 'ralph-tui[claude]')"
+    "the optional claude-agent-sdk is not installed (pip install 'ralph-supervisor[claude]')"
 )
 
 needs_claude_sdk = pytest.mark.skipif(
