@@ -9,9 +9,14 @@ Messages API on 127.0.0.1 and once with ``--agent scripted``, interleaved, and r
 - **last commit to exit**: from the ``committed`` event's timestamp in the journal to the
   moment the process has exited (cleanup, journal close, interpreter exit).
 
+And in a real terminal (tmux, 120x40), ``ralph-tui run`` (the TUI) from launch to its first
+paint with the board on screen (``capture-pane`` polled every 5 ms), for both agents: the TUI
+must not wait for the SDK either.
+
 Also prints ``python -X importtime`` of the agent module (what used to sit on the start path).
 
 Run: .venv/bin/python benchmarks/bench_startup.py   (goals: ratio <= 1.5x; exit <= 0.3 s)
+     BENCH_BASELINE=<an older checkout> adds it, interleaved, as the baseline.
 """
 
 from __future__ import annotations
@@ -96,6 +101,32 @@ def run_once(root: Path, agent: str, env: dict[str, str]) -> tuple[float, float]
     return first, exited_wall - float(str(committed[-1]["ts"]))
 
 
+def first_paint(root: Path, agent: str, env: dict[str, str]) -> float:
+    """Seconds from launching the TUI in tmux to the board (the story's title) on screen."""
+    socket = f"ralph-bench-{os.getpid()}-{root.name}"
+    tmux = ["tmux", "-L", socket]
+    command = f"{RALPH_TUI} run --agent {agent} --approve ask"
+    pairs = [f"-e{k}={v}" for k, v in env.items() if k.isidentifier()]
+    start = time.perf_counter()
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", "b", "-x", "120", "-y", "40", "-c", str(root),
+         *pairs, "-e", "TERM=xterm-256color", command],
+        check=True,
+    )  # fmt: skip
+    try:
+        while True:
+            screen = subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True
+            ).stdout
+            if "Story 1" in screen:
+                return time.perf_counter() - start
+            if time.perf_counter() - start > 60:
+                raise SystemExit(f"--agent {agent}: no board after 60 s:\n{screen}")
+            time.sleep(0.005)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+
+
 def importtime(module: str) -> float:
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
@@ -105,7 +136,16 @@ def importtime(module: str) -> float:
     return int(last[-1].split("|")[1]) / 1e6 if last else float("nan")
 
 
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):5.2f} s  ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
+    """``BENCH_BASELINE=<checkout>``: also run that checkout's ralph_tui (on ``PYTHONPATH``,
+    with this venv's ``ralph-tui``), interleaved with this one, as the baseline."""
+    baseline = os.environ.get("BENCH_BASELINE")
+    faces = {"now": str(ROOT), **({"baseline": baseline} if baseline else {})}
+    agents = ("anthropic", "scripted")
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropic() as api:
         api.respond_with(_responder)
         base = Path(tmp)
@@ -121,24 +161,41 @@ def main() -> None:
             "ANTHROPIC_API_KEY": "sk-ant-bench-0000",
             "ANTHROPIC_BASE_URL": api.base_url,
         }
-        spans: dict[str, list[tuple[float, float]]] = {"anthropic": [], "scripted": []}
+        kinds = [(face, agent) for face in faces for agent in agents]
+        spans: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in kinds}
+        paints: dict[tuple[str, str], list[float]] = {k: [] for k in kinds}
+        tmux = shutil.which("tmux") is not None
         for i in range(REPEATS):
-            for agent in ("anthropic", "scripted") if i % 2 == 0 else ("scripted", "anthropic"):
-                root = base / f"{agent}-{i}"
+            order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]  # rotate each round
+            for face, agent in order:
+                face_env = {**env, "PYTHONPATH": faces[face]}
+                root = base / f"{face}-{agent}-{i}"
                 shutil.copytree(template, root, symlinks=True)
-                spans[agent].append(run_once(root, agent, env))
+                spans[face, agent].append(run_once(root, agent, face_env))
+                if tmux:
+                    root = base / f"tui-{face}-{agent}-{i}"
+                    shutil.copytree(template, root, symlinks=True)
+                    paints[face, agent].append(first_paint(root, agent, face_env))
         print(f"median of {REPEATS}, interleaved (min-max):")
-        for index, label in ((0, "launch -> first iteration"), (1, "last commit -> exit")):
-            for agent in ("anthropic", "scripted"):
-                values = [s[index] for s in spans[agent]]
+        for face in faces:
+            for agent in agents:
+                first, exit_ = zip(*spans[face, agent], strict=True)
                 print(
-                    f"  {label:26} --agent {agent:9}: {statistics.median(values):5.2f} s"
-                    f"  ({min(values):.2f}-{max(values):.2f})"
+                    f"  [{face}] launch -> first iteration --agent {agent:9}: {_median([*first])}"
                 )
-        ratio = statistics.median(s[0] for s in spans["anthropic"]) / statistics.median(
-            s[0] for s in spans["scripted"]
-        )
-        print(f"  start-up ratio anthropic/scripted: {ratio:.2f}x (goal <= 1.5x)")
+                print(
+                    f"  [{face}] last commit -> exit       --agent {agent:9}: {_median([*exit_])}"
+                )
+                if tmux:
+                    print(
+                        f"  [{face}] TUI launch -> first paint --agent {agent:9}: "
+                        f"{_median(paints[face, agent])}"
+                    )
+            firsts = {a: statistics.median(s[0] for s in spans[face, a]) for a in agents}
+            ratio = firsts["anthropic"] / firsts["scripted"]
+            print(f"  [{face}] start-up ratio anthropic/scripted: {ratio:.2f}x (goal <= 1.5x)")
+        if not tmux:
+            print("  (tmux is not installed: the TUI's first paint is not measured)")
     agent_module = "ralph_tui.agents.anthropic_agent"
     print(f"  python -X importtime {agent_module}: {importtime(agent_module):.2f} s")
     print(f"  python -X importtime anthropic: {importtime('anthropic'):.2f} s")

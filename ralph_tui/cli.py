@@ -186,13 +186,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         listen_public=args.listen_public or None,
         branch=args.branch,
     )
-    from ralph_tui.agents import warm_up
-
-    warm_up(config)
     from ralph_tui.server.run import make_run_factory
 
     if args.headless:
+        from ralph_tui.agents import warm_up
         from ralph_tui.headless import run_headless
+
+        warm_up(config)  # the TUI does it once its first frame is painted
 
         _print_prd_warnings(config.prd_path(workspace))
 

@@ -41,24 +41,31 @@ sys.meta_path.insert(0, Recorder())
 """
 
 
-def test_the_built_in_agent_is_made_without_importing_the_sdk_and_loads_it_meanwhile() -> None:
+def test_the_built_in_agent_loads_the_sdk_at_its_first_request_off_the_event_loop() -> None:
+    """Made without the SDK; the first request imports it on a worker thread, so the event
+    loop (the TUI's painting, the other workers) never blocks on the import."""
     code = (
         _RECORD_SDK_IMPORTER
         + """
-import json
+import asyncio, json
 from pathlib import Path
 from ralph_tui.config import RalphConfig
 from ralph_tui.agents import create_agent
-agent = create_agent(RalphConfig(agent="anthropic"), Path("."))
-for thread in threading.enumerate():
-    if thread.name == "anthropic-sdk-import":
-        thread.join()
-client = type(agent.client).__name__  # the first request's client: the SDK is there
-print(json.dumps({"importers": importers, "client": client}))
+from tests.support.fake_anthropic import FakeAnthropic, reply
+with FakeAnthropic([reply("hello")]) as api:
+    import os
+    os.environ["ANTHROPIC_BASE_URL"] = api.base_url
+    agent = create_agent(RalphConfig(agent="anthropic"), Path("."))
+    made_without = "anthropic" not in sys.modules
+    text, _ = asyncio.run(agent.ask("be brief", [{"role": "user", "content": "hi"}], print))
+print(json.dumps({"made_without": made_without, "importers": importers, "text": text}))
 """
     )
     result = _python(code, ANTHROPIC_API_KEY="sk-ant-test-0000")
-    assert result == {"importers": ["anthropic-sdk-import"], "client": "AsyncAnthropic"}
+    assert result["made_without"] is True and result["text"] == "hello"
+    importers = result["importers"]
+    assert isinstance(importers, list) and len(importers) == 1
+    assert importers[0] != "MainThread", importers
 
 
 def test_importing_the_agent_module_leaves_the_sdk_unloaded() -> None:

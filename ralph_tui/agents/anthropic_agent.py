@@ -18,9 +18,10 @@ connection), so the turn is retried here, a bounded number of times with backoff
 reported at once.
 
 Start-up: importing the SDK (and its HTTP stack) takes about a second, longer than setting up
-the rest of the run. ``preload_sdk`` starts that import on a background thread as soon as the
-run knows its agent, and nothing here imports the SDK until the first request, so the
-first iteration and the TUI's first paint do not wait for it; the first request waits only for
+the rest of the run. Nothing here imports it until the first request, and then on a worker
+thread (``_load_sdk``), so the event loop (a TUI's painting, other workers) never blocks on it.
+``preload_sdk`` starts the import earlier, on a background thread: headless as soon as the run
+knows its agent, the TUI once its first frame is painted; the first request then waits only for
 what is left of it.
 """
 
@@ -94,6 +95,12 @@ def preload_sdk() -> None:
     threading.Thread(target=_import_sdk, name="anthropic-sdk-import", daemon=True).start()
 
 
+async def _load_sdk() -> None:
+    """The SDK imported without blocking the event loop: on a worker thread, which waits on the
+    module lock while the preload thread (if any) finishes the import."""
+    await asyncio.to_thread(importlib.import_module, "anthropic")
+
+
 def _import_sdk() -> None:
     try:
         importlib.import_module("anthropic")
@@ -130,8 +137,8 @@ class AnthropicAgent:
                 )
             # ANTHROPIC_BASE_URL (tests, proxies) is withheld with the key: passed on too
             self._base_url = credentials.get("ANTHROPIC_BASE_URL") or None
-            preload_sdk()
         self._client = client
+        self._sdk_loaded = client is not None
         self.tool_params = _tool_params()
 
     @property
@@ -263,7 +270,10 @@ class AnthropicAgent:
     ) -> anthropic.types.Message:
         params = self.tool_params if tool_params is None else tool_params
         tool_arg: dict[str, Any] = {"tools": params} if params else {}  # no tools: leave it out
-        import anthropic  # see the module docstring: the SDK is imported on first use
+        if not self._sdk_loaded:
+            await _load_sdk()
+            self._sdk_loaded = True
+        import anthropic  # loaded by now (see the module docstring)
 
         started = False
         try:

@@ -282,7 +282,14 @@ class RalphApp(App[int]):
         if self.autostart:
             self._lend_gil_to_preflight()
             self.start_run()
-        self.call_after_refresh(_freeze_heap_once, "painted")
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        _freeze_heap_once("painted")
+        if self.autostart:  # the agent's SDK loads now, not while the first frame is drawn
+            from ralph_tui.agents import warm_up
+
+            warm_up(self.config)
 
     def _lend_gil_to_preflight(self) -> None:
         """Hand the GIL over more often until the run has started.
