@@ -24,6 +24,9 @@ log = logging.getLogger("ralph_tui")
 def _workspace_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", help="PRD role: tasks/<role>_prd.json (default: backend)")
     parser.add_argument(
+        "--prd", metavar="PATH", help="the PRD file (default: tasks/<role>_prd.json, else prd.json)"
+    )
+    parser.add_argument(
         "--workspace", type=Path, default=Path.cwd(), help="the git repository (default: .)"
     )
 
@@ -167,8 +170,15 @@ def _workspace(args: argparse.Namespace) -> Path:
     return path
 
 
-def _config(args: argparse.Namespace, workspace: Path, **flags: Any) -> RalphConfig:
-    return load_config(workspace, {"role": getattr(args, "role", None), **flags})
+def _config(
+    args: argparse.Namespace, workspace: Path, *, pin: bool = True, **flags: Any
+) -> RalphConfig:
+    """The configuration; ``pin``: with its PRD chosen now (see ``RalphConfig.pinned``)."""
+    given = getattr(args, "prd", None)  # a path typed on the command line: from the cwd
+    prd = str(Path.cwd().resolve() / Path(given).expanduser()) if given else None
+    overrides = {"role": getattr(args, "role", None), "prd": prd}
+    config = load_config(workspace, {**overrides, **flags})
+    return config.pinned(workspace) if pin else config
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -322,9 +332,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if code == EXIT_INTERRUPTED else code
 
 
+def _say_prd(config: RalphConfig, workspace: Path) -> None:
+    """Which PRD a command reads, when it was found (prd.json) rather than configured."""
+    note = config.prd_note
+    if note:
+        print(f"ralph-tui: {escape_controls(note, multiline=False)}", file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace)
+    _say_prd(config, workspace)
     path = config.prd_path(workspace)
     prd, warnings = PrdStore(path).check()
     for warning in warnings:  # ids and keys come from the file: no terminal escapes
@@ -345,6 +363,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace)
+    _say_prd(config, workspace)
     prd, warnings = PrdStore(config.prd_path(workspace)).check()
     for warning in warnings:
         print(escape_controls(warning, multiline=False), file=sys.stderr)
@@ -398,7 +417,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.file is None:
         raise UsageError("import: name the backlog file to read (or --list-formats)")
     workspace = _workspace(args)
-    target = _config(args, workspace).prd_path(workspace)
+    config = _config(args, workspace, pin=False)
+    target = config.new_prd_path(workspace)
     source = args.file.expanduser()
     imported = import_prd(source, target, force=args.force)
     print(f"imported {source} ({imported.source_kind}) -> {target.relative_to(workspace)}")
@@ -410,6 +430,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"  dropped: {escape_controls(gone, multiline=False)}")
     if not imported.dropped:
         print("  dropped: nothing")
+    try:
+        config.pinned(workspace)
+    except UsageError as exc:  # e.g. the snarktank prd.json it came from is still there
+        print(f"  next: {escape_controls(str(exc), multiline=False)}")
     return 0
 
 
@@ -417,8 +441,8 @@ def _cmd_prd(args: argparse.Namespace) -> int:
     from ralph_tui.draft import draft_prd
 
     workspace = _workspace(args)
-    config = _config(args, workspace, model=args.model)
-    target = config.prd_path(workspace)
+    config = _config(args, workspace, pin=False, model=args.model)
+    target = config.new_prd_path(workspace)
     drafted = asyncio.run(draft_prd(args.idea, config, target, force=args.force))
     tries = "" if drafted.attempts == 1 else f" after {drafted.attempts} tries"
     print(
@@ -465,8 +489,13 @@ def _cmd_init(args: argparse.Namespace) -> int:
     from ralph_tui.branching import branch_for
 
     workspace = _workspace(args)
-    role = args.role or "backend"
-    config = RalphConfig.model_validate({"role": role})
+    if not (workspace / ".git").exists():
+        raise UsageError(
+            f"{workspace}: not a git repository (ralph-tui commits each story): run `git init` "
+            "there first, or pass --workspace"
+        )
+    config = _config(args, workspace)  # a prd.json already there (snarktank's) is kept
+    role = config.role
     created: list[Path] = []
     prd_path = config.prd_path(workspace)
     if not prd_path.exists():
@@ -504,6 +533,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         if ".ralph/" not in current.splitlines():
             sep = "" if not current or current.endswith("\n") else "\n"
             exclude.write_text(f"{current}{sep}.ralph/\n", encoding="utf-8")
+    _say_prd(config, workspace)
     for path in created:
         print(f"created {path.relative_to(workspace)}")
     if not created:

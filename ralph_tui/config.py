@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    ValidationError,
+    field_validator,
+)
 
 from ralph_tui.errors import UsageError
 from ralph_tui.review import ReviewOptions
@@ -151,12 +159,72 @@ class RalphConfig(_Strict):
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py
     branch: StrictBool | str = True
+    # the PRD file, relative to the workspace (``--prd``); unset: tasks/<role>_prd.json, or
+    # where snarktank's loop keeps it (``prd.json``, ``scripts/ralph/prd.json``) when that is
+    # absent. A PRD other than tasks/<role>_prd.json keeps its log beside it, in progress.txt
+    prd: str | None = Field(None, min_length=1)
+    _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
 
     def prd_path(self, workspace: Path) -> Path:
-        return workspace / "tasks" / f"{self.role}_prd.json"
+        return self._prd_choice(workspace)[0]
 
     def progress_path(self, workspace: Path) -> Path:
-        return workspace / "tasks" / f"{self.role}_progress.txt"
+        path, _ = self._prd_choice(workspace)
+        default = workspace / "tasks" / f"{self.role}_prd.json"
+        if path == default:
+            return workspace / "tasks" / f"{self.role}_progress.txt"
+        return path.parent / "progress.txt"  # snarktank's loop keeps it beside prd.json
+
+    def new_prd_path(self, workspace: Path) -> Path:
+        """Where ``import`` and ``prd`` write a PRD: ``prd`` when set, else tasks/<role>_prd.json
+        (a prd.json found elsewhere is something to import, not the place to write to)."""
+        if self.prd:
+            path = Path(self.prd).expanduser()
+            return path if path.is_absolute() else workspace / path
+        return workspace / "tasks" / f"{self.role}_prd.json"
+
+    def pinned(self, workspace: Path) -> RalphConfig:
+        """This configuration with its PRD chosen once, now: a file that appears later (an
+        agent that writes tasks/<role>_prd.json) must not change which PRD a run reads."""
+        path, how = self._prd_choice(workspace)
+        if how == "set" and not path.is_relative_to(workspace):
+            return self  # outside the repository: the run refuses it, validate still reads it
+        relative = path.relative_to(workspace).as_posix()  # the same on every Ray node
+        pinned = self.model_copy(update={"prd": relative})
+        if how == "found":
+            progress = pinned.progress_path(workspace).relative_to(workspace).as_posix()
+            pinned._prd_found = (
+                f"PRD: {relative} (tasks/{self.role}_prd.json does not exist; progress log: "
+                f"{progress}; choose another with --prd or prd = ... in ralph.toml)"
+            )
+        return pinned
+
+    @property
+    def prd_note(self) -> str | None:
+        """Which PRD is used, when ``pinned`` found it rather than it being configured."""
+        return self._prd_found
+
+    def _prd_choice(self, workspace: Path) -> tuple[Path, Literal["set", "default", "found"]]:
+        if self.prd:
+            path = Path(self.prd).expanduser()
+            return (path if path.is_absolute() else workspace / path), "set"
+        default = workspace / "tasks" / f"{self.role}_prd.json"
+        found = [workspace / p for p in SNARKTANK_PRD_PLACES if (workspace / p).is_file()]
+        if default.exists() or default.is_symlink():
+            found.insert(0, default)
+        if len(found) > 1:  # never a silent pick: a file an agent committed must not choose
+            listed = ", ".join(p.relative_to(workspace).as_posix() for p in found)
+            raise UsageError(
+                f"{workspace}: more than one PRD ({listed}): name the one to use with --prd "
+                "or prd = ... in ralph.toml"
+            )
+        if found and found[0] == default:
+            return default, "default"
+        return (found[0], "found") if found else (default, "default")
+
+
+# where snarktank's Ralph loop keeps its PRD, looked for when tasks/<role>_prd.json is absent
+SNARKTANK_PRD_PLACES = ("prd.json", "scripts/ralph/prd.json")
 
 
 def find_config_file(workspace: Path) -> tuple[Path, dict[str, Any]] | None:

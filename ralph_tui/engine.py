@@ -110,11 +110,17 @@ class Engine:
     ) -> None:
         self.workspace = Workspace(workspace)
         self.root = self.workspace.root
-        self.config = config
+        self.config = config = config.pinned(self.root)
         self._agent = agent  # None: built from config after the preflight checks pass
         self.supervisor = supervisor
         self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
         self.git = GitRepo.open(self.root)
+        for path in (config.prd_path(self.root), config.progress_path(self.root)):
+            if not path.is_relative_to(self.root):  # before anything reads or changes
+                raise UsageError(
+                    f"{path}: outside the repository {self.root}; the PRD and its progress "
+                    "log are committed with each story, so they must live in it"
+                )
         self.store = GuardedPrdStore(config.prd_path(self.root))
         self.progress = ProgressLog(config.progress_path(self.root))
         self.workspace.protect(self.store.path, self.progress.path)  # the agent's editor may not
@@ -156,6 +162,8 @@ class Engine:
         )
         self._startup_notes: list[str] = []  # warnings found before the run started
         self._startup_info: list[str] = []
+        if config.prd_note:
+            self._startup_info.append(config.prd_note)
         self.branch: str | None = None  # the branch the run commits to (set at start-up)
         self._branch_ref: str | None = None
         # --allow-dirty: the user's own uncommitted files at start (None: deleted), never

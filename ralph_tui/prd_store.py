@@ -103,7 +103,10 @@ class PrdStore:
         except BookkeepingError as e:
             raise PrdError(str(e)) from None
         except FileNotFoundError:
-            raise PrdError(f"{self.path}: file not found (run `ralph-tui init`)") from None
+            raise PrdError(
+                f"{self.path}: file not found (create it with `ralph-tui init` or `import`, "
+                "or name another with --prd or prd = ... in ralph.toml)"
+            ) from None
         except IsADirectoryError:
             raise PrdError(f"{self.path}: is a folder, not a PRD file") from None
         except PermissionError:

@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import FileDiff, describe_change, display_path, git_output
 
+# Where ralph-tui looks for a PRD when none is configured: a change that adds one chooses
+# the next run's stories (``RalphConfig._prd_choice`` refuses two, never picks silently).
+PRD_PLACES = ["tasks/*_prd.json", "prd.json", "scripts/ralph/prd.json"]
 # Files that decide what the gates check, or how the run is confined.
 DEFAULT_CHECK_FILES = [
     "ralph.toml",
@@ -35,6 +38,7 @@ DEFAULT_CHECK_FILES = [
     ".github/**", ".gitlab-ci.yml", ".ci/**", ".circleci/**", "Jenkinsfile", "azure-pipelines.yml",
     "jest.config.*", "vitest.config.*", "karma.conf.*", ".mocharc*", "tsconfig*.json",
     ".eslintrc*", "eslint.config.*", "package.json",
+    *PRD_PLACES,
 ]  # fmt: skip
 # pyproject.toml tables that configure a checker: a change inside one is flagged.
 DEFAULT_CHECK_TABLES = [
@@ -170,6 +174,8 @@ def review_flags(
             what = {"ralph.toml": "ralph-tui's own configuration"}.get(
                 PurePosixPath(path).name, "configures what checks the code"
             )
+            if any(_matches(name, PRD_PLACES) for name in names):
+                what = "a PRD where ralph-tui looks for one: it would choose the next run's stories"
             flags.append(ReviewFlag("checks", path, f"{diff.status}: {what}"))
         elif PurePosixPath(path).name == "pyproject.toml":
             tables = _changed_tables(diff.patch, old_text(path))

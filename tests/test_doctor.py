@@ -93,7 +93,7 @@ def test_prd_missing_or_malformed(scripted: Path) -> None:
 
     code, lines, _ = doctor(scripted, role="frontend")
     assert code == 1
-    assert "frontend_prd.json: file not found (run `ralph-tui init`)" in lines["prd"]
+    assert "frontend_prd.json: file not found (create it with `ralph-tui init`" in lines["prd"]
 
 
 def test_prd_counts_open_stories(tmp_path: Path) -> None:

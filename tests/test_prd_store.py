@@ -58,7 +58,7 @@ def prd_path(tmp_path: Path) -> Path:
 def test_missing_file(prd_path: Path) -> None:
     with pytest.raises(PrdError) as err:
         PrdStore(prd_path).load()
-    assert str(err.value) == f"{prd_path}: file not found (run `ralph-tui init`)"
+    assert str(err.value).startswith(f"{prd_path}: file not found (create it with `ralph-tui init`")
     assert isinstance(err.value, UsageError) and err.value.exit_code == 2
 
 
