@@ -45,6 +45,7 @@ class StoryContext:
     progress_tail: str = ""
     agents_md: str = ""
     feedback: Sequence[str] = ()
+    prd_about: str = ""  # the PRD's description and context: what the story is part of
 
 
 def build_system_prompt(persona: Persona) -> str:
@@ -70,6 +71,8 @@ def build_user_prompt(story: Story, ctx: StoryContext) -> str:
         parts.append("## Paths for this story\n" + "\n".join(rules))
     if story.notes.strip():
         parts.append(f"## Notes\n{story.notes.strip()}")
+    if ctx.prd_about.strip():
+        parts.append(f"## The PRD this story is part of\n{ctx.prd_about.strip()}")
     if ctx.feedback:
         parts.append(
             "## Feedback from the human supervisor on earlier attempts at this story\n"

@@ -590,6 +590,7 @@ class Engine:
             progress_tail=self.progress.tail(),
             agents_md=self._agents_md(),
             feedback=feedback,
+            prd_about=self._prd_about(),
         )
         return IterationRequest(
             iteration=number,
@@ -605,6 +606,16 @@ class Engine:
         assert self.config.persona is not None
         path = Path(self.config.persona).expanduser()
         return path if path.is_absolute() else self.root / path
+
+    def _prd_about(self) -> str:
+        """The PRD's description and context (as edited now), capped like AGENTS.md."""
+        prd = self.store.load()
+        text = "\n\n".join(t.strip() for t in (prd.description, prd.context) if t.strip())
+        if len(text) > CONTEXT_FILE_CHARS:
+            text = text[:CONTEXT_FILE_CHARS] + (
+                f"\n[... the PRD's context cut at {CONTEXT_FILE_CHARS} characters]"
+            )
+        return text
 
     def _agents_md(self) -> str:
         parts = []

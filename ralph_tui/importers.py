@@ -64,6 +64,8 @@ def import_markdown(text: str, path: Path) -> Imported:
     project = ""
     overview: list[str] = []
     section = ""
+    # every section that is not a story, as written (heading and body): the PRD's context
+    sections: list[list[str]] = []
     stories: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     block = ""  # the bold field we are inside: description / criteria / other
@@ -87,16 +89,20 @@ def import_markdown(text: str, path: Path) -> Imported:
             block = ""
             continue
         if current is None:
-            if not project and (h1 := _H1.match(line)):
+            if not project and not sections and (h1 := _H1.match(line)):
                 project = h1.group(1)
             elif h2 := _H2.match(line):
                 section = h2.group(1).lower()
+                sections.append([line])
             elif ("overview" in section or "introduction" in section) and line.strip():
                 overview.append(line.strip())
+            elif sections:
+                sections[-1].append(line)
             continue
-        if _H2.match(line) and not line.startswith("###"):
+        if h2 := _H2.match(line):
             current = None  # a new top-level section ends the stories
-            section = line.lower()
+            section = h2.group(1).lower()
+            sections.append([line])
             continue
         fld = _FIELD.match(line.strip())
         if fld:
@@ -153,9 +159,28 @@ def import_markdown(text: str, path: Path) -> Imported:
     if branch:
         doc["branchName"] = branch
     doc["description"] = " ".join(overview)[:2000]
+    context = _context(sections)
+    if context:
+        doc["context"] = context
+        names = [line.lstrip("#").strip() for line in context.splitlines() if _H2.match(line)]
+        result.notes.append(f"kept for the agent, with every story: {', '.join(names)}")
     doc["userStories"] = stories
     result.doc = doc
     return result
+
+
+def _context(sections: list[list[str]]) -> str:
+    """The non-story sections as written (Goals, Functional Requirements, Non-Goals, ...): the
+    agent gets them with every story (``Prd.context``). The overview is the description; a
+    section that held only stories (``## User Stories``) is left out."""
+    kept = []
+    for heading, *body in sections:
+        name = heading.lstrip("#").strip().lower()
+        text = "\n".join(body).strip("\n")
+        if "overview" in name or "introduction" in name or not text.strip():
+            continue
+        kept.append(f"{heading.strip()}\n{text}")
+    return "\n\n".join(kept)
 
 
 def _number_stories_without_id(stories: list[dict[str, Any]], result: Imported, path: Path) -> None:

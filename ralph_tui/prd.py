@@ -183,6 +183,9 @@ class Prd(BaseModel):
     project: StrictStr = ""
     branchName: StrictStr | None = None
     description: StrictStr = ""
+    #: the rest of what the PRD's author wrote for the agent (goals, functional requirements,
+    #: non-goals, technical considerations, open questions...), Markdown; ``import`` fills it
+    context: StrictStr = ""
     userStories: list[Story]
     #: stories by key, built on first lookup (the model is not changed after validation)
     _by_key: dict[str, Story] | None = PrivateAttr(default=None)
