@@ -132,6 +132,8 @@ class RalphApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark,f1", "toggle_help", "Keys", id="help", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
+        # as headless: the first stops at the next safe point, the second at once
+        Binding("ctrl+c", "interrupt", "Stop", id="interrupt", show=False),
     ]
 
     status: reactive[RunStatus] = reactive(RunStatus, init=False, repaint=False)
@@ -669,10 +671,33 @@ class RalphApp(App[int]):
         if not self.run_active:
             self._exit_with(self.exit_code if self.exit_code is not None else 0)
             return
-        if self._quitting:
-            self.notify("Stopping at the next safe point…")
+        if self._quitting:  # a second quit: the human is done waiting
+            self.stop_now()
             return
         self.push_screen(confirm_quit(self.status.state), self._quit_confirmed)
+
+    def action_interrupt(self) -> None:
+        """Ctrl-C, as headless has it: the first stops at the next safe point, the second
+        stops at once."""
+        if not self.run_active:
+            self._exit_with(self.exit_code if self.exit_code is not None else 130)
+        elif self._quitting:
+            self.stop_now()
+        else:
+            self.stop_and_quit()
+            self.notify("Stopping at the next safe point; Ctrl-C or q again stops at once")
+
+    def stop_now(self) -> None:
+        """Cancel the run where it stands (a long tool call included), as headless's second
+        Ctrl-C: the engine rolls the iteration back and keeps its change as a patch."""
+        self._quitting = True
+        self.engine.request_stop()
+        self.status = self.status.with_(state="stopping", note="stopping now")
+        self._show_status()
+        if self._loop_worker is not None and self.run_active:
+            self._loop_worker.cancel()
+        else:
+            self._exit_with(self.exit_code if self.exit_code is not None else 130)
 
     def _exit_with(self, code: int) -> None:
         """Exit with the run's exit code as both the app's result and its return code."""

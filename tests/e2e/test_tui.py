@@ -3,13 +3,24 @@ a key, and ``ralph-tui demo`` as the README's first command opens it."""
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.e2e.support import RALPH_TUI, Site, assert_clean, assert_stories_landed
+from tests.e2e.support import (
+    RALPH_TUI,
+    Site,
+    _tool_results,
+    agent_turn,
+    assert_clean,
+    assert_stories_landed,
+    running,
+)
+from tests.support.fake_anthropic import reply, tool_use
 from tests.support.repo import git
 from tests.support.tools import requires_tmux
 from tests.test_tmux import Tmux
@@ -80,3 +91,31 @@ def test_the_demo_without_a_folder_leaves_nothing_in_the_temp_folder(
     tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
     assert "EXITED 0" in tmux.screen()
     assert sorted(p.name for p in site.temp.iterdir()) == []
+
+
+def test_a_second_ctrl_c_stops_the_tui_at_once_during_a_long_command(
+    site: Site, tmux: Tmux
+) -> None:
+    marker = f"120.{secrets.randbelow(10**6):06d}"  # `sleep 120.xxxxxx`: this test's own
+
+    def turn(body: dict[str, Any]) -> dict[str, Any]:
+        if _tool_results(body) == 0:  # a change first, so there is something to keep
+            return agent_turn(body)
+        if _tool_results(body) == 1:
+            return reply(tool_use("bash", {"command": f"sleep {marker}"}))
+        return reply("Done.")
+
+    site.api.respond_with(turn)
+    root = site.repo(1)
+    _session(tmux, site, f"{RALPH_TUI} run --agent anthropic; echo EXITED $?; sleep 60")
+    tmux.wait(lambda: bool(running(f"sleep {marker}")), "the long command", 60.0)
+    tmux("send-keys", "-t", "ralph", "C-c")
+    tmux.wait(lambda: "stopping" in tmux.screen().lower(), "the first Ctrl-C to be taken")
+    assert running(f"sleep {marker}")  # the first waits for the next safe point
+    tmux("send-keys", "-t", "ralph", "C-c")
+    tmux.wait(lambda: "EXITED 130" in tmux.screen(), "the app to stop at once", 30.0)
+    assert running(f"sleep {marker}") == []
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
+    (patch,) = (root / ".ralph" / "runs").glob("*/patches/*.patch")
+    assert "US-001.txt" in patch.read_text(encoding="utf-8")
+    assert_clean(site)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -643,3 +644,48 @@ async def test_the_quit_dialog_says_what_the_status_says_and_fits(
         words = " ".join(" ".join(rows).split())
         assert "The run is waiting for you." in words
         assert "an unfinished change is saved as a patch in the run folder." in words
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids whose command line holds ``marker`` (the agent's long tool call)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("keys", [("q", "y", "q"), ("ctrl+c", "ctrl+c")], ids=["q", "ctrl+c"])
+async def test_a_second_quit_stops_at_once_during_a_long_tool_call(
+    tmp_path: Path, keys: tuple[str, ...]
+) -> None:
+    """The first quit waits for the next safe point (the end of a 120 s command); the second
+    cancels now, as headless's second Ctrl-C: the command's process is gone, nothing is
+    committed, and the change is kept as a patch."""
+    marker = f"120.{secrets.randbelow(10**6):06d}"  # `sleep 120.xxxxxx`: this test's own
+    root = make_repo(tmp_path / "ws")
+    script = {
+        "default": [
+            create("src/x.py", "X = 1\n"),
+            {"tool": "bash", "input": {"command": f"sleep {marker}"}},
+            complete(),
+        ]
+    }
+    app, _ = build_app(root, script)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: bool(_processes_with(marker)), what="the long tool call")
+        *first, second = keys
+        await pilot.press(*first)
+        await wait_for(pilot, lambda: app.engine.stop_requested, what="the first stop")
+        assert app.run_active and _processes_with(marker)  # waiting for the safe point
+        await pilot.press(second)
+        await wait_for(pilot, lambda: app.return_code is not None, what="the exit")
+    assert app.return_code == 130
+    assert _processes_with(marker) == []
+    assert subjects(root) == ["initial"]
+    assert git(root, "status", "--porcelain") == ""
+    (patch,) = (root / ".ralph" / "runs").glob("*/patches/*.patch")
+    assert "src/x.py" in patch.read_text(encoding="utf-8")
