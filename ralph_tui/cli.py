@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -303,12 +304,20 @@ def _cmd_web(args: argparse.Namespace) -> int:
     def started(address: str) -> None:
         print(f"ralph-tui web: open {address}", flush=True)
 
-    try:
-        asyncio.run(
-            serve_web(
-                url, token, host=args.host, port=args.port, public=args.public, started=started
-            )
+    async def serve() -> None:
+        # SIGTERM and SIGHUP end it like Ctrl-C: every tab's process is stopped on the way out
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        await serve_web(
+            url, token, host=args.host, port=args.port, public=args.public, started=started
         )
+
+    try:
+        asyncio.run(serve())
+    except asyncio.CancelledError:
+        return 0
     except OSError as exc:
         raise UsageError(f"--port {args.port}: cannot serve: {exc.strerror}") from exc
     return 0

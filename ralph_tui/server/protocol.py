@@ -25,6 +25,7 @@ from ralph_tui.supervisor import (
 TOKEN_HEADER = "X-Ralph-Token"
 TOKEN_QUERY = "token"
 TOKEN_ENV = "RALPH_TOKEN"
+PARENT_ENV = "RALPH_WEB_PID"  # tells a browser tab's process whose child it is
 
 
 def approval_to_dict(request: ApprovalRequest) -> dict[str, Any]:

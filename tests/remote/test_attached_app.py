@@ -54,6 +54,28 @@ async def test_q_detaches_and_the_run_keeps_waiting(tmp_path: Path) -> None:
         assert not served.task.done() and hub.pending is not None
 
 
+async def test_ctrl_c_detaches_and_never_stops_the_run(tmp_path: Path) -> None:
+    """In a local TUI Ctrl-C stops the run; attached it detaches, as q does (the run is
+    stopped with x, confirmed)."""
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served:
+        async with attached(served) as (app, pilot):
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            assert app.check_action("stop_run", ()) is True
+            await pilot.press("ctrl+c")
+        assert app.return_code == 0
+        assert not served.task.done() and not served.run.engine.stop_requested
+
+
+async def test_stop_run_is_not_offered_once_the_run_has_ended(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    async with served_run(root) as served, attached(served) as (app, pilot):
+        await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: not app.run_active, what="the run to end")
+        assert app.check_action("stop_run", ()) is False
+
+
 async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
     tmp_path: Path,
 ) -> None:
