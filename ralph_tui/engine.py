@@ -81,6 +81,7 @@ from ralph_tui.supervisor import (
     Supervisor,
     reaches_human,
 )
+from ralph_tui.text import counted
 from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
@@ -293,12 +294,36 @@ class Engine:
                     await self._agent.aclose()
                 except Exception:  # closing must not hide the run's own outcome
                     log.warning("closing the agent failed", exc_info=True)
+            await asyncio.shield(asyncio.to_thread(self._commit_log_entries))
             self._set_state("finished")
             self.emit(RunFinished(exit_code=exit_code, reason=reason))
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
         return exit_code
+
+    def _commit_log_entries(self) -> None:
+        """Commit what the run appended to the progress log and nothing landed with (a blocker,
+        its answer or skip): left in the tree, each run added its own copy, and the log showed
+        as a change the user had not made. Only appended entries, only the log."""
+        path = self.workspace.relative(self.progress.path)
+        if path in self._user_dirty or self.branch is None:
+            return  # the user's own edits, or no branch of the run's: leave it as it is
+        try:
+            committed = self.git.show_file("HEAD", Path(path)) or b""
+            now = self.progress.read_bytes()
+            if now == committed or not now.startswith(committed):
+                return
+            entries = now[len(committed) :].decode("utf-8", errors="replace").count("## Blocker")
+            sha = self.git.commit_paths(
+                [path],
+                f"[{self.config.role}] Progress log: "
+                f"{counted(entries, 'escalation')} recorded in run {self.run_id}\n",
+            )
+        except (GitError, OSError, BookkeepingError) as exc:
+            self.notice(f"{path}: its new entries stay uncommitted: {exc}", "warning")
+            return
+        self.notice(f"committed the progress log's new entries as {sha[:10]}")
 
     def _check_bookkeeping_paths(self) -> None:
         """The PRD and the log live in the repository: a folder on the way that is a link out

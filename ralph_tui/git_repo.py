@@ -540,6 +540,16 @@ class GitRepo:
                 raise
         return self.head_sha()
 
+    def commit_paths(self, paths: Collection[str], message: str) -> str:
+        """Commit only ``paths`` as the working tree has them (``git commit --only``): what
+        else is staged or changed stays as it was. Hooks and signing apply, as for a story."""
+        spec = [self._normalise(p) for p in paths]
+        self._git(
+            "--literal-pathspecs", "commit", "-q", "--cleanup=whitespace", "-F", "-", "--only",
+            "--", *spec, stdin=message.encode(), config=_COMMIT_CONFIG,
+        )  # fmt: skip
+        return self.head_sha()
+
     def restore_to_head(self, keep: Collection[str] = ()) -> None:
         """Throw away the working-tree change, except the files in ``keep``.
 

@@ -229,9 +229,11 @@ async def test_escalation_with_nobody_to_answer_stops_with_exit_4(tmp_path: Path
         root, script, ScriptedSupervisor(answers=[EscalationAnswer("stop")])
     )
     assert await engine.run() == 4
-    # the blocker stays in the (uncommitted) progress log for the next run and the human
-    assert status(root) == " M tasks/backend_progress.txt\n"
+    # the blocker is in the progress log for the next run and the human, committed (left in
+    # the tree, each run added another copy)
+    assert status(root) == ""
     assert "## Blocker: Task #US-001" in (root / "tasks/backend_progress.txt").read_text()
+    assert git(root, "log", "-1", "--format=%s").startswith("[backend] Progress log: 1 escalation")
 
 
 async def test_external_prd_edit_during_iteration_is_kept(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ def create_agent(config: RalphConfig, workspace: Path) -> Agent:
 
         if not config.script:
             raise UsageError(
-                "ralph.toml: agent 'scripted' needs script = \"<path to a JSON script>\""
+                "ralph.toml: agent 'scripted' needs script = \"<path to a JSON script>\" (its "
+                "format: 'Rehearse without a model: the scripted agent' in the README)"
             )
         path = Path(config.script).expanduser()
         return ScriptedAgent.from_file(path if path.is_absolute() else workspace / path, config)

@@ -69,7 +69,9 @@ def test_demo_opens_the_board_offline_and_lands_the_first_story(site: Site, tmux
     subject = "[backend] Task #US-001: Slugs for item names"
     tmux.wait(lambda: subject in git(demo, "log", "--format=%s"), "the demo's first commit")
     tmux("send-keys", "-t", "ralph", "q")
-    tmux.wait(lambda: "Quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog")
+    tmux.wait(
+        lambda: "Stop and quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog"
+    )
     if "EXITED" not in tmux.screen():
         tmux("send-keys", "-t", "ralph", "y")
     tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
@@ -85,7 +87,9 @@ def test_the_demo_without_a_folder_leaves_nothing_in_the_temp_folder(
     tmux.wait(lambda: "Approval needed" in tmux.screen(), "the first approval", 60.0)
     assert list(site.temp.glob("ralph-*/inventory-service/.git"))  # it lives there meanwhile
     tmux("send-keys", "-t", "ralph", "q")
-    tmux.wait(lambda: "Quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog")
+    tmux.wait(
+        lambda: "Stop and quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog"
+    )
     if "EXITED" not in tmux.screen():
         tmux("send-keys", "-t", "ralph", "y")
     tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)

@@ -1,0 +1,45 @@
+"""The README's scripted-agent example works as printed, through the installed CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.e2e.support import Site, assert_clean
+from tests.support.repo import git
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_script() -> dict[str, object]:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Rehearse without a model: the scripted agent") :]
+    found = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+    assert found is not None
+    script: dict[str, object] = json.loads(found.group(1))
+    return script
+
+
+def test_the_readme_script_lands_its_story_and_escalates_the_others(site: Site) -> None:
+    root = site.repo(2, config='script = "ralph-script.json"')
+    (root / "app").mkdir()
+    (root / "app" / "__init__.py").write_text("", encoding="utf-8")
+    script = readme_script()
+    script["step_delay_s"] = 0  # the example's latency is for watching it, not for tests
+    (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the script")
+    done = site.ralph("run", "--headless", "--approve", "auto", "--agent", "scripted", input="\n")
+    assert "[backend] Task #US-001: Story 1" in git(root, "log", "--format=%s")
+    assert git(root, "show", "HEAD~0:app/health.py").startswith("def health() -> str:")
+    assert "No script for this story" in done.stdout  # US-002: the default escalates
+    assert "Traceback" not in done.stderr
+    assert_clean(site)
+
+
+def test_scripted_without_a_script_says_where_the_format_is(site: Site) -> None:
+    site.repo(1)
+    done = site.ralph("run", "--headless", "--agent", "scripted")
+    assert done.returncode == 2
+    assert "'Rehearse without a model: the scripted agent' in the README" in done.stderr
