@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.events import DeliveryComplete
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -57,6 +58,7 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
 )
+from ralph_tui.text import escape_controls
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer
@@ -225,6 +227,29 @@ class RalphApp(App[int]):
     ) -> None:
         """Toasts carry PRD, agent and gate text, so they are plain text unless asked otherwise."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's Screenshot: into ``.ralph/screenshots`` of the workspace (always
+        there and writable), not ~/Downloads, which many machines do not have (it failed)."""
+        if path is None:
+            folder = self.workspace / ".ralph" / "screenshots"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = str(folder)
+            except OSError as exc:  # a read-only or vanished workspace: the current folder
+                log.warning("screenshots go to the current folder: %s", exc)
+                path = "."
+        return super().deliver_screenshot(filename, path, time_format)
+
+    @on(DeliveryComplete)
+    def _on_delivery_complete(self, event: DeliveryComplete) -> None:
+        """Textual's own toast for this carries markup; toasts here are plain text."""
+        event.prevent_default()  # not Textual's handler as well
+        if event.name == "screenshot":
+            where = f" to {event.path}" if event.path is not None else ""
+            self.notify(f"Saved screenshot{where}", title="Screenshot")
 
     # ------------------------------------------------------------------ layout
 
@@ -734,6 +759,10 @@ class RalphApp(App[int]):
         key = self.board.selected_story
         if key is None or direction not in ("up", "down"):
             return
+        why_not = _unmovable(self.board.prd, key, direction)
+        if why_not:  # say why nothing happens, rather than nothing
+            self.notify(why_not, timeout=4)
+            return
 
         def moved(prd: Prd) -> None:
             self._show_board(prd)
@@ -820,3 +849,17 @@ def run_tui(
     if code is None:
         return app.exit_code if app.exit_code is not None else 1
     return code
+
+
+def _unmovable(prd: Prd | None, key: str, direction: str) -> str | None:
+    """Why ``+``/``-`` cannot move this story, or None: only open stories have a pick order."""
+    story = prd.story(key) if prd is not None else None
+    if prd is None or story is None:
+        return None
+    shown = escape_controls(key, multiline=False)
+    if story.passes:
+        return f"{shown} already passes: only open stories have a place in the pick order"
+    order = [s.key for s in prd.open_order()]
+    if order and order[0 if direction == "up" else -1] == key:
+        return f"{shown} is already {'first' if direction == 'up' else 'last'} in pick order"
+    return None

@@ -689,3 +689,64 @@ async def test_a_second_quit_stops_at_once_during_a_long_tool_call(
     assert git(root, "status", "--porcelain") == ""
     (patch,) = (root / ".ralph" / "runs").glob("*/patches/*.patch")
     assert "src/x.py" in patch.read_text(encoding="utf-8")
+
+
+async def test_the_board_cursor_follows_the_running_story_until_the_human_moves_it(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "One", 1), story("US-002", "Two", 2), story("US-003", "Three", 3)],
+    )
+    script = {
+        "stories": {"US-002": [{"wait": "two"}, create("src/b.py", "B = 2\n"), complete()]},
+        "default": [create("src/x.py", "X = 1\n"), complete()],
+    }
+    app, agent = build_app(root, script, overrides={"approve": "auto"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: agent.reached("two") and app.board.state.running == "US-002",
+            what="story two running, on the board",
+        )
+        assert app.board.selected_story == "US-002"  # followed from US-001
+        app.board.focus()
+        await pilot.press("down", "down")  # the human looks at the passed story (listed last)
+        chosen = app.board.selected_story
+        assert chosen == "US-001"
+        agent.release("two")
+        await wait_for(pilot, lambda: app.board.state.running == "US-003", what="story three")
+        assert app.board.selected_story == chosen  # left where the human put it
+        await wait_for(pilot, lambda: not app.run_active, what="the run to end")
+
+
+async def test_plus_and_minus_say_why_a_story_cannot_move(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "ws",
+        [story("US-001", "Done", 1, passes=True), story("US-002", "Open", 2)],
+    )
+    app, _ = build_app(root, {"default": [{"wait": "hold"}]}, autostart=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        app.board.select_story("US-001")
+        await pilot.press("plus")
+        app.board.select_story("US-002")
+        await pilot.press("minus")
+        await pilot.pause()
+        toasts = [n.message for n in app._notifications]
+    assert "US-001 already passes: only open stories have a place in the pick order" in toasts
+    assert "US-002 is already last in pick order" in toasts
+
+
+async def test_the_palette_screenshot_lands_in_the_workspace_with_a_plain_toast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home-without-downloads"))
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, {"default": [{"wait": "hold"}]}, autostart=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        app.deliver_screenshot()
+        await wait_for(pilot, lambda: bool(list(app._notifications)), what="the toast")
+        toasts = [n.message for n in app._notifications]
+    (shot,) = (root / ".ralph" / "screenshots").glob("*.svg")
+    assert toasts == [f"Saved screenshot to {shot}"]
+    assert "<svg" in shot.read_text(encoding="utf-8")

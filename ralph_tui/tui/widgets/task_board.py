@@ -86,6 +86,7 @@ class TaskBoard(DataTable[Text | str]):
         self.prd: Prd | None = None
         self.state = BoardState()
         self._order: list[str] = []
+        self._followed: str | None = None  # where following the run last put the cursor
 
     def on_mount(self) -> None:
         # the title goes last: on a narrow screen it is the column that may be cut
@@ -127,6 +128,10 @@ class TaskBoard(DataTable[Text | str]):
                 before = state.running
                 nodes = {**(state.nodes or {}), key: node} if node else state.nodes
                 self._set(replace(state, running=key, nodes=nodes), key, before)
+                # the cursor follows the run, unless the human has put it somewhere else
+                if self.selected_story in (None, self._followed):
+                    self.select_story(key)
+                    self._followed = key
             case IterationFinished(story_id=key):
                 self._set(replace(state, running=None), key)
             case Escalated(story_id=key):
@@ -165,6 +170,7 @@ class TaskBoard(DataTable[Text | str]):
         nxt = self.prd.next_story(skip)
         if nxt is not None and nxt.key in self._order:
             self.move_cursor(row=self._order.index(nxt.key), animate=False)
+            self._followed = nxt.key
 
     def select_story(self, key: str) -> None:
         if key in self._order:
