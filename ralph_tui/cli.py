@@ -353,7 +353,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     config = _config(args, workspace)
     _say_prd(config, workspace)
     path = config.prd_path(workspace)
-    prd, warnings = PrdStore(path).check()
+    from ralph_tui.prd_format import PrdError
+
+    try:
+        prd, warnings = PrdStore(path).check()
+    except PrdError as exc:  # every problem, one line each (other commands name the first)
+        for line in [str(exc), *exc.more]:
+            print(f"ralph-tui: {escape_controls(line, multiline=False)}", file=sys.stderr)
+        return exc.exit_code
     for warning in warnings:  # ids and keys come from the file: no terminal escapes
         print(escape_controls(warning, multiline=False), file=sys.stderr)
     done = sum(1 for s in prd.userStories if s.passes)

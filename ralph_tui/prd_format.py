@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,14 @@ _TYPE_WORDS = {
 
 
 class PrdError(UsageError):
-    """A PRD that cannot be read or a change that would make it invalid; the file is untouched."""
+    """A PRD that cannot be read or a change that would make it invalid; the file is untouched.
+
+    The message is one line (the first problem, and how many more); ``more`` holds a line for
+    each further problem, for ``validate`` to list them all."""
+
+    def __init__(self, message: str, more: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.more = list(more)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -306,11 +313,14 @@ def validate_document(
     try:
         prd = Prd.model_validate(data)
     except ValidationError as e:
-        loc, message = _describe(e, data)
-        where = _render_path(_raw_path(raw, loc))
-        raise PrdError(
+        lines = [
             f"{_where(path, text, raw, loc)}{where}{': ' if where else ''}{message}{suffix}"
-        ) from None
+            for loc, message in _describe(e, data)
+            for where in [_render_path(_raw_path(raw, loc))]
+        ]
+        lines.sort(key=lambda line: _line_col(line, path))  # as they stand in the file
+        first = lines[0] if len(lines) == 1 else f"{lines[0]} (+{len(lines) - 1} more)"
+        raise PrdError(first, more=lines[1:]) from None
     except RecursionError:
         raise PrdError(f"{path}: JSON nested too deeply to read") from None
     if known_duplicates is not None:
@@ -383,6 +393,11 @@ def _duplicate_key_warnings(text: str, root: json_text.Node, path: Path) -> list
     return out
 
 
+def _line_col(line: str, path: Path) -> tuple[int, int]:
+    match = re.match(re.escape(str(path)) + r":(\d+):(\d+): ", line)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
 def _position_order(line: str) -> tuple[int, int]:
     match = re.search(r":(\d+):(\d+): warning", line)
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
@@ -409,14 +424,14 @@ def _where(path: Path, text: str | None, raw: Any, loc: tuple[int | str, ...]) -
     return f"{path}:{line}:{col}: "
 
 
-def _describe(error: ValidationError, data: dict[str, Any]) -> tuple[tuple[int | str, ...], str]:
-    """The first problem's location and message, plus how many more there are."""
+def _describe(
+    error: ValidationError, data: dict[str, Any]
+) -> list[tuple[tuple[int | str, ...], str]]:
+    """Every problem's location and message, one per field, in the document's order."""
     groups: dict[tuple[int | str, ...], list[dict[str, Any]]] = {}
     for item in error.errors():
         groups.setdefault(_field_loc(item["loc"], data), []).append(dict(item))
-    problems = [(loc, _problem(loc, items, data)) for loc, items in groups.items()]
-    loc, first = problems[0]
-    return loc, first if len(problems) == 1 else f"{first} (+{len(problems) - 1} more)"
+    return [(loc, _problem(loc, items, data)) for loc, items in groups.items()]
 
 
 def _field_loc(loc: tuple[int | str, ...], raw: Any) -> tuple[int | str, ...]:

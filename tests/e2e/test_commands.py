@@ -152,3 +152,26 @@ def test_the_webhook_hears_what_a_human_must_know(
     assert kinds == (["approval_needed"] if approve == "ask" else []) + ["run_finished"], kinds
     assert API_KEY not in json.dumps(bodies)
     assert_clean(site)
+
+
+def test_validate_lists_every_problem_of_the_prd_one_line_each(site: Site) -> None:
+    root = site.repo(1)
+    (root / "tasks/backend_prd.json").write_text(
+        '{"project": "x", "userStories": [\n'
+        ' {"id": "US-001", "title": "", "passes": "no", "priority": "high"},\n'
+        ' {"id": "US-002", "passes": false}\n'
+        "]}\n",
+        encoding="utf-8",
+    )
+    done = site.ralph("validate")
+    assert done.returncode == 2
+    prd = root / "tasks/backend_prd.json"
+    assert done.stderr.splitlines() == [
+        f'ralph-tui: {prd}:2:28: userStories[0].title: must not be empty (got "") (+3 more)',
+        f'ralph-tui: {prd}:2:42: userStories[0].passes: Input should be a valid boolean (got "no")',
+        f"ralph-tui: {prd}:2:60: userStories[0].priority: Input should be an integer or a "
+        'number (got "high")',
+        f"ralph-tui: {prd}:3:2: userStories[1].title: Field required",
+    ]
+    status = site.ralph("status")  # the other commands: the first, and how many more
+    assert status.returncode == 2 and len(status.stderr.splitlines()) == 1
