@@ -806,7 +806,8 @@ class RalphApp(App[int]):
     # ------------------------------------------------------------------ command palette
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's Maximize/Minimize is "Maximize panel" below (m): listed once
+        yield from (c for c in super().get_system_commands(screen) if c.title not in _OWN_COMMANDS)
         commands: list[tuple[str, str, str]] = [
             ("Approve", "Approve and commit the change waiting for approval", "approve"),
             ("Reject", "Reject the change with feedback for the agent", "reject"),
@@ -849,6 +850,9 @@ def run_tui(
     if code is None:
         return app.exit_code if app.exit_code is not None else 1
     return code
+
+
+_OWN_COMMANDS = frozenset({"Maximize", "Minimize"})  # Textual's, replaced by "Maximize panel"
 
 
 def _unmovable(prd: Prd | None, key: str, direction: str) -> str | None:

@@ -750,3 +750,32 @@ async def test_the_palette_screenshot_lands_in_the_workspace_with_a_plain_toast(
     (shot,) = (root / ".ralph" / "screenshots").glob("*.svg")
     assert toasts == [f"Saved screenshot to {shot}"]
     assert "<svg" in shot.read_text(encoding="utf-8")
+
+
+async def test_the_palette_lists_maximize_once(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, {"default": [{"wait": "hold"}]}, autostart=False)
+    async with app.run_test(size=(120, 40)):
+        app.board.focus()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+    assert titles.count("Maximize panel") == 1
+    assert "Maximize" not in titles and "Minimize" not in titles
+    assert len(titles) == len(set(titles))
+
+
+async def test_during_an_escalation_the_engines_log_entry_is_marked_as_ralph_tuis(
+    tmp_path: Path,
+) -> None:
+    """The blocker entry the engine appends to the progress log is the only change during an
+    escalation: the diff's file list says it is ralph-tui's, not the agent's."""
+    from textual.widgets import OptionList
+
+    root = make_repo(tmp_path / "ws")
+    script = {"default": [{"tool": "escalate", "input": {"question": "Which DB?", "tried": "-"}}]}
+    app, _ = build_app(root, script)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: escalation_waiting(app), what="the escalation bar")
+        files = app.diff.query_one("#diff-files", OptionList)
+        await wait_for(pilot, lambda: files.option_count == 1, what="the log in the diff")
+        label = str(files.get_option_at_index(0).prompt)
+    assert label.startswith("M ralph-tui: tasks/")

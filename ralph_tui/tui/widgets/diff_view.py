@@ -197,6 +197,7 @@ class DiffView(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.files: list[FileDiffLike] = []
+        self._bookkeeping: frozenset[str] = frozenset()  # the PRD and progress log
         self._selected: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -217,6 +218,7 @@ class DiffView(Horizontal):
     def show_files(self, files: Sequence[FileDiffLike], last: Collection[str] = ()) -> None:
         """Show ``files``, code first: the paths in ``last`` (bookkeeping) go to the end."""
         ordered = sorted(files, key=lambda f: f.path in last)  # stable: git's order otherwise
+        self._bookkeeping = frozenset(last)
         if [_identity(f) for f in ordered] == [_identity(f) for f in self.files]:
             # refreshes come after every tool call and commit; an unchanged tree must not
             # rebuild the file list (a layout pass of the whole screen) or move the reader
@@ -241,7 +243,9 @@ class DiffView(Horizontal):
         # drops those); the path is what gets cut when the column is narrow, never the counts
         counts = Text.assemble((f" +{diff.additions}", "green"), (f" -{diff.deletions}", "red"))
         shown = escape_controls(diff.path, multiline=False)  # a file name is the agent's too
-        label = Text.assemble((f"{status} ", _STATUS_STYLE.get(status, "yellow")), shown)
+        # the engine's own entry (a blocker in the log) is marked as such, not the agent's
+        mine = ("ralph-tui: ", "italic dim") if diff.path in self._bookkeeping else ""
+        label = Text.assemble((f"{status} ", _STATUS_STYLE.get(status, "yellow")), mine, shown)
         room = self.query_one("#diff-files", OptionList).scrollable_content_region.width
         if room > counts.cell_len + 4:  # 0 before the first layout: nothing to fit yet
             label.truncate(room - counts.cell_len, overflow="ellipsis")
