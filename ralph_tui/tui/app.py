@@ -20,7 +20,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.events import DeliveryComplete
+from textual.events import DeliveryComplete, Resize
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -81,6 +81,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.1
 DIFF_DEBOUNCE_S = 0.25
 STARTUP_SWITCH_INTERVAL_S = 0.001
+COMPACT_FOOTER_BELOW = 120  # columns
 # parallel runs: events that only the selected worker's panes show (the board sees them all)
 _WORKER_DETAIL = (
     TextDelta, ToolCall, ToolResult, GateStarted, GateFinished, IterationStarted,
@@ -129,7 +130,7 @@ class RalphApp(App[int]):
         Binding("s", "skip", "Skip story", id="skip"),
         Binding("o", "open_approval", "Open approval", id="open_approval"),
         Binding("escape", "leave_box", "Leave box", id="leave_box"),
-        Binding("p", "toggle_pause", "Pause/resume", id="pause"),
+        Binding("p", "toggle_pause", "Pause", id="pause"),
         Binding("m", "toggle_maximize", "Maximize", id="maximize"),
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark,f1", "toggle_help", "Keys", id="help", show=False),
@@ -293,6 +294,11 @@ class RalphApp(App[int]):
     @property
     def escalation_bar(self) -> EscalationBar:
         return self.query_one("#escalation", EscalationBar)
+
+    def on_resize(self, event: Resize) -> None:
+        """Below 120 columns the footer drops its padding, so quit and the rest still fit."""
+        for footer in self.query(SteadyFooter):
+            footer.compact = event.size.width < COMPACT_FOOTER_BELOW
 
     def on_mount(self) -> None:
         self.board.state = BoardState(skipped=frozenset(self.engine.skipped))

@@ -249,9 +249,18 @@ async def flagged_approval(pilot: Pilot[Any]) -> None:
     await _settle(pilot, app)
 
 
+async def reject(pilot: Pilot[Any]) -> None:
+    """The approval with the feedback box open (``r``): the diff keeps lines on screen."""
+    await approval(pilot)
+    await pilot.press("r")
+    await pilot.press(*"Pad cents")
+    await _settle(pilot, pilot.app)
+
+
 SCENES: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "running": running,
     "approval": approval,
+    "reject": reject,
     "flagged_approval": flagged_approval,
     "escalation": escalation,
     "gate_failure": gate_failure,

@@ -52,7 +52,27 @@ def format_tokens(tokens: int) -> str:
     return str(tokens)
 
 
-def status_text(status: RunStatus) -> Text:
+def status_text(status: RunStatus, width: int | None = None) -> Text:
+    """The line; within ``width`` cells the story's title gives way first (down to its id),
+    then the branch name, so state, cost and the rest stay on screen at 80 columns."""
+    story, branch = status.story, status.branch
+    text = _status_text(status, story, branch)
+    if width is None or text.cell_len <= width:
+        return text
+    if story:
+        spare = width - (_status_text(status, "x", branch).cell_len - 1)  # room for the story
+        story_id = story.split(" ", 1)[0]
+        cut = story[: max(spare - 1, len(story_id))].rstrip() + "…"
+        story = cut if len(cut) < len(story) else story
+        text = _status_text(status, story, branch)
+    if text.cell_len > width and branch:
+        spare = width - _status_text(status, story, "").cell_len - len(" │ ⎇ ")  # the name
+        branch = branch[: max(spare - 1, 1)] + "…"
+        text = _status_text(status, story, branch)
+    return text
+
+
+def _status_text(status: RunStatus, story: str, branch: str) -> Text:
     sep = (" │ ", "dim")
     iteration = (
         f"iteration {status.iteration}/{status.max_iterations}"
@@ -64,7 +84,7 @@ def status_text(status: RunStatus) -> Text:
         sep,
         iteration,
         sep,
-        (status.story or "no story yet", "bold" if status.story else "dim"),
+        (story or "no story yet", "bold" if story else "dim"),
         sep,
         format_elapsed(status.elapsed_s),
         sep,
@@ -72,8 +92,8 @@ def status_text(status: RunStatus) -> Text:
         sep,
         f"${status.cost_usd:.4f}",
     )
-    if status.branch:
-        text.append_text(Text.assemble(sep, (f"⎇ {status.branch}", "cyan")))
+    if branch:
+        text.append_text(Text.assemble(sep, (f"⎇ {branch}", "cyan")))
     if status.unsandboxed:
         text.append_text(Text.assemble(sep, ("⚠ no sandbox", "bold red")))
     if status.note:
@@ -93,4 +113,4 @@ class StatusLine(Widget):
     status: reactive[RunStatus] = reactive(RunStatus, layout=False)
 
     def render(self) -> Text:
-        return status_text(self.status)
+        return status_text(self.status, self.content_size.width or None)

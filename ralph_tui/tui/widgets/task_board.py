@@ -77,8 +77,9 @@ class TaskBoard(DataTable[Text | str]):
         # shows them only while the board has focus
         Binding("plus,equals_sign", "app.move_story('up')", "Up", id="story_up", key_display="+"),
         Binding("minus", "app.move_story('down')", "Down", id="story_down", key_display="-"),
-        Binding("e", "app.edit_story", "Edit", id="story_edit"),
-        Binding("n", "app.new_story", "New", id="story_new"),
+        # in the ? panel and the palette: the footer keeps its width for the run's own keys
+        Binding("e", "app.edit_story", "Edit", id="story_edit", show=False),
+        Binding("n", "app.new_story", "New", id="story_new", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
