@@ -138,8 +138,14 @@ def test_after_two_approvals_the_transcript_shows_the_newest_iteration(
         tmux("send-keys", "-t", "ralph", "a")
         tmux.wait(lambda n=landed: git(root, "rev-list", "--count", "HEAD") != n, "a commit")
     tmux.wait(lambda: "Approval needed" in tmux.screen(), "the third approval", 60.0)
-    screen = tmux.screen()  # the transcript's last lines are the third iteration's
-    assert "Created US-003.txt" in screen and "approval needed for US-003" in screen
+    tmux.wait(  # the transcript's last lines are the third iteration's (once painted)
+        lambda: (
+            "Created US-003.txt" in (screen := tmux.screen())
+            and "approval needed for US-003" in screen
+        ),
+        "the third iteration at the transcript's end",
+        20.0,
+    )
     tmux("send-keys", "-t", "ralph", "a")
     tmux.wait(lambda: "every story passes" in tmux.screen(), "the run to finish", 30.0)
     tmux("send-keys", "-t", "ralph", "q")
