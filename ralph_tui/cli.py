@@ -172,14 +172,38 @@ def _workspace(args: argparse.Namespace) -> Path:
 
 
 def _config(
-    args: argparse.Namespace, workspace: Path, *, pin: bool = True, **flags: Any
+    args: argparse.Namespace,
+    workspace: Path,
+    *,
+    pin: bool = True,
+    need_prd: bool = True,
+    **flags: Any,
 ) -> RalphConfig:
-    """The configuration; ``pin``: with its PRD chosen now (see ``RalphConfig.pinned``)."""
+    """The configuration; ``pin``: with its PRD chosen now (see ``RalphConfig.pinned``);
+    ``need_prd`` (with ``pin``): a ``prd`` the configuration file names must exist (init
+    creates it; import and prd, which do not pin, write it)."""
     given = getattr(args, "prd", None)  # a path typed on the command line: from the cwd
     prd = str(Path.cwd().resolve() / Path(given).expanduser()) if given else None
     overrides = {"role": getattr(args, "role", None), "prd": prd}
     config = load_config(workspace, {**overrides, **flags})
+    if pin and need_prd:
+        _require_configured_prd(config, workspace)
     return config.pinned(workspace) if pin else config
+
+
+def _require_configured_prd(config: RalphConfig, workspace: Path) -> None:
+    """A ``prd = ...`` in ralph.toml naming no file is said with the file and the key that
+    named it: the path alone sends the user looking for a flag they never typed."""
+    origin = config.prd_origin
+    if origin is None or origin == "--prd" or config.prd is None:
+        return  # --prd: the path the user typed is in the error already
+    path = config.prd_path(workspace)
+    if path.exists() or path.is_symlink():
+        return  # anything else wrong with it is the PRD reader's to say
+    raise UsageError(
+        f"{origin}: prd = {json.dumps(config.prd)}: {path}: file not found (create it with "
+        "`ralph-tui init` or `import`, or fix prd there)"
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -510,7 +534,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             f"{workspace}: not a git repository (ralph-tui commits each story): run `git init` "
             "there first, or pass --workspace"
         )
-    config = _config(args, workspace)  # a prd.json already there (snarktank's) is kept
+    config = _config(args, workspace, need_prd=False)  # a prd.json already there is kept
     role = config.role
     created: list[Path] = []
     prd_path = config.prd_path(workspace)

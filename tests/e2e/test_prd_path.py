@@ -93,6 +93,40 @@ def test_prd_flag_and_config_key_name_the_prd_and_a_missing_one_is_one_line(site
     assert_clean(site)
 
 
+@pytest.mark.parametrize("command", [("validate",), ("status",), ("run", "--headless")])
+def test_a_missing_prd_in_ralph_toml_is_one_line_naming_ralph_toml(
+    site: Site, command: tuple[str, ...]
+) -> None:
+    root = _snarktank_repo(site, "prd.json", config='prd = "backlog/sprint.json"\n')
+    done = site.ralph(*command)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f'ralph-tui: {root}/ralph.toml: prd = "backlog/sprint.json": {root}/backlog/sprint.json: '
+        "file not found (create it with `ralph-tui init` or `import`, or fix prd there)"
+    ]
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_init_creates_the_prd_ralph_toml_names(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json", config='prd = "plan/prd.json"\n')
+    done = site.ralph("init")
+    assert done.returncode == 0, done.stderr
+    assert "created plan/prd.json" in done.stdout
+    assert site.ralph("validate").returncode == 0
+    assert (root / "plan/progress.txt").is_file()
+
+
+def test_a_dotdot_prd_is_said_to_be_outside_the_repository(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json", config='prd = "../elsewhere.json"\n')
+    (site.base / "elsewhere.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    done = site.ralph("run", "--headless", "--approve", "auto")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(
+        f"ralph-tui: {site.base / 'elsewhere.json'}: outside the repository {root};"
+    )
+    assert git(root, "status", "--porcelain") == ""
+
+
 def test_a_prd_outside_the_repository_is_refused_before_anything_changes(site: Site) -> None:
     root = _snarktank_repo(site, "prd.json")
     outside = site.base / "elsewhere.json"
