@@ -43,3 +43,21 @@ def test_scripted_without_a_script_says_where_the_format_is(site: Site) -> None:
     done = site.ralph("run", "--headless", "--agent", "scripted")
     assert done.returncode == 2
     assert "'Rehearse without a model: the scripted agent' in the README" in done.stderr
+
+
+def test_a_bad_step_late_in_a_script_stops_the_run_before_it_starts(site: Site) -> None:
+    root = site.repo(2, config='script = "ralph-script.json"')
+    script = {"stories": {"US-001": [{"text": "fine"}]}, "default": [{"text": "x"}, 5]}
+    (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the script")
+    head = git(root, "rev-parse", "HEAD")
+    done = site.ralph("run", "--headless", "--approve", "auto", "--agent", "scripted")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"ralph-tui: {root}/ralph-script.json: default step 1: a step is an object "
+        '({"text": ...}, {"tool": ...}, ...)'
+    ]
+    assert "[iteration" not in done.stdout
+    assert git(root, "rev-parse", "HEAD") == head
+    assert_clean(site)
