@@ -182,13 +182,17 @@ def _config(
     """The configuration; ``pin``: with its PRD chosen now (see ``RalphConfig.pinned``);
     ``need_prd`` (with ``pin``): a ``prd`` the configuration file names must exist (init
     creates it; import and prd, which do not pin, write it)."""
-    given = getattr(args, "prd", None)  # a path typed on the command line: from the cwd
-    prd = str(Path.cwd().resolve() / Path(given).expanduser()) if given else None
-    overrides = {"role": getattr(args, "role", None), "prd": prd}
+    overrides = {"role": getattr(args, "role", None), "prd": _prd_flag(args)}
     config = load_config(workspace, {**overrides, **flags})
     if pin and need_prd:
         _require_configured_prd(config, workspace)
     return config.pinned(workspace) if pin else config
+
+
+def _prd_flag(args: argparse.Namespace) -> str | None:
+    """``--prd`` as an absolute path: a path typed on the command line is from the cwd."""
+    given = getattr(args, "prd", None)
+    return str(Path.cwd().resolve() / Path(given).expanduser()) if given else None
 
 
 def _require_configured_prd(config: RalphConfig, workspace: Path) -> None:
@@ -498,7 +502,7 @@ def _cmd_prd(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from ralph_tui.doctor import run_doctor
 
-    overrides = {"role": args.role, "agent": args.agent}
+    overrides = {"role": args.role, "agent": args.agent, "prd": _prd_flag(args)}
     return run_doctor(_workspace(args), overrides, sys.stdout)
 
 

@@ -124,7 +124,11 @@ def _git_checks(root: Path) -> Iterator[Check]:
 
 
 def _prd_check(root: Path, config: RalphConfig) -> Check:
-    path = config.prd_path(root)
+    try:
+        pinned = config.pinned(root)
+    except UsageError as exc:  # two candidate PRDs (prd.json and tasks/...): never a pick
+        return Check("missing", "prd", str(exc), "")
+    path = pinned.prd_path(root)
     try:
         prd = PrdStore(path).load()
     except UsageError as exc:
@@ -133,7 +137,10 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
         return Check("missing", "prd", str(exc), fix)
     total = len(prd.userStories)
     open_count = len(prd.open_order())
-    return Check("ok", "prd", f"{_rel(path, root)}: {counted(total, 'story')}, {open_count} open")
+    found = f" (found: no tasks/{config.role}_prd.json)" if pinned.prd_note else ""
+    return Check(
+        "ok", "prd", f"{_rel(path, root)}{found}: {counted(total, 'story')}, {open_count} open"
+    )
 
 
 def _persona_check(root: Path, persona: str) -> Check:

@@ -127,6 +127,33 @@ def test_a_dotdot_prd_is_said_to_be_outside_the_repository(site: Site) -> None:
     assert git(root, "status", "--porcelain") == ""
 
 
+def _doctor_prd_line(site: Site, *args: str) -> str:
+    done = site.ralph("doctor", *args)
+    assert "Traceback" not in done.stderr and done.stderr == "", done.stderr
+    return next(line for line in done.stdout.splitlines() if " prd: " in line)
+
+
+def test_doctor_checks_the_prd_the_run_would_read(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json")
+    assert _doctor_prd_line(site) == (
+        "ok       prd: prd.json (found: no tasks/backend_prd.json): 1 story, 1 open"
+    )
+    (root / "plan").mkdir()
+    (root / "plan/p.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    assert (
+        _doctor_prd_line(site, "--prd", "plan/p.json")
+        == "ok       prd: plan/p.json: 1 story, 1 open"
+    )
+    assert _doctor_prd_line(site, "--prd", "nope.json").startswith(
+        f"missing  prd: {root}/nope.json: file not found"
+    )
+    (root / "tasks").mkdir()
+    (root / "tasks/backend_prd.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    assert _doctor_prd_line(site).startswith(
+        f"missing  prd: {root}: more than one PRD (tasks/backend_prd.json, prd.json)"
+    )
+
+
 def test_a_prd_outside_the_repository_is_refused_before_anything_changes(site: Site) -> None:
     root = _snarktank_repo(site, "prd.json")
     outside = site.base / "elsewhere.json"
