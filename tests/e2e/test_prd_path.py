@@ -232,3 +232,18 @@ def test_import_of_a_snarktank_prd_writes_the_tasks_prd_and_init_keeps_a_found_o
         "init` there first, or pass --workspace"
     )
     assert list(bare.iterdir()) == []
+
+
+def test_a_markdown_prd_given_to_prd_says_to_import_it(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json")
+    (root / "tasks.md").write_text("# PRD: X\n\n## Introduction\n\nWhy.\n", encoding="utf-8")
+    done = site.ralph("validate", "--prd", "tasks.md")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ralph-tui: {root}/tasks.md:1:1: Expecting value (a PRD is a JSON file: bring a "
+        "Markdown PRD or another backlog in once with `ralph-tui import FILE`, see "
+        "`ralph-tui import --list-formats`)"
+    ]
+    (root / "broken.json").write_text("{", encoding="utf-8")
+    broken = site.ralph("validate", "--prd", "broken.json")
+    assert "ralph-tui import" not in broken.stderr  # a .json file is meant to be a PRD
