@@ -14,6 +14,7 @@ Besides the wall time it prints where the time went, from the journal: launch to
 the process exit.
 
 Run: .venv/bin/python benchmarks/bench_workers.py   (goal: at least 3.5x)
+     BENCH_BASELINE=<an older checkout> runs it too, in the same run, as the baseline.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ def run(root: Path, workers: int, env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    """``BENCH_BASELINE=<checkout>``: that checkout's ralph_tui too (on ``PYTHONPATH``, with
+    this venv's ``ralph-tui``), in the same run, as the baseline."""
+    faces = {"now": str(ROOT)}
+    if os.environ.get("BENCH_BASELINE"):
+        faces["baseline"] = os.environ["BENCH_BASELINE"]
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropic() as api:
         api.respond_with(slow_turn)
         base = Path(tmp)
@@ -106,11 +112,17 @@ def main() -> None:
             f"{STORIES} independent stories, built-in agent, {MODEL_DELAY_S:.0f} s per model "
             f"answer (2 per story), gate `{GATE}`, approvals automatic"
         )
-        shutil.copytree(template, base / "one", symlinks=True)
-        shutil.copytree(template, base / "four", symlinks=True)
-        one = run(base / "one", 1, env)
-        four = run(base / "four", 4, env)
-    print(f"speed-up: {one / four:.2f}x (goal 3.5x)")
+        speedups = {}
+        for face, path in faces.items():
+            print(f"[{face}]")
+            face_env = {**env, "PYTHONPATH": path}
+            shutil.copytree(template, base / f"{face}-one", symlinks=True)
+            shutil.copytree(template, base / f"{face}-four", symlinks=True)
+            one = run(base / f"{face}-one", 1, face_env)
+            four = run(base / f"{face}-four", 4, face_env)
+            speedups[face] = one / four
+        for face, speedup in speedups.items():
+            print(f"[{face}] speed-up: {speedup:.2f}x (goal 3.5x)")
 
 
 if __name__ == "__main__":
