@@ -205,7 +205,8 @@ def _require_configured_prd(config: RalphConfig, workspace: Path) -> None:
     if path.exists() or path.is_symlink():
         return  # anything else wrong with it is the PRD reader's to say
     raise UsageError(
-        f"{origin}: prd = {json.dumps(config.prd)}: {path}: file not found (create it with "
+        f"{origin}: prd = {json.dumps(config.prd)}: {escape_controls(str(path), multiline=False)}"
+        ": file not found (create it with "
         "`ralph-tui init` or `import`, or fix prd there)"
     )
 

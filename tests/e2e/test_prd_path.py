@@ -107,6 +107,13 @@ def test_a_missing_prd_in_ralph_toml_is_one_line_naming_ralph_toml(
     assert git(root, "status", "--porcelain") == ""
 
 
+def test_a_missing_prd_with_a_newline_in_its_name_is_still_one_line(site: Site) -> None:
+    _snarktank_repo(site, "prd.json", config='prd = "a\\nb.json"\n')
+    done = site.ralph("validate")
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "a\\x0ab.json: file not found" in done.stderr
+
+
 def test_init_creates_the_prd_ralph_toml_names(site: Site) -> None:
     root = _snarktank_repo(site, "prd.json", config='prd = "plan/prd.json"\n')
     done = site.ralph("init")
