@@ -465,6 +465,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
     config = _config(args, workspace, pin=False)
     target = config.new_prd_path(workspace)
     source = args.file.expanduser()
+    if source.exists() and target.exists() and source.samefile(target):
+        # --force would replace the file being read (a Markdown PRD) with its conversion
+        raise UsageError(
+            f"import: {source} is the file the PRD would be written to (--prd or prd = ... "
+            f"names it): write the PRD elsewhere, e.g. --prd tasks/{config.role}_prd.json"
+        )
     imported = import_prd(source, target, force=args.force)
     print(f"imported {source} ({imported.source_kind}) -> {target.relative_to(workspace)}")
     for line in imported.mapped:  # titles come from the file: no terminal escapes

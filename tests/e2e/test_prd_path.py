@@ -254,3 +254,16 @@ def test_a_markdown_prd_given_to_prd_says_to_import_it(site: Site) -> None:
     (root / "broken.json").write_text("{", encoding="utf-8")
     broken = site.ralph("validate", "--prd", "broken.json")
     assert "ralph-tui import" not in broken.stderr  # a .json file is meant to be a PRD
+
+
+def test_import_never_writes_over_the_file_it_reads(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json")
+    markdown = "# PRD: X\n\n## User Stories\n\n### US-001: One\n**Description:** d\n"
+    (root / "plan.md").write_text(markdown, encoding="utf-8")
+    done = site.ralph("import", "plan.md", "--prd", "plan.md", "--force")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "ralph-tui: import: plan.md is the file the PRD would be written to (--prd or prd = ... "
+        "names it): write the PRD elsewhere, e.g. --prd tasks/backend_prd.json"
+    ]
+    assert (root / "plan.md").read_text(encoding="utf-8") == markdown
