@@ -515,7 +515,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 INIT_CONFIG = """\
 # ralph-tui configuration. Command-line flags override these values.
-role = "{role}"
+{prd_line}role = "{role}"
 agent = "anthropic"            # anthropic | claude-code | command | scripted
 model = "claude-sonnet-4-5"
 max_iterations = 10
@@ -575,7 +575,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
         created.append(progress)
     toml_path = workspace / "ralph.toml"
     if not toml_path.exists():
-        toml_path.write_text(INIT_CONFIG.format(role=role), encoding="utf-8")
+        prd_line = ""
+        if config.prd_note:  # a found prd.json, named: a tasks/ PRD added later changes nothing
+            found = json.dumps(prd_path.relative_to(workspace).as_posix())
+            prd_line = f"prd = {found.ljust(24)} # where snarktank's loop keeps it\n"
+        toml_path.write_text(INIT_CONFIG.format(role=role, prd_line=prd_line), encoding="utf-8")
         created.append(toml_path)
     exclude = workspace / ".git" / "info" / "exclude"
     if (workspace / ".git").is_dir():
@@ -592,10 +596,15 @@ def _cmd_init(args: argparse.Namespace) -> int:
         return 0
     prd_rel = prd_path.relative_to(workspace)
     listed = " ".join(str(p.relative_to(workspace)) for p in created)
+    first = (
+        f"your stories are in {prd_rel}, as snarktank's loop keeps them"
+        if config.prd_note
+        else f"write your stories in {prd_rel}, or bring a PRD you have: "
+        "ralph-tui import FILE --force"
+    )
     print(
         "next:\n"
-        f"  1. write your stories in {prd_rel}, or bring a PRD you have: "
-        f"ralph-tui import FILE --force\n"
+        f"  1. {first}\n"
         f"  2. commit them (a run starts from a clean tree): git add {listed} && "
         'git commit -m "ralph-tui: PRD"\n'
         "  3. ralph-tui validate, then ralph-tui run"

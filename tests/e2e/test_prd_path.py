@@ -229,6 +229,14 @@ def test_import_of_a_snarktank_prd_writes_the_tasks_prd_and_init_keeps_a_found_o
     assert init.returncode == 0, init.stderr
     assert "PRD: prd.json" in init.stderr
     assert not (other / "tasks").exists() and (other / "progress.txt").is_file()
+    assert "1. your stories are in prd.json, as snarktank's loop keeps them" in init.stdout
+    # named in ralph.toml: a tasks/ PRD added later (an agent's, an import) changes nothing
+    assert 'prd = "prd.json"' in (other / "ralph.toml").read_text(encoding="utf-8")
+    (other / "tasks").mkdir()
+    (other / "tasks/backend_prd.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    validated = site.ralph("validate", "--workspace", str(other))
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stdout.startswith(f"{other}/prd.json: ok")
 
     bare = site.base / "not-a-repo"
     bare.mkdir()
