@@ -566,19 +566,17 @@ class RalphApp(App[int]):
         self.load_diff()
         self.refresh_bindings()
         self.bell()
-        # the bar on screen shows the keys; the toast only draws the eye to it
-        more = f" ({request.waiting} more waiting: o opens one)" if request.waiting else ""
-        self.notify(f"{request.story_id} is ready for your approval.{more}", timeout=6)
+        # the bar is the notice (a toast over the transcript hid what the reader came to see);
+        # only what the bar does not say gets one
+        if request.waiting:
+            self.notify(f"{request.waiting} more waiting for approval: o opens one", timeout=4)
         self._show_workers()
 
     def _on_escalation(self, request: EscalationRequest) -> None:
         self.flush_events()
         self.escalation_bar.open(request)
         self.refresh_bindings()
-        self.bell()
-        self.notify(
-            f"{request.story_id}: the agent needs an answer.", severity="warning", timeout=6
-        )
+        self.bell()  # the bar asks the question; no toast over the transcript
 
     def _on_settled(self) -> None:
         if not self.is_running:  # the app is closing; nothing left to tidy on screen

@@ -123,3 +123,25 @@ def test_a_second_ctrl_c_stops_the_tui_at_once_during_a_long_command(
     (patch,) = (root / ".ralph" / "runs").glob("*/patches/*.patch")
     assert "US-001.txt" in patch.read_text(encoding="utf-8")
     assert_clean(site)
+
+
+def test_after_two_approvals_the_transcript_shows_the_newest_iteration(
+    site: Site, tmux: Tmux
+) -> None:
+    """The approval bar shrinks the transcript each time it opens; the transcript still
+    follows the run (it once stuck at iteration 1 or 2 while 4 ran)."""
+    root = site.repo(3)
+    _session(tmux, site, f"{RALPH_TUI} run --agent anthropic; echo EXITED $?; sleep 60")
+    for n in (1, 2):
+        tmux.wait(lambda: "Approval needed" in tmux.screen(), f"approval {n}", 60.0)
+        landed = git(root, "rev-list", "--count", "HEAD")
+        tmux("send-keys", "-t", "ralph", "a")
+        tmux.wait(lambda n=landed: git(root, "rev-list", "--count", "HEAD") != n, "a commit")
+    tmux.wait(lambda: "Approval needed" in tmux.screen(), "the third approval", 60.0)
+    screen = tmux.screen()  # the transcript's last lines are the third iteration's
+    assert "Created US-003.txt" in screen and "approval needed for US-003" in screen
+    tmux("send-keys", "-t", "ralph", "a")
+    tmux.wait(lambda: "every story passes" in tmux.screen(), "the run to finish", 30.0)
+    tmux("send-keys", "-t", "ralph", "q")
+    tmux.wait(lambda: "EXITED 0" in tmux.screen(), "the app to exit", 30.0)
+    assert_clean(site)
