@@ -280,15 +280,26 @@ def _command(root: Path, config: RalphConfig) -> Iterator[Check]:
 
 
 def _scripted(root: Path, config: RalphConfig) -> Iterator[Check]:
+    from ralph_tui.agents.scripted import ScriptedAgent
+
     if not config.script:
         yield Check(
-            "missing", "script", 'agent = "scripted" without a script', 'set script = "<path>"'
+            "missing",
+            "script",
+            'agent = "scripted" without a script',
+            "set script = \"<path>\" (the format: 'Rehearse without a model: the scripted agent' "
+            "in the README)",
         )
         return
     path = Path(config.script).expanduser()
     path = path if path.is_absolute() else root / path
     if not path.is_file():
         yield Check("missing", "script", f"{path}: file not found", "fix script in ralph.toml")
+        return
+    try:
+        ScriptedAgent.from_file(path, config)  # checks every step, as a run does first
+    except UsageError as exc:
+        yield Check("missing", "script", str(exc), "fix the script")
         return
     yield Check("ok", "script", str(path))
 

@@ -61,3 +61,14 @@ def test_a_bad_step_late_in_a_script_stops_the_run_before_it_starts(site: Site) 
     assert "[iteration" not in done.stdout
     assert git(root, "rev-parse", "HEAD") == head
     assert_clean(site)
+
+
+def test_doctor_checks_the_script_as_a_run_would(site: Site) -> None:
+    root = site.repo(1, config='script = "ralph-script.json"')
+    (root / "ralph-script.json").write_text('{"default": [{"tool": 1}]}', encoding="utf-8")
+    done = site.ralph("doctor", "--agent", "scripted")
+    assert done.returncode == 1, done.stdout
+    assert (
+        f"missing  script: {root}/ralph-script.json: default step 0: 'tool' takes a string"
+        in done.stdout
+    )
