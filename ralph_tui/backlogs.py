@@ -97,7 +97,8 @@ _STORY_FIELDS = (
 
 
 def summary(story: dict[str, Any]) -> str:
-    bits = [f"{len(story.get('acceptanceCriteria', []))} criteria"]
+    count = len(story.get("acceptanceCriteria", []))
+    bits = [f"{count} {'criterion' if count == 1 else 'criteria'}"]
     if story.get("priority") is not None:
         bits.append(f"priority {story['priority']}")
     deps = story.get("dependsOn") or story.get("dependencies")

@@ -172,14 +172,43 @@ def _workspace(args: argparse.Namespace) -> Path:
 
 
 def _config(
-    args: argparse.Namespace, workspace: Path, *, pin: bool = True, **flags: Any
+    args: argparse.Namespace,
+    workspace: Path,
+    *,
+    pin: bool = True,
+    need_prd: bool = True,
+    **flags: Any,
 ) -> RalphConfig:
-    """The configuration; ``pin``: with its PRD chosen now (see ``RalphConfig.pinned``)."""
-    given = getattr(args, "prd", None)  # a path typed on the command line: from the cwd
-    prd = str(Path.cwd().resolve() / Path(given).expanduser()) if given else None
-    overrides = {"role": getattr(args, "role", None), "prd": prd}
+    """The configuration; ``pin``: with its PRD chosen now (see ``RalphConfig.pinned``);
+    ``need_prd`` (with ``pin``): a ``prd`` the configuration file names must exist (init
+    creates it; import and prd, which do not pin, write it)."""
+    overrides = {"role": getattr(args, "role", None), "prd": _prd_flag(args)}
     config = load_config(workspace, {**overrides, **flags})
+    if pin and need_prd:
+        _require_configured_prd(config, workspace)
     return config.pinned(workspace) if pin else config
+
+
+def _prd_flag(args: argparse.Namespace) -> str | None:
+    """``--prd`` as an absolute path: a path typed on the command line is from the cwd."""
+    given = getattr(args, "prd", None)
+    return str(Path.cwd().resolve() / Path(given).expanduser()) if given else None
+
+
+def _require_configured_prd(config: RalphConfig, workspace: Path) -> None:
+    """A ``prd = ...`` in ralph.toml naming no file is said with the file and the key that
+    named it: the path alone sends the user looking for a flag they never typed."""
+    origin = config.prd_origin
+    if origin is None or origin == "--prd" or config.prd is None:
+        return  # --prd: the path the user typed is in the error already
+    path = config.prd_path(workspace)
+    if path.exists() or path.is_symlink():
+        return  # anything else wrong with it is the PRD reader's to say
+    raise UsageError(
+        f"{origin}: prd = {json.dumps(config.prd)}: {escape_controls(str(path), multiline=False)}"
+        ": file not found (create it with "
+        "`ralph-tui init` or `import`, or fix prd there)"
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -436,6 +465,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
     config = _config(args, workspace, pin=False)
     target = config.new_prd_path(workspace)
     source = args.file.expanduser()
+    if source.exists() and target.exists() and source.samefile(target):
+        # --force would replace the file being read (a Markdown PRD) with its conversion
+        raise UsageError(
+            f"import: {source} is the file the PRD would be written to (--prd or prd = ... "
+            f"names it): write the PRD elsewhere, e.g. --prd tasks/{config.role}_prd.json"
+        )
     imported = import_prd(source, target, force=args.force)
     print(f"imported {source} ({imported.source_kind}) -> {target.relative_to(workspace)}")
     for line in imported.mapped:  # titles come from the file: no terminal escapes
@@ -474,13 +509,13 @@ def _cmd_prd(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from ralph_tui.doctor import run_doctor
 
-    overrides = {"role": args.role, "agent": args.agent}
+    overrides = {"role": args.role, "agent": args.agent, "prd": _prd_flag(args)}
     return run_doctor(_workspace(args), overrides, sys.stdout)
 
 
 INIT_CONFIG = """\
 # ralph-tui configuration. Command-line flags override these values.
-role = "{role}"
+{prd_line}role = "{role}"
 agent = "anthropic"            # anthropic | claude-code | command | scripted
 model = "claude-sonnet-4-5"
 max_iterations = 10
@@ -510,7 +545,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             f"{workspace}: not a git repository (ralph-tui commits each story): run `git init` "
             "there first, or pass --workspace"
         )
-    config = _config(args, workspace)  # a prd.json already there (snarktank's) is kept
+    config = _config(args, workspace, need_prd=False)  # a prd.json already there is kept
     role = config.role
     created: list[Path] = []
     prd_path = config.prd_path(workspace)
@@ -540,7 +575,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
         created.append(progress)
     toml_path = workspace / "ralph.toml"
     if not toml_path.exists():
-        toml_path.write_text(INIT_CONFIG.format(role=role), encoding="utf-8")
+        prd_line = ""
+        if config.prd_note:  # a found prd.json, named: a tasks/ PRD added later changes nothing
+            found = json.dumps(prd_path.relative_to(workspace).as_posix())
+            prd_line = f"prd = {found.ljust(24)} # where snarktank's loop keeps it\n"
+        toml_path.write_text(INIT_CONFIG.format(role=role, prd_line=prd_line), encoding="utf-8")
         created.append(toml_path)
     exclude = workspace / ".git" / "info" / "exclude"
     if (workspace / ".git").is_dir():
@@ -557,10 +596,15 @@ def _cmd_init(args: argparse.Namespace) -> int:
         return 0
     prd_rel = prd_path.relative_to(workspace)
     listed = " ".join(str(p.relative_to(workspace)) for p in created)
+    first = (
+        f"your stories are in {prd_rel}, as snarktank's loop keeps them"
+        if config.prd_note
+        else f"write your stories in {prd_rel}, or bring a PRD you have: "
+        "ralph-tui import FILE --force"
+    )
     print(
         "next:\n"
-        f"  1. write your stories in {prd_rel}, or bring a PRD you have: "
-        f"ralph-tui import FILE --force\n"
+        f"  1. {first}\n"
         f"  2. commit them (a run starts from a clean tree): git add {listed} && "
         'git commit -m "ralph-tui: PRD"\n'
         "  3. ralph-tui validate, then ralph-tui run"

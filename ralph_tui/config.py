@@ -5,6 +5,7 @@ Unknown keys are errors, so a typo in ``ralph.toml`` is reported rather than sil
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -164,6 +165,8 @@ class RalphConfig(_Strict):
     # absent. A PRD other than tasks/<role>_prd.json keeps its log beside it, in progress.txt
     prd: str | None = Field(None, min_length=1)
     _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
+    # where ``prd`` was set ("/repo/ralph.toml", "--prd"), for errors about that file
+    _prd_origin: str | None = PrivateAttr(None)
 
     def prd_path(self, workspace: Path) -> Path:
         return self._prd_choice(workspace)[0]
@@ -179,8 +182,7 @@ class RalphConfig(_Strict):
         """Where ``import`` and ``prd`` write a PRD: ``prd`` when set, else tasks/<role>_prd.json
         (a prd.json found elsewhere is something to import, not the place to write to)."""
         if self.prd:
-            path = Path(self.prd).expanduser()
-            return path if path.is_absolute() else workspace / path
+            return self._set_path(workspace)
         return workspace / "tasks" / f"{self.role}_prd.json"
 
     def pinned(self, workspace: Path) -> RalphConfig:
@@ -204,10 +206,20 @@ class RalphConfig(_Strict):
         """Which PRD is used, when ``pinned`` found it rather than it being configured."""
         return self._prd_found
 
+    @property
+    def prd_origin(self) -> str | None:
+        """Where ``prd`` was set: the configuration file's path or ``--prd`` (None: not set)."""
+        return self._prd_origin if self.prd else None
+
+    def _set_path(self, workspace: Path) -> Path:
+        """``prd`` as an absolute path, ``..`` resolved lexically: "../x.json" is outside the
+        repository, said as such, not a path under it whose folder leads out."""
+        assert self.prd
+        return Path(os.path.normpath(workspace / Path(self.prd).expanduser()))
+
     def _prd_choice(self, workspace: Path) -> tuple[Path, Literal["set", "default", "found"]]:
         if self.prd:
-            path = Path(self.prd).expanduser()
-            return (path if path.is_absolute() else workspace / path), "set"
+            return self._set_path(workspace), "set"
         default = workspace / "tasks" / f"{self.role}_prd.json"
         found = [workspace / p for p in SNARKTANK_PRD_PLACES if (workspace / p).is_file()]
         if default.exists() or default.is_symlink():
@@ -261,12 +273,17 @@ def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> 
     except ValidationError as exc:
         raise UsageError(_describe(source, exc)) from exc
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if not given:
-        return base
-    try:
-        return RalphConfig.model_validate({**base.model_dump(exclude_unset=True), **given})
-    except ValidationError as exc:
-        raise UsageError(_describe(None, exc)) from exc
+    config = base
+    if given:
+        try:
+            config = RalphConfig.model_validate({**base.model_dump(exclude_unset=True), **given})
+        except ValidationError as exc:
+            raise UsageError(_describe(None, exc)) from exc
+    if "prd" in given:
+        config._prd_origin = "--prd"
+    elif config.prd and source is not None:
+        config._prd_origin = str(source)
+    return config
 
 
 def _describe(source: Path | None, exc: ValidationError) -> str:

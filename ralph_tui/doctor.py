@@ -124,7 +124,11 @@ def _git_checks(root: Path) -> Iterator[Check]:
 
 
 def _prd_check(root: Path, config: RalphConfig) -> Check:
-    path = config.prd_path(root)
+    try:
+        pinned = config.pinned(root)
+    except UsageError as exc:  # two candidate PRDs (prd.json and tasks/...): never a pick
+        return Check("missing", "prd", str(exc), "")
+    path = pinned.prd_path(root)
     try:
         prd = PrdStore(path).load()
     except UsageError as exc:
@@ -133,7 +137,10 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
         return Check("missing", "prd", str(exc), fix)
     total = len(prd.userStories)
     open_count = len(prd.open_order())
-    return Check("ok", "prd", f"{_rel(path, root)}: {counted(total, 'story')}, {open_count} open")
+    found = f" (found: no tasks/{config.role}_prd.json)" if pinned.prd_note else ""
+    return Check(
+        "ok", "prd", f"{_rel(path, root)}{found}: {counted(total, 'story')}, {open_count} open"
+    )
 
 
 def _persona_check(root: Path, persona: str) -> Check:
@@ -273,15 +280,26 @@ def _command(root: Path, config: RalphConfig) -> Iterator[Check]:
 
 
 def _scripted(root: Path, config: RalphConfig) -> Iterator[Check]:
+    from ralph_tui.agents.scripted import ScriptedAgent
+
     if not config.script:
         yield Check(
-            "missing", "script", 'agent = "scripted" without a script', 'set script = "<path>"'
+            "missing",
+            "script",
+            'agent = "scripted" without a script',
+            "set script = \"<path>\" (the format: 'Rehearse without a model: the scripted agent' "
+            "in the README)",
         )
         return
     path = Path(config.script).expanduser()
     path = path if path.is_absolute() else root / path
     if not path.is_file():
         yield Check("missing", "script", f"{path}: file not found", "fix script in ralph.toml")
+        return
+    try:
+        ScriptedAgent.from_file(path, config)  # checks every step, as a run does first
+    except UsageError as exc:
+        yield Check("missing", "script", str(exc), "fix the script")
         return
     yield Check("ok", "script", str(path))
 

@@ -57,6 +57,14 @@ def parse_prd(text: str, path: Path) -> Prd:
     return parse_document(text, path)[1]
 
 
+# said when a file that is not named .json is not JSON: most often a Markdown PRD or a backlog
+# given to --prd or prd = ..., which `import` converts once
+NOT_JSON_HINT = (
+    " (a PRD is a JSON file: bring a Markdown PRD or another backlog in once with "
+    "`ralph-tui import FILE`, see `ralph-tui import --list-formats`)"
+)
+
+
 def _loads(text: str, path: Path) -> Any:
     """json.loads that turns every way hostile or odd JSON can fail into one PrdError line.
 
@@ -66,7 +74,8 @@ def _loads(text: str, path: Path) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
-        raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}") from None
+        hint = "" if path.suffix.lower() == ".json" else NOT_JSON_HINT
+        raise PrdError(f"{path}:{e.lineno}:{e.colno}: {e.msg}{hint}") from None
     except _BadConstant as e:
         raise PrdError(f"{path}: {e.word} is not a JSON number") from None
     except RecursionError:

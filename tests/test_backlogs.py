@@ -71,7 +71,7 @@ IMPORTS = [
         "fix_plan.md", "checkbox plan", "FP-002", "Parse the config file",
         ["FP-006: Fix the crash on an empty file (0 criteria, priority 1)",
          "FP-007: Speed up start-up (0 criteria, priority 3)",
-         "FP-008: Load plug-ins from a folder (1 criteria, priority 1)",
+         "FP-008: Load plug-ins from a folder (1 criterion, priority 1)",
          "FP-009: List plug-ins in --help (0 criteria, priority 3)",
          "FP-010: Project initialisation (0 criteria, passes)",
          "dropped: 1 checkbox item(s) under 'Notes' (notes, not work)",

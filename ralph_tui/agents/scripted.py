@@ -53,9 +53,7 @@ class ScriptedAgent:
         self.requests: list[IterationRequest] = []
         self._reached: dict[str, asyncio.Event] = {}
         self._released: dict[str, asyncio.Event] = {}
-        stories = script.get("stories", {})
-        if not isinstance(stories, dict):
-            raise UsageError(f"{source}: 'stories' must be an object of story id -> steps")
+        check_script(script, source)
 
     def _signal(self, table: dict[str, asyncio.Event], name: str) -> asyncio.Event:
         return table.setdefault(name, asyncio.Event())
@@ -113,27 +111,16 @@ class ScriptedAgent:
                 self.received.append((str(step["tool"]), outcome))
             elif "usage" in step:
                 tools.report_usage(self._usage(step["usage"], story_id, index))
-            elif "wait" in step:
+            else:  # "wait": check_script let nothing else through
                 name = str(step["wait"])
                 self._signal(self._reached, name).set()
                 await self._signal(self._released, name).wait()
-            else:
-                raise UsageError(
-                    f"{self.source}: step {index} of {story_id} has no text, tool, usage or wait"
-                )
             if tools.finished:
                 return AgentOutcome("finished")
         return AgentOutcome("end_turn", "the script ran out of steps")
 
     def _usage(self, value: object, story_id: str, index: int) -> Usage:
-        fields = ("input_tokens", "output_tokens")
-        if not isinstance(value, dict) or not all(
-            type(value.get(name, 0)) is int and value.get(name, 0) >= 0 for name in fields
-        ):
-            raise UsageError(
-                f"{self.source}: step {index} of {story_id}: 'usage' takes whole numbers "
-                "input_tokens and output_tokens"
-            )
+        assert isinstance(value, dict)  # check_script: whole numbers, nothing else
         return Usage(
             input_tokens=value.get("input_tokens", 0), output_tokens=value.get("output_tokens", 0)
         )
@@ -148,3 +135,70 @@ class ScriptedAgent:
 
     async def aclose(self) -> None:
         return None
+
+
+SCRIPT_KEYS = ("stories", "default", "stream_delay_s", "step_delay_s")
+STEP_KINDS = ("text", "tool", "usage", "wait")
+
+
+def check_script(script: dict[str, Any], source: str) -> None:
+    """The whole script checked when it is loaded, so a mistake in the step a run reaches last
+    is one line naming the file and the step before anything starts, not a traceback mid-run.
+    Raises ``UsageError``."""
+    unknown = sorted(set(script) - set(SCRIPT_KEYS))
+    if unknown:
+        raise UsageError(
+            f"{source}: unknown key {unknown[0]!r} (a script has {', '.join(SCRIPT_KEYS)}; see "
+            "'Rehearse without a model: the scripted agent' in the README)"
+        )
+    for key in ("stream_delay_s", "step_delay_s"):
+        value = script.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise UsageError(f"{source}: {key!r} must be a number of seconds, 0 or more")
+    stories = script.get("stories", {})
+    if not isinstance(stories, dict):
+        raise UsageError(f"{source}: 'stories' must be an object of story id -> steps")
+    plans = [(f"stories[{key!r}]", plan) for key, plan in stories.items()]
+    for where, plan in [*plans, *([("default", script["default"])] if "default" in script else [])]:
+        _check_plan(plan, f"{source}: {where}")
+
+
+def _check_plan(plan: object, where: str) -> None:
+    if not isinstance(plan, list):
+        raise UsageError(f"{where}: must be a list of steps (or of step lists, one per attempt)")
+    if plan and all(isinstance(attempt, list) for attempt in plan):
+        for number, attempt in enumerate(plan, start=1):
+            for index, step in enumerate(attempt):
+                _check_step(step, f"{where} attempt {number} step {index}")
+        return
+    for index, step in enumerate(plan):
+        _check_step(step, f"{where} step {index}")
+
+
+def _check_step(step: object, where: str) -> None:
+    if not isinstance(step, dict):
+        raise UsageError(f'{where}: a step is an object ({{"text": ...}}, {{"tool": ...}}, ...)')
+    kinds = [kind for kind in STEP_KINDS if kind in step]
+    allowed = {*kinds, "input"} if kinds == ["tool"] else set(kinds)
+    extra = sorted(set(step) - allowed)
+    if len(kinds) != 1 or extra:
+        found = ", ".join(repr(k) for k in sorted(step)) or "nothing"
+        raise UsageError(
+            f"{where}: a step has one of {', '.join(STEP_KINDS)} (a tool step also 'input'); "
+            f"found {found}"
+        )
+    kind, value = kinds[0], step[kinds[0]]
+    if kind in ("text", "tool", "wait") and not isinstance(value, str):
+        raise UsageError(f"{where}: {kind!r} takes a string")
+    if kind == "tool" and not isinstance(step.get("input", {}), dict):
+        raise UsageError(f"{where}: 'input' takes an object (the tool's arguments)")
+    if kind == "usage":
+        fields = ("input_tokens", "output_tokens")
+        if (
+            not isinstance(value, dict)
+            or set(value) - set(fields)
+            or not all(
+                type(value.get(name, 0)) is int and value.get(name, 0) >= 0 for name in fields
+            )
+        ):
+            raise UsageError(f"{where}: 'usage' takes whole numbers input_tokens and output_tokens")

@@ -93,6 +93,74 @@ def test_prd_flag_and_config_key_name_the_prd_and_a_missing_one_is_one_line(site
     assert_clean(site)
 
 
+@pytest.mark.parametrize("command", [("validate",), ("status",), ("run", "--headless")])
+def test_a_missing_prd_in_ralph_toml_is_one_line_naming_ralph_toml(
+    site: Site, command: tuple[str, ...]
+) -> None:
+    root = _snarktank_repo(site, "prd.json", config='prd = "backlog/sprint.json"\n')
+    done = site.ralph(*command)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f'ralph-tui: {root}/ralph.toml: prd = "backlog/sprint.json": {root}/backlog/sprint.json: '
+        "file not found (create it with `ralph-tui init` or `import`, or fix prd there)"
+    ]
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_missing_prd_with_a_newline_in_its_name_is_still_one_line(site: Site) -> None:
+    _snarktank_repo(site, "prd.json", config='prd = "a\\nb.json"\n')
+    done = site.ralph("validate")
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "a\\x0ab.json: file not found" in done.stderr
+
+
+def test_init_creates_the_prd_ralph_toml_names(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json", config='prd = "plan/prd.json"\n')
+    done = site.ralph("init")
+    assert done.returncode == 0, done.stderr
+    assert "created plan/prd.json" in done.stdout
+    assert site.ralph("validate").returncode == 0
+    assert (root / "plan/progress.txt").is_file()
+
+
+def test_a_dotdot_prd_is_said_to_be_outside_the_repository(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json", config='prd = "../elsewhere.json"\n')
+    (site.base / "elsewhere.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    done = site.ralph("run", "--headless", "--approve", "auto")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(
+        f"ralph-tui: {site.base / 'elsewhere.json'}: outside the repository {root};"
+    )
+    assert git(root, "status", "--porcelain") == ""
+
+
+def _doctor_prd_line(site: Site, *args: str) -> str:
+    done = site.ralph("doctor", *args)
+    assert "Traceback" not in done.stderr and done.stderr == "", done.stderr
+    return next(line for line in done.stdout.splitlines() if " prd: " in line)
+
+
+def test_doctor_checks_the_prd_the_run_would_read(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json")
+    assert _doctor_prd_line(site) == (
+        "ok       prd: prd.json (found: no tasks/backend_prd.json): 1 story, 1 open"
+    )
+    (root / "plan").mkdir()
+    (root / "plan/p.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    assert (
+        _doctor_prd_line(site, "--prd", "plan/p.json")
+        == "ok       prd: plan/p.json: 1 story, 1 open"
+    )
+    assert _doctor_prd_line(site, "--prd", "nope.json").startswith(
+        f"missing  prd: {root}/nope.json: file not found"
+    )
+    (root / "tasks").mkdir()
+    (root / "tasks/backend_prd.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    assert _doctor_prd_line(site).startswith(
+        f"missing  prd: {root}: more than one PRD (tasks/backend_prd.json, prd.json)"
+    )
+
+
 def test_a_prd_outside_the_repository_is_refused_before_anything_changes(site: Site) -> None:
     root = _snarktank_repo(site, "prd.json")
     outside = site.base / "elsewhere.json"
@@ -161,6 +229,14 @@ def test_import_of_a_snarktank_prd_writes_the_tasks_prd_and_init_keeps_a_found_o
     assert init.returncode == 0, init.stderr
     assert "PRD: prd.json" in init.stderr
     assert not (other / "tasks").exists() and (other / "progress.txt").is_file()
+    assert "1. your stories are in prd.json, as snarktank's loop keeps them" in init.stdout
+    # named in ralph.toml: a tasks/ PRD added later (an agent's, an import) changes nothing
+    assert 'prd = "prd.json"' in (other / "ralph.toml").read_text(encoding="utf-8")
+    (other / "tasks").mkdir()
+    (other / "tasks/backend_prd.json").write_text(json.dumps(SNARKTANK_PRD), encoding="utf-8")
+    validated = site.ralph("validate", "--workspace", str(other))
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stdout.startswith(f"{other}/prd.json: ok")
 
     bare = site.base / "not-a-repo"
     bare.mkdir()
@@ -171,3 +247,31 @@ def test_import_of_a_snarktank_prd_writes_the_tasks_prd_and_init_keeps_a_found_o
         "init` there first, or pass --workspace"
     )
     assert list(bare.iterdir()) == []
+
+
+def test_a_markdown_prd_given_to_prd_says_to_import_it(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json")
+    (root / "tasks.md").write_text("# PRD: X\n\n## Introduction\n\nWhy.\n", encoding="utf-8")
+    done = site.ralph("validate", "--prd", "tasks.md")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ralph-tui: {root}/tasks.md:1:1: Expecting value (a PRD is a JSON file: bring a "
+        "Markdown PRD or another backlog in once with `ralph-tui import FILE`, see "
+        "`ralph-tui import --list-formats`)"
+    ]
+    (root / "broken.json").write_text("{", encoding="utf-8")
+    broken = site.ralph("validate", "--prd", "broken.json")
+    assert "ralph-tui import" not in broken.stderr  # a .json file is meant to be a PRD
+
+
+def test_import_never_writes_over_the_file_it_reads(site: Site) -> None:
+    root = _snarktank_repo(site, "prd.json")
+    markdown = "# PRD: X\n\n## User Stories\n\n### US-001: One\n**Description:** d\n"
+    (root / "plan.md").write_text(markdown, encoding="utf-8")
+    done = site.ralph("import", "plan.md", "--prd", "plan.md", "--force")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "ralph-tui: import: plan.md is the file the PRD would be written to (--prd or prd = ... "
+        "names it): write the PRD elsewhere, e.g. --prd tasks/backend_prd.json"
+    ]
+    assert (root / "plan.md").read_text(encoding="utf-8") == markdown

@@ -43,3 +43,32 @@ def test_scripted_without_a_script_says_where_the_format_is(site: Site) -> None:
     done = site.ralph("run", "--headless", "--agent", "scripted")
     assert done.returncode == 2
     assert "'Rehearse without a model: the scripted agent' in the README" in done.stderr
+
+
+def test_a_bad_step_late_in_a_script_stops_the_run_before_it_starts(site: Site) -> None:
+    root = site.repo(2, config='script = "ralph-script.json"')
+    script = {"stories": {"US-001": [{"text": "fine"}]}, "default": [{"text": "x"}, 5]}
+    (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the script")
+    head = git(root, "rev-parse", "HEAD")
+    done = site.ralph("run", "--headless", "--approve", "auto", "--agent", "scripted")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"ralph-tui: {root}/ralph-script.json: default step 1: a step is an object "
+        '({"text": ...}, {"tool": ...}, ...)'
+    ]
+    assert "[iteration" not in done.stdout
+    assert git(root, "rev-parse", "HEAD") == head
+    assert_clean(site)
+
+
+def test_doctor_checks_the_script_as_a_run_would(site: Site) -> None:
+    root = site.repo(1, config='script = "ralph-script.json"')
+    (root / "ralph-script.json").write_text('{"default": [{"tool": 1}]}', encoding="utf-8")
+    done = site.ralph("doctor", "--agent", "scripted")
+    assert done.returncode == 1, done.stdout
+    assert (
+        f"missing  script: {root}/ralph-script.json: default step 0: 'tool' takes a string"
+        in done.stdout
+    )
