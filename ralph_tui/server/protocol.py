@@ -10,7 +10,7 @@ stories skipped this run), ``ask`` (a pending approval or escalation with its id
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -128,6 +128,8 @@ class ControlFrame(_Frame):
     action: Literal["pause", "resume", "stop"]
 
 
+T = TypeVar("T")
+
 _FRAME: TypeAdapter[DecideFrame | ReplyFrame | ControlFrame] = TypeAdapter(
     Annotated[DecideFrame | ReplyFrame | ControlFrame, Field(discriminator="t")]
 )
@@ -135,6 +137,12 @@ _FRAME: TypeAdapter[DecideFrame | ReplyFrame | ControlFrame] = TypeAdapter(
 
 def parse_frame(raw: str) -> DecideFrame | ReplyFrame | ControlFrame:
     """One client frame, or ``FrameError`` with one line saying what is wrong with it."""
+    return validate_frame(raw, _FRAME)
+
+
+def validate_frame(raw: str, adapter: TypeAdapter[T]) -> T:
+    """``raw`` read as JSON and validated by ``adapter``: size, syntax, nesting and shape
+    problems all become one ``FrameError`` line (the client and browser faces share this)."""
     if len(raw) > MAX_FRAME_BYTES:
         raise FrameError(f"frame longer than {MAX_FRAME_BYTES} characters")
     try:
@@ -144,7 +152,7 @@ def parse_frame(raw: str) -> DecideFrame | ReplyFrame | ControlFrame:
     except ValueError as exc:
         raise FrameError(f"not JSON: {exc}") from None
     try:
-        return _FRAME.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "frame"

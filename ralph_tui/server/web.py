@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -33,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
@@ -54,6 +53,7 @@ from ralph_tui.server.protocol import (
     TOKEN_ENV,
     TOKEN_QUERY,
     FrameError,
+    validate_frame,
 )
 
 log = logging.getLogger(__name__)
@@ -122,22 +122,7 @@ def parse_browser_frame(raw: str) -> BrowserFrame:
     {width, height}]``, ``["ping", text]``, ``["blur"]``, ``["focus"]``), or ``FrameError``
     in one line: textual-serve's own loop asserts and indexes, and a bad frame there is a
     traceback and a dropped tab."""
-    if len(raw) > MAX_FRAME_BYTES:
-        raise FrameError(f"frame longer than {MAX_FRAME_BYTES} characters")
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise FrameError("frame nested too deeply") from None
-    except ValueError as exc:
-        raise FrameError(f"not JSON: {exc}") from None
-    try:
-        return _BROWSER_FRAME.validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "frame"
-        raise FrameError(f"{where}: {first.get('msg', 'invalid')}") from None
-    except RecursionError:
-        raise FrameError("frame nested too deeply") from None
+    return validate_frame(raw, _BROWSER_FRAME)
 
 
 class LeashedAppService(AppService):

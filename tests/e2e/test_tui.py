@@ -43,6 +43,17 @@ def _session(tmux: Tmux, site: Site, command: str) -> None:
          *env, "-e", "TERM=xterm-256color", command)  # fmt: skip
 
 
+def _quit(tmux: Tmux) -> None:
+    """q, and y when the run asks whether to stop; then wait for the shell's EXITED line."""
+    tmux("send-keys", "-t", "ralph", "q")
+    tmux.wait(
+        lambda: "Stop and quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog"
+    )
+    if "EXITED" not in tmux.screen():
+        tmux("send-keys", "-t", "ralph", "y")
+    tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
+
+
 def test_run_in_the_tui_approves_each_story_with_a_key(site: Site, tmux: Tmux) -> None:
     root = site.repo(2, config="workers = 2")
     _session(tmux, site, f"{RALPH_TUI} run --agent anthropic; echo EXITED $?; sleep 60")
@@ -68,13 +79,7 @@ def test_demo_opens_the_board_offline_and_lands_the_first_story(site: Site, tmux
     tmux("send-keys", "-t", "ralph", "a")
     subject = "[backend] Task #US-001: Slugs for item names"
     tmux.wait(lambda: subject in git(demo, "log", "--format=%s"), "the demo's first commit")
-    tmux("send-keys", "-t", "ralph", "q")
-    tmux.wait(
-        lambda: "Stop and quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog"
-    )
-    if "EXITED" not in tmux.screen():
-        tmux("send-keys", "-t", "ralph", "y")
-    tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
+    _quit(tmux)
     assert "EXITED 0" in tmux.screen()  # quitting is how a demo ends: `make demo` says no error
     assert site.api.requests == []  # offline: the demo never calls a model
 
@@ -86,13 +91,7 @@ def test_the_demo_without_a_folder_leaves_nothing_in_the_temp_folder(
     _session(tmux, site, f"{RALPH_TUI} demo; echo EXITED $?; sleep 60")
     tmux.wait(lambda: "Approval needed" in tmux.screen(), "the first approval", 60.0)
     assert list(site.temp.glob("ralph-*/inventory-service/.git"))  # it lives there meanwhile
-    tmux("send-keys", "-t", "ralph", "q")
-    tmux.wait(
-        lambda: "Stop and quit" in tmux.screen() or "EXITED" in tmux.screen(), "the quit dialog"
-    )
-    if "EXITED" not in tmux.screen():
-        tmux("send-keys", "-t", "ralph", "y")
-    tmux.wait(lambda: "EXITED" in tmux.screen(), "the demo to exit", 30.0)
+    _quit(tmux)
     assert "EXITED 0" in tmux.screen()
     assert sorted(p.name for p in site.temp.iterdir()) == []
 
