@@ -16,7 +16,14 @@ from ralph_tui.errors import GitError, StopRequested
 from ralph_tui.events import ApprovalNeeded, Event, GateFinished, IterationOutcome
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
+from ralph_tui.iteration import (
+    REJECTED_FOOTER,
+    REJECTED_HEADER,
+    Agent,
+    IterationRequest,
+    ToolOutcome,
+    Usage,
+)
 from ralph_tui.prd import Story
 from ralph_tui.review import flags_for_agent
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
@@ -250,8 +257,7 @@ class IterationControl:
             feedback = decision.feedback.strip() or "(no feedback given)"
             host.add_feedback(self.story, feedback)
             return ToolOutcome(
-                "The human supervisor rejected the change. Their feedback:\n"
-                f"{feedback}\nAddress it, then call complete_task again.",
+                f"{REJECTED_HEADER}{feedback}{REJECTED_FOOTER}",
                 is_error=True,
             )
         self._end("discarded", "the supervisor discarded the change")

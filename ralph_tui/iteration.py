@@ -18,6 +18,10 @@ from ralph_tui.events import Event
 from ralph_tui.prd import Story
 from ralph_tui.workspace import Workspace
 
+# what complete_task tells the agent when the human rejects: the feedback between these
+REJECTED_HEADER = "The human supervisor rejected the change. Their feedback:\n"
+REJECTED_FOOTER = "\nAddress it, then call complete_task again."
+
 
 @dataclass(frozen=True)
 class ToolOutcome:

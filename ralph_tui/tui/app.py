@@ -561,6 +561,9 @@ class RalphApp(App[int]):
         for event in self.worker_view.select(worker):
             self.transcript.apply(event)
             self.gates.apply(event)
+            if isinstance(event, IterationStarted):  # the status line names what the panes show
+                story = f"{event.story_id} {event.title}"
+                self.status = self.status.with_(iteration=event.iteration, story=story)
         self.query_one("#transcript-panel", Panel).border_subtitle = f"worker {worker}"
         self.request_diff()
 

@@ -223,7 +223,7 @@ async def test_external_prd_edit_shows_on_the_board(tmp_path: Path) -> None:
 
         await wait_for(pilot, shows_edit, what="external edit on the board")
         assert board.row_count == 3
-        titles = [str(board.get_row_at(i)[4]) for i in range(3)]
+        titles = [str(board.get_row_at(i)[-1]) for i in range(3)]  # the title is last
         assert "Added by hand" in titles
         app.stop_and_quit()
         await wait_for(pilot, lambda: not app.run_active, what="stop")
@@ -427,7 +427,7 @@ async def test_plus_minus_with_float_zero_and_missing_priorities(tmp_path: Path)
     )
     git(root, "commit", "-qam", "seed")
     app, _ = build_app(root, ONE_EDIT, autostart=False)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(140, 30)) as pilot:  # wide enough for the Pri column
         await pilot.pause()
         assert app.board.selected_story == "a"
         assert [str(app.board.get_row_at(i)[1]) for i in range(3)] == ["0", "31.1", ""]
