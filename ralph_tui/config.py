@@ -9,7 +9,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from pydantic import (
     BaseModel,
@@ -40,6 +40,21 @@ def refuse_own_credentials(names: list[str]) -> list[str]:
         if name.upper().startswith("ANTHROPIC_") or name.upper() == "CLAUDE_CODE_OAUTH_TOKEN":
             raise ValueError(f"{name} is ralph-tui's own credential; it never goes to commands")
     return names
+
+
+def fallback_entry(entry: str) -> tuple[AgentName, str | None]:
+    """A ``fallback`` entry as (agent, model): ``"claude-code"``, ``"anthropic:claude-haiku-4-5"``
+    (a model after the colon; none: the run's ``model``). A ValueError names a bad entry."""
+    name, colon, model = entry.strip().partition(":")
+    known = get_args(AgentName)
+    if name not in known:
+        raise ValueError(
+            f"unknown agent {entry!r} (an agent is one of {', '.join(known)}, optionally "
+            'followed by ":MODEL", e.g. "anthropic:claude-haiku-4-5")'
+        )
+    if colon and not model.strip():
+        raise ValueError(f"{entry!r}: no model after the colon")
+    return cast(AgentName, name), model.strip() or None
 
 
 class _Strict(BaseModel):
@@ -148,6 +163,9 @@ class RalphConfig(_Strict):
     # everything else matching the secret patterns is withheld from agents and gates
     command_env: list[str] = Field(default_factory=list)
     agent_timeout_s: float = Field(1800.0, gt=0)
+    # agents the iteration continues on when the agent is rate-limited past its retries, in
+    # order: "claude-code", "anthropic:claude-haiku-4-5" (agents/fallback.py)
+    fallback: list[str] = Field(default_factory=list)
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
@@ -167,6 +185,13 @@ class RalphConfig(_Strict):
     _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
     # where ``prd`` was set ("/repo/ralph.toml", "--prd"), for errors about that file
     _prd_origin: str | None = PrivateAttr(None)
+
+    @field_validator("fallback")
+    @classmethod
+    def _known_agents(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            fallback_entry(entry)
+        return entries
 
     def prd_path(self, workspace: Path) -> Path:
         return self._prd_choice(workspace)[0]

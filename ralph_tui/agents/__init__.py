@@ -17,13 +17,21 @@ def warm_up(config: RalphConfig) -> None:
     """Start loading the chosen backend's SDK in the background, as soon as the run knows which
     one: about a second for ``anthropic``, taken while git, the PRD and the sandbox are set up
     instead of before the first iteration (see ``anthropic_agent.preload_sdk``)."""
-    if config.agent == "anthropic":
+    if config.agent == "anthropic" or any(e.startswith("anthropic") for e in config.fallback):
         from ralph_tui.agents.anthropic_agent import preload_sdk
 
         preload_sdk()
 
 
 def create_agent(config: RalphConfig, workspace: Path) -> Agent:
+    if config.fallback:  # the agent and its fallbacks behind one wrapper (agents/fallback.py)
+        from ralph_tui.agents.fallback import FallbackAgent
+
+        return FallbackAgent.from_config(config, workspace, _create_one)
+    return _create_one(config, workspace)
+
+
+def _create_one(config: RalphConfig, workspace: Path) -> Agent:
     if config.agent == "scripted":
         from ralph_tui.agents.scripted import ScriptedAgent
 
