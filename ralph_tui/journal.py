@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO
 
 from ralph_tui.events import (
+    AgentsLimited,
+    AgentSwitched,
     ApprovalDecided,
     Committed,
     Escalated,
@@ -145,6 +147,12 @@ def _transcript_text(event: Event) -> str:
             return "\n**answer**: skipped\n" if skipped else f"\n**answer**: {answer}\n"
         case IterationFinished(outcome=outcome, message=message):
             return f"\n_iteration {outcome}_ {message}\n"
+        case AgentSwitched(agent=agent, previous=previous, reason=reason):
+            taking = f" takes over from {previous}" if previous else ""
+            why = f": {reason}" if reason else ""
+            return f"\n**agent** {agent}{taking}{why}\n"
+        case AgentsLimited(message=message):
+            return f"\n**waiting**: {message}\n"
         case Notice(level=level, message=message):
             return f"\n> {level}: {message}\n"
         case RunFinished(exit_code=code, reason=reason):
