@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import IO
 
 from ralph_tui.events import (
-    AgentsLimited,
     AgentSwitched,
     ApprovalDecided,
     Committed,
@@ -148,11 +147,9 @@ def _transcript_text(event: Event) -> str:
         case IterationFinished(outcome=outcome, message=message):
             return f"\n_iteration {outcome}_ {message}\n"
         case AgentSwitched(agent=agent, previous=previous, reason=reason):
-            taking = f" takes over from {previous}" if previous else ""
-            why = f": {reason}" if reason else ""
-            return f"\n**agent** {agent}{taking}{why}\n"
-        case AgentsLimited(message=message):
-            return f"\n**waiting**: {message}\n"
+            if previous:  # why: the notice just before it
+                return f"\n**agent** {agent} takes over from {previous}\n"
+            return f"\n**agent** {agent}" + (f" ({reason})" if reason else "") + "\n"
         case Notice(level=level, message=message):
             return f"\n> {level}: {message}\n"
         case RunFinished(exit_code=code, reason=reason):

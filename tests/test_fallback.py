@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ralph_tui.agents import create_agent
-from ralph_tui.agents.fallback import FallbackAgent
+from ralph_tui.agents.anthropic_agent import AnthropicAgent
+from ralph_tui.agents.fallback import FallbackAgent, usage_limit
 from ralph_tui.config import load_config
 from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, Engine
+from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import (
     AgentsLimited,
     AgentSwitched,
@@ -27,11 +33,13 @@ from ralph_tui.events import (
     IterationStarted,
     UsageReported,
 )
-from ralph_tui.iteration import Usage
+from ralph_tui.iteration import IterationRequest, Usage
+from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.supervisor import ApprovalRequest
-from tests.support.engine import RecordingSink, ScriptedSupervisor
+from tests.support.engine import RecordingSink, ScriptedSupervisor, write_script
 from tests.support.fake_anthropic import FakeAnthropic, rate_limited, reply, tool_use
+from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import git, make_repo, story
 
 PRIMARY = "claude-sonnet-4-5"
@@ -301,3 +309,155 @@ async def test_the_primary_is_tried_again_after_its_reset(
     assert len(sink.of(Committed)) == 3
     # without a rate limit nothing is handed over: story 3's prompt is the plain one
     assert "Handed over" not in first_user_text(api.requests[-2].body)
+
+
+# ---- the pieces: configuration, the limit messages, the API's headers ---------------------------
+
+
+def test_an_unknown_fallback_agent_is_one_line_naming_ralph_toml_and_the_entry(
+    tmp_path: Path,
+) -> None:
+    root = repo(tmp_path, extra_config='fallback = ["claude-code", "codex"]')
+    with pytest.raises(UsageError) as caught:
+        load_config(root)
+    message = str(caught.value)
+    assert message.startswith(f"{root / 'ralph.toml'}: fallback: ")
+    assert "unknown agent 'codex'" in message
+    assert "anthropic:claude-haiku-4-5" in message  # what an entry looks like
+    assert "\n" not in message
+
+
+def test_a_fallback_model_needs_a_name_after_the_colon(tmp_path: Path) -> None:
+    root = repo(tmp_path, extra_config='fallback = ["anthropic:"]')
+    with pytest.raises(UsageError, match=r"ralph.toml: fallback: .*'anthropic:': no model"):
+        load_config(root)
+
+
+def test_the_fallback_list_is_built_in_order_without_repeats(
+    tmp_path: Path, api: FakeAnthropic
+) -> None:
+    root = repo(tmp_path)
+    cfg = load_config(
+        root,
+        {
+            "agent": "anthropic",
+            "model": PRIMARY,
+            "fallback": ["anthropic", f"anthropic:{HAIKU}", "scripted", f"anthropic:{HAIKU}"],
+            "script": str(write_script(root, {"default": []})),
+        },
+    )
+    agent = create_agent(cfg, root)
+    assert isinstance(agent, FallbackAgent)
+    assert [(s.label, s.model) for s in agent.slots] == [
+        ("anthropic", PRIMARY),
+        (f"anthropic:{HAIKU}", HAIKU),
+        ("scripted", PRIMARY),
+    ]
+    assert agent.name == f"anthropic (fallback: anthropic:{HAIKU}, scripted)"
+
+
+NOW = datetime(2026, 12, 4, 5, 30, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("line", "reset_at", "retry_after_s"),
+    [
+        ("Claude AI usage limit reached|1796448600", 1796448600.0, None),
+        ("You've hit your usage limit. Try again in 2 days 3 hours 5 minutes.", None, 183900.0),
+        ("Error: rate limit exceeded, retry after 90s", None, 90.0),
+        ("5-hour limit reached ∙ resets 7am", NOW + 1.5 * 3600, None),
+        ("You've hit your limit · resets 5am (UTC)", NOW + 23.5 * 3600, None),
+        ("You've hit your limit · resets 3:15pm (Europe/Paris)", NOW + 8.75 * 3600, None),
+        ("429 Too Many Requests", None, None),
+    ],
+)
+def test_a_cli_usage_limit_message_and_its_reset(
+    line: str, reset_at: float | None, retry_after_s: float | None
+) -> None:
+    limited = usage_limit(["working on it", line, ""], NOW, UTC)
+    assert limited is not None
+    assert str(limited) == line
+    assert limited.reset_at == reset_at
+    assert limited.retry_after_s == retry_after_s
+
+
+def test_ordinary_output_is_no_usage_limit() -> None:
+    assert usage_limit(["error: not logged in", "tests failed: 3"], NOW) is None
+
+
+async def test_a_429_reset_header_says_when_the_agent_may_be_tried_again(
+    tmp_path: Path, api: FakeAnthropic
+) -> None:
+    """Without ``retry-after``, the latest ``anthropic-ratelimit-*-reset`` time is the reset;
+    a 529 (overloaded) past the retries is a rate limit too. Without fallback agents both stop
+    the run as before: ``AgentRateLimited`` is an ``AgentError``."""
+    root = repo(tmp_path)
+    cfg = load_config(root, {"agent": "anthropic", "model": PRIMARY})
+    agent = AnthropicAgent(cfg, max_retries=0)
+    tools = FakeIterationHandle(root)
+    request = IterationRequest(
+        iteration=1,
+        story=Story(id="US-001", title="Say hello", priority=1, passes=False),
+        system_prompt="rules",
+        user_prompt="# Task #US-001",
+        workspace=root,
+        config=cfg,
+    )
+    api.add(*rate_limited(1, reset="2026-12-04T06:00:00Z"), *rate_limited(1, status=529))
+    with pytest.raises(AgentRateLimited) as first:
+        await agent.run_iteration(request, tools)
+    assert first.value.reset_at == datetime(2026, 12, 4, 6, 0, tzinfo=UTC).timestamp()
+    assert first.value.retry_after_s is None
+    with pytest.raises(AgentRateLimited, match="529 overloaded_error") as second:
+        await agent.run_iteration(request, tools)
+    assert isinstance(second.value, AgentError)
+    await agent.aclose()
+
+
+def test_headless_says_who_took_over_and_what_each_agent_cost(
+    tmp_path: Path, api: FakeAnthropic
+) -> None:
+    """``ralph-tui run --headless`` as a subprocess with ``fallback`` in ralph.toml."""
+    root = repo(tmp_path, gates=GATE, extra_config=f'fallback = ["anthropic:{HAIKU}"]')
+    api.add(
+        reply(editor(command="create", path="hello.py", file_text="def hello() -> str:\n")),
+        *rate_limited(SDK_ATTEMPTS, retry_after="120"),
+        reply(editor(command="str_replace", path="hello.py", old_str=":\n", new_str=HELLO[18:])),
+        reply(complete()),
+    )
+    env = {
+        **os.environ,
+        "ANTHROPIC_API_KEY": "sk-ant-test-fallback-0000",
+        "ANTHROPIC_BASE_URL": api.base_url,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ralph_tui",
+            "run",
+            "--headless",
+            "--approve",
+            "auto",
+            "--agent",
+            "anthropic",
+            "--workspace",
+            str(root),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert f"agent anthropic (fallback: anthropic:{HAIKU})" in out  # the run's first line
+    assert "  agent: anthropic\n" in out
+    assert "warning: anthropic is rate-limited (Anthropic API: 429 rate_limit_error" in out
+    assert f"  agent: anthropic:{HAIKU} takes over from anthropic\n" in out
+    assert re.search(
+        rf"by agent: anthropic \$\d+\.\d{{4}}, anthropic:{HAIKU} \$\d+\.\d{{4}}\)", out
+    ), out
+    assert git(root, "show", "HEAD:hello.py") == HELLO
