@@ -7,6 +7,7 @@ checks only read: nothing is created, installed or written.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from ralph_tui import credentials
-from ralph_tui.config import RalphConfig, find_config_file, load_config
+from ralph_tui.config import RalphConfig, fallback_entry, find_config_file, load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
 from ralph_tui.prd_store import PrdStore
@@ -85,6 +86,7 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
     yield from _gate_checks(root, config)
     yield _sandbox_check(root, config)
     yield from _AGENT_CHECKS[config.agent](root, config)
+    yield from _fallback_checks(root, config)
     if config.executor == "ray":
         yield from _ray_checks(config)
 
@@ -218,6 +220,20 @@ def _find_program(program: str, root: Path, path: str | None) -> str | None:
 
 
 # ---- the agent -------------------------------------------------------------------------------
+
+
+def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    """Each fallback agent of another kind than the primary is checked as the primary is: a
+    missing key or CLI would otherwise show only when the primary is rate-limited, mid-run."""
+    seen = {config.agent}
+    for entry in config.fallback:
+        name, _ = fallback_entry(entry)
+        if name in seen:
+            continue
+        seen.add(name)
+        own = config.model_copy(update={"agent": name, "fallback": []})
+        for check in _AGENT_CHECKS[name](root, own):
+            yield dataclasses.replace(check, name=f"fallback {name} {check.name}")
 
 
 def _anthropic(root: Path, config: RalphConfig) -> Iterator[Check]:
