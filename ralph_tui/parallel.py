@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.agents import create_agent
+from ralph_tui.agents.fallback import FallbackAgent
 from ralph_tui.approvals import ApprovalQueue
 from ralph_tui.config import RalphConfig
 from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
@@ -132,7 +133,10 @@ class ParallelEngine(Engine):
         if worker == 1 or self.config.agent == "scripted":
             return self.agent  # the scripted agent keeps no per-conversation state
         if worker not in self._agents:
-            self._agents[worker] = create_agent(self.config, self.root)
+            agent = create_agent(self.config, self.root)
+            if isinstance(agent, FallbackAgent) and isinstance(self.agent, FallbackAgent):
+                agent.follow(self.agent)  # a rate limit one worker meets holds for all
+            self._agents[worker] = agent
         return self._agents[worker]
 
     async def _loop(self) -> tuple[int, str]:

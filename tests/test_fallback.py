@@ -34,6 +34,7 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.iteration import IterationRequest, Usage
+from ralph_tui.parallel import build_engine
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.supervisor import ApprovalRequest
@@ -99,7 +100,8 @@ def engine_for(
     assert isinstance(agent, FallbackAgent)
     agent.clock, agent.sleep = clock, clock.sleep
     sink = RecordingSink()
-    return Engine(root, cfg, agent, supervisor or ScriptedSupervisor(), sink), agent, sink
+    # one worker: the Engine itself; workers = 2: the parallel engine over the same agent
+    return build_engine(root, cfg, agent, supervisor or ScriptedSupervisor(), sink), agent, sink
 
 
 def cli(mode: str, logdir: Path) -> list[str]:
@@ -143,7 +145,7 @@ async def test_a_rate_limit_hands_the_iteration_to_the_next_agent(
     assert [e.outcome for e in sink.of(IterationFinished)] == ["committed"]
     assert switches(sink) == [("anthropic", ""), (f"anthropic:{HAIKU}", "anthropic")]
     assert "resets in 2m00s" in sink.of(AgentSwitched)[1].reason
-    assert agent.slots[0].limited_until == clock.now + 120
+    assert agent.limits[agent.slots[0].label] == clock.now + 120
     # the cost table: which agent spent what, each priced by its own model
     usage = sink.of(UsageReported)
     assert [u.agent for u in usage] == ["anthropic"] + [f"anthropic:{HAIKU}"] * 2
@@ -200,7 +202,7 @@ async def test_a_cli_usage_cap_hands_the_iteration_to_the_next_agent(
     assert "You've hit your usage limit. Try again in 2 hours 5 minutes." in handed
     assert "+STARTED = True" in handed
     assert switches(sink) == [("command", ""), (f"anthropic:{HAIKU}", "command")]
-    assert agent.slots[0].limited_until == clock.now + 2 * 3600 + 5 * 60
+    assert agent.limits[agent.slots[0].label] == clock.now + 2 * 3600 + 5 * 60
     assert [e.outcome for e in sink.of(IterationFinished)] == ["committed"]
 
 
@@ -461,3 +463,47 @@ def test_headless_says_who_took_over_and_what_each_agent_cost(
         rf"by agent: anthropic \$\d+\.\d{{4}}, anthropic:{HAIKU} \$\d+\.\d{{4}}\)", out
     ), out
     assert git(root, "show", "HEAD:hello.py") == HELLO
+
+
+async def test_parallel_workers_share_what_one_learned_about_a_limit(
+    tmp_path: Path, api: FakeAnthropic
+) -> None:
+    """Two workers: the primary's limit, met by worker 1 on US-001, holds for worker 2's agent
+    too (its own wrapper, made later), so neither worker asks the primary again before the
+    reset. US-002 and US-003 wait on US-001, so they start after the limit is known."""
+    stories = [
+        story("US-001", "One"),
+        story("US-002", "Two", 2, dependsOn=["US-001"]),
+        story("US-003", "Three", 3, dependsOn=["US-001"]),
+    ]
+    root = repo(tmp_path, stories)
+    clock = FakeClock()
+    engine, _, sink = engine_for(
+        root, clock, fallback=[f"anthropic:{HAIKU}"], workers=2, approve="auto"
+    )
+
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        if body["model"] == PRIMARY:
+            return rate_limited(1, retry_after="120")[0]
+        key = re.search(r"Task #(US-\d+)", first_user_text(body))
+        assert key is not None
+        if len(body["messages"]) == 1:
+            name = f"{key.group(1).lower()}.txt"
+            return reply(editor(command="create", path=name, file_text=f"{key.group(1)}\n"))
+        return reply(complete(key.group(1)))
+
+    api.respond_with(respond)
+
+    assert await engine.run() == EXIT_DONE
+
+    primary = [r for r in api.requests if r.body["model"] == PRIMARY]
+    assert len(primary) == SDK_ATTEMPTS  # one conversation's attempts, then never again
+    started = {(e.story_id, e.agent, e.previous) for e in sink.of(AgentSwitched)}
+    assert started == {
+        ("US-001", "anthropic", ""),
+        ("US-001", f"anthropic:{HAIKU}", "anthropic"),
+        ("US-002", f"anthropic:{HAIKU}", ""),
+        ("US-003", f"anthropic:{HAIKU}", ""),
+    }
+    assert {e.worker for e in sink.of(AgentSwitched) if e.story_id != "US-001"} == {1, 2}
+    assert len(sink.of(Committed)) == 3

@@ -21,8 +21,8 @@ Usage each agent reports is stamped with its name and model, so the cost is pric
 that spent it and the journal and the summary say which agent spent what. The clock and the
 sleep are injectable: tests run hours of waiting without sleeping.
 
-The limit state lives in this object: parallel workers each have their own (one may try the
-primary again after another saw it limited, and then moves on the same way).
+Parallel workers each have their own agents; their wrappers share one table of limits
+(``follow``), so a limit one worker meets holds for the others. Ray nodes keep their own.
 """
 
 from __future__ import annotations
@@ -156,13 +156,12 @@ def format_wait(seconds: float) -> str:
 
 @dataclass
 class FallbackSlot:
-    """One agent of the list: what it is called in events, the model its usage is priced by,
-    and until when (epoch seconds, by the wrapper's clock) it is known to be limited."""
+    """One agent of the list: what it is called in events and the model its usage is priced
+    by (until when it is limited is in ``FallbackAgent.limits``, by label)."""
 
     label: str
     agent: Agent
     model: str | None = None
-    limited_until: float = 0.0
 
 
 class _Stamped:
@@ -215,6 +214,8 @@ class FallbackAgent:
         if not slots:
             raise ValueError("a fallback agent needs at least one agent")
         self.slots = list(slots)
+        # label -> until when (epoch seconds, by ``clock``) the agent is known to be limited
+        self.limits: dict[str, float] = {}
         self.clock = clock
         self.sleep = sleep
         self.tick_s = tick_s
@@ -243,6 +244,15 @@ class FallbackAgent:
             own = primary.model_copy(update={"agent": name, "model": model or config.model})
             slots.append(FallbackSlot(label, create(own, workspace), own.model))
         return cls(slots, clock=clock, sleep=sleep)
+
+    def follow(self, leader: FallbackAgent) -> None:
+        """Share ``leader``'s limits, clock and sleep: parallel workers each have their own
+        agents, but a limit one of them meets holds for all (``parallel._agent_for``)."""
+        self.limits = leader.limits
+        self.clock, self.sleep = leader.clock, leader.sleep
+
+    def limited_until(self, slot: FallbackSlot) -> float:
+        return self.limits.get(slot.label, 0.0)
 
     async def aclose(self) -> None:
         for slot in self.slots:
@@ -275,8 +285,8 @@ class FallbackAgent:
             except AgentRateLimited as exc:
                 if tools.finished:  # limited after the engine ended the iteration: nothing lost
                     return AgentOutcome("finished")
-                slot.limited_until = self._reset_of(exc)
-                wait = format_wait(slot.limited_until - self.clock())
+                self.limits[slot.label] = self._reset_of(exc)
+                wait = format_wait(self.limits[slot.label] - self.clock())
                 previous = slot.label
                 reason = f"{slot.label} is rate-limited ({exc}); it resets in {wait}"
                 handed.append(f"{slot.label}: {exc} (it resets in {wait})")
@@ -292,7 +302,7 @@ class FallbackAgent:
 
     def _why_not_primary(self) -> str:
         primary = self.slots[0]
-        wait = format_wait(primary.limited_until - self.clock())
+        wait = format_wait(self.limited_until(primary) - self.clock())
         return f"{primary.label} is rate-limited for {wait} more"
 
     async def _available(self, tools: IterationHandle, story: str) -> FallbackSlot:
@@ -301,10 +311,10 @@ class FallbackAgent:
         while True:
             now = self.clock()
             for slot in self.slots:
-                if slot.limited_until <= now:
+                if self.limited_until(slot) <= now:
                     return slot
-            first = min(self.slots, key=lambda s: s.limited_until)
-            wait = first.limited_until - now
+            first = min(self.slots, key=self.limited_until)
+            wait = self.limited_until(first) - now
             message = (
                 f"every agent is rate-limited; waiting {format_wait(wait)} for {first.label} "
                 "to reset, then the story goes on"
@@ -315,7 +325,7 @@ class FallbackAgent:
                 )
             )
             tools.emit(Notice(level="warning", message=message))
-            while (remaining := first.limited_until - self.clock()) > 0:
+            while (remaining := self.limited_until(first) - self.clock()) > 0:
                 await tools.checkpoint()
                 await self.sleep(min(remaining, self.tick_s))
             await tools.checkpoint()
