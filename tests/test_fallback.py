@@ -23,7 +23,7 @@ from ralph_tui.agents import create_agent
 from ralph_tui.agents.anthropic_agent import AnthropicAgent
 from ralph_tui.agents.fallback import FallbackAgent, usage_limit
 from ralph_tui.config import load_config
-from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, Engine
+from ralph_tui.engine import Engine
 from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import (
     AgentsLimited,
@@ -33,10 +33,11 @@ from ralph_tui.events import (
     IterationStarted,
     UsageReported,
 )
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import IterationRequest, Usage
-from ralph_tui.parallel import build_engine
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
+from ralph_tui.runs import build_engine
 from ralph_tui.supervisor import ApprovalRequest
 from tests.support.engine import RecordingSink, ScriptedSupervisor, write_script
 from tests.support.fake_anthropic import FakeAnthropic, rate_limited, reply, tool_use
@@ -130,7 +131,7 @@ async def test_a_rate_limit_hands_the_iteration_to_the_next_agent(
         reply(complete()),
     )
 
-    assert await engine.run() == EXIT_DONE
+    assert await engine.run() == ExitCode.DONE
 
     assert git(root, "show", "HEAD:hello.py") == HELLO
     models = [r.body["model"] for r in api.requests]
@@ -195,7 +196,7 @@ async def test_a_cli_usage_cap_hands_the_iteration_to_the_next_agent(
         reply(complete()),
     )
 
-    assert await engine.run() == EXIT_DONE
+    assert await engine.run() == ExitCode.DONE
 
     assert git(root, "show", "HEAD:hello.py") == HELLO + "STARTED = True\n"
     handed = first_user_text(api.requests[0].body)
@@ -232,7 +233,7 @@ async def test_every_agent_limited_waits_for_the_earliest_reset_then_resumes(
         reply(complete()),
     )
 
-    assert await engine.run() == EXIT_DONE
+    assert await engine.run() == ExitCode.DONE
 
     limited = sink.of(AgentsLimited)
     assert [(e.wait_s, e.resume_agent) for e in limited] == [(120.0, "anthropic")]
@@ -262,7 +263,7 @@ async def test_a_stop_during_the_wait_ends_the_iteration_with_the_tree_restored(
     )
     clock.on_sleep.append(lambda: len(clock.slept) == 5 and engine.request_stop())
 
-    assert await engine.run() == EXIT_INTERRUPTED
+    assert await engine.run() == ExitCode.INTERRUPTED
 
     assert len(clock.slept) == 5  # stopped at the next tick, not an hour later
     assert [e.outcome for e in sink.of(IterationFinished)] == ["stopped"]
@@ -296,7 +297,7 @@ async def test_the_primary_is_tried_again_after_its_reset(
         *story_replies(3),  # on the primary again
     )
 
-    assert await engine.run() == EXIT_DONE
+    assert await engine.run() == ExitCode.DONE
 
     models = [r.body["model"] for r in api.requests]
     assert models == [PRIMARY] * SDK_ATTEMPTS + [HAIKU] * 4 + [PRIMARY] * 2
@@ -494,7 +495,7 @@ async def test_parallel_workers_share_what_one_learned_about_a_limit(
 
     api.respond_with(respond)
 
-    assert await engine.run() == EXIT_DONE
+    assert await engine.run() == ExitCode.DONE
 
     primary = [r for r in api.requests if r.body["model"] == PRIMARY]
     assert len(primary) == SDK_ATTEMPTS  # one conversation's attempts, then never again

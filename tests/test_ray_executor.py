@@ -39,8 +39,9 @@ from ralph_tui.events import (  # noqa: E402
     TextDelta,
     ToolResult,
 )
-from ralph_tui.parallel import ParallelEngine, build_engine  # noqa: E402
-from ralph_tui.ray_executor import RayExecutor, build_ray_engine  # noqa: E402
+from ralph_tui.parallel import ParallelEngine  # noqa: E402
+from ralph_tui.ray_executor import RayExecutor  # noqa: E402
+from ralph_tui.runs import build_engine  # noqa: E402
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
 from tests.support.engine import (  # noqa: E402
     HoldFirstApproval,
@@ -97,7 +98,7 @@ def ray_engine(
             sink(event)
 
     sup = supervisor or ScriptedSupervisor()
-    engine = build_ray_engine(root, config, None, sup, both, credentials=credentials)
+    engine = build_engine(root, config, None, sup, both, executor_credentials=credentials)
     return engine, recording, sup
 
 

@@ -81,8 +81,8 @@ async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
 ) -> None:
     from ralph_tui.agents.scripted import ScriptedAgent
     from ralph_tui.config import load_config
+    from ralph_tui.runs import ServedRun, make_run_factory
     from ralph_tui.server.client import RemoteRun
-    from ralph_tui.server.run import ServedRun, make_run_factory
     from ralph_tui.supervisor import ApprovalDecision
     from ralph_tui.tui.app import RalphApp
     from tests.remote.support import SCRIPT, HandSupervisor, WaitingSink
