@@ -206,6 +206,13 @@ class RalphConfig(_Strict):
             fallback_entry(entry)
         return entries
 
+    @property
+    def agent_names(self) -> tuple[str, ...]:
+        """The backends a run may use: the agent, then each ``fallback`` backend, each once
+        (their credentials, SDK warm-ups and checks are all needed)."""
+        names = [self.agent, *(fallback_entry(entry)[0] for entry in self.fallback)]
+        return tuple(dict.fromkeys(names))
+
     def prd_path(self, workspace: Path) -> Path:
         return self._prd_choice(workspace)[0]
 

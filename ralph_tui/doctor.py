@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ralph_tui.agents.registry import agent_spec
 from ralph_tui.checks import Check, find_program, first_line, run_program
-from ralph_tui.config import RalphConfig, fallback_entry, find_config_file, load_config
+from ralph_tui.config import RalphConfig, find_config_file, load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
 from ralph_tui.prd_store import PrdStore
@@ -201,12 +201,7 @@ def gate_program(command: str) -> str | None:
 def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
     """Each fallback agent of another kind than the primary is checked as the primary is: a
     missing key or CLI would otherwise show only when the primary is rate-limited, mid-run."""
-    seen = {config.agent}
-    for entry in config.fallback:
-        name, _ = fallback_entry(entry)
-        if name in seen:
-            continue
-        seen.add(name)
+    for name in config.agent_names[1:]:
         own = config.model_copy(update={"agent": name, "fallback": []})
         for check in agent_spec(name).doctor_checks(root, own):
             yield dataclasses.replace(check, name=f"fallback {name} {check.name}")

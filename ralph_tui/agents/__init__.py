@@ -22,8 +22,7 @@ def warm_up(config: RalphConfig) -> None:
     """Start loading the chosen backends' SDKs in the background, as soon as the run knows
     which: about a second for ``anthropic``, taken while git, the PRD and the sandbox are set up
     instead of before the first iteration (see ``anthropic_agent.preload_sdk``)."""
-    names = [config.agent, *(entry.partition(":")[0].strip() for entry in config.fallback)]
-    for name in dict.fromkeys(names):  # each once, the primary first
+    for name in config.agent_names:  # the primary first, then each fallback backend
         agent_spec(name).start_warm_up()
 
 
