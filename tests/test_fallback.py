@@ -386,6 +386,9 @@ def test_a_cli_usage_limit_message_and_its_reset(
 
 def test_ordinary_output_is_no_usage_limit() -> None:
     assert usage_limit(["error: not logged in", "tests failed: 3"], NOW) is None
+    # the agent's own work talking about rate limits, long before it crashed, is not a limit
+    work = ["adding a rate limit to the API", "wrote limiter.py", "running tests", "", "3 failed"]
+    assert usage_limit([*work, "Traceback: KeyError"], NOW) is None
 
 
 async def test_a_429_reset_header_says_when_the_agent_may_be_tried_again(

@@ -59,6 +59,7 @@ DEFAULT_RESET_S = 300.0
 # while every agent is limited, the wait checks for pause and stop this often
 WAIT_TICK_S = 1.0
 HANDOFF_DIFF_CHARS = 40_000  # the change so far, as given to the next agent
+LIMIT_LINES = 3  # a CLI's last non-empty lines searched for its usage-limit message
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -92,12 +93,14 @@ def usage_limit(
     lines: Sequence[str], now: float, local: tzinfo | None = None
 ) -> AgentRateLimited | None:
     """The usage-limit or rate-limit message among a CLI's last lines, as the error a backend
-    raises (its reset time read from the message when it gives one), or None.
+    raises (its reset time read from the message when it gives one), or None. Only the last
+    few lines count: the agent's own work may print "rate limit" long before a crash.
 
     ``now`` is epoch seconds; a clock time without a zone ("resets 3pm") is in ``local`` (the
     machine's zone by default), the next such time after ``now``.
     """
-    for line in reversed(lines):
+    last = [line for line in lines if line.strip()][-LIMIT_LINES:]
+    for line in reversed(last):
         if not _LIMIT.search(line):
             continue
         message = line.strip()
