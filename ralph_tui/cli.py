@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ralph_tui import __version__, credentials, tempdirs
-from ralph_tui.agents.registry import AGENT_NAMES
+from ralph_tui.agents.registry import agent_names
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
-from ralph_tui.executors import EXECUTOR_NAMES
+from ralph_tui.executors import executor_names
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.prd_store import PrdStore, prd_json_schema
 from ralph_tui.text import counted, escape_controls
@@ -47,12 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the loop (the TUI unless --headless)")
     _workspace_args(run)
-    run.add_argument("--agent", choices=AGENT_NAMES)
+    run.add_argument("--agent", choices=agent_names())
     run.add_argument("--model")
     run.add_argument("--max-iterations", type=int)
     run.add_argument("--workers", type=int, help="stories run at once, each in a git worktree")
     run.add_argument(
-        "--executor", choices=EXECUTOR_NAMES, help="where workers run (ray: [ray] in ralph.toml)"
+        "--executor", choices=executor_names(), help="where workers run (ray: [ray] in ralph.toml)"
     )
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
     run.add_argument(
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check the workspace, gates and agent setup")
     _workspace_args(doctor)
-    doctor.add_argument("--agent", choices=AGENT_NAMES)
+    doctor.add_argument("--agent", choices=agent_names())
     return parser
 
 
@@ -582,7 +582,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             found = json.dumps(prd_path.relative_to(workspace).as_posix())
             prd_line = f"prd = {found.ljust(24)} # where snarktank's loop keeps it\n"
         toml_path.write_text(
-            INIT_CONFIG.format(role=role, prd_line=prd_line, agents=" | ".join(AGENT_NAMES)),
+            INIT_CONFIG.format(role=role, prd_line=prd_line, agents=" | ".join(agent_names())),
             encoding="utf-8",
         )
         created.append(toml_path)

@@ -22,9 +22,9 @@ from pydantic import (
     field_validator,
 )
 
-from ralph_tui.agents.registry import AGENT_NAMES
+from ralph_tui.agents.registry import agent_names
 from ralph_tui.errors import UsageError
-from ralph_tui.executors import EXECUTOR_NAMES
+from ralph_tui.executors import executor_names
 from ralph_tui.review import ReviewOptions
 
 ApproveMode = Literal["ask", "auto"]
@@ -140,14 +140,14 @@ class SandboxOptions(_Strict):
 
 
 def _known_executor(name: str) -> str:
-    if name not in EXECUTOR_NAMES:
-        raise ValueError(f"should be one of {', '.join(repr(n) for n in EXECUTOR_NAMES)}")
+    if name not in (names := executor_names()):
+        raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
     return name
 
 
 def _known_agent(name: str) -> str:
-    if name not in AGENT_NAMES:
-        raise ValueError(f"should be one of {', '.join(repr(n) for n in AGENT_NAMES)}")
+    if name not in (names := agent_names()):
+        raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
     return name
 
 

@@ -3,7 +3,7 @@
 An executor module provides a factory ``(ExecutorSite) -> executor.Executor``; the parallel
 engine builds the configured one when its loop starts, through ``build_executor``. Adding an
 executor is its module and one ``ExecutorSpec`` here (the configuration's choices are read
-from ``EXECUTOR_NAMES``). This module imports nothing of ralph-tui at run time.
+from ``executor_names()``). This module imports nothing of ralph-tui at run time.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ EXECUTORS: dict[str, ExecutorSpec] = {
         ExecutorSpec("ray", "ralph_tui.ray_executor", "ray_executor", requires="ray"),
     )
 }
-EXECUTOR_NAMES: tuple[str, ...] = tuple(EXECUTORS)
+
+
+def executor_names() -> tuple[str, ...]:
+    """The registered executors' names, read when asked (a registration made later counts)."""
+    return tuple(EXECUTORS)
 
 
 def build_executor(site: ExecutorSite) -> Executor:
     return EXECUTORS[site.config.executor].build(site)
 
 
-__all__ = ["EXECUTORS", "EXECUTOR_NAMES", "ExecutorSite", "ExecutorSpec", "build_executor"]
+__all__ = ["EXECUTORS", "ExecutorSite", "ExecutorSpec", "build_executor", "executor_names"]

@@ -100,7 +100,11 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec("scripted", "ralph_tui.agents.scripted", shared=True),
     )
 }
-AGENT_NAMES: tuple[str, ...] = tuple(AGENTS)
+
+
+def agent_names() -> tuple[str, ...]:
+    """The registered backends' names, read when asked (a registration made later counts)."""
+    return tuple(AGENTS)
 
 
 def agent_spec(name: str) -> AgentSpec:
@@ -108,4 +112,4 @@ def agent_spec(name: str) -> AgentSpec:
     return AGENTS[name]
 
 
-__all__ = ["AGENTS", "AGENT_NAMES", "AgentSpec", "agent_spec"]
+__all__ = ["AGENTS", "AgentSpec", "agent_names", "agent_spec"]
