@@ -48,9 +48,9 @@ def fallback_entry(entry: str) -> tuple[str, str | None]:
     """A ``fallback`` entry as (agent, model): ``"claude-code"``, ``"anthropic:claude-haiku-4-5"``
     (a model after the colon; none: the run's ``model``). A ValueError names a bad entry."""
     name, colon, model = entry.strip().partition(":")
-    if name not in AGENT_NAMES:
+    if name not in (names := agent_names()):
         raise ValueError(
-            f"unknown agent {entry!r} (an agent is one of {', '.join(AGENT_NAMES)}, optionally "
+            f"unknown agent {entry!r} (an agent is one of {', '.join(names)}, optionally "
             'followed by ":MODEL", e.g. "anthropic:claude-haiku-4-5")'
         )
     if colon and not model.strip():
@@ -207,7 +207,7 @@ class RalphConfig(_Strict):
         return entries
 
     @property
-    def agent_names(self) -> tuple[str, ...]:
+    def agents_used(self) -> tuple[str, ...]:
         """The backends a run may use: the agent, then each ``fallback`` backend, each once
         (their credentials, SDK warm-ups and checks are all needed)."""
         names = [self.agent, *(fallback_entry(entry)[0] for entry in self.fallback)]

@@ -201,7 +201,7 @@ def gate_program(command: str) -> str | None:
 def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
     """Each fallback agent of another kind than the primary is checked as the primary is: a
     missing key or CLI would otherwise show only when the primary is rate-limited, mid-run."""
-    for name in config.agent_names[1:]:
+    for name in config.agents_used[1:]:
         own = config.model_copy(update={"agent": name, "fallback": []})
         for check in agent_spec(name).doctor_checks(root, own):
             yield dataclasses.replace(check, name=f"fallback {name} {check.name}")

@@ -88,7 +88,7 @@ def agent_credentials(config: RalphConfig, env: Mapping[str, str] | None = None)
     """The variables the agent (and ``[sandbox] pass_env``) needs on the node: from the
     driver's environment or the secrets ralph-tui withheld from it at start-up."""
     names = [
-        *(name for agent in config.agent_names for name in agent_spec(agent).credentials),
+        *(name for agent in config.agents_used for name in agent_spec(agent).credentials),
         *config.command_env,
         *config.sandbox.pass_env,
     ]
@@ -347,7 +347,7 @@ class RayExecutor:
         self._placed: dict[tuple[str, int], Lease] = {}
         self._workers = config.workers
         self._preload = tuple(
-            module for agent in config.agent_names for module in agent_spec(agent).modules
+            module for agent in config.agents_used for module in agent_spec(agent).modules
         )
         self.pool: ActorPool | None = None
         self._expected = config.workers  # stories that may still be placed (``expect``)

@@ -22,7 +22,7 @@ def warm_up(config: RalphConfig) -> None:
     """Start loading the chosen backends' SDKs in the background, as soon as the run knows
     which: about a second for ``anthropic``, taken while git, the PRD and the sandbox are set up
     instead of before the first iteration (see ``anthropic_agent.preload_sdk``)."""
-    for name in config.agent_names:  # the primary first, then each fallback backend
+    for name in config.agents_used:  # the primary first, then each fallback backend
         agent_spec(name).start_warm_up()
 
 
