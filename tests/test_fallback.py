@@ -345,7 +345,13 @@ def test_the_fallback_list_is_built_in_order_without_repeats(
         {
             "agent": "anthropic",
             "model": PRIMARY,
-            "fallback": ["anthropic", f"anthropic:{HAIKU}", "scripted", f"anthropic:{HAIKU}"],
+            "fallback": [
+                "anthropic",
+                f"anthropic:{PRIMARY}",  # the primary itself, by its model
+                f"anthropic:{HAIKU}",
+                "scripted",
+                f"anthropic:{HAIKU}",
+            ],
             "script": str(write_script(root, {"default": []})),
         },
     )

@@ -242,7 +242,8 @@ class FallbackAgent:
         for entry in config.fallback:
             name, model = fallback_entry(entry)
             label = f"{name}:{model}" if model else name
-            if label in {s.label for s in slots} or (name == config.agent and model is None):
+            same_as_primary = name == config.agent and (model or config.model) == config.model
+            if label in {s.label for s in slots} or same_as_primary:
                 continue
             own = primary.model_copy(update={"agent": name, "model": model or config.model})
             slots.append(FallbackSlot(label, create(own, workspace), own.model))
