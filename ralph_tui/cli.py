@@ -519,6 +519,7 @@ INIT_CONFIG = """\
 {prd_line}role = "{role}"
 agent = "anthropic"            # {agents}
 model = "claude-sonnet-4-5"
+# fallback = ["anthropic:claude-haiku-4-5"]  # continue on these when the agent is rate-limited
 max_iterations = 10
 max_fix_attempts = 3
 # max_cost_usd = 5.0

@@ -44,6 +44,20 @@ def refuse_own_credentials(names: list[str]) -> list[str]:
     return names
 
 
+def fallback_entry(entry: str) -> tuple[str, str | None]:
+    """A ``fallback`` entry as (agent, model): ``"claude-code"``, ``"anthropic:claude-haiku-4-5"``
+    (a model after the colon; none: the run's ``model``). A ValueError names a bad entry."""
+    name, colon, model = entry.strip().partition(":")
+    if name not in (names := agent_names()):
+        raise ValueError(
+            f"unknown agent {entry!r} (an agent is one of {', '.join(names)}, optionally "
+            'followed by ":MODEL", e.g. "anthropic:claude-haiku-4-5")'
+        )
+    if colon and not model.strip():
+        raise ValueError(f"{entry!r}: no model after the colon")
+    return name, model.strip() or None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -162,6 +176,9 @@ class RalphConfig(_Strict):
     # everything else matching the secret patterns is withheld from agents and gates
     command_env: list[str] = Field(default_factory=list)
     agent_timeout_s: float = Field(1800.0, gt=0)
+    # agents the iteration continues on when the agent is rate-limited past its retries, in
+    # order: "claude-code", "anthropic:claude-haiku-4-5" (agents/fallback.py)
+    fallback: list[str] = Field(default_factory=list)
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
@@ -181,6 +198,20 @@ class RalphConfig(_Strict):
     _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
     # where ``prd`` was set ("/repo/ralph.toml", "--prd"), for errors about that file
     _prd_origin: str | None = PrivateAttr(None)
+
+    @field_validator("fallback")
+    @classmethod
+    def _known_agents(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            fallback_entry(entry)
+        return entries
+
+    @property
+    def agents_used(self) -> tuple[str, ...]:
+        """The backends a run may use: the agent, then each ``fallback`` backend, each once
+        (their credentials, SDK warm-ups and checks are all needed)."""
+        names = [self.agent, *(fallback_entry(entry)[0] for entry in self.fallback)]
+        return tuple(dict.fromkeys(names))
 
     def prd_path(self, workspace: Path) -> Path:
         return self._prd_choice(workspace)[0]

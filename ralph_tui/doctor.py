@@ -7,6 +7,7 @@ checks only read: nothing is created, installed or written.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 from collections.abc import Iterator, Mapping
@@ -69,6 +70,7 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
     yield from _gate_checks(root, config)
     yield _sandbox_check(root, config)
     yield from agent_spec(config.agent).doctor_checks(root, config)
+    yield from _fallback_checks(root, config)
     if config.executor == "ray":
         yield from _ray_checks(config)
 
@@ -194,6 +196,15 @@ def gate_program(command: str) -> str | None:
 
 
 # ---- the agent -------------------------------------------------------------------------------
+
+
+def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    """Each fallback agent of another kind than the primary is checked as the primary is: a
+    missing key or CLI would otherwise show only when the primary is rate-limited, mid-run."""
+    for name in config.agents_used[1:]:
+        own = config.model_copy(update={"agent": name, "fallback": []})
+        for check in agent_spec(name).doctor_checks(root, own):
+            yield dataclasses.replace(check, name=f"fallback {name} {check.name}")
 
 
 def _ray_checks(config: RalphConfig) -> Iterator[Check]:

@@ -821,7 +821,8 @@ class Engine:
     # ----------------------------------------------------------------- cost
 
     def add_usage(self, story: Story, usage: Usage) -> None:
-        cost = estimate_cost(self.config.model, usage, self.config.pricing)
+        # a fallback agent's usage is priced by its own model (agents/fallback.py)
+        cost = estimate_cost(usage.model or self.config.model, usage, self.config.pricing)
         self.story_cost[story.key] = self.story_cost.get(story.key, 0.0) + cost
         self.run_cost += cost
         self.emit(
@@ -832,6 +833,7 @@ class Engine:
                 cache_creation_input_tokens=usage.cache_creation_input_tokens,
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
+                agent=usage.agent,
             )
         )
         limit = self.config.max_cost_usd

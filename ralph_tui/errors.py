@@ -27,3 +27,19 @@ class AgentError(RalphError):
 
 class StopRequested(Exception):
     """Raised at a safe point when the human (or a signal) asked the loop to stop."""
+
+
+class AgentRateLimited(AgentError):
+    """The agent hit a rate limit or usage cap and its own retries are spent.
+
+    Without ``fallback`` agents this stops the run like any ``AgentError``; with them the
+    iteration moves on to the next agent (``agents/fallback.py``). ``reset_at`` (epoch seconds)
+    or ``retry_after_s`` say when this agent may be tried again, when the provider said so.
+    """
+
+    def __init__(
+        self, message: str, *, reset_at: float | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at
+        self.retry_after_s = retry_after_s

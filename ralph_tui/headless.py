@@ -21,6 +21,7 @@ from typing import TextIO, cast
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import (
+    AgentSwitched,
     ApprovalDecided,
     ApprovalNeeded,
     Committed,
@@ -65,6 +66,7 @@ class ConsoleSink:
         self._redact = redact if redact is not None else Redactor()
         self._pending: dict[int, str] = {}  # per worker (0: the single-worker loop)
         self._cost = 0.0
+        self._agent_cost: dict[str, float] = {}  # a fallback run: what each agent spent
         self._stories: dict[int, str] = {}  # parallel worker -> the story it runs
 
     def __call__(self, event: Event) -> None:
@@ -141,9 +143,17 @@ class ConsoleSink:
                     if skipped
                     else f"  answer: {one_line(answer, CLIP)}"
                 )
-            case UsageReported(cost_usd=spent):
+            case UsageReported(cost_usd=spent, agent=agent):
                 self._cost += spent
+                if agent:
+                    self._agent_cost[agent] = self._agent_cost.get(agent, 0.0) + spent
                 return None
+            case AgentSwitched(agent=agent, previous=previous, reason=reason):
+                # a hand-over's reason is the notice just before it; at an iteration's start
+                # it says why the run is not on the primary agent
+                if previous:
+                    return f"  agent: {agent} takes over from {previous}"
+                return f"  agent: {agent}" + (f" ({one_line(reason, CLIP)})" if reason else "")
             case Notice(level=level, message=message):
                 return f"  {level}: {message}"
             case IterationFinished(outcome=outcome, message=message, patch_path=patch):
@@ -151,6 +161,10 @@ class ConsoleSink:
                 return f"  iteration {outcome}" + (f": {message}" if message else "") + extra
             case RunFinished(exit_code=code, reason=reason):
                 total = f", est. cost ${self._cost:.4f}" if self._cost else ""
+                if len(self._agent_cost) > 1:  # the cost table of a fallback run, by agent
+                    total += " by agent: " + ", ".join(
+                        f"{agent} ${cost:.4f}" for agent, cost in self._agent_cost.items()
+                    )
                 return f"\nrun finished: {reason} (exit {code}{total})"
         return None
 

@@ -39,6 +39,9 @@ class Usage:
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float | None = None  # set when the backend reports its own cost (Claude Code)
+    # set by a fallback run (agents/fallback.py): which agent spent it, priced by its model
+    agent: str = ""
+    model: str | None = None
 
 
 @dataclass(frozen=True)

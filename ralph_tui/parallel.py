@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.agents import create_agent
+from ralph_tui.agents.fallback import FallbackAgent
 from ralph_tui.agents.registry import agent_spec
 from ralph_tui.approvals import ApprovalQueue, approvals_automatic
 from ralph_tui.config import RalphConfig
@@ -177,10 +178,14 @@ class ParallelEngine(Engine):
         )
 
     def _agent_for(self, worker: int) -> Agent:
-        if worker == 1 or agent_spec(self.config.agent).shared:
+        shared = agent_spec(self.config.agent).shared and not self.config.fallback
+        if worker == 1 or shared:
             return self.agent  # the scripted agent keeps no per-conversation state
         if worker not in self._agents:
-            self._agents[worker] = create_agent(self.config, self.root)
+            agent = create_agent(self.config, self.root)
+            if isinstance(agent, FallbackAgent) and isinstance(self.agent, FallbackAgent):
+                agent.follow(self.agent)  # a rate limit one worker meets holds for all
+            self._agents[worker] = agent
         return self._agents[worker]
 
     async def _loop(self) -> tuple[int, str]:

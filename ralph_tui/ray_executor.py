@@ -88,7 +88,7 @@ def agent_credentials(config: RalphConfig, env: Mapping[str, str] | None = None)
     """The variables the agent (and ``[sandbox] pass_env``) needs on the node: from the
     driver's environment or the secrets ralph-tui withheld from it at start-up."""
     names = [
-        *agent_spec(config.agent).credentials,
+        *(name for agent in config.agents_used for name in agent_spec(agent).credentials),
         *config.command_env,
         *config.sandbox.pass_env,
     ]
@@ -346,7 +346,9 @@ class RayExecutor:
         self._connect_lock = asyncio.Lock()
         self._placed: dict[tuple[str, int], Lease] = {}
         self._workers = config.workers
-        self._preload = agent_spec(config.agent).modules
+        self._preload = tuple(
+            module for agent in config.agents_used for module in agent_spec(agent).modules
+        )
         self.pool: ActorPool | None = None
         self._expected = config.workers  # stories that may still be placed (``expect``)
         self._attempts: dict[str, int] = {}

@@ -975,6 +975,14 @@ async def test_credentials_come_from_the_driver_environment(
     assert agent_credentials(command) == {"OPENAI_API_KEY": "sk-openai"}
     anthropic = load_config(root, {"agent": "anthropic"})
     assert agent_credentials(anthropic) == {"ANTHROPIC_API_KEY": "sk-ant"}
+    # a fallback agent's credentials go to the node too: it may take the story over there
+    fallback = load_config(
+        root, {"agent": "command", "command_env": ["OPENAI_API_KEY"], "fallback": ["anthropic"]}
+    )
+    assert agent_credentials(fallback) == {
+        "ANTHROPIC_API_KEY": "sk-ant",
+        "OPENAI_API_KEY": "sk-openai",
+    }
 
 
 def test_executor_ray_in_ralph_toml_builds_the_ray_engine(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ its argv or on stdin. Its merged stdout/stderr streams into the transcript line 
 no tools of ours, so it signals through its output: process exit, or the Ralph-loop marker
 ``<promise>COMPLETE</promise>``, claims the story is done (the engine then runs the gates and
 asks for approval as for any backend); ``<escalate>question</escalate>`` raises an escalation.
+A failed exit after a usage-limit message ("usage limit reached", "try again in 2 hours") is
+``AgentRateLimited``: the next ``fallback`` agent takes over (``agents/fallback.py``).
 When the engine sends the claim back (gates failed, human feedback) a fresh process runs with the
 failure appended to the prompt, until the engine ends the iteration.
 
@@ -30,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui import credentials
+from ralph_tui.agents.fallback import usage_limit
 from ralph_tui.checks import Check, find_program
 from ralph_tui.config import RalphConfig
-from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
 from ralph_tui.procgroup import GroupProcess, LineSplitter
@@ -122,6 +125,13 @@ class CommandAgent:
                 tools.emit(Notice(level="error", message=message))
                 return AgentOutcome("timeout", message)
             if not result.claimed and result.exit_code != 0:
+                limited = usage_limit(result.tail, time.time())
+                if limited is not None:  # a fallback agent can take over (agents/fallback.py)
+                    raise AgentRateLimited(
+                        f"{self.argv[0]} exited with status {result.exit_code}: {limited}",
+                        reset_at=limited.reset_at,
+                        retry_after_s=limited.retry_after_s,
+                    )
                 last = result.tail[-1].strip() if result.tail else "(no output)"
                 message = f"{self.argv[0]} exited with status {result.exit_code}: {last}"
                 tools.emit(Notice(level="error", message=message))

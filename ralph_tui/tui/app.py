@@ -26,10 +26,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input
 from textual.worker import Worker, WorkerState
 
+from ralph_tui.agents.fallback import format_wait
 from ralph_tui.approvals import approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import RalphError
 from ralph_tui.events import (
+    AgentsLimited,
+    AgentSwitched,
     ApprovalDecided,
     ApprovalNeeded,
     ApprovalsWaiting,
@@ -176,6 +179,7 @@ class RalphApp(App[int]):
         self.error_message: str | None = None
         self._started_at: float | None = None
         self._finished_at: float | None = None
+        self._limited_until: tuple[float, str] | None = None  # every fallback agent limited
         self._run_started = False
         self._quitting = False
         self._diff_timer_pending = False
@@ -375,6 +379,8 @@ class RalphApp(App[int]):
             case ToolResult() | IterationStarted() | IterationFinished() | Committed():
                 # any tool of any backend may have edited the tree (Bash, NotebookEdit, a CLI)
                 self.request_diff()
+                if isinstance(event, IterationFinished):
+                    self._show_waiting(None)
                 if isinstance(event, IterationStarted):
                     story = f"{event.story_id} {event.title}"
                     self.status = self.status.with_(iteration=event.iteration, story=story)
@@ -383,6 +389,11 @@ class RalphApp(App[int]):
                     tokens=self.status.tokens + event.input_tokens + event.output_tokens,
                     cost_usd=self.status.cost_usd + event.cost_usd,
                 )
+            case AgentSwitched(agent=agent):
+                self.status = self.status.with_(agent=agent)
+                self._show_waiting(None)
+            case AgentsLimited(wait_s=wait, resume_agent=resume):
+                self._show_waiting((self.clock() + wait, resume))
             case PrdChanged():
                 self.reload_board()
             case RunStateChanged(state=state):
@@ -398,6 +409,7 @@ class RalphApp(App[int]):
                     unsandboxed=event.sandbox == "none",
                 )
             case RunFinished():
+                self._show_waiting(None)
                 self._finished("finished", event.reason)
                 self.exit_code = event.exit_code
                 self.notify(f"Run finished: {event.reason}", timeout=8)
@@ -416,8 +428,21 @@ class RalphApp(App[int]):
         for line in self.query("#status").results(StatusLine):  # none while closing
             line.status = status
 
+    def _show_waiting(self, until: tuple[float, str] | None) -> None:
+        """Start (``until``: the app clock's time of the reset, the agent it resumes on) or end
+        the status line's countdown while every fallback agent is rate-limited."""
+        self._limited_until = until
+        self._show_status()
+
     def _show_status(self) -> None:
-        """Bring the elapsed time up to date (the rest of ``status`` is set as events come)."""
+        """Bring the elapsed time and a rate-limit countdown up to date (the rest of
+        ``status`` is set as events come)."""
+        waiting = ""
+        if self._limited_until is not None:
+            until, agent = self._limited_until
+            waiting = f"{agent} in {format_wait(until - self.clock())}"
+        if waiting != self.status.waiting:
+            self.status = self.status.with_(waiting=waiting)
         if self._started_at is not None:
             end = self._finished_at if self._finished_at is not None else self.clock()
             # whole seconds, as shown: a new float every call would repaint for nothing

@@ -778,3 +778,42 @@ async def test_during_an_escalation_the_engines_log_entry_is_marked_as_ralph_tui
         await wait_for(pilot, lambda: files.option_count == 1, what="the log in the diff")
         label = str(files.get_option_at_index(0).prompt)
     assert label.startswith("M ralph-tui: tasks/")
+
+
+async def test_status_line_names_the_fallback_agent_and_counts_down_while_all_are_limited(
+    tmp_path: Path,
+) -> None:
+    """A fallback run: the agent at work is on the status line; while every agent is
+    rate-limited a countdown to the reset stands there, by the app's clock, until the run
+    goes on (the engine's side of these events is tests/test_fallback.py)."""
+    from ralph_tui.events import AgentsLimited, AgentSwitched
+
+    clock = ManualClock()
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, autostart=False, clock=clock)
+
+    def line() -> str:
+        return str(app.query_one("StatusLine").render().plain)
+
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        app.batcher(AgentSwitched(story_id="US-001", agent="claude-code"))
+        app.batcher(
+            AgentSwitched(
+                story_id="US-001",
+                agent="anthropic:claude-haiku-4-5",
+                previous="claude-code",
+                reason="usage limit",
+            )
+        )
+        await wait_for(pilot, lambda: "│ anthropic:claude-haiku-4-5 │" in line(), what="agent")
+        assert "rate-limited" not in line()
+        app.batcher(AgentsLimited(story_id="US-001", wait_s=125.0, resume_agent="claude-code"))
+        await wait_for(pilot, lambda: "⏸ rate-limited: claude-code in 2m05s" in line())
+        clock.advance(65)  # the status line's one-second tick reads the app's clock
+        await wait_for(pilot, lambda: "⏸ rate-limited: claude-code in 1m00s" in line())
+        app.batcher(
+            AgentSwitched(story_id="US-001", agent="claude-code", previous="", reason="reset")
+        )
+        await wait_for(pilot, lambda: "rate-limited" not in line(), what="countdown ends")
+        assert "│ claude-code │" in line()
