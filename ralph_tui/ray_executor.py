@@ -74,7 +74,7 @@ from ralph_tui.ray_node import (
     reply_error,
 )
 from ralph_tui.ray_pool import ActorPool, Lease, retrieved
-from ralph_tui.worktrees import WIP_MESSAGE
+from ralph_tui.worktrees import HOLLOW, WIP_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,9 @@ class RemoteCheckout:
         message = WIP_MESSAGE.format(story=self._changes.story_id).encode()
         scratch = self._changes.scratch
         moved = await asyncio.to_thread(scratch.rebase_change, change.patch, onto, message)
+        hollow = isinstance(moved, VerifiedChange) and not moved.patch and change.patch
+        if hollow and not keep_conflicts:  # ``Worktree.rebase``: stacked on a change that holds
+            return [HOLLOW]  # this one whole, it would have nothing of its own left
         if isinstance(moved, VerifiedChange):
             self._base = onto
             self._current = self._changes.made(onto, moved)

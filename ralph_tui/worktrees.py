@@ -50,6 +50,10 @@ def _git(
     return git_output(cwd, *args, stdin=stdin, env=env)
 
 
+# a speculative rebase's answer when the change has nothing of its own on top of ``onto``
+HOLLOW = "(the change is already there whole: nothing of its own on top)"
+
+
 def branch_name(story_id: str) -> str:
     return f"ralph/{safe_name(story_id)}"
 
@@ -158,7 +162,9 @@ class Worktree:
 
         On a conflict the worktree is left at ``onto`` with the change applied and conflict
         markers in the files (nothing staged), and ``base`` becomes ``onto``; with
-        ``keep_conflicts=False`` it is put back as it was instead (a speculative rebase).
+        ``keep_conflicts=False`` it is put back as it was instead (a speculative rebase), and
+        so is a change that ``onto`` already holds whole (``HOLLOW``): stacked there it would
+        have nothing of its own left if ``onto``'s change were dropped.
         """
         if self.commit is None:
             raise GitError(f"{self.root}: the change was not snapshotted before the rebase")
@@ -173,6 +179,13 @@ class Worktree:
         applied = run_git(self.root, "apply", "--3way", "--index", "--binary", stdin=patch)
         if applied.returncode == 0:
             tree = _git(self.root, "write-tree").decode().strip()
+            if (
+                not keep_conflicts
+                and tree == _git(self.root, "rev-parse", f"{onto}^{{tree}}").decode().strip()
+            ):
+                self.base = old_base
+                self._move_to(old_commit)
+                return [HOLLOW]
             message = WIP_MESSAGE.format(story=self.story_id).encode()
             commit = _git(self.root, "commit-tree", tree, "-p", onto, stdin=message)
             self._move_to(commit.decode().strip())
