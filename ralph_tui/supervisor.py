@@ -52,6 +52,8 @@ class EscalationRequest:
     question: str
     tried: str
     automatic: bool = False  # raised by the engine after repeated failures, not by the agent
+    suggestion: str = ""  # the PM's proposed answer ([pm]); the human may send it as is
+    pm_note: str = ""  # what the PM did: could not answer, answers after a delay
 
 
 @dataclass(frozen=True)
