@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,7 +67,7 @@ from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
-from ralph_tui.pm import ProductManager
+from ralph_tui.pm import AS_IS, ProductManager
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
@@ -97,6 +98,8 @@ EXIT_INTERRUPTED = 130
 __all__ = ["EXIT_WAITING_FOR_HUMAN", "Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
+# whose answer, as the progress log says it ([pm]): a human's needs no label
+_LOGGED_BY = {"human": "", "pm": "the PM", AS_IS: "the PM's suggestion, sent by a human"}
 
 
 class Engine:
@@ -806,7 +809,7 @@ class Engine:
             await asyncio.to_thread(
                 self.progress.append_answer,
                 self._redact(text) if text else None,
-                by="" if by == "human" else by.replace("pm", "the PM"),
+                by=_LOGGED_BY.get(by, by),
             )
         self.emit(
             EscalationAnswered(
@@ -820,7 +823,7 @@ class Engine:
             )
         elif answer.kind == "skip":
             self.skipped.add(story.key)
-        return answer
+        return dataclasses.replace(answer, by=by)
 
     async def ask_supervisor(self, request: EscalationRequest, *, pm: str = "") -> EscalationAnswer:
         """Put the escalation to the supervisor (``pm``: what the PM did, for the faces)."""

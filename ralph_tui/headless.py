@@ -29,6 +29,9 @@ from ralph_tui.events import (
     IterationFinished,
     IterationStarted,
     Notice,
+    PmAnswered,
+    PmProposal,
+    PmToolUsed,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -132,12 +135,23 @@ class ConsoleSink:
             case Escalated(question=question, automatic=automatic):
                 who = "engine" if automatic else "agent"
                 return f"  ? escalation ({who}): {one_line(question, CLIP)}"
-            case EscalationAnswered(answer=answer, skipped=skipped):
+            case EscalationAnswered(answer=answer, skipped=skipped, by=by, correction=correction):
+                whose = (
+                    "" if by == "human" else " (the PM, not a human)" if by == "pm" else f" ({by})"
+                )
+                label = "correction" if correction else "answer"
                 return (
                     "  supervisor: skipped the story"
                     if skipped
-                    else f"  answer: {one_line(answer, CLIP)}"
+                    else f"  {label}{whose}: {one_line(answer, CLIP)}"
                 )
+            case PmAnswered(answer=answer, known=known):
+                said = one_line(answer, CLIP)
+                return f"  PM: {said}" if known else f"  PM: cannot answer ({said})"
+            case PmToolUsed(name=name, detail=detail, refused=refused):
+                return f"  PM → {name}{' (refused)' if refused else ''} {one_line(detail, 160)}"
+            case PmProposal(proposal=proposal, decision=decision):
+                return f"  PM proposes a PRD change ({decision}): {one_line(proposal, CLIP)}"
             case UsageReported(cost_usd=spent):
                 self._cost += spent
                 return None
@@ -169,8 +183,9 @@ class TerminalSupervisor:
 
     @property
     def reaches_human(self) -> bool:
-        """``--approve auto`` asks nobody: a flagged change cannot be shown to anyone here."""
-        return self.mode == "ask"
+        """``--approve auto`` asks nobody: a flagged change cannot be shown to anyone here.
+        Nor does a stdin that is not a terminal (CI): a PM in ``answer`` mode answers at once."""
+        return self.mode == "ask" and _is_terminal(self.stdin)
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
         if self.mode == "auto":
@@ -197,10 +212,24 @@ class TerminalSupervisor:
         if self.mode == "auto":
             return EscalationAnswer("stop")
         self.sink._line(f"  Tried: {request.tried}\n  Question: {request.question}")
-        text = await self._ask("  your answer (empty line to skip the story): ")
+        if request.pm_note:
+            self.sink._line(f"  {request.pm_note}")
+        if request.suggestion:
+            self.sink._line(f"  The PM suggests: {request.suggestion}")
+        sends = "'.' sends the PM's suggestion, " if request.suggestion else ""
+        text = await self._ask(f"  your answer ({sends}empty line to skip the story): ")
         if text is None:
             return EscalationAnswer("stop")
+        if request.suggestion and text.strip() == ".":
+            return EscalationAnswer("answer", request.suggestion)
         return EscalationAnswer("answer", text) if text.strip() else EscalationAnswer("skip")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed, or a stand-in without isatty
+        return False
 
 
 async def _readline(stream: TextIO) -> str:
