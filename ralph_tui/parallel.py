@@ -52,7 +52,13 @@ from ralph_tui.git_repo import _run_git
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor, reaches_human
+from ralph_tui.supervisor import (
+    ApprovalDecision,
+    ApprovalRequest,
+    EscalationAnswer,
+    Supervisor,
+    reaches_human,
+)
 from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -316,6 +322,10 @@ class ParallelEngine(Engine):
     @property
     def approvals_unattended(self) -> bool:
         return self.approvals_automatic and not reaches_human(self.supervisor)
+
+    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """A PRD change the PM proposed waits in the same queue as the workers' changes."""
+        return await self.approvals.approve(request)
 
     async def queue_approval(
         self,

@@ -15,7 +15,8 @@ from typing import Any
 import anthropic
 import pytest
 
-from ralph_tui.config import PmOptions
+from ralph_tui.agents.scripted import ScriptedAgent
+from ralph_tui.config import PmOptions, load_config
 from ralph_tui.engine import Engine
 from ralph_tui.events import (
     Escalated,
@@ -29,6 +30,7 @@ from ralph_tui.events import (
 )
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest
 from ralph_tui.notify import Notifier
+from ralph_tui.parallel import build_engine
 from ralph_tui.pm import ProductManager
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -37,7 +39,14 @@ from ralph_tui.supervisor import (
     EscalationRequest,
 )
 from ralph_tui.workspace import Redactor
-from tests.support.engine import ScriptedSupervisor, complete, make_engine
+from tests.support.engine import (
+    RecordingSink,
+    ScriptedSupervisor,
+    complete,
+    create,
+    make_engine,
+    write_script,
+)
 from tests.support.fake_anthropic import FakeAnthropic, http_error, reply, tool_use
 from tests.support.repo import git, make_repo, story
 
@@ -421,3 +430,42 @@ def test_pm_section_is_checked() -> None:
         PmOptions.model_validate({"mode": "decide"})
     with pytest.raises(ValueError):
         PmOptions.model_validate({"answer_after": -1})
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_pm_with_one_and_two_workers(
+    tmp_path: Path, api: FakeAnthropic, workers: int
+) -> None:
+    """The PM answers a worker's escalation; its PRD proposal waits in the approval queue."""
+    root = make_repo(tmp_path / "ws", [story("A", "Export"), story("B", "Import", priority=2)])
+    api.add(
+        reply(
+            tool_use(
+                "propose_prd_change",
+                {"kind": "priority", "story_id": "B", "priority": 7, "reason": "later"},
+            )
+        ),
+        answers(),
+    )
+    script = {
+        "stories": {
+            "A": [QUESTION, create("a.txt", "a\n"), complete()],
+            "B": [create("b.txt", "b\n"), complete()],
+        }
+    }
+    sup = ScriptedSupervisor(answers=[EscalationAnswer("answer", PM_ANSWER)])
+    path = write_script(root, script)
+    config = load_config(
+        root, {"script": str(path), "workers": workers, "pm": {}, "sandbox": {"mode": "off"}}
+    )
+    sink = RecordingSink()
+    engine = build_engine(root, config, ScriptedAgent.from_file(path, config), sup, sink)
+    assert config.pm is not None
+    client = anthropic.AsyncAnthropic(api_key="sk-ant-test-0000", base_url=api.base_url)
+    engine.pm = ProductManager(config.pm, config, client=client)
+    assert await engine.run() == 0
+
+    assert [e.by for e in sink.of(EscalationAnswered)] == ["human (the PM's suggestion as is)"]
+    assert [e.decision for e in sink.of(PmProposal)] == ["proposed", "accepted"]
+    assert prd_stories(root)["B"]["priority"] == 7
+    assert all(s["passes"] for s in prd_stories(root).values())
