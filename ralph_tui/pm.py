@@ -72,7 +72,15 @@ PRD_CHARS = 20_000  # the PRD given to the PM, like AGENTS.md to the agent
 GIT_TIMEOUT_S = 60.0
 GIT_SUBCOMMANDS = ("log", "show")
 # options of git log/show that write a file or run a program of the repository's choosing
-_REFUSED_OPTIONS = ("--output", "-o", "--ext-diff", "--textconv", "-O", "--no-index")
+_REFUSED_OPTIONS = (
+    "--output",
+    "-o",
+    "--ext-diff",
+    "--textconv",
+    "-O",
+    "--no-index",
+    "--show-signature",  # runs gpg.program
+)
 
 PM_SYSTEM = """\
 You are the product manager of a software project. An engineering agent working on one story \
@@ -619,7 +627,17 @@ class ProductManager:
         """``git`` with hardened settings, inside the run's sandbox (as the agent's commands)."""
         sandbox = engine.workspace.sandbox
         command = shlex.join(
-            ["git", "--no-pager", "-c", "core.fsmonitor=false", "-c", "diff.external=", *argv]
+            [
+                "git",
+                "--no-pager",
+                "-c",
+                "core.fsmonitor=false",
+                "-c",
+                "diff.external=",
+                "-c",
+                "log.showSignature=false",
+                *argv,
+            ]
         )
         outcome = await run_bash(
             command, cwd=engine.root, env=sandbox.env(), timeout_s=GIT_TIMEOUT_S, sandbox=sandbox
