@@ -653,9 +653,24 @@ def _git_refusal(args: Sequence[str]) -> str | None:
             f"({' and '.join(GIT_SUBCOMMANDS)})"
         )
     for arg in args[1:]:
-        if arg.startswith(_REFUSED_OPTIONS):
+        if _writes_or_runs(arg):
             return f"refused: git {args[0]} {one_line(arg, 60)}: it writes a file or runs a program"
     return None
+
+
+def _writes_or_runs(arg: str) -> bool:
+    """``--output=f`` and its abbreviations (a git that accepts ``--outp``), ``-o``/``-O`` in
+    a cluster of short options, external diff and textconv programs, signature checks."""
+    if arg.startswith(_REFUSED_OPTIONS):
+        return True
+    if arg.startswith("--"):
+        name = arg[2:].split("=", 1)[0]
+        return len(name) >= 2 and any(
+            option[2:].startswith(name) for option in _REFUSED_OPTIONS if option.startswith("--")
+        )
+    if arg.startswith("-") and len(arg) > 1 and arg[1] not in "SG":  # -S/-G take a string
+        return "o" in arg[1:] or "O" in arg[1:]
+    return False
 
 
 def _whose(answer: EscalationAnswer, suggestion: str) -> str:
