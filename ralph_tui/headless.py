@@ -65,6 +65,7 @@ class ConsoleSink:
         self._redact = redact if redact is not None else Redactor()
         self._pending: dict[int, str] = {}  # per worker (0: the single-worker loop)
         self._cost = 0.0
+        self._pm_cost = 0.0  # [pm]: the product-manager agent's share
         self._stories: dict[int, str] = {}  # parallel worker -> the story it runs
 
     def __call__(self, event: Event) -> None:
@@ -152,8 +153,10 @@ class ConsoleSink:
                 return f"  PM → {name}{' (refused)' if refused else ''} {one_line(detail, 160)}"
             case PmProposal(proposal=proposal, decision=decision):
                 return f"  PM proposes a PRD change ({decision}): {one_line(proposal, CLIP)}"
-            case UsageReported(cost_usd=spent):
+            case UsageReported(cost_usd=spent, by=by):
                 self._cost += spent
+                if by == "pm":
+                    self._pm_cost += spent
                 return None
             case Notice(level=level, message=message):
                 return f"  {level}: {message}"
@@ -161,7 +164,8 @@ class ConsoleSink:
                 extra = f"; change saved to {patch}" if patch else ""
                 return f"  iteration {outcome}" + (f": {message}" if message else "") + extra
             case RunFinished(exit_code=code, reason=reason):
-                total = f", est. cost ${self._cost:.4f}" if self._cost else ""
+                pm = f", the PM ${self._pm_cost:.4f} of it" if self._pm_cost else ""
+                total = f", est. cost ${self._cost:.4f}{pm}" if self._cost else ""
                 return f"\nrun finished: {reason} (exit {code}{total})"
         return None
 

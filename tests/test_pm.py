@@ -7,6 +7,7 @@ talking to ``FakeAnthropic``. ``answer_after`` is waited on an injected clock a 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +27,15 @@ from ralph_tui.events import (
     PmAnswered,
     PmProposal,
     PmToolUsed,
+    RunFinished,
     UsageReported,
 )
+from ralph_tui.headless import ConsoleSink
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest
 from ralph_tui.notify import Notifier
 from ralph_tui.parallel import build_engine
 from ralph_tui.pm import ProductManager
+from ralph_tui.server.protocol import escalation_from_dict, escalation_to_dict
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -469,3 +473,28 @@ async def test_pm_with_one_and_two_workers(
     assert [e.decision for e in sink.of(PmProposal)] == ["proposed", "accepted"]
     assert prd_stories(root)["B"]["priority"] == 7
     assert all(s["passes"] for s in prd_stories(root).values())
+
+
+def test_headless_console_marks_the_pm_and_its_cost() -> None:
+    out = io.StringIO()
+    sink = ConsoleSink(out, Redactor(env={}))
+    sink(UsageReported(story_id="A", cost_usd=0.5))
+    sink(UsageReported(story_id="A", cost_usd=0.25, by="pm"))
+    sink(PmAnswered(story_id="A", answer="Use 8080"))
+    sink(EscalationAnswered(story_id="A", answer="Use 8080", by="pm"))
+    sink(EscalationAnswered(story_id="A", answer="No, 9090", correction=True))
+    sink(RunFinished(exit_code=0, reason="every story passes"))
+    lines = out.getvalue().splitlines()
+    assert "  PM: Use 8080" in lines
+    assert "  answer (the PM, not a human): Use 8080" in lines
+    assert "  correction: No, 9090" in lines
+    assert lines[-1].endswith("(exit 0, est. cost $0.7500, the PM $0.2500 of it)")
+
+
+def test_remote_faces_receive_the_pm_suggestion() -> None:
+    request = EscalationRequest(
+        "A", "Export", "Which port?", "-", suggestion=PM_ANSWER, pm_note="The PM answers in 5s"
+    )
+    assert escalation_from_dict(escalation_to_dict(request)) == request
+    old_server = {k: v for k, v in escalation_to_dict(request).items() if k != "suggestion"}
+    assert escalation_from_dict(old_server).suggestion == ""
