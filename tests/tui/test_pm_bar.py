@@ -1,0 +1,67 @@
+"""The PM's suggestion in the real TUI ([pm], suggest mode): the escalation bar opens with the
+PM's answer shown and in the box; enter sends it as is, typing replaces it with the human's own.
+The PM is the built-in Anthropic agent code against the fake Messages API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from ralph_tui.engine import Engine
+from ralph_tui.pm import ProductManager
+from tests.support.engine import complete
+from tests.support.fake_anthropic import FakeAnthropic, reply, tool_use
+from tests.support.repo import make_repo
+from tests.tui.support import build_app, wait_for
+
+PM_ANSWER = "Use 8080, as the PRD says."
+SCRIPT = {
+    "default": [
+        {"tool": "escalate", "input": {"question": "Which port?", "tried": "read the docs"}},
+        complete(),
+    ]
+}
+
+
+@pytest.fixture
+def api() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic([reply(tool_use("answer", {"answer": PM_ANSWER}))]) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("keys", "told"),
+    [
+        (
+            ["enter"],
+            f"Answer from the human supervisor (the product manager's suggestion):\n{PM_ANSWER}",
+        ),
+        ([*"Use 9090", "enter"], "Answer from the human supervisor:\nUse 9090"),
+    ],
+    ids=["as-is", "own"],
+)
+async def test_the_bar_offers_the_pm_answer(
+    tmp_path: Path, api: FakeAnthropic, keys: list[str], told: str
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    overrides = {"approve": "auto", "pm": {}, "sandbox": {"mode": "off"}}
+    app, agent = build_app(root, SCRIPT, overrides=overrides)
+    engine = app.engine
+    assert isinstance(engine, Engine) and engine.config.pm is not None
+    client = anthropic.AsyncAnthropic(api_key="sk-ant-test-0000", base_url=api.base_url)
+    engine.pm = ProductManager(engine.config.pm, engine.config, client=client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        bar = app.escalation_bar
+        await wait_for(pilot, lambda: bar.is_open, what="the escalation bar")
+        assert bar.answer_box.value == PM_ANSWER
+        await wait_for(pilot, lambda: app.focused is bar.answer_box, what="the box's focus")
+        await pilot.press(*keys)
+        await wait_for(pilot, lambda: app.exit_code is not None, what="run end")
+        transcript = " ".join(app.transcript.plain_lines())
+        assert f"PM » {PM_ANSWER}" in transcript
+    assert [str(outcome.content) for tool, outcome in agent.received if tool == "escalate"] == [
+        told
+    ]
