@@ -341,7 +341,7 @@ async def test_prd_proposals_one_accepted_one_rejected(tmp_path: Path, api: Fake
     script = {"stories": {"A": [QUESTION, complete()], "B": [complete()]}}
     engine, _, sink = pm_engine(root, api, sup, script)
     engine.config = engine.config.model_copy(update={"max_iterations": 1})
-    await engine.run()
+    assert await engine.run() == 3  # B is left for a next run
 
     proposals = sup.approval_requests[:2]
     assert [p.title for p in proposals] == [
