@@ -33,8 +33,8 @@ from ralph_tui.events import (
 from ralph_tui.headless import ConsoleSink
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest
 from ralph_tui.notify import Notifier
-from ralph_tui.parallel import build_engine
 from ralph_tui.pm import ProductManager
+from ralph_tui.runs import build_engine
 from ralph_tui.server.protocol import escalation_from_dict, escalation_to_dict
 from ralph_tui.supervisor import (
     ApprovalDecision,

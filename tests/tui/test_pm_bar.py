@@ -51,7 +51,7 @@ async def test_the_bar_offers_the_pm_answer(
     root = make_repo(tmp_path / "ws")
     overrides = {"approve": "auto", "pm": {}, "sandbox": {"mode": "off"}}
     app, agent = build_app(root, SCRIPT, overrides=overrides)
-    engine = app.engine
+    engine = getattr(app.engine, "engine", app.engine)  # ServedRun wraps the engine
     assert isinstance(engine, Engine) and engine.config.pm is not None
     client = anthropic.AsyncAnthropic(api_key="sk-ant-test-0000", base_url=api.base_url)
     engine.pm = ProductManager(engine.config.pm, engine.config, client=client)
@@ -86,7 +86,7 @@ async def test_a_pm_proposal_is_an_approval_the_human_decides(
     answer = tool_use("answer", {"answer": PM_ANSWER})
     overrides = {"approve": "auto", "pm": {}, "sandbox": {"mode": "off"}}
     app, _ = build_app(root, SCRIPT, overrides=overrides)
-    engine = app.engine
+    engine = getattr(app.engine, "engine", app.engine)  # ServedRun wraps the engine
     assert isinstance(engine, Engine) and engine.config.pm is not None
     with FakeAnthropic([reply(propose, answer)]) as api:
         client = anthropic.AsyncAnthropic(api_key="sk-ant-test-0000", base_url=api.base_url)
