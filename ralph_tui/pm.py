@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ralph_tui.agents.anthropic_agent import AnthropicAgent
 from ralph_tui.config import PmOptions, RalphConfig
-from ralph_tui.errors import AgentError, RalphError
+from ralph_tui.errors import AgentError, RalphError, UsageError
 from ralph_tui.events import (
     Escalated,
     EscalationAnswered,
@@ -329,7 +329,12 @@ class ProductManager:
     ) -> None:
         self.options = options
         self.model = options.model or config.model
-        self.agent = AnthropicAgent(config.model_copy(update={"model": self.model}), client=client)
+        try:
+            self.agent = AnthropicAgent(
+                config.model_copy(update={"model": self.model}), client=client
+            )
+        except UsageError as exc:  # a missing key: said before the run starts, as the PM's
+            raise UsageError(f"[pm] (the product-manager agent): {exc}") from None
         self.clock: Clock = clock or RealClock()
         # answer mode, after the PM answered: the human's answer still to come (a correction)
         self._correction: asyncio.Task[None] | None = None

@@ -19,6 +19,7 @@ import pytest
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import PmOptions, load_config
 from ralph_tui.engine import Engine
+from ralph_tui.errors import UsageError
 from ralph_tui.events import (
     Escalated,
     EscalationAnswered,
@@ -498,3 +499,16 @@ def test_remote_faces_receive_the_pm_suggestion() -> None:
     assert escalation_from_dict(escalation_to_dict(request)) == request
     old_server = {k: v for k, v in escalation_to_dict(request).items() if k != "suggestion"}
     assert escalation_from_dict(old_server).suggestion == ""
+
+
+async def test_pm_without_a_key_stops_the_run_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_repo(tmp_path / "ws")
+    monkeypatch.setattr("ralph_tui.credentials.get", lambda name: None)
+    engine, _, _, _ = make_engine(root, {"default": [complete()]}, pm={"mode": "answer"})
+    head = git(root, "rev-parse", "HEAD")
+    with pytest.raises(UsageError, match=r"^\[pm\] \(the product-manager agent\): ANTHROPIC_API"):
+        await engine.run()
+    assert git(root, "rev-parse", "HEAD") == head
+    assert git(root, "branch", "--show-current").strip() == "main"  # nothing changed
