@@ -389,10 +389,12 @@ class ProductManager:
             engine.emit(_escalated(request, "answered"))
             self._not_asked(engine, story, reply.proposals, "nobody to ask")
             return pm_answer, PM
-        delay = f"in {self.options.answer_after:g}s " if not at_once else ""
         note = (
-            f"The PM's answer goes to the agent {delay}unless you answer first; "
-            "a later answer of yours reaches the agent as a correction"
+            "The PM answered the agent (--approve auto); an answer of yours reaches the agent "
+            "as a correction"
+            if at_once
+            else f"The PM's answer goes to the agent in {self.options.answer_after:g}s unless "
+            "you answer first; a later answer of yours reaches the agent as a correction"
         )
         shown = replace(request, suggestion=reply.answer, pm_note=note)
         engine.emit(_escalated(request, "answered" if at_once else "answers_later"))
@@ -413,7 +415,7 @@ class ProductManager:
                 await self._propose(engine, story, reply.proposals)
                 return answer, _whose(answer, reply.answer)
         self._correction = asyncio.create_task(
-            self._await_correction(engine, story, request, human), name="pm-correction"
+            self._await_correction(engine, story, shown, human), name="pm-correction"
         )
         self._not_asked(engine, story, reply.proposals, "the PM answered alone")
         return pm_answer, PM
@@ -436,21 +438,20 @@ class ProductManager:
             engine.skipped.add(story.key)
         if answer.kind != "answer" or not answer.text.strip():
             return  # a stop comes from quitting: the run is ending anyway
+        if _whose(answer, request.suggestion) == AS_IS:
+            return  # the human sent the PM's answer: nothing to correct
         text = engine.redactor(answer.text.strip())
         engine.add_feedback(
             story,
             f"Correction from the human supervisor to the PM's answer to "
             f"'{request.question}': {text}",
         )
-        with contextlib.suppress(OSError, RalphError):
+        try:
             await asyncio.to_thread(engine.progress.append_answer, text, by="correction by a human")
+        except (OSError, RalphError) as exc:  # the agent still gets it; the log says why not
+            engine.notice(f"the correction is not in the progress log: {exc}", "warning")
         engine.emit(
-            EscalationAnswered(
-                story_id=story.key,
-                answer=text,
-                by=_whose(answer, request.suggestion or ""),
-                correction=True,
-            )
+            EscalationAnswered(story_id=story.key, answer=text, by="human", correction=True)
         )
 
     # ------------------------------------------------------------------ PRD proposals

@@ -512,3 +512,26 @@ async def test_pm_without_a_key_stops_the_run_before_it_starts(
         await engine.run()
     assert git(root, "rev-parse", "HEAD") == head
     assert git(root, "branch", "--show-current").strip() == "main"  # nothing changed
+
+
+async def test_answer_mode_under_auto_with_a_human_watching_answers_at_once(
+    tmp_path: Path, api: FakeAnthropic
+) -> None:
+    """The TUI under --approve auto: the PM's answer goes at once, the bar stays for a
+    correction, and the human sending the PM's own answer corrects nothing."""
+    root = make_repo(tmp_path / "ws")
+    api.add(answers())
+    clock = Clock()
+    sup = HeldSupervisor()
+    engine, agent, sink = pm_engine(root, api, sup, clock=clock, mode="answer")
+    engine.config = engine.config.model_copy(update={"approve": "auto"})
+
+    async def confirm(_: ApprovalRequest) -> None:
+        sup.reply(EscalationAnswer("answer", PM_ANSWER))
+
+    sup.on_approve = confirm
+    assert await engine.run() == 0
+    assert clock.waits == []
+    assert told(agent).endswith(PM_ANSWER)
+    assert sup.escalations[0].pm_note.startswith("The PM answered the agent")
+    assert [(e.by, e.correction) for e in sink.of(EscalationAnswered)] == [("pm", False)]
