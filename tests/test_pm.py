@@ -17,6 +17,7 @@ import anthropic
 import pytest
 
 from ralph_tui.agents.scripted import ScriptedAgent
+from ralph_tui.cli import INIT_CONFIG
 from ralph_tui.config import PmOptions, load_config
 from ralph_tui.engine import Engine
 from ralph_tui.errors import UsageError
@@ -535,3 +536,17 @@ async def test_answer_mode_under_auto_with_a_human_watching_answers_at_once(
     assert told(agent).endswith(PM_ANSWER)
     assert sup.escalations[0].pm_note.startswith("The PM answered the agent")
     assert [(e.by, e.correction) for e in sink.of(EscalationAnswered)] == [("pm", False)]
+
+
+def test_the_init_template_pm_section_loads_when_uncommented(tmp_path: Path) -> None:
+    text = INIT_CONFIG.format(prd_line="", role="backend", agents="anthropic")
+    lines = [
+        line.removeprefix("# ") if line.startswith(("# [pm]", "# mode", "# answer_after")) else line
+        for line in text.splitlines()
+    ]
+    (tmp_path / "ralph.toml").write_text("\n".join(lines) + "\n")
+    config = load_config(tmp_path)
+    assert config.pm is not None and config.pm.mode == "suggest"
+    assert config.pm.answer_after == 300
+    (tmp_path / "ralph.toml").write_text(text)  # as init writes it: no PM
+    assert load_config(tmp_path).pm is None
