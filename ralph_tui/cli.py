@@ -532,6 +532,10 @@ lint = "ruff check ."
 
 [gate_options]
 timeout_s = 600
+
+# [pm]                         # a product-manager agent answers the agent's questions
+# mode = "suggest"             # or "answer": it answers when nobody did within answer_after
+# answer_after = 300
 """
 
 

@@ -151,6 +151,20 @@ def _known_agent(name: str) -> str:
     return name
 
 
+class PmOptions(_Strict):
+    """``[pm]``: a second model that answers the agent's escalations (``ralph_tui.pm``).
+
+    Absent: every escalation waits for the human, as before."""
+
+    agent: Literal["anthropic"] = "anthropic"
+    model: str | None = None  # None: the run's own model
+    # "suggest": the human sees the PM's answer and sends it, edits it or writes their own;
+    # "answer": the PM's answer goes to the agent when no human answered within answer_after
+    mode: Literal["suggest", "answer"] = "suggest"
+    answer_after: float = Field(300.0, ge=0)
+    max_turns: int = Field(12, ge=1, le=50)  # the PM's tool turns for one escalation
+
+
 class RalphConfig(_Strict):
     role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
     agent: Annotated[str, AfterValidator(_known_agent)] = "anthropic"  # agents.registry
@@ -188,6 +202,7 @@ class RalphConfig(_Strict):
     listen_public: bool = False
     sandbox: SandboxOptions = SandboxOptions()
     review: ReviewOptions = ReviewOptions()
+    pm: PmOptions | None = None  # [pm]: a product-manager agent answers escalations
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py
     branch: StrictBool | str = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,7 @@ from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
+from ralph_tui.pm import AS_IS, ProductManager
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
@@ -77,6 +79,7 @@ from ralph_tui.safe_open import BookkeepingError, inside, read_capped, replace_r
 from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import (
     ApprovalDecision,
+    ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
@@ -91,6 +94,8 @@ CONTEXT_FILE_CHARS = 20_000  # AGENTS.md / CLAUDE.md given to the agent
 __all__ = ["Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
+# whose answer, as the progress log says it ([pm]): a human's needs no label
+_LOGGED_BY = {"human": "", "pm": "the PM", AS_IS: "the PM's suggestion, sent by a human"}
 
 
 class Engine:
@@ -110,6 +115,8 @@ class Engine:
         self.root = self.workspace.root
         self.config = config = config.pinned(self.root)
         self._agent = agent  # None: built from config after the preflight checks pass
+        # [pm]: built with the agent (a test may set its own, with a fake API and clock)
+        self.pm: ProductManager | None = None
         self.supervisor = supervisor
         self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
         self.git = GitRepo.open(self.root)
@@ -296,6 +303,11 @@ class Engine:
             stop_watch.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if self.pm is not None:
+                try:
+                    await self.pm.aclose()
+                except Exception:  # closing must not hide the run's own outcome
+                    log.warning("closing the PM failed", exc_info=True)
             if self._agent is not None:
                 try:
                     await self._agent.aclose()
@@ -378,6 +390,8 @@ class Engine:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
         if self._agent is None:  # a missing key or CLI is refused here, before any change
             self._agent = create_agent(self.config, self.root)
+        if self.config.pm is not None and self.pm is None:
+            self.pm = ProductManager(self.config.pm, self.config)
         # every refusal above comes before this: a refused run leaves the user on their branch
         if wanted is not None:
             self._startup_info.append(switch_to(self.git, wanted))
@@ -792,37 +806,68 @@ class Engine:
         await asyncio.to_thread(
             self.progress.append_blocker, story.key, story.title, tried, question
         )
-        self.emit(
-            Escalated(story_id=story.key, question=question, tried=tried, automatic=automatic)
-        )
-        self._set_state("waiting")
-        try:
-            answer = await self.supervisor.answer(
-                EscalationRequest(story.key, story.title, question, tried, automatic)
-            )
-        finally:
-            self._set_state("running")
+        request = EscalationRequest(story.key, story.title, question, tried, automatic)
+        if self.pm is not None:  # [pm]: the PM answers or suggests first (ralph_tui.pm)
+            answer, by = await self.pm.escalate(self, story, request)
+        else:
+            answer, by = await self.ask_supervisor(request), "human"
         text = answer.text.strip() if answer.kind == "answer" else None
         if answer.kind != "stop":
             await asyncio.to_thread(
-                self.progress.append_answer, self._redact(text) if text else None
+                self.progress.append_answer,
+                self._redact(text) if text else None,
+                by=_LOGGED_BY.get(by, by),
             )
         self.emit(
             EscalationAnswered(
-                story_id=story.key, answer=text or "", skipped=answer.kind != "answer"
+                story_id=story.key, answer=text or "", skipped=answer.kind != "answer", by=by
             )
         )
         if answer.kind == "answer" and text:
-            self.feedback.setdefault(story.key, []).append(f"Answer to '{question}': {text}")
+            whose = "the PM (product-manager agent)" if by == "pm" else "the human"
+            self.feedback.setdefault(story.key, []).append(
+                f"Answer from {whose} to '{question}': {text}"
+            )
         elif answer.kind == "skip":
             self.skipped.add(story.key)
-        return answer
+        return dataclasses.replace(answer, by=by)
+
+    async def ask_supervisor(self, request: EscalationRequest, *, pm: str = "") -> EscalationAnswer:
+        """Put the escalation to the supervisor (``pm``: what the PM did, for the faces)."""
+        self.emit(
+            Escalated(
+                story_id=request.story_id,
+                question=request.question,
+                tried=request.tried,
+                automatic=request.automatic,
+                pm=pm,
+            )
+        )
+        self.set_waiting(True)
+        try:
+            return await self.supervisor.answer(request)
+        finally:
+            self.set_waiting(False)
+
+    def set_waiting(self, waiting: bool) -> None:
+        self._set_state("waiting" if waiting else "running")
+
+    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """A decision that is not a commit (a PRD change the PM proposed)."""
+        self.set_waiting(True)
+        try:
+            return await self.supervisor.approve(request)
+        finally:
+            self.set_waiting(False)
 
     # ----------------------------------------------------------------- cost
 
-    def add_usage(self, story: Story, usage: Usage) -> None:
-        # a fallback agent's usage is priced by its own model (agents/fallback.py)
-        cost = estimate_cost(usage.model or self.config.model, usage, self.config.pricing)
+    def add_usage(
+        self, story: Story, usage: Usage, *, by: str = "agent", model: str | None = None
+    ) -> None:
+        """``by="pm"``: the PM's own calls, at its own model's price, in the same budget; a
+        fallback agent's usage is priced by its own model (agents/fallback.py)."""
+        cost = estimate_cost(model or usage.model or self.config.model, usage, self.config.pricing)
         self.story_cost[story.key] = self.story_cost.get(story.key, 0.0) + cost
         self.run_cost += cost
         self.emit(
@@ -834,6 +879,7 @@ class Engine:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
                 agent=usage.agent,
+                by=by,
             )
         )
         limit = self.config.max_cost_usd

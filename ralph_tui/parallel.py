@@ -57,7 +57,7 @@ from ralph_tui.git_repo import FileDiff, run_git
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
 from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -359,6 +359,10 @@ class ParallelEngine(Engine):
         )
 
     # ----------------------------------------------------------------- approval and merge
+
+    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """A PRD change the PM proposed waits in the same queue as the workers' changes."""
+        return await self.approvals.approve(request)
 
     async def queue_approval(
         self,
