@@ -109,6 +109,12 @@ def get(name: str) -> str | None:
     return value if value is not None else _vault.get(name)
 
 
+def keep(name: str, value: str) -> None:
+    """Put a secret ralph-tui obtained itself (``gh auth token``) in the vault: handed out by
+    name only, and scrubbed by every ``Redactor`` built afterwards."""
+    _vault[name] = value
+
+
 def withheld() -> dict[str, str]:
     return dict(_vault)
 

@@ -82,6 +82,8 @@ from ralph_tui.supervisor import (
     reaches_human,
 )
 from ralph_tui.text import counted
+from ralph_tui.trackers import TrackerError
+from ralph_tui.trackers.link import TrackerLink
 from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,9 @@ class Engine:
         self._journal: Journal | None = None
         # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
         credentials.withhold()
+        # [tracker]: its credential is resolved now (a `gh auth token` joins the vault), so
+        # the redactor below knows it
+        self.tracker = TrackerLink.from_config(config.tracker) if config.tracker else None
         self._redact = Redactor()
         self._running = asyncio.Event()
         self._running.set()
@@ -245,7 +250,15 @@ class Engine:
             self._lock.release()
 
     async def _run_locked(self) -> int:
-        await asyncio.to_thread(self._preflight)
+        try:
+            synced = await self._sync_tracker()
+            await asyncio.to_thread(self._preflight)
+            if synced:
+                await asyncio.to_thread(self._commit_synced_prd, synced)
+        except BaseException:
+            if self.tracker is not None:
+                await self.tracker.aclose()
+            raise
         self._journal = Journal(self.run_dir, self._redact)
         self.emit(
             RunStarted(
@@ -274,10 +287,7 @@ class Engine:
         try:
             exit_code, reason = await self._loop()
             if exit_code == EXIT_DONE and self.branch is not None:
-                self.notice(
-                    f"every story passes on {self.branch}; for a pull request: "
-                    f"git push -u origin {self.branch}"
-                )
+                exit_code, reason = await self._end_with_pull_request(exit_code, reason)
         except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
@@ -289,6 +299,8 @@ class Engine:
             stop_watch.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if self.tracker is not None:
+                await self.tracker.aclose()
             if self._agent is not None:
                 try:
                     await self._agent.aclose()
@@ -301,6 +313,58 @@ class Engine:
                 self._journal.close()
                 self._journal = None
         return exit_code
+
+    # ----------------------------------------------------------------- [tracker]
+
+    async def _sync_tracker(self) -> str | None:
+        """The tracker's open issues into the PRD, before the run reads it; the line saying
+        what changed (None: no tracker, or nothing to commit)."""
+        if self.tracker is None:
+            return None
+        result = await self.tracker.sync(self.store.path, self.root.name)
+        self._startup_info.append(result.summary(self.tracker.source))
+        return result.summary(self.tracker.source) if result.changed else None
+
+    def _commit_synced_prd(self, summary: str) -> None:
+        """The synced PRD committed on the run's branch: a story's commit holds only its own
+        change, and a clean tree is what the next run starts from."""
+        path = self.workspace.relative(self.store.path)
+        committed = self.git.show_file("HEAD", Path(path))
+        if committed == self.store.path.read_bytes():
+            return
+        sha = self.git.commit_paths([path], f"[{self.config.role}] {summary}\n")
+        self._startup_info.append(f"committed the synced PRD as {sha[:10]}")
+
+    async def tracker_landed(
+        self, story: Story, sha: str, gates: Sequence[GateResult], flags: Sequence[str]
+    ) -> None:
+        """A landed story's issue: commented on with the commit and the gates, then closed."""
+        if self.tracker is None:
+            return
+        for report in await self.tracker.landed(
+            story, sha, branch=self.branch, gates=gates, flags=flags
+        ):
+            self.notice(self._redact(report.message), _level(report.level))
+
+    async def _end_with_pull_request(self, exit_code: int, reason: str) -> tuple[int, str]:
+        """Every story passes: the pull request when ``[tracker] pull_request`` (``--pr``)
+        asks for it, else the hint to open one."""
+        assert self.branch is not None
+        if self.tracker is None or not self.tracker.options.pull_request:
+            self.notice(
+                f"every story passes on {self.branch}; for a pull request: "
+                f"git push -u origin {self.branch}"
+            )
+            return exit_code, reason
+        prd = await asyncio.to_thread(self.store.load)
+        try:
+            url = await self.tracker.pull_request(self.git, self.branch, prd)
+        except (TrackerError, GitError) as exc:
+            message = f"pull request for {self.branch} not opened: {exc}"
+            self.notice(self._redact(message), "error")
+            return EXIT_RUNTIME, message
+        self.notice(f"pull request opened: {url}")
+        return exit_code, f"{reason}; pull request {url}"
 
     def _commit_log_entries(self) -> None:
         """Commit what the run appended to the progress log and nothing landed with (a blocker,
@@ -758,6 +822,7 @@ class Engine:
             if self._books is not None:
                 self._books.rebase_progress(self.progress)
 
+        flags = self._approved_flags.pop(story.key, ())
         sha = await self._landing.land(
             story,
             learnings,
@@ -765,8 +830,9 @@ class Engine:
             after=self._marker("iteration", story),
             user_files=self._user_dirty,
             undo=rebase_books,
-            flags=self._approved_flags.pop(story.key, ()),
+            flags=flags,
         )
+        await self.tracker_landed(story, sha, self._last_gates, flags)
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
         if self.config.review.baseline and self._last_gates:
@@ -788,6 +854,9 @@ class Engine:
         self.emit(
             Escalated(story_id=story.key, question=question, tried=tried, automatic=automatic)
         )
+        if self.tracker is not None:
+            for report in await self.tracker.escalated(story, question, tried):
+                self.notice(self._redact(report.message), _level(report.level))
         self._set_state("waiting")
         try:
             answer = await self.supervisor.answer(
@@ -833,3 +902,7 @@ class Engine:
             self.notice(
                 f"cost budget ${limit:.2f} spent; stopping at the next safe point", "warning"
             )
+
+
+def _level(name: str) -> Literal["info", "warning", "error"]:
+    return "warning" if name == "warning" else "error" if name == "error" else "info"

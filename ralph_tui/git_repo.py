@@ -550,6 +550,12 @@ class GitRepo:
         )  # fmt: skip
         return self.head_sha()
 
+    def push(self, remote: str, branch: str) -> None:
+        """Push ``branch`` to the same name on ``remote`` (the pull request's head); the user's
+        pre-push hook applies, as their hooks do for a story's commit."""
+        ref = f"refs/heads/{branch}"
+        self._git("push", "--quiet", "--", remote, f"{ref}:{ref}", config=_COMMIT_CONFIG)
+
     def restore_to_head(self, keep: Collection[str] = ()) -> None:
         """Throw away the working-tree change, except the files in ``keep``.
 
