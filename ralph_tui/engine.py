@@ -321,7 +321,7 @@ class Engine:
         what changed (None: no tracker, or nothing to commit)."""
         if self.tracker is None:
             return None
-        result = await self.tracker.sync(self.store.path, self.root.name)
+        result = await self.tracker.sync(self.store.path)
         self._startup_info.append(result.summary(self.tracker.source))
         return result.summary(self.tracker.source) if result.changed else None
 

@@ -542,8 +542,10 @@ class GitRepo:
 
     def commit_paths(self, paths: Collection[str], message: str) -> str:
         """Commit only ``paths`` as the working tree has them (``git commit --only``): what
-        else is staged or changed stays as it was. Hooks and signing apply, as for a story."""
+        else is staged or changed stays as it was. Hooks and signing apply, as for a story.
+        A path git does not track yet (a PRD a tracker sync created) is added first."""
         spec = [self._normalise(p) for p in paths]
+        self._git("--literal-pathspecs", "add", "--intent-to-add", "--", *spec)
         self._git(
             "--literal-pathspecs", "commit", "-q", "--cleanup=whitespace", "-F", "-", "--only",
             "--", *spec, stdin=message.encode(), config=_COMMIT_CONFIG,

@@ -75,9 +75,10 @@ class TrackerLink:
     def source(self) -> str:
         return self.tracker.source
 
-    async def sync(self, prd_path: Path, name: str) -> SyncResult:
+    async def sync(self, prd_path: Path) -> SyncResult:
         """The open issues into the PRD file (written only when it changes)."""
         issues = await self.tracker.open_issues()
+        name = self.source.partition(":")[2]
         result = await asyncio.to_thread(
             sync_file, prd_path, issues, self.tracker.kind, self.source, name
         )
