@@ -63,13 +63,17 @@ def is_secret(name: str, value: str) -> bool:
     return is_secret_name(name) or is_secret_value(value)
 
 
-def withhold(environ: MutableMapping[str, str] | None = None) -> list[str]:
+def withhold(
+    environ: MutableMapping[str, str] | None = None, also: Iterable[str] = ()
+) -> list[str]:
     """Move the secrets out of ``environ`` (default ``os.environ``) into the vault; idempotent.
 
+    ``also``: names that are secrets whatever they look like (``[tracker] token_env``).
     Returns the names withheld by this call.
     """
     env = os.environ if environ is None else environ
-    names = [name for name, value in list(env.items()) if is_secret(name, value)]
+    forced = set(also)
+    names = [name for name, value in list(env.items()) if name in forced or is_secret(name, value)]
     for name in names:
         _vault[name] = env[name]
         if env is os.environ:

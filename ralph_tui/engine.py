@@ -143,7 +143,10 @@ class Engine:
         self._sink = sink
         self._journal: Journal | None = None
         # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
-        credentials.withhold()
+        tracker_env = (
+            [config.tracker.token_env] if config.tracker and config.tracker.token_env else []
+        )
+        credentials.withhold(also=tracker_env)
         # [tracker]: its credential is resolved now (a `gh auth token` joins the vault), so
         # the redactor below knows it
         self.tracker = TrackerLink.from_config(config.tracker) if config.tracker else None
