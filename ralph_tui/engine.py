@@ -82,8 +82,9 @@ from ralph_tui.supervisor import (
     reaches_human,
 )
 from ralph_tui.text import counted
-from ralph_tui.trackers import TrackerError
+from ralph_tui.trackers import TrackerError, TrackerIssue
 from ralph_tui.trackers.link import TrackerLink
+from ralph_tui.trackers.sync import SyncResult
 from ralph_tui.workspace import Redactor, Workspace
 
 log = logging.getLogger(__name__)
@@ -254,10 +255,16 @@ class Engine:
 
     async def _run_locked(self) -> int:
         try:
-            synced = await self._sync_tracker()
+            # the issues are read first: a refused token stops the run before anything changes
+            tracker = self.tracker
+            issues = await tracker.read() if tracker is not None else None
+            created = None
+            if tracker is not None and issues is not None and not self.store.path.exists():
+                # a first PRD, so the preflight knows the run's branch (its branchName)
+                created = await tracker.sync(self.store.path, issues)
             await asyncio.to_thread(self._preflight)
-            if synced:
-                await asyncio.to_thread(self._commit_synced_prd, synced)
+            if issues is not None:  # on the run's branch: into the PRD it has there
+                await self._sync_tracker(issues, created)
         except BaseException:
             if self.tracker is not None:
                 await self.tracker.aclose()
@@ -319,14 +326,17 @@ class Engine:
 
     # ----------------------------------------------------------------- [tracker]
 
-    async def _sync_tracker(self) -> str | None:
-        """The tracker's open issues into the PRD, before the run reads it; the line saying
-        what changed (None: no tracker, or nothing to commit)."""
-        if self.tracker is None:
-            return None
-        result = await self.tracker.sync(self.store.path)
-        self._startup_info.append(result.summary(self.tracker.source))
-        return result.summary(self.tracker.source) if result.changed else None
+    async def _sync_tracker(
+        self, issues: Sequence[TrackerIssue], created: SyncResult | None
+    ) -> None:
+        """The tracker's open issues into the PRD on the run's branch, committed.
+        ``created``: the sync that wrote a first PRD before the preflight."""
+        assert self.tracker is not None
+        result = await self.tracker.sync(self.store.path, issues)
+        said = created if created is not None and not result.changed else result
+        summary = said.summary(self.tracker.source)
+        self._startup_info.append(summary)
+        await asyncio.to_thread(self._commit_synced_prd, summary)
 
     def _commit_synced_prd(self, summary: str) -> None:
         """The synced PRD committed on the run's branch: a story's commit holds only its own

@@ -10,8 +10,18 @@ from typing import Any
 
 import pytest
 
+from ralph_tui.agents.scripted import ScriptedAgent
+from ralph_tui.config import load_config
 from ralph_tui.events import Event, IterationStarted, Notice
-from tests.support.engine import complete, create, make_engine
+from ralph_tui.parallel import ParallelEngine
+from tests.support.engine import (
+    RecordingSink,
+    ScriptedSupervisor,
+    complete,
+    create,
+    make_engine,
+    write_script,
+)
 from tests.support.fake_github import TOKEN, FakeGitHub, fake_github
 from tests.support.fake_linear import API_KEY, FakeLinear, fake_linear
 from tests.support.repo import git, make_repo
@@ -140,6 +150,35 @@ async def test_a_second_sync_updates_removes_and_keeps_the_prds_own_stories(
     assert any("1 updated, 1 removed (closed or deleted)" in n for n in notices(sink.events)), (
         notices(sink.events)
     )
+
+
+async def test_a_run_started_from_main_syncs_into_the_prd_of_the_runs_own_branch(
+    tmp_path: Path, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main has a PRD of its own (imported once); the run's branch has the one the last run
+    left. The run switches with a clean tree, then syncs the branch's PRD."""
+    gh = fake_github
+    gh.add_issue("One")
+    gh.add_issue("Two")
+    root, _ = tracker_repo(
+        tmp_path, {"kind": "github", "repository": "acme/widgets", "api_url": gh.base_url}
+    )
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    engine, _, _, _ = make_engine(root, script_for("GH-1", "GH-2"), max_iterations=1)
+    assert await engine.run() == 3  # GH-1 landed on the branch
+    on_branch = prd(root)
+    git(root, "checkout", "-q", "main")
+    on_branch["userStories"][0]["passes"] = False  # main's copy: nothing done
+    (root / "tasks/backend_prd.json").write_text(json.dumps(on_branch, indent=2) + "\n")
+    git(root, "add", "tasks/backend_prd.json")
+    git(root, "commit", "-qm", "PRD imported on main")
+    gh.add_issue("Three")
+    engine, _, sink, _ = make_engine(root, script_for("GH-2", "GH-3"))
+
+    assert await engine.run() == 0
+    assert git(root, "branch", "--show-current").strip() == "ralph/github-acme-widgets"
+    assert [e.story_id for e in sink.of(IterationStarted)] == ["GH-2", "GH-3"]
+    assert gh.issue(3)["state"] == "closed"
 
 
 async def test_an_issue_edited_during_the_run_is_commented_on_but_left_open(
@@ -285,3 +324,26 @@ async def test_a_pull_request_that_cannot_be_pushed_fails_the_run_with_one_line(
 
 def gh_closed(gh: FakeGitHub, number: int) -> bool:
     return gh.issue(number)["state"] == "closed"
+
+
+async def test_parallel_workers_close_each_issue_as_its_story_lands(
+    tmp_path: Path, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for title in ("One", "Two", "Three"):
+        fake_github.add_issue(title)
+    root, _ = tracker_repo(
+        tmp_path, {"kind": "github", "repository": "acme/widgets", "api_url": fake_github.base_url}
+    )
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    path = write_script(root, script_for("GH-1", "GH-2", "GH-3"))
+    config = load_config(root, {"script": str(path), "workers": 2, "approve": "auto"})
+    sink = RecordingSink()
+    engine = ParallelEngine(
+        root, config, ScriptedAgent.from_file(path, config), ScriptedSupervisor(), sink
+    )
+
+    assert await engine.run() == 0
+    for number in (1, 2, 3):
+        assert fake_github.issue(number)["state"] == "closed"
+        (comment,) = fake_github.comments(number)
+        assert "| ok | passed |" in comment

@@ -32,6 +32,7 @@ from ralph_tui.trackers.base import (
     PullRequests,
     Tracker,
     TrackerError,
+    TrackerIssue,
     landed_comment,
     tracker_ref,
 )
@@ -75,9 +76,12 @@ class TrackerLink:
     def source(self) -> str:
         return self.tracker.source
 
-    async def sync(self, prd_path: Path) -> SyncResult:
-        """The open issues into the PRD file (written only when it changes)."""
-        issues = await self.tracker.open_issues()
+    async def read(self) -> list[TrackerIssue]:
+        """The open issues the configuration selects."""
+        return await self.tracker.open_issues()
+
+    async def sync(self, prd_path: Path, issues: Sequence[TrackerIssue]) -> SyncResult:
+        """The issues into the PRD file (written only when it changes)."""
         name = self.source.partition(":")[2]
         result = await asyncio.to_thread(
             sync_file, prd_path, issues, self.tracker.kind, self.source, name
