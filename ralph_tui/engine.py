@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ralph_tui import credentials
 from ralph_tui.agents import create_agent
@@ -83,9 +83,11 @@ from ralph_tui.supervisor import (
 )
 from ralph_tui.text import counted
 from ralph_tui.trackers import TrackerError, TrackerIssue
-from ralph_tui.trackers.link import TrackerLink
-from ralph_tui.trackers.sync import SyncResult
 from ralph_tui.workspace import Redactor, Workspace
+
+if TYPE_CHECKING:
+    from ralph_tui.trackers.link import TrackerLink
+    from ralph_tui.trackers.sync import SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,11 @@ class Engine:
         credentials.withhold(also=tracker_env)
         # [tracker]: its credential is resolved now (a `gh auth token` joins the vault), so
         # the redactor below knows it
-        self.tracker = TrackerLink.from_config(config.tracker) if config.tracker else None
+        self.tracker: TrackerLink | None = None
+        if config.tracker is not None:
+            from ralph_tui.trackers.link import TrackerLink
+
+            self.tracker = TrackerLink.from_config(config.tracker)
         self._redact = Redactor()
         self._running = asyncio.Event()
         self._running.set()

@@ -17,15 +17,14 @@ from ralph_tui import credentials
 from ralph_tui.config import TrackerOptions
 from ralph_tui.errors import UsageError
 from ralph_tui.trackers.base import (
+    Clock,
     IssueGone,
     PullRequests,
+    Sleep,
     Tracker,
     TrackerError,
     TrackerIssue,
 )
-from ralph_tui.trackers.github import GitHubTracker
-from ralph_tui.trackers.http import Clock, Sleep
-from ralph_tui.trackers.linear import LinearTracker
 
 __all__ = [
     "IssueGone",
@@ -82,7 +81,11 @@ def linear_key(token_env: str | None) -> str:
 def build_tracker(
     options: TrackerOptions, *, clock: Clock | None = None, sleep: Sleep | None = None
 ) -> Tracker:
-    """The tracker ``[tracker]`` describes; a missing credential is a ``UsageError``."""
+    """The tracker ``[tracker]`` describes; a missing credential is a ``UsageError``.
+    The clients (and aiohttp) are imported here: a run without a tracker never loads them."""
+    from ralph_tui.trackers.github import GitHubTracker
+    from ralph_tui.trackers.linear import LinearTracker
+
     if options.kind == "github":
         assert options.repository is not None  # TrackerOptions checks it
         return GitHubTracker(
@@ -115,6 +118,8 @@ def build_pull_requests(
 ) -> PullRequests:
     """Where the run's pull request is opened: the GitHub tracker itself, or for Linear the
     GitHub ``repository`` named in ``[tracker]``."""
+    from ralph_tui.trackers.github import GitHubTracker
+
     if isinstance(tracker, GitHubTracker):
         return tracker
     if not options.repository:

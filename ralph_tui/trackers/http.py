@@ -14,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from ralph_tui.trackers.base import IssueGone, TrackerError
+from ralph_tui.trackers.base import Clock, IssueGone, Sleep, TrackerError
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+__all__ = ["Clock", "JsonClient", "Response", "Sleep"]
 REQUEST_TIMEOUT_S = 30.0
 MAX_RATE_LIMIT_TRIES = 5
 

@@ -28,15 +28,16 @@ from ralph_tui.prd import Prd, Story
 from ralph_tui.text import escape_controls
 from ralph_tui.trackers import build_pull_requests, build_tracker
 from ralph_tui.trackers.base import (
+    Clock,
     IssueGone,
     PullRequests,
+    Sleep,
     Tracker,
     TrackerError,
     TrackerIssue,
     landed_comment,
     tracker_ref,
 )
-from ralph_tui.trackers.http import Clock, Sleep
 from ralph_tui.trackers.sync import SyncResult, sync_file
 
 
