@@ -360,6 +360,7 @@ class Engine:
         """A landed story's issue: commented on with the commit and the gates, then closed."""
         if self.tracker is None:
             return
+        flags = [self._redact(flag) for flag in flags]  # they may quote the agent's files
         for report in await self.tracker.landed(
             story, sha, branch=self.branch, gates=gates, flags=flags
         ):

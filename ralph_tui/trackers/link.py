@@ -36,7 +36,6 @@ from ralph_tui.trackers.base import (
     TrackerError,
     TrackerIssue,
     landed_comment,
-    tracker_ref,
 )
 from ralph_tui.trackers.sync import SyncResult, sync_file
 
@@ -61,6 +60,10 @@ class TrackerLink:
         self.tracker = tracker
         self._clock = clock
         self._pulls: PullRequests | None = None
+        # story id -> the issue it was synced from (ref, url, digest), as read at the sync: a
+        # landing reports to this issue whatever the PRD's ``tracker`` object says by then
+        # (an agent without a sandbox can write the PRD file)
+        self._synced: dict[str, TrackerIssue] = {}
 
     @classmethod
     def from_config(
@@ -83,6 +86,7 @@ class TrackerLink:
 
     async def sync(self, prd_path: Path, issues: Sequence[TrackerIssue]) -> SyncResult:
         """The issues into the PRD file (written only when it changes)."""
+        self._synced = {issue.story_id: issue for issue in issues}
         name = self.source.partition(":")[2]
         result = await asyncio.to_thread(
             sync_file, prd_path, issues, self.tracker.kind, self.source, name
@@ -91,8 +95,9 @@ class TrackerLink:
             await asyncio.to_thread(write_atomic, prd_path, result.text)
         return result
 
-    def _ref(self, story: Story) -> str | None:
-        return tracker_ref(story.model_extra or {}, self.tracker.kind)
+    def _issue(self, story: Story) -> TrackerIssue | None:
+        """The issue this story was synced from in this run (None: one of the PRD's own)."""
+        return self._synced.get(story.key) or self._synced.get(str(story.id))
 
     async def landed(
         self,
@@ -103,17 +108,16 @@ class TrackerLink:
         gates: Sequence[GateResult],
         flags: Sequence[str] = (),
     ) -> list[Report]:
-        ref = self._ref(story)
-        if ref is None:
+        synced = self._issue(story)
+        if synced is None:
             return []  # one of the PRD's own stories
+        ref = synced.ref
         who = f"{story.key} ({self.tracker.kind} {ref})"
         rows = [(g.name, g.state, g.duration_s) for g in gates]
         body = landed_comment(sha=sha, branch=branch, gates=rows, flags=flags)
         try:
             current = await self.tracker.get_issue(ref)
-            link = (story.model_extra or {}).get("tracker")
-            digest = link.get("digest") if isinstance(link, dict) else None
-            edited = digest is not None and current.digest != digest
+            edited = current.digest != synced.digest
             if edited:
                 body += (
                     "\nThe issue was edited after the run read it: what landed answers the "
@@ -144,9 +148,10 @@ class TrackerLink:
         return [Report("info", f"{who}: commented with {sha[:10]} and closed")]
 
     async def escalated(self, story: Story, question: str, tried: str) -> list[Report]:
-        ref = self._ref(story)
-        if ref is None or not self.options.comment_escalations:
+        synced = self._issue(story)
+        if synced is None or not self.options.comment_escalations:
             return []
+        ref = synced.ref
         body = f"ralph-tui needs a human for this story.\n\n**Question:** {question}\n"
         if tried.strip():
             body += f"\n**Tried:** {tried}\n"
@@ -163,7 +168,10 @@ class TrackerLink:
             self._pulls = build_pull_requests(self.options, self.tracker, clock=self._clock)
         await asyncio.to_thread(git.push, self.options.remote, branch)
         return await self._pulls.open_pull_request(
-            head=branch, base=self.options.base, title=pr_title(prd), body=pr_body(prd)
+            head=branch,
+            base=self.options.base,
+            title=pr_title(prd),
+            body=pr_body(prd, {key: issue.url for key, issue in self._synced.items()}),
         )
 
     async def aclose(self) -> None:
@@ -180,10 +188,11 @@ def pr_title(prd: Prd) -> str:
     return f"{name}: {count} {'story' if count == 1 else 'stories'} by ralph-tui"
 
 
-def pr_body(prd: Prd) -> str:
+def pr_body(prd: Prd, urls: dict[str, str]) -> str:
+    """The stories and their issues (``urls``: as synced this run; else the PRD's link)."""
     lines = ["Stories in this branch, each one commit that passed the quality gates:", ""]
     for story in prd.userStories:
-        link = story.link
+        link = urls.get(story.key) or story.link
         title = escape_controls(story.title, multiline=False)
         issue = f" ({link})" if link else ""
         lines.append(f"- [{'x' if story.passes else ' '}] {story.key}: {title}{issue}")

@@ -66,25 +66,27 @@ def sync_document(
         raise PrdError("a PRD synced from a tracker must be a JSON object with userStories")
     stories = raw_stories(raw)
     ids = {issue.ref: issue.story_id for issue in issues}
-    by_ref = {issue.ref: issue for issue in issues}
+    # matched by the story's id, which names the issue (GH-12, ENG-12): a ``tracker.ref``
+    # changed in the file (by hand, or by an agent without a sandbox) cannot make one issue's
+    # story take another's place
+    by_id = {issue.story_id: issue for issue in issues}
     added: list[str] = []
     updated: list[str] = []
     removed: list[str] = []
     kept: list[Any] = []
     seen: set[str] = set()
     for entry in stories:
-        ref = tracker_ref(entry, kind)
-        if ref is None:
+        if tracker_ref(entry, kind) is None:
             kept.append(entry)
             continue
-        issue = by_ref.get(ref)
-        if issue is None or ref in seen:
+        issue = by_id.get(str(entry.get("id")))
+        if issue is None or issue.ref in seen:
             if entry.get("passes") is True:
                 kept.append(entry)
             else:
                 removed.append(str(entry.get("id")))
             continue
-        seen.add(ref)
+        seen.add(issue.ref)
         fresh = story_from_issue(issue, kind, ids)
         before = {k: entry.get(k) for k in SYNCED_FIELDS}
         for key in SYNCED_FIELDS:
