@@ -9,9 +9,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,10 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from ralph_tui.agents.registry import agent_names
 from ralph_tui.errors import UsageError
+from ralph_tui.executors import executor_names
 from ralph_tui.review import ReviewOptions
 
-AgentName = Literal["anthropic", "claude-code", "command", "scripted"]
 ApproveMode = Literal["ask", "auto"]
 
 DEFAULT_GATES: dict[str, str] = {
@@ -160,16 +162,28 @@ class TrackerOptions(_Strict):
         return self
 
 
+def _known_executor(name: str) -> str:
+    if name not in (names := executor_names()):
+        raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
+    return name
+
+
+def _known_agent(name: str) -> str:
+    if name not in (names := agent_names()):
+        raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
+    return name
+
+
 class RalphConfig(_Strict):
     role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
-    agent: AgentName = "anthropic"
+    agent: Annotated[str, AfterValidator(_known_agent)] = "anthropic"  # agents.registry
     model: str = "claude-sonnet-4-5"
     max_iterations: int = Field(10, ge=1)
     max_fix_attempts: int = Field(3, ge=1)
     # stories run at once, each in its own git worktree (1: one story after another)
     workers: int = Field(1, ge=1, le=32)
     # where workers run: "local" (git worktrees here) or "ray" (actors on a Ray cluster, [ray])
-    executor: Literal["local", "ray"] = "local"
+    executor: Annotated[str, AfterValidator(_known_executor)] = "local"  # executors.EXECUTORS
     ray: RayOptions = RayOptions()
     max_cost_usd: float | None = Field(None, gt=0)
     max_tokens: int = Field(8192, ge=256)
@@ -328,7 +342,7 @@ def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> 
 def _describe(source: Path | None, exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    what = first["msg"]
+    what = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         what = "unknown key"
     prefix = f"{source}: " if source else "command line: "

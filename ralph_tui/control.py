@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from ralph_tui.errors import GitError, StopRequested
 from ralph_tui.events import ApprovalNeeded, Event, GateFinished, IterationOutcome
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
 from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
 from ralph_tui.prd import Story
@@ -27,8 +28,6 @@ LEARNING_MAX = 1000  # characters of one learning
 MAX_LEARNINGS = 20
 GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent back to the agent
 
-EXIT_WAITING_FOR_HUMAN = 4
-
 
 class RunEnded(Exception):
     """The run ends with this exit code once the current iteration has been wound up."""
@@ -40,7 +39,7 @@ class RunEnded(Exception):
 
     @classmethod
     def waiting_for_human(cls) -> RunEnded:
-        return cls(EXIT_WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
+        return cls(ExitCode.WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
 
 
 class MergeConflict(GitError):

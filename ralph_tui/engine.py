@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ralph_tui import credentials
 from ralph_tui.agents import create_agent
+from ralph_tui.approvals import approvals_unattended
 from ralph_tui.baseline import (
     BASELINE_FILE,
     Baselines,
@@ -32,7 +32,6 @@ from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import (
-    EXIT_WAITING_FOR_HUMAN,
     IterationControl,
     RunEnded,
     approval_request,
@@ -58,9 +57,10 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult, run_gates, run_story_gates
 from ralph_tui.git_guard import GitSnapshot
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git_repo import FileDiff, GitRepo
 from ralph_tui.ignored import IgnoredSnapshot
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
@@ -79,10 +79,9 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
-    reaches_human,
 )
 from ralph_tui.text import counted
-from ralph_tui.trackers import TrackerError, TrackerIssue
+from ralph_tui.trackers import TrackerError, TrackerIssue, withhold_credentials
 from ralph_tui.workspace import Redactor, Workspace
 
 if TYPE_CHECKING:
@@ -93,11 +92,7 @@ log = logging.getLogger(__name__)
 
 CONTEXT_FILE_CHARS = 20_000  # AGENTS.md / CLAUDE.md given to the agent
 
-EXIT_DONE = 0
-EXIT_RUNTIME = 1
-EXIT_LIMIT = 3
-EXIT_INTERRUPTED = 130
-__all__ = ["EXIT_WAITING_FOR_HUMAN", "Engine", "commit_message"]
+__all__ = ["Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
 
@@ -113,6 +108,7 @@ class Engine:
         *,
         allow_dirty: bool = False,
         run_id: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.workspace = Workspace(workspace)
         self.root = self.workspace.root
@@ -146,18 +142,16 @@ class Engine:
         self._sink = sink
         self._journal: Journal | None = None
         # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
-        tracker_env = (
-            [config.tracker.token_env] if config.tracker and config.tracker.token_env else []
-        )
-        credentials.withhold(also=tracker_env)
-        # [tracker]: its credential is resolved now (a `gh auth token` joins the vault), so
-        # the redactor below knows it
+        # [tracker]: its token variable withheld and its credential resolved before the
+        # redactor is built (a `gh auth token` joins the vault), so the redactor knows it
+        withhold_credentials(config.tracker)
         self.tracker: TrackerLink | None = None
         if config.tracker is not None:
             from ralph_tui.trackers.link import TrackerLink
 
             self.tracker = TrackerLink.from_config(config.tracker)
-        self._redact = Redactor()
+        # the run's faces (server, notifier) are built with the same one (ralph_tui.runs)
+        self._redact = redactor if redactor is not None else Redactor()
         self._running = asyncio.Event()
         self._running.set()
         self._stop_requested = False
@@ -211,6 +205,14 @@ class Engine:
         if not self._running.is_set():
             self._running.set()
             self._set_state("running")
+
+    def open_approval(self, story_id: str) -> bool:
+        """One story at a time: the approval on screen is the only one."""
+        return False
+
+    async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
+        """The iteration's change, in the main checkout (where the one story runs)."""
+        return await asyncio.to_thread(self.git.diff)
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -299,17 +301,18 @@ class Engine:
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
-        exit_code, reason = EXIT_RUNTIME, "not started"
+        exit_code: int = ExitCode.RUNTIME
+        reason = "not started"
         try:
             exit_code, reason = await self._loop()
-            if exit_code == EXIT_DONE and self.branch is not None:
+            if exit_code == ExitCode.DONE and self.branch is not None:
                 exit_code, reason = await self._end_with_pull_request(exit_code, reason)
         except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
-            exit_code, reason = EXIT_RUNTIME, str(exc)
+            exit_code, reason = ExitCode.RUNTIME, str(exc)
         except asyncio.CancelledError:
-            exit_code, reason = EXIT_INTERRUPTED, "interrupted"
+            exit_code, reason = ExitCode.INTERRUPTED, "interrupted"
             raise
         finally:
             stop_watch.set()
@@ -382,7 +385,7 @@ class Engine:
         except (TrackerError, GitError) as exc:
             message = f"pull request for {self.branch} not opened: {exc}"
             self.notice(self._redact(message), "error")
-            return EXIT_RUNTIME, message
+            return ExitCode.RUNTIME, message
         self.notice(f"pull request opened: {url}")
         return exit_code, f"{reason}; pull request {url}"
 
@@ -475,18 +478,18 @@ class Engine:
             await self._safe_point()
             prd = await asyncio.to_thread(self.store.load)
             if prd.all_pass:
-                return EXIT_DONE, "every story passes"
+                return ExitCode.DONE, "every story passes"
             story = prd.next_story(skip=self.skipped)
             if story is None:
                 waiting = len(prd.open_order(skip=self.skipped))
-                return EXIT_LIMIT, (
+                return ExitCode.LIMIT, (
                     f"no story left to pick ({len(self.skipped)} skipped this run"
                     + (f", {waiting} waiting on dependencies)" if waiting else ")")
                 )
             if self.iteration >= self.config.max_iterations:
-                return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
+                return ExitCode.LIMIT, f"reached max_iterations ({self.config.max_iterations})"
             if self._budget_spent:
-                return EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})"
+                return ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})"
             self.iteration += 1
             await self._iteration(story)
 
@@ -501,12 +504,12 @@ class Engine:
             await self._running.wait()
             self._set_state("running")
         if self._budget_spent and not self._stop_requested:
-            raise RunEnded(EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})")
+            raise RunEnded(ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})")
 
     async def _safe_point(self) -> None:
         await self.wait_at_safe_point()
         if self._stop_requested:
-            raise RunEnded(EXIT_INTERRUPTED, "stopped by the supervisor")
+            raise RunEnded(ExitCode.INTERRUPTED, "stopped by the supervisor")
 
     # ----------------------------------------------------------------- one iteration
 
@@ -789,7 +792,7 @@ class Engine:
 
     @property
     def approvals_unattended(self) -> bool:
-        return self.config.approve == "auto" and not reaches_human(self.supervisor)
+        return approvals_unattended(self.config, self.supervisor)
 
     async def review(self, story: Story) -> list[str]:
         """The change's review flags, judged on what the human is shown (``describe_change``)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from ralph_tui.exit_codes import ExitCode
+
 
 class RalphError(Exception):
     """A failure the user should read as one line; ``exit_code`` is what the CLI returns."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.RUNTIME
 
 
 class UsageError(RalphError):
     """Bad input: a malformed PRD or config, a folder that is not a repository, a dirty tree."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class GitError(RalphError):

@@ -181,6 +181,16 @@ class ApprovalDecided(Event):
 
 @_register
 @dataclass(frozen=True, slots=True)
+class ApprovalsWaiting(Event):
+    """Which stories' changes wait for a human (parallel runs), in the queue's order; every
+    face shows the count and opens any of them (``RunHandle.open_approval``)."""
+
+    kind: ClassVar[str] = "approvals_waiting"
+    story_ids: tuple[str, ...] = ()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
 class Committed(Event):
     kind: ClassVar[str] = "committed"
     story_id: str

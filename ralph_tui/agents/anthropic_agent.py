@@ -34,10 +34,12 @@ import importlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ralph_tui import credentials
+from ralph_tui.checks import Check, api_key_check
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import RALPH_TOOL_RULES
 from ralph_tui.errors import AgentError, UsageError
@@ -474,3 +476,14 @@ def _describe(exc: anthropic.APIStatusError, *, prefix: bool = True) -> str:
     status = "" if exc.status_code == 200 else f"{exc.status_code} "
     text = f"{status}{kind}: {one_line(str(message), 300)}"
     return f"Anthropic API: {text}" if prefix else text
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> AnthropicAgent:
+    return AnthropicAgent(config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    yield api_key_check(required=True)

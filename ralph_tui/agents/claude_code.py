@@ -25,11 +25,12 @@ import fnmatch
 import importlib.util
 import logging
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ralph_tui import credentials
+from ralph_tui.checks import Check, api_key_check, first_line, run_program
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
@@ -651,3 +652,36 @@ def claude_sandbox_settings(sandbox: Sandbox) -> SandboxSettings | None:
         "autoAllowBashIfSandboxed": False,  # every command still passes our PreToolUse policy
         "excludedCommands": [],
     }
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> ClaudeCodeAgent:
+    return ClaudeCodeAgent(config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    if not sdk_available():
+        yield Check("missing", "claude-code", "claude-agent-sdk is not installed", INSTALL_HINT)
+        return
+    cli = bundled_cli_path()
+    if cli is None:
+        yield Check(
+            "missing",
+            "claude-code",
+            "claude-agent-sdk has no bundled CLI",
+            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
+        )
+        return
+    code, output = run_program([str(cli), "--version"])
+    if code != 0:
+        yield Check(
+            "missing",
+            "claude-code",
+            f"{cli} --version failed: {first_line(output) or f'exit status {code}'}",
+            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
+        )
+        return
+    yield Check("ok", "claude-code", first_line(output))
+    yield api_key_check(required=False)

@@ -25,10 +25,12 @@ import shutil
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui import credentials
+from ralph_tui.checks import Check, find_program
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Notice, TextDelta
@@ -38,6 +40,7 @@ from ralph_tui.sandbox import Sandbox
 from ralph_tui.tempdirs import process_dir
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE
 from ralph_tui.tools.toolbox import ToolBox
+from ralph_tui.workspace import agent_env
 
 log = logging.getLogger(__name__)
 
@@ -344,3 +347,37 @@ def _summary(result: _RunResult, program: str) -> str:
     lines = [ln for ln in result.tail if ln.strip() and DONE_MARKER not in ln]
     text = "\n".join(lines[-_SUMMARY_LINES:])[-_SUMMARY_CHARS:].strip()
     return text or f"{program} finished (exit status {result.exit_code}) without output"
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> CommandAgent:
+    return CommandAgent(config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    if not config.command:
+        yield Check(
+            "missing",
+            "command",
+            'agent = "command" without a command',
+            'set command = ["your-cli", "{prompt_file}"] in ralph.toml',
+        )
+        return
+    program = config.command[0]
+    found = find_program(program, root, agent_env().get("PATH"))
+    if found is None:
+        yield Check(
+            "missing",
+            "command",
+            f"{program!r} not found on PATH",
+            f"install {program}, or change command in ralph.toml",
+        )
+        return
+    how = (
+        "prompt in {prompt_file}"
+        if any("{prompt_file}" in a for a in config.command)
+        else ("prompt on stdin")
+    )
+    yield Check("ok", "command", f"{' '.join(config.command)} ({found}; {how})")

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ralph_tui.checks import Check
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import UsageError
 from ralph_tui.events import TextDelta
@@ -202,3 +204,39 @@ def _check_step(step: object, where: str) -> None:
             )
         ):
             raise UsageError(f"{where}: 'usage' takes whole numbers input_tokens and output_tokens")
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> ScriptedAgent:
+    if not config.script:
+        raise UsageError(
+            "ralph.toml: agent 'scripted' needs script = \"<path to a JSON script>\" (its "
+            "format: 'Rehearse without a model: the scripted agent' in the README)"
+        )
+    path = Path(config.script).expanduser()
+    return ScriptedAgent.from_file(path if path.is_absolute() else workspace / path, config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    if not config.script:
+        yield Check(
+            "missing",
+            "script",
+            'agent = "scripted" without a script',
+            "set script = \"<path>\" (the format: 'Rehearse without a model: the scripted agent' "
+            "in the README)",
+        )
+        return
+    path = Path(config.script).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        yield Check("missing", "script", f"{path}: file not found", "fix script in ralph.toml")
+        return
+    try:
+        ScriptedAgent.from_file(path, config)  # checks every step, as a run does first
+    except UsageError as exc:
+        yield Check("missing", "script", str(exc), "fix the script")
+        return
+    yield Check("ok", "script", str(path))

@@ -35,11 +35,23 @@ __all__ = [
     "build_pull_requests",
     "build_tracker",
     "options_from_source",
+    "withhold_credentials",
 ]
 
 log = logging.getLogger(__name__)
 
 GH_TIMEOUT_S = 10.0
+GH_AUTH_TOKEN = "GH_AUTH_TOKEN"  # where a token from `gh auth token` is kept in the vault
+
+
+def withhold_credentials(options: TrackerOptions | None) -> None:
+    """The secrets leave ``os.environ`` (``credentials.withhold``), with ``[tracker]
+    token_env`` among them whatever its name, and the GitHub token is resolved: called before a
+    run builds its ``Redactor``, so a token ``gh auth token`` gave is scrubbed too."""
+    also = [options.token_env] if options is not None and options.token_env else []
+    credentials.withhold(also=also)
+    if options is not None and (options.kind == "github" or options.pull_request):
+        github_token(options.token_env if options.kind == "github" else None)
 
 
 def github_token(token_env: str | None) -> str:
@@ -51,6 +63,9 @@ def github_token(token_env: str | None) -> str:
         value = credentials.get(name)
         if value:
             return value
+    kept = credentials.withheld().get(GH_AUTH_TOKEN)
+    if kept and not token_env:
+        return kept
     gh = shutil.which("gh")
     if gh is not None and not token_env:
         try:
@@ -62,7 +77,7 @@ def github_token(token_env: str | None) -> str:
         else:
             token = proc.stdout.strip()
             if proc.returncode == 0 and token:
-                credentials.keep("GH_AUTH_TOKEN", token)
+                credentials.keep(GH_AUTH_TOKEN, token)
                 return token
     raise UsageError(
         f"[tracker]: no GitHub token: set {' or '.join(names)}"

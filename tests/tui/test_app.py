@@ -273,7 +273,7 @@ async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> No
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="confirm")
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.engine.stop_requested, what="stop requested")
+        await wait_for(pilot, lambda: app.engine.engine.stop_requested, what="stop requested")
         agent.release("streamed")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
     assert app.return_code == 130
@@ -536,7 +536,7 @@ async def test_start_up_lends_the_preflight_thread_the_gil_and_gives_it_back(
     import sys
 
     from ralph_tui.engine import Engine
-    from ralph_tui.tui.app import STARTUP_SWITCH_INTERVAL_S
+    from ralph_tui.tui.tuning import STARTUP_SWITCH_INTERVAL_S
 
     default = sys.getswitchinterval()
     seen: list[float] = []
@@ -678,7 +678,7 @@ async def test_a_second_quit_stops_at_once_during_a_long_tool_call(
         await wait_for(pilot, lambda: bool(_processes_with(marker)), what="the long tool call")
         *first, second = keys
         await pilot.press(*first)
-        await wait_for(pilot, lambda: app.engine.stop_requested, what="the first stop")
+        await wait_for(pilot, lambda: app.engine.engine.stop_requested, what="the first stop")
         assert app.run_active and _processes_with(marker)  # waiting for the safe point
         await pilot.press(second)
         await wait_for(pilot, lambda: app.return_code is not None, what="the exit")

@@ -45,7 +45,7 @@ async def test_demo_runs_to_the_end(tmp_path: Path) -> None:
         "[backend] Task #US-002",
         "[backend] Task #US-001",
     ]
-    journal = (app.engine.run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    journal = (app.engine.engine.run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
     gates = [
         e for e in map(event_from_dict, map(json.loads, journal)) if isinstance(e, GateFinished)
     ]
