@@ -313,3 +313,37 @@ def test_cli_pr_needs_a_tracker(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "ralph-tui: --pr: needs a [tracker] table in ralph.toml (github or linear)"
     )
+
+
+def test_cli_run_headless_with_pr_opens_the_pull_request(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    fake_github.add_issue("Add greeting", "- [ ] greets")
+    script = tmp_path / "script.json"
+    steps = [
+        {"tool": "str_replace_based_edit_tool",
+         "input": {"command": "create", "path": "hello.txt", "file_text": "hello\n"}},
+        {"tool": "complete_task", "input": {"summary": "done", "learnings": ["x"]}},
+    ]  # fmt: skip
+    script.write_text(json.dumps({"default": steps}))
+    root = make_repo(tmp_path / "ws", [], extra_config=f"script = {json.dumps(str(script))}")
+    (root / "tasks/backend_prd.json").unlink()
+    with (root / "ralph.toml").open("a") as fh:
+        fh.write(
+            f'[tracker]\nkind = "github"\nrepository = "acme/widgets"\n'
+            f"api_url = {json.dumps(fake_github.base_url)}\n"
+        )
+    subprocess.run(["git", "commit", "-qam", "tracker"], cwd=root, check=True)
+    remote = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(remote)], cwd=root, check=True)
+
+    done = ralph_tui(
+        root, "run", "--headless", "--approve", "auto", "--pr", env={"GITHUB_TOKEN": TOKEN}
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    (pull,) = fake_github.pulls
+    assert pull["head"] == "ralph/github-acme-widgets"
+    assert "pull request opened: https://github.test/acme/widgets/pull/1000" in done.stdout
+    assert fake_github.issue(1)["state"] == "closed"
