@@ -347,3 +347,19 @@ def test_cli_run_headless_with_pr_opens_the_pull_request(
     assert pull["head"] == "ralph/github-acme-widgets"
     assert "pull request opened: https://github.test/acme/widgets/pull/1000" in done.stdout
     assert fake_github.issue(1)["state"] == "closed"
+    # a later run (a new issue) pushes to the same branch: the open pull request is the one
+    fake_github.add_issue("Add farewell")
+    again = ralph_tui(
+        root, "run", "--headless", "--approve", "auto", "--pr", env={"GITHUB_TOKEN": TOKEN}
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(fake_github.pulls) == 1
+    assert "pull request opened: https://github.test/acme/widgets/pull/1000" in again.stdout
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    pushed = subprocess.run(
+        ["git", "rev-parse", "refs/heads/ralph/github-acme-widgets"],
+        cwd=remote, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert pushed == head

@@ -104,6 +104,16 @@ class GitHubTracker:
         )
 
     async def open_pull_request(self, *, head: str, base: str | None, title: str, body: str) -> str:
+        """A new pull request, or the one already open for ``head`` (a later run pushed to
+        its branch, which updated it)."""
+        owner = self.repository.split("/", 1)[0]
+        open_ones = await self.http.request(
+            "GET", f"{self._repo}/pulls", params={"head": f"{owner}:{head}", "state": "open"}
+        )
+        if isinstance(open_ones.data, list) and open_ones.data:
+            first = open_ones.data[0]
+            if isinstance(first, dict) and first.get("html_url"):
+                return str(first["html_url"])
         if base is None:
             repo = _object((await self.http.request("GET", self._repo)).data, "repository")
             base = str(repo.get("default_branch") or "main")

@@ -121,7 +121,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, issue)
             if tail is None and method == "GET":
                 return self._json(200, issue)
+        if path == f"{base}/pulls" and method == "GET":
+            head = rec.query.get("head", [""])[0].partition(":")[2]
+            return self._json(200, [p for p in state.pulls if p["head"] == head])
         if path == f"{base}/pulls" and method == "POST":
+            if any(p["head"] == rec.body["head"] for p in state.pulls):
+                error = {"message": f"A pull request already exists for {rec.body['head']}."}
+                return self._json(422, {"message": "Validation Failed", "errors": [error]})
             pull = {**rec.body, "number": 1000 + len(state.pulls)}
             pull["html_url"] = f"https://github.test/{state.repo}/pull/{pull['number']}"
             state.pulls.append(pull)
