@@ -298,6 +298,8 @@ class Engine:
             self.notice(note, "warning")
         for note in self._startup_info:
             self.notice(note)
+        if self.tracker is not None:  # the faces read the PRD the sync wrote
+            self.emit(PrdChanged(source="engine"))
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
