@@ -369,7 +369,7 @@ class Engine:
         for report in await self.tracker.landed(
             story, sha, branch=self.branch, gates=gates, flags=flags
         ):
-            self.notice(self._redact(report.message), _level(report.level))
+            self.notice(self._redact(report.message), report.level)
 
     async def _end_with_pull_request(self, exit_code: int, reason: str) -> tuple[int, str]:
         """Every story passes: the pull request when ``[tracker] pull_request`` (``--pr``)
@@ -881,7 +881,7 @@ class Engine:
         )
         if self.tracker is not None:
             for report in await self.tracker.escalated(story, question, tried):
-                self.notice(self._redact(report.message), _level(report.level))
+                self.notice(self._redact(report.message), report.level)
         self._set_state("waiting")
         try:
             answer = await self.supervisor.answer(
@@ -927,7 +927,3 @@ class Engine:
             self.notice(
                 f"cost budget ${limit:.2f} spent; stopping at the next safe point", "warning"
             )
-
-
-def _level(name: str) -> Literal["info", "warning", "error"]:
-    return "warning" if name == "warning" else "error" if name == "error" else "info"

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ralph_tui.config import TrackerOptions
 from ralph_tui.gates import GateResult
@@ -44,7 +45,7 @@ from ralph_tui.trackers.sync import SyncResult, sync_file
 class Report:
     """One line for the run's log: ``level`` as a ``Notice`` has it."""
 
-    level: str  # "info" | "warning" | "error"
+    level: Literal["info", "warning", "error"]
     message: str
 
 
