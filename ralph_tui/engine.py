@@ -17,9 +17,8 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.approvals import approvals_unattended
 from ralph_tui.baseline import (
@@ -85,7 +84,12 @@ from ralph_tui.supervisor import (
     Supervisor,
 )
 from ralph_tui.text import counted
+from ralph_tui.trackers import TrackerError, TrackerIssue, withhold_credentials
 from ralph_tui.workspace import Redactor, Workspace
+
+if TYPE_CHECKING:
+    from ralph_tui.trackers.link import TrackerLink
+    from ralph_tui.trackers.sync import SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +149,14 @@ class Engine:
         self._sink = sink
         self._journal: Journal | None = None
         # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
-        credentials.withhold()
+        # [tracker]: its token variable withheld and its credential resolved before the
+        # redactor is built (a `gh auth token` joins the vault), so the redactor knows it
+        withhold_credentials(config.tracker)
+        self.tracker: TrackerLink | None = None
+        if config.tracker is not None:
+            from ralph_tui.trackers.link import TrackerLink
+
+            self.tracker = TrackerLink.from_config(config.tracker)
         # the run's faces (server, notifier) are built with the same one (ralph_tui.runs)
         self._redact = redactor if redactor is not None else Redactor()
         self._running = asyncio.Event()
@@ -258,7 +269,21 @@ class Engine:
             self._lock.release()
 
     async def _run_locked(self) -> int:
-        await asyncio.to_thread(self._preflight)
+        try:
+            # the issues are read first: a refused token stops the run before anything changes
+            tracker = self.tracker
+            issues = await tracker.read() if tracker is not None else None
+            created = None
+            if tracker is not None and issues is not None and not self.store.path.exists():
+                # a first PRD, so the preflight knows the run's branch (its branchName)
+                created = await tracker.sync(self.store.path, issues)
+            await asyncio.to_thread(self._preflight)
+            if issues is not None:  # on the run's branch: into the PRD it has there
+                await self._sync_tracker(issues, created)
+        except BaseException:
+            if self.tracker is not None:
+                await self.tracker.aclose()
+            raise
         self._journal = Journal(self.run_dir, self._redact)
         self.emit(
             RunStarted(
@@ -280,6 +305,8 @@ class Engine:
             self.notice(note, "warning")
         for note in self._startup_info:
             self.notice(note)
+        if self.tracker is not None:  # the faces read the PRD the sync wrote
+            self.emit(PrdChanged(source="engine"))
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
@@ -288,10 +315,7 @@ class Engine:
         try:
             exit_code, reason = await self._loop()
             if exit_code == ExitCode.DONE and self.branch is not None:
-                self.notice(
-                    f"every story passes on {self.branch}; for a pull request: "
-                    f"git push -u origin {self.branch}"
-                )
+                exit_code, reason = await self._end_with_pull_request(exit_code, reason)
         except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
@@ -308,6 +332,8 @@ class Engine:
                     await self.pm.aclose()
                 except Exception:  # closing must not hide the run's own outcome
                     log.warning("closing the PM failed", exc_info=True)
+            if self.tracker is not None:
+                await self.tracker.aclose()
             if self._agent is not None:
                 try:
                     await self._agent.aclose()
@@ -320,6 +346,62 @@ class Engine:
                 self._journal.close()
                 self._journal = None
         return exit_code
+
+    # ----------------------------------------------------------------- [tracker]
+
+    async def _sync_tracker(
+        self, issues: Sequence[TrackerIssue], created: SyncResult | None
+    ) -> None:
+        """The tracker's open issues into the PRD on the run's branch, committed.
+        ``created``: the sync that wrote a first PRD before the preflight."""
+        assert self.tracker is not None
+        result = await self.tracker.sync(self.store.path, issues)
+        said = created if created is not None and not result.changed else result
+        summary = said.summary(self.tracker.source)
+        self._startup_info.append(summary)
+        await asyncio.to_thread(self._commit_synced_prd, summary)
+
+    def _commit_synced_prd(self, summary: str) -> None:
+        """The synced PRD committed on the run's branch: a story's commit holds only its own
+        change, and a clean tree is what the next run starts from."""
+        path = self.workspace.relative(self.store.path)
+        committed = self.git.show_file("HEAD", Path(path))
+        if committed == self.store.path.read_bytes():
+            return
+        sha = self.git.commit_paths([path], f"[{self.config.role}] {summary}\n")
+        self._startup_info.append(f"committed the synced PRD as {sha[:10]}")
+
+    async def tracker_landed(
+        self, story: Story, sha: str, gates: Sequence[GateResult], flags: Sequence[str]
+    ) -> None:
+        """A landed story's issue: commented on with the commit and the gates, then closed."""
+        if self.tracker is None:
+            return
+        flags = [self._redact(flag) for flag in flags]  # they may quote the agent's files
+        for report in await self.tracker.landed(
+            story, sha, branch=self.branch, gates=gates, flags=flags
+        ):
+            self.notice(self._redact(report.message), report.level)
+
+    async def _end_with_pull_request(self, exit_code: int, reason: str) -> tuple[int, str]:
+        """Every story passes: the pull request when ``[tracker] pull_request`` (``--pr``)
+        asks for it, else the hint to open one."""
+        assert self.branch is not None
+        if self.tracker is None or not self.tracker.options.pull_request:
+            self.notice(
+                f"every story passes on {self.branch}; for a pull request: "
+                f"git push -u origin {self.branch}"
+            )
+            return exit_code, reason
+        prd = await asyncio.to_thread(self.store.load)
+        try:
+            url = await self.tracker.pull_request(self.git, self.branch, prd)
+        except (TrackerError, GitError) as exc:
+            message = f"pull request for {self.branch} not opened: {exc}"
+            self.notice(self._redact(message), "error")
+            return ExitCode.RUNTIME, message
+        self.notice(f"pull request opened: {url}")
+        return exit_code, f"{reason}; pull request {url}"
 
     def _commit_log_entries(self) -> None:
         """Commit what the run appended to the progress log and nothing landed with (a blocker,
@@ -779,6 +861,7 @@ class Engine:
             if self._books is not None:
                 self._books.rebase_progress(self.progress)
 
+        flags = self._approved_flags.pop(story.key, ())
         sha = await self._landing.land(
             story,
             learnings,
@@ -786,8 +869,9 @@ class Engine:
             after=self._marker("iteration", story),
             user_files=self._user_dirty,
             undo=rebase_books,
-            flags=self._approved_flags.pop(story.key, ()),
+            flags=flags,
         )
+        await self.tracker_landed(story, sha, self._last_gates, flags)
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
         if self.config.review.baseline and self._last_gates:
@@ -807,6 +891,9 @@ class Engine:
             self.progress.append_blocker, story.key, story.title, tried, question
         )
         request = EscalationRequest(story.key, story.title, question, tried, automatic)
+        if self.tracker is not None:  # [tracker]: the question as a comment on the issue
+            for report in await self.tracker.escalated(story, question, tried):
+                self.notice(self._redact(report.message), report.level)
         if self.pm is not None:  # [pm]: the PM answers or suggests first (ralph_tui.pm)
             answer, by = await self.pm.escalate(self, story, request)
         else:
