@@ -195,9 +195,7 @@ class IterationControl:
         """What the agent is told after a question to the human: the answer, a skip, or (no
         human there) the run stops after this iteration."""
         if answer.kind == "answer":
-            return ToolOutcome(
-                f"Answer from the human supervisor:\n{answer.text.strip()}", is_error=is_error
-            )
+            return ToolOutcome(f"{answer.source}:\n{answer.text.strip()}", is_error=is_error)
         if answer.kind == "skip":
             self._end("skipped", "skipped by the supervisor")
             return ToolOutcome(

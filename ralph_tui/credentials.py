@@ -63,13 +63,17 @@ def is_secret(name: str, value: str) -> bool:
     return is_secret_name(name) or is_secret_value(value)
 
 
-def withhold(environ: MutableMapping[str, str] | None = None) -> list[str]:
+def withhold(
+    environ: MutableMapping[str, str] | None = None, also: Iterable[str] = ()
+) -> list[str]:
     """Move the secrets out of ``environ`` (default ``os.environ``) into the vault; idempotent.
 
+    ``also``: names that are secrets whatever they look like (``[tracker] token_env``).
     Returns the names withheld by this call.
     """
     env = os.environ if environ is None else environ
-    names = [name for name, value in list(env.items()) if is_secret(name, value)]
+    forced = set(also)
+    names = [name for name, value in list(env.items()) if name in forced or is_secret(name, value)]
     for name in names:
         _vault[name] = env[name]
         if env is os.environ:
@@ -107,6 +111,12 @@ def get(name: str) -> str | None:
     vault."""
     value = os.environ.get(name)
     return value if value is not None else _vault.get(name)
+
+
+def keep(name: str, value: str) -> None:
+    """Put a secret ralph-tui obtained itself (``gh auth token``) in the vault: handed out by
+    name only, and scrubbed by every ``Redactor`` built afterwards."""
+    _vault[name] = value
 
 
 def withheld() -> dict[str, str]:

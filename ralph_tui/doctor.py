@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ralph_tui.agents.registry import agent_spec
 from ralph_tui.checks import Check, find_program, first_line, run_program
-from ralph_tui.config import RalphConfig, find_config_file, load_config
+from ralph_tui.config import RalphConfig, TrackerOptions, find_config_file, load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
 from ralph_tui.prd_store import PrdStore
@@ -65,6 +65,8 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
             yield Check("skip", name, "needs a valid configuration")
         return
     yield _prd_check(root, config)
+    if config.tracker is not None:
+        yield _tracker_check(config.tracker)
     if config.persona:
         yield _persona_check(root, config.persona)
     yield from _gate_checks(root, config)
@@ -115,6 +117,8 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
     except UsageError as exc:  # two candidate PRDs (prd.json and tasks/...): never a pick
         return Check("missing", "prd", str(exc), "")
     path = pinned.prd_path(root)
+    if config.tracker is not None and not path.exists():
+        return Check("ok", "prd", f"{_rel(path, root)}: written by the run's first tracker sync")
     try:
         prd = PrdStore(path).load()
     except UsageError as exc:
@@ -127,6 +131,30 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
     return Check(
         "ok", "prd", f"{_rel(path, root)}{found}: {counted(total, 'story')}, {open_count} open"
     )
+
+
+def _tracker_check(options: TrackerOptions) -> Check:
+    """Which issues a run reads, and whether the credential is there (no network call)."""
+    from ralph_tui.trackers import github_token, linear_key
+
+    if options.kind == "github":
+        where = f"github {options.repository}"
+        narrowed = options.label or options.milestone
+    else:
+        where = f"linear {options.team}" + (f"/{options.project}" if options.project else "")
+        narrowed = options.label or options.view
+    where += f" ({narrowed})" if narrowed else " (every open issue)"
+    try:
+        if options.kind == "github":
+            github_token(options.token_env)
+        else:
+            linear_key(options.token_env)
+        if options.pull_request and options.kind == "linear":
+            github_token(None)
+    except UsageError as exc:
+        return Check("missing", "tracker", f"{where}: {exc}", "export the variable it names")
+    pr = ", pull request at the end" if options.pull_request else ""
+    return Check("ok", "tracker", f"{where}: credential found{pr}")
 
 
 def _persona_check(root: Path, persona: str) -> Check:

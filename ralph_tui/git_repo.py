@@ -567,13 +567,21 @@ class GitRepo:
 
     def commit_paths(self, paths: Collection[str], message: str) -> str:
         """Commit only ``paths`` as the working tree has them (``git commit --only``): what
-        else is staged or changed stays as it was. Hooks and signing apply, as for a story."""
+        else is staged or changed stays as it was. Hooks and signing apply, as for a story.
+        A path git does not track yet (a PRD a tracker sync created) is added first."""
         spec = [self._normalise(p) for p in paths]
+        self._git("--literal-pathspecs", "add", "--intent-to-add", "--", *spec)
         self._git(
             "--literal-pathspecs", "commit", "-q", "--cleanup=whitespace", "-F", "-", "--only",
             "--", *spec, stdin=message.encode(), config=_COMMIT_CONFIG,
         )  # fmt: skip
         return self.head_sha()
+
+    def push(self, remote: str, branch: str) -> None:
+        """Push ``branch`` to the same name on ``remote`` (the pull request's head); the user's
+        pre-push hook applies, as their hooks do for a story's commit."""
+        ref = f"refs/heads/{branch}"
+        self._git("push", "--quiet", "--", remote, f"{ref}:{ref}", config=_COMMIT_CONFIG)
 
     def restore_to_head(self, keep: Collection[str] = ()) -> None:
         """Throw away the working-tree change, except the files in ``keep``.

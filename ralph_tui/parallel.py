@@ -57,7 +57,7 @@ from ralph_tui.git_repo import FileDiff, run_git
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
 from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -360,6 +360,10 @@ class ParallelEngine(Engine):
 
     # ----------------------------------------------------------------- approval and merge
 
+    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """A PRD change the PM proposed waits in the same queue as the workers' changes."""
+        return await self.approvals.approve(request)
+
     async def queue_approval(
         self,
         worker: int,
@@ -479,7 +483,7 @@ class ParallelEngine(Engine):
                 known = self._gated.get(landed) if landed is not None else None
                 if known is not None and all(r.passed for r in known):
                     # the tree that lands is one the gates passed on: no rebase, no re-run
-                    sha = await self._land(story, change.patch, learnings)
+                    sha = await self._land(story, change.patch, learnings, known)
                     ticket.state = "landed"
                     return sha
                 conflicts = await checkout.rebase(head)
@@ -501,7 +505,7 @@ class ParallelEngine(Engine):
                         "Your change was rebased onto the current main branch and the quality "
                         "gates fail on the result:\n\n" + gate_report(results)
                     )
-                sha = await self._land(story, rebased.patch, learnings)
+                sha = await self._land(story, rebased.patch, learnings, results)
                 ticket.state = "landed"
                 return sha
         finally:
@@ -523,10 +527,17 @@ class ParallelEngine(Engine):
         self._gated[tree] = results
         return results
 
-    async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
+    async def _land(
+        self,
+        story: Story,
+        patch: bytes,
+        learnings: Sequence[str],
+        gates: Sequence[GateResult],
+    ) -> str:
         """ONE commit on main (``landing``): the worker's change applied from its patch; a
         failure leaves main's tree as it was and no state marker behind."""
         keep = (*self._bookkeeping, *self._user_dirty)
+        flags = self._approved_flags.pop(story.key, ())
 
         def put_in() -> None:
             if not patch:
@@ -547,9 +558,10 @@ class ParallelEngine(Engine):
             user_files=self._user_dirty,
             put_in=put_in,
             undo=lambda: self.git.restore_to_head(keep=keep),
-            flags=self._approved_flags.pop(story.key, ()),
+            flags=flags,
         )
         self._head = sha
+        await self.tracker_landed(story, sha, gates, flags)
         self._landed.add(story.key)
         self._wake.set()  # a dependency may have just passed
         return sha

@@ -141,6 +141,13 @@ class Story(BaseModel):
         return allowed, forbidden
 
     @property
+    def link(self) -> str | None:
+        """Where the story lives on its tracker (``tracker.url``, set by a sync), if anywhere."""
+        tracker = (self.model_extra or {}).get("tracker")
+        url = tracker.get("url") if isinstance(tracker, dict) else None
+        return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+
+    @property
     def depends_on(self) -> tuple[str, ...]:
         """The ids this story waits for, from ``dependsOn``, ``dependencies`` and ``deps``."""
         out: list[str] = []

@@ -28,7 +28,7 @@ __all__ = ["ProgressLog", "timestamp"]
 ENTRY_START = "## "
 # A line of free text that starts like one of these would read as part of the log's structure.
 _STRUCTURE = re.compile(
-    r"^(#|Completed:|Raised:|Answer \(|Tried:|Question:|Learnings:|Files modified:)"
+    r"^(#|Completed:|Raised:|Answer \(|PM note \(|Tried:|Question:|Learnings:|Files modified:)"
 )
 
 
@@ -108,10 +108,20 @@ class ProgressLog:
             "\n"
         )
 
-    def append_answer(self, answer: str | None, when: datetime | None = None) -> None:
-        """Follows the blocker entry it answers; `None` means the human skipped the story."""
+    def append_answer(
+        self, answer: str | None, when: datetime | None = None, *, by: str = ""
+    ) -> None:
+        """Follows the blocker entry it answers; `None` means the human skipped the story.
+
+        ``by`` says whose answer it is when it is not simply the human's (``"the PM"``), so a
+        reader knows which answers came from a person."""
         text = "Skipped by supervisor" if answer is None else _block(answer)
-        self._append(f"Answer ({timestamp(when)}):\n{text}\n\n")
+        whose = f", {_one_line(by)}" if by else ""
+        self._append(f"Answer ({timestamp(when)}{whose}):\n{text}\n\n")
+
+    def append_pm_note(self, note: str, when: datetime | None = None) -> None:
+        """The PM's word that is not an answer (it could not answer; a PRD change it proposed)."""
+        self._append(f"PM note ({timestamp(when)}):\n{_block(note)}\n\n")
 
     def tail(self, max_chars: int = 4000) -> str:
         """The latest entries that fit in `max_chars`, starting at an entry heading if one fits."""

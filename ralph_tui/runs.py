@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ralph_tui import credentials
 from ralph_tui.approvals import approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.credentials import Redactor
@@ -33,6 +32,7 @@ from ralph_tui.prd_store import PrdStore
 from ralph_tui.recovery import new_run_id
 from ralph_tui.run_handle import RunFactory
 from ralph_tui.supervisor import Supervisor
+from ralph_tui.trackers import withhold_credentials
 
 if TYPE_CHECKING:  # the server (aiohttp, 0.15 s to import) is loaded only for --listen
     from ralph_tui.server.http import RunServer
@@ -124,7 +124,8 @@ class ServedRun:
         config = spec.config
         address = spec.listen_address()
         run_id = spec.run_id or new_run_id()
-        credentials.withhold()  # secrets leave os.environ before the redactor reads them
+        # secrets leave os.environ before the redactor reads them ([tracker]'s token too)
+        withhold_credentials(config.tracker)
         redact = Redactor()
         self._sinks: list[EventSink] = [sink]
         self.url = ""

@@ -243,6 +243,19 @@ class AnthropicAgent:
         text = "".join(b.text for b in reply.content if b.type == "text")
         return text, _usage(reply.usage)
 
+    async def tool_turn(
+        self,
+        system: str,
+        messages: list[Message],
+        tool_params: list[dict[str, Any]],
+        emit: Callable[[Event], None],
+    ) -> tuple[list[dict[str, Any]], Usage]:
+        """One turn with the caller's own tools (the PM's read-only set, ``ralph_tui.pm``), with
+        the same client and retries: the reply's content as request params, and its usage."""
+        system_blocks = [{"type": "text", "text": system}]
+        reply = await self._turn(system_blocks, messages, _Emitter(emit), tool_params=tool_params)
+        return _assistant_content(reply), _usage(reply.usage)
+
     async def _turn(
         self,
         system: list[dict[str, Any]],

@@ -277,8 +277,13 @@ class RalphApp(App[int]):
         if len(self.batcher):  # queued before the loop was known: drawn now
             self.pacer.arm()
         self.board.state = BoardState(skipped=frozenset(self.engine.skipped))
+        tracker = self.config.tracker
         try:
-            self._show_board(self.engine.store.load())
+            if tracker is not None and not self.config.prd_path(self.workspace).exists():
+                # the run's first sync writes it: the board fills in when it has
+                self.board.border_subtitle = f"waiting for the {tracker.kind} sync"
+            else:
+                self._show_board(self.engine.store.load())
         except RalphError as exc:
             # the run's preflight reports it as the one error line; the board stays empty
             self.board.border_subtitle = "PRD unreadable"

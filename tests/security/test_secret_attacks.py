@@ -200,6 +200,6 @@ def test_pass_env_cannot_hand_ralph_tuis_own_key_to_commands(tmp_path: Path) -> 
     with pytest.raises(UsageError) as caught:
         load_config(tmp_path)
     assert str(caught.value) == (
-        f"{tmp_path / 'ralph.toml'}: sandbox.pass_env: Value error, ANTHROPIC_API_KEY is "
+        f"{tmp_path / 'ralph.toml'}: sandbox.pass_env: ANTHROPIC_API_KEY is "
         "ralph-tui's own credential; it never goes to commands"
     )
