@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from ralph_tui.branching import branch_for
 from ralph_tui.errors import UsageError
+from ralph_tui.names import branch_for
 from ralph_tui.prd_format import (
     FIELD_ALIASES,
     PrdError,

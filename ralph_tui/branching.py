@@ -10,43 +10,8 @@ cannot carry them the run refuses with git's reason.
 
 from __future__ import annotations
 
-import re
-
 from ralph_tui.errors import GitError, UsageError
 from ralph_tui.git_repo import GitRepo
-
-_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-
-
-def branch_name_problem(name: str) -> str | None:
-    """Why git would refuse ``name`` as a branch (``git check-ref-format --branch``), or None.
-
-    Pure, so ``validate`` can point at a PRD's ``branchName`` without a repository; the run
-    still asks git itself before it switches.
-    """
-    if not name:
-        return "must not be empty"
-    if name.startswith("-"):
-        return "must not start with '-'"
-    if name in ("@", "HEAD"):
-        return f"{name!r} is reserved by git"
-    if match := _FORBIDDEN.search(name):
-        return f"must not contain {match.group()!r}"
-    for part, why in (("..", "'..'"), ("@{", "'@{'"), ("//", "'//'")):
-        if part in name:
-            return f"must not contain {why}"
-    if name.startswith("/") or name.endswith(("/", ".")):
-        return "must not start with '/' or end with '/' or '.'"
-    if any(c.startswith(".") or c.endswith(".lock") for c in name.split("/")):
-        return "no part may start with '.' or end with '.lock'"
-    return None
-
-
-def branch_for(name: str) -> str | None:
-    """``ralph/<slug>`` for a project name (``init``, ``import``): lower-case ASCII letters,
-    digits and dashes, so any folder or project name gives a branch git accepts."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return f"ralph/{slug}" if slug else None
 
 
 def wanted_branch(setting: bool | str, prd_branch: str | None) -> str | None:

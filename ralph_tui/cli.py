@@ -596,7 +596,7 @@ PLACEHOLDER_TITLE = "Describe the first story"
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ralph_tui.branching import branch_for
+    from ralph_tui.names import branch_for
 
     workspace = _workspace(args)
     if not (workspace / ".git").exists():

@@ -36,7 +36,7 @@ from ralph_tui.backlogs import (
     import_yaml,
     summary,
 )
-from ralph_tui.branching import branch_for
+from ralph_tui.names import branch_for
 from ralph_tui.prd import NON_BLOCKING_DEPENDENCY_TYPES
 from ralph_tui.prd_format import PRIORITY_WORDS, PrdError, validate_prd, write_new
 

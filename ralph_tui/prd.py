@@ -9,9 +9,7 @@ dropped. Reading and writing the file lives in ``prd_store``; this module is pur
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from ralph_tui.branching import branch_name_problem
+from ralph_tui.names import branch_name_problem, safe_name
 from ralph_tui.text import escape_controls
 
 StoryId = StrictStr | StrictInt
@@ -327,26 +325,6 @@ class Prd(BaseModel):
     @property
     def all_pass(self) -> bool:
         return all(s.passes for s in self.userStories)
-
-
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,58}[A-Za-z0-9_])?")
-
-
-def safe_name(key: str) -> str:
-    """A story key as one safe component of a branch, folder or file name: the one place
-    where a PRD value becomes a name that git, the file system or a command line sees.
-
-    A key that is already plain (ASCII letters, digits, ``_``, inner ``-`` and ``.``; no
-    ``..``; not ending in ``.lock``; at most 60 characters) is used as it is. Anything else
-    (``../../x``, ``-rf``, ``a b``, ``@{``, a newline, unicode, a very long id) becomes its
-    plain letters and a hash of the whole key, so two keys never share a name and the result
-    is always valid for ``git check-ref-format`` under ``ralph/``.
-    """
-    if _SAFE_NAME.fullmatch(key) and ".." not in key and not key.lower().endswith(".lock"):
-        return key
-    base = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_-")[:40] or "story"
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{base}-{digest}"
 
 
 def _dep_field(story: Story) -> str:

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from ralph_tui.errors import GitError, UsageError
 from ralph_tui.git_repo import GitRepo
-from ralph_tui.prd import safe_name
+from ralph_tui.names import safe_name
 from ralph_tui.prd_store import PrdStore, parse_prd
 from ralph_tui.progress import ProgressLog
 

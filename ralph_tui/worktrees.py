@@ -36,7 +36,7 @@ from ralph_tui.git_repo import (
     git_words,
     run_git,
 )
-from ralph_tui.prd import safe_name
+from ralph_tui.names import safe_name
 from ralph_tui.tempdirs import process_dir
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -167,7 +167,7 @@ def test_hostile_ids_get_safe_names_and_every_story_lands(outside_tmp: Path, wor
 
 
 def test_safe_names_are_plain_distinct_and_valid_branches(tmp_path: Path) -> None:
-    from ralph_tui.prd import safe_name
+    from ralph_tui.names import safe_name
 
     root = make_repo(tmp_path / "ws")
     names = [safe_name(i) for i in [*HOSTILE_IDS, "US-001", "1.2", "a__b"]]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.branching import branch_for
+from ralph_tui.names import branch_for
 from ralph_tui.prd_format import (
     PrdError,
     parse_document,
