@@ -13,14 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ralph_tui import __version__, credentials, tempdirs
+from ralph_tui import __version__
 from ralph_tui.agents.registry import agent_names
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.executors import executor_names
 from ralph_tui.exit_codes import ExitCode
-from ralph_tui.prd_store import PrdStore, prd_json_schema
-from ralph_tui.text import counted, escape_controls
+from ralph_tui.prd.store import PrdStore, prd_json_schema
+from ralph_tui.safety import credentials, tempdirs
+from ralph_tui.safety.text import counted, escape_controls
 
 log = logging.getLogger("ralph_tui")
 
@@ -278,7 +279,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _print_prd_warnings(path: Path) -> None:
     """What `validate` would warn about, said before a headless run starts (a repeated id)."""
-    from ralph_tui.prd_store import PrdError
+    from ralph_tui.prd.store import PrdError
 
     try:
         warnings = PrdStore(path).check()[1]
@@ -375,7 +376,7 @@ def _cmd_web(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ralph_tui.demo import create_demo_project
-    from ralph_tui.tempdirs import process_dir
+    from ralph_tui.safety.tempdirs import process_dir
     from ralph_tui.tui.app import run_tui
 
     # without a folder of its own the demo lives in this process's temp folder, removed at exit
@@ -400,7 +401,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     config = _config(args, workspace)
     _say_prd(config, workspace)
     path = config.prd_path(workspace)
-    from ralph_tui.prd_format import PrdError
+    from ralph_tui.prd.format import PrdError
 
     try:
         prd, warnings = PrdStore(path).check()
@@ -451,8 +452,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _branch_line(workspace: Path, config: RalphConfig, prd_branch: str | None) -> str:
-    from ralph_tui.branching import wanted_branch
-    from ralph_tui.git_repo import GitRepo
+    from ralph_tui.git.branching import wanted_branch
+    from ralph_tui.git.repo import GitRepo
 
     try:
         ref = GitRepo.open(workspace).head_branch()
@@ -471,7 +472,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ralph_tui.importers import FORMATS, import_prd
+    from ralph_tui.prd.importers import FORMATS, import_prd
 
     if args.list_formats:
         width = max(len(f.name) for f in FORMATS)
@@ -514,8 +515,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _import_tracker(source: str, args: argparse.Namespace, workspace: Path, target: Path) -> int:
     """``import github:OWNER/REPO`` / ``linear:TEAM/PROJECT``: the open issues, once, as a
     PRD file (a run with ``[tracker]`` syncs them itself)."""
-    from ralph_tui.importers import write_atomic
-    from ralph_tui.prd_format import validate_prd, write_new
+    from ralph_tui.prd.format import validate_prd, write_new
+    from ralph_tui.prd.importers import write_atomic
     from ralph_tui.trackers import TrackerIssue, build_tracker, options_from_source
     from ralph_tui.trackers.sync import new_document, sync_document
 
@@ -596,7 +597,7 @@ PLACEHOLDER_TITLE = "Describe the first story"
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ralph_tui.names import branch_for
+    from ralph_tui.safety.names import branch_for
 
     workspace = _workspace(args)
     if not (workspace / ".git").exists():

@@ -24,11 +24,11 @@ from ralph_tui.iteration import (
     ToolOutcome,
     Usage,
 )
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from ralph_tui.review import flags_for_agent
+from ralph_tui.safety.text import cap_text
+from ralph_tui.safety.workspace import Workspace
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
-from ralph_tui.text import cap_text
-from ralph_tui.workspace import Workspace
 
 AGENT_TEXT_MAX = 4000  # characters of a summary, a question, what was tried
 LEARNING_MAX = 1000  # characters of one learning

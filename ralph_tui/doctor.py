@@ -19,10 +19,10 @@ from ralph_tui.checks import Check, find_program, first_line, run_program
 from ralph_tui.config import RalphConfig, TrackerOptions, find_config_file, load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
-from ralph_tui.prd_store import PrdStore
-from ralph_tui.sandbox import resolve_sandbox
-from ralph_tui.text import counted
-from ralph_tui.workspace import agent_env
+from ralph_tui.prd.store import PrdStore
+from ralph_tui.safety.sandbox import resolve_sandbox
+from ralph_tui.safety.text import counted
+from ralph_tui.safety.workspace import agent_env
 
 # First words of a gate command that need no executable on PATH.
 _SHELL_WORDS = frozenset(
@@ -237,7 +237,7 @@ def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
 
 def _ray_checks(config: RalphConfig) -> Iterator[Check]:
     try:
-        from ralph_tui.ray_executor import check_cluster
+        from ralph_tui.executors.ray.executor import check_cluster
     except ImportError:
         yield Check(
             "missing",

@@ -29,7 +29,6 @@ from ralph_tui.baseline import (
     test_runner_gates,
 )
 from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
-from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import (
@@ -60,22 +59,25 @@ from ralph_tui.events import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult, run_gates, run_story_gates
-from ralph_tui.git_guard import GitSnapshot
-from ralph_tui.git_repo import FileDiff, GitRepo
-from ralph_tui.ignored import IgnoredSnapshot
+from ralph_tui.git.branching import switch_to, wanted_branch
+from ralph_tui.git.guard import GitSnapshot
+from ralph_tui.git.ignored import IgnoredSnapshot
+from ralph_tui.git.repo import FileDiff, GitRepo
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
 from ralph_tui.pm import AS_IS, ProductManager
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
+from ralph_tui.prd.progress import ProgressLog
 from ralph_tui.pricing import estimate_cost
-from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover
 from ralph_tui.review import review_flags
 from ralph_tui.runlock import RunLock
-from ralph_tui.safe_open import BookkeepingError, inside, read_capped, replace_regular
-from ralph_tui.sandbox import resolve_sandbox
+from ralph_tui.safety.safe_open import BookkeepingError, inside, read_capped, replace_regular
+from ralph_tui.safety.sandbox import resolve_sandbox
+from ralph_tui.safety.text import counted
+from ralph_tui.safety.workspace import Redactor, Workspace
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -83,9 +85,7 @@ from ralph_tui.supervisor import (
     EscalationRequest,
     Supervisor,
 )
-from ralph_tui.text import counted
 from ralph_tui.trackers import TrackerError, TrackerIssue, withhold_credentials
-from ralph_tui.workspace import Redactor, Workspace
 
 if TYPE_CHECKING:
     from ralph_tui.trackers.link import TrackerLink

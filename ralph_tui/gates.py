@@ -24,13 +24,13 @@ from pathlib import Path
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import GitError
 from ralph_tui.events import GateStateName
-from ralph_tui.git_repo import display_path, nested_repositories
+from ralph_tui.git.repo import display_path, nested_repositories
 from ralph_tui.path_rules import changed_breaches, explain
-from ralph_tui.prd import Story
-from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
-from ralph_tui.sandbox import Sandbox
-from ralph_tui.text import one_line
-from ralph_tui.workspace import agent_env
+from ralph_tui.prd.model import Story
+from ralph_tui.safety.procgroup import KILL_GRACE_S, run_in_group
+from ralph_tui.safety.sandbox import Sandbox
+from ralph_tui.safety.text import one_line
+from ralph_tui.safety.workspace import agent_env
 
 OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
 _SUMMARY_WIDTH = 80

@@ -46,14 +46,14 @@ from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import Agent
 from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.runs import RunSpec, build_run
+from ralph_tui.safety.text import escape_controls, one_line
+from ralph_tui.safety.workspace import Redactor
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
 )
-from ralph_tui.text import escape_controls, one_line
-from ralph_tui.workspace import Redactor
 
 CLIP = 200
 

@@ -36,8 +36,8 @@ from ralph_tui.events import (
     ToolCall,
     ToolResult,
 )
-from ralph_tui.text import cap_strings, escape_controls
-from ralph_tui.workspace import Redactor
+from ralph_tui.safety.text import cap_strings, escape_controls
+from ralph_tui.safety.workspace import Redactor
 
 TEXT_CHUNK = 16_384  # characters of streamed text buffered before a write
 TEXT_PER_ITERATION = 1 << 20  # the agent's streamed text kept per iteration

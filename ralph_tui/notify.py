@@ -21,7 +21,6 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from ralph_tui import credentials
 from ralph_tui.config import NotifyOptions
 from ralph_tui.events import (
     ApprovalNeeded,
@@ -32,7 +31,8 @@ from ralph_tui.events import (
     RunFinished,
     RunStarted,
 )
-from ralph_tui.workspace import Redactor
+from ralph_tui.safety import credentials
+from ralph_tui.safety.workspace import Redactor
 
 log = logging.getLogger(__name__)
 

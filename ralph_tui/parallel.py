@@ -3,7 +3,7 @@
 ``ParallelEngine`` is the ``Engine`` with a scheduler in place of the one-story loop. It picks up
 to ``workers`` stories by the PRD's pick rule (priority, file order, dependencies that must
 pass: so never two stories where one depends on the other), and hands each to
-an ``Executor`` (``ralph_tui.executor``). Everything that must happen once stays here, in the
+an ``Executor`` (``ralph_tui.executors.base``). Everything that must happen once stays here, in the
 main checkout: the PRD and the progress log are only written by this engine, approvals go
 through one ``ApprovalQueue``, and merges run one at a time:
 
@@ -32,7 +32,6 @@ from ralph_tui.agents.registry import agent_spec
 from ralph_tui.approvals import ApprovalQueue, approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
-from ralph_tui.credentials import Redactor
 from ralph_tui.engine import Engine
 from ralph_tui.events import (
     ApprovalDecided,
@@ -42,7 +41,8 @@ from ralph_tui.events import (
     IterationStarted,
     PrdChanged,
 )
-from ralph_tui.executor import (
+from ralph_tui.executors import ExecutorSite, build_executor
+from ralph_tui.executors.base import (
     CHANGED_AFTER_APPROVAL,
     Checkout,
     Executor,
@@ -50,15 +50,15 @@ from ralph_tui.executor import (
     StoryJob,
     WorkerResult,
 )
-from ralph_tui.executors import ExecutorSite, build_executor
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import FileDiff, run_git
+from ralph_tui.git.repo import FileDiff, run_git
+from ralph_tui.git.worktrees import WorktreeManager
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
-from ralph_tui.prd import Prd, Story
+from ralph_tui.prd.model import Prd, Story
+from ralph_tui.safety.credentials import Redactor
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
-from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
 

@@ -46,15 +46,15 @@ from ralph_tui.events import (
     PmProposal,
     PmToolUsed,
 )
-from ralph_tui.prd import Story
-from ralph_tui.prd_store import PrdError
+from ralph_tui.prd.model import Story
+from ralph_tui.prd.store import PrdError
+from ralph_tui.safety.text import encodable_data, one_line
 from ralph_tui.supervisor import (
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
     reaches_human,
 )
-from ralph_tui.text import encodable_data, one_line
 from ralph_tui.tools.editor import run_editor
 from ralph_tui.tools.shell import run_bash
 from ralph_tui.tools.toolbox import input_problem

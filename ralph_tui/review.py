@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from ralph_tui.config import PRD_PLACES, ReviewOptions
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import FileDiff, describe_change, display_path, git_output
+from ralph_tui.git.repo import FileDiff, describe_change, display_path, git_output
 
 
 # Files that decide what the gates check, or how the run is confined.

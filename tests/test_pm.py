@@ -37,6 +37,7 @@ from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest
 from ralph_tui.notify import Notifier
 from ralph_tui.pm import ProductManager
 from ralph_tui.runs import build_engine
+from ralph_tui.safety.workspace import Redactor
 from ralph_tui.server.protocol import escalation_from_dict, escalation_to_dict
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -44,7 +45,6 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
 )
-from ralph_tui.workspace import Redactor
 from tests.support.engine import (
     RecordingSink,
     ScriptedSupervisor,
@@ -506,7 +506,7 @@ async def test_pm_without_a_key_stops_the_run_before_it_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_repo(tmp_path / "ws")
-    monkeypatch.setattr("ralph_tui.credentials.get", lambda name: None)
+    monkeypatch.setattr("ralph_tui.safety.credentials.get", lambda name: None)
     engine, _, _, _ = make_engine(root, {"default": [complete()]}, pm={"mode": "answer"})
     head = git(root, "rev-parse", "HEAD")
     with pytest.raises(UsageError, match=r"^\[pm\] \(the product-manager agent\): ANTHROPIC_API"):

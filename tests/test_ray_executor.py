@@ -26,7 +26,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from ralph_tui.bundles import make_bundle, verify_change  # noqa: E402
 from ralph_tui.config import load_config  # noqa: E402
 from ralph_tui.errors import GitError  # noqa: E402
 from ralph_tui.events import (  # noqa: E402
@@ -39,9 +38,10 @@ from ralph_tui.events import (  # noqa: E402
     TextDelta,
     ToolResult,
 )
-from ralph_tui.git_repo import FileDiff  # noqa: E402
+from ralph_tui.executors.ray.executor import RayExecutor  # noqa: E402
+from ralph_tui.git.bundles import make_bundle, verify_change  # noqa: E402
+from ralph_tui.git.repo import FileDiff  # noqa: E402
 from ralph_tui.parallel import ParallelEngine  # noqa: E402
-from ralph_tui.ray_executor import RayExecutor  # noqa: E402
 from ralph_tui.runs import build_engine  # noqa: E402
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
 from tests.support.engine import (  # noqa: E402
@@ -183,7 +183,7 @@ def test_bundle_round_trip_is_verified(tmp_path: Path) -> None:
 def test_scratch_keeps_verified_changes_for_the_merge_train(tmp_path: Path) -> None:
     """Two nodes' changes on unrelated bases, one after the other; the first one's commit can
     then be sent to another node (it exists nowhere on the driver but in the scratch)."""
-    from ralph_tui.bundles import Scratch, fetch_bundle
+    from ralph_tui.git.bundles import Scratch, fetch_bundle
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -213,7 +213,7 @@ def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) ->
     """Merges run their rebases at once, each in a thread, over one scratch repository."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ralph_tui.bundles import Scratch
+    from ralph_tui.git.bundles import Scratch
 
     root = make_repo(tmp_path / "main")
     tips = []
@@ -235,8 +235,8 @@ def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) ->
 def test_driver_code_trees_match_the_nodes(tmp_path: Path) -> None:
     """The merge compares code trees the driver computes (Scratch.code_tree) with the ones the
     gates ran on; they must be the very ids Worktree.code_tree/code_tree_on give on a node."""
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.worktrees import WorktreeManager
+    from ralph_tui.git.bundles import Scratch
+    from ralph_tui.git.worktrees import WorktreeManager
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -267,8 +267,8 @@ def test_driver_rebase_is_the_nodes_and_the_node_takes_it(tmp_path: Path) -> Non
     """``Scratch.rebase_change`` moves a verified change onto a new base as the node's own
     ``Worktree.rebase`` would (the same tree, the same conflicts); the node's worktree then
     takes that commit (``Worktree.adopt``) and refuses one that is not one commit on it."""
-    from ralph_tui.bundles import Scratch, fetch_bundle
-    from ralph_tui.worktrees import WIP_MESSAGE, WorktreeManager
+    from ralph_tui.git.bundles import Scratch, fetch_bundle
+    from ralph_tui.git.worktrees import WIP_MESSAGE, WorktreeManager
 
     root = make_repo(tmp_path / "main")
     (root / "shared.txt").write_text("one\ntwo\nthree\nfour\nfive\nsix\n")
@@ -334,8 +334,8 @@ def test_a_hostile_change_rebased_on_the_driver_writes_nothing_outside_the_scrat
     driver's rebase works on objects in a scratch index only: nothing is written through the
     link, the user's repository gets no object or ref, and the clashing rebase is a conflict,
     not a write beyond the link."""
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.worktrees import WIP_MESSAGE, WorktreeManager
+    from ralph_tui.git.bundles import Scratch
+    from ralph_tui.git.worktrees import WIP_MESSAGE, WorktreeManager
 
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -393,7 +393,7 @@ class _Method:
 def test_story_slots_per_node() -> None:
     """Where the pool keeps warm actors: nodes with room for a story's slot, as many as slots."""
     from ralph_tui.config import RayOptions
-    from ralph_tui.ray_pool import slot_bundle, slots_on
+    from ralph_tui.executors.ray.pool import slot_bundle, slots_on
 
     bundle = slot_bundle(RayOptions(num_cpus=1, resources={"gpu_box": 1}))
     assert bundle == {"CPU": 1.0, "gpu_box": 1.0}
@@ -408,7 +408,7 @@ class _StandInActor:
     """An actor handle for the pool's bookkeeping: ``where`` answers once ``up`` is set."""
 
     def __init__(self, node_id: str) -> None:
-        from ralph_tui.ray_node import NodeInfo
+        from ralph_tui.executors.ray.node import NodeInfo
 
         self.node_id = node_id
         self.up = asyncio.Event()
@@ -454,9 +454,9 @@ async def test_pool_refills_one_actor_per_node_at_a_time_and_only_for_stories_to
     the first warm actors start at once; a replacement starts one per node at a time (the next
     once it is up), so the stories running there keep their CPU; no more are kept than stories
     may still ask for one, and those beyond are killed."""
-    from ralph_tui import ray_pool
     from ralph_tui.config import RayOptions
-    from ralph_tui.ray_pool import ActorPool
+    from ralph_tui.executors.ray import pool as ray_pool
+    from ralph_tui.executors.ray.pool import ActorPool
 
     killed: list[_StandInActor] = []
     runner = _StandInRunner()
@@ -494,7 +494,7 @@ async def test_a_slot_on_a_lost_node_is_placed_again(monkeypatch: pytest.MonkeyP
     kept from a story on that node): the pool learns the nodes again and places the story
     anew, instead of failing the run."""
     from ralph_tui.config import RayOptions
-    from ralph_tui.ray_pool import ActorPool
+    from ralph_tui.executors.ray.pool import ActorPool
 
     runner = _StandInRunner(up=True, lost=1)  # the first actor lands on the lost node
     started = runner.started
@@ -522,9 +522,9 @@ async def test_remote_checkout_asks_the_node_only_for_the_rebase_and_the_gates(
     """The snapshot comes with the node's call, so the driver's snapshots and code trees cost
     no round trip; after the gates (which may change files) the next snapshot asks again.
     A stand-in for the actor records what is asked of the node."""
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.ray_executor import RemoteCheckout, _Changes
-    from ralph_tui.ray_node import NodeSnapshot
+    from ralph_tui.executors.ray.executor import RemoteCheckout, _Changes
+    from ralph_tui.executors.ray.node import NodeSnapshot
+    from ralph_tui.git.bundles import Scratch
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -570,9 +570,9 @@ async def test_remote_checkout_rebases_here_and_the_node_takes_it_with_the_gates
     made on the driver (no call), and the node gets it (``Adopt``, with the commits it lacks)
     with the gates; a speculative rebase that conflicts moves nothing; one whose conflicts go
     back to the agent is the node's, after it took the rebase it had not yet."""
-    from ralph_tui.bundles import Scratch, fetch_bundle
-    from ralph_tui.ray_executor import RemoteCheckout, _Changes
-    from ralph_tui.ray_node import Adopt, NodeSnapshot
+    from ralph_tui.executors.ray.executor import RemoteCheckout, _Changes
+    from ralph_tui.executors.ray.node import Adopt, NodeSnapshot
+    from ralph_tui.git.bundles import Scratch, fetch_bundle
 
     root = make_repo(tmp_path / "main")
     (root / "shared.txt").write_text("base\n")
@@ -638,10 +638,10 @@ async def test_a_change_sent_back_by_the_merge_is_rebased_on_its_node_first(
     that rebase, so the agent fixes its change on top of main, not on its old base."""
     from types import SimpleNamespace
 
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.executor import MergeRetry
-    from ralph_tui.ray_executor import _Session
-    from ralph_tui.ray_node import Adopt, Call, NodeSnapshot
+    from ralph_tui.executors.base import MergeRetry
+    from ralph_tui.executors.ray.executor import _Session
+    from ralph_tui.executors.ray.node import Adopt, Call, NodeSnapshot
+    from ralph_tui.git.bundles import Scratch
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -693,7 +693,7 @@ async def test_a_later_base_goes_to_the_nodes_as_the_commits_it_adds(
     of the first one takes. Before, the whole history was bundled again for every new base."""
     import os
 
-    from ralph_tui.bundles import clone_bundle, fetch_bundle
+    from ralph_tui.git.bundles import clone_bundle, fetch_bundle
 
     root = make_repo(tmp_path / "ws")
     (root / "history.bin").write_bytes(os.urandom(300_000))
@@ -965,7 +965,7 @@ async def test_no_credential_in_the_journal_or_the_events(
 async def test_credentials_come_from_the_driver_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ralph_tui.ray_executor import agent_credentials
+    from ralph_tui.executors.ray.executor import agent_credentials
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui import credentials
 from ralph_tui.config import load_config
 from ralph_tui.errors import UsageError
+from ralph_tui.safety import credentials
 from ralph_tui.trackers import IssueGone, TrackerError, github_token
 from ralph_tui.trackers.base import criteria_from_body
 from ralph_tui.trackers.github import GitHubTracker

@@ -41,14 +41,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ralph_tui import credentials
 from ralph_tui.checks import Check, api_key_check
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import RALPH_TOOL_RULES
 from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
-from ralph_tui.text import encodable, encodable_data, one_line
+from ralph_tui.safety import credentials
+from ralph_tui.safety.text import encodable, encodable_data, one_line
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 if TYPE_CHECKING:

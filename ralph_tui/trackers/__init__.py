@@ -13,9 +13,9 @@ import logging
 import shutil
 import subprocess
 
-from ralph_tui import credentials
 from ralph_tui.config import TrackerOptions
 from ralph_tui.errors import UsageError
+from ralph_tui.safety import credentials
 from ralph_tui.trackers.base import (
     Clock,
     IssueGone,

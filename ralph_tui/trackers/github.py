@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ralph_tui.prd_format import priority_number
+from ralph_tui.prd.format import priority_number
 from ralph_tui.trackers.base import TrackerError, TrackerIssue
 from ralph_tui.trackers.http import Clock, JsonClient, Sleep
 

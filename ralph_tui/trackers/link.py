@@ -23,10 +23,10 @@ from typing import Literal
 
 from ralph_tui.config import TrackerOptions
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import GitRepo
-from ralph_tui.importers import write_atomic
-from ralph_tui.prd import Prd, Story
-from ralph_tui.text import escape_controls
+from ralph_tui.git.repo import GitRepo
+from ralph_tui.prd.importers import write_atomic
+from ralph_tui.prd.model import Prd, Story
+from ralph_tui.safety.text import escape_controls
 from ralph_tui.trackers import build_pull_requests, build_tracker
 from ralph_tui.trackers.base import (
     Clock,

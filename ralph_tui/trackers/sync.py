@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.names import branch_for
-from ralph_tui.prd_format import (
+from ralph_tui.prd.format import (
     PrdError,
     parse_document,
     raw_stories,
@@ -23,6 +22,7 @@ from ralph_tui.prd_format import (
     validate_prd,
     write_new,
 )
+from ralph_tui.safety.names import branch_for
 from ralph_tui.trackers.base import TrackerIssue, story_from_issue, tracker_ref
 
 #: the fields a sync owns on a synced story; everything else (passes, notes...) is the run's

@@ -54,16 +54,16 @@ from ralph_tui.events import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import Agent
-from ralph_tui.prd import Prd, Story
+from ralph_tui.prd.model import Prd, Story
 from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.runs import RunSpec, build_run
+from ralph_tui.safety.text import escape_controls
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
 )
-from ralph_tui.text import escape_controls
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui import credentials
 from ralph_tui.agents.claude_code import claude_credentials, claude_sandbox_settings
 from ralph_tui.config import load_config
-from ralph_tui.credentials import Redactor, is_secret
 from ralph_tui.errors import UsageError
 from ralph_tui.headless import run_headless
-from ralph_tui.sandbox import Sandbox
+from ralph_tui.safety import credentials
+from ralph_tui.safety.credentials import Redactor, is_secret
+from ralph_tui.safety.sandbox import Sandbox
 from tests.security.support import MODES, assert_nowhere, attack_repo, bash
 from tests.support.engine import complete, create, make_engine
 from tests.support.repo import git

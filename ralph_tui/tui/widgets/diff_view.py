@@ -23,12 +23,12 @@ from textual.strip import Strip
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from ralph_tui.text import escape_controls, has_hidden, reveal_hidden
+from ralph_tui.safety.text import escape_controls, has_hidden, reveal_hidden
 from ralph_tui.tui.widgets.scrolling import set_virtual_size
 
 
 class FileDiffLike(Protocol):
-    """The fields of ``ralph_tui.git_repo.FileDiff`` that the panel reads."""
+    """The fields of ``ralph_tui.git.repo.FileDiff`` that the panel reads."""
 
     @property
     def path(self) -> str: ...

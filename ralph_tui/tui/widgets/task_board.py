@@ -25,7 +25,7 @@ from ralph_tui.events import (
     IterationStarted,
     UsageReported,
 )
-from ralph_tui.prd import Prd, Story
+from ralph_tui.prd.model import Prd, Story
 
 StoryStatus = Literal["open", "running", "passed", "skipped", "blocked", "waiting"]
 

@@ -23,9 +23,8 @@ from typing import Any, Literal, TypeVar
 
 from watchfiles import Change, awatch
 
-from ralph_tui import json_text
-from ralph_tui.prd import Prd, Story
-from ralph_tui.prd_format import (
+from ralph_tui.prd import json_text
+from ralph_tui.prd.format import (
     PrdError,
     document_warnings,
     fills_ids,
@@ -41,7 +40,8 @@ from ralph_tui.prd_format import (
     validate_prd,
     write_new,
 )
-from ralph_tui.safe_open import BookkeepingError, open_regular
+from ralph_tui.prd.model import Prd, Story
+from ralph_tui.safety.safe_open import BookkeepingError, open_regular
 
 PRD_MAX_BYTES = 32 << 20  # a PRD larger than this is refused, never read whole
 

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.backlogs import (
+from ralph_tui.prd.backlogs import (
     FORMATS,
     Imported,
     PrdImportError,
@@ -36,9 +36,9 @@ from ralph_tui.backlogs import (
     import_yaml,
     summary,
 )
-from ralph_tui.names import branch_for
-from ralph_tui.prd import NON_BLOCKING_DEPENDENCY_TYPES
-from ralph_tui.prd_format import PRIORITY_WORDS, PrdError, validate_prd, write_new
+from ralph_tui.prd.format import PRIORITY_WORDS, PrdError, validate_prd, write_new
+from ralph_tui.prd.model import NON_BLOCKING_DEPENDENCY_TYPES
+from ralph_tui.safety.names import branch_for
 
 __all__ = ["FORMATS", "Imported", "PrdImportError", "import_prd", "read_source", "write_atomic"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import (
+from ralph_tui.git.repo import (
     SAFE_CONFIG,
     code_tree,
     describe_change,
@@ -29,7 +29,7 @@ from ralph_tui.git_repo import (
     git_words,
     run_git,
 )
-from ralph_tui.tempdirs import process_dir
+from ralph_tui.safety.tempdirs import process_dir
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")

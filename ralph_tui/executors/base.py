@@ -61,14 +61,14 @@ from ralph_tui.errors import RalphError
 from ralph_tui.events import GateStarted, IterationOutcome
 from ralph_tui.executors import ExecutorSite
 from ralph_tui.gates import GateResult, run_story_gates
-from ralph_tui.git_repo import FileDiff
+from ralph_tui.git.repo import FileDiff
+from ralph_tui.git.worktrees import Worktree, WorktreeManager, worker_diff
 from ralph_tui.iteration import Agent, IterationRequest
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from ralph_tui.review import ReviewOptions, review_commit
-from ralph_tui.sandbox import resolve_sandbox
+from ralph_tui.safety.sandbox import resolve_sandbox
+from ralph_tui.safety.workspace import Workspace
 from ralph_tui.supervisor import ApprovalDecision
-from ralph_tui.workspace import Workspace
-from ralph_tui.worktrees import Worktree, WorktreeManager, worker_diff
 
 log = logging.getLogger(__name__)
 

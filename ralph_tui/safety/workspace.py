@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 # Re-exported: the secret rules live in ``credentials``; callers keep importing them from here.
-from ralph_tui.credentials import Redactor, clean_env, is_secret_name
-from ralph_tui.sandbox import Sandbox
-from ralph_tui.text import escape_controls, has_lone_surrogate
+from ralph_tui.safety.credentials import Redactor, clean_env, is_secret_name
+from ralph_tui.safety.sandbox import Sandbox
+from ralph_tui.safety.text import escape_controls, has_lone_surrogate
 
 __all__ = ["ConfinementError", "Redactor", "Workspace", "agent_env", "is_secret_name"]
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ralph_tui import json_text
 from ralph_tui.errors import UsageError
-from ralph_tui.prd import Prd, title_from_description
-from ralph_tui.text import escape_controls
+from ralph_tui.prd import json_text
+from ralph_tui.prd.model import Prd, title_from_description
+from ralph_tui.safety.text import escape_controls
 
 _BOM = "\ufeff"
 _TYPE_WORDS = {

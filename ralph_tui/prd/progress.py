@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ralph_tui.safe_open import open_regular, replace_regular
-from ralph_tui.text import escape_controls, one_line
+from ralph_tui.safety.safe_open import open_regular, replace_regular
+from ralph_tui.safety.text import escape_controls, one_line
 
 __all__ = ["ProgressLog", "timestamp"]
 

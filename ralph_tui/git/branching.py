@@ -11,7 +11,7 @@ cannot carry them the run refuses with git's reason.
 from __future__ import annotations
 
 from ralph_tui.errors import GitError, UsageError
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git.repo import GitRepo
 
 
 def wanted_branch(setting: bool | str, prd_branch: str | None) -> str | None:

@@ -30,8 +30,7 @@ from typing import Any
 import yaml
 
 from ralph_tui.errors import UsageError
-from ralph_tui.names import branch_for
-from ralph_tui.prd_format import (
+from ralph_tui.prd.format import (
     FIELD_ALIASES,
     PrdError,
     normalise,
@@ -39,6 +38,7 @@ from ralph_tui.prd_format import (
     status_passes,
     stories_key,
 )
+from ralph_tui.safety.names import branch_for
 
 
 class PrdImportError(UsageError):

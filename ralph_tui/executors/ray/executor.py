@@ -7,8 +7,8 @@ Per story the driver:
 1. puts the run's first base commit in the object store as a git bundle, once; a later base
    goes with its story as a small bundle of the commits it adds;
 2. reserves the story's slot, ``num_cpus`` (and any custom ``resources``), as a placement group:
-   Ray picks the node; the story's ``StoryRunner`` actor (``ralph_tui.ray_node``) there is a
-   warm one from the pool (``ralph_tui.ray_pool``: started ahead, so no story waits for a
+   Ray picks the node; the story's ``StoryRunner`` actor (``.node``) there is a
+   warm one from the pool (``ralph_tui.executors.ray.pool``: started ahead, so no story waits for a
    process to start) or, when there is none on that node, a fresh one; the node is recorded;
 3. sends the job, and the credentials the agent needs (in memory: never in an event, the
    journal or a log), then reads the actor's stream: events are emitted as they arrive,
@@ -47,21 +47,16 @@ from ray.exceptions import (
     RayError,
 )
 
-from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.agents.registry import agent_spec
 from ralph_tui.agents.scripted import ScriptedAgent
-from ralph_tui.bundles import Scratch, VerifiedChange
 from ralph_tui.config import RalphConfig, RayOptions
 from ralph_tui.control import RunEnded
 from ralph_tui.errors import AgentError, GitError, UsageError
 from ralph_tui.events import Event
-from ralph_tui.executor import MergeRetry, StoryChange, StoryJob, WorkerHost, WorkerResult
 from ralph_tui.executors import ExecutorSite
-from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import FileDiff
-from ralph_tui.iteration import Agent, Usage
-from ralph_tui.ray_node import (
+from ralph_tui.executors.base import MergeRetry, StoryChange, StoryJob, WorkerHost, WorkerResult
+from ralph_tui.executors.ray.node import (
     Adopt,
     Call,
     Done,
@@ -73,8 +68,13 @@ from ralph_tui.ray_node import (
     StoryRunner,
     reply_error,
 )
-from ralph_tui.ray_pool import ActorPool, Lease, retrieved
-from ralph_tui.worktrees import HOLLOW, WIP_MESSAGE
+from ralph_tui.executors.ray.pool import ActorPool, Lease, retrieved
+from ralph_tui.gates import GateResult
+from ralph_tui.git.bundles import Scratch, VerifiedChange
+from ralph_tui.git.repo import FileDiff
+from ralph_tui.git.worktrees import HOLLOW, WIP_MESSAGE
+from ralph_tui.iteration import Agent, Usage
+from ralph_tui.safety import credentials
 
 log = logging.getLogger(__name__)
 

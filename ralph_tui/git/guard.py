@@ -27,7 +27,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git.repo import GitRepo
 
 _MAX_HOOK_BYTES = 1 << 20
 

@@ -43,7 +43,7 @@ from ray.util.scheduling_strategies import (
 )
 
 from ralph_tui.config import RayOptions
-from ralph_tui.ray_node import NodeInfo
+from ralph_tui.executors.ray.node import NodeInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,9 @@
 """Where a parallel run's stories run, registered once: ``executor`` in ``ralph.toml`` names one.
 
+Owns: ``base`` (the executor contract and the local worktree executor) and ``ray/``. May import
+the engine's core (``control``, ``gates``, ``review``), ``git``, ``prd``, ``safety``; never the
+parallel engine that drives it, ``runs`` or a face.
+
 An executor module provides a factory ``(ExecutorSite) -> executor.Executor``; the parallel
 engine builds the configured one when its loop starts, through ``build_executor``. Adding an
 executor is its module and one ``ExecutorSpec`` here (the configuration's choices are read
@@ -16,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from ralph_tui.config import RalphConfig
-    from ralph_tui.executor import Executor
+    from ralph_tui.executors.base import Executor
     from ralph_tui.iteration import Agent
 
 
@@ -50,8 +54,8 @@ class ExecutorSpec:
 EXECUTORS: dict[str, ExecutorSpec] = {
     spec.name: spec
     for spec in (
-        ExecutorSpec("local", "ralph_tui.executor", "local_executor"),
-        ExecutorSpec("ray", "ralph_tui.ray_executor", "ray_executor", requires="ray"),
+        ExecutorSpec("local", "ralph_tui.executors.base", "local_executor"),
+        ExecutorSpec("ray", "ralph_tui.executors.ray.executor", "ray_executor", requires="ray"),
     )
 }
 

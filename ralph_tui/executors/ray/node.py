@@ -11,7 +11,7 @@ through ``checkout_*`` (rebase onto main, the gates again, the change as a bundl
 This module imports no Ray: the driver wraps ``StoryRunner`` with ``ray.remote``. Credentials
 arrive as an argument and go into this actor process's environment only (one process per actor,
 ended when the story ends); they are never part of a message. An actor may be started before its
-story (a warm actor of ``ralph_tui.ray_pool``: ``preload`` imports the agent's backend then), but
+story (a warm actor of ``.pool``: ``preload`` imports the agent's backend then), but
 it never serves a second story.
 
 The checkout's state travels with the calls that hand it to the driver (``NodeSnapshot`` with
@@ -42,12 +42,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.agents import create_agent
-from ralph_tui.bundles import clone_bundle, fetch_bundle, make_bundle
 from ralph_tui.control import RunEnded
-from ralph_tui.credentials import withhold
 from ralph_tui.errors import GitError, RalphError, StopRequested
 from ralph_tui.events import Event, Notice
-from ralph_tui.executor import (
+from ralph_tui.executors.base import (
     CHANGED_AFTER_APPROVAL,
     Checkout,
     LocalWorktreeExecutor,
@@ -56,11 +54,13 @@ from ralph_tui.executor import (
     WorktreeCheckout,
 )
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import FileDiff
+from ralph_tui.git.bundles import clone_bundle, fetch_bundle, make_bundle
+from ralph_tui.git.repo import FileDiff
 from ralph_tui.iteration import Agent, Usage
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
+from ralph_tui.safety.credentials import withhold
+from ralph_tui.safety.tempdirs import process_dir, sweep
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
-from ralph_tui.tempdirs import process_dir, sweep
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from ralph_tui.names import branch_name_problem, safe_name
-from ralph_tui.text import escape_controls
+from ralph_tui.safety.names import branch_name_problem, safe_name
+from ralph_tui.safety.text import escape_controls
 
 StoryId = StrictStr | StrictInt
 Priority = StrictInt | StrictFloat

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ralph_tui.errors import GitError, UsageError
-from ralph_tui.tempdirs import process_dir
+from ralph_tui.safety.tempdirs import process_dir
 
 RALPH_DIR = ".ralph"
 # The only variables git gets from ralph-tui's environment: what it needs to find the user's

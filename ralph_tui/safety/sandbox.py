@@ -47,10 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ralph_tui import credentials, seccomp
 from ralph_tui.config import SandboxOptions
 from ralph_tui.errors import UsageError
-from ralph_tui.tempdirs import process_dir
+from ralph_tui.safety import credentials, seccomp
+from ralph_tui.safety.tempdirs import process_dir
 
 SandboxKind = Literal["bwrap", "sandbox-exec", "none"]
 _PROBE_TIMEOUT_S = 10.0

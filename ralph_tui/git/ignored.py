@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ralph_tui.git_repo import git_output, split_z
+from ralph_tui.git.repo import git_output, split_z
 
 log = logging.getLogger(__name__)
 
