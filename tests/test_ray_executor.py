@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +56,7 @@ from tests.support.engine import (  # noqa: E402
 )
 from tests.support.ray_cluster import LocalRayCluster, alive  # noqa: E402
 from tests.support.repo import git, make_repo, story  # noqa: E402
+from tests.support.tools import requires_bwrap  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -1180,3 +1183,53 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     assert node_of(ray_cluster, started["US-001"][1]) != doomed
     assert not marker_pids(f"3004.{tag}")
     assert all(not alive(pid) for pid in killed)  # every process of the lost node is gone
+
+
+@requires_bwrap
+async def test_a_ray_nodes_agent_reaches_nothing_of_the_supervisor(
+    ray_cluster: LocalRayCluster,
+) -> None:
+    """Issue 20, item 1, on a Ray node: the agent's bash and editor, sandboxed on the node, try
+    to read, list and write the main checkout's ``.ralph/`` (the journal, a run token) by its
+    absolute path; the node's checkout is a clone elsewhere and the sandbox shows neither."""
+    base = Path("/var/tmp") / f"ralph-raynode-{os.getpid()}"
+    base.mkdir()
+    try:
+        root = make_repo(base / "ws", [story("US-001", "Attack")])
+        ralph = root / ".ralph"
+        ralph.mkdir()
+        planted = "planted-journal-" + os.urandom(6).hex()
+        (ralph / "planted.txt").write_text(planted)
+        (ralph / "serve.json").write_text(json.dumps({"url": "http://x", "token": planted}))
+        log = "attack.log"
+        steps = [
+            bash(
+                f"{{ cat {ralph}/planted.txt {ralph}/serve.json; ls -A {ralph};"
+                f" echo forged > {ralph}/forged.txt; echo wrote=$?; echo end; }} > {log} 2>&1;"
+                " true"
+            ),
+            {
+                "tool": "str_replace_based_edit_tool",
+                "input": {"command": "view", "path": str(ralph / "planted.txt")},
+            },
+            {
+                "tool": "str_replace_based_edit_tool",
+                "input": {"command": "create", "path": str(ralph / "edited.txt"), "file_text": "x"},
+            },
+            complete("attacked"),
+        ]
+        engine, sink, _ = ray_engine(
+            root,
+            {"default": steps},
+            ray_cluster,
+            workers=1,
+            sandbox={"mode": "bwrap"},
+        )
+        assert await engine.run() == 0
+        text = (root / log).read_text()
+        assert "end" in text and planted not in text and "wrote=0" not in text, text
+        assert sorted(p.name for p in ralph.iterdir() if p.suffix == ".txt") == ["planted.txt"]
+        results = [r.content for r in sink.of(ToolResult) if r.name != "complete_task"]
+        assert all(planted not in r for r in results), results
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
