@@ -547,6 +547,14 @@ class Engine:
             raise
         if outcome == "committed":
             self.failures[story.key] = 0
+            # --allow-dirty: an edit of the agent's to the user's own files stayed out of the
+            # commit; it does not stay in them either
+            for rel in await asyncio.to_thread(self._put_back_user_files):
+                self.notice(
+                    f"{rel}: your uncommitted file, changed by the agent; put back as you left "
+                    "it (the change was not committed)",
+                    "warning",
+                )
             await asyncio.to_thread(self._end_iteration)
             self._iteration_finished(number, story, outcome)
         else:
@@ -677,18 +685,23 @@ class Engine:
                 saved[rel] = path.read_bytes()
         return saved
 
-    def _put_back_user_files(self) -> None:
-        """--allow-dirty: the user's own uncommitted files, as they were when the run started."""
+    def _put_back_user_files(self) -> list[str]:
+        """--allow-dirty: the user's own uncommitted files, as they were when the run started;
+        the ones that had changed (the agent's edits, never committed)."""
+        put_back: list[str] = []
         for rel, data in self._user_files.items():
             path = self.root / rel
             if data is None:
                 if path.is_file() or path.is_symlink():
                     path.unlink()
+                    put_back.append(rel)
                 continue
             if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             replace_regular(path, data)
+            put_back.append(rel)
+        return put_back
 
     async def _count_failure(self, story: Story) -> None:
         count = self.failures.get(story.key, 0) + 1
