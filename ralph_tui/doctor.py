@@ -8,7 +8,6 @@ checks only read: nothing is created, installed or written.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,18 +17,15 @@ from ralph_tui.agents.registry import agent_spec
 from ralph_tui.checks import Check, find_program, first_line, run_program
 from ralph_tui.config import RalphConfig, TrackerOptions, find_config_file, load_config
 from ralph_tui.errors import UsageError
+from ralph_tui.gates import gate_program
 from ralph_tui.persona import load_persona
 from ralph_tui.prd.store import PrdStore
 from ralph_tui.safety.sandbox import resolve_sandbox
 from ralph_tui.safety.text import counted
 from ralph_tui.safety.workspace import agent_env
 
+
 # First words of a gate command that need no executable on PATH.
-_SHELL_WORDS = frozenset(
-    {"true", "false", ":", "cd", "test", "[", "echo", "exit", "export", "set", "!", "{", "(", "if"}
-)
-
-
 def run_doctor(workspace: Path, overrides: Mapping[str, Any] | None, out: TextIO) -> int:
     """Runs every check, prints one line each and a verdict; 1 if anything is missing, else 0.
 
@@ -204,23 +200,6 @@ def _sandbox_check(root: Path, config: RalphConfig) -> Check:
     if not sandbox.confined:
         return Check("warn", "sandbox", 'off ([sandbox] mode = "off"): commands run unconfined')
     return Check("ok", "sandbox", sandbox.describe())
-
-
-def gate_program(command: str) -> str | None:
-    """The executable a gate command starts, or None when the shell itself handles it."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None  # unbalanced quotes: let the shell report it when the gate runs
-    for word in words:
-        if (
-            "=" in word
-            and not word.startswith(("=", "/", "."))
-            and word.split("=")[0].isidentifier()
-        ):
-            continue  # FOO=1 pytest
-        return None if word in _SHELL_WORDS else word
-    return None
 
 
 # ---- the agent -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.exit_codes import ExitCode
-from ralph_tui.gates import GateResult, run_gates, run_story_gates
+from ralph_tui.gates import GateResult, run_gates, run_story_gates, workspace_programs
 from ralph_tui.git.branching import switch_to, wanted_branch
 from ralph_tui.git.guard import GitSnapshot
 from ralph_tui.git.ignored import IgnoredSnapshot
@@ -77,7 +77,7 @@ from ralph_tui.runlock import RunLock
 from ralph_tui.safety.safe_open import BookkeepingError, inside, read_capped, replace_regular
 from ralph_tui.safety.sandbox import resolve_sandbox
 from ralph_tui.safety.text import counted
-from ralph_tui.safety.workspace import Redactor, Workspace
+from ralph_tui.safety.workspace import Redactor, Workspace, agent_env
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -474,6 +474,20 @@ class Engine:
             self._agent = create_agent(self.config, self.root)
         if self.config.pm is not None and self.pm is None:
             self.pm = ProductManager(self.config.pm, self.config)
+        # a gate whose program lives in the workspace runs what the agent may have rewritten
+        confined = self.workspace.sandbox.confined
+        for name, program in workspace_programs(
+            self.root, self.config.gates, agent_env().get("PATH")
+        ):
+            where = (
+                "it runs in the sandbox"
+                if confined
+                else "the sandbox is off: it runs unconfined, as you"
+            )
+            self._startup_notes.append(
+                f"gate {name} starts {self.workspace.relative(program)} from the workspace, a "
+                f"file the agent can change; {where}"
+            )
         # every refusal above comes before this: a refused run leaves the user on their branch
         if wanted is not None:
             self._startup_info.append(switch_to(self.git, wanted))

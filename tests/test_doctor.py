@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from ralph_tui.cli import main
-from ralph_tui.doctor import gate_program, run_doctor
+from ralph_tui.doctor import run_doctor
+from ralph_tui.gates import gate_program
 from tests.support.optional import needs_claude_sdk
 from tests.support.repo import git, make_repo, story
 
