@@ -94,6 +94,9 @@ class RayOptions(_Strict):
     num_cpus: float = Field(1.0, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)  # custom resources per story
     namespace: str = "ralph-tui"
+    # the agent's commands and the gates on a node get no network unless this is set: with
+    # it they could reach the cluster's own APIs (the Jobs API runs code outside any sandbox)
+    sandbox_network: bool = False
 
 
 class NotifyOptions(_Strict):

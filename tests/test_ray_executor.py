@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import time
@@ -1231,5 +1232,42 @@ async def test_a_ray_nodes_agent_reaches_nothing_of_the_supervisor(
         assert sorted(p.name for p in ralph.iterdir() if p.suffix == ".txt") == ["planted.txt"]
         results = [r.content for r in sink.of(ToolResult) if r.name != "complete_task"]
         assert all(planted not in r for r in results), results
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@requires_bwrap
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_a_ray_nodes_agent_cannot_reach_the_cluster_unless_network_is_allowed(
+    ray_cluster: LocalRayCluster, allowed: bool
+) -> None:
+    """Issue 28, item 2, on Ray: from a node, the agent's commands could submit a job to the
+    cluster (its Jobs API runs code outside any sandbox). Their sandbox has no network unless
+    ``[ray] sandbox_network`` says so; the cluster's own port is the probe."""
+    host, port = ray_cluster.address.rsplit(":", 1)
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {int(port)}), 3).close()\n"
+        "    print('reached')\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc.errno)\n"
+    )
+    base = Path("/var/tmp") / f"ralph-raynet-{os.getpid()}-{int(allowed)}"
+    base.mkdir()
+    try:
+        root = make_repo(base / "ws", [story("US-001", "Probe")])
+        steps = [bash(f"python3 -c {shlex.quote(probe)} > net.log 2>&1; true"), complete("probed")]
+        engine, _, _ = ray_engine(
+            root,
+            {"default": steps},
+            ray_cluster,
+            workers=1,
+            sandbox={"mode": "bwrap"},
+            ray={"address": ray_cluster.address, "sandbox_network": allowed},
+        )
+        assert await engine.run() == 0
+        said = (root / "net.log").read_text()
+        assert ("reached" in said) is allowed and ("refused" in said) is not allowed, said
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -336,6 +337,14 @@ class RayExecutor:
     ) -> None:
         self.root = main_root
         self.options = config.ray
+        # what the nodes run with: their sandbox has no network unless [ray] sandbox_network
+        self._node_config = (
+            config
+            if config.ray.sandbox_network
+            else config.model_copy(
+                update={"sandbox": config.sandbox.model_copy(update={"network": False})}
+            )
+        )
         self.bookkeeping = tuple(bookkeeping)
         self._patch_dir = patch_dir
         self._script = script
@@ -420,6 +429,7 @@ class RayExecutor:
             lease = self._placed.pop((job.story.key, job.iteration))
         pool = self.pool
         assert pool is not None  # place() started it
+        job = dataclasses.replace(job, config=self._node_config)
         attempts = self._attempts.get(job.story.key, 0)
         self._attempts[job.story.key] = attempts + 1
         actor = lease.actor
