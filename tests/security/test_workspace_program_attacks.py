@@ -5,11 +5,13 @@ at start, naming the gate and the file, and says whether it runs in the sandbox.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.security.support import run_cli, sandbox_config
+from tests.security.support import run_as, run_cli, sandbox_config
+from tests.security.test_power_attacks import attack_user  # noqa: F401 (a fixture)
 from tests.support.engine import complete, create
 from tests.support.repo import git, make_repo, story
 from tests.support.tools import requires_bwrap
@@ -34,6 +36,7 @@ def _repo(base: Path, mode: str) -> Path:
     return root
 
 
+@pytest.mark.parametrize("who", ["root", "user"])
 @pytest.mark.parametrize(
     ("mode", "where"),
     [
@@ -42,10 +45,17 @@ def _repo(base: Path, mode: str) -> Path:
     ],
 )
 def test_a_gate_from_the_workspace_is_named_at_start(
-    outside_tmp: Path, mode: str, where: str
+    outside_tmp: Path, request: pytest.FixtureRequest, mode: str, where: str, who: str
 ) -> None:
     root = _repo(outside_tmp, mode)
-    done = run_cli(root, {})
+    if who == "user":
+        user = request.getfixturevalue("attack_user")
+        home = outside_tmp / "home"
+        home.mkdir()
+        subprocess.run(["chown", "-R", f"{user}:", str(outside_tmp)], check=True)
+        done = run_as(user, root, home)
+    else:
+        done = run_cli(root, {})
     assert done.returncode == 0, done.stdout + done.stderr
     said = done.stdout + done.stderr
     assert (
