@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ from ralph_tui.events import (
     IterationStarted,
     Notice,
     PrdChanged,
+    ReviewRecorded,
     RunFinished,
     RunStarted,
     RunState,
@@ -66,6 +68,7 @@ from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
+from ralph_tui.pr_review import anchor_comments, comment_lines, drop_lines, drop_parts
 from ralph_tui.prd import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.progress import ProgressLog
@@ -115,6 +118,7 @@ class Engine:
         self._agent = agent  # None: built from config after the preflight checks pass
         self.supervisor = supervisor
         self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
+        self._review_notes: dict[str, list[str]] = {}  # story -> drops and comments made
         self.git = GitRepo.open(self.root)
         for path in (config.prd_path(self.root), config.progress_path(self.root)):
             if not path.is_relative_to(self.root):  # before anything reads or changes
@@ -745,6 +749,31 @@ class Engine:
         self._approved_flags[story.key] = tuple(flags)
         return decision
 
+    async def apply_review(self, story: Story, decision: ApprovalDecision) -> ApprovalDecision:
+        """The decision's comments anchored to the diff shown (quoted), recorded for the
+        journal and the story's progress entry; an approval's drops taken out of the tree."""
+        await self._enforce()
+        files = await asyncio.to_thread(self.git.diff)
+        decision = dataclasses.replace(
+            decision, comments=tuple(anchor_comments(files, decision.comments))
+        )
+        dropped = [self._redact(line) for line in drop_lines(files, decision.drops)]
+        comments = [self._redact(line) for line in comment_lines(decision.comments)]
+        if decision.kind == "approve" and decision.drops:
+            await asyncio.to_thread(drop_parts, self.git, files, decision.drops, self._bookkeeping)
+        else:
+            dropped = []  # a reject or a discard leaves the change as it is
+        self._review_notes.setdefault(story.key, []).extend([*dropped, *comments])
+        self.emit(
+            ReviewRecorded(
+                story_id=story.key,
+                decision=decision.kind,
+                dropped=tuple(dropped),
+                comments=tuple(comments),
+            )
+        )
+        return decision
+
     def add_feedback(self, story: Story, feedback: str) -> None:
         self.feedback.setdefault(story.key, []).append(feedback)
 
@@ -766,6 +795,7 @@ class Engine:
             user_files=self._user_dirty,
             undo=rebase_books,
             flags=self._approved_flags.pop(story.key, ()),
+            review=self._review_notes.pop(story.key, ()),
         )
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)

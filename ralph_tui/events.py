@@ -181,6 +181,19 @@ class ApprovalDecided(Event):
 
 @_register
 @dataclass(frozen=True, slots=True)
+class ReviewRecorded(Event):
+    """A decision's line review (``pr_review``): what the human dropped from the change and
+    what they commented, one line each, ``path:line: text``."""
+
+    kind: ClassVar[str] = "review_recorded"
+    story_id: str
+    decision: Literal["approve", "reject", "discard"]
+    dropped: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
 class Committed(Event):
     kind: ClassVar[str] = "committed"
     story_id: str
