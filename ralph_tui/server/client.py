@@ -32,6 +32,7 @@ from ralph_tui.prd import Prd, Story
 from ralph_tui.server.protocol import (
     TOKEN_HEADER,
     approval_from_dict,
+    decision_to_dict,
     escalation_from_dict,
 )
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
@@ -246,7 +247,7 @@ class RemoteRun:
                 {
                     "t": "decide",
                     "id": ask_id,
-                    "decision": {"kind": decision.kind, "feedback": decision.feedback},
+                    "decision": decision_to_dict(decision),
                 }
             )
 
