@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import FileDiff, GitRepo, display_path
@@ -38,7 +39,7 @@ class DiffLine:
     text: str
 
     @property
-    def anchor(self) -> tuple[str, int] | None:
+    def anchor(self) -> tuple[Literal["new", "old"], int] | None:
         """(side, line) a comment on this line is anchored to; ``None``: not a line of code."""
         if self.hunk is None or self.text.startswith(("@@", "\\")):
             return None

@@ -562,6 +562,7 @@ class RalphApp(App[int]):
         if request.worker and request.worker != self.worker_view.selected:
             self._show_worker(request.worker)
         self.gates.show_results(request.gates)
+        self.diff.start_review()
         self.approval_bar.open(request)
         self.load_diff()
         self.refresh_bindings()
@@ -582,6 +583,7 @@ class RalphApp(App[int]):
         if not self.is_running:  # the app is closing; nothing left to tidy on screen
             return
         had_focus_in_bar = isinstance(self.focused, Input)
+        self.diff.end_review()
         self.approval_bar.close()
         self.escalation_bar.close()
         if had_focus_in_bar or self.focused is None:
@@ -642,7 +644,10 @@ class RalphApp(App[int]):
             self.notify(f"{story} is not waiting for approval.", severity="warning")
 
     def action_approve(self) -> None:
-        self.supervisor.decide(ApprovalDecision.approve())
+        """Approve, leaving out what the reviewer dropped (the engine gates the rest and asks
+        again before it commits)."""
+        review = self.diff.review
+        self.supervisor.decide(ApprovalDecision.approve(review.drop_list(), review.comment_list()))
 
     def action_reject(self) -> None:
         if self.supervisor.approval is not None:
@@ -650,7 +655,11 @@ class RalphApp(App[int]):
             self.refresh_bindings()
 
     def on_approval_bar_feedback_submitted(self, message: ApprovalBar.FeedbackSubmitted) -> None:
-        self.supervisor.decide(ApprovalDecision.reject(message.feedback))
+        comments = self.diff.review.comment_list()
+        self.supervisor.decide(ApprovalDecision.reject(message.feedback, comments))
+
+    def on_diff_view_review_changed(self, message: DiffView.ReviewChanged) -> None:
+        self.approval_bar.show_review(self.diff.review.summary(), bool(self.diff.review.comments))
 
     def action_discard(self) -> None:
         self.supervisor.decide(ApprovalDecision.discard())
@@ -675,6 +684,10 @@ class RalphApp(App[int]):
     def action_leave_box(self) -> None:
         if self._help_open():  # Escape closes the keys first
             self.action_hide_help_panel()
+            return
+        if self.diff.commenting:  # Escape in the comment box: back to the line
+            self.diff.close_comment()
+            self.refresh_bindings()
             return
         if self.approval_bar.rejecting:
             self.approval_bar.cancel_reject()
