@@ -6,6 +6,7 @@ and ``DiffPane`` (a line-API ``ScrollView``) highlights only the rows on screen,
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -242,19 +243,31 @@ class DiffPane(ScrollView, can_focus=True):
         self._dropped = frozenset(dropped)
         self._file_dropped = file_dropped
         rows: list[tuple[int, str | None]] = []
+        room = max(self.size.width - 5, 20)  # a comment wraps to the pane, never scrolls off
         for index, info in enumerate(self._info):
             rows.append((index, None))
             anchor = info.anchor
             if anchor is not None and anchor in self._comments:
-                rows.append((index, self._comments[anchor]))
+                text = escape_controls(self._comments[anchor], multiline=False)
+                rows += [(index, piece) for piece in textwrap.wrap(text, room) or [""]]
         self._rows = rows
         self._cache.clear()
         width = max((len(line) for line in self._lines), default=0)
         if self._dropped or file_dropped:
             width += len("  ✂ dropped ")
-        width = max([width, *(len(text) + 4 for text in self._comments.values())])
         set_virtual_size(self, Size(width + 1, len(self._rows)))
         self.refresh()
+
+    def on_resize(self) -> None:
+        if self._comments:  # comments wrap to the new width
+            self._set_review(self._comments, self._dropped, self._file_dropped)
+
+    def reveal_comment(self) -> None:
+        """Scroll so the comment rows under the cursor's line are on screen."""
+        row = self.cursor
+        while row + 1 < len(self._rows) and self._rows[row + 1][1] is not None:
+            row += 1
+        self._reveal(row)
 
     def show_message(self, message: str) -> None:
         self._lines = [message]
@@ -281,12 +294,15 @@ class DiffPane(ScrollView, can_focus=True):
         if not self._rows:
             return
         self.cursor = max(0, min(row, len(self._rows) - 1))
+        self._reveal(self.cursor)
+
+    def _reveal(self, row: int) -> None:
         top = int(self.scroll_offset.y)
         height = max(self.scrollable_content_region.height, 1)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False)
+        if row < top:
+            self.scroll_to(y=row, animate=False)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False)
         self.refresh()
 
     def action_cursor(self, step: int) -> None:
@@ -320,9 +336,8 @@ class DiffPane(ScrollView, can_focus=True):
         index, comment = self._rows[row]
         info = self._info[index]
         if comment is not None:
-            text = Text("  » ", style=_COMMENT)
-            text.append(escape_controls(comment, multiline=False), style=_COMMENT)
-            return text
+            first = self._rows[row - 1][1] is None
+            return Text("  » " if first else "    ", style=_COMMENT) + Text(comment, _COMMENT)
         text = highlight_line(self._lines[index], self._lexer)
         dropped = self._file_dropped or (info.hunk is not None and info.hunk in self._dropped)
         if dropped:
@@ -507,6 +522,7 @@ class DiffView(Horizontal):
                 self.review.comments.pop(anchor, None)
             self._review_shown()
         self.close_comment()
+        self.pane.reveal_comment()
 
     def action_drop_hunk(self) -> None:
         line = self.pane.line_at_cursor()
