@@ -132,6 +132,12 @@ class RalphApp(App[int]):
         Binding("escape", "leave_box", "Leave box", id="leave_box"),
         Binding("p", "toggle_pause", "Pause", id="pause"),
         Binding("m", "toggle_maximize", "Maximize", id="maximize"),
+        # moving through the diff (DiffView) from any panel. Priority: acted on as the key is
+        # read, so the keys typed right after go to the pane it focused; never in a text box.
+        Binding("right_square_bracket", "diff_file(1)", "Next file", show=False, priority=True),
+        Binding("left_square_bracket", "diff_file(-1)", "Prev file", show=False, priority=True),
+        Binding("right_curly_bracket", "diff_hunk(1)", "Next hunk", show=False, priority=True),
+        Binding("left_curly_bracket", "diff_hunk(-1)", "Prev hunk", show=False, priority=True),
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark,f1", "toggle_help", "Keys", id="help", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
@@ -604,6 +610,9 @@ class RalphApp(App[int]):
             return self.parallel is not None and self.parallel.approvals.waiting > 0
         if action == "leave_box":
             return isinstance(self.focused, Input) or self._help_open()
+        typing = isinstance(self.focused, Input)
+        if action in ("diff_file", "diff_hunk"):
+            return not typing
         if action == "toggle_pause":
             return self.run_active and not self._quitting
         return True
@@ -693,6 +702,13 @@ class RalphApp(App[int]):
             self.approval_bar.cancel_reject()
         self.board.focus()
         self.refresh_bindings()
+
+    def action_diff_file(self, step: int) -> None:
+        self.diff.action_file(step)
+        self.diff.focus_pane()
+
+    def action_diff_hunk(self, step: int) -> None:
+        self.diff.action_hunk(step)
 
     def action_toggle_pause(self) -> None:
         if self.engine.paused:

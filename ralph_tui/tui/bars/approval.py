@@ -66,7 +66,7 @@ def approval_text(request: ApprovalRequest, review: str = "") -> Text:
     if review:
         text.append("review: ", style="dim")
         text.append(review, style="bold cyan")
-        text.append("  (a gates what remains and asks again; r sends the comments)\n", "dim")
+        text.append("  (a: gate the rest, ask again · r: send the comments)\n", "dim")
     text.append_text(
         Text.assemble(
             ("a", "bold reverse"),

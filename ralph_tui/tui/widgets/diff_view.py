@@ -7,15 +7,16 @@ and ``DiffPane`` (a line-API ``ScrollView``) highlights only the rows on screen,
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import ClassVar, Literal, Protocol
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Span, Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -23,6 +24,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
@@ -196,6 +198,10 @@ class DiffPane(ScrollView, can_focus=True):
         self._dropped: frozenset[int] = frozenset()
         self._file_dropped = False
         self.cursor = 0
+        # the comment box while it is open: keys read before it took the focus go to it
+        self.redirect: Widget | None = None
+        # the diff's review keys (``c``, ``x``, ``X``): True when the key was acted on
+        self.on_review_key: Callable[[str], bool] | None = None
 
     @property
     def line_count(self) -> int:
@@ -324,6 +330,40 @@ class DiffPane(ScrollView, can_focus=True):
             and self._info[index].hunk is not None
         ]
 
+    def on_key(self, event: events.Key) -> None:
+        """The pane's keys are acted on here, in the order they came, not as bindings: Textual
+        runs a binding when the key has bubbled up to the app, after the keys typed right
+        behind it were already handed to this pane. So ``c`` then a comment's text would
+        leave the text here (where ``d`` is the app's discard) and ``down`` then ``c`` would
+        comment on the line the cursor was on before. While the comment box is open, the keys
+        that reach the pane are the box's."""
+        box = self.redirect
+        if box is not None and box.display:
+            act: Callable[[], object] | None = partial(
+                box.post_message, events.Key(event.key, event.character)
+            )
+        else:
+            act = self._moves.get(event.key) or (
+                partial(self.on_review_key, event.key) if self.on_review_key else None
+            )
+        if act is None:
+            return
+        if act() is False:  # the review key is not taken now: the app may have it
+            return
+        event.stop()
+        event.prevent_default()
+
+    @property
+    def _moves(self) -> dict[str, Callable[[], object]]:
+        return {
+            "up": partial(self.action_cursor, -1),
+            "down": partial(self.action_cursor, 1),
+            "pageup": partial(self.action_cursor_page, -1),
+            "pagedown": partial(self.action_cursor_page, 1),
+            "home": partial(self.action_cursor_to, 0),
+            "end": partial(self.action_cursor_to, -1),
+        }
+
     def on_focus(self) -> None:
         self.refresh()
 
@@ -391,15 +431,13 @@ class DiffView(Horizontal):
     }
     DiffView > #diff-files:focus { border: none; border-right: vkey $accent; }
     DiffView > #diff-right { width: 1fr; height: 1fr; }
-    DiffView #diff-comment { display: none; }
-    DiffView.-commenting #diff-comment { display: block; }
+    DiffView #diff-comment {
+        display: none; height: 1; border: none; padding: 0 1; background: $boost;
+    }
+    DiffView #diff-comment:focus { border: none; background: $accent 30%; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("right_square_bracket", "file(1)", "Next file", show=False),
-        Binding("left_square_bracket", "file(-1)", "Previous file", show=False),
-        Binding("right_curly_bracket", "hunk(1)", "Next hunk", show=False),
-        Binding("left_curly_bracket", "hunk(-1)", "Previous hunk", show=False),
         Binding("c", "comment", "Comment", id="comment"),
         Binding("x", "drop_hunk", "Drop hunk", id="drop_hunk"),
         Binding("X", "drop_file", "Drop file", id="drop_file"),
@@ -425,6 +463,16 @@ class DiffView(Horizontal):
 
     def on_mount(self) -> None:
         self.query_one(DiffPane).show_message("No changes against HEAD.")
+        self.pane.on_review_key = self.review_key
+
+    def review_key(self, key: str) -> bool:
+        """A review key read by the pane (see ``DiffPane.on_key``)."""
+        actions = {"c": self.action_comment, "x": self.action_drop_hunk, "X": self.action_drop_file}
+        action = actions.get(key)
+        if action is None or not self.reviewing:
+            return False
+        action()
+        return True
 
     @property
     def pane(self) -> DiffPane:
@@ -482,7 +530,12 @@ class DiffView(Horizontal):
             rows = self.pane.hunk_rows()
             if rows:
                 self.pane.move_cursor(rows[0] if step > 0 else rows[-1])
-        pane.focus()
+        self.focus_pane()
+
+    def focus_pane(self) -> None:
+        """Focus the pane now, not after the keys already read (``focus()`` is deferred: a
+        quick ``}`` then ``down`` would move the board's cursor instead)."""
+        self.screen.set_focus(self.pane)
 
     def action_comment(self) -> None:
         line = self.pane.line_at_cursor()
@@ -496,18 +549,20 @@ class DiffView(Horizontal):
         self._commenting = (self._selected, side, number)
         box = self.query_one("#diff-comment", Input)
         shown = escape_controls(self._selected, multiline=False)
-        box.placeholder = (
-            f"Comment on {shown}:{number} (enter saves, empty removes, escape cancels)"
-        )
+        box.placeholder = f"{shown}:{number} comment (enter saves, empty removes, esc cancels)"
         box.value = self.review.comments.get(self._commenting, "")
         self.add_class("-commenting")
-        box.focus()
+        box.display = True  # inline, so the box can take the focus at once
+        self.pane.redirect = box
+        self.screen.set_focus(box)
 
     def close_comment(self) -> None:
         self._commenting = None
         if self.commenting:
             self.remove_class("-commenting")
-            self.pane.focus()
+            self.query_one("#diff-comment", Input).display = False
+            self.pane.redirect = None
+            self.focus_pane()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "diff-comment":
