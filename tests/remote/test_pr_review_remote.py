@@ -108,3 +108,47 @@ async def test_a_client_comments_then_drops_a_file_and_the_engine_acts(tmp_path:
     files = git(root, "show", "--name-only", "--format=", "HEAD").split()
     assert "src/x.py" in files and "src/extra.py" not in files
     assert git(root, "show", "HEAD:src/x.py") == "x = 2\n"
+
+
+async def test_the_attached_tui_comments_and_drops_like_the_local_one(tmp_path: Path) -> None:
+    from tests.remote.test_attached_app import attached
+    from tests.tui.support import wait_for
+
+    root = make_repo(tmp_path / "ws")
+    script = {
+        "default": [
+            create("src/x.py", "x = 1\n"),
+            create("src/zz.py", "import pdb\n"),
+            complete(),
+            create("src/x.py", "x = 2\n"),
+            complete(),
+        ]
+    }
+    async with served_run(root, script) as served:
+        async with attached(served) as (app, pilot):
+            await wait_for(pilot, lambda: app.approval_bar.display, what="the approval bar")
+            await wait_for(pilot, lambda: app.diff.selected_path == "src/x.py", what="the diff")
+            await pilot.press("right_curly_bracket", "down", "c", *"x should be 2", "enter")
+            assert app.diff.review.summary() == "1 comment"
+            await pilot.press("r", "enter")
+            agent = served.run.engine.agent
+            assert isinstance(agent, ScriptedAgent)
+            await wait_for(pilot, lambda: len(agent.received) >= 4, what="the agent told")
+            told = next(o.content for name, o in agent.received if name == "complete_task")
+            assert "- src/x.py:1\n  > +x = 1\n  x should be 2" in told
+            await wait_for(pilot, lambda: app.supervisor.approval is not None, what="2nd ask")
+            await wait_for(pilot, lambda: "x = 2" in app.diff.files[0].patch, what="new diff")
+            await pilot.press("right_square_bracket", "X")
+            assert app.diff.review.summary() == "1 file dropped"
+            first = app.supervisor.approval
+            await pilot.press("a")
+            await wait_for(
+                pilot,
+                lambda: app.supervisor.approval not in (None, first),
+                what="asked again about what remains",
+            )
+            await pilot.press("a")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to end")
+        assert served.task.result() == 0
+    files = git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert "src/x.py" in files and "src/zz.py" not in files
