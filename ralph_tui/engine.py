@@ -222,6 +222,10 @@ class Engine:
     # ----------------------------------------------------------------- events
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, ReviewRecorded):  # a worker's too: for the story's progress entry
+            self._review_notes.setdefault(event.story_id, []).extend(
+                [*event.dropped, *event.comments]
+            )
         if self._journal is not None:
             self._journal(event)
         self._sink(event)
@@ -763,7 +767,6 @@ class Engine:
             await asyncio.to_thread(drop_parts, self.git, files, decision.drops, self._bookkeeping)
         else:
             dropped = []  # a reject or a discard leaves the change as it is
-        self._review_notes.setdefault(story.key, []).extend([*dropped, *comments])
         self.emit(
             ReviewRecorded(
                 story_id=story.key,

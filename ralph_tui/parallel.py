@@ -502,6 +502,7 @@ class ParallelEngine(Engine):
             put_in=put_in,
             undo=lambda: self.git.restore_to_head(keep=keep),
             flags=self._approved_flags.pop(story.key, ()),
+            review=self._review_notes.pop(story.key, ()),
         )
         self._head = sha
         self._landed.add(story.key)

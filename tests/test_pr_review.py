@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ralph_tui.agents.scripted import ScriptedAgent
+from ralph_tui.config import load_config
 from ralph_tui.events import ApprovalDecided, GateFinished, ReviewRecorded
 from ralph_tui.git_repo import FileDiff
 from ralph_tui.pr_review import anchor_comments, feedback_for_agent, patch_lines
-from ralph_tui.supervisor import ApprovalDecision, DroppedPart, ReviewComment
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, DroppedPart, ReviewComment
 from tests.support.engine import ScriptedSupervisor, complete, create, make_engine
-from tests.support.repo import git, make_repo
+from tests.support.repo import git, make_repo, story
 
 BIG = "".join(f"line {n}\n" for n in range(1, 31))
 CHANGED = BIG.replace("line 2\n", "changed 2\n").replace("line 29\n", "changed 29\n")
@@ -167,3 +169,60 @@ async def test_a_drop_of_a_path_not_shown_is_said_and_asked_again(tmp_path: Path
     notices = [json.dumps(e.to_dict()) for e in sink.events if e.kind == "notice"]
     assert any("no/such/file.py: not in the change shown" in n for n in notices)
     assert git(root, "show", "HEAD:a.py") == "x = 1\n"
+
+
+class PerStory(ScriptedSupervisor):
+    """Decisions per story (parallel workers ask in any order); an empty list approves."""
+
+    def __init__(self, decisions: dict[str, list[ApprovalDecision]]) -> None:
+        super().__init__()
+        self.per_story = decisions
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        self.approval_requests.append(request)
+        queue = self.per_story.get(request.story_id, [])
+        return queue.pop(0) if queue else ApprovalDecision.approve()
+
+
+async def test_a_worker_drops_a_hunk_and_a_file_and_the_merge_lands_the_rest(
+    tmp_path: Path,
+) -> None:
+    from ralph_tui.parallel import ParallelEngine
+    from tests.support.engine import RecordingSink, write_script
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    (root / "big.txt").write_text(BIG)
+    git(root, "add", "big.txt")
+    git(root, "commit", "-qm", "big")
+    sup = PerStory(
+        {
+            "US-001": [
+                ApprovalDecision.approve(
+                    [DroppedPart("big.txt", 1), DroppedPart("debug.py")],
+                    [ReviewComment("big.txt", 2, "fine")],
+                )
+            ]
+        }
+    )
+    script = {
+        "stories": {
+            "US-001": [create("big.txt", CHANGED), create("debug.py", "import pdb\n"), complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    path = write_script(root, script)
+    config = load_config(root, {"script": str(path), "workers": 2})
+    sink = RecordingSink()
+    engine = ParallelEngine(root, config, ScriptedAgent.from_file(path, config), sup, sink)
+
+    assert await engine.run() == 0
+    committed = git(root, "show", "HEAD:big.txt")
+    assert "changed 2\n" in committed and "changed 29" not in committed
+    assert "debug.py" not in git(root, "ls-files")
+    assert (root / "two.txt").read_text() == "2\n"
+    asked = [r for r in sup.approval_requests if r.story_id == "US-001"]
+    assert len(asked) == 2 and "debug.py" not in asked[1].diffstat
+    log = (root / "tasks/backend_progress.txt").read_text()
+    entry = log[log.index("## Task #US-001") :]
+    assert "- dropped debug.py (the whole file)\n" in entry
+    assert "- big.txt:2: fine\n" in entry
