@@ -61,6 +61,9 @@ async def test_keys_move_by_file_and_hunk_and_a_comment_reaches_the_agent(
         assert cursor_text(app).startswith("@@ -1,")
         await pilot.press("right_curly_bracket", *["down"] * 5)
         assert cursor_text(app) == "+changed 29"
+        await pilot.press("c", *"never mind", "escape")  # escape leaves the box, keeps nothing
+        assert not app.diff.commenting and app.diff.review.summary() == ""
+        assert app.focused is app.diff.pane
         await pilot.press("c")
         assert app.diff.commenting
         await pilot.press(*"keep line 29", "enter")

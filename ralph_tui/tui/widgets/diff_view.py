@@ -488,6 +488,7 @@ class DiffView(Horizontal):
         """An approval opened: a fresh draft (a re-asked approval shows a new tree)."""
         self.reviewing = True
         self.review = ReviewDraft()
+        self.close_comment()  # a box left open was about the previous tree
         self._review_shown()
         self.app.refresh_bindings()
 
