@@ -94,7 +94,7 @@ class RunFigures:
 async def one_run(root: Path, overrides: dict[str, Any]) -> RunFigures:
     from ralph_tui.config import load_config
     from ralph_tui.events import Event, IterationFinished, IterationStarted, Notice, RunFinished
-    from ralph_tui.parallel import build_engine
+    from ralph_tui.runs import build_engine
     from tests.support.engine import ScriptedSupervisor, write_script
 
     path = write_script(root, script())

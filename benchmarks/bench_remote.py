@@ -120,7 +120,7 @@ def child(mode: str, url: str, token: str, count: int) -> None:
 async def measure(mode: str, count: int, spacing_s: float) -> list[float]:
     from ralph_tui.config import load_config
     from ralph_tui.events import Notice
-    from ralph_tui.server.run import make_run_factory
+    from ralph_tui.runs import make_run_factory
     from tests.support.engine import ScriptedSupervisor
     from tests.support.repo import make_repo
 

@@ -16,9 +16,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, Supervisor
+from ralph_tui.config import RalphConfig
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, Supervisor, reaches_human
 
 log = logging.getLogger(__name__)
+
+
+def approvals_automatic(config: RalphConfig) -> bool:
+    """``--approve auto``: the gates' verdict commits a change nobody flagged."""
+    return config.approve == "auto"
+
+
+def approvals_unattended(config: RalphConfig, supervisor: Supervisor) -> bool:
+    """Nobody can be asked at all: ``--approve auto`` and a supervisor with no person behind
+    it (headless without a terminal), so a flagged change cannot be shown to anyone."""
+    return approvals_automatic(config) and not reaches_human(supervisor)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import _split_z, git_output
+from ralph_tui.git_repo import git_output, split_z
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def code_key(root: Path, rev: str, bookkeeping: Sequence[str]) -> str:
     commit changes)."""
     out = git_output(root, "ls-tree", "-r", "-z", "--full-tree", rev)
     skip = set(bookkeeping)
-    kept = [rec for rec in _split_z(out) if rec.partition("\t")[2] not in skip]
+    kept = [rec for rec in split_z(out) if rec.partition("\t")[2] not in skip]
     return hashlib.sha256("\0".join(kept).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 

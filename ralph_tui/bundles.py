@@ -21,12 +21,13 @@ from pathlib import Path
 
 from ralph_tui.errors import GitError
 from ralph_tui.git_repo import (
-    _SAFE_CONFIG,
-    _git_words,
-    _run_git,
+    SAFE_CONFIG,
+    code_tree,
     describe_change,
     diffstat_of,
     git_output,
+    git_words,
+    run_git,
 )
 from ralph_tui.tempdirs import process_dir
 
@@ -49,7 +50,7 @@ def _run(
 ) -> subprocess.CompletedProcess[bytes]:
     # no work tree pinned: these commands read and write objects and refs only (and some run
     # in a bare repository, where a work tree is an error)
-    return _run_git(cwd, *args, env=env, stdin=stdin, pin_work_tree=False)
+    return run_git(cwd, *args, env=env, stdin=stdin, pin_work_tree=False)
 
 
 def _git(
@@ -60,7 +61,7 @@ def _git(
     config: tuple[str, ...] = (),
 ) -> bytes:
     return git_output(
-        cwd, *args, env=env, stdin=stdin, config=(*_SAFE_CONFIG, *config), pin_work_tree=False
+        cwd, *args, env=env, stdin=stdin, config=(*SAFE_CONFIG, *config), pin_work_tree=False
     )
 
 
@@ -187,17 +188,7 @@ class Scratch:
         the ids compare); ``None`` when the patch does not apply cleanly. Objects only: the
         index is a temp file and nothing but tree objects is written, in the scratch."""
         _check_sha(tree_of, "tree of")
-        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-bundle-key-") as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            _git(self.root, "read-tree", tree_of, env=env)
-            if patch:
-                applied = _run(self.root, "apply", "--cached", "--binary", env=env, stdin=patch)
-                if applied.returncode != 0:
-                    return None
-            if drop:  # mode 0 removes the entry (--force-remove would want a work tree)
-                gone = b"".join(b"0 " + b"0" * 40 + b"\t" + p.encode() + b"\0" for p in drop)
-                _git(self.root, "update-index", "-z", "--index-info", env=env, stdin=gone)
-            return _git(self.root, "write-tree", env=env).decode().strip()
+        return code_tree(self.root, tree_of, drop, patch)
 
     def rebase_change(self, patch: bytes, onto: str, message: bytes) -> VerifiedChange | list[str]:
         """A verified change's ``patch`` as one commit on ``onto``, made here (the node then
@@ -219,7 +210,7 @@ class Scratch:
                 paths = dict.fromkeys(
                     e.split("\t", 1)[1] for e in unmerged.split("\0") if "\t" in e
                 )
-                return list(paths) or [f"(the change does not apply: {_git_words(applied)})"]
+                return list(paths) or [f"(the change does not apply: {git_words(applied)})"]
             tree = _git(self.root, "write-tree", env=env).decode().strip()
         commit = _git(
             self.root, "commit-tree", tree, "-p", onto, env=_SCRATCH_IDENTITY, stdin=message
@@ -251,7 +242,7 @@ class Scratch:
                 self.root, "fetch", "-q", "--no-tags", str(path), f"+{BUNDLE_REF}:{INCOMING_REF}"
             )
             if fetched.returncode != 0:
-                raise GitError(f"the change bundle does not verify: {_git_words(fetched)}")
+                raise GitError(f"the change bundle does not verify: {git_words(fetched)}")
         finally:
             path.unlink(missing_ok=True)
         parents = _git(self.root, "rev-list", "--parents", "-n", "1", commit).decode().split()

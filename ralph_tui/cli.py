@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ralph_tui import __version__, credentials, tempdirs
+from ralph_tui.agents.registry import agent_names
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
+from ralph_tui.executors import executor_names
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.prd_store import PrdStore, prd_json_schema
 from ralph_tui.text import counted, escape_controls
 
@@ -44,12 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the loop (the TUI unless --headless)")
     _workspace_args(run)
-    run.add_argument("--agent", choices=["anthropic", "claude-code", "command", "scripted"])
+    run.add_argument("--agent", choices=agent_names())
     run.add_argument("--model")
     run.add_argument("--max-iterations", type=int)
     run.add_argument("--workers", type=int, help="stories run at once, each in a git worktree")
     run.add_argument(
-        "--executor", choices=["local", "ray"], help="where workers run (ray: [ray] in ralph.toml)"
+        "--executor", choices=executor_names(), help="where workers run (ray: [ray] in ralph.toml)"
     )
     run.add_argument("--headless", action="store_true", help="no TUI: a line-oriented log")
     run.add_argument(
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check the workspace, gates and agent setup")
     _workspace_args(doctor)
-    doctor.add_argument("--agent", choices=["anthropic", "claude-code", "command", "scripted"])
+    doctor.add_argument("--agent", choices=agent_names())
     return parser
 
 
@@ -130,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ralph-tui: {escape_controls(str(exc))}", file=sys.stderr)  # may quote the PRD
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     finally:
         if argv is None:  # the program, about to exit (tests pass argv and go on)
             _quick_exit()
@@ -226,7 +229,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         listen_public=args.listen_public or None,
         branch=args.branch,
     )
-    from ralph_tui.server.run import make_run_factory
+    from ralph_tui.approvals import approvals_automatic
+    from ralph_tui.runs import make_run_factory
 
     if args.headless:
         from ralph_tui.agents import warm_up
@@ -237,7 +241,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_prd_warnings(config.prd_path(workspace))
 
         # with --listen and --approve ask, clients decide; the console too when it is a terminal
-        ask_local = config.approve == "auto" or not config.listen or sys.stdin.isatty()
+        ask_local = approvals_automatic(config) or not config.listen or sys.stdin.isatty()
         factory = make_run_factory(
             workspace,
             config,
@@ -352,9 +356,6 @@ def _cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
-EXIT_INTERRUPTED = 130
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ralph_tui.demo import create_demo_project
     from ralph_tui.tempdirs import process_dir
@@ -367,7 +368,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"ralph-tui demo project: {workspace}{kept}", file=sys.stderr)
     code = run_tui(workspace, load_config(workspace))
     # quitting is how a demo ends: not an error for `make demo` to report ("Error 130")
-    return 0 if code == EXIT_INTERRUPTED else code
+    return 0 if code == ExitCode.INTERRUPTED else code
 
 
 def _say_prd(config: RalphConfig, workspace: Path) -> None:
@@ -516,8 +517,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 INIT_CONFIG = """\
 # ralph-tui configuration. Command-line flags override these values.
 {prd_line}role = "{role}"
-agent = "anthropic"            # anthropic | claude-code | command | scripted
+agent = "anthropic"            # {agents}
 model = "claude-sonnet-4-5"
+# fallback = ["anthropic:claude-haiku-4-5"]  # continue on these when the agent is rate-limited
 max_iterations = 10
 max_fix_attempts = 3
 # max_cost_usd = 5.0
@@ -579,7 +581,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
         if config.prd_note:  # a found prd.json, named: a tasks/ PRD added later changes nothing
             found = json.dumps(prd_path.relative_to(workspace).as_posix())
             prd_line = f"prd = {found.ljust(24)} # where snarktank's loop keeps it\n"
-        toml_path.write_text(INIT_CONFIG.format(role=role, prd_line=prd_line), encoding="utf-8")
+        toml_path.write_text(
+            INIT_CONFIG.format(role=role, prd_line=prd_line, agents=" | ".join(agent_names())),
+            encoding="utf-8",
+        )
         created.append(toml_path)
     exclude = workspace / ".git" / "info" / "exclude"
     if (workspace / ".git").is_dir():

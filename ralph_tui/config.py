@@ -9,9 +9,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,10 +22,11 @@ from pydantic import (
     field_validator,
 )
 
+from ralph_tui.agents.registry import agent_names
 from ralph_tui.errors import UsageError
+from ralph_tui.executors import executor_names
 from ralph_tui.review import ReviewOptions
 
-AgentName = Literal["anthropic", "claude-code", "command", "scripted"]
 ApproveMode = Literal["ask", "auto"]
 
 DEFAULT_GATES: dict[str, str] = {
@@ -40,6 +42,20 @@ def refuse_own_credentials(names: list[str]) -> list[str]:
         if name.upper().startswith("ANTHROPIC_") or name.upper() == "CLAUDE_CODE_OAUTH_TOKEN":
             raise ValueError(f"{name} is ralph-tui's own credential; it never goes to commands")
     return names
+
+
+def fallback_entry(entry: str) -> tuple[str, str | None]:
+    """A ``fallback`` entry as (agent, model): ``"claude-code"``, ``"anthropic:claude-haiku-4-5"``
+    (a model after the colon; none: the run's ``model``). A ValueError names a bad entry."""
+    name, colon, model = entry.strip().partition(":")
+    if name not in (names := agent_names()):
+        raise ValueError(
+            f"unknown agent {entry!r} (an agent is one of {', '.join(names)}, optionally "
+            'followed by ":MODEL", e.g. "anthropic:claude-haiku-4-5")'
+        )
+    if colon and not model.strip():
+        raise ValueError(f"{entry!r}: no model after the colon")
+    return name, model.strip() or None
 
 
 class _Strict(BaseModel):
@@ -123,16 +139,28 @@ class SandboxOptions(_Strict):
         return refuse_own_credentials(names)
 
 
+def _known_executor(name: str) -> str:
+    if name not in (names := executor_names()):
+        raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
+    return name
+
+
+def _known_agent(name: str) -> str:
+    if name not in (names := agent_names()):
+        raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
+    return name
+
+
 class RalphConfig(_Strict):
     role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
-    agent: AgentName = "anthropic"
+    agent: Annotated[str, AfterValidator(_known_agent)] = "anthropic"  # agents.registry
     model: str = "claude-sonnet-4-5"
     max_iterations: int = Field(10, ge=1)
     max_fix_attempts: int = Field(3, ge=1)
     # stories run at once, each in its own git worktree (1: one story after another)
     workers: int = Field(1, ge=1, le=32)
     # where workers run: "local" (git worktrees here) or "ray" (actors on a Ray cluster, [ray])
-    executor: Literal["local", "ray"] = "local"
+    executor: Annotated[str, AfterValidator(_known_executor)] = "local"  # executors.EXECUTORS
     ray: RayOptions = RayOptions()
     max_cost_usd: float | None = Field(None, gt=0)
     max_tokens: int = Field(8192, ge=256)
@@ -148,6 +176,9 @@ class RalphConfig(_Strict):
     # everything else matching the secret patterns is withheld from agents and gates
     command_env: list[str] = Field(default_factory=list)
     agent_timeout_s: float = Field(1800.0, gt=0)
+    # agents the iteration continues on when the agent is rate-limited past its retries, in
+    # order: "claude-code", "anthropic:claude-haiku-4-5" (agents/fallback.py)
+    fallback: list[str] = Field(default_factory=list)
     # agent = "scripted": path of a JSON script (see agents/scripted.py)
     script: str | None = None
     claude_code: ClaudeCodeOptions = ClaudeCodeOptions()
@@ -167,6 +198,20 @@ class RalphConfig(_Strict):
     _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
     # where ``prd`` was set ("/repo/ralph.toml", "--prd"), for errors about that file
     _prd_origin: str | None = PrivateAttr(None)
+
+    @field_validator("fallback")
+    @classmethod
+    def _known_agents(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            fallback_entry(entry)
+        return entries
+
+    @property
+    def agents_used(self) -> tuple[str, ...]:
+        """The backends a run may use: the agent, then each ``fallback`` backend, each once
+        (their credentials, SDK warm-ups and checks are all needed)."""
+        names = [self.agent, *(fallback_entry(entry)[0] for entry in self.fallback)]
+        return tuple(dict.fromkeys(names))
 
     def prd_path(self, workspace: Path) -> Path:
         return self._prd_choice(workspace)[0]
@@ -289,7 +334,7 @@ def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> 
 def _describe(source: Path | None, exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    what = first["msg"]
+    what = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         what = "unknown key"
     prefix = f"{source}: " if source else "command line: "

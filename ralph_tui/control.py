@@ -14,8 +14,16 @@ from typing import Literal, Protocol
 
 from ralph_tui.errors import GitError, StopRequested
 from ralph_tui.events import ApprovalNeeded, Event, GateFinished, IterationOutcome
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.iteration import Agent, IterationRequest, ToolOutcome, Usage
+from ralph_tui.iteration import (
+    REJECTED_FOOTER,
+    REJECTED_HEADER,
+    Agent,
+    IterationRequest,
+    ToolOutcome,
+    Usage,
+)
 from ralph_tui.pr_review import DropError, feedback_for_agent
 from ralph_tui.prd import Story
 from ralph_tui.review import flags_for_agent
@@ -28,8 +36,6 @@ LEARNING_MAX = 1000  # characters of one learning
 MAX_LEARNINGS = 20
 GATE_OUTPUT_FOR_AGENT = 6000  # characters of each failed gate's output sent back to the agent
 
-EXIT_WAITING_FOR_HUMAN = 4
-
 
 class RunEnded(Exception):
     """The run ends with this exit code once the current iteration has been wound up."""
@@ -41,7 +47,7 @@ class RunEnded(Exception):
 
     @classmethod
     def waiting_for_human(cls) -> RunEnded:
-        return cls(EXIT_WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
+        return cls(ExitCode.WAITING_FOR_HUMAN, "stopped waiting for a human (escalation)")
 
 
 class MergeConflict(GitError):
@@ -268,8 +274,7 @@ class IterationControl:
             feedback = feedback or "(no feedback given)"
             host.add_feedback(self.story, feedback)
             return ToolOutcome(
-                "The human supervisor rejected the change. Their feedback:\n"
-                f"{feedback}\nAddress it, then call complete_task again.",
+                f"{REJECTED_HEADER}{feedback}{REJECTED_FOOTER}",
                 is_error=True,
             )
         self._end("discarded", "the supervisor discarded the change")

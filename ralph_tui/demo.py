@@ -224,6 +224,18 @@ def _complete(summary: str, learnings: list[str]) -> dict[str, Any]:
     return {"tool": "complete_task", "input": {"summary": summary, "learnings": learnings}}
 
 
+def _after_reject(path: str) -> list[dict[str, Any]]:
+    """What the agent does when the human rejects its change: says what it heard and changes
+    the code for it (``{feedback}`` is the human's words), so the next approval shows a new
+    diff rather than the one just rejected."""
+    return [
+        {"text": 'You said: "{feedback}". Reworking the change to address it.'},
+        _edit("insert", path, insert_line=1, new_str="# Review: {feedback}"),
+        {"text": f"Recorded the review in {path} and asking for the checks again."},
+        _complete("Addressed the review: {feedback}", ["ask what the reviewer wants changed"]),
+    ]
+
+
 def demo_script() -> dict[str, Any]:
     """What the scripted agent says and does, story by story."""
     return {
@@ -243,6 +255,7 @@ def demo_script() -> dict[str, Any]:
                     "Added inventory.slug.slugify with tests.",
                     ["re.findall on [a-z0-9]+ keeps slugs ASCII-only"],
                 ),
+                *_after_reject("inventory/slug.py"),
             ],
             "US-002": [
                 {
@@ -268,6 +281,7 @@ def demo_script() -> dict[str, Any]:
                     "Added parse_price; fractions are padded to cents.",
                     ["pad the fractional part to two digits before int()"],
                 ),
+                *_after_reject("inventory/price.py"),
             ],
             "US-003": [
                 {"text": "Stock value is price times quantity, summed. One function."},
@@ -276,6 +290,7 @@ def demo_script() -> dict[str, Any]:
                 {"tool": "run_quality_gates", "input": {}},
                 {"text": "Gates are green."},
                 _complete("Added total_value_cents.", ["a generator in sum() keeps it lazy"]),
+                *_after_reject("inventory/stock.py"),
             ],
             "US-004": [
                 {"text": "The story does not say which currency symbol to show."},
@@ -290,6 +305,7 @@ def demo_script() -> dict[str, Any]:
                 _edit("create", "inventory/money.py", file_text=_MONEY),
                 _edit("create", "tests/test_money.py", file_text=_TEST_MONEY),
                 _complete("Added format_cents.", ["keep the symbol a parameter"]),
+                *_after_reject("inventory/money.py"),
             ],
         },
         "default": [

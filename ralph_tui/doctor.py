@@ -7,16 +7,15 @@ checks only read: nothing is created, installed or written.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import shlex
 import shutil
-import subprocess
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
-from ralph_tui import credentials
+from ralph_tui.agents.registry import agent_spec
+from ralph_tui.checks import Check, find_program, first_line, run_program
 from ralph_tui.config import RalphConfig, find_config_file, load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.persona import load_persona
@@ -25,24 +24,10 @@ from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.text import counted
 from ralph_tui.workspace import agent_env
 
-Status = Literal["ok", "missing", "warn", "skip"]
-_VERSION_TIMEOUT_S = 30.0
 # First words of a gate command that need no executable on PATH.
 _SHELL_WORDS = frozenset(
     {"true", "false", ":", "cd", "test", "[", "echo", "exit", "export", "set", "!", "{", "(", "if"}
 )
-
-
-@dataclass(frozen=True)
-class Check:
-    status: Status
-    name: str
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        text = f"{self.status:<8} {self.name}: {self.detail}"
-        return f"{text} -> {self.fix}" if self.fix else text
 
 
 def run_doctor(workspace: Path, overrides: Mapping[str, Any] | None, out: TextIO) -> int:
@@ -84,7 +69,8 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
         yield _persona_check(root, config.persona)
     yield from _gate_checks(root, config)
     yield _sandbox_check(root, config)
-    yield from _AGENT_CHECKS[config.agent](root, config)
+    yield from agent_spec(config.agent).doctor_checks(root, config)
+    yield from _fallback_checks(root, config)
     if config.executor == "ray":
         yield from _ray_checks(config)
 
@@ -98,11 +84,11 @@ def _git_checks(root: Path) -> Iterator[Check]:
         yield Check("missing", "git", "not found on PATH", "install git")
         yield Check("skip", "repository", "needs git")
         return
-    yield Check("ok", "git", _first_line(_run([git, "--version"])[1]) or git)
+    yield Check("ok", "git", first_line(run_program([git, "--version"])[1]) or git)
     if not root.is_dir():
         yield Check("missing", "repository", f"{root}: no such folder", "pass --workspace DIR")
         return
-    code, output = _run([git, "rev-parse", "--show-toplevel"], root)
+    code, output = run_program([git, "rev-parse", "--show-toplevel"], root)
     if code != 0:
         yield Check(
             "missing",
@@ -111,7 +97,7 @@ def _git_checks(root: Path) -> Iterator[Check]:
             "run `git init` there (or pass --workspace DIR)",
         )
         return
-    code, _ = _run([git, "rev-parse", "--verify", "--quiet", "HEAD"], root)
+    code, _ = run_program([git, "rev-parse", "--verify", "--quiet", "HEAD"], root)
     if code != 0:
         yield Check(
             "missing", "repository", f"{root}: no commits yet", "make a first commit (git commit)"
@@ -164,7 +150,7 @@ def _gate_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
         if program is None:
             yield Check("ok", label, f"{command} (shell)")
             continue
-        found = _find_program(program, root, path)
+        found = find_program(program, root, path)
         if found is None:
             yield Check(
                 "missing",
@@ -209,99 +195,16 @@ def gate_program(command: str) -> str | None:
     return None
 
 
-def _find_program(program: str, root: Path, path: str | None) -> str | None:
-    if "/" in program:
-        candidate = Path(program).expanduser()
-        candidate = candidate if candidate.is_absolute() else root / candidate
-        return str(candidate) if os.access(candidate, os.X_OK) and candidate.is_file() else None
-    return shutil.which(program, path=path)
-
-
 # ---- the agent -------------------------------------------------------------------------------
 
 
-def _anthropic(root: Path, config: RalphConfig) -> Iterator[Check]:
-    yield _api_key_check(required=True)
-
-
-def _claude_code(root: Path, config: RalphConfig) -> Iterator[Check]:
-    from ralph_tui.agents.claude_code import INSTALL_HINT, bundled_cli_path, sdk_available
-
-    if not sdk_available():
-        yield Check("missing", "claude-code", "claude-agent-sdk is not installed", INSTALL_HINT)
-        return
-    cli = bundled_cli_path()
-    if cli is None:
-        yield Check(
-            "missing",
-            "claude-code",
-            "claude-agent-sdk has no bundled CLI",
-            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
-        )
-        return
-    code, output = _run([str(cli), "--version"])
-    if code != 0:
-        yield Check(
-            "missing",
-            "claude-code",
-            f"{cli} --version failed: {_first_line(output) or f'exit status {code}'}",
-            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
-        )
-        return
-    yield Check("ok", "claude-code", _first_line(output))
-    yield _api_key_check(required=False)
-
-
-def _command(root: Path, config: RalphConfig) -> Iterator[Check]:
-    if not config.command:
-        yield Check(
-            "missing",
-            "command",
-            'agent = "command" without a command',
-            'set command = ["your-cli", "{prompt_file}"] in ralph.toml',
-        )
-        return
-    program = config.command[0]
-    found = _find_program(program, root, agent_env().get("PATH"))
-    if found is None:
-        yield Check(
-            "missing",
-            "command",
-            f"{program!r} not found on PATH",
-            f"install {program}, or change command in ralph.toml",
-        )
-        return
-    how = (
-        "prompt in {prompt_file}"
-        if any("{prompt_file}" in a for a in config.command)
-        else ("prompt on stdin")
-    )
-    yield Check("ok", "command", f"{' '.join(config.command)} ({found}; {how})")
-
-
-def _scripted(root: Path, config: RalphConfig) -> Iterator[Check]:
-    from ralph_tui.agents.scripted import ScriptedAgent
-
-    if not config.script:
-        yield Check(
-            "missing",
-            "script",
-            'agent = "scripted" without a script',
-            "set script = \"<path>\" (the format: 'Rehearse without a model: the scripted agent' "
-            "in the README)",
-        )
-        return
-    path = Path(config.script).expanduser()
-    path = path if path.is_absolute() else root / path
-    if not path.is_file():
-        yield Check("missing", "script", f"{path}: file not found", "fix script in ralph.toml")
-        return
-    try:
-        ScriptedAgent.from_file(path, config)  # checks every step, as a run does first
-    except UsageError as exc:
-        yield Check("missing", "script", str(exc), "fix the script")
-        return
-    yield Check("ok", "script", str(path))
+def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    """Each fallback agent of another kind than the primary is checked as the primary is: a
+    missing key or CLI would otherwise show only when the primary is rate-limited, mid-run."""
+    for name in config.agents_used[1:]:
+        own = config.model_copy(update={"agent": name, "fallback": []})
+        for check in agent_spec(name).doctor_checks(root, own):
+            yield dataclasses.replace(check, name=f"fallback {name} {check.name}")
 
 
 def _ray_checks(config: RalphConfig) -> Iterator[Check]:
@@ -315,69 +218,12 @@ def _ray_checks(config: RalphConfig) -> Iterator[Check]:
             "pip install 'ralph-supervisor[ray]'",
         )
         return
-    program: str | None = None
-    if config.agent == "claude-code":
-        program = "claude"
-    elif config.agent == "command" and config.command:
-        program = config.command[0]
+    program = agent_spec(config.agent).program(config)
     for ok, name, detail in check_cluster(config.ray, program):
         yield Check("ok" if ok else "missing", name, detail)
 
 
-_AGENT_CHECKS: dict[str, Callable[[Path, RalphConfig], Iterator[Check]]] = {
-    "anthropic": _anthropic,
-    "claude-code": _claude_code,
-    "command": _command,
-    "scripted": _scripted,
-}
-
-
-def _api_key_check(*, required: bool) -> Check:
-    # Never print the key itself, not even a prefix.
-    # the CLI withheld them from os.environ at start-up: ask the vault
-    base = credentials.get("ANTHROPIC_BASE_URL")
-    where = f" (API at {base})" if base else ""
-    if credentials.get("ANTHROPIC_API_KEY"):
-        return Check("ok", "credentials", f"ANTHROPIC_API_KEY is set{where}")
-    if required:
-        return Check(
-            "missing",
-            "credentials",
-            "ANTHROPIC_API_KEY is not set",
-            "export ANTHROPIC_API_KEY=... (or choose another agent)",
-        )
-    if credentials.get("CLAUDE_CODE_OAUTH_TOKEN") or credentials.get("ANTHROPIC_AUTH_TOKEN"):
-        return Check("ok", "credentials", f"a Claude Code token is set{where}")
-    return Check(
-        "warn",
-        "credentials",
-        "no ANTHROPIC_API_KEY: Claude Code will use its own login (run `claude /login` once)",
-    )
-
-
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def _run(argv: list[str], cwd: Path | None = None) -> tuple[int, str]:
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_VERSION_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return 124, f"timed out after {_VERSION_TIMEOUT_S:g}s"
-    except OSError as exc:
-        return 127, str(exc)
-    return done.returncode, (done.stdout or done.stderr)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _rel(path: Path, root: Path) -> str:

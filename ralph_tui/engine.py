@@ -21,6 +21,7 @@ from typing import Literal
 
 from ralph_tui import credentials
 from ralph_tui.agents import create_agent
+from ralph_tui.approvals import approvals_unattended
 from ralph_tui.baseline import (
     BASELINE_FILE,
     Baselines,
@@ -33,7 +34,6 @@ from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import (
-    EXIT_WAITING_FOR_HUMAN,
     IterationControl,
     RunEnded,
     approval_request,
@@ -60,9 +60,10 @@ from ralph_tui.events import (
     RunStateChanged,
     UsageReported,
 )
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult, run_gates, run_story_gates
 from ralph_tui.git_guard import GitSnapshot
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git_repo import FileDiff, GitRepo
 from ralph_tui.ignored import IgnoredSnapshot
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
@@ -82,7 +83,6 @@ from ralph_tui.supervisor import (
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
-    reaches_human,
 )
 from ralph_tui.text import counted
 from ralph_tui.workspace import Redactor, Workspace
@@ -91,11 +91,7 @@ log = logging.getLogger(__name__)
 
 CONTEXT_FILE_CHARS = 20_000  # AGENTS.md / CLAUDE.md given to the agent
 
-EXIT_DONE = 0
-EXIT_RUNTIME = 1
-EXIT_LIMIT = 3
-EXIT_INTERRUPTED = 130
-__all__ = ["EXIT_WAITING_FOR_HUMAN", "Engine", "commit_message"]
+__all__ = ["Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
 
@@ -111,6 +107,7 @@ class Engine:
         *,
         allow_dirty: bool = False,
         run_id: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.workspace = Workspace(workspace)
         self.root = self.workspace.root
@@ -146,7 +143,8 @@ class Engine:
         self._journal: Journal | None = None
         # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
         credentials.withhold()
-        self._redact = Redactor()
+        # the run's faces (server, notifier) are built with the same one (ralph_tui.runs)
+        self._redact = redactor if redactor is not None else Redactor()
         self._running = asyncio.Event()
         self._running.set()
         self._stop_requested = False
@@ -200,6 +198,14 @@ class Engine:
         if not self._running.is_set():
             self._running.set()
             self._set_state("running")
+
+    def open_approval(self, story_id: str) -> bool:
+        """One story at a time: the approval on screen is the only one."""
+        return False
+
+    async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
+        """The iteration's change, in the main checkout (where the one story runs)."""
+        return await asyncio.to_thread(self.git.diff)
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -278,10 +284,11 @@ class Engine:
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
-        exit_code, reason = EXIT_RUNTIME, "not started"
+        exit_code: int = ExitCode.RUNTIME
+        reason = "not started"
         try:
             exit_code, reason = await self._loop()
-            if exit_code == EXIT_DONE and self.branch is not None:
+            if exit_code == ExitCode.DONE and self.branch is not None:
                 self.notice(
                     f"every story passes on {self.branch}; for a pull request: "
                     f"git push -u origin {self.branch}"
@@ -289,9 +296,9 @@ class Engine:
         except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
-            exit_code, reason = EXIT_RUNTIME, str(exc)
+            exit_code, reason = ExitCode.RUNTIME, str(exc)
         except asyncio.CancelledError:
-            exit_code, reason = EXIT_INTERRUPTED, "interrupted"
+            exit_code, reason = ExitCode.INTERRUPTED, "interrupted"
             raise
         finally:
             stop_watch.set()
@@ -399,18 +406,18 @@ class Engine:
             await self._safe_point()
             prd = await asyncio.to_thread(self.store.load)
             if prd.all_pass:
-                return EXIT_DONE, "every story passes"
+                return ExitCode.DONE, "every story passes"
             story = prd.next_story(skip=self.skipped)
             if story is None:
                 waiting = len(prd.open_order(skip=self.skipped))
-                return EXIT_LIMIT, (
+                return ExitCode.LIMIT, (
                     f"no story left to pick ({len(self.skipped)} skipped this run"
                     + (f", {waiting} waiting on dependencies)" if waiting else ")")
                 )
             if self.iteration >= self.config.max_iterations:
-                return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
+                return ExitCode.LIMIT, f"reached max_iterations ({self.config.max_iterations})"
             if self._budget_spent:
-                return EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})"
+                return ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})"
             self.iteration += 1
             await self._iteration(story)
 
@@ -425,12 +432,12 @@ class Engine:
             await self._running.wait()
             self._set_state("running")
         if self._budget_spent and not self._stop_requested:
-            raise RunEnded(EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})")
+            raise RunEnded(ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})")
 
     async def _safe_point(self) -> None:
         await self.wait_at_safe_point()
         if self._stop_requested:
-            raise RunEnded(EXIT_INTERRUPTED, "stopped by the supervisor")
+            raise RunEnded(ExitCode.INTERRUPTED, "stopped by the supervisor")
 
     # ----------------------------------------------------------------- one iteration
 
@@ -713,7 +720,7 @@ class Engine:
 
     @property
     def approvals_unattended(self) -> bool:
-        return self.config.approve == "auto" and not reaches_human(self.supervisor)
+        return approvals_unattended(self.config, self.supervisor)
 
     async def review(self, story: Story) -> list[str]:
         """The change's review flags, judged on what the human is shown (``describe_change``)."""
@@ -847,7 +854,8 @@ class Engine:
     # ----------------------------------------------------------------- cost
 
     def add_usage(self, story: Story, usage: Usage) -> None:
-        cost = estimate_cost(self.config.model, usage, self.config.pricing)
+        # a fallback agent's usage is priced by its own model (agents/fallback.py)
+        cost = estimate_cost(usage.model or self.config.model, usage, self.config.pricing)
         self.story_cost[story.key] = self.story_cost.get(story.key, 0.0) + cost
         self.run_cost += cost
         self.emit(
@@ -858,6 +866,7 @@ class Engine:
                 cache_creation_input_tokens=usage.cache_creation_input_tokens,
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
+                agent=usage.agent,
             )
         )
         limit = self.config.max_cost_usd

@@ -194,6 +194,16 @@ class ReviewRecorded(Event):
 
 @_register
 @dataclass(frozen=True, slots=True)
+class ApprovalsWaiting(Event):
+    """Which stories' changes wait for a human (parallel runs), in the queue's order; every
+    face shows the count and opens any of them (``RunHandle.open_approval``)."""
+
+    kind: ClassVar[str] = "approvals_waiting"
+    story_ids: tuple[str, ...] = ()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
 class Committed(Event):
     kind: ClassVar[str] = "committed"
     story_id: str
@@ -233,6 +243,33 @@ class UsageReported(Event):
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
+    agent: str = ""  # a fallback run: which agent spent it ("anthropic:claude-haiku-4-5")
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class AgentSwitched(Event):
+    """A fallback run (``fallback = [...]``): the agent now working on the story. Sent as each
+    iteration starts, and when a rate-limited agent hands the iteration to the next one."""
+
+    kind: ClassVar[str] = "agent_switched"
+    story_id: str
+    agent: str
+    previous: str = ""  # the agent that was rate-limited; "" at the start of an iteration
+    reason: str = ""
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class AgentsLimited(Event):
+    """Every agent of a fallback run is rate-limited: the run waits ``wait_s`` (from ``ts``)
+    for the earliest reset, then goes on with ``resume_agent`` (an ``AgentSwitched``)."""
+
+    kind: ClassVar[str] = "agents_limited"
+    story_id: str
+    wait_s: float
+    resume_agent: str
+    message: str = ""
 
 
 @_register

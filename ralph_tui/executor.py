@@ -60,8 +60,9 @@ from ralph_tui.control import (
 )
 from ralph_tui.errors import RalphError
 from ralph_tui.events import GateStarted, IterationOutcome, ReviewRecorded
+from ralph_tui.executors import ExecutorSite
 from ralph_tui.gates import GateResult, run_story_gates
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git_repo import FileDiff, GitRepo
 from ralph_tui.iteration import Agent, IterationRequest
 from ralph_tui.pr_review import anchor_comments, comment_lines, drop_lines, drop_parts
 from ralph_tui.prd import Story
@@ -69,7 +70,7 @@ from ralph_tui.review import ReviewOptions, review_commit
 from ralph_tui.sandbox import resolve_sandbox
 from ralph_tui.supervisor import ApprovalDecision
 from ralph_tui.workspace import Workspace
-from ralph_tui.worktrees import Worktree, WorktreeManager
+from ralph_tui.worktrees import Worktree, WorktreeManager, worker_diff
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,19 @@ class Executor(Protocol):
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult: ...
 
+    async def story_diff(self, story_id: str) -> list[FileDiff]:
+        """A running story's change as it is now (empty when it is not running here)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
 # ------------------------------------------------------------------------- local worktrees
+
+
+def local_executor(site: ExecutorSite) -> LocalWorktreeExecutor:
+    """``executor = "local"`` (``executors.EXECUTORS``): worktrees of this checkout."""
+    return LocalWorktreeExecutor(site.root, site.agent_for, site.bookkeeping, site.patch_dir)
 
 
 class LocalWorktreeExecutor:
@@ -237,6 +247,9 @@ class LocalWorktreeExecutor:
 
     def expect(self, stories: int) -> None:
         return None  # a worktree is made when its story starts: nothing to prepare
+
+    async def story_diff(self, story_id: str) -> list[FileDiff]:
+        return await asyncio.to_thread(worker_diff, self.worktrees.main_root, story_id)
 
     async def run(self, job: StoryJob, host: WorkerHost) -> WorkerResult:
         tree = await asyncio.to_thread(self.worktrees.create, job.story.key, job.base_commit)

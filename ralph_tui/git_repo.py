@@ -27,7 +27,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -56,7 +56,7 @@ _NO_SUBMODULES = (
     "-c", "diff.external=", "-c", "core.untrackedCache=false",
 )  # fmt: skip
 # Config that makes git start a program, switched off for every git ralph-tui runs.
-_SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", *_NO_SUBMODULES)
+SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", *_NO_SUBMODULES)
 # The story commit keeps the user's hooks (and signing), but never an fsmonitor.
 _COMMIT_CONFIG = ("-c", "core.fsmonitor=false", *_NO_SUBMODULES)
 GITLINK_MODE = "160000"
@@ -95,7 +95,7 @@ def display_path(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _git_words(proc: subprocess.CompletedProcess[bytes]) -> str:
+def git_words(proc: subprocess.CompletedProcess[bytes]) -> str:
     """Git's own explanation in one line: its first line plus any fatal/error lines."""
     text = proc.stderr.decode("utf-8", errors="replace").strip()
     if not text:
@@ -108,12 +108,12 @@ def _git_words(proc: subprocess.CompletedProcess[bytes]) -> str:
     return "; ".join(chosen[:3])
 
 
-def _run_git(
+def run_git(
     cwd: Path,
     *args: str,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
-    config: tuple[str, ...] = _SAFE_CONFIG,
+    config: tuple[str, ...] = SAFE_CONFIG,
     pin_work_tree: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
     """``pin_work_tree``: the work tree is ``cwd`` whatever ``core.worktree`` says (the agent
@@ -137,46 +137,71 @@ def git_output(
     *args: str,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
-    config: tuple[str, ...] = _SAFE_CONFIG,
+    config: tuple[str, ...] = SAFE_CONFIG,
     pin_work_tree: bool = True,
 ) -> bytes:
-    """``_run_git``'s stdout; a failure is a ``GitError`` naming the verb, the folder and git's
+    """``run_git``'s stdout; a failure is a ``GitError`` naming the verb, the folder and git's
     own words (the one shape every git error of ralph-tui takes)."""
-    proc = _run_git(cwd, *args, env=env, stdin=stdin, config=config, pin_work_tree=pin_work_tree)
+    proc = run_git(cwd, *args, env=env, stdin=stdin, config=config, pin_work_tree=pin_work_tree)
     if proc.returncode != 0:
         verb = next((a for a in args if not a.startswith("-")), "git")
-        raise GitError(f"git {verb} failed in {cwd}: {_git_words(proc)}")
+        raise GitError(f"git {verb} failed in {cwd}: {git_words(proc)}")
     return proc.stdout
+
+
+def code_tree(root: Path, tree_of: str, drop: Sequence[str] = (), patch: bytes = b"") -> str | None:
+    """The tree of ``tree_of`` with ``patch`` applied and the ``drop`` paths left out: what the
+    gates saw of a change (the PRD and progress log dropped), so equal ids mean the same code.
+    One computation for a worktree, the driver's scratch and a Ray node, so the ids compare.
+    ``None`` when the patch does not apply cleanly. Objects only: the index is a temp file and
+    nothing but tree objects is written (no work tree needed: it works in a bare scratch)."""
+    with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-tree-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+
+        def git(*args: str, stdin: bytes | None = None) -> bytes:
+            return git_output(root, *args, env=env, stdin=stdin, pin_work_tree=False)
+
+        git("read-tree", tree_of)
+        if patch:
+            applied = run_git(
+                root, "apply", "--cached", "--binary", env=env, stdin=patch, pin_work_tree=False
+            )
+            if applied.returncode != 0:
+                return None
+        if drop:  # mode 0 removes the entry (--force-remove would want a work tree)
+            gone = b"".join(b"0 " + b"0" * 40 + b"\t" + p.encode() + b"\0" for p in drop)
+            git("update-index", "-z", "--index-info", stdin=gone)
+        return git("write-tree").decode().strip()
 
 
 def new_gitlinks(cwd: Path, env: Mapping[str, str] | None = None, base: str = "HEAD") -> list[str]:
     """Gitlinks (nested repositories, mode 160000) in the index that ``base`` does not have."""
     out = git_output(cwd, "ls-files", "-z", "-s", env=env)
     staged = []
-    for record in _split_z(out):
+    for record in split_z(out):
         meta, _, path = record.partition("\t")
         if meta.startswith(GITLINK_MODE + " "):
             staged.append(path)
     if not staged:
         return []
     old = git_output(cwd, "ls-tree", "-r", "-z", "--full-tree", base)
-    known = {rec.partition("\t")[2] for rec in _split_z(old) if rec.startswith(GITLINK_MODE + " ")}
+    known = {rec.partition("\t")[2] for rec in split_z(old) if rec.startswith(GITLINK_MODE + " ")}
     return [path for path in staged if path not in known]
 
 
 def untracked_repositories(
-    cwd: Path, env: Mapping[str, str] | None = None, config: tuple[str, ...] = _SAFE_CONFIG
+    cwd: Path, env: Mapping[str, str] | None = None, config: tuple[str, ...] = SAFE_CONFIG
 ) -> list[str]:
     """Untracked, not ignored folders holding a ``.git`` (git lists them as ``sub/`` and never
     descends into them)."""
     out = git_output(
         cwd, "ls-files", "-z", "--others", "--exclude-standard", env=env, config=config
     )
-    return [p for p in _split_z(out) if p.endswith("/") and not _is_ralph(p)]
+    return [p for p in split_z(out) if p.endswith("/") and not _is_ralph(p)]
 
 
 def add_all(
-    cwd: Path, env: Mapping[str, str] | None = None, config: tuple[str, ...] = _SAFE_CONFIG
+    cwd: Path, env: Mapping[str, str] | None = None, config: tuple[str, ...] = SAFE_CONFIG
 ) -> None:
     """``git add -A``, leaving out every nested repository the agent made: ``git add`` would
     record it as a gitlink, or fail outright on one with no commit checked out."""
@@ -215,7 +240,7 @@ def nested_repositories(cwd: Path, base: str = "HEAD") -> list[str]:
     return sorted(found)
 
 
-def _split_z(data: bytes) -> list[str]:
+def split_z(data: bytes) -> list[str]:
     return [p for p in data.decode("utf-8", errors="surrogateescape").split("\0") if p]
 
 
@@ -242,7 +267,7 @@ class GitRepo:
         if not path.is_dir():
             raise UsageError(f"{path}: no such folder")
         resolved = path.resolve()
-        top = _run_git(resolved, "rev-parse", "--show-toplevel", pin_work_tree=False)
+        top = run_git(resolved, "rev-parse", "--show-toplevel", pin_work_tree=False)
         if top.returncode != 0:
             raise UsageError(
                 f"{path}: not a git repository (run `git init` there and make a first commit)"
@@ -253,7 +278,7 @@ class GitRepo:
                 f"{path}: is a subfolder of the git repository {toplevel}; "
                 "use the repository's top level as the workspace"
             )
-        head = _run_git(
+        head = run_git(
             resolved, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", pin_work_tree=False
         )
         if head.returncode != 0:
@@ -270,7 +295,7 @@ class GitRepo:
         *args: str,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
-        config: tuple[str, ...] = _SAFE_CONFIG,
+        config: tuple[str, ...] = SAFE_CONFIG,
     ) -> bytes:
         return git_output(self.root, *args, env=env, stdin=stdin, config=config)
 
@@ -280,13 +305,13 @@ class GitRepo:
         For the reads that may run while the agent works: it can define a filter in
         ``.git/config`` and name it in ``.gitattributes``, and ``git add`` would run it.
         """
-        proc = _run_git(self.root, "config", "-z", "--get-regexp", r"^filter\.")
+        proc = run_git(self.root, "config", "-z", "--get-regexp", r"^filter\.")
         names: set[str] = set()
         for record in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
             key = record.split("\n", 1)[0]
             if key.startswith("filter.") and key.count(".") >= 2:
                 names.add(key[len("filter.") : key.rindex(".")])
-        out = list(_SAFE_CONFIG)
+        out = list(SAFE_CONFIG)
         for name in sorted(names):
             for var in ("clean", "smudge", "process"):
                 out += ["-c", f"filter.{name}.{var}="]
@@ -323,7 +348,7 @@ class GitRepo:
             yield env
 
     def _stage_all(
-        self, env: Mapping[str, str] | None, config: tuple[str, ...] = _SAFE_CONFIG
+        self, env: Mapping[str, str] | None, config: tuple[str, ...] = SAFE_CONFIG
     ) -> None:
         # `git add -A -- . :(exclude).ralph` fails once .ralph/ is itself ignored (git refuses
         # pathspecs that name ignored paths), so stage everything, then unstage .ralph/ if the
@@ -358,7 +383,7 @@ class GitRepo:
             "--ignore-submodules=all", config=self._no_filters(),
         )  # fmt: skip
         paths: set[str] = set()
-        for entry in _split_z(out):
+        for entry in split_z(out):
             path = entry[3:]
             if _is_ralph(path) or path in skip or path.startswith(folders):
                 continue
@@ -386,16 +411,16 @@ class GitRepo:
 
     def head_branch(self) -> str | None:
         """The ref HEAD points at (``refs/heads/main``), ``None`` when detached."""
-        proc = _run_git(self.root, "symbolic-ref", "-q", "HEAD")
+        proc = run_git(self.root, "symbolic-ref", "-q", "HEAD")
         return proc.stdout.decode("utf-8", "surrogateescape").strip() or None
 
     def ref_exists(self, ref: str) -> bool:
-        return _run_git(self.root, "show-ref", "--verify", "--quiet", ref).returncode == 0
+        return run_git(self.root, "show-ref", "--verify", "--quiet", ref).returncode == 0
 
     def is_valid_branch_name(self, name: str) -> bool:
         if not name or name.startswith("-") or "\0" in name:
             return False
-        return _run_git(self.root, "check-ref-format", "--branch", name).returncode == 0
+        return run_git(self.root, "check-ref-format", "--branch", name).returncode == 0
 
     def checkout_branch(self, name: str, *, create: bool) -> None:
         """Check out branch ``name`` (new from HEAD when ``create``); changes travel along."""
@@ -427,7 +452,7 @@ class GitRepo:
 
     def is_ancestor(self, ancestor: str, descendant: str = "HEAD") -> bool:
         """True when ``ancestor`` is a commit reachable from ``descendant`` (or the same one)."""
-        proc = _run_git(
+        proc = run_git(
             self.root, "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant
         )
         return proc.returncode == 0
@@ -435,7 +460,7 @@ class GitRepo:
     def show_file(self, rev: str, path: Path) -> bytes | None:
         """A file's bytes at ``rev`` (no textconv, no filters), ``None`` if it is not there."""
         rel = path.relative_to(self.root).as_posix() if path.is_absolute() else path.as_posix()
-        proc = _run_git(self.root, "cat-file", "blob", f"{rev}:{rel}")
+        proc = run_git(self.root, "cat-file", "blob", f"{rev}:{rel}")
         return proc.stdout if proc.returncode == 0 else None
 
     def move_head(self, sha: str, branch: str | None) -> None:
@@ -452,7 +477,7 @@ class GitRepo:
 
     def files_in_commit(self, sha: str) -> list[str]:
         """Every path the commit touched (a rename lists both names), sorted."""
-        found = _run_git(
+        found = run_git(
             self.root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{commit}}"
         )
         if found.returncode != 0:
@@ -462,7 +487,7 @@ class GitRepo:
             "diff-tree", "--root", "--no-commit-id", "-r", "-z", "--name-only", "--no-renames",
             hexsha,
         )  # fmt: skip
-        return sorted(set(_split_z(out)))
+        return sorted(set(split_z(out)))
 
     # -- diffs -----------------------------------------------------------------------------
 
@@ -523,7 +548,7 @@ class GitRepo:
                         "--pathspec-from-file=-", "--pathspec-file-nul",
                         stdin=spec.encode("utf-8", "surrogateescape"), config=_COMMIT_CONFIG,
                     )  # fmt: skip
-                staged = _run_git(self.root, "diff", "--cached", "--quiet", "HEAD")
+                staged = run_git(self.root, "diff", "--cached", "--quiet", "HEAD")
                 if staged.returncode == 0:
                     raise GitError(f"nothing to commit in {self.root}: the tree matches HEAD")
                 self._git(
@@ -563,9 +588,7 @@ class GitRepo:
             if _is_ralph(rel):
                 continue
             in_head = (
-                _run_git(
-                    self.root, "cat-file", "-e", f"{rev}:{rel}", config=_SAFE_CONFIG
-                ).returncode
+                run_git(self.root, "cat-file", "-e", f"{rev}:{rel}", config=SAFE_CONFIG).returncode
                 == 0
             )
             if in_head:
@@ -591,7 +614,7 @@ class GitRepo:
         # Untracked files first: an untracked file may sit where HEAD has a folder.
         out = self._git("ls-files", "-z", "--others", "--exclude-standard")
         touched_dirs: set[Path] = set()
-        for rel in _split_z(out):
+        for rel in split_z(out):
             if rel.endswith("/") or _is_ralph(rel) or rel in kept:
                 continue  # "sub/" is a nested repository
             target = self.root / rel
@@ -599,7 +622,7 @@ class GitRepo:
                 target.unlink()
             touched_dirs.add(target.parent)
         out = self._git("ls-files", "-z", "--others", "--exclude-standard", "--directory")
-        for rel in _split_z(out):
+        for rel in split_z(out):
             if rel.endswith("/") and not _is_ralph(rel):
                 _remove_empty_tree(self.root / rel)
                 touched_dirs.add((self.root / rel).parent)
@@ -607,7 +630,7 @@ class GitRepo:
             _prune_upwards(folder, self.root)
 
         out = self._git("diff", "-z", "--name-only", "--no-renames", "HEAD")
-        changed = [p for p in _split_z(out) if p not in kept and not _is_ralph(p)]
+        changed = [p for p in split_z(out) if p not in kept and not _is_ralph(p)]
         if changed:
             spec = "\0".join(changed).encode("utf-8", "surrogateescape")
             self._git(
@@ -660,7 +683,7 @@ class _RawEntry:
 
 
 def _raw_entries(out: bytes) -> list[_RawEntry]:
-    fields = _split_z(out)
+    fields = split_z(out)
     entries: list[_RawEntry] = []
     i = 0
     while i < len(fields):
@@ -686,7 +709,7 @@ def _blob_head(cwd: Path, sha: str, env: Mapping[str, str] | None) -> tuple[byte
     """The first bytes of a blob (enough to sniff it) and its size, never reading it whole."""
     size = int(git_output(cwd, "cat-file", "-s", sha, env=env).strip() or 0)
     proc = subprocess.Popen(
-        ["git", *_SAFE_CONFIG, "cat-file", "blob", sha],
+        ["git", *SAFE_CONFIG, "cat-file", "blob", sha],
         cwd=cwd, env=git_env(env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None

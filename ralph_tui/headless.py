@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import select
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import (
+    AgentSwitched,
     ApprovalDecided,
     ApprovalNeeded,
     Committed,
@@ -36,9 +39,10 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import Agent
-from ralph_tui.parallel import build_engine
 from ralph_tui.run_handle import RunFactory, RunHandle
+from ralph_tui.runs import RunSpec, build_run
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -62,6 +66,7 @@ class ConsoleSink:
         self._redact = redact if redact is not None else Redactor()
         self._pending: dict[int, str] = {}  # per worker (0: the single-worker loop)
         self._cost = 0.0
+        self._agent_cost: dict[str, float] = {}  # a fallback run: what each agent spent
         self._stories: dict[int, str] = {}  # parallel worker -> the story it runs
 
     def __call__(self, event: Event) -> None:
@@ -138,9 +143,17 @@ class ConsoleSink:
                     if skipped
                     else f"  answer: {one_line(answer, CLIP)}"
                 )
-            case UsageReported(cost_usd=spent):
+            case UsageReported(cost_usd=spent, agent=agent):
                 self._cost += spent
+                if agent:
+                    self._agent_cost[agent] = self._agent_cost.get(agent, 0.0) + spent
                 return None
+            case AgentSwitched(agent=agent, previous=previous, reason=reason):
+                # a hand-over's reason is the notice just before it; at an iteration's start
+                # it says why the run is not on the primary agent
+                if previous:
+                    return f"  agent: {agent} takes over from {previous}"
+                return f"  agent: {agent}" + (f" ({one_line(reason, CLIP)})" if reason else "")
             case Notice(level=level, message=message):
                 return f"  {level}: {message}"
             case IterationFinished(outcome=outcome, message=message, patch_path=patch):
@@ -148,8 +161,58 @@ class ConsoleSink:
                 return f"  iteration {outcome}" + (f": {message}" if message else "") + extra
             case RunFinished(exit_code=code, reason=reason):
                 total = f", est. cost ${self._cost:.4f}" if self._cost else ""
+                if len(self._agent_cost) > 1:  # the cost table of a fallback run, by agent
+                    total += " by agent: " + ", ".join(
+                        f"{agent} ${cost:.4f}" for agent, cost in self._agent_cost.items()
+                    )
                 return f"\nrun finished: {reason} (exit {code}{total})"
         return None
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty() and stream.fileno() >= 0
+    except (OSError, ValueError):  # closed, or a stream without a descriptor
+        return False
+
+
+class InterruptibleLines:
+    """A terminal's lines for a prompt waiting in a thread, which a remote decision can end.
+
+    The headless prompt reads stdin in a worker thread; when a client decides first, the thread
+    must return (else it would swallow the next line typed, and hold the process at exit).
+    ``interrupt()`` wakes it through a pipe and it returns ``""``, which nobody awaits any more.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._wake_r, self._wake_w = os.pipe()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._interrupted = 0
+
+    def readline(self) -> str:
+        with self._lock:
+            self._generation += 1
+            mine = self._generation
+        fd = self._stream.fileno()
+        while True:
+            with self._lock:
+                if self._interrupted >= mine:
+                    return ""
+            ready, _, _ = select.select([fd, self._wake_r], [], [])
+            if self._wake_r in ready:
+                os.read(self._wake_r, 1024)
+                continue
+            return self._stream.readline()
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._interrupted = self._generation
+        os.write(self._wake_w, b"x")
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
 
 
 class TerminalSupervisor:
@@ -158,13 +221,23 @@ class TerminalSupervisor:
     def __init__(self, mode: str, sink: ConsoleSink, stdin: TextIO | None = None) -> None:
         self.mode = mode
         self.sink = sink
-        self.stdin = stdin if stdin is not None else sys.stdin
+        stream = stdin if stdin is not None else sys.stdin
+        # a terminal's prompt can be ended when the question is settled elsewhere (a client
+        # of a served run answered first): its reading thread must not swallow the next line
+        self.stdin: TextIO = (
+            cast(TextIO, InterruptibleLines(stream)) if _is_terminal(stream) else stream
+        )
 
     async def _ask(self, prompt: str) -> str | None:
         self.sink._flush_text()
         self.sink.out.write(prompt)
         self.sink.out.flush()
-        line = await _readline(self.stdin)
+        try:
+            line = await _readline(self.stdin)
+        except asyncio.CancelledError:
+            if isinstance(self.stdin, InterruptibleLines):
+                self.stdin.interrupt()
+            raise
         return line.rstrip("\n") if line else None  # None: stdin closed
 
     @property
@@ -248,7 +321,7 @@ async def run_headless(
     engine: RunHandle = (
         run_factory(supervisor, sink)
         if run_factory is not None
-        else build_engine(workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty)
+        else build_run(RunSpec(workspace, config, agent, allow_dirty), supervisor, sink)
     )
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -276,7 +349,7 @@ async def run_headless(
     try:
         return await engine.run()
     except asyncio.CancelledError:
-        return 130
+        return ExitCode.INTERRUPTED
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

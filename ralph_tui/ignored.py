@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ralph_tui.git_repo import _split_z, git_output
+from ralph_tui.git_repo import git_output, split_z
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _list_ignored(root: Path) -> list[str]:
         root, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"
     )
     found: list[str] = []
-    for rel in _split_z(out):
+    for rel in split_z(out):
         if rel.startswith(".ralph/") or rel == ".ralph":
             continue
         if rel.endswith("/"):  # a whole ignored folder: walk it ourselves
@@ -137,7 +137,7 @@ def _untracked_gitignores(root: Path) -> set[str]:
     out = git_output(
         root, "ls-files", "-z", "--others", "--", ":(glob).gitignore", ":(glob)**/.gitignore"
     )
-    return {rel for rel in _split_z(out) if not rel.startswith(".ralph/")}
+    return {rel for rel in split_z(out) if not rel.startswith(".ralph/")}
 
 
 def _stat(path: Path) -> _Entry | None:

@@ -18,6 +18,10 @@ from ralph_tui.events import Event
 from ralph_tui.prd import Story
 from ralph_tui.workspace import Workspace
 
+# what complete_task tells the agent when the human rejects: the feedback between these
+REJECTED_HEADER = "The human supervisor rejected the change. Their feedback:\n"
+REJECTED_FOOTER = "\nAddress it, then call complete_task again."
+
 
 @dataclass(frozen=True)
 class ToolOutcome:
@@ -35,6 +39,9 @@ class Usage:
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float | None = None  # set when the backend reports its own cost (Claude Code)
+    # set by a fallback run (agents/fallback.py): which agent spent it, priced by its model
+    agent: str = ""
+    model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from ralph_tui.events import (
+    AgentSwitched,
     ApprovalDecided,
     Committed,
     Escalated,
@@ -145,6 +146,10 @@ def _transcript_text(event: Event) -> str:
             return "\n**answer**: skipped\n" if skipped else f"\n**answer**: {answer}\n"
         case IterationFinished(outcome=outcome, message=message):
             return f"\n_iteration {outcome}_ {message}\n"
+        case AgentSwitched(agent=agent, previous=previous, reason=reason):
+            if previous:  # why: the notice just before it
+                return f"\n**agent** {agent} takes over from {previous}\n"
+            return f"\n**agent** {agent}" + (f" ({reason})" if reason else "") + "\n"
         case Notice(level=level, message=message):
             return f"\n> {level}: {message}\n"
         case RunFinished(exit_code=code, reason=reason):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import sys
@@ -136,33 +137,26 @@ class Notifier:
                 self.terminal(data)
             except OSError as exc:  # a closed terminal must not stop the run
                 log.info("terminal notification failed: %s", exc)
-        if self._notify_send:
-            self._enqueue("desktop", note)
-        if opts.command:
-            self._enqueue("command", note)
-        if opts.webhook:
-            self._enqueue("webhook", note)
+        for channel in CHANNELS:
+            if channel.enabled(self):
+                self._enqueue(channel, note)
 
     # ------------------------------------------------------------------ background channels
 
-    def _enqueue(self, channel: str, note: Notification) -> None:
-        queue = self._queues.get(channel)
+    def _enqueue(self, channel: Channel, note: Notification) -> None:
+        queue = self._queues.get(channel.name)
         if queue is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                log.warning("no event loop: %s notification dropped", channel)
+                log.warning("no event loop: %s notification dropped", channel.name)
                 return
             queue = asyncio.Queue()
-            self._queues[channel] = queue
-            senders: dict[str, Callable[[Notification], Awaitable[None]]] = {
-                "desktop": self._desktop,
-                "command": self._command,
-                "webhook": self._webhook,
-            }
+            self._queues[channel.name] = queue
+            deliver = functools.partial(channel.deliver, self)
             self._workers.append(
                 loop.create_task(
-                    self._work(channel, queue, senders[channel]), name=f"notify-{channel}"
+                    self._work(channel.name, queue, deliver), name=f"notify-{channel.name}"
                 )
             )
         queue.put_nowait(note)
@@ -279,3 +273,21 @@ def _delivery_errors() -> tuple[type[BaseException], ...]:
     aiohttp = sys.modules.get("aiohttp")
     client_error: tuple[type[BaseException], ...] = (aiohttp.ClientError,) if aiohttp else ()
     return (OSError, TimeoutError, RuntimeError, *client_error)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A notification channel that delivers in the background (one task and queue each, so a
+    slow webhook never delays the run or another channel). Adding a channel is its delivery
+    function, its switch in ``[notify]`` (``config.NotifyOptions``) and one entry here."""
+
+    name: str
+    enabled: Callable[[Notifier], bool]
+    deliver: Callable[[Notifier, Notification], Awaitable[None]]
+
+
+CHANNELS: tuple[Channel, ...] = (
+    Channel("desktop", lambda n: n._notify_send is not None, Notifier._desktop),
+    Channel("command", lambda n: bool(n.options.command), Notifier._command),
+    Channel("webhook", lambda n: bool(n.options.webhook), Notifier._webhook),
+)

@@ -22,17 +22,21 @@ import asyncio
 import contextvars
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.agents import create_agent
-from ralph_tui.approvals import ApprovalQueue
+from ralph_tui.agents.fallback import FallbackAgent
+from ralph_tui.agents.registry import agent_spec
+from ralph_tui.approvals import ApprovalQueue, approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
-from ralph_tui.engine import EXIT_DONE, EXIT_INTERRUPTED, EXIT_LIMIT, Engine
+from ralph_tui.credentials import Redactor
+from ralph_tui.engine import Engine
 from ralph_tui.events import (
     ApprovalDecided,
+    ApprovalsWaiting,
     Event,
     EventSink,
     IterationStarted,
@@ -42,17 +46,18 @@ from ralph_tui.executor import (
     CHANGED_AFTER_APPROVAL,
     Checkout,
     Executor,
-    LocalWorktreeExecutor,
     MergeRetry,
     StoryJob,
     WorkerResult,
 )
+from ralph_tui.executors import ExecutorSite, build_executor
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import _run_git
+from ralph_tui.git_repo import FileDiff, run_git
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
 from ralph_tui.prd import Prd, Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor, reaches_human
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
 from ralph_tui.worktrees import WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -73,13 +78,34 @@ class ParallelEngine(Engine):
         executor: Executor | None = None,
         allow_dirty: bool = False,
         run_id: str | None = None,
+        redactor: Redactor | None = None,
+        executor_credentials: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
-            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
+            workspace,
+            config,
+            agent,
+            supervisor,
+            sink,
+            allow_dirty=allow_dirty,
+            run_id=run_id,
+            redactor=redactor,
         )
         self.workers = workers or config.workers
-        self.approvals = ApprovalQueue(supervisor)
-        self._executor = executor
+        self.approvals = ApprovalQueue(supervisor, self._approvals_changed)
+        self._waiting_shown: tuple[str, ...] = ()
+        # the configured executor (``executors.EXECUTORS``), unless one is given (tests)
+        self._executor: Executor = executor or build_executor(
+            ExecutorSite(
+                root=self.root,
+                config=self.config,
+                agent=agent,
+                agent_for=self._agent_for,
+                bookkeeping=self._bookkeeping,
+                patch_dir=self.run_dir / "patches",
+                credentials=executor_credentials,
+            )
+        )
         self._agents: dict[int, Agent] = {}
         self._merge_lock = asyncio.Lock()
         self._human_lock = asyncio.Lock()
@@ -88,9 +114,6 @@ class ParallelEngine(Engine):
         self._stopping: dict[str, str] = {}
         self.running: dict[str, int] = {}  # story id -> worker number
         self._head = ""  # main's HEAD: only this engine moves it during the run
-        # approvals come from a policy, not a human: a merge may wait for those ahead of it
-        # (the TUI always asks a human, whatever the config says, and sets this False)
-        self.approvals_automatic = config.approve == "auto"
         self._landed: set[str] = set()  # committed by this run (their workers are winding up)
         self._train: list[_Ticket] = []
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
@@ -115,6 +138,32 @@ class ParallelEngine(Engine):
         super().resume()
         self._wake.set()
 
+    def _approvals_changed(self) -> None:
+        waiting = tuple(self.approvals.waiting_ids())
+        if waiting != self._waiting_shown:
+            self._waiting_shown = waiting
+            self.emit(ApprovalsWaiting(story_ids=waiting))
+
+    def stopping(self, story_id: str) -> bool:
+        """Whether ``story_id``'s worker was told to stop at its next safe point."""
+        return story_id in self._stopping
+
+    async def ask_human_in_turn(
+        self, story: Story, question: str, tried: str, *, automatic: bool
+    ) -> EscalationAnswer:
+        """Workers' escalations, one at a time: the supervisor answers one question at once."""
+        async with self._human_lock:
+            return await self.ask_human(story, question, tried, automatic=automatic)
+
+    def open_approval(self, story_id: str) -> bool:
+        return self.approvals.select(story_id)
+
+    async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
+        """A running story's change in its checkout (a worktree here, or on a Ray node)."""
+        if story_id is None:
+            return await super().story_diff(story_id)
+        return await self._executor.story_diff(story_id)
+
     def request_stop(self) -> None:
         super().request_stop()
         self.approvals.stop()
@@ -129,17 +178,17 @@ class ParallelEngine(Engine):
         )
 
     def _agent_for(self, worker: int) -> Agent:
-        if worker == 1 or self.config.agent == "scripted":
+        shared = agent_spec(self.config.agent).shared and not self.config.fallback
+        if worker == 1 or shared:
             return self.agent  # the scripted agent keeps no per-conversation state
         if worker not in self._agents:
-            self._agents[worker] = create_agent(self.config, self.root)
+            agent = create_agent(self.config, self.root)
+            if isinstance(agent, FallbackAgent) and isinstance(self.agent, FallbackAgent):
+                agent.follow(self.agent)  # a rate limit one worker meets holds for all
+            self._agents[worker] = agent
         return self._agents[worker]
 
     async def _loop(self) -> tuple[int, str]:
-        if self._executor is None:
-            self._executor = LocalWorktreeExecutor(
-                self.root, self._agent_for, self._bookkeeping, self.run_dir / "patches"
-            )
         tasks: dict[asyncio.Task[Any], str] = {}
         self._head = await asyncio.to_thread(self.git.head_sha)
         ended: RunEnded | None = None
@@ -188,8 +237,7 @@ class ParallelEngine(Engine):
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.approvals.aclose()
-            if self._executor is not None:  # e.g. the Ray executor's warm actors
-                await self._executor.aclose()
+            await self._executor.aclose()  # e.g. the Ray executor's warm actors
             for agent in self._agents.values():
                 try:
                     await agent.aclose()
@@ -198,25 +246,25 @@ class ParallelEngine(Engine):
 
     def _why_stop(self, prd: Prd) -> tuple[int, str] | None:
         if self.stop_requested:
-            return EXIT_INTERRUPTED, "stopped by the supervisor"
+            return ExitCode.INTERRUPTED, "stopped by the supervisor"
         if self._budget_spent:
-            return EXIT_LIMIT, f"cost budget spent (${self.run_cost:.2f})"
+            return ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})"
         if prd.all_pass:
-            return EXIT_DONE, "every story passes"
+            return ExitCode.DONE, "every story passes"
         if self.iteration >= self.config.max_iterations:
-            return EXIT_LIMIT, f"reached max_iterations ({self.config.max_iterations})"
+            return ExitCode.LIMIT, f"reached max_iterations ({self.config.max_iterations})"
         return None
 
     def _nothing_to_pick(self, prd: Prd) -> tuple[int, str]:
         if prd.all_pass:
-            return EXIT_DONE, "every story passes"
+            return ExitCode.DONE, "every story passes"
         blocked = [s.key for s in prd.open_order(skip=self.skipped) if s.key not in self.running]
         if blocked:
-            return EXIT_LIMIT, (
+            return ExitCode.LIMIT, (
                 f"no story left to pick ({len(self.skipped)} skipped this run, "
                 f"{len(blocked)} waiting for dependencies that do not pass)"
             )
-        return EXIT_LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
+        return ExitCode.LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
 
     def _stop_all(self) -> None:
         for story_id in self.running:
@@ -224,7 +272,7 @@ class ParallelEngine(Engine):
 
     def _start_jobs(self, prd: Prd, tasks: dict[asyncio.Task[Any], str]) -> None:
         free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
-        if self._executor is not None and free:
+        if free:
             left = len(prd.open_order(skip={*self.skipped, *self.running}))
             self._executor.expect(min(left, self.config.max_iterations - self.iteration))
         # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
@@ -270,7 +318,6 @@ class ParallelEngine(Engine):
     # ----------------------------------------------------------------- one worker
 
     async def _work(self, worker: int, story: Story, number: int) -> None:
-        assert self._executor is not None
         job = await asyncio.to_thread(self._job, worker, story, number)
         node = await self._executor.place(job)
         self.emit(
@@ -282,7 +329,7 @@ class ParallelEngine(Engine):
                 node=node,
             )
         )
-        host = WorkerHost(self, worker, story)
+        host = _JobHost(self, worker, story)
         try:
             result: WorkerResult = await self._executor.run(job, host)
         finally:
@@ -312,10 +359,6 @@ class ParallelEngine(Engine):
         )
 
     # ----------------------------------------------------------------- approval and merge
-
-    @property
-    def approvals_unattended(self) -> bool:
-        return self.approvals_automatic and not reaches_human(self.supervisor)
 
     async def queue_approval(
         self,
@@ -417,7 +460,10 @@ class ParallelEngine(Engine):
             ticket = _Ticket(worker, story.key)
             self._train.append(ticket)
         ticket.state = "merging"
-        waits = {"gating", "merging"} | ({"approval"} if self.approvals_automatic else set())
+        # approvals come from a policy, not a human: a merge waits for those ahead of it
+        waits = {"gating", "merging"} | (
+            {"approval"} if approvals_automatic(self.config) else set()
+        )
         try:
             while any(t.state in waits for t in self._train[: self._train.index(ticket)]):
                 self._train_moved.clear()
@@ -485,7 +531,7 @@ class ParallelEngine(Engine):
         def put_in() -> None:
             if not patch:
                 return
-            applied = _run_git(self.root, "apply", "--binary", "--index", stdin=patch)
+            applied = run_git(self.root, "apply", "--binary", "--index", stdin=patch)
             if applied.returncode != 0:
                 self.git.restore_to_head(keep)
                 raise MergeRetry(
@@ -522,7 +568,7 @@ class _Ticket:
     placed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
-class WorkerHost(ForwardingHost):
+class _JobHost(ForwardingHost):
     """The engine's side of one job (``executor.WorkerHost``): the run's own host, with this
     worker's stop and escalations taken one at a time."""
 
@@ -534,13 +580,12 @@ class WorkerHost(ForwardingHost):
 
     @property
     def stop_requested(self) -> bool:
-        return self._engine.stop_requested or self.story.key in self._engine._stopping
+        return self._engine.stop_requested or self._engine.stopping(self.story.key)
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
     ) -> EscalationAnswer:
-        async with self._engine._human_lock:  # the supervisor answers one escalation at a time
-            return await self._engine.ask_human(story, question, tried, automatic=automatic)
+        return await self._engine.ask_human_in_turn(story, question, tried, automatic=automatic)
 
     @property
     def approvals_unattended(self) -> bool:
@@ -565,31 +610,4 @@ class WorkerHost(ForwardingHost):
         return await self._engine.gate(self.worker, self.story, checkout)
 
 
-def build_engine(
-    workspace: Path,
-    config: RalphConfig,
-    agent: Agent | None,
-    supervisor: Supervisor,
-    sink: EventSink,
-    *,
-    allow_dirty: bool = False,
-    run_id: str | None = None,
-) -> Engine:
-    """The single-worker ``Engine`` for ``workers = 1`` (unchanged), else ``ParallelEngine``;
-    with ``executor = "ray"`` always ``ParallelEngine`` (``ralph_tui.ray_executor``)."""
-    if config.executor == "ray":
-        from ralph_tui.ray_executor import build_ray_engine
-
-        return build_ray_engine(
-            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
-        )
-    if config.workers > 1:
-        return ParallelEngine(
-            workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
-        )
-    return Engine(
-        workspace, config, agent, supervisor, sink, allow_dirty=allow_dirty, run_id=run_id
-    )
-
-
-__all__ = ["ParallelEngine", "build_engine"]
+__all__ = ["ParallelEngine"]

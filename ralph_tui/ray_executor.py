@@ -35,7 +35,7 @@ import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 from ray.exceptions import (
@@ -49,14 +49,17 @@ from ray.exceptions import (
 
 from ralph_tui import credentials
 from ralph_tui.agents import create_agent
+from ralph_tui.agents.registry import agent_spec
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.bundles import Scratch, VerifiedChange
 from ralph_tui.config import RalphConfig, RayOptions
 from ralph_tui.control import RunEnded
 from ralph_tui.errors import AgentError, GitError, UsageError
-from ralph_tui.events import Event, EventSink
+from ralph_tui.events import Event
 from ralph_tui.executor import MergeRetry, StoryChange, StoryJob, WorkerHost, WorkerResult
+from ralph_tui.executors import ExecutorSite
 from ralph_tui.gates import GateResult
+from ralph_tui.git_repo import FileDiff
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.ray_node import (
     Adopt,
@@ -70,39 +73,22 @@ from ralph_tui.ray_node import (
     StoryRunner,
     reply_error,
 )
-from ralph_tui.ray_pool import AGENT_MODULES, ActorPool, Lease, retrieved
-from ralph_tui.recovery import new_run_id
-from ralph_tui.supervisor import Supervisor
+from ralph_tui.ray_pool import ActorPool, Lease, retrieved
 from ralph_tui.worktrees import WIP_MESSAGE
-
-if TYPE_CHECKING:
-    from ralph_tui.parallel import ParallelEngine
 
 log = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT_S = 5.0
+DIFF_TIMEOUT_S = 10.0  # a node busy with its gates still answers within this
 # Lost, not failed: the node (or the actor's process) went away under the story.
 NODE_LOST = (RayActorError, ActorUnavailableError, ObjectLostError, OwnerDiedError)
-
-# Credentials each backend reads from its environment (besides ``command_env``).
-_AGENT_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"),
-    "claude-code": (
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "CLAUDE_CODE_OAUTH_TOKEN",
-    ),
-    "command": (),
-    "scripted": (),
-}
 
 
 def agent_credentials(config: RalphConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables the agent (and ``[sandbox] pass_env``) needs on the node: from the
     driver's environment or the secrets ralph-tui withheld from it at start-up."""
     names = [
-        *_AGENT_CREDENTIALS.get(config.agent, ()),
+        *(name for agent in config.agents_used for name in agent_spec(agent).credentials),
         *config.command_env,
         *config.sandbox.pass_env,
     ]
@@ -360,7 +346,9 @@ class RayExecutor:
         self._connect_lock = asyncio.Lock()
         self._placed: dict[tuple[str, int], Lease] = {}
         self._workers = config.workers
-        self._preload = AGENT_MODULES.get(config.agent, ())
+        self._preload = tuple(
+            module for agent in config.agents_used for module in agent_spec(agent).modules
+        )
         self.pool: ActorPool | None = None
         self._expected = config.workers  # stories that may still be placed (``expect``)
         self._attempts: dict[str, int] = {}
@@ -444,6 +432,18 @@ class RayExecutor:
         finally:
             self.actors.pop(job.story.key, None)
             pool.release(lease)
+
+    async def story_diff(self, story_id: str) -> list[FileDiff]:
+        """Asked of the story's actor on its node (its worktree is there, not here)."""
+        actor = self.actors.get(story_id)
+        if actor is None:
+            return []
+        try:
+            files: list[FileDiff] = await asyncio.wait_for(actor.diff.remote(), DIFF_TIMEOUT_S)
+        except (TimeoutError, RayError) as exc:
+            log.warning("the diff of Task #%s could not be read on its node: %s", story_id, exc)
+            return []
+        return files
 
     async def _cancel(self, actor: Any, host: WorkerHost, job: StoryJob) -> None:
         try:
@@ -616,46 +616,19 @@ class _Session:
         return RemoteCheckout(self._actor, checkout_id, snap, self._changes, self._ex.bookkeeping)
 
 
-def build_ray_engine(
-    workspace: Path,
-    config: RalphConfig,
-    agent: Agent | None,
-    supervisor: Supervisor,
-    sink: EventSink,
-    *,
-    allow_dirty: bool = False,
-    run_id: str | None = None,
-    credentials: Mapping[str, str] | None = None,
-) -> ParallelEngine:
-    """A ``ParallelEngine`` whose workers are Ray actors (``executor = "ray"``)."""
-    from ralph_tui.parallel import ParallelEngine
-
-    root = workspace.resolve()
-    run_id = run_id or new_run_id()
-    bookkeeping = tuple(
-        p.relative_to(root).as_posix() for p in (config.prd_path(root), config.progress_path(root))
-    )
-    executor = RayExecutor(
-        root,
-        config,
-        bookkeeping,
-        root / ".ralph" / "runs" / run_id / "patches",
-        script=_script(config, agent, root),
-        credentials=credentials,
-    )
-    return ParallelEngine(
-        root,
-        config,
-        agent,
-        supervisor,
-        sink,
-        executor=executor,
-        allow_dirty=allow_dirty,
-        run_id=run_id,
+def ray_executor(site: ExecutorSite) -> RayExecutor:
+    """``executor = "ray"`` (``executors.EXECUTORS``): each story in an actor on the cluster."""
+    return RayExecutor(
+        site.root,
+        site.config,
+        site.bookkeeping,
+        site.patch_dir,
+        script=script_of(site.config, site.agent, site.root),
+        credentials=site.credentials,
     )
 
 
-def _script(config: RalphConfig, agent: Agent | None, root: Path) -> dict[str, Any] | None:
+def script_of(config: RalphConfig, agent: Agent | None, root: Path) -> dict[str, Any] | None:
     """The scripted agent's script travels to the nodes as data (its path is the driver's)."""
     if isinstance(agent, ScriptedAgent):
         return agent.script
@@ -714,7 +687,6 @@ __all__ = [
     "RayExecutor",
     "RemoteCheckout",
     "agent_credentials",
-    "build_ray_engine",
     "check_cluster",
     "connect",
 ]

@@ -56,6 +56,7 @@ from ralph_tui.executor import (
     WorktreeCheckout,
 )
 from ralph_tui.gates import GateResult
+from ralph_tui.git_repo import FileDiff
 from ralph_tui.iteration import Agent, Usage
 from ralph_tui.prd import Story
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
@@ -345,6 +346,7 @@ class StoryRunner:
         self._dir: Path | None = None
         self._repo: Path | None = None
         self._checkouts: dict[int, Checkout] = {}
+        self._story: tuple[LocalWorktreeExecutor, str] | None = None  # for ``diff``
         self._next_checkout = 0
         self._sent: set[str] = set()  # change commits the driver was sent a bundle of
 
@@ -408,6 +410,7 @@ class StoryRunner:
                 repo, agent_for, spec.bookkeeping, self._dir / "patches"
             )
             host = RemoteHost(link, self, job)
+            self._story = (executor, job.story.key)
             self._task = asyncio.create_task(executor.run(job, host), name="ralph-story")
             while True:
                 getter = asyncio.create_task(link.outbox.get())
@@ -427,7 +430,16 @@ class StoryRunner:
             if agent is not None:
                 await agent.aclose()
         finally:
+            self._story = None
             self._cleanup()
+
+    async def diff(self) -> list[FileDiff]:
+        """The running story's change as it is now in this node's worktree (the supervisor's
+        Diff pane); empty between stories."""
+        if self._story is None:
+            return []
+        executor, story_id = self._story
+        return await executor.story_diff(story_id)
 
     @staticmethod
     def _make_agent(spec: NodeJob, repo: Path) -> Agent:

@@ -51,15 +51,6 @@ SLOT_KEEP_S = 2.0  # a finished story's slot waits this long for the next story
 NODES_REFRESH_S = 1.0  # how stale the pool's view of the cluster's nodes may get
 PLACE_ATTEMPTS = 3  # a story's slot placed again when its node turns out to be lost
 
-# the modules of each agent backend: imported by a warm actor before any story needs them (the
-# anthropic backend imports its SDK only at the first request, so the SDK is named too)
-AGENT_MODULES: dict[str, tuple[str, ...]] = {
-    "anthropic": ("ralph_tui.agents.anthropic_agent", "anthropic"),
-    "claude-code": ("ralph_tui.agents.claude_code",),
-    "command": ("ralph_tui.agents.command",),
-    "scripted": ("ralph_tui.agents.scripted",),
-}
-
 ACTOR_OPTIONS: dict[str, Any] = {"max_restarts": 0, "max_task_retries": 0, "max_concurrency": 1000}
 
 
@@ -361,4 +352,4 @@ def retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-__all__ = ["AGENT_MODULES", "ActorPool", "Lease", "retrieved", "slot_bundle", "slots_on"]
+__all__ = ["ActorPool", "Lease", "retrieved", "slot_bundle", "slots_on"]

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import select
-import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, TextIO, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from ralph_tui.server.hub import AskKind, RunHub
 from ralph_tui.server.protocol import approval_to_dict, escalation_to_dict
@@ -29,60 +26,14 @@ from ralph_tui.supervisor import (
 _T = TypeVar("_T")
 
 
-class InterruptibleLines:
-    """A terminal's lines for a prompt waiting in a thread, which a remote decision can end.
-
-    The headless prompt reads stdin in a worker thread; when a client decides first, the thread
-    must return (else it would swallow the next line typed, and hold the process at exit).
-    ``interrupt()`` wakes it through a pipe and it returns ``""``, which nobody awaits any more.
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._wake_r, self._wake_w = os.pipe()
-        self._lock = threading.Lock()
-        self._generation = 0
-        self._interrupted = 0
-
-    def readline(self) -> str:
-        with self._lock:
-            self._generation += 1
-            mine = self._generation
-        fd = self._stream.fileno()
-        while True:
-            with self._lock:
-                if self._interrupted >= mine:
-                    return ""
-            ready, _, _ = select.select([fd, self._wake_r], [], [])
-            if self._wake_r in ready:
-                os.read(self._wake_r, 1024)
-                continue
-            return self._stream.readline()
-
-    def interrupt(self) -> None:
-        with self._lock:
-            self._interrupted = self._generation
-        os.write(self._wake_w, b"x")
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-
 class SharedSupervisor:
-    """``hub`` may be set after construction: a served run hands this supervisor to the engine
-    when it builds it (so whatever the engine builds around its supervisor, a parallel run's
-    approval queue included, asks the clients too), and the hub, which needs the engine's
-    redactor and run id, comes after. It is set before the run starts."""
+    """Built with the run's hub before the engine (``ralph_tui.runs``), so whatever the engine
+    builds around its supervisor, a parallel run's approval queue included, asks the clients.
+    A local question that loses the race is cancelled; the local face ends its own prompt."""
 
-    def __init__(
-        self,
-        hub: RunHub | None = None,
-        local: Supervisor | None = None,
-        on_local_cancelled: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, hub: RunHub, local: Supervisor | None = None) -> None:
         self.hub = hub
         self.local = local
-        self.on_local_cancelled = on_local_cancelled
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
         local = self.local.approve(request) if self.local is not None else None
@@ -100,8 +51,6 @@ class SharedSupervisor:
         self, kind: AskKind, payload: dict[str, Any], local: Awaitable[_T] | None
     ) -> _T:
         hub = self.hub
-        if hub is None:
-            raise RuntimeError("SharedSupervisor asked before the run's hub was set")
         ask_id, remote = hub.open_ask(kind, payload)
         contenders: list[asyncio.Future[Any]] = [remote]
         local_task: asyncio.Task[_T] | None = None
@@ -117,8 +66,6 @@ class SharedSupervisor:
         finally:
             if local_task is not None and not local_task.done():
                 local_task.cancel()
-                if self.on_local_cancelled is not None:
-                    self.on_local_cancelled()
                 with contextlib.suppress(asyncio.CancelledError):
                     await local_task
             if not remote.done():

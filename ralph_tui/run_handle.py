@@ -1,7 +1,8 @@
-"""What a face drives: the engine itself, the engine served on a socket, or a remote run.
+"""What a face drives: a run assembled by ``ralph_tui.runs``, or a remote run.
 
 ``RalphApp`` and ``run_headless`` only need these members, so the same app can be attached to a
-run in another process (``server.client.RemoteRun``) without a second UI.
+run in another process (``server.client.RemoteRun``) without a second UI, and never needs to
+know which engine or executor runs the stories.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ class RunHandle(Protocol):
     def resume(self) -> None: ...
 
     def request_stop(self) -> None: ...
+
+    def open_approval(self, story_id: str) -> bool:
+        """Show ``story_id``'s waiting approval next (parallel runs); False when it is not
+        waiting. Which stories wait is told by ``ApprovalsWaiting`` events."""
+        ...
+
+    async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
+        """``story_id``'s change as it is now, wherever its checkout is (a worktree, a Ray
+        node); ``None``: the main checkout's uncommitted change."""
+        ...
 
     async def run(self) -> int: ...
 

@@ -27,13 +27,14 @@ from ralph_tui.git_repo import (
     RALPH_DIR,
     FileDiff,
     GitRepo,
-    _git_words,
-    _run_git,
     add_all,
+    code_tree,
     describe_change,
     diffstat_of,
     drop_new_gitlinks,
     git_output,
+    git_words,
+    run_git,
 )
 from ralph_tui.prd import safe_name
 from ralph_tui.tempdirs import process_dir
@@ -80,7 +81,7 @@ class Worktree:
 
     def _bookkeeping_to_base(self, env: dict[str, str], notes: list[str]) -> None:
         for rel in self.bookkeeping:
-            changed = _run_git(
+            changed = run_git(
                 self.root, "diff", "--cached", "--quiet", self.base, "--", rel, env=env
             )
             if changed.returncode == 0:
@@ -89,7 +90,7 @@ class Worktree:
                 f"{self.root / rel}: the agent changed it; the PRD and progress log are "
                 "read-only in a worker, the change was dropped"
             )
-            if _run_git(self.root, "cat-file", "-e", f"{self.base}:{rel}").returncode == 0:
+            if run_git(self.root, "cat-file", "-e", f"{self.base}:{rel}").returncode == 0:
                 _git(self.root, "reset", "-q", self.base, "--", rel, env=env)
             else:
                 _git(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "--", rel, env=env)
@@ -141,29 +142,16 @@ class Worktree:
         (the worktree is not touched); ``None`` when the patch does not apply cleanly."""
         if self.commit is None:
             raise GitError(f"{self.root}: the change was not snapshotted")
-        patch = self._patch()
-        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-key-") as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            _git(self.root, "read-tree", onto, env=env)
-            if patch:
-                applied = _run_git(self.root, "apply", "--cached", "--binary", stdin=patch, env=env)
-                if applied.returncode != 0:
-                    return None
-            if self.bookkeeping:
-                _git(self.root, "update-index", "--force-remove", "--", *self.bookkeeping, env=env)
-            return _git(self.root, "write-tree", env=env).decode().strip()
+        return code_tree(self.root, onto, self.bookkeeping, self._patch())
 
     def code_tree(self) -> str:
         """The snapshotted commit's tree without the PRD and progress log: what the gates see
         of a change, so "the gates passed on this tree" can be checked after a rebase."""
         if self.commit is None:
             raise GitError(f"{self.root}: the change was not snapshotted")
-        with tempfile.TemporaryDirectory(dir=process_dir(), prefix="ralph-wt-key-") as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            _git(self.root, "read-tree", self.commit, env=env)
-            if self.bookkeeping:
-                _git(self.root, "update-index", "--force-remove", "--", *self.bookkeeping, env=env)
-            return _git(self.root, "write-tree", env=env).decode().strip()
+        tree = code_tree(self.root, self.commit, self.bookkeeping)
+        assert tree is not None  # no patch to apply: it cannot fail to apply
+        return tree
 
     def rebase(self, onto: str, *, keep_conflicts: bool = True) -> list[str]:
         """Move the snapshotted change onto ``onto``; conflicting paths, or ``[]``.
@@ -182,7 +170,7 @@ class Worktree:
         self.base = onto
         if not patch:
             return []
-        applied = _run_git(self.root, "apply", "--3way", "--index", "--binary", stdin=patch)
+        applied = run_git(self.root, "apply", "--3way", "--index", "--binary", stdin=patch)
         if applied.returncode == 0:
             tree = _git(self.root, "write-tree").decode().strip()
             message = WIP_MESSAGE.format(story=self.story_id).encode()
@@ -195,7 +183,7 @@ class Worktree:
         if not conflicts or not keep_conflicts:  # put the change back as it was
             self.base = old_base
             self._move_to(old_commit)
-            return conflicts or [f"(the change does not apply: {_git_words(applied)})"]
+            return conflicts or [f"(the change does not apply: {git_words(applied)})"]
         _git(self.root, "reset", "-q")  # keep the markers in the files, nothing staged
         self.commit = None
         return conflicts
@@ -307,12 +295,12 @@ class WorktreeManager:
 
     def _remove_paths(self, root: Path, branch: str, meta: Path) -> None:
         if root.exists():
-            gone = _run_git(self.main_root, "worktree", "remove", "--force", "--force", str(root))
+            gone = run_git(self.main_root, "worktree", "remove", "--force", "--force", str(root))
             if gone.returncode != 0 and root.exists():
                 shutil.rmtree(root, ignore_errors=True)
-        _run_git(self.main_root, "worktree", "prune")
+        run_git(self.main_root, "worktree", "prune")
         self._drop_admin(root)
-        _run_git(self.main_root, "branch", "-D", "-q", branch)
+        run_git(self.main_root, "branch", "-D", "-q", branch)
         meta.unlink(missing_ok=True)
 
     def recover(self, patch_dir: Path, report: Callable[[str], None]) -> None:
@@ -354,7 +342,7 @@ def worker_diff(main_root: Path, story_id: str) -> list[FileDiff]:
     if not (root / ".git").exists():
         return []
     repo = GitRepo(root.resolve())
-    subject = _run_git(root, "log", "-1", "--format=%s", "HEAD").stdout.decode("utf-8", "replace")
+    subject = run_git(root, "log", "-1", "--format=%s", "HEAD").stdout.decode("utf-8", "replace")
     base = "HEAD^" if subject.startswith(WIP_MESSAGE.split("{", 1)[0]) else "HEAD"
     try:
         return repo.diff(base)

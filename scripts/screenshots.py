@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from tests.tui.scenes import SCENES, scene_app  # noqa: E402
 
 SIZE = (160, 45)
+SHOWN = ("running", "approval", "escalation", "gate_failure")  # the README shows these
 
 
 async def shoot(name: str, out: Path) -> Path:
@@ -36,7 +38,6 @@ async def shoot_workers(out: Path) -> Path:
     """A real ``workers = 3`` run: two changes queued for approval while a third still works."""
     from ralph_tui.agents.scripted import ScriptedAgent
     from ralph_tui.config import load_config
-    from ralph_tui.parallel import ParallelEngine
     from ralph_tui.tui.app import RalphApp
     from tests.support.repo import make_repo, story
 
@@ -83,14 +84,23 @@ async def shoot_workers(out: Path) -> Path:
             run_id="screenshot-run",
             clock=lambda: 1000.0,
         )
-        engine = app.engine
-        assert isinstance(engine, ParallelEngine)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            while not (engine.approvals.waiting >= 2 and app.approval_bar.is_open):
+            while not (len(app._waiting) >= 2 and app.approval_bar.is_open):
                 await pilot.pause(0.05)
+            # which change came first and where the cursor is are races: fix both, so a
+            # regenerated picture is the same picture
+            app.engine.open_approval("US-001")
+            while app.supervisor.approval is None or app.supervisor.approval.story_id != "US-001":
+                await pilot.pause(0.05)
+            app.board.select_story("US-003")  # a move the board reports, whatever it showed
+            await pilot.pause(0.2)
+            app.board.select_story("US-001")
+            while app.worker_view.selected != app.worker_view.worker_of("US-001"):
+                await pilot.pause(0.05)
+            app.clear_notifications()  # a toast's life is wall-clock time: not in the picture
             await pilot.pause(0.5)
             path = app.save_screenshot(filename="workers.svg", path=str(out))
-            engine.request_stop()
+            app.engine.request_stop()
             app.supervisor.settle_for_quit()
             while app.exit_code is None:  # the workers wind up before the folder goes
                 app.supervisor.settle_for_quit()
@@ -98,12 +108,30 @@ async def shoot_workers(out: Path) -> Path:
     return Path(path)
 
 
+# what differs between two shots of the same picture: Textual's per-picture id, and the
+# measured seconds of a real run's gates (the workers shot runs them)
+_NOISE = re.compile(rb"terminal-\d+|\d+\.\ds")
+
+
+def keep_if_same(new: Path, committed: Path) -> str:
+    """Replace ``committed`` only when the picture changed: ``make screenshots`` on an
+    unchanged app leaves the repository clean."""
+    if committed.exists() and _NOISE.sub(b"", committed.read_bytes()) == _NOISE.sub(
+        b"", new.read_bytes()
+    ):
+        return f"unchanged {committed.name}"
+    committed.write_bytes(new.read_bytes())
+    return f"updated   {committed.name}"
+
+
 async def main() -> None:
     out = ROOT / "screenshots"
     out.mkdir(exist_ok=True)
-    for name in SCENES:
-        print(await shoot(name, out))
-    print(await shoot_workers(out))
+    with tempfile.TemporaryDirectory(prefix="ralph-shots-") as tmp:
+        fresh = Path(tmp)
+        shots = [await shoot(name, fresh) for name in SHOWN] + [await shoot_workers(fresh)]
+        for shot in shots:
+            print(keep_if_same(shot, out / shot.name))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 
 from ralph_tui.agents.anthropic_agent import AnthropicAgent
 from ralph_tui.config import RalphConfig
-from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationRequest, ToolOutcome, Usage
 from ralph_tui.prd import Story
@@ -216,6 +216,18 @@ async def test_mid_stream_failures_exhausted(
         await run(make_agent(api, turn_retries=1), tools)
     assert str(caught.value) == "Anthropic API: overloaded_error: Overloaded (after 2 attempts)"
     assert len(api.requests) == 2
+    # overloaded past the retries is a rate limit: a fallback agent may take over
+    assert isinstance(caught.value, AgentRateLimited)
+
+
+async def test_a_stream_broken_otherwise_is_no_rate_limit(
+    api: FakeAnthropic, tools: FakeIterationHandle
+) -> None:
+    api.add(stream_error("api_error", "Internal"), stream_error("api_error", "Internal"))
+    with pytest.raises(AgentError) as caught:
+        await run(make_agent(api, turn_retries=1), tools)
+    assert "api_error: Internal (after 2 attempts)" in str(caught.value)
+    assert not isinstance(caught.value, AgentRateLimited)
 
 
 async def test_refusal_ends_the_iteration(api: FakeAnthropic, tools: FakeIterationHandle) -> None:

@@ -356,3 +356,54 @@ def test_missing_sdk_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
         ClaudeCodeAgent(RalphConfig(agent="claude-code"))
     assert str(caught.value) == INSTALL_HINT
     assert "pip install ralph-supervisor[claude]" in INSTALL_HINT
+
+
+async def test_a_rate_limited_claude_code_hands_the_story_to_the_fallback_agent(
+    tmp_path: Path, claude_env: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agent = "claude-code"`` with ``fallback = ["anthropic:claude-haiku-4-5"]``: the real
+    CLI gets 429s past its retries, and the Anthropic agent finishes the story from the
+    CLI's change (the rest of the fallback paths: tests/test_fallback.py)."""
+    from ralph_tui.agents import create_agent
+    from ralph_tui.agents.fallback import FallbackAgent
+    from ralph_tui.events import AgentSwitched
+    from tests.support.fake_anthropic import rate_limited
+
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+    check = f"{sys.executable} -c 'import hello; assert hello.GREETING == \"hi\", hello.GREETING'"
+    root = make_repo(tmp_path / "ws", [story("US-001", "Greet")], gates={"tests": check})
+    api = claude_env
+    api.add(
+        reply(
+            tool_use("Write", {"file_path": str(root / "hello.py"), "content": "GREETING = 'h'\n"})
+        ),
+        *rate_limited(2),  # the CLI's request and its one retry
+        reply(
+            tool_use(
+                "str_replace_based_edit_tool",
+                {"command": "str_replace", "path": "hello.py", "old_str": "'h'", "new_str": "'hi'"},
+            )
+        ),
+        reply(tool_use("complete_task", {"summary": "GREETING is hi", "learnings": []})),
+    )
+    config = load_config(root, {"agent": "claude-code", "fallback": ["anthropic:claude-haiku-4-5"]})
+    agent = create_agent(config, root)
+    assert isinstance(agent, FallbackAgent)
+    sink = RecordingSink()
+    engine = Engine(root, config, agent, ScriptedSupervisor(), sink)
+
+    assert await engine.run() == 0, [e for e in sink.events if isinstance(e, Notice)]
+
+    assert git(root, "show", "HEAD:hello.py") == "GREETING = 'hi'\n"
+    assert [(e.agent, e.previous) for e in sink.of(AgentSwitched)] == [
+        ("claude-code", ""),
+        ("anthropic:claude-haiku-4-5", "claude-code"),
+    ]
+    assert [r.body["model"] for r in api.requests][-2:] == ["claude-haiku-4-5"] * 2
+    handed = json.dumps(api.requests[-2].body["messages"][0])
+    assert "Claude Code: API error 429" in handed
+    assert "+GREETING = 'h'" in handed
+    assert {u.agent for u in sink.of(UsageReported)} == {
+        "claude-code",
+        "anthropic:claude-haiku-4-5",
+    }

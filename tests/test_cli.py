@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ralph_tui.config import load_config
 from tests.support.engine import complete, create
 from tests.support.repo import git, make_repo, story
 
@@ -174,6 +175,11 @@ def test_init_scaffolds_and_is_idempotent(tmp_path: Path) -> None:
     again = cli("init", "--workspace", str(root), "--role", "frontend")
     assert "nothing to do" in again.stdout
     assert ".ralph/" in (root / ".git/info/exclude").read_text()
+    # the template's commented examples are valid as they stand once uncommented
+    toml = root / "ralph.toml"
+    toml.write_text(toml.read_text().replace("# fallback = ", "fallback = "))
+    assert cli("validate", "--workspace", str(root)).returncode == 0
+    assert load_config(root).fallback == ["anthropic:claude-haiku-4-5"]
 
 
 def test_a_refused_run_leaves_the_user_on_their_branch(tmp_path: Path) -> None:

@@ -228,3 +228,26 @@ def test_through_the_command_line(
     out = capsys.readouterr().out
     assert "missing  credentials: ANTHROPIC_API_KEY is not set" in out
     assert out.endswith("1 problem to fix before `ralph-tui run`.\n")
+
+
+def test_a_fallback_agent_is_checked_like_the_primary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its missing key would otherwise show only when the primary is rate-limited, mid-run."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    script = tmp_path / "script.json"
+    script.write_text('{"default": []}', encoding="utf-8")
+    root = make_repo(
+        tmp_path / "ws",
+        extra_config=f'script = "{script}"\nfallback = ["anthropic:claude-haiku-4-5"]',
+    )
+    code, lines, text = doctor(root)
+    assert code == 1, text
+    assert lines["fallback anthropic credentials"] == (
+        "missing fallback anthropic credentials: ANTHROPIC_API_KEY is not set "
+        "-> export ANTHROPIC_API_KEY=... (or choose another agent)"
+    )
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    code, lines, text = doctor(root)
+    assert code == 0, text
+    assert lines["fallback anthropic credentials"].startswith("ok fallback anthropic credentials")

@@ -39,8 +39,10 @@ from ralph_tui.events import (  # noqa: E402
     TextDelta,
     ToolResult,
 )
-from ralph_tui.parallel import ParallelEngine, build_engine  # noqa: E402
-from ralph_tui.ray_executor import RayExecutor, build_ray_engine  # noqa: E402
+from ralph_tui.git_repo import FileDiff  # noqa: E402
+from ralph_tui.parallel import ParallelEngine  # noqa: E402
+from ralph_tui.ray_executor import RayExecutor  # noqa: E402
+from ralph_tui.runs import build_engine  # noqa: E402
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
 from tests.support.engine import (  # noqa: E402
     HoldFirstApproval,
@@ -97,7 +99,7 @@ def ray_engine(
             sink(event)
 
     sup = supervisor or ScriptedSupervisor()
-    engine = build_ray_engine(root, config, None, sup, both, credentials=credentials)
+    engine = build_engine(root, config, None, sup, both, executor_credentials=credentials)
     return engine, recording, sup
 
 
@@ -811,6 +813,27 @@ async def test_reject_with_feedback_reaches_the_remote_agent(
     assert len(sup.approval_requests) == 2
 
 
+async def test_a_running_storys_diff_is_read_on_its_node(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """The supervisor's Diff pane asks the run for a worker's change (``RunHandle.story_diff``):
+    under Ray the worktree is on the node, so the executor asks the story's actor for it."""
+    root = make_repo(tmp_path / "ws", [story("US-001", "Greeting")])
+    script = {"stories": {"US-001": [create("greeting.txt", "hello\n"), complete()]}}
+    seen: list[list[FileDiff]] = []
+
+    async def look(request: ApprovalRequest) -> None:
+        seen.append(await engine.story_diff(request.story_id))
+
+    sup = ScriptedSupervisor(on_approve=look)
+    engine, _, _ = ray_engine(root, script, ray_cluster, sup, workers=1)
+    assert await engine.run() == 0
+    [files] = seen
+    assert [f.path for f in files] == ["greeting.txt"]
+    assert "+hello" in files[0].patch
+    assert await engine.story_diff("US-001") == []  # the story is over: nothing running
+
+
 async def test_the_merge_train_reaches_remote_workers(
     ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
@@ -952,6 +975,14 @@ async def test_credentials_come_from_the_driver_environment(
     assert agent_credentials(command) == {"OPENAI_API_KEY": "sk-openai"}
     anthropic = load_config(root, {"agent": "anthropic"})
     assert agent_credentials(anthropic) == {"ANTHROPIC_API_KEY": "sk-ant"}
+    # a fallback agent's credentials go to the node too: it may take the story over there
+    fallback = load_config(
+        root, {"agent": "command", "command_env": ["OPENAI_API_KEY"], "fallback": ["anthropic"]}
+    )
+    assert agent_credentials(fallback) == {
+        "ANTHROPIC_API_KEY": "sk-ant",
+        "OPENAI_API_KEY": "sk-openai",
+    }
 
 
 def test_executor_ray_in_ralph_toml_builds_the_ray_engine(tmp_path: Path) -> None:

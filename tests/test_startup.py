@@ -127,7 +127,7 @@ import json, sys
 from pathlib import Path
 import ralph_tui.cli, ralph_tui.headless, ralph_tui.parallel
 from ralph_tui.config import RalphConfig
-from ralph_tui.server.run import make_run_factory
+from ralph_tui.runs import make_run_factory
 make_run_factory(Path("."), RalphConfig(agent="scripted", script="s.json"))
 print(json.dumps({"aiohttp": "aiohttp" in sys.modules}))
 """

@@ -28,19 +28,24 @@ what is left of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import email.utils
 import functools
 import importlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ralph_tui import credentials
+from ralph_tui.checks import Check, api_key_check
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import RALPH_TOOL_RULES
-from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.text import encodable, encodable_data, one_line
@@ -59,14 +64,18 @@ MAX_TOKENS_NOTE = (
 )
 
 Message = dict[str, Any]
+# stream errors that mean "rate-limited" (a fallback agent may take over), not "broken"
+LIMIT_ERRORS = ("overloaded_error", "rate_limit_error")
 
 
 class _StreamBroke(Exception):
-    """The response stream failed after it began: the SDK does not retry that, we do."""
+    """The response stream failed after it began: the SDK does not retry that, we do.
+    ``limited``: the error was ``overloaded_error`` or ``rate_limit_error``."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, limited: bool = False) -> None:
         super().__init__(description)
         self.description = description
+        self.limited = limited
 
 
 class _Emits(Protocol):
@@ -248,9 +257,10 @@ class AnthropicAgent:
                 return await self._stream(system, messages, tools, tool_params)
             except _StreamBroke as exc:
                 if attempt >= self.turn_retries:
-                    raise AgentError(
-                        f"Anthropic API: {exc.description} (after {attempt + 1} attempts)"
-                    ) from exc
+                    message = f"Anthropic API: {exc.description} (after {attempt + 1} attempts)"
+                    if exc.limited:  # a fallback agent can take over (agents/fallback.py)
+                        raise AgentRateLimited(message) from exc
+                    raise AgentError(message) from exc
                 attempt += 1
                 tools.emit(
                     Notice(
@@ -294,7 +304,10 @@ class AnthropicAgent:
             raise AgentError(f"{_describe(exc)}; check ANTHROPIC_API_KEY") from None
         except anthropic.APIStatusError as exc:
             if started:
-                raise _StreamBroke(_describe(exc, prefix=False)) from exc
+                limited = _error_type(exc) in LIMIT_ERRORS
+                raise _StreamBroke(_describe(exc, prefix=False), limited=limited) from exc
+            if exc.status_code in (429, 529):  # the SDK's own retries are spent by now
+                raise rate_limited(exc) from None
             raise AgentError(_describe(exc)) from None
         except anthropic.APIConnectionError as exc:
             if started:
@@ -465,12 +478,52 @@ def _usage(usage: anthropic.types.Usage) -> Usage:
     )
 
 
+def rate_limited(exc: anthropic.APIStatusError) -> AgentRateLimited:
+    """A 429 or 529 as ``AgentRateLimited``, with when to try again: ``retry-after`` (seconds
+    or an HTTP date), else the latest ``anthropic-ratelimit-*-reset`` time (RFC 3339)."""
+    headers = exc.response.headers
+    retry_after: float | None = None
+    reset_at: float | None = None
+    raw = (headers.get("retry-after") or "").strip()
+    if raw:
+        try:
+            retry_after = float(raw)
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                reset_at = email.utils.parsedate_to_datetime(raw).timestamp()
+    resets: list[float] = []
+    for name, value in headers.items():
+        if name.lower().startswith("anthropic-ratelimit-") and name.lower().endswith("-reset"):
+            with contextlib.suppress(ValueError):
+                resets.append(datetime.fromisoformat(value.strip()).timestamp())
+    if not retry_after and reset_at is None and resets:
+        reset_at = max(resets)
+    return AgentRateLimited(_describe(exc), reset_at=reset_at, retry_after_s=retry_after or None)
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    return str((error or {}).get("type") or "error")
+
+
 def _describe(exc: anthropic.APIStatusError, *, prefix: bool = True) -> str:
     """``Anthropic API: 429 rate_limit_error: <message>``; the status is 200 for stream errors."""
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), dict) else body
-    kind = (error or {}).get("type") or "error"
+    kind = _error_type(exc)
     message = (error or {}).get("message") or exc.message
     status = "" if exc.status_code == 200 else f"{exc.status_code} "
     text = f"{status}{kind}: {one_line(str(message), 300)}"
     return f"Anthropic API: {text}" if prefix else text
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> AnthropicAgent:
+    return AnthropicAgent(config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    yield api_key_check(required=True)

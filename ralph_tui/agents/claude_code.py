@@ -24,14 +24,17 @@ import contextlib
 import fnmatch
 import importlib.util
 import logging
+import time
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ralph_tui import credentials
+from ralph_tui.agents.fallback import usage_limit
+from ralph_tui.checks import Check, api_key_check, first_line, run_program
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig
-from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
 from ralph_tui.sandbox import Sandbox
@@ -295,6 +298,13 @@ class _Session:
             if item == "wake":
                 continue
             if item == "eof":
+                limited = usage_limit(list(self.stderr), time.time())
+                if limited is not None:
+                    raise AgentRateLimited(
+                        f"Claude Code exited: {limited}",
+                        reset_at=limited.reset_at,
+                        retry_after_s=limited.retry_after_s,
+                    )
                 return AgentOutcome("crashed", f"Claude Code exited{self._why()}")
             if isinstance(item, ClaudeSDKError):
                 raise AgentError(f"Claude Code failed: {one_line(str(item), 300)}{self._why()}")
@@ -488,6 +498,15 @@ class _Session:
         """How a finished turn ends the iteration; None when a nudge may still help."""
         subtype: str = result.subtype
         detail = one_line("; ".join(result.errors or []) or (result.result or ""), 300)
+        # a rate limit or usage cap: the next fallback agent can take over (agents/fallback.py)
+        limited = usage_limit([*(result.errors or []), result.result or ""], time.time())
+        if result.api_error_status in (429, 529) or (result.is_error and limited is not None):
+            status = f"API error {result.api_error_status}: " if result.api_error_status else ""
+            raise AgentRateLimited(
+                f"Claude Code: {status}{detail}",
+                reset_at=limited.reset_at if limited else None,
+                retry_after_s=limited.retry_after_s if limited else None,
+            )
         if result.api_error_status:
             raise AgentError(f"Claude Code: API error {result.api_error_status}: {detail}")
         if subtype in ("error_max_turns", "error_max_budget_usd"):
@@ -651,3 +670,36 @@ def claude_sandbox_settings(sandbox: Sandbox) -> SandboxSettings | None:
         "autoAllowBashIfSandboxed": False,  # every command still passes our PreToolUse policy
         "excludedCommands": [],
     }
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> ClaudeCodeAgent:
+    return ClaudeCodeAgent(config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    if not sdk_available():
+        yield Check("missing", "claude-code", "claude-agent-sdk is not installed", INSTALL_HINT)
+        return
+    cli = bundled_cli_path()
+    if cli is None:
+        yield Check(
+            "missing",
+            "claude-code",
+            "claude-agent-sdk has no bundled CLI",
+            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
+        )
+        return
+    code, output = run_program([str(cli), "--version"])
+    if code != 0:
+        yield Check(
+            "missing",
+            "claude-code",
+            f"{cli} --version failed: {first_line(output) or f'exit status {code}'}",
+            "reinstall: pip install --force-reinstall 'ralph-supervisor[claude]'",
+        )
+        return
+    yield Check("ok", "claude-code", first_line(output))
+    yield api_key_check(required=False)

@@ -5,6 +5,8 @@ its argv or on stdin. Its merged stdout/stderr streams into the transcript line 
 no tools of ours, so it signals through its output: process exit, or the Ralph-loop marker
 ``<promise>COMPLETE</promise>``, claims the story is done (the engine then runs the gates and
 asks for approval as for any backend); ``<escalate>question</escalate>`` raises an escalation.
+A failed exit after a usage-limit message ("usage limit reached", "try again in 2 hours") is
+``AgentRateLimited``: the next ``fallback`` agent takes over (``agents/fallback.py``).
 When the engine sends the claim back (gates failed, human feedback) a fresh process runs with the
 failure appended to the prompt, until the engine ends the iteration.
 
@@ -25,12 +27,15 @@ import shutil
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ralph_tui import credentials
+from ralph_tui.agents.fallback import usage_limit
+from ralph_tui.checks import Check, find_program
 from ralph_tui.config import RalphConfig
-from ralph_tui.errors import AgentError, UsageError
+from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
 from ralph_tui.procgroup import GroupProcess, LineSplitter
@@ -38,6 +43,7 @@ from ralph_tui.sandbox import Sandbox
 from ralph_tui.tempdirs import process_dir
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE
 from ralph_tui.tools.toolbox import ToolBox
+from ralph_tui.workspace import agent_env
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,13 @@ class CommandAgent:
                 tools.emit(Notice(level="error", message=message))
                 return AgentOutcome("timeout", message)
             if not result.claimed and result.exit_code != 0:
+                limited = usage_limit(result.tail, time.time())
+                if limited is not None:  # a fallback agent can take over (agents/fallback.py)
+                    raise AgentRateLimited(
+                        f"{self.argv[0]} exited with status {result.exit_code}: {limited}",
+                        reset_at=limited.reset_at,
+                        retry_after_s=limited.retry_after_s,
+                    )
                 last = result.tail[-1].strip() if result.tail else "(no output)"
                 message = f"{self.argv[0]} exited with status {result.exit_code}: {last}"
                 tools.emit(Notice(level="error", message=message))
@@ -344,3 +357,37 @@ def _summary(result: _RunResult, program: str) -> str:
     lines = [ln for ln in result.tail if ln.strip() and DONE_MARKER not in ln]
     text = "\n".join(lines[-_SUMMARY_LINES:])[-_SUMMARY_CHARS:].strip()
     return text or f"{program} finished (exit status {result.exit_code}) without output"
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> CommandAgent:
+    return CommandAgent(config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    if not config.command:
+        yield Check(
+            "missing",
+            "command",
+            'agent = "command" without a command',
+            'set command = ["your-cli", "{prompt_file}"] in ralph.toml',
+        )
+        return
+    program = config.command[0]
+    found = find_program(program, root, agent_env().get("PATH"))
+    if found is None:
+        yield Check(
+            "missing",
+            "command",
+            f"{program!r} not found on PATH",
+            f"install {program}, or change command in ralph.toml",
+        )
+        return
+    how = (
+        "prompt in {prompt_file}"
+        if any("{prompt_file}" in a for a in config.command)
+        else ("prompt on stdin")
+    )
+    yield Check("ok", "command", f"{' '.join(config.command)} ({found}; {how})")

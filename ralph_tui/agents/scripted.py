@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ralph_tui.checks import Check
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import UsageError
 from ralph_tui.events import TextDelta
 from ralph_tui.iteration import (
+    REJECTED_FOOTER,
+    REJECTED_HEADER,
     AgentOutcome,
     IterationHandle,
     IterationRequest,
@@ -51,6 +55,7 @@ class ScriptedAgent:
         # every tool result the agent received, in order: tests read feedback and answers here
         self.received: list[tuple[str, ToolOutcome]] = []
         self.requests: list[IterationRequest] = []
+        self.feedback = ""  # the latest rejection's feedback: ``{feedback}`` in a step
         self._reached: dict[str, asyncio.Event] = {}
         self._released: dict[str, asyncio.Event] = {}
         check_script(script, source)
@@ -104,11 +109,13 @@ class ScriptedAgent:
             if step_delay:
                 await asyncio.sleep(step_delay)
             if "text" in step:
-                await self._stream(str(step["text"]), tools, delay)
+                await self._stream(self._with_feedback(str(step["text"])), tools, delay)
             elif "tool" in step:
                 call_id = f"script-{story_id}-{self.attempts[story_id]}-{index}"
-                outcome = await box.call(call_id, str(step["tool"]), step.get("input", {}))
+                tool_input = self._with_feedback(step.get("input", {}))
+                outcome = await box.call(call_id, str(step["tool"]), tool_input)
                 self.received.append((str(step["tool"]), outcome))
+                self._note_feedback(outcome)
             elif "usage" in step:
                 tools.report_usage(self._usage(step["usage"], story_id, index))
             else:  # "wait": check_script let nothing else through
@@ -118,6 +125,22 @@ class ScriptedAgent:
             if tools.finished:
                 return AgentOutcome("finished")
         return AgentOutcome("end_turn", "the script ran out of steps")
+
+    def _note_feedback(self, outcome: ToolOutcome) -> None:
+        if outcome.is_error and outcome.content.startswith(REJECTED_HEADER):
+            said = outcome.content[len(REJECTED_HEADER) :].removesuffix(REJECTED_FOOTER)
+            self.feedback = " ".join(said.split())  # one line: it may go into a comment
+
+    def _with_feedback(self, value: Any) -> Any:
+        """``{feedback}`` in a step's text or tool input: the human's latest rejection, so a
+        rehearsal (the demo) shows the agent acting on what was said."""
+        if isinstance(value, str):
+            return value.replace("{feedback}", self.feedback or "(no feedback yet)")
+        if isinstance(value, dict):
+            return {key: self._with_feedback(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._with_feedback(item) for item in value]
+        return value
 
     def _usage(self, value: object, story_id: str, index: int) -> Usage:
         assert isinstance(value, dict)  # check_script: whole numbers, nothing else
@@ -202,3 +225,39 @@ def _check_step(step: object, where: str) -> None:
             )
         ):
             raise UsageError(f"{where}: 'usage' takes whole numbers input_tokens and output_tokens")
+
+
+# ---- registration (``agents.registry``) -------------------------------------------------------
+
+
+def create(config: RalphConfig, workspace: Path) -> ScriptedAgent:
+    if not config.script:
+        raise UsageError(
+            "ralph.toml: agent 'scripted' needs script = \"<path to a JSON script>\" (its "
+            "format: 'Rehearse without a model: the scripted agent' in the README)"
+        )
+    path = Path(config.script).expanduser()
+    return ScriptedAgent.from_file(path if path.is_absolute() else workspace / path, config)
+
+
+def doctor_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
+    if not config.script:
+        yield Check(
+            "missing",
+            "script",
+            'agent = "scripted" without a script',
+            "set script = \"<path>\" (the format: 'Rehearse without a model: the scripted agent' "
+            "in the README)",
+        )
+        return
+    path = Path(config.script).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        yield Check("missing", "script", f"{path}: file not found", "fix script in ralph.toml")
+        return
+    try:
+        ScriptedAgent.from_file(path, config)  # checks every step, as a run does first
+    except UsageError as exc:
+        yield Check("missing", "script", str(exc), "fix the script")
+        return
+    yield Check("ok", "script", str(path))

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
@@ -114,8 +115,10 @@ class RemoteGit:
     def __init__(self, url: str, token: str) -> None:
         self.url, self.token = url, token
 
-    def diff(self) -> list[FileDiff]:
-        files = http_json(self.url, self.token, "/api/diff").get("files", [])
+    def diff(self, story_id: str | None = None) -> list[FileDiff]:
+        """The run's diff (``story_id``: that running story's, on whichever worker runs it)."""
+        query = "?" + urllib.parse.urlencode({"story": story_id}) if story_id else ""
+        files = http_json(self.url, self.token, "/api/diff" + query).get("files", [])
         return [FileDiff(**f) for f in files]
 
 
@@ -159,6 +162,14 @@ class RemoteRun:
     def request_stop(self) -> None:
         """Stop the run itself (the attached app asks for confirmation first)."""
         self._send({"t": "control", "action": "stop"})
+
+    def open_approval(self, story_id: str) -> bool:
+        """Asked of the run; whether it was waiting shows in the next ``ApprovalsWaiting``."""
+        self._send({"t": "control", "action": "open_approval", "story": story_id})
+        return True
+
+    async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
+        return await asyncio.to_thread(self.git.diff, story_id)
 
     def _send(self, message: dict[str, Any]) -> None:
         ws = self._ws

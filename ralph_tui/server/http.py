@@ -178,7 +178,7 @@ class RunServer:
         public: bool = False,
         token: str | None = None,
         store: PrdStore | None = None,
-        diff: Callable[[], list[FileDiff]] | None = None,
+        diff: Callable[[str | None], Awaitable[list[FileDiff]]] | None = None,
     ) -> None:
         if not is_loopback(host) and not public:
             raise UsageError(
@@ -270,8 +270,9 @@ class RunServer:
     async def _diff(self, request: web.Request) -> web.Response:
         if self.diff is None:
             return web.json_response({"files": []})
+        story = request.query.get("story") or None  # a running story's worker, wherever it is
         try:
-            files = await asyncio.to_thread(self.diff)
+            files = await self.diff(story)
         except RalphError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response({"files": [diff_to_dict(f) for f in files]})
@@ -347,14 +348,16 @@ class RunServer:
         elif isinstance(frame, ReplyFrame):
             self.hub.resolve(frame.id, "escalation", frame.answer.to_answer())
         else:
-            self._control(frame.action)
+            self._control(frame.action, frame.story)
         return None
 
-    def _control(self, action: str) -> None:
+    def _control(self, action: str, story: str) -> None:
         control = self.hub.control
         if control is None:
             return
-        if action == "pause":
+        if action == "open_approval":
+            control.open_approval(story)
+        elif action == "pause":
             control.pause()
         elif action == "resume":
             control.resume()

@@ -47,6 +47,8 @@ class RunControl(Protocol):
 
     def request_stop(self) -> None: ...
 
+    def open_approval(self, story_id: str) -> bool: ...
+
 
 def _dumps(data: object) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)

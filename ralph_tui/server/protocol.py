@@ -176,7 +176,8 @@ class ReplyFrame(_Frame):
 
 class ControlFrame(_Frame):
     t: Literal["control"]
-    action: Literal["pause", "resume", "stop"]
+    action: Literal["pause", "resume", "stop", "open_approval"]
+    story: str = Field(default="", max_length=200)  # ``open_approval``: whose approval
 
 
 T = TypeVar("T")

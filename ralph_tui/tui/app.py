@@ -8,7 +8,6 @@ into widget updates. Every decision the engine waits for is a future the bars re
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 import time
@@ -27,11 +26,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input
 from textual.worker import Worker, WorkerState
 
+from ralph_tui.agents.fallback import format_wait
+from ralph_tui.approvals import approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import RalphError
 from ralph_tui.events import (
+    AgentsLimited,
+    AgentSwitched,
     ApprovalDecided,
     ApprovalNeeded,
+    ApprovalsWaiting,
     Committed,
     Event,
     GateFinished,
@@ -48,10 +52,11 @@ from ralph_tui.events import (
     ToolResult,
     UsageReported,
 )
+from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import Agent
-from ralph_tui.parallel import ParallelEngine, build_engine
 from ralph_tui.prd import Prd, Story
 from ralph_tui.run_handle import RunFactory, RunHandle
+from ralph_tui.runs import RunSpec, build_run
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
@@ -64,6 +69,7 @@ from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer
 from ralph_tui.tui.screens import StoryEditor, confirm_quit
 from ralph_tui.tui.supervisor import TuiSupervisor
+from ralph_tui.tui.tuning import GilLending, freeze_heap_once
 from ralph_tui.tui.widgets.diff_view import DiffView
 from ralph_tui.tui.widgets.footer import SteadyFooter
 from ralph_tui.tui.widgets.gates_panel import GatesPanel
@@ -71,7 +77,6 @@ from ralph_tui.tui.widgets.status_line import RunStatus, StatusLine
 from ralph_tui.tui.widgets.task_board import BoardState, TaskBoard
 from ralph_tui.tui.widgets.transcript import Transcript
 from ralph_tui.tui.workers import WorkerTracker
-from ralph_tui.worktrees import worker_diff
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +85,6 @@ log = logging.getLogger(__name__)
 # UI time for text that reads no differently; keys are handled between flushes, not by them
 FLUSH_INTERVAL_S = 0.1
 DIFF_DEBOUNCE_S = 0.25
-STARTUP_SWITCH_INTERVAL_S = 0.001
 COMPACT_FOOTER_BELOW = 120  # columns
 # parallel runs: events that only the selected worker's panes show (the board sees them all)
 _WORKER_DETAIL = (
@@ -97,25 +101,6 @@ class Panel(Vertical):
     def __init__(self, title: str, *, id: str) -> None:
         super().__init__(id=id, classes="panel")
         self.border_title = title
-
-
-_heap_frozen: set[str] = set()
-
-
-def _freeze_heap_once(stage: str) -> None:
-    """Move every object alive now to gc's permanent generation, once per stage and process.
-
-    The TUI keeps what it draws (transcript lines, strips, widgets), so Python's full
-    collections start firing as that grows, and each walks every object alive, the ~200,000 of
-    the imported modules included: on a 2 MB stream three of them took 0.5 s of a 2.7 s run (a
-    headless run keeps nothing and pays none), and two took 0.3 s of the first paint. Frozen at
-    start (modules, engine) and after the first paint (the mounted widgets), later collections
-    walk only newer objects. Once per process: frozen objects are never freed, so a second app
-    in one process (tests) must not freeze the garbage the first one left.
-    """
-    if stage not in _heap_frozen:
-        _heap_frozen.add(stage)
-        gc.freeze()
 
 
 class RalphApp(App[int]):
@@ -161,7 +146,7 @@ class RalphApp(App[int]):
         run_id: str | None = None,
         run_factory: RunFactory | None = None,
     ) -> None:
-        _freeze_heap_once("start")
+        freeze_heap_once("start")
         super().__init__()
         if agent is None and run_factory is None:
             from ralph_tui.agents import create_agent
@@ -171,9 +156,6 @@ class RalphApp(App[int]):
         self.workspace = workspace
         self.clock = clock
         self.autostart = autostart
-        self.batcher = EventBatcher(
-            on_first=self._schedule_flush, on_urgent=self._schedule_urgent_flush
-        )
         self.pacer = FlushPacer(
             self.flush_events,
             interval=FLUSH_INTERVAL_S,
@@ -181,47 +163,37 @@ class RalphApp(App[int]):
             set_timer=flush_timers or (lambda delay, callback: self.set_timer(delay, callback)),
             call_soon=self.call_next,
         )
+        self.batcher = EventBatcher(on_first=self.pacer.arm_soon, on_urgent=self.pacer.urgent_soon)
         self.supervisor = TuiSupervisor(
             self._on_approval,
             self._on_escalation,
             self._on_settled,
-            auto_approve=config.approve == "auto",
+            auto_approve=approvals_automatic(config),
         )
         # run_factory: the same app over a served or an attached run (ralph_tui/server/)
         self.engine: RunHandle = (
             run_factory(self.supervisor, self.batcher)
             if run_factory is not None
-            else build_engine(
-                workspace,
-                config,
-                agent,
+            else build_run(
+                RunSpec(workspace, config, agent, allow_dirty, run_id),
                 self.supervisor,
                 self.batcher,
-                allow_dirty=allow_dirty,
-                run_id=run_id,
             )
         )
-        if self.parallel is not None:
-            # ask: a human approves here, in any order; auto: the gates' verdict commits
-            self.parallel.approvals_automatic = config.approve == "auto"
         self.set_reactive(RalphApp.status, RunStatus(max_iterations=config.max_iterations))
         self.exit_code: int | None = None
         self.error_message: str | None = None
         self._started_at: float | None = None
         self._finished_at: float | None = None
+        self._limited_until: tuple[float, str] | None = None  # every fallback agent limited
         self._run_started = False
         self._quitting = False
         self._diff_timer_pending = False
         self._loop_worker: Worker[int] | None = None
-        self._switch_interval: float | None = None  # the default, while start-up changed it
+        self._gil = GilLending()
         self._prd_edit_lock = asyncio.Lock()
         self.worker_view = WorkerTracker()
-
-    @property
-    def parallel(self) -> ParallelEngine | None:
-        """The workers' engine, when this face drives one (directly or served on a socket)."""
-        inner = getattr(self.engine, "engine", self.engine)  # ServedRun wraps the engine
-        return inner if isinstance(inner, ParallelEngine) else None
+        self._waiting: tuple[str, ...] = ()  # stories whose approval waits (parallel runs)
 
     def notify(
         self,
@@ -307,6 +279,9 @@ class RalphApp(App[int]):
             footer.compact = event.size.width < COMPACT_FOOTER_BELOW
 
     def on_mount(self) -> None:
+        self.pacer.bind(asyncio.get_running_loop())  # engine threads reach the UI through it
+        if len(self.batcher):  # queued before the loop was known: drawn now
+            self.pacer.arm()
         self.board.state = BoardState(skipped=frozenset(self.engine.skipped))
         try:
             self._show_board(self.engine.store.load())
@@ -319,36 +294,19 @@ class RalphApp(App[int]):
         self.watch_status(self.status)
         self.set_interval(1.0, self._show_status)
         if self.autostart:
-            self._lend_gil_to_preflight()
+            self._gil.start()
             self.start_run()
         self.call_after_refresh(self._after_first_paint)
 
     def _after_first_paint(self) -> None:
-        _freeze_heap_once("painted")
+        freeze_heap_once("painted")
         if self.autostart:  # the agent's SDK loads now, not while the first frame is drawn
             from ralph_tui.agents import warm_up
 
             warm_up(self.config)
 
-    def _lend_gil_to_preflight(self) -> None:
-        """Hand the GIL over more often until the run has started.
-
-        The preflight (a few git calls in a thread) is I/O bound, but while the first frames
-        are laid out and painted each of its steps waited up to the 5 ms switch interval for
-        the GIL: 20 ms of work took 80-110 ms. A 1 ms interval until ``RunStarted`` (or the
-        run's failure) brings that to 40-70 ms; after it the default holds again.
-        """
-        if self._switch_interval is None:
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(STARTUP_SWITCH_INTERVAL_S)
-
     def on_unmount(self) -> None:
-        self._restore_switch_interval()
-
-    def _restore_switch_interval(self) -> None:
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
+        self._gil.end()
 
     def start_run(self) -> None:
         self._loop_worker = self.run_engine()
@@ -363,7 +321,7 @@ class RalphApp(App[int]):
         """The one place worker outcomes land: show failures, never crash the app."""
         worker = event.worker
         if worker.group == "loop" and event.state not in (WorkerState.PENDING, WorkerState.RUNNING):
-            self._restore_switch_interval()  # a run refused by its preflight never sends RunStarted
+            self._gil.end()  # a run refused by its preflight never sends RunStarted
         if event.state == WorkerState.ERROR:
             error = worker.error
             if isinstance(error, RalphError):
@@ -388,9 +346,9 @@ class RalphApp(App[int]):
             if self._quitting:
                 self._exit_with(self.exit_code)
         elif event.state == WorkerState.CANCELLED and worker.group == "loop":
-            self.exit_code = 130
+            self.exit_code = ExitCode.INTERRUPTED
             if self._quitting:
-                self._exit_with(130)
+                self._exit_with(ExitCode.INTERRUPTED)
 
     @property
     def run_active(self) -> bool:
@@ -398,23 +356,6 @@ class RalphApp(App[int]):
         return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
     # ------------------------------------------------------------------ events -> widgets
-
-    def _schedule_flush(self) -> None:
-        self._on_ui_loop(self.pacer.arm)
-
-    def _schedule_urgent_flush(self) -> None:
-        self._on_ui_loop(self.pacer.urgent)
-
-    def _on_ui_loop(self, callback: Callable[[], None]) -> None:
-        # thread-safe: some engine callbacks may come from gate or git threads
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None and loop is self._loop:
-            callback()
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(callback)
 
     def flush_events(self) -> None:
         """Apply every queued event to the widgets; cheap when nothing is queued."""
@@ -426,7 +367,8 @@ class RalphApp(App[int]):
         for event in events:
             self.worker_view.observe(event)
             board.apply(event)  # the board sees every worker's stories
-            if isinstance(event, ApprovalNeeded | ApprovalDecided):
+            if isinstance(event, ApprovalsWaiting):
+                self._waiting = tuple(event.story_ids)
                 self._show_waiting_count()
             if not self.worker_view.shows(event) and isinstance(event, _WORKER_DETAIL):
                 continue  # another worker's detail: only its own panes show it
@@ -443,6 +385,8 @@ class RalphApp(App[int]):
             case ToolResult() | IterationStarted() | IterationFinished() | Committed():
                 # any tool of any backend may have edited the tree (Bash, NotebookEdit, a CLI)
                 self.request_diff()
+                if isinstance(event, IterationFinished):
+                    self._show_waiting(None)
                 if isinstance(event, IterationStarted):
                     story = f"{event.story_id} {event.title}"
                     self.status = self.status.with_(iteration=event.iteration, story=story)
@@ -451,13 +395,18 @@ class RalphApp(App[int]):
                     tokens=self.status.tokens + event.input_tokens + event.output_tokens,
                     cost_usd=self.status.cost_usd + event.cost_usd,
                 )
+            case AgentSwitched(agent=agent):
+                self.status = self.status.with_(agent=agent)
+                self._show_waiting(None)
+            case AgentsLimited(wait_s=wait, resume_agent=resume):
+                self._show_waiting((self.clock() + wait, resume))
             case PrdChanged():
                 self.reload_board()
             case RunStateChanged(state=state):
                 self.status = self.status.with_(state=state)
                 self.refresh_bindings()
             case RunStarted():
-                self._restore_switch_interval()
+                self._gil.end()
                 self._run_started = True
                 self._started_at = self.clock()
                 self.status = self.status.with_(
@@ -466,6 +415,7 @@ class RalphApp(App[int]):
                     unsandboxed=event.sandbox == "none",
                 )
             case RunFinished():
+                self._show_waiting(None)
                 self._finished("finished", event.reason)
                 self.exit_code = event.exit_code
                 self.notify(f"Run finished: {event.reason}", timeout=8)
@@ -484,8 +434,21 @@ class RalphApp(App[int]):
         for line in self.query("#status").results(StatusLine):  # none while closing
             line.status = status
 
+    def _show_waiting(self, until: tuple[float, str] | None) -> None:
+        """Start (``until``: the app clock's time of the reset, the agent it resumes on) or end
+        the status line's countdown while every fallback agent is rate-limited."""
+        self._limited_until = until
+        self._show_status()
+
     def _show_status(self) -> None:
-        """Bring the elapsed time up to date (the rest of ``status`` is set as events come)."""
+        """Bring the elapsed time and a rate-limit countdown up to date (the rest of
+        ``status`` is set as events come)."""
+        waiting = ""
+        if self._limited_until is not None:
+            until, agent = self._limited_until
+            waiting = f"{agent} in {format_wait(until - self.clock())}"
+        if waiting != self.status.waiting:
+            self.status = self.status.with_(waiting=waiting)
         if self._started_at is not None:
             end = self._finished_at if self._finished_at is not None else self.clock()
             # whole seconds, as shown: a new float every call would repaint for nothing
@@ -506,10 +469,7 @@ class RalphApp(App[int]):
 
     def _show_workers(self) -> None:
         """Parallel runs: which worker runs which story, and which wait for approval."""
-        if self.parallel is None:
-            return
-        approvals = frozenset(self.parallel.approvals.waiting_ids())
-        self.board.show_workers(self.worker_view.running(), approvals)
+        self.board.show_workers(self.worker_view.running(), frozenset(self._waiting))
 
     def _show_board(self, prd: Prd) -> None:
         self.board.border_subtitle = ""
@@ -533,13 +493,10 @@ class RalphApp(App[int]):
 
     @work(exclusive=True, group="diff", exit_on_error=False, name="diff")
     async def load_diff(self) -> None:
-        story = self.worker_view.story_of.get(self.worker_view.selected)
-        parallel = self.parallel
-        if story is not None and parallel is not None:
-            # parallel runs: the selected worker's change in its worktree
-            files = await asyncio.to_thread(worker_diff, parallel.root, story)
-        else:
-            files = await asyncio.to_thread(self.engine.git.diff)
+        # parallel runs: the selected worker's change, wherever it runs (a worktree, a node)
+        files = await self.engine.story_diff(
+            self.worker_view.story_of.get(self.worker_view.selected)
+        )
         self.diff.show_files(files, last=self._bookkeeping_paths())
         count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
         self.query_one("#diff-panel", Panel).border_subtitle = (
@@ -607,7 +564,7 @@ class RalphApp(App[int]):
         if action == "skip":
             return sup.escalation is not None
         if action == "open_approval":
-            return self.parallel is not None and self.parallel.approvals.waiting > 0
+            return bool(self._waiting)
         if action == "leave_box":
             return isinstance(self.focused, Input) or self._help_open()
         typing = isinstance(self.focused, Input)
@@ -631,8 +588,8 @@ class RalphApp(App[int]):
             self._show_worker(worker)
 
     def _show_waiting_count(self) -> None:
-        if self.parallel is not None and self.approval_bar.is_open:
-            self.approval_bar.show_waiting(max(0, self.parallel.approvals.waiting - 1))
+        if self.approval_bar.is_open:
+            self.approval_bar.show_waiting(max(0, len(self._waiting) - 1))
 
     def _show_worker(self, worker: int) -> None:
         self.transcript.clear()
@@ -640,16 +597,18 @@ class RalphApp(App[int]):
         for event in self.worker_view.select(worker):
             self.transcript.apply(event)
             self.gates.apply(event)
+            if isinstance(event, IterationStarted):  # the status line names what the panes show
+                story = f"{event.story_id} {event.title}"
+                self.status = self.status.with_(iteration=event.iteration, story=story)
         self.query_one("#transcript-panel", Panel).border_subtitle = f"worker {worker}"
         self.request_diff()
 
     def action_open_approval(self) -> None:
         """Show the approval of the story under the board's cursor (parallel runs)."""
         story = self.board.selected_story
-        engine = self.parallel
-        if engine is None or story is None:
+        if story is None or not self._waiting:
             return
-        if not engine.approvals.select(story):
+        if story not in self._waiting or not self.engine.open_approval(story):
             self.notify(f"{story} is not waiting for approval.", severity="warning")
 
     def action_approve(self) -> None:
@@ -738,7 +697,7 @@ class RalphApp(App[int]):
         """Ctrl-C, as headless has it: the first stops at the next safe point, the second
         stops at once."""
         if not self.run_active:
-            self._exit_with(self.exit_code if self.exit_code is not None else 130)
+            self._exit_with(self.exit_code if self.exit_code is not None else ExitCode.INTERRUPTED)
         elif self._quitting:
             self.stop_now()
         else:
@@ -755,7 +714,7 @@ class RalphApp(App[int]):
         if self._loop_worker is not None and self.run_active:
             self._loop_worker.cancel()
         else:
-            self._exit_with(self.exit_code if self.exit_code is not None else 130)
+            self._exit_with(self.exit_code if self.exit_code is not None else ExitCode.INTERRUPTED)
 
     def _exit_with(self, code: int) -> None:
         """Exit with the run's exit code as both the app's result and its return code."""
@@ -775,7 +734,7 @@ class RalphApp(App[int]):
         self._show_status()
         self.refresh_bindings()
         if not self.run_active:
-            self._exit_with(self.exit_code if self.exit_code is not None else 130)
+            self._exit_with(self.exit_code if self.exit_code is not None else ExitCode.INTERRUPTED)
 
     @work(group="prd-edit", exit_on_error=False, name="prd edit")
     async def edit_prd(self, change: Callable[[], Any], done: Callable[[Any], None]) -> None:

@@ -9,6 +9,7 @@ them for the rest of an interval would only make the human wait.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import Any
@@ -110,6 +111,29 @@ class FlushPacer:
         self._last = -math.inf  # never flushed: the first event is a quiet spell's end
         self._armed = False
         self._urgent = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The UI's loop: ``arm_soon`` and ``urgent_soon`` from other threads go through it."""
+        self._loop = loop
+
+    def arm_soon(self) -> None:
+        """``arm`` from any thread (the engine's sink may be called from gate or git threads)."""
+        self._on_loop(self.arm)
+
+    def urgent_soon(self) -> None:
+        """``urgent`` from any thread."""
+        self._on_loop(self.urgent)
+
+    def _on_loop(self, callback: Callable[[], None]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self._loop:
+            callback()
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(callback)
 
     def arm(self) -> None:
         """Events are queued: flush now after a quiet spell, else when the interval is over."""

@@ -12,8 +12,8 @@ from typing import Any
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.events import Event, RunStateChanged
+from ralph_tui.runs import ServedRun, make_run_factory
 from ralph_tui.server.client import RemoteRun
-from ralph_tui.server.run import ServedRun, make_run_factory
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,

@@ -81,8 +81,8 @@ async def test_tui_run_with_listen_a_client_decides_and_the_local_bar_closes(
 ) -> None:
     from ralph_tui.agents.scripted import ScriptedAgent
     from ralph_tui.config import load_config
+    from ralph_tui.runs import ServedRun, make_run_factory
     from ralph_tui.server.client import RemoteRun
-    from ralph_tui.server.run import ServedRun, make_run_factory
     from ralph_tui.supervisor import ApprovalDecision
     from ralph_tui.tui.app import RalphApp
     from tests.remote.support import SCRIPT, HandSupervisor, WaitingSink
@@ -151,3 +151,64 @@ async def test_x_asks_then_stops_the_run_itself(tmp_path: Path) -> None:
             await wait_for(pilot, lambda: served.task.done(), what="the run to stop")
         assert served.task.result() == 130
     assert "Task #" not in git(root, "log", "--format=%s", "-1")
+
+
+async def test_attached_app_with_two_workers_counts_opens_and_diffs_like_the_local_one(
+    tmp_path: Path,
+) -> None:
+    """The attached face drives the run only through its RunHandle: it learns which stories
+    wait from ``ApprovalsWaiting`` events, opens another one with ``o`` (a control frame) and
+    shows a worker's change read by the run wherever that worker is."""
+    from ralph_tui.events import ApprovalsWaiting
+    from tests.support.engine import complete, create
+    from tests.support.repo import story
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    script = {
+        "stories": {
+            "US-001": [create("one.txt", "1\n"), complete()],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    async with served_run(root, script, workers=2) as served:
+        await served.sink.wait(lambda e: isinstance(e, ApprovalsWaiting) and len(e.story_ids) == 2)
+        info, prd = await asyncio.to_thread(first_look, served.url, served.token)
+        app = AttachedApp(served.url, served.token, info, prd)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_for(pilot, lambda: app.approval_bar.is_open, what="the approval bar")
+            await wait_for(pilot, lambda: len(app._waiting) == 2, what="two waiting")
+            shown = app.supervisor.approval
+            assert shown is not None
+            other = "US-002" if shown.story_id == "US-001" else "US-001"
+            app.board.focus()
+            app.board.select_story(other)
+            await pilot.press("o")
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.supervisor.approval is not None
+                    and app.supervisor.approval.story_id == other
+                ),
+                what=f"{other}'s approval opened from the attached face",
+            )
+            # the Diff pane follows the picked worker; the run reads its worktree
+            await wait_for(
+                pilot,
+                lambda: app.diff.selected_path == ("one.txt" if other == "US-001" else "two.txt"),
+                what="the picked worker's diff",
+            )
+            await pilot.press("a")
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.supervisor.approval is not None
+                    and app.supervisor.approval.story_id == shown.story_id
+                ),
+                what="the first approval back",
+            )
+            await pilot.press("a")
+            await wait_for(pilot, lambda: served.task.done(), what="the run to end")
+        assert served.task.result() == 0
+    subjects = git(root, "log", "--format=%s").splitlines()
+    assert subjects[0].startswith(f"[backend] Task #{shown.story_id}")
+    assert subjects[1].startswith(f"[backend] Task #{other}")

@@ -14,7 +14,7 @@ from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.events import Notice
-from ralph_tui.server.run import make_run_factory
+from ralph_tui.runs import make_run_factory
 from ralph_tui.supervisor import EscalationAnswer
 from tests.remote.support import SCRIPT, WaitingSink
 from tests.support.engine import ScriptedSupervisor, write_script

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ralph_tui.exit_codes import ExitCode
 from tests.security.support import MODES, bash, run_cli, sandbox_config
 from tests.support.engine import complete, create
 from tests.support.repo import git, make_repo, story
@@ -33,7 +34,7 @@ SKIP_ALL = (
     "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
     "    for item in items:\n        item.add_marker(pytest.mark.skip(reason='later'))\n"
 )
-EXIT_WAITING_FOR_HUMAN = 4
+EXIT_WAITING_FOR_HUMAN = ExitCode.WAITING_FOR_HUMAN
 
 
 def _project(base: Path, steps: list[dict[str, Any]], mode: str, workers: int) -> Path:

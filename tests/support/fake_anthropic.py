@@ -2,9 +2,10 @@
 
 It answers ``POST /v1/messages`` from a queue of scripted replies, in JSON mode or as an SSE
 stream shaped like Anthropic's (text and ``input_json_delta`` split into several chunks), and
-injects faults: HTTP errors (429/529/500/401, with ``retry-after`` headers so SDK retries are
-instant) and a mid-stream ``event: error``. It records every request for assertions, and
-simulates prompt caching (prefixes up to a ``cache_control`` breakpoint, 20-block lookback) so the
+injects faults: HTTP errors (429/529/500/401, with ``retry-after-ms`` headers so SDK retries are
+instant, and a rate limit's ``retry-after`` and reset headers) and a mid-stream
+``event: error``. It records every request for assertions, and simulates prompt caching
+(prefixes up to a ``cache_control`` breakpoint, 20-block lookback) so the
 usage it reports behaves like the real API's.
 
 A real listening socket, so other processes (ralph-tui as a subprocess, the Claude Code CLI) can
@@ -84,9 +85,33 @@ def reply(
     return out
 
 
-def http_error(status: int, error_type: str | None = None, message: str | None = None) -> Reply:
+def http_error(
+    status: int,
+    error_type: str | None = None,
+    message: str | None = None,
+    *,
+    retry_after: str | None = None,
+    reset: str | None = None,
+) -> Reply:
+    """An HTTP error. ``retry_after`` (the ``retry-after`` header, seconds or an HTTP date) and
+    ``reset`` (``anthropic-ratelimit-requests-reset``, RFC 3339) say when a limit resets, as
+    the API's 429s do; ``retry-after-ms: 1`` is always sent, so the SDK's own retries (which
+    read it first) stay instant."""
     kind = error_type or ERROR_TYPES.get(status, "api_error")
-    return {"error": {"status": status, "type": kind, "message": message or f"fake {kind}"}}
+    error: dict[str, Any] = {"status": status, "type": kind, "message": message or f"fake {kind}"}
+    if retry_after is not None:
+        error["retry_after"] = retry_after
+    if reset is not None:
+        error["reset"] = reset
+    return {"error": error}
+
+
+def rate_limited(
+    times: int, *, status: int = 429, retry_after: str | None = None, reset: str | None = None
+) -> list[Reply]:
+    """``times`` limit errors in a row: the SDK's ``max_retries`` plus one are the agent's
+    first request and every retry of it failing (the limit outlasts the retries)."""
+    return [http_error(status, retry_after=retry_after, reset=reset) for _ in range(times)]
 
 
 def stream_error(
@@ -253,7 +278,10 @@ class _Handler(BaseHTTPRequestHandler):
         if error:
             status = int(error.get("status", 500))
             kind = error.get("type") or ERROR_TYPES.get(status, "api_error")
-            self._json(status, _error_body(kind, error.get("message", kind)), retry=True)
+            headers = {"retry-after": str(error.get("retry_after", "0")), "retry-after-ms": "1"}
+            if error.get("reset"):
+                headers["anthropic-ratelimit-requests-reset"] = str(error["reset"])
+            self._json(status, _error_body(kind, error.get("message", kind)), headers=headers)
             return
         message = self._message(planned, body)
         if record.stream:
@@ -307,15 +335,14 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": usage,
         }
 
-    def _json(self, status: int, payload: Any, *, retry: bool = False) -> None:
+    def _json(self, status: int, payload: Any, *, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("request-id", f"req_fake_{next(_ids):04d}")
-        if retry:
-            self.send_header("retry-after", "0")
-            self.send_header("retry-after-ms", "1")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

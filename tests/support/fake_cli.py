@@ -16,6 +16,9 @@ what reached the CLI. Modes:
   write ``answer.txt`` from it.
 - ``hang``: starts a child ``sleep``, saves its pid to ``LOGDIR/child.pid``, and sleeps.
 - ``fail``: prints an error and exits with status 2.
+- ``usage-cap``: writes ``hello.py`` half done (no function yet), then prints a usage-limit
+  message whose reset is ``LOGDIR/resets-in`` (e.g. "2 hours 5 minutes"; default "5 minutes")
+  and exits with status 1, as a CLI whose plan ran out mid-story.
 - ``work``: writes ``hello.py`` (a passing module) and exits 0; with ``FIXME`` in the prompt
   ("gates failed" feedback) writes the fixed version.
 """
@@ -88,6 +91,13 @@ def main() -> int:
         say("thinking very hard")
         time.sleep(300)
         return 0
+    if mode == "usage-cap":
+        Path("hello.py").write_text("# hello() goes here\nSTARTED = True\n", encoding="utf-8")
+        say("started hello.py")
+        resets = logdir / "resets-in"
+        when = resets.read_text(encoding="utf-8").strip() if resets.exists() else "5 minutes"
+        say(f"Error: You've hit your usage limit. Try again in {when}.")
+        return 1
     if mode == "fail":
         say("error: not logged in")
         return 2

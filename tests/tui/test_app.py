@@ -223,7 +223,7 @@ async def test_external_prd_edit_shows_on_the_board(tmp_path: Path) -> None:
 
         await wait_for(pilot, shows_edit, what="external edit on the board")
         assert board.row_count == 3
-        titles = [str(board.get_row_at(i)[4]) for i in range(3)]
+        titles = [str(board.get_row_at(i)[-1]) for i in range(3)]  # the title is last
         assert "Added by hand" in titles
         app.stop_and_quit()
         await wait_for(pilot, lambda: not app.run_active, what="stop")
@@ -273,7 +273,7 @@ async def test_quit_during_iteration_leaves_no_half_commit(tmp_path: Path) -> No
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm), what="confirm")
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.engine.stop_requested, what="stop requested")
+        await wait_for(pilot, lambda: app.engine.engine.stop_requested, what="stop requested")
         agent.release("streamed")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
     assert app.return_code == 130
@@ -427,7 +427,7 @@ async def test_plus_minus_with_float_zero_and_missing_priorities(tmp_path: Path)
     )
     git(root, "commit", "-qam", "seed")
     app, _ = build_app(root, ONE_EDIT, autostart=False)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(140, 30)) as pilot:  # wide enough for the Pri column
         await pilot.pause()
         assert app.board.selected_story == "a"
         assert [str(app.board.get_row_at(i)[1]) for i in range(3)] == ["0", "31.1", ""]
@@ -536,7 +536,7 @@ async def test_start_up_lends_the_preflight_thread_the_gil_and_gives_it_back(
     import sys
 
     from ralph_tui.engine import Engine
-    from ralph_tui.tui.app import STARTUP_SWITCH_INTERVAL_S
+    from ralph_tui.tui.tuning import STARTUP_SWITCH_INTERVAL_S
 
     default = sys.getswitchinterval()
     seen: list[float] = []
@@ -678,7 +678,7 @@ async def test_a_second_quit_stops_at_once_during_a_long_tool_call(
         await wait_for(pilot, lambda: bool(_processes_with(marker)), what="the long tool call")
         *first, second = keys
         await pilot.press(*first)
-        await wait_for(pilot, lambda: app.engine.stop_requested, what="the first stop")
+        await wait_for(pilot, lambda: app.engine.engine.stop_requested, what="the first stop")
         assert app.run_active and _processes_with(marker)  # waiting for the safe point
         await pilot.press(second)
         await wait_for(pilot, lambda: app.return_code is not None, what="the exit")
@@ -778,3 +778,42 @@ async def test_during_an_escalation_the_engines_log_entry_is_marked_as_ralph_tui
         await wait_for(pilot, lambda: files.option_count == 1, what="the log in the diff")
         label = str(files.get_option_at_index(0).prompt)
     assert label.startswith("M ralph-tui: tasks/")
+
+
+async def test_status_line_names_the_fallback_agent_and_counts_down_while_all_are_limited(
+    tmp_path: Path,
+) -> None:
+    """A fallback run: the agent at work is on the status line; while every agent is
+    rate-limited a countdown to the reset stands there, by the app's clock, until the run
+    goes on (the engine's side of these events is tests/test_fallback.py)."""
+    from ralph_tui.events import AgentsLimited, AgentSwitched
+
+    clock = ManualClock()
+    root = make_repo(tmp_path / "ws")
+    app, _ = build_app(root, ONE_EDIT, autostart=False, clock=clock)
+
+    def line() -> str:
+        return str(app.query_one("StatusLine").render().plain)
+
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        app.batcher(AgentSwitched(story_id="US-001", agent="claude-code"))
+        app.batcher(
+            AgentSwitched(
+                story_id="US-001",
+                agent="anthropic:claude-haiku-4-5",
+                previous="claude-code",
+                reason="usage limit",
+            )
+        )
+        await wait_for(pilot, lambda: "│ anthropic:claude-haiku-4-5 │" in line(), what="agent")
+        assert "rate-limited" not in line()
+        app.batcher(AgentsLimited(story_id="US-001", wait_s=125.0, resume_agent="claude-code"))
+        await wait_for(pilot, lambda: "⏸ rate-limited: claude-code in 2m05s" in line())
+        clock.advance(65)  # the status line's one-second tick reads the app's clock
+        await wait_for(pilot, lambda: "⏸ rate-limited: claude-code in 1m00s" in line())
+        app.batcher(
+            AgentSwitched(story_id="US-001", agent="claude-code", previous="", reason="reset")
+        )
+        await wait_for(pilot, lambda: "rate-limited" not in line(), what="countdown ends")
+        assert "│ claude-code │" in line()

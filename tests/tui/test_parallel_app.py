@@ -21,7 +21,7 @@ async def test_two_approvals_queued_and_approved_in_the_order_the_human_picks(
         }
     }
     app, _ = build_app(root, script, overrides={"workers": 2})
-    engine = app.engine
+    engine = app.engine.engine
     assert isinstance(engine, ParallelEngine)
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for(

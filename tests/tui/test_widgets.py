@@ -212,3 +212,36 @@ async def test_the_transcript_follows_until_the_reader_scrolls_up(tmp_path: Path
         log.write(Text("line 213"))
         await pilot.pause()
         assert log.is_vertical_scroll_end
+
+
+async def test_a_narrow_board_gives_the_priority_and_cost_width_to_the_titles(
+    tmp_path: Path,
+) -> None:
+    """At 80x24 the ID, Pri, Status and Cost columns left five characters of a title; on a
+    narrow board the priority (rows are in pick order) and the cost (the status line has the
+    run's) make way, and come back when the terminal is wide again."""
+    from tests.support.repo import make_repo, story
+    from tests.tui.support import build_app
+
+    title = "Add the inventory ledger export to CSV files"
+    root = make_repo(tmp_path / "ws", [story("US-001", title)])
+    app, _ = build_app(root, {"stories": {}}, autostart=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        board = app.board
+        assert [c.key.value for c in board.ordered_columns] == ["id", "status", "title"]
+        others = sum(
+            c.get_render_width(board) for c in board.ordered_columns if c.key.value != "title"
+        )
+        assert board.size.width - others >= 16  # was 5 with every column shown
+        assert str(board.get_cell("US-001", "title")) == title
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause()
+        assert [c.key.value for c in board.ordered_columns] == [
+            "id",
+            "priority",
+            "status",
+            "cost",
+            "title",
+        ]
+        assert board.selected_story == "US-001"

@@ -1,5 +1,7 @@
 """The status line: run state, iteration, story, elapsed time, tokens, cost, branch, and a
-standing warning while the agent's commands run without a sandbox."""
+standing warning while the agent's commands run without a sandbox. A fallback run
+(``fallback = [...]``) also names the agent at work, and while every agent is rate-limited
+counts down to the reset the run waits for."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ class RunStatus:
     note: str = ""
     branch: str = ""
     unsandboxed: bool = False  # the agent's commands run unconfined: say so on every frame
+    agent: str = ""  # a fallback run: the agent working on the story now
+    waiting: str = ""  # every agent rate-limited: "anthropic in 4m05s"
 
     def with_(self, **changes: object) -> RunStatus:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -79,18 +83,23 @@ def _status_text(status: RunStatus, story: str, branch: str) -> Text:
         if status.max_iterations
         else f"iteration {status.iteration}"
     )
-    text = Text.assemble(
-        (f"● {status.state}", _STATE_STYLE.get(status.state, "bold")),
-        sep,
-        iteration,
-        sep,
-        (story or "no story yet", "bold" if story else "dim"),
-        sep,
-        format_elapsed(status.elapsed_s),
-        sep,
-        f"{format_tokens(status.tokens)} tok",
-        sep,
-        f"${status.cost_usd:.4f}",
+    text = Text.assemble((f"● {status.state}", _STATE_STYLE.get(status.state, "bold")))
+    if status.waiting:
+        text.append_text(Text.assemble(sep, (f"⏸ rate-limited: {status.waiting}", "bold yellow")))
+    text.append_text(Text.assemble(sep, iteration))
+    if status.agent:
+        text.append_text(Text.assemble(sep, (status.agent, "magenta")))
+    text.append_text(
+        Text.assemble(
+            sep,
+            (story or "no story yet", "bold" if story else "dim"),
+            sep,
+            format_elapsed(status.elapsed_s),
+            sep,
+            f"{format_tokens(status.tokens)} tok",
+            sep,
+            f"${status.cost_usd:.4f}",
+        )
     )
     if branch:
         text.append_text(Text.assemble(sep, (f"⎇ {branch}", "cyan")))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
@@ -48,6 +49,23 @@ class BoardState:
     workers: Mapping[str, int] | None = None  # parallel runs: story -> the worker running it
     approvals: frozenset[str] = frozenset()  # parallel runs: stories waiting for approval
     nodes: Mapping[str, str] | None = None  # story id -> cluster node it runs on (Ray)
+
+
+# The board's columns in the order shown, each with the board width (columns) it needs to be
+# shown: on a narrow board the priority (the rows are already in pick order) and the cost (the
+# status line has the run's) give their width to the titles.
+_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("id", "ID", 0),
+    ("priority", "Pri", 44),
+    ("status", "Status", 0),
+    ("cost", "Cost", 60),
+    ("title", "Title", 0),
+)
+
+
+def columns_for(width: int) -> tuple[str, ...]:
+    """The keys of the columns a board ``width`` columns wide shows."""
+    return tuple(key for key, _, needs in _COLUMNS if width >= needs)
 
 
 def board_order(prd: Prd) -> list[Story]:
@@ -88,14 +106,25 @@ class TaskBoard(DataTable[Text | str]):
         self.state = BoardState()
         self._order: list[str] = []
         self._followed: str | None = None  # where following the run last put the cursor
+        self._shown: tuple[str, ...] = ()
 
     def on_mount(self) -> None:
-        # the title goes last: on a narrow screen it is the column that may be cut
-        self.add_column("ID", key="id")
-        self.add_column("Pri", key="priority")
-        self.add_column("Status", key="status")
-        self.add_column("Cost", key="cost")
-        self.add_column("Title", key="title")
+        self._fit(columns_for(10_000))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(columns_for(event.size.width))
+
+    def _fit(self, shown: tuple[str, ...]) -> None:
+        """Show ``shown`` columns (the title last: on a narrow screen it is the one cut)."""
+        if shown == self._shown:
+            return
+        self._shown = shown
+        labels = {key: label for key, label, _ in _COLUMNS}
+        self.clear(columns=True)
+        for key in shown:
+            self.add_column(labels[key], key=key)
+        if self.prd is not None:
+            self.show(self.prd)
 
     @property
     def selected_story(self) -> str | None:
@@ -113,7 +142,8 @@ class TaskBoard(DataTable[Text | str]):
         self._order = [s.key for s in stories]
         self.clear()
         for story in stories:
-            self.add_row(*self._row(story), key=story.key)
+            cells = self._row(story)
+            self.add_row(*(cells[key] for key in self._shown), key=story.key)
         if keep is not None and keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
 
@@ -160,9 +190,10 @@ class TaskBoard(DataTable[Text | str]):
             story = self.prd.story(key) if key is not None else None
             if story is None or key not in self._order:
                 continue
-            _, _, status, cost, _ = self._row(story)
-            self.update_cell(key, "status", status, update_width=True)
-            self.update_cell(key, "cost", cost, update_width=True)
+            cells = self._row(story)
+            self.update_cell(key, "status", cells["status"], update_width=True)
+            if "cost" in self._shown:
+                self.update_cell(key, "cost", cells["cost"], update_width=True)
 
     def focus_next_pick(self, skip: Collection[str] = ()) -> None:
         """Put the cursor on the story the loop will pick next."""
@@ -177,7 +208,7 @@ class TaskBoard(DataTable[Text | str]):
         if key in self._order:
             self.move_cursor(row=self._order.index(key), animate=False)
 
-    def _row(self, story: Story) -> list[Text | str]:
+    def _row(self, story: Story) -> dict[str, Text | str]:
         waiting_on = self.prd.waiting_on(story) if self.prd is not None else []
         status = story_status(story, self.state, waiting_on)
         label = f"waiting on {', '.join(waiting_on)}" if status == "waiting" else status
@@ -189,10 +220,12 @@ class TaskBoard(DataTable[Text | str]):
         node = (self.state.nodes or {}).get(story.key)
         if node and (worker is not None or status == "running"):
             label += f" @ {node}"  # the Ray executor: the node it runs on
-        return [
-            Text(story.key, style="bold"),
-            Text("" if story.priority is None else str(story.priority), justify="right"),
-            Text(label, style=_STATUS_STYLE[status]),
-            Text(f"${cost:.2f}" if cost else "-", justify="right"),
-            Text(story.title),  # PRD text: never parsed as markup
-        ]
+        return {
+            "id": Text(story.key, style="bold"),
+            "priority": Text(
+                "" if story.priority is None else str(story.priority), justify="right"
+            ),
+            "status": Text(label, style=_STATUS_STYLE[status]),
+            "cost": Text(f"${cost:.2f}" if cost else "-", justify="right"),
+            "title": Text(story.title),  # PRD text: never parsed as markup
+        }

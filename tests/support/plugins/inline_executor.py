@@ -1,0 +1,13 @@
+"""An executor registered by a test: the local worktree executor, counting how often it is built."""
+
+from __future__ import annotations
+
+from ralph_tui.executor import LocalWorktreeExecutor, local_executor
+from ralph_tui.executors import ExecutorSite
+
+BUILT: list[ExecutorSite] = []
+
+
+def inline(site: ExecutorSite) -> LocalWorktreeExecutor:
+    BUILT.append(site)
+    return local_executor(site)
