@@ -22,8 +22,8 @@ from textual.containers import Horizontal, Vertical
 from textual.events import DeliveryComplete, Resize
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
-from textual.screen import Screen
-from textual.widgets import DataTable, Input
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.agents.fallback import format_wait
@@ -567,9 +567,10 @@ class RalphApp(App[int]):
             return bool(self._waiting)
         if action == "leave_box":
             return isinstance(self.focused, Input) or self._help_open()
-        typing = isinstance(self.focused, Input)
         if action in ("diff_file", "diff_hunk"):
-            return not typing
+            # priority keys: never while typing (a box, the story editor) or over a dialog
+            typing = isinstance(self.focused, Input | TextArea)
+            return not typing and not isinstance(self.screen, ModalScreen)
         if action == "toggle_pause":
             return self.run_active and not self._quitting
         return True

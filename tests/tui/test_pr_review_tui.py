@@ -125,3 +125,20 @@ async def test_comment_keys_only_during_an_approval(tmp_path: Path) -> None:
         await pilot.press("right_curly_bracket", "down", "c", "x")
         assert not app.diff.commenting and app.diff.review.summary() == ""
         assert app.diff.check_action("comment", ()) is False
+
+
+async def test_brackets_are_text_in_the_story_editor(tmp_path: Path) -> None:
+    """``[ ] { }`` are priority keys of the app: never over a dialog or in a text box."""
+    from textual.widgets import TextArea
+
+    root = _repo(tmp_path)
+    app, _ = build_app(root, {"default": []}, autostart=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        box = app.screen.query_one("#story-description", TextArea)
+        box.focus()
+        await pilot.pause()
+        box.text = ""
+        await pilot.press("right_square_bracket", "left_curly_bracket", "x")
+        assert box.text == "]{x"
