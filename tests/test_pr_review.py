@@ -92,6 +92,18 @@ async def test_reject_sends_comments_anchored_and_quoted(tmp_path: Path) -> None
     assert "Review:\n- big.txt:29: keep line 29 as it was\n" in log
     journal = next((root / ".ralph" / "runs").glob("*/events.jsonl")).read_text()
     assert '"kind": "review_recorded"' in journal and "keep line 29 as it was" in journal
+    transcript = next((root / ".ralph" / "runs").glob("*/transcript.md")).read_text()
+    assert "- review: big.txt:29: keep line 29 as it was\n" in transcript
+
+
+def test_the_console_prints_the_review() -> None:
+    import io
+
+    from ralph_tui.headless import ConsoleSink
+
+    out = io.StringIO()
+    ConsoleSink(out)(ReviewRecorded("US-1", "approve", ("dropped a.py (the whole file)",), ()))
+    assert "review: dropped a.py (the whole file)" in out.getvalue()
 
 
 async def test_a_dropped_hunk_is_not_committed_and_the_gates_run_again(tmp_path: Path) -> None:

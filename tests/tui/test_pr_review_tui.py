@@ -104,6 +104,7 @@ async def test_dropped_hunk_and_file_are_gated_again_and_never_committed(tmp_pat
         assert request is not None and "zz.py" not in request.diffstat
         assert "big.txt | 2 +-" in request.diffstat
         await wait_for(pilot, lambda: [f.path for f in app.diff.files] == ["big.txt"], what="diff")
+        assert "» review: dropped zz.py (the whole file)" in app.transcript.plain_lines()
         await pilot.press("a")
         await wait_for(pilot, lambda: app.exit_code is not None, what="run end")
     committed = git(root, "show", "HEAD:big.txt")
