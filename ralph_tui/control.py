@@ -24,6 +24,7 @@ from ralph_tui.iteration import (
     ToolOutcome,
     Usage,
 )
+from ralph_tui.pr_review import DropError, feedback_for_agent
 from ralph_tui.prd.model import Story
 from ralph_tui.review import flags_for_agent
 from ralph_tui.safety.text import cap_text
@@ -143,6 +144,13 @@ class IterationHost(RunHost, Protocol):
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str: ...
 
+    async def apply_review(self, story: Story, decision: ApprovalDecision) -> ApprovalDecision:
+        """Record the review of ``decision`` (comments, dropped parts: the journal, the
+        progress entry) and, for an approval with drops, take them out of the change. Returns
+        the decision with its comments anchored (the lines quoted from the diff shown).
+        Raises ``pr_review.DropError`` when a part cannot be dropped."""
+        ...
+
 
 class IterationControl:
     """The engine's side of one iteration, handed to the agent as its ``IterationHandle``."""
@@ -234,6 +242,14 @@ class IterationControl:
         if flags and host.approvals_unattended:
             return await self._flagged_unattended(flags)
         decision = await host.ask_approval(self.story, summary, results, flags)
+        if decision.comments or decision.drops:
+            try:
+                decision = await host.apply_review(self.story, decision)
+            except DropError as exc:
+                host.notice(f"Task #{self.story.key}: {exc}; nothing was dropped", "error")
+                return await self._approval(summary, learnings, results)
+        if decision.kind == "approve" and decision.drops:
+            return await self._after_drop(summary, learnings, decision)
         if decision.kind == "approve":
             try:
                 sha = await host.commit_story(self.story, learnings)
@@ -252,7 +268,8 @@ class IterationControl:
                 ends_iteration=True,
             )
         if decision.kind == "reject":
-            feedback = decision.feedback.strip() or "(no feedback given)"
+            feedback = feedback_for_agent(decision.feedback, decision.comments)
+            feedback = feedback or "(no feedback given)"
             host.add_feedback(self.story, feedback)
             return ToolOutcome(
                 f"{REJECTED_HEADER}{feedback}{REJECTED_FOOTER}",
@@ -264,6 +281,30 @@ class IterationControl:
             is_error=True,
             ends_iteration=True,
         )
+
+    async def _after_drop(
+        self, summary: str, learnings: Sequence[str], decision: ApprovalDecision
+    ) -> ToolOutcome:
+        """The human left parts out: the gates run again on what remains and the human is
+        asked again (the new tree, the new results) before anything is committed. Red gates
+        go back to the agent as a fix attempt, with what was dropped."""
+        host = self._host
+        dropped = ", ".join(d.describe() for d in decision.drops)
+        host.notice(f"Task #{self.story.key}: dropped {dropped}; running the gates again")
+        results = await host.run_gates(self.story)
+        if not all(r.passed for r in results):
+            comments = feedback_for_agent("", decision.comments)
+            return self._fix_attempt(
+                f"The human supervisor dropped {dropped} from your change; what remains "
+                f"fails the quality gates.\n{comments}\n\n{gate_report(results)}".replace(
+                    "\n\n\n", "\n\n"
+                ),
+                failed="Quality gates failed after the reviewer's drop",
+                still="quality gates still failing",
+                noticed="gates failed after a drop",
+                retry="Quality gates failed ({attempt}). Fix the problems",
+            )
+        return await self._approval(summary, learnings, results)
 
     async def _flagged_unattended(self, flags: Sequence[str]) -> ToolOutcome:
         """``--approve auto`` and no human to show a flagged change to: it is never committed.

@@ -51,6 +51,7 @@ from ralph_tui.events import (
     IterationStarted,
     Notice,
     PrdChanged,
+    ReviewRecorded,
     RunFinished,
     RunStarted,
     RunState,
@@ -68,6 +69,7 @@ from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
 from ralph_tui.pm import AS_IS, ProductManager
+from ralph_tui.pr_review import anchor_comments, comment_lines, drop_lines, drop_parts
 from ralph_tui.prd.model import Story
 from ralph_tui.prd.progress import ProgressLog
 from ralph_tui.pricing import estimate_cost
@@ -123,6 +125,7 @@ class Engine:
         self.pm: ProductManager | None = None
         self.supervisor = supervisor
         self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
+        self._review_notes: dict[str, list[str]] = {}  # story -> drops and comments made
         self.git = GitRepo.open(self.root)
         for path in (config.prd_path(self.root), config.progress_path(self.root)):
             if not path.is_relative_to(self.root):  # before anything reads or changes
@@ -242,6 +245,10 @@ class Engine:
     # ----------------------------------------------------------------- events
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, ReviewRecorded):  # a worker's too: for the story's progress entry
+            self._review_notes.setdefault(event.story_id, []).extend(
+                [*event.dropped, *event.comments]
+            )
         if self._journal is not None:
             self._journal(event)
         self._sink(event)
@@ -875,6 +882,30 @@ class Engine:
         self._approved_flags[story.key] = tuple(flags)
         return decision
 
+    async def apply_review(self, story: Story, decision: ApprovalDecision) -> ApprovalDecision:
+        """The decision's comments anchored to the diff shown (quoted), recorded for the
+        journal and the story's progress entry; an approval's drops taken out of the tree."""
+        await self._enforce()
+        files = await asyncio.to_thread(self.git.diff)
+        decision = dataclasses.replace(
+            decision, comments=tuple(anchor_comments(files, decision.comments))
+        )
+        dropped = [self._redact(line) for line in drop_lines(files, decision.drops)]
+        comments = [self._redact(line) for line in comment_lines(decision.comments)]
+        if decision.kind == "approve" and decision.drops:
+            await asyncio.to_thread(drop_parts, self.git, files, decision.drops, self._bookkeeping)
+        else:
+            dropped = []  # a reject or a discard leaves the change as it is
+        self.emit(
+            ReviewRecorded(
+                story_id=story.key,
+                decision=decision.kind,
+                dropped=tuple(dropped),
+                comments=tuple(comments),
+            )
+        )
+        return decision
+
     def add_feedback(self, story: Story, feedback: str) -> None:
         self.feedback.setdefault(story.key, []).append(feedback)
 
@@ -897,6 +928,7 @@ class Engine:
             user_files=self._user_dirty,
             undo=rebase_books,
             flags=flags,
+            review=self._review_notes.pop(story.key, ()),
         )
         await self.tracker_landed(story, sha, self._last_gates, flags)
         if self._git_snapshot is not None:

@@ -181,6 +181,19 @@ class ApprovalDecided(Event):
 
 @_register
 @dataclass(frozen=True, slots=True)
+class ReviewRecorded(Event):
+    """A decision's line review (``pr_review``): what the human dropped from the change and
+    what they commented, one line each, ``path:line: text``."""
+
+    kind: ClassVar[str] = "review_recorded"
+    story_id: str
+    decision: Literal["approve", "reject", "discard"]
+    dropped: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()
+
+
+@_register
+@dataclass(frozen=True, slots=True)
 class ApprovalsWaiting(Event):
     """Which stories' changes wait for a human (parallel runs), in the queue's order; every
     face shows the count and opens any of them (``RunHandle.open_approval``)."""

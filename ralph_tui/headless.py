@@ -35,6 +35,7 @@ from ralph_tui.events import (
     PmAnswered,
     PmProposal,
     PmToolUsed,
+    ReviewRecorded,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -135,6 +136,8 @@ class ConsoleSink:
                 return f"  supervisor: {decision}" + (
                     f" ({one_line(feedback, 120)})" if feedback else ""
                 )
+            case ReviewRecorded(dropped=dropped, comments=comments):
+                return "\n".join(f"  review: {one_line(line, CLIP)}" for line in dropped + comments)
             case Committed(sha=sha, message=message, files=files):
                 subject = message.splitlines()[0]
                 return f"  ✓ committed {sha[:10]} {subject} ({len(files)} files)"

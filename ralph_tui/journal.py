@@ -31,6 +31,7 @@ from ralph_tui.events import (
     PmAnswered,
     PmProposal,
     PmToolUsed,
+    ReviewRecorded,
     RunFinished,
     TextDelta,
     ToolCall,
@@ -141,6 +142,8 @@ def _transcript_text(event: Event) -> str:
         case ApprovalDecided(decision=decision, feedback=feedback):
             extra = f": {feedback}" if feedback else ""
             return f"\n**human**: {decision}{extra}\n"
+        case ReviewRecorded(dropped=dropped, comments=comments):
+            return "".join(f"- review: {line}\n" for line in [*dropped, *comments])
         case Committed(sha=sha, message=message):
             return f"\n**committed** {sha[:10]} {message.splitlines()[0]}\n"
         case Escalated(question=question, tried=tried):

@@ -80,6 +80,7 @@ class StoryLanding:
         put_in: Callable[[], None] | None = None,
         undo: Callable[[], None] | None = None,
         flags: Sequence[str] = (),
+        review: Sequence[str] = (),
     ) -> str:
         """Mark the story, log it and commit; the commit's sha (``Committed`` is emitted).
 
@@ -89,7 +90,8 @@ class StoryLanding:
         uncommitted files (``--allow-dirty``), never committed nor listed. ``put_in`` (run in a
         thread, after the marker): puts the change in the checkout; if it raises, nothing was
         marked and the error goes on. ``undo`` (in a thread): what a failed commit also puts
-        back, after the story's marking is rolled back.
+        back, after the story's marking is rolled back. ``review``: the human's drops and line
+        comments on the story (``pr_review``), for the progress entry beside the ``flags``.
         """
         git = self._git
         head = await asyncio.to_thread(git.head_sha)
@@ -110,12 +112,14 @@ class StoryLanding:
             if d.path not in skip
         ]
         learned = [self._redact(item) for item in learnings]
+        reviewed = [self._redact(f"flag approved: {flag}") for flag in flags]
+        reviewed += [self._redact(line) for line in review]
         title = self._redact(story.title)
         message = self._redact(commit_message(self._role, story, flags))
         try:
             await asyncio.to_thread(self._store.update_story, story.key, {"passes": True})
             await asyncio.to_thread(
-                self._progress.append_completed, story.key, title, learned, files
+                self._progress.append_completed, story.key, title, learned, files, reviewed
             )
             sha = await asyncio.to_thread(git.commit_all, message, exclude=tuple(user_files))
         except RalphError:  # GitError (a hook said no), or a bookkeeping file not writable

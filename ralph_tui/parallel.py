@@ -559,6 +559,7 @@ class ParallelEngine(Engine):
             put_in=put_in,
             undo=lambda: self.git.restore_to_head(keep=keep),
             flags=flags,
+            review=self._review_notes.pop(story.key, ()),
         )
         self._head = sha
         await self.tracker_landed(story, sha, gates, flags)

@@ -6,6 +6,7 @@ these calls; a supervisor may take as long as the human needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -28,17 +29,57 @@ class ApprovalRequest:
 
 
 @dataclass(frozen=True)
+class ReviewComment:
+    """A reviewer's comment on one line of the diff shown (``ralph_tui.pr_review``).
+
+    ``line`` numbers the new file (``side="new"``: an added or context line) or the old one
+    (``side="old"``: a removed line). ``quote`` is the line itself; the engine fills it from
+    the diff, so what the agent is shown is the code, not what a face said the code was.
+    """
+
+    path: str
+    line: int
+    text: str
+    side: Literal["new", "old"] = "new"
+    quote: str = ""
+
+    def anchor(self) -> str:
+        return f"{self.path}:{self.line}" + (" (removed line)" if self.side == "old" else "")
+
+
+@dataclass(frozen=True)
+class DroppedPart:
+    """A part of the change the reviewer leaves out before approving: one hunk of ``path``
+    (``hunk``: its 0-based place among the file's ``@@`` hunks as shown) or, with ``hunk``
+    ``None``, the whole file."""
+
+    path: str
+    hunk: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.path}" if self.hunk is None else f"{self.path} hunk {self.hunk + 1}"
+
+
+@dataclass(frozen=True)
 class ApprovalDecision:
+    """``comments`` go back to the agent with a reject (and into the journal and progress log
+    either way); ``drops`` with an approve leave those parts out: the engine re-runs the gates
+    on what remains and asks again before it commits."""
+
     kind: Literal["approve", "reject", "discard"]
     feedback: str = ""
+    comments: tuple[ReviewComment, ...] = ()
+    drops: tuple[DroppedPart, ...] = ()
 
     @classmethod
-    def approve(cls) -> ApprovalDecision:
-        return cls("approve")
+    def approve(
+        cls, drops: Sequence[DroppedPart] = (), comments: Sequence[ReviewComment] = ()
+    ) -> ApprovalDecision:
+        return cls("approve", drops=tuple(drops), comments=tuple(comments))
 
     @classmethod
-    def reject(cls, feedback: str) -> ApprovalDecision:
-        return cls("reject", feedback)
+    def reject(cls, feedback: str, comments: Sequence[ReviewComment] = ()) -> ApprovalDecision:
+        return cls("reject", feedback, comments=tuple(comments))
 
     @classmethod
     def discard(cls) -> ApprovalDecision:

@@ -41,6 +41,7 @@ leftover worktree's change as a patch and removes the worktree and its branch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,12 +59,13 @@ from ralph_tui.control import (
     gate_event,
 )
 from ralph_tui.errors import RalphError
-from ralph_tui.events import GateStarted, IterationOutcome
+from ralph_tui.events import GateStarted, IterationOutcome, ReviewRecorded
 from ralph_tui.executors import ExecutorSite
 from ralph_tui.gates import GateResult, run_story_gates
-from ralph_tui.git.repo import FileDiff
+from ralph_tui.git.repo import FileDiff, GitRepo
 from ralph_tui.git.worktrees import Worktree, WorktreeManager, worker_diff
 from ralph_tui.iteration import Agent, IterationRequest
+from ralph_tui.pr_review import anchor_comments, comment_lines, drop_lines, drop_parts
 from ralph_tui.prd.model import Story
 from ralph_tui.review import ReviewOptions, review_commit
 from ralph_tui.safety.sandbox import resolve_sandbox
@@ -389,6 +391,30 @@ class _WorktreeHost(ForwardingHost):
         # the merge lands this commit or nothing (a tree that changed after approval goes back)
         self._checkout.approved_commit = change.commit
         return await self._host.ask_approval(story, summary, results, change.diffstat, flags)
+
+    async def apply_review(self, story: Story, decision: ApprovalDecision) -> ApprovalDecision:
+        """As the engine's, on the worktree's change against its base commit (the journal
+        gets the review; dropped parts leave the worktree before the next snapshot)."""
+        tree = self._checkout.tree
+        git = GitRepo(tree.root)
+        files = await asyncio.to_thread(git.diff, tree.base)
+        decision = dataclasses.replace(
+            decision, comments=tuple(anchor_comments(files, decision.comments))
+        )
+        dropped = drop_lines(files, decision.drops) if decision.kind == "approve" else []
+        if dropped:
+            await asyncio.to_thread(
+                drop_parts, git, files, decision.drops, tuple(tree.bookkeeping), tree.base
+            )
+        self.emit(
+            ReviewRecorded(
+                story_id=story.key,
+                decision=decision.kind,
+                dropped=tuple(dropped),
+                comments=tuple(comment_lines(decision.comments)),
+            )
+        )
+        return decision
 
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
         try:

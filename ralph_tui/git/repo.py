@@ -583,6 +583,31 @@ class GitRepo:
         ref = f"refs/heads/{branch}"
         self._git("push", "--quiet", "--", remote, f"{ref}:{ref}", config=_COMMIT_CONFIG)
 
+    def reverse_apply(self, patch: bytes) -> None:
+        """Take ``patch`` out of the working tree (``git apply -R``; the index is not touched).
+        A reviewer's dropped hunk (``pr_review.drop_parts``)."""
+        self._git("apply", "-R", "--whitespace=nowarn", "-", stdin=patch)
+
+    def restore_paths(self, paths: Collection[str], rev: str = "HEAD") -> None:
+        """Put ``paths`` back as ``rev`` has them: a file it has is checked out (index and
+        tree), one it has not is removed (a reviewer's dropped file, ``pr_review``)."""
+        for rel in paths:
+            rel = self._normalise(rel)
+            if _is_ralph(rel):
+                continue
+            in_head = (
+                run_git(self.root, "cat-file", "-e", f"{rev}:{rel}", config=SAFE_CONFIG).returncode
+                == 0
+            )
+            if in_head:
+                self._git("--literal-pathspecs", "checkout", "-q", rev, "--", rel)
+                continue
+            self._git("--literal-pathspecs", "rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
+            target = self.root / rel
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+                _prune_upwards(target.parent, self.root)
+
     def restore_to_head(self, keep: Collection[str] = ()) -> None:
         """Throw away the working-tree change, except the files in ``keep``.
 

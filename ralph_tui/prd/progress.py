@@ -79,8 +79,12 @@ class ProgressLog:
         title: str,
         learnings: Sequence[str],
         files: Sequence[str],
+        review: Sequence[str] = (),
         when: datetime | None = None,
     ) -> None:
+        """``review``: what the human flagged, dropped and commented (a section only when
+        there was a review beyond a plain approve)."""
+        reviewed = f"Review:\n{_bullets(review, '')}\n" if review else ""
         self._append(
             f"## Task #{_one_line(story_id)}: {_one_line(title)}\n"
             f"Completed: {timestamp(when)}\n"
@@ -91,6 +95,7 @@ class ProgressLog:
             "Files modified:\n"
             f"{_bullets(files, '(none)')}"
             "\n"
+            f"{reviewed}"
         )
 
     def append_blocker(

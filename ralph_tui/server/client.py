@@ -33,6 +33,7 @@ from ralph_tui.prd.model import Prd, Story
 from ralph_tui.server.protocol import (
     TOKEN_HEADER,
     approval_from_dict,
+    decision_to_dict,
     escalation_from_dict,
 )
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
@@ -257,7 +258,7 @@ class RemoteRun:
                 {
                     "t": "decide",
                     "id": ask_id,
-                    "decision": {"kind": decision.kind, "feedback": decision.feedback},
+                    "decision": decision_to_dict(decision),
                 }
             )
 

@@ -3,8 +3,9 @@
 Server to client, in order on one socket (each WebSocket frame is a JSON list of messages):
 ``hello`` (run info), ``events`` (serialised events, the history first), ``prd`` (the PRD and the
 stories skipped this run), ``ask`` (a pending approval or escalation with its id), ``settled``
-(that id was decided, by anyone). Client to server: ``decide`` / ``reply`` (for an ask id) and
-``control`` (pause, resume, stop). PRD edits and the diff are plain HTTP requests.
+(that id was decided, by anyone). Client to server: ``decide`` / ``reply`` (for an ask id; a
+decision may carry line ``comments`` and dropped hunks or files, ``drops``) and ``control``
+(pause, resume, stop). PRD edits and the diff are plain HTTP requests.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from ralph_tui.events import GateFinished, event_from_dict
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
+    DroppedPart,
     EscalationAnswer,
     EscalationRequest,
+    ReviewComment,
 )
 
 TOKEN_HEADER = "X-Ralph-Token"
@@ -99,12 +102,60 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+_PATH_MAX = 4096
+_COMMENTS_MAX = 200  # line comments in one decision
+_DROPS_MAX = 1000  # hunks and files dropped in one decision
+
+
+class CommentBody(_Frame):
+    """A line comment (``supervisor.ReviewComment``): the engine quotes the line itself."""
+
+    path: str = Field(min_length=1, max_length=_PATH_MAX)
+    line: int = Field(ge=1, le=2**31)
+    side: Literal["new", "old"] = "new"
+    text: str = Field(min_length=1, max_length=_FEEDBACK_MAX)
+
+
+class DropBody(_Frame):
+    """A dropped part (``supervisor.DroppedPart``): a hunk's index, or ``null`` for the file."""
+
+    path: str = Field(min_length=1, max_length=_PATH_MAX)
+    hunk: int | None = Field(None, ge=0, le=2**31)
+
+
 class DecisionBody(_Frame):
     kind: Literal["approve", "reject", "discard"]
     feedback: str = Field("", max_length=_FEEDBACK_MAX)
+    comments: list[CommentBody] = Field(default_factory=list, max_length=_COMMENTS_MAX)
+    drops: list[DropBody] = Field(default_factory=list, max_length=_DROPS_MAX)
 
     def to_decision(self) -> ApprovalDecision:
-        return ApprovalDecision(self.kind, self.feedback if self.kind == "reject" else "")
+        """Drops count only with an approve; a discard carries no review."""
+        keep_comments = self.kind != "discard"
+        return ApprovalDecision(
+            self.kind,
+            self.feedback if self.kind == "reject" else "",
+            comments=tuple(
+                ReviewComment(c.path, c.line, c.text, c.side)
+                for c in (self.comments if keep_comments else [])
+            ),
+            drops=tuple(
+                DroppedPart(d.path, d.hunk) for d in (self.drops if self.kind == "approve" else [])
+            ),
+        )
+
+
+def decision_to_dict(decision: ApprovalDecision) -> dict[str, Any]:
+    """What a client sends for ``decision`` (``DecisionBody`` reads it back)."""
+    return {
+        "kind": decision.kind,
+        "feedback": decision.feedback,
+        "comments": [
+            {"path": c.path, "line": c.line, "side": c.side, "text": c.text}
+            for c in decision.comments
+        ],
+        "drops": [{"path": d.path, "hunk": d.hunk} for d in decision.drops],
+    }
 
 
 class AnswerBody(_Frame):

@@ -22,8 +22,8 @@ from textual.containers import Horizontal, Vertical
 from textual.events import DeliveryComplete, Resize
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
-from textual.screen import Screen
-from textual.widgets import DataTable, Input
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from ralph_tui.agents.fallback import format_wait
@@ -117,6 +117,12 @@ class RalphApp(App[int]):
         Binding("escape", "leave_box", "Leave box", id="leave_box"),
         Binding("p", "toggle_pause", "Pause", id="pause"),
         Binding("m", "toggle_maximize", "Maximize", id="maximize"),
+        # moving through the diff (DiffView) from any panel. Priority: acted on as the key is
+        # read, so the keys typed right after go to the pane it focused; never in a text box.
+        Binding("right_square_bracket", "diff_file(1)", "Next file", show=False, priority=True),
+        Binding("left_square_bracket", "diff_file(-1)", "Prev file", show=False, priority=True),
+        Binding("right_curly_bracket", "diff_hunk(1)", "Next hunk", show=False, priority=True),
+        Binding("left_curly_bracket", "diff_hunk(-1)", "Prev hunk", show=False, priority=True),
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark,f1", "toggle_help", "Keys", id="help", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit_ctrl", show=False, priority=True),
@@ -524,6 +530,7 @@ class RalphApp(App[int]):
         if request.worker and request.worker != self.worker_view.selected:
             self._show_worker(request.worker)
         self.gates.show_results(request.gates)
+        self.diff.start_review()
         self.approval_bar.open(request)
         self.load_diff()
         self.refresh_bindings()
@@ -544,6 +551,7 @@ class RalphApp(App[int]):
         if not self.is_running:  # the app is closing; nothing left to tidy on screen
             return
         had_focus_in_bar = isinstance(self.focused, Input)
+        self.diff.end_review()
         self.approval_bar.close()
         self.escalation_bar.close()
         if had_focus_in_bar or self.focused is None:
@@ -564,6 +572,10 @@ class RalphApp(App[int]):
             return bool(self._waiting)
         if action == "leave_box":
             return isinstance(self.focused, Input) or self._help_open()
+        if action in ("diff_file", "diff_hunk"):
+            # priority keys: never while typing (a box, the story editor) or over a dialog
+            typing = isinstance(self.focused, Input | TextArea)
+            return not typing and not isinstance(self.screen, ModalScreen)
         if action == "toggle_pause":
             return self.run_active and not self._quitting
         return True
@@ -606,7 +618,10 @@ class RalphApp(App[int]):
             self.notify(f"{story} is not waiting for approval.", severity="warning")
 
     def action_approve(self) -> None:
-        self.supervisor.decide(ApprovalDecision.approve())
+        """Approve, leaving out what the reviewer dropped (the engine gates the rest and asks
+        again before it commits)."""
+        review = self.diff.review
+        self.supervisor.decide(ApprovalDecision.approve(review.drop_list(), review.comment_list()))
 
     def action_reject(self) -> None:
         if self.supervisor.approval is not None:
@@ -614,7 +629,11 @@ class RalphApp(App[int]):
             self.refresh_bindings()
 
     def on_approval_bar_feedback_submitted(self, message: ApprovalBar.FeedbackSubmitted) -> None:
-        self.supervisor.decide(ApprovalDecision.reject(message.feedback))
+        comments = self.diff.review.comment_list()
+        self.supervisor.decide(ApprovalDecision.reject(message.feedback, comments))
+
+    def on_diff_view_review_changed(self, message: DiffView.ReviewChanged) -> None:
+        self.approval_bar.show_review(self.diff.review.summary(), bool(self.diff.review.comments))
 
     def action_discard(self) -> None:
         self.supervisor.decide(ApprovalDecision.discard())
@@ -640,10 +659,21 @@ class RalphApp(App[int]):
         if self._help_open():  # Escape closes the keys first
             self.action_hide_help_panel()
             return
+        if self.diff.commenting:  # Escape in the comment box: back to the line
+            self.diff.close_comment()
+            self.refresh_bindings()
+            return
         if self.approval_bar.rejecting:
             self.approval_bar.cancel_reject()
         self.board.focus()
         self.refresh_bindings()
+
+    def action_diff_file(self, step: int) -> None:
+        self.diff.action_file(step)
+        self.diff.focus_pane()
+
+    def action_diff_hunk(self, step: int) -> None:
+        self.diff.action_hunk(step)
 
     def action_toggle_pause(self) -> None:
         if self.engine.paused:

@@ -273,7 +273,20 @@ async def reject(pilot: Pilot[Any]) -> None:
     await _settle(pilot, pilot.app)
 
 
+async def commented_diff(pilot: Pilot[Any]) -> None:
+    """The approval with a line comment in the diff: the cursor on the line, the comment in a
+    row under it, the file marked in the list, the bar counting the review."""
+    await approval(pilot)
+    app = pilot.app
+    assert isinstance(app, RalphApp)
+    app.diff.pane.focus()
+    await pilot.press("right_curly_bracket", *["down"] * 10, "c")
+    await pilot.press(*"'0.5' gives 5 cents here; pad the fraction on the right", "enter")
+    await _settle(pilot, app)
+
+
 SCENES: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
+    "commented_diff": commented_diff,
     "running": running,
     "approval": approval,
     "reject": reject,

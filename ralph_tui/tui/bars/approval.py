@@ -19,7 +19,8 @@ from ralph_tui.supervisor import ApprovalRequest
 _GATE_STYLE = {"passed": "green", "failed": "red", "error": "red", "timed_out": "red"}
 
 
-def approval_text(request: ApprovalRequest) -> Text:
+def approval_text(request: ApprovalRequest, review: str = "") -> Text:
+    """The bar's text; ``review``: the diff's draft (``2 comments · 1 hunk dropped``)."""
     text = Text()
     text.append("Approve ", style="bold")
     text.append(f"{request.story_id}", style="bold yellow")
@@ -62,6 +63,10 @@ def approval_text(request: ApprovalRequest) -> Text:
         text.append("\nagent: ", style="dim")
         text.append(request.summary.strip().splitlines()[0])
     text.append("\n")
+    if review:
+        text.append("review: ", style="dim")
+        text.append(review, style="bold cyan")
+        text.append("  (a: gate the rest, ask again · r: send the comments)\n", "dim")
     text.append_text(
         Text.assemble(
             ("a", "bold reverse"),
@@ -96,6 +101,8 @@ class ApprovalBar(Vertical):
         super().__init__(id=id)
         self.border_title = "Approval needed"
         self.request: ApprovalRequest | None = None
+        self.review = ""  # the diff's draft, summed up
+        self._has_comments = False  # a rejection may then go without typed feedback
 
     def compose(self) -> ComposeResult:
         yield Static(id="approval-summary")
@@ -114,6 +121,7 @@ class ApprovalBar(Vertical):
 
     def open(self, request: ApprovalRequest) -> None:
         self.request = request
+        self.review, self._has_comments = "", False
         self.query_one("#approval-summary", Static).update(approval_text(request))
         self.remove_class("-rejecting")
         self.query_one("#approval-feedback", Input).value = ""
@@ -123,7 +131,16 @@ class ApprovalBar(Vertical):
         """Parallel runs: more approvals were queued (or decided) behind the one shown."""
         if self.request is not None and self.request.waiting != waiting:
             self.request = dataclasses.replace(self.request, waiting=waiting)
-            self.query_one("#approval-summary", Static).update(approval_text(self.request))
+            self.query_one("#approval-summary", Static).update(
+                approval_text(self.request, self.review)
+            )
+
+    def show_review(self, review: str, has_comments: bool) -> None:
+        """The diff's comments and drops changed."""
+        self._has_comments = has_comments
+        if self.request is not None and review != self.review:
+            self.review = review
+            self.query_one("#approval-summary", Static).update(approval_text(self.request, review))
 
     def close(self) -> None:
         self.request = None
@@ -139,7 +156,7 @@ class ApprovalBar(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         feedback = event.value.strip()
-        if not feedback:
+        if not feedback and not self._has_comments:
             self.app.notify(
                 "Type what the agent should change, or escape to cancel.", severity="warning"
             )

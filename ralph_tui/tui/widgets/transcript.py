@@ -29,6 +29,7 @@ from ralph_tui.events import (
     Notice,
     PmAnswered,
     PmProposal,
+    ReviewRecorded,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -149,6 +150,9 @@ class Transcript(Vertical):
             case ApprovalDecided():
                 note = f": {event.feedback}" if event.feedback else ""
                 self.add_line(Text(f"» {event.decision}{note}", style="bold yellow"))
+            case ReviewRecorded():
+                for entry in [*event.dropped, *event.comments]:
+                    self.add_line(Text(f"» review: {entry}", style="yellow"))
             case Committed():
                 subject = event.message.splitlines()[0] if event.message else ""
                 self.add_line(
