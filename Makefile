@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BASE := $(VENV)/.installed-base
 FULL := $(VENV)/.installed-dev-claude-ray
 
-.PHONY: demo test lint typecheck pytest bench screenshots clean
+.PHONY: demo test lint imports typecheck pytest bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,15 @@ $(FULL): pyproject.toml | $(PY)
 demo: $(BASE)
 	$(VENV)/bin/ralph-tui demo
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 lint: $(FULL)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# the layers of docs/architecture.md: no upward import, no circle, no Textual in the core
+imports: $(FULL)
+	$(VENV)/bin/lint-imports
 
 typecheck: $(FULL)
 	$(PY) -m mypy

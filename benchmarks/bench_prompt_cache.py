@@ -30,7 +30,7 @@ from ralph_tui.config import RalphConfig  # noqa: E402
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt  # noqa: E402
 from ralph_tui.iteration import IterationRequest  # noqa: E402
 from ralph_tui.persona import DEFAULT_PERSONA  # noqa: E402
-from ralph_tui.prd import Story  # noqa: E402
+from ralph_tui.prd.model import Story  # noqa: E402
 from ralph_tui.pricing import price_for  # noqa: E402
 from tests.support.fake_anthropic import FakeAnthropic, prompt_blocks, reply, tool_use  # noqa: E402
 from tests.support.fake_tools import FakeIterationHandle  # noqa: E402

@@ -15,7 +15,7 @@ import string
 import time
 from collections.abc import Callable
 
-from ralph_tui.credentials import Redactor
+from ralph_tui.safety.credentials import Redactor
 
 SECRETS = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-bench-" + "x7" * 20,

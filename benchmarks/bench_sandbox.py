@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from ralph_tui.config import SandboxOptions  # noqa: E402
 from ralph_tui.errors import UsageError  # noqa: E402
-from ralph_tui.sandbox import Sandbox, resolve_sandbox  # noqa: E402
+from ralph_tui.safety.sandbox import Sandbox, resolve_sandbox  # noqa: E402
 from ralph_tui.tools.shell import run_bash  # noqa: E402
 
 GOAL_MS = 15.0

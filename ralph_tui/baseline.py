@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import git_output, split_z
+from ralph_tui.git.repo import git_output, split_z
 
 log = logging.getLogger(__name__)
 

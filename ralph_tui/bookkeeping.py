@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ralph_tui.prd import Prd, Story
-from ralph_tui.prd_store import PrdError, PrdStore
-from ralph_tui.progress import ProgressLog
-from ralph_tui.safe_open import BookkeepingError, replace_regular
+from ralph_tui.prd.model import Prd, Story
+from ralph_tui.prd.progress import ProgressLog
+from ralph_tui.prd.store import PrdError, PrdStore
+from ralph_tui.safety.safe_open import BookkeepingError, replace_regular
 
 
 class GuardedPrdStore(PrdStore):

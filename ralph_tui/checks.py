@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ralph_tui import credentials
+from ralph_tui.safety import credentials
 
 Status = Literal["ok", "missing", "warn", "skip"]
 VERSION_TIMEOUT_S = 30.0

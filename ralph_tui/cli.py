@@ -13,14 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ralph_tui import __version__, credentials, tempdirs
+from ralph_tui import __version__
 from ralph_tui.agents.registry import agent_names
 from ralph_tui.config import RalphConfig, load_config
 from ralph_tui.errors import RalphError, UsageError
 from ralph_tui.executors import executor_names
 from ralph_tui.exit_codes import ExitCode
-from ralph_tui.prd_store import PrdStore, prd_json_schema
-from ralph_tui.text import counted, escape_controls
+from ralph_tui.prd.store import PrdStore, prd_json_schema
+from ralph_tui.safety import credentials, tempdirs
+from ralph_tui.safety.text import counted, escape_controls
 
 log = logging.getLogger("ralph_tui")
 
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen-public", action="store_true", help="allow --listen on a non-loopback address"
     )
     run.add_argument("--branch", metavar="NAME", help="work on this branch (default: the PRD's)")
+    run.add_argument(
+        "--pr",
+        action="store_true",
+        help="[tracker]: when every story passes, push the branch and open a pull request",
+    )
 
     attach = sub.add_parser("attach", help="open the TUI on a run served with run --listen")
     attach.add_argument("url", nargs="?", help="the run's URL (default: .ralph/serve.json)")
@@ -103,8 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="write the PRD from another tool's backlog (see --list-formats)"
     )
     imp.add_argument(
-        "file", type=Path, nargs="?", help="the backlog file (or a folder of *.code-task.md)"
+        "file",
+        type=Path,
+        nargs="?",
+        help="the backlog file (or a folder of *.code-task.md), or github:OWNER/REPO or "
+        "linear:TEAM/PROJECT (the open issues)",
     )
+    imp.add_argument("--label", help="github:/linear: only the issues with this label")
+    imp.add_argument("--api-url", help="github:/linear: the API's base URL (default: public)")
     imp.add_argument("--list-formats", action="store_true", help="name every format it reads")
     _workspace_args(imp)
     imp.add_argument("--force", action="store_true", help="replace an existing PRD")
@@ -229,6 +241,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         listen_public=args.listen_public or None,
         branch=args.branch,
     )
+    if args.pr:
+        if config.tracker is None:
+            raise UsageError("--pr: needs a [tracker] table in ralph.toml (github or linear)")
+        config = config.model_copy(
+            update={"tracker": config.tracker.model_copy(update={"pull_request": True})}
+        )
     from ralph_tui.approvals import approvals_automatic
     from ralph_tui.runs import make_run_factory
 
@@ -261,7 +279,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _print_prd_warnings(path: Path) -> None:
     """What `validate` would warn about, said before a headless run starts (a repeated id)."""
-    from ralph_tui.prd_store import PrdError
+    from ralph_tui.prd.store import PrdError
 
     try:
         warnings = PrdStore(path).check()[1]
@@ -358,7 +376,7 @@ def _cmd_web(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ralph_tui.demo import create_demo_project
-    from ralph_tui.tempdirs import process_dir
+    from ralph_tui.safety.tempdirs import process_dir
     from ralph_tui.tui.app import run_tui
 
     # without a folder of its own the demo lives in this process's temp folder, removed at exit
@@ -383,7 +401,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     config = _config(args, workspace)
     _say_prd(config, workspace)
     path = config.prd_path(workspace)
-    from ralph_tui.prd_format import PrdError
+    from ralph_tui.prd.format import PrdError
 
     try:
         prd, warnings = PrdStore(path).check()
@@ -420,7 +438,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         status = "passed" if s.passes else f"waiting on {', '.join(waiting)}" if waiting else "open"
         pick = str(order[s.key]) if s.key in order else ""
         priority = "" if s.priority is None else str(s.priority)
-        rows.append((s.key, priority, status, pick, s.title))
+        title = f"{s.title}  {s.link}" if s.link else s.title  # the tracker's issue
+        rows.append((s.key, priority, status, pick, title))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
@@ -433,8 +452,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _branch_line(workspace: Path, config: RalphConfig, prd_branch: str | None) -> str:
-    from ralph_tui.branching import wanted_branch
-    from ralph_tui.git_repo import GitRepo
+    from ralph_tui.git.branching import wanted_branch
+    from ralph_tui.git.repo import GitRepo
 
     try:
         ref = GitRepo.open(workspace).head_branch()
@@ -453,7 +472,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ralph_tui.importers import FORMATS, import_prd
+    from ralph_tui.prd.importers import FORMATS, import_prd
 
     if args.list_formats:
         width = max(len(f.name) for f in FORMATS)
@@ -465,6 +484,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace, pin=False)
     target = config.new_prd_path(workspace)
+    if str(args.file).startswith(("github:", "linear:")):
+        return _import_tracker(str(args.file), args, workspace, target)
+    if args.label or args.api_url:
+        raise UsageError("import: --label and --api-url are for github:/linear: sources")
     source = args.file.expanduser()
     if source.exists() and target.exists() and source.samefile(target):
         # --force would replace the file being read (a Markdown PRD) with its conversion
@@ -486,6 +509,37 @@ def _cmd_import(args: argparse.Namespace) -> int:
         config.pinned(workspace)
     except UsageError as exc:  # e.g. the snarktank prd.json it came from is still there
         print(f"  next: {escape_controls(str(exc), multiline=False)}")
+    return 0
+
+
+def _import_tracker(source: str, args: argparse.Namespace, workspace: Path, target: Path) -> int:
+    """``import github:OWNER/REPO`` / ``linear:TEAM/PROJECT``: the open issues, once, as a
+    PRD file (a run with ``[tracker]`` syncs them itself)."""
+    from ralph_tui.prd.format import validate_prd, write_new
+    from ralph_tui.prd.importers import write_atomic
+    from ralph_tui.trackers import TrackerIssue, build_tracker, options_from_source
+    from ralph_tui.trackers.sync import new_document, sync_document
+
+    if target.exists() and not args.force:
+        raise UsageError(f"{target}: a PRD is already there (use --force to replace it)")
+    options = options_from_source(source, args.label, args.api_url)
+
+    async def read() -> list[TrackerIssue]:
+        tracker = build_tracker(options)
+        try:
+            return list(await tracker.open_issues())
+        finally:
+            await tracker.aclose()
+
+    issues = asyncio.run(read())
+    kind, _, name = source.partition(":")
+    doc, added, _, _ = sync_document(new_document(source, kind, name), issues, kind)
+    validate_prd(doc, target)
+    write_atomic(target, write_new(doc))
+    where = target.relative_to(workspace)
+    print(f"imported {source} ({counted(len(added), 'open issue')}) -> {where}")
+    for issue in issues:  # titles come from the tracker: no terminal escapes
+        print(f"  {escape_controls(f'{issue.story_id}: {issue.title}', multiline=False)}")
     return 0
 
 
@@ -532,6 +586,10 @@ lint = "ruff check ."
 
 [gate_options]
 timeout_s = 600
+
+# [pm]                         # a product-manager agent answers the agent's questions
+# mode = "suggest"             # or "answer": it answers when nobody did within answer_after
+# answer_after = 300
 """
 
 
@@ -539,7 +597,7 @@ PLACEHOLDER_TITLE = "Describe the first story"
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ralph_tui.branching import branch_for
+    from ralph_tui.safety.names import branch_for
 
     workspace = _workspace(args)
     if not (workspace / ".git").exists():

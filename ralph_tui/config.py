@@ -20,12 +20,12 @@ from pydantic import (
     StrictBool,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ralph_tui.agents.registry import agent_names
 from ralph_tui.errors import UsageError
 from ralph_tui.executors import executor_names
-from ralph_tui.review import ReviewOptions
 
 ApproveMode = Literal["ask", "auto"]
 
@@ -94,6 +94,9 @@ class RayOptions(_Strict):
     num_cpus: float = Field(1.0, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)  # custom resources per story
     namespace: str = "ralph-tui"
+    # the agent's commands and the gates on a node get no network unless this is set: with
+    # it they could reach the cluster's own APIs (the Jobs API runs code outside any sandbox)
+    sandbox_network: bool = False
 
 
 class NotifyOptions(_Strict):
@@ -139,6 +142,104 @@ class SandboxOptions(_Strict):
         return refuse_own_credentials(names)
 
 
+class TrackerOptions(_Strict):
+    """``[tracker]``: the issue tracker the PRD is synced from, and where landed stories are
+    reported (see ``ralph_tui/trackers``). The JSON PRD stays what the engine works on."""
+
+    kind: Literal["github", "linear"]
+    # github: OWNER/REPO the issues come from; linear: OWNER/REPO pull requests go to (optional)
+    repository: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    label: str | None = None  # only issues with this label (github, linear)
+    milestone: str | None = None  # github: only issues of this milestone (its title)
+    team: str | None = None  # linear: the team's key (ENG)
+    project: str | None = None  # linear: only issues of this project (its name)
+    view: str | None = None  # linear: a custom view's id; its issues, in its order
+    # the tracker's API; default: https://api.github.com or https://api.linear.app/graphql
+    api_url: str | None = Field(None, pattern=r"^https?://")
+    github_api_url: str | None = Field(None, pattern=r"^https?://")  # linear: for pull requests
+    # the variable holding the credential (default GITHUB_TOKEN, else `gh auth token`;
+    # LINEAR_API_KEY); read by ralph-tui only, withheld from the agent like every secret
+    token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    close: bool = True  # close the issue when its story lands (else only the comment)
+    done_state: str | None = None  # linear: the workflow state to move to (default: Done)
+    comment_escalations: bool = True  # post an escalation's question on the issue
+    pull_request: bool = False  # at the end of a run where every story passes (``--pr``)
+    remote: str = "origin"  # where the branch is pushed for the pull request
+    base: str | None = None  # the pull request's base branch (default: the repository's)
+    # longest wait for a rate limit's reset before the call fails
+    rate_limit_wait_s: float = Field(300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TrackerOptions:
+        if self.kind == "github" and not self.repository:
+            raise ValueError('kind = "github" needs repository = "OWNER/REPO"')
+        if self.kind == "linear" and not self.team:
+            raise ValueError('kind = "linear" needs team = "KEY" (the team\'s issue prefix)')
+        return self
+
+
+# Where ralph-tui looks for a PRD when none is configured: a change that adds one chooses
+# the next run's stories (``RalphConfig._prd_choice`` refuses two, never picks silently).
+PRD_PLACES = ["tasks/*_prd.json", "prd.json", "scripts/ralph/prd.json"]
+
+# ``[review]`` (ralph_tui.review): the files and markers that count as changing what checks
+# the code
+DEFAULT_CHECK_FILES = [
+    "ralph.toml",
+    ".gitattributes", "**/.gitattributes", ".gitignore", "**/.gitignore",
+    "conftest.py", "**/conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "noxfile.py",
+    "mypy.ini", ".mypy.ini", "ruff.toml", ".ruff.toml", ".coveragerc", ".flake8", ".pylintrc",
+    "pyrightconfig.json", ".pre-commit-config.yaml", "Makefile",
+    ".github/**", ".gitlab-ci.yml", ".ci/**", ".circleci/**", "Jenkinsfile", "azure-pipelines.yml",
+    "jest.config.*", "vitest.config.*", "karma.conf.*", ".mocharc*", "tsconfig*.json",
+    ".eslintrc*", "eslint.config.*", "package.json",
+    *PRD_PLACES,
+]  # fmt: skip
+# pyproject.toml tables that configure a checker: a change inside one is flagged.
+DEFAULT_CHECK_TABLES = [
+    "tool.pytest", "tool.mypy", "tool.ruff", "tool.coverage", "tool.pyright", "tool.pylint",
+    "tool.black", "tool.isort", "tool.hatch.envs", "tool.tox",
+]  # fmt: skip
+# Where tests live: deleting or renaming one is flagged.
+DEFAULT_TEST_FILES = [
+    "test/**", "tests/**", "**/test_*.py", "**/*_test.py", "**/*_test.go", "**/__tests__/**",
+    "**/*.test.*", "**/*.spec.*", "spec/**",
+]  # fmt: skip
+# An added line matching one of these switches a check off where it stands.
+DEFAULT_MARKERS = [
+    r"pytest\.mark\.(skip|skipif|xfail)\b", r"pytest\.(skip|xfail|importorskip)\s*\(",
+    r"unittest\.(skip|skipIf|skipUnless|expectedFailure)\b", r"@skip\b",
+    r"\b(it|test|describe)\.(skip|todo)\s*\(", r"\b(xit|xdescribe|xtest)\s*\(",
+    r"#\s*type:\s*ignore", r"#\s*noqa\b", r"#\s*pyright:\s*ignore", r"pragma:\s*no\s*cover",
+    r"eslint-disable", r"@ts-(ignore|nocheck|expect-error)", r"//\s*nolint\b",
+    r"\bcollect_ignore(_glob)?\b", r"\bpytest_collection_modifyitems\b",
+    r"\bpytest_runtest_(setup|call|makereport)\b", r"\b__test__\s*=\s*False\b",
+]  # fmt: skip
+# Files that run by themselves at the next start of an interpreter or a shell.
+DEFAULT_STARTUP_HOOKS = [
+    "**/*.pth", "*.pth", "**/sitecustomize.py", "sitecustomize.py", "**/usercustomize.py",
+    "usercustomize.py", ".envrc", "**/.envrc", ".bashrc", ".bash_profile", ".profile", ".zshrc",
+    ".zshenv", ".npmrc", ".yarnrc*", ".pythonrc*", ".python-version", ".tool-versions",
+]  # fmt: skip
+
+
+class ReviewOptions(BaseModel):
+    """``[review]`` in ralph.toml: what counts as weakening the checks (each list replaces
+    its default; ``extra_*`` adds to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check_files: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECK_FILES))
+    check_tables: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECK_TABLES))
+    test_files: list[str] = Field(default_factory=lambda: list(DEFAULT_TEST_FILES))
+    markers: list[str] = Field(default_factory=lambda: list(DEFAULT_MARKERS))
+    startup_hooks: list[str] = Field(default_factory=lambda: list(DEFAULT_STARTUP_HOOKS))
+    extra_check_files: list[str] = Field(default_factory=list)
+    # compare the test gates' counts with the base tree's (ralph_tui.baseline)
+    baseline: bool = True
+    extra_markers: list[str] = Field(default_factory=list)
+
+
 def _known_executor(name: str) -> str:
     if name not in (names := executor_names()):
         raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
@@ -149,6 +250,20 @@ def _known_agent(name: str) -> str:
     if name not in (names := agent_names()):
         raise ValueError(f"should be one of {', '.join(repr(n) for n in names)}")
     return name
+
+
+class PmOptions(_Strict):
+    """``[pm]``: a second model that answers the agent's escalations (``ralph_tui.pm``).
+
+    Absent: every escalation waits for the human, as before."""
+
+    agent: Literal["anthropic"] = "anthropic"
+    model: str | None = None  # None: the run's own model
+    # "suggest": the human sees the PM's answer and sends it, edits it or writes their own;
+    # "answer": the PM's answer goes to the agent when no human answered within answer_after
+    mode: Literal["suggest", "answer"] = "suggest"
+    answer_after: float = Field(300.0, ge=0)
+    max_turns: int = Field(12, ge=1, le=50)  # the PM's tool turns for one escalation
 
 
 class RalphConfig(_Strict):
@@ -188,6 +303,7 @@ class RalphConfig(_Strict):
     listen_public: bool = False
     sandbox: SandboxOptions = SandboxOptions()
     review: ReviewOptions = ReviewOptions()
+    pm: PmOptions | None = None  # [pm]: a product-manager agent answers escalations
     # the branch the run works on: true = the PRD's branchName, false = stay on the current
     # branch, "name" = that branch (``--branch``); see branching.py
     branch: StrictBool | str = True
@@ -195,6 +311,8 @@ class RalphConfig(_Strict):
     # where snarktank's loop keeps it (``prd.json``, ``scripts/ralph/prd.json``) when that is
     # absent. A PRD other than tasks/<role>_prd.json keeps its log beside it, in progress.txt
     prd: str | None = Field(None, min_length=1)
+    # the issue tracker the PRD is synced from (None: the PRD file alone)
+    tracker: TrackerOptions | None = None
     _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
     # where ``prd`` was set ("/repo/ralph.toml", "--prd"), for errors about that file
     _prd_origin: str | None = PrivateAttr(None)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ralph_tui.persona import Persona
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 
 LOOP_RULES = """\
 # How this loop works

@@ -25,11 +25,11 @@ from ralph_tui.iteration import (
     Usage,
 )
 from ralph_tui.pr_review import DropError, feedback_for_agent
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from ralph_tui.review import flags_for_agent
+from ralph_tui.safety.text import cap_text
+from ralph_tui.safety.workspace import Workspace
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer
-from ralph_tui.text import cap_text
-from ralph_tui.workspace import Workspace
 
 AGENT_TEXT_MAX = 4000  # characters of a summary, a question, what was tried
 LEARNING_MAX = 1000  # characters of one learning
@@ -203,9 +203,7 @@ class IterationControl:
         """What the agent is told after a question to the human: the answer, a skip, or (no
         human there) the run stops after this iteration."""
         if answer.kind == "answer":
-            return ToolOutcome(
-                f"Answer from the human supervisor:\n{answer.text.strip()}", is_error=is_error
-            )
+            return ToolOutcome(f"{answer.source}:\n{answer.text.strip()}", is_error=is_error)
         if answer.kind == "skip":
             self._end("skipped", "skipped by the supervisor")
             return ToolOutcome(

@@ -8,7 +8,6 @@ checks only read: nothing is created, installed or written.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,20 +15,17 @@ from typing import Any, TextIO
 
 from ralph_tui.agents.registry import agent_spec
 from ralph_tui.checks import Check, find_program, first_line, run_program
-from ralph_tui.config import RalphConfig, find_config_file, load_config
+from ralph_tui.config import RalphConfig, TrackerOptions, find_config_file, load_config
 from ralph_tui.errors import UsageError
+from ralph_tui.gates import gate_program
 from ralph_tui.persona import load_persona
-from ralph_tui.prd_store import PrdStore
-from ralph_tui.sandbox import resolve_sandbox
-from ralph_tui.text import counted
-from ralph_tui.workspace import agent_env
+from ralph_tui.prd.store import PrdStore
+from ralph_tui.safety.sandbox import resolve_sandbox
+from ralph_tui.safety.text import counted
+from ralph_tui.safety.workspace import agent_env
+
 
 # First words of a gate command that need no executable on PATH.
-_SHELL_WORDS = frozenset(
-    {"true", "false", ":", "cd", "test", "[", "echo", "exit", "export", "set", "!", "{", "(", "if"}
-)
-
-
 def run_doctor(workspace: Path, overrides: Mapping[str, Any] | None, out: TextIO) -> int:
     """Runs every check, prints one line each and a verdict; 1 if anything is missing, else 0.
 
@@ -65,6 +61,8 @@ def diagnose(workspace: Path, overrides: Mapping[str, Any] | None = None) -> Ite
             yield Check("skip", name, "needs a valid configuration")
         return
     yield _prd_check(root, config)
+    if config.tracker is not None:
+        yield _tracker_check(config.tracker)
     if config.persona:
         yield _persona_check(root, config.persona)
     yield from _gate_checks(root, config)
@@ -115,6 +113,8 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
     except UsageError as exc:  # two candidate PRDs (prd.json and tasks/...): never a pick
         return Check("missing", "prd", str(exc), "")
     path = pinned.prd_path(root)
+    if config.tracker is not None and not path.exists():
+        return Check("ok", "prd", f"{_rel(path, root)}: written by the run's first tracker sync")
     try:
         prd = PrdStore(path).load()
     except UsageError as exc:
@@ -127,6 +127,30 @@ def _prd_check(root: Path, config: RalphConfig) -> Check:
     return Check(
         "ok", "prd", f"{_rel(path, root)}{found}: {counted(total, 'story')}, {open_count} open"
     )
+
+
+def _tracker_check(options: TrackerOptions) -> Check:
+    """Which issues a run reads, and whether the credential is there (no network call)."""
+    from ralph_tui.trackers import github_token, linear_key
+
+    if options.kind == "github":
+        where = f"github {options.repository}"
+        narrowed = options.label or options.milestone
+    else:
+        where = f"linear {options.team}" + (f"/{options.project}" if options.project else "")
+        narrowed = options.label or options.view
+    where += f" ({narrowed})" if narrowed else " (every open issue)"
+    try:
+        if options.kind == "github":
+            github_token(options.token_env)
+        else:
+            linear_key(options.token_env)
+        if options.pull_request and options.kind == "linear":
+            github_token(None)
+    except UsageError as exc:
+        return Check("missing", "tracker", f"{where}: {exc}", "export the variable it names")
+    pr = ", pull request at the end" if options.pull_request else ""
+    return Check("ok", "tracker", f"{where}: credential found{pr}")
 
 
 def _persona_check(root: Path, persona: str) -> Check:
@@ -178,23 +202,6 @@ def _sandbox_check(root: Path, config: RalphConfig) -> Check:
     return Check("ok", "sandbox", sandbox.describe())
 
 
-def gate_program(command: str) -> str | None:
-    """The executable a gate command starts, or None when the shell itself handles it."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None  # unbalanced quotes: let the shell report it when the gate runs
-    for word in words:
-        if (
-            "=" in word
-            and not word.startswith(("=", "/", "."))
-            and word.split("=")[0].isidentifier()
-        ):
-            continue  # FOO=1 pytest
-        return None if word in _SHELL_WORDS else word
-    return None
-
-
 # ---- the agent -------------------------------------------------------------------------------
 
 
@@ -209,7 +216,7 @@ def _fallback_checks(root: Path, config: RalphConfig) -> Iterator[Check]:
 
 def _ray_checks(config: RalphConfig) -> Iterator[Check]:
     try:
-        from ralph_tui.ray_executor import check_cluster
+        from ralph_tui.executors.ray.executor import check_cluster
     except ImportError:
         yield Check(
             "missing",

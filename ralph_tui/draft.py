@@ -22,9 +22,9 @@ from ralph_tui.agents.anthropic_agent import AnthropicAgent
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import UsageError
 from ralph_tui.events import Event, Notice
-from ralph_tui.importers import write_atomic
-from ralph_tui.prd import Prd
-from ralph_tui.prd_format import PrdError, validate_prd, write_new
+from ralph_tui.prd.format import PrdError, validate_prd, write_new
+from ralph_tui.prd.importers import write_atomic
+from ralph_tui.prd.model import Prd
 from ralph_tui.pricing import estimate_cost
 
 #: how many times an invalid answer is sent back for another try

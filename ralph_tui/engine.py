@@ -17,9 +17,8 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ralph_tui import credentials
 from ralph_tui.agents import create_agent
 from ralph_tui.approvals import approvals_unattended
 from ralph_tui.baseline import (
@@ -30,7 +29,6 @@ from ralph_tui.baseline import (
     test_runner_gates,
 )
 from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
-from ralph_tui.branching import switch_to, wanted_branch
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import (
@@ -61,31 +59,39 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.exit_codes import ExitCode
-from ralph_tui.gates import GateResult, run_gates, run_story_gates
-from ralph_tui.git_guard import GitSnapshot
-from ralph_tui.git_repo import FileDiff, GitRepo
-from ralph_tui.ignored import IgnoredSnapshot
+from ralph_tui.gates import GateResult, run_gates, run_story_gates, workspace_programs
+from ralph_tui.git.branching import switch_to, wanted_branch
+from ralph_tui.git.guard import GitSnapshot
+from ralph_tui.git.ignored import IgnoredSnapshot
+from ralph_tui.git.repo import FileDiff, GitRepo
 from ralph_tui.iteration import Agent, IterationRequest, Usage
 from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.persona import load_persona
+from ralph_tui.pm import AS_IS, ProductManager
 from ralph_tui.pr_review import anchor_comments, comment_lines, drop_lines, drop_parts
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
+from ralph_tui.prd.progress import ProgressLog
 from ralph_tui.pricing import estimate_cost
-from ralph_tui.progress import ProgressLog
 from ralph_tui.recovery import StateFile, new_run_id, recover
 from ralph_tui.review import review_flags
 from ralph_tui.runlock import RunLock
-from ralph_tui.safe_open import BookkeepingError, inside, read_capped, replace_regular
-from ralph_tui.sandbox import resolve_sandbox
+from ralph_tui.safety.safe_open import BookkeepingError, inside, read_capped, replace_regular
+from ralph_tui.safety.sandbox import resolve_sandbox
+from ralph_tui.safety.text import counted
+from ralph_tui.safety.workspace import Redactor, Workspace, agent_env
 from ralph_tui.supervisor import (
     ApprovalDecision,
+    ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
     Supervisor,
 )
-from ralph_tui.text import counted
-from ralph_tui.workspace import Redactor, Workspace
+from ralph_tui.trackers import TrackerError, TrackerIssue, withhold_credentials
+
+if TYPE_CHECKING:
+    from ralph_tui.trackers.link import TrackerLink
+    from ralph_tui.trackers.sync import SyncResult
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,8 @@ CONTEXT_FILE_CHARS = 20_000  # AGENTS.md / CLAUDE.md given to the agent
 __all__ = ["Engine", "commit_message"]
 
 FAILURES_BEFORE_ESCALATION = 3
+# whose answer, as the progress log says it ([pm]): a human's needs no label
+_LOGGED_BY = {"human": "", "pm": "the PM", AS_IS: "the PM's suggestion, sent by a human"}
 
 
 class Engine:
@@ -113,6 +121,8 @@ class Engine:
         self.root = self.workspace.root
         self.config = config = config.pinned(self.root)
         self._agent = agent  # None: built from config after the preflight checks pass
+        # [pm]: built with the agent (a test may set its own, with a fake API and clock)
+        self.pm: ProductManager | None = None
         self.supervisor = supervisor
         self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
         self._review_notes: dict[str, list[str]] = {}  # story -> drops and comments made
@@ -142,7 +152,14 @@ class Engine:
         self._sink = sink
         self._journal: Journal | None = None
         # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
-        credentials.withhold()
+        # [tracker]: its token variable withheld and its credential resolved before the
+        # redactor is built (a `gh auth token` joins the vault), so the redactor knows it
+        withhold_credentials(config.tracker)
+        self.tracker: TrackerLink | None = None
+        if config.tracker is not None:
+            from ralph_tui.trackers.link import TrackerLink
+
+            self.tracker = TrackerLink.from_config(config.tracker)
         # the run's faces (server, notifier) are built with the same one (ralph_tui.runs)
         self._redact = redactor if redactor is not None else Redactor()
         self._running = asyncio.Event()
@@ -259,7 +276,21 @@ class Engine:
             self._lock.release()
 
     async def _run_locked(self) -> int:
-        await asyncio.to_thread(self._preflight)
+        try:
+            # the issues are read first: a refused token stops the run before anything changes
+            tracker = self.tracker
+            issues = await tracker.read() if tracker is not None else None
+            created = None
+            if tracker is not None and issues is not None and not self.store.path.exists():
+                # a first PRD, so the preflight knows the run's branch (its branchName)
+                created = await tracker.sync(self.store.path, issues)
+            await asyncio.to_thread(self._preflight)
+            if issues is not None:  # on the run's branch: into the PRD it has there
+                await self._sync_tracker(issues, created)
+        except BaseException:
+            if self.tracker is not None:
+                await self.tracker.aclose()
+            raise
         self._journal = Journal(self.run_dir, self._redact)
         self.emit(
             RunStarted(
@@ -281,6 +312,8 @@ class Engine:
             self.notice(note, "warning")
         for note in self._startup_info:
             self.notice(note)
+        if self.tracker is not None:  # the faces read the PRD the sync wrote
+            self.emit(PrdChanged(source="engine"))
         self._set_state("running")
         stop_watch = asyncio.Event()
         watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
@@ -289,10 +322,7 @@ class Engine:
         try:
             exit_code, reason = await self._loop()
             if exit_code == ExitCode.DONE and self.branch is not None:
-                self.notice(
-                    f"every story passes on {self.branch}; for a pull request: "
-                    f"git push -u origin {self.branch}"
-                )
+                exit_code, reason = await self._end_with_pull_request(exit_code, reason)
         except RunEnded as ended:
             exit_code, reason = ended.exit_code, ended.reason
         except (AgentError, GitError) as exc:
@@ -304,6 +334,13 @@ class Engine:
             stop_watch.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if self.pm is not None:
+                try:
+                    await self.pm.aclose()
+                except Exception:  # closing must not hide the run's own outcome
+                    log.warning("closing the PM failed", exc_info=True)
+            if self.tracker is not None:
+                await self.tracker.aclose()
             if self._agent is not None:
                 try:
                     await self._agent.aclose()
@@ -316,6 +353,62 @@ class Engine:
                 self._journal.close()
                 self._journal = None
         return exit_code
+
+    # ----------------------------------------------------------------- [tracker]
+
+    async def _sync_tracker(
+        self, issues: Sequence[TrackerIssue], created: SyncResult | None
+    ) -> None:
+        """The tracker's open issues into the PRD on the run's branch, committed.
+        ``created``: the sync that wrote a first PRD before the preflight."""
+        assert self.tracker is not None
+        result = await self.tracker.sync(self.store.path, issues)
+        said = created if created is not None and not result.changed else result
+        summary = said.summary(self.tracker.source)
+        self._startup_info.append(summary)
+        await asyncio.to_thread(self._commit_synced_prd, summary)
+
+    def _commit_synced_prd(self, summary: str) -> None:
+        """The synced PRD committed on the run's branch: a story's commit holds only its own
+        change, and a clean tree is what the next run starts from."""
+        path = self.workspace.relative(self.store.path)
+        committed = self.git.show_file("HEAD", Path(path))
+        if committed == self.store.path.read_bytes():
+            return
+        sha = self.git.commit_paths([path], f"[{self.config.role}] {summary}\n")
+        self._startup_info.append(f"committed the synced PRD as {sha[:10]}")
+
+    async def tracker_landed(
+        self, story: Story, sha: str, gates: Sequence[GateResult], flags: Sequence[str]
+    ) -> None:
+        """A landed story's issue: commented on with the commit and the gates, then closed."""
+        if self.tracker is None:
+            return
+        flags = [self._redact(flag) for flag in flags]  # they may quote the agent's files
+        for report in await self.tracker.landed(
+            story, sha, branch=self.branch, gates=gates, flags=flags
+        ):
+            self.notice(self._redact(report.message), report.level)
+
+    async def _end_with_pull_request(self, exit_code: int, reason: str) -> tuple[int, str]:
+        """Every story passes: the pull request when ``[tracker] pull_request`` (``--pr``)
+        asks for it, else the hint to open one."""
+        assert self.branch is not None
+        if self.tracker is None or not self.tracker.options.pull_request:
+            self.notice(
+                f"every story passes on {self.branch}; for a pull request: "
+                f"git push -u origin {self.branch}"
+            )
+            return exit_code, reason
+        prd = await asyncio.to_thread(self.store.load)
+        try:
+            url = await self.tracker.pull_request(self.git, self.branch, prd)
+        except (TrackerError, GitError) as exc:
+            message = f"pull request for {self.branch} not opened: {exc}"
+            self.notice(self._redact(message), "error")
+            return ExitCode.RUNTIME, message
+        self.notice(f"pull request opened: {url}")
+        return exit_code, f"{reason}; pull request {url}"
 
     def _commit_log_entries(self) -> None:
         """Commit what the run appended to the progress log and nothing landed with (a blocker,
@@ -386,6 +479,22 @@ class Engine:
             load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
         if self._agent is None:  # a missing key or CLI is refused here, before any change
             self._agent = create_agent(self.config, self.root)
+        if self.config.pm is not None and self.pm is None:
+            self.pm = ProductManager(self.config.pm, self.config)
+        # a gate whose program lives in the workspace runs what the agent may have rewritten
+        confined = self.workspace.sandbox.confined
+        for name, program in workspace_programs(
+            self.root, self.config.gates, agent_env().get("PATH")
+        ):
+            where = (
+                "it runs in the sandbox"
+                if confined
+                else "the sandbox is off: it runs unconfined, as you"
+            )
+            self._startup_notes.append(
+                f"gate {name} starts {self.workspace.relative(program)} from the workspace, a "
+                f"file the agent can change; {where}"
+            )
         # every refusal above comes before this: a refused run leaves the user on their branch
         if wanted is not None:
             self._startup_info.append(switch_to(self.git, wanted))
@@ -459,6 +568,14 @@ class Engine:
             raise
         if outcome == "committed":
             self.failures[story.key] = 0
+            # --allow-dirty: an edit of the agent's to the user's own files stayed out of the
+            # commit; it does not stay in them either
+            for rel in await asyncio.to_thread(self._put_back_user_files):
+                self.notice(
+                    f"{rel}: your uncommitted file, changed by the agent; put back as you left "
+                    "it (the change was not committed)",
+                    "warning",
+                )
             await asyncio.to_thread(self._end_iteration)
             self._iteration_finished(number, story, outcome)
         else:
@@ -589,18 +706,23 @@ class Engine:
                 saved[rel] = path.read_bytes()
         return saved
 
-    def _put_back_user_files(self) -> None:
-        """--allow-dirty: the user's own uncommitted files, as they were when the run started."""
+    def _put_back_user_files(self) -> list[str]:
+        """--allow-dirty: the user's own uncommitted files, as they were when the run started;
+        the ones that had changed (the agent's edits, never committed)."""
+        put_back: list[str] = []
         for rel, data in self._user_files.items():
             path = self.root / rel
             if data is None:
                 if path.is_file() or path.is_symlink():
                     path.unlink()
+                    put_back.append(rel)
                 continue
             if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             replace_regular(path, data)
+            put_back.append(rel)
+        return put_back
 
     async def _count_failure(self, story: Story) -> None:
         count = self.failures.get(story.key, 0) + 1
@@ -797,6 +919,7 @@ class Engine:
             if self._books is not None:
                 self._books.rebase_progress(self.progress)
 
+        flags = self._approved_flags.pop(story.key, ())
         sha = await self._landing.land(
             story,
             learnings,
@@ -804,9 +927,10 @@ class Engine:
             after=self._marker("iteration", story),
             user_files=self._user_dirty,
             undo=rebase_books,
-            flags=self._approved_flags.pop(story.key, ()),
+            flags=flags,
             review=self._review_notes.pop(story.key, ()),
         )
+        await self.tracker_landed(story, sha, self._last_gates, flags)
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
         if self.config.review.baseline and self._last_gates:
@@ -825,37 +949,71 @@ class Engine:
         await asyncio.to_thread(
             self.progress.append_blocker, story.key, story.title, tried, question
         )
-        self.emit(
-            Escalated(story_id=story.key, question=question, tried=tried, automatic=automatic)
-        )
-        self._set_state("waiting")
-        try:
-            answer = await self.supervisor.answer(
-                EscalationRequest(story.key, story.title, question, tried, automatic)
-            )
-        finally:
-            self._set_state("running")
+        request = EscalationRequest(story.key, story.title, question, tried, automatic)
+        if self.tracker is not None:  # [tracker]: the question as a comment on the issue
+            for report in await self.tracker.escalated(story, question, tried):
+                self.notice(self._redact(report.message), report.level)
+        if self.pm is not None:  # [pm]: the PM answers or suggests first (ralph_tui.pm)
+            answer, by = await self.pm.escalate(self, story, request)
+        else:
+            answer, by = await self.ask_supervisor(request), "human"
         text = answer.text.strip() if answer.kind == "answer" else None
         if answer.kind != "stop":
             await asyncio.to_thread(
-                self.progress.append_answer, self._redact(text) if text else None
+                self.progress.append_answer,
+                self._redact(text) if text else None,
+                by=_LOGGED_BY.get(by, by),
             )
         self.emit(
             EscalationAnswered(
-                story_id=story.key, answer=text or "", skipped=answer.kind != "answer"
+                story_id=story.key, answer=text or "", skipped=answer.kind != "answer", by=by
             )
         )
         if answer.kind == "answer" and text:
-            self.feedback.setdefault(story.key, []).append(f"Answer to '{question}': {text}")
+            whose = "the PM (product-manager agent)" if by == "pm" else "the human"
+            self.feedback.setdefault(story.key, []).append(
+                f"Answer from {whose} to '{question}': {text}"
+            )
         elif answer.kind == "skip":
             self.skipped.add(story.key)
-        return answer
+        return dataclasses.replace(answer, by=by)
+
+    async def ask_supervisor(self, request: EscalationRequest, *, pm: str = "") -> EscalationAnswer:
+        """Put the escalation to the supervisor (``pm``: what the PM did, for the faces)."""
+        self.emit(
+            Escalated(
+                story_id=request.story_id,
+                question=request.question,
+                tried=request.tried,
+                automatic=request.automatic,
+                pm=pm,
+            )
+        )
+        self.set_waiting(True)
+        try:
+            return await self.supervisor.answer(request)
+        finally:
+            self.set_waiting(False)
+
+    def set_waiting(self, waiting: bool) -> None:
+        self._set_state("waiting" if waiting else "running")
+
+    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """A decision that is not a commit (a PRD change the PM proposed)."""
+        self.set_waiting(True)
+        try:
+            return await self.supervisor.approve(request)
+        finally:
+            self.set_waiting(False)
 
     # ----------------------------------------------------------------- cost
 
-    def add_usage(self, story: Story, usage: Usage) -> None:
-        # a fallback agent's usage is priced by its own model (agents/fallback.py)
-        cost = estimate_cost(usage.model or self.config.model, usage, self.config.pricing)
+    def add_usage(
+        self, story: Story, usage: Usage, *, by: str = "agent", model: str | None = None
+    ) -> None:
+        """``by="pm"``: the PM's own calls, at its own model's price, in the same budget; a
+        fallback agent's usage is priced by its own model (agents/fallback.py)."""
+        cost = estimate_cost(model or usage.model or self.config.model, usage, self.config.pricing)
         self.story_cost[story.key] = self.story_cost.get(story.key, 0.0) + cost
         self.run_cost += cost
         self.emit(
@@ -867,6 +1025,7 @@ class Engine:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
                 cost_usd=cost,
                 agent=usage.agent,
+                by=by,
             )
         )
         limit = self.config.max_cost_usd

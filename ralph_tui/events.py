@@ -220,6 +220,9 @@ class Escalated(Event):
     question: str
     tried: str
     automatic: bool = False
+    # what the PM did with it (``ralph_tui.pm``): "" no PM, "suggested", "answers_later",
+    # "answered" (at once, nobody is asked), "unknown" (the PM could not answer)
+    pm: str = ""
 
 
 @_register
@@ -229,6 +232,43 @@ class EscalationAnswered(Event):
     story_id: str
     answer: str
     skipped: bool = False
+    # whose answer reached the agent: "human", "pm", or "human (the PM's suggestion as is)"
+    by: str = "human"
+    correction: bool = False  # a human's later answer correcting the PM's
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class PmAnswered(Event):
+    """What the PM said to an escalation: an answer, or (``known`` false) why it cannot."""
+
+    kind: ClassVar[str] = "pm_answered"
+    story_id: str
+    answer: str
+    known: bool = True
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class PmToolUsed(Event):
+    """One of the PM's read-only tool calls (``refused``: a tool it does not have)."""
+
+    kind: ClassVar[str] = "pm_tool"
+    story_id: str
+    name: str
+    detail: str
+    refused: bool = False
+
+
+@_register
+@dataclass(frozen=True, slots=True)
+class PmProposal(Event):
+    """A PRD change the PM proposed, and what the human decided (never applied alone)."""
+
+    kind: ClassVar[str] = "pm_proposal"
+    story_id: str
+    proposal: str
+    decision: Literal["proposed", "accepted", "rejected", "not asked"] = "proposed"
 
 
 @_register
@@ -244,6 +284,7 @@ class UsageReported(Event):
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
     agent: str = ""  # a fallback run: which agent spent it ("anthropic:claude-haiku-4-5")
+    by: str = "agent"  # "pm": the product-manager agent's own calls
 
 
 @_register

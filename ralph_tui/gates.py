@@ -21,16 +21,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ralph_tui.checks import find_program
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import GitError
 from ralph_tui.events import GateStateName
-from ralph_tui.git_repo import display_path, nested_repositories
+from ralph_tui.git.repo import display_path, nested_repositories
 from ralph_tui.path_rules import changed_breaches, explain
-from ralph_tui.prd import Story
-from ralph_tui.procgroup import KILL_GRACE_S, run_in_group
-from ralph_tui.sandbox import Sandbox
-from ralph_tui.text import one_line
-from ralph_tui.workspace import agent_env
+from ralph_tui.prd.model import Story
+from ralph_tui.safety.procgroup import KILL_GRACE_S, run_in_group
+from ralph_tui.safety.sandbox import Sandbox
+from ralph_tui.safety.text import one_line
+from ralph_tui.safety.workspace import agent_env
 
 OUTPUT_CAP = 1 << 20  # bytes of output kept per gate (the tail: summaries are at the end)
 _SUMMARY_WIDTH = 80
@@ -77,6 +78,44 @@ class _Tail:
         if clipped > 0:
             return f"[output clipped: the first {clipped} bytes are not kept]\n{body}"
         return body
+
+
+# First words of a gate command that need no executable on PATH.
+_SHELL_WORDS = frozenset(
+    {"true", "false", ":", "cd", "test", "[", "echo", "exit", "export", "set", "!", "{", "(", "if"}
+)
+
+
+def gate_program(command: str) -> str | None:
+    """The executable a gate command starts, or None when the shell itself handles it."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None  # unbalanced quotes: let the shell report it when the gate runs
+    for word in words:
+        if (
+            "=" in word
+            and not word.startswith(("=", "/", "."))
+            and word.split("=")[0].isidentifier()
+        ):
+            continue  # FOO=1 pytest
+        return None if word in _SHELL_WORDS else word
+    return None
+
+
+def workspace_programs(
+    root: Path, gates: Mapping[str, str], path: str | None
+) -> list[tuple[str, Path]]:
+    """The gates whose program is a file inside the workspace (``.venv/bin/pytest``,
+    ``node_modules/.bin/jest``, ``./check.sh``): the agent can rewrite it, so the run says so.
+    (name, the program's path) for each."""
+    found: list[tuple[str, Path]] = []
+    for name, command in gates.items():
+        program = gate_program(command)
+        where = find_program(program, root, path) if program else None
+        if where is not None and Path(where).resolve().is_relative_to(root):
+            found.append((name, Path(where).resolve()))
+    return found
 
 
 def _format_seconds(value: float) -> str:

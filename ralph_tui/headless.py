@@ -32,6 +32,9 @@ from ralph_tui.events import (
     IterationFinished,
     IterationStarted,
     Notice,
+    PmAnswered,
+    PmProposal,
+    PmToolUsed,
     ReviewRecorded,
     RunFinished,
     RunStarted,
@@ -44,14 +47,14 @@ from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import Agent
 from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.runs import RunSpec, build_run
+from ralph_tui.safety.text import escape_controls, one_line
+from ralph_tui.safety.workspace import Redactor
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
 )
-from ralph_tui.text import escape_controls, one_line
-from ralph_tui.workspace import Redactor
 
 CLIP = 200
 
@@ -68,6 +71,7 @@ class ConsoleSink:
         self._pending: dict[int, str] = {}  # per worker (0: the single-worker loop)
         self._cost = 0.0
         self._agent_cost: dict[str, float] = {}  # a fallback run: what each agent spent
+        self._pm_cost = 0.0  # [pm]: the product-manager agent's share
         self._stories: dict[int, str] = {}  # parallel worker -> the story it runs
 
     def __call__(self, event: Event) -> None:
@@ -140,15 +144,28 @@ class ConsoleSink:
             case Escalated(question=question, automatic=automatic):
                 who = "engine" if automatic else "agent"
                 return f"  ? escalation ({who}): {one_line(question, CLIP)}"
-            case EscalationAnswered(answer=answer, skipped=skipped):
+            case EscalationAnswered(answer=answer, skipped=skipped, by=by, correction=correction):
+                whose = (
+                    "" if by == "human" else " (the PM, not a human)" if by == "pm" else f" ({by})"
+                )
+                label = "correction" if correction else "answer"
                 return (
                     "  supervisor: skipped the story"
                     if skipped
-                    else f"  answer: {one_line(answer, CLIP)}"
+                    else f"  {label}{whose}: {one_line(answer, CLIP)}"
                 )
-            case UsageReported(cost_usd=spent, agent=agent):
+            case PmAnswered(answer=answer, known=known):
+                said = one_line(answer, CLIP)
+                return f"  PM: {said}" if known else f"  PM: cannot answer ({said})"
+            case PmToolUsed(name=name, detail=detail, refused=refused):
+                return f"  PM → {name}{' (refused)' if refused else ''} {one_line(detail, 160)}"
+            case PmProposal(proposal=proposal, decision=decision):
+                return f"  PM proposes a PRD change ({decision}): {one_line(proposal, CLIP)}"
+            case UsageReported(cost_usd=spent, by=by, agent=agent):
                 self._cost += spent
-                if agent:
+                if by == "pm":
+                    self._pm_cost += spent
+                elif agent:
                     self._agent_cost[agent] = self._agent_cost.get(agent, 0.0) + spent
                 return None
             case AgentSwitched(agent=agent, previous=previous, reason=reason):
@@ -163,7 +180,8 @@ class ConsoleSink:
                 extra = f"; change saved to {patch}" if patch else ""
                 return f"  iteration {outcome}" + (f": {message}" if message else "") + extra
             case RunFinished(exit_code=code, reason=reason):
-                total = f", est. cost ${self._cost:.4f}" if self._cost else ""
+                pm = f", the PM ${self._pm_cost:.4f} of it" if self._pm_cost else ""
+                total = f", est. cost ${self._cost:.4f}{pm}" if self._cost else ""
                 if len(self._agent_cost) > 1:  # the cost table of a fallback run, by agent
                     total += " by agent: " + ", ".join(
                         f"{agent} ${cost:.4f}" for agent, cost in self._agent_cost.items()
@@ -225,11 +243,10 @@ class TerminalSupervisor:
         self.mode = mode
         self.sink = sink
         stream = stdin if stdin is not None else sys.stdin
+        self._terminal = _is_terminal(stream)
         # a terminal's prompt can be ended when the question is settled elsewhere (a client
         # of a served run answered first): its reading thread must not swallow the next line
-        self.stdin: TextIO = (
-            cast(TextIO, InterruptibleLines(stream)) if _is_terminal(stream) else stream
-        )
+        self.stdin: TextIO = cast(TextIO, InterruptibleLines(stream)) if self._terminal else stream
 
     async def _ask(self, prompt: str) -> str | None:
         self.sink._flush_text()
@@ -245,8 +262,9 @@ class TerminalSupervisor:
 
     @property
     def reaches_human(self) -> bool:
-        """``--approve auto`` asks nobody: a flagged change cannot be shown to anyone here."""
-        return self.mode == "ask"
+        """``--approve auto`` asks nobody: a flagged change cannot be shown to anyone here.
+        Nor does a stdin that is not a terminal (CI): a PM in ``answer`` mode answers at once."""
+        return self.mode == "ask" and self._terminal
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
         if self.mode == "auto":
@@ -273,9 +291,16 @@ class TerminalSupervisor:
         if self.mode == "auto":
             return EscalationAnswer("stop")
         self.sink._line(f"  Tried: {request.tried}\n  Question: {request.question}")
-        text = await self._ask("  your answer (empty line to skip the story): ")
+        if request.pm_note:
+            self.sink._line(f"  {request.pm_note}")
+        if request.suggestion:
+            self.sink._line(f"  The PM suggests: {request.suggestion}")
+        sends = "'.' sends the PM's suggestion, " if request.suggestion else ""
+        text = await self._ask(f"  your answer ({sends}empty line to skip the story): ")
         if text is None:
             return EscalationAnswer("stop")
+        if request.suggestion and text.strip() == ".":
+            return EscalationAnswer("answer", request.suggestion)
         return EscalationAnswer("answer", text) if text.strip() else EscalationAnswer("skip")
 
 

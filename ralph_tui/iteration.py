@@ -15,8 +15,8 @@ from typing import Literal, Protocol
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import Event
-from ralph_tui.prd import Story
-from ralph_tui.workspace import Workspace
+from ralph_tui.prd.model import Story
+from ralph_tui.safety.workspace import Workspace
 
 # what complete_task tells the agent when the human rejects: the feedback between these
 REJECTED_HEADER = "The human supervisor rejected the change. Their feedback:\n"

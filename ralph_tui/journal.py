@@ -28,14 +28,17 @@ from ralph_tui.events import (
     IterationFinished,
     IterationStarted,
     Notice,
+    PmAnswered,
+    PmProposal,
+    PmToolUsed,
     ReviewRecorded,
     RunFinished,
     TextDelta,
     ToolCall,
     ToolResult,
 )
-from ralph_tui.text import cap_strings, escape_controls
-from ralph_tui.workspace import Redactor
+from ralph_tui.safety.text import cap_strings, escape_controls
+from ralph_tui.safety.workspace import Redactor
 
 TEXT_CHUNK = 16_384  # characters of streamed text buffered before a write
 TEXT_PER_ITERATION = 1 << 20  # the agent's streamed text kept per iteration
@@ -145,8 +148,17 @@ def _transcript_text(event: Event) -> str:
             return f"\n**committed** {sha[:10]} {message.splitlines()[0]}\n"
         case Escalated(question=question, tried=tried):
             return f"\n**escalation**\nTried: {tried}\nQuestion: {question}\n"
-        case EscalationAnswered(answer=answer, skipped=skipped):
-            return "\n**answer**: skipped\n" if skipped else f"\n**answer**: {answer}\n"
+        case EscalationAnswered(answer=answer, skipped=skipped, by=by, correction=correction):
+            whose = "" if by == "human" else " (the PM, not a human)" if by == "pm" else f" ({by})"
+            label = "correction" if correction else "answer"
+            return f"\n**{label}**: skipped\n" if skipped else f"\n**{label}{whose}**: {answer}\n"
+        case PmAnswered(answer=answer, known=known):
+            said = answer if known else f"cannot answer: {answer}"
+            return f"\n**PM (product-manager agent)**: {said}\n"
+        case PmToolUsed(name=name, detail=detail, refused=refused):
+            return f"- PM tool `{name}`{' (refused)' if refused else ''}: {detail}\n"
+        case PmProposal(proposal=proposal, decision=decision):
+            return f"\n**PM proposes a PRD change** ({decision}): {proposal}\n"
         case IterationFinished(outcome=outcome, message=message):
             return f"\n_iteration {outcome}_ {message}\n"
         case AgentSwitched(agent=agent, previous=previous, reason=reason):

@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 
 from ralph_tui.errors import RalphError
 from ralph_tui.events import Committed, EventSink, PrdChanged
-from ralph_tui.git_repo import GitRepo, display_path
-from ralph_tui.prd import Story
-from ralph_tui.prd_store import PrdStore
-from ralph_tui.progress import ProgressLog
+from ralph_tui.git.repo import GitRepo, display_path
+from ralph_tui.prd.model import Story
+from ralph_tui.prd.progress import ProgressLog
+from ralph_tui.prd.store import PrdStore
 from ralph_tui.recovery import StateFile, roll_back_marking
-from ralph_tui.text import escape_controls
-from ralph_tui.workspace import Redactor
+from ralph_tui.safety.text import escape_controls
+from ralph_tui.safety.workspace import Redactor
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from ralph_tui import credentials
 from ralph_tui.config import NotifyOptions
 from ralph_tui.events import (
     ApprovalNeeded,
@@ -32,7 +31,8 @@ from ralph_tui.events import (
     RunFinished,
     RunStarted,
 )
-from ralph_tui.workspace import Redactor
+from ralph_tui.safety import credentials
+from ralph_tui.safety.workspace import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,14 @@ class Notification:
 def _clean(text: str) -> str:
     """One line without control characters: safe inside an escape sequence."""
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+# what the PM ([pm]) did with an escalation, said in its notification
+PM_NOTES = {
+    "unknown": "; the PM could not answer",
+    "suggested": "; the PM suggests an answer",
+    "answers_later": "; the PM answers unless you do",
+}
 
 
 class Notifier:
@@ -110,8 +118,11 @@ class Notifier:
         match event:
             case ApprovalNeeded(story_id=sid, title=title) if not self.approvals_automatic:
                 return self._make("approval_needed", sid, title, f"Approval needed: {sid} {title}")
-            case Escalated(story_id=sid, question=question, automatic=automatic):
+            case Escalated(pm="answered"):
+                return None  # the PM answered at once ([pm]): nobody is waited for
+            case Escalated(story_id=sid, question=question, automatic=automatic, pm=pm):
                 who = "after repeated failures" if automatic else "the agent asks"
+                who += PM_NOTES.get(pm, "")
                 title = self._titles.get(sid, "")
                 return self._make(
                     "escalated", sid, title, f"{sid} needs an answer ({who}): {question}"

@@ -3,7 +3,7 @@
 ``ParallelEngine`` is the ``Engine`` with a scheduler in place of the one-story loop. It picks up
 to ``workers`` stories by the PRD's pick rule (priority, file order, dependencies that must
 pass: so never two stories where one depends on the other), and hands each to
-an ``Executor`` (``ralph_tui.executor``). Everything that must happen once stays here, in the
+an ``Executor`` (``ralph_tui.executors.base``). Everything that must happen once stays here, in the
 main checkout: the PRD and the progress log are only written by this engine, approvals go
 through one ``ApprovalQueue``, and merges run one at a time:
 
@@ -32,7 +32,6 @@ from ralph_tui.agents.registry import agent_spec
 from ralph_tui.approvals import ApprovalQueue, approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
-from ralph_tui.credentials import Redactor
 from ralph_tui.engine import Engine
 from ralph_tui.events import (
     ApprovalDecided,
@@ -42,7 +41,8 @@ from ralph_tui.events import (
     IterationStarted,
     PrdChanged,
 )
-from ralph_tui.executor import (
+from ralph_tui.executors import ExecutorSite, build_executor
+from ralph_tui.executors.base import (
     CHANGED_AFTER_APPROVAL,
     Checkout,
     Executor,
@@ -50,15 +50,15 @@ from ralph_tui.executor import (
     StoryJob,
     WorkerResult,
 )
-from ralph_tui.executors import ExecutorSite, build_executor
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.git_repo import FileDiff, run_git
+from ralph_tui.git.repo import FileDiff, run_git
+from ralph_tui.git.worktrees import WorktreeManager
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import commit_message
-from ralph_tui.prd import Prd, Story
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, Supervisor
-from ralph_tui.worktrees import WorktreeManager
+from ralph_tui.prd.model import Prd, Story
+from ralph_tui.safety.credentials import Redactor
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +360,10 @@ class ParallelEngine(Engine):
 
     # ----------------------------------------------------------------- approval and merge
 
+    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """A PRD change the PM proposed waits in the same queue as the workers' changes."""
+        return await self.approvals.approve(request)
+
     async def queue_approval(
         self,
         worker: int,
@@ -479,7 +483,7 @@ class ParallelEngine(Engine):
                 known = self._gated.get(landed) if landed is not None else None
                 if known is not None and all(r.passed for r in known):
                     # the tree that lands is one the gates passed on: no rebase, no re-run
-                    sha = await self._land(story, change.patch, learnings)
+                    sha = await self._land(story, change.patch, learnings, known)
                     ticket.state = "landed"
                     return sha
                 conflicts = await checkout.rebase(head)
@@ -501,7 +505,7 @@ class ParallelEngine(Engine):
                         "Your change was rebased onto the current main branch and the quality "
                         "gates fail on the result:\n\n" + gate_report(results)
                     )
-                sha = await self._land(story, rebased.patch, learnings)
+                sha = await self._land(story, rebased.patch, learnings, results)
                 ticket.state = "landed"
                 return sha
         finally:
@@ -523,10 +527,17 @@ class ParallelEngine(Engine):
         self._gated[tree] = results
         return results
 
-    async def _land(self, story: Story, patch: bytes, learnings: Sequence[str]) -> str:
+    async def _land(
+        self,
+        story: Story,
+        patch: bytes,
+        learnings: Sequence[str],
+        gates: Sequence[GateResult],
+    ) -> str:
         """ONE commit on main (``landing``): the worker's change applied from its patch; a
         failure leaves main's tree as it was and no state marker behind."""
         keep = (*self._bookkeeping, *self._user_dirty)
+        flags = self._approved_flags.pop(story.key, ())
 
         def put_in() -> None:
             if not patch:
@@ -547,10 +558,11 @@ class ParallelEngine(Engine):
             user_files=self._user_dirty,
             put_in=put_in,
             undo=lambda: self.git.restore_to_head(keep=keep),
-            flags=self._approved_flags.pop(story.key, ()),
+            flags=flags,
             review=self._review_notes.pop(story.key, ()),
         )
         self._head = sha
+        await self.tracker_landed(story, sha, gates, flags)
         self._landed.add(story.key)
         self._wake.set()  # a dependency may have just passed
         return sha

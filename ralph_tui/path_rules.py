@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from ralph_tui.git_repo import GitRepo, git_output
+from ralph_tui.git.repo import GitRepo, git_output
 
 
 def rule_covers(rule: str, path: str) -> bool:

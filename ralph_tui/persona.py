@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from ralph_tui.errors import UsageError
-from ralph_tui.safe_open import BookkeepingError, read_capped
+from ralph_tui.safety.safe_open import BookkeepingError, read_capped
 
 DEFAULT_PERSONA_BODY = """\
 You are a senior software engineer working alone in a git repository, one PRD story at a time.

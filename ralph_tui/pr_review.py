@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import FileDiff, GitRepo, display_path
+from ralph_tui.git.repo import FileDiff, GitRepo, display_path
+from ralph_tui.safety.text import escape_controls
 from ralph_tui.supervisor import ApprovalDecision, DroppedPart, ReviewComment
-from ralph_tui.text import escape_controls
 
 _HUNK_HEAD = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 QUOTE_MAX = 300  # characters of a quoted line in the agent's feedback

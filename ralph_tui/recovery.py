@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ralph_tui.errors import GitError, UsageError
-from ralph_tui.git_repo import GitRepo
-from ralph_tui.prd import safe_name
-from ralph_tui.prd_store import PrdStore, parse_prd
-from ralph_tui.progress import ProgressLog
+from ralph_tui.git.repo import GitRepo
+from ralph_tui.prd.progress import ProgressLog
+from ralph_tui.prd.store import PrdStore, parse_prd
+from ralph_tui.safety.names import safe_name
 
 log = logging.getLogger(__name__)
 

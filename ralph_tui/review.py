@@ -20,71 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from ralph_tui.config import PRD_PLACES, ReviewOptions
 from ralph_tui.errors import GitError
-from ralph_tui.git_repo import FileDiff, describe_change, display_path, git_output
+from ralph_tui.git.repo import FileDiff, describe_change, display_path, git_output
 
-# Where ralph-tui looks for a PRD when none is configured: a change that adds one chooses
-# the next run's stories (``RalphConfig._prd_choice`` refuses two, never picks silently).
-PRD_PLACES = ["tasks/*_prd.json", "prd.json", "scripts/ralph/prd.json"]
+
 # Files that decide what the gates check, or how the run is confined.
-DEFAULT_CHECK_FILES = [
-    "ralph.toml",
-    ".gitattributes", "**/.gitattributes", ".gitignore", "**/.gitignore",
-    "conftest.py", "**/conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "noxfile.py",
-    "mypy.ini", ".mypy.ini", "ruff.toml", ".ruff.toml", ".coveragerc", ".flake8", ".pylintrc",
-    "pyrightconfig.json", ".pre-commit-config.yaml", "Makefile",
-    ".github/**", ".gitlab-ci.yml", ".ci/**", ".circleci/**", "Jenkinsfile", "azure-pipelines.yml",
-    "jest.config.*", "vitest.config.*", "karma.conf.*", ".mocharc*", "tsconfig*.json",
-    ".eslintrc*", "eslint.config.*", "package.json",
-    *PRD_PLACES,
-]  # fmt: skip
-# pyproject.toml tables that configure a checker: a change inside one is flagged.
-DEFAULT_CHECK_TABLES = [
-    "tool.pytest", "tool.mypy", "tool.ruff", "tool.coverage", "tool.pyright", "tool.pylint",
-    "tool.black", "tool.isort", "tool.hatch.envs", "tool.tox",
-]  # fmt: skip
-# Where tests live: deleting or renaming one is flagged.
-DEFAULT_TEST_FILES = [
-    "test/**", "tests/**", "**/test_*.py", "**/*_test.py", "**/*_test.go", "**/__tests__/**",
-    "**/*.test.*", "**/*.spec.*", "spec/**",
-]  # fmt: skip
-# An added line matching one of these switches a check off where it stands.
-DEFAULT_MARKERS = [
-    r"pytest\.mark\.(skip|skipif|xfail)\b", r"pytest\.(skip|xfail|importorskip)\s*\(",
-    r"unittest\.(skip|skipIf|skipUnless|expectedFailure)\b", r"@skip\b",
-    r"\b(it|test|describe)\.(skip|todo)\s*\(", r"\b(xit|xdescribe|xtest)\s*\(",
-    r"#\s*type:\s*ignore", r"#\s*noqa\b", r"#\s*pyright:\s*ignore", r"pragma:\s*no\s*cover",
-    r"eslint-disable", r"@ts-(ignore|nocheck|expect-error)", r"//\s*nolint\b",
-    r"\bcollect_ignore(_glob)?\b", r"\bpytest_collection_modifyitems\b",
-    r"\bpytest_runtest_(setup|call|makereport)\b", r"\b__test__\s*=\s*False\b",
-]  # fmt: skip
-# Files that run by themselves at the next start of an interpreter or a shell.
-DEFAULT_STARTUP_HOOKS = [
-    "**/*.pth", "*.pth", "**/sitecustomize.py", "sitecustomize.py", "**/usercustomize.py",
-    "usercustomize.py", ".envrc", "**/.envrc", ".bashrc", ".bash_profile", ".profile", ".zshrc",
-    ".zshenv", ".npmrc", ".yarnrc*", ".pythonrc*", ".python-version", ".tool-versions",
-]  # fmt: skip
-
-
-class ReviewOptions(BaseModel):
-    """``[review]`` in ralph.toml: what counts as weakening the checks (each list replaces
-    its default; ``extra_*`` adds to it)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    check_files: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECK_FILES))
-    check_tables: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECK_TABLES))
-    test_files: list[str] = Field(default_factory=lambda: list(DEFAULT_TEST_FILES))
-    markers: list[str] = Field(default_factory=lambda: list(DEFAULT_MARKERS))
-    startup_hooks: list[str] = Field(default_factory=lambda: list(DEFAULT_STARTUP_HOOKS))
-    extra_check_files: list[str] = Field(default_factory=list)
-    # compare the test gates' counts with the base tree's (ralph_tui.baseline)
-    baseline: bool = True
-    extra_markers: list[str] = Field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class ReviewFlag:
     kind: str  # "checks", "tests removed", "marker", "start-up hook", "hidden", "outside"

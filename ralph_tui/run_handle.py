@@ -11,8 +11,8 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, Protocol
 
 from ralph_tui.events import EventSink
-from ralph_tui.git_repo import FileDiff
-from ralph_tui.prd import Prd, Story
+from ralph_tui.git.repo import FileDiff
+from ralph_tui.prd.model import Prd, Story
 from ralph_tui.supervisor import Supervisor
 
 

@@ -18,21 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ralph_tui import credentials
 from ralph_tui.approvals import approvals_automatic
 from ralph_tui.config import RalphConfig
-from ralph_tui.credentials import Redactor
 from ralph_tui.engine import Engine
 from ralph_tui.errors import UsageError
 from ralph_tui.events import Event, EventSink, Notice
-from ralph_tui.git_repo import FileDiff, GitRepo
+from ralph_tui.git.repo import FileDiff, GitRepo
 from ralph_tui.iteration import Agent
 from ralph_tui.notify import Notifier
-from ralph_tui.prd import Prd
-from ralph_tui.prd_store import PrdStore
+from ralph_tui.prd.model import Prd
+from ralph_tui.prd.store import PrdStore
 from ralph_tui.recovery import new_run_id
 from ralph_tui.run_handle import RunFactory
+from ralph_tui.safety.credentials import Redactor
 from ralph_tui.supervisor import Supervisor
+from ralph_tui.trackers import withhold_credentials
 
 if TYPE_CHECKING:  # the server (aiohttp, 0.15 s to import) is loaded only for --listen
     from ralph_tui.server.http import RunServer
@@ -124,7 +124,8 @@ class ServedRun:
         config = spec.config
         address = spec.listen_address()
         run_id = spec.run_id or new_run_id()
-        credentials.withhold()  # secrets leave os.environ before the redactor reads them
+        # secrets leave os.environ before the redactor reads them ([tracker]'s token too)
+        withhold_credentials(config.tracker)
         redact = Redactor()
         self._sinks: list[EventSink] = [sink]
         self.url = ""
@@ -132,8 +133,8 @@ class ServedRun:
         supervisor = local
         hub: RunHub | None = None
         if address is not None:
-            from ralph_tui.remote_supervisor import SharedSupervisor
             from ralph_tui.server.hub import RunHub
+            from ralph_tui.server.supervisor import SharedSupervisor
 
             hub = RunHub(
                 {

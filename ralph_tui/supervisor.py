@@ -93,6 +93,8 @@ class EscalationRequest:
     question: str
     tried: str
     automatic: bool = False  # raised by the engine after repeated failures, not by the agent
+    suggestion: str = ""  # the PM's proposed answer ([pm]); the human may send it as is
+    pm_note: str = ""  # what the PM did: could not answer, answers after a delay
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,17 @@ class EscalationAnswer:
 
     kind: Literal["answer", "skip", "stop"]
     text: str = ""
+    # whose answer it is ([pm]): "human", "pm", or the PM's suggestion a human sent as is
+    by: str = "human"
+
+    @property
+    def source(self) -> str:
+        """Who answered, as the agent is told it."""
+        if self.by == "pm":
+            return "Answer from the product manager (an AI agent, not a human)"
+        if self.by != "human":
+            return "Answer from the human supervisor (the product manager's suggestion)"
+        return "Answer from the human supervisor"
 
 
 def reaches_human(supervisor: object) -> bool:

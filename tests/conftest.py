@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui import credentials
+from ralph_tui.safety import credentials
 from tests.support.repo import make_repo
 
 pytest_plugins = ["tests.support.no_skips_in_ci"]

@@ -18,7 +18,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationRequest, ToolOutcome, Usage
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from tests.support.fake_anthropic import (
     FakeAnthropic,
     http_error,

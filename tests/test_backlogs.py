@@ -203,7 +203,7 @@ def test_a_feature_list_is_the_prd_and_is_written_in_its_own_shape(
 
 
 def test_a_key_repeated_outside_the_stories_keeps_the_last_with_a_warning(tmp_path: Path) -> None:
-    from ralph_tui.prd_store import PrdStore
+    from ralph_tui.prd.store import PrdStore
 
     root = make_repo(tmp_path / "ws")
     path = root / PRD
@@ -228,7 +228,7 @@ def test_a_key_repeated_outside_the_stories_keeps_the_last_with_a_warning(tmp_pa
 
 
 def test_a_key_repeated_in_a_story_is_written_where_it_is_read(tmp_path: Path) -> None:
-    from ralph_tui.prd_store import PrdStore
+    from ralph_tui.prd.store import PrdStore
 
     path = tmp_path / "prd.json"
     path.write_text(
@@ -296,7 +296,7 @@ def test_a_bad_backlog_is_one_line_and_nothing_is_written(
 
 def test_a_feature_items_paths_are_shown_to_the_agent() -> None:
     from ralph_tui.context import StoryContext, build_user_prompt
-    from ralph_tui.prd_store import PrdStore
+    from ralph_tui.prd.store import PrdStore
 
     prd = PrdStore(FIXTURES / "feature_list.json").load()
     story = prd.story("2")
@@ -314,7 +314,7 @@ def test_a_feature_items_paths_are_shown_to_the_agent() -> None:
 def test_the_schema_accepts_every_json_backlog_fixture() -> None:
     import jsonschema
 
-    from ralph_tui.prd_store import prd_json_schema
+    from ralph_tui.prd.store import prd_json_schema
 
     validator = jsonschema.Draft202012Validator(prd_json_schema())
     for name in ("feature_list.json", "items.json", "cards.json", "tasks.json"):
@@ -344,7 +344,7 @@ def test_dependency_objects_survive_an_import(tmp_path: Path) -> None:
 
 
 def test_an_edit_to_a_feature_item_lands_in_its_own_fields(tmp_path: Path) -> None:
-    from ralph_tui.prd_store import PrdStore
+    from ralph_tui.prd.store import PrdStore
 
     path = tmp_path / "feature_list.json"
     shutil.copyfile(FIXTURES / "feature_list.json", path)
@@ -361,7 +361,7 @@ def test_an_edit_to_a_feature_item_lands_in_its_own_fields(tmp_path: Path) -> No
 
 
 def test_the_harness_status_words_flip_to_their_partner(tmp_path: Path) -> None:
-    from ralph_tui.prd_store import PrdStore
+    from ralph_tui.prd.store import PrdStore
 
     path = tmp_path / "tasks.json"
     path.write_text(json.dumps({"tasks": [{"title": "a", "status": "failing"}]}, indent=2))

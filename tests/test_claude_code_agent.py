@@ -35,9 +35,9 @@ from ralph_tui.events import (
     UsageReported,
 )
 from ralph_tui.iteration import IterationRequest, ToolOutcome
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
+from ralph_tui.safety.workspace import Workspace
 from ralph_tui.supervisor import EscalationAnswer
-from ralph_tui.workspace import Workspace
 from tests.support.engine import RecordingSink, ScriptedSupervisor
 from tests.support.fake_anthropic import FakeAnthropic, RecordedRequest, reply, tool_use
 from tests.support.fake_tools import FakeIterationHandle

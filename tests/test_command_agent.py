@@ -17,7 +17,7 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, UsageError
 from ralph_tui.events import Event, Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import IterationRequest, ToolOutcome
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import git, make_repo, story
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from ralph_tui.cli import main
-from ralph_tui.doctor import gate_program, run_doctor
+from ralph_tui.doctor import run_doctor
+from ralph_tui.gates import gate_program
 from tests.support.optional import needs_claude_sdk
 from tests.support.repo import git, make_repo, story
 
@@ -251,3 +253,25 @@ def test_a_fallback_agent_is_checked_like_the_primary(
     code, lines, text = doctor(root)
     assert code == 0, text
     assert lines["fallback anthropic credentials"].startswith("ok fallback anthropic credentials")
+
+
+def test_a_tracker_workspace_without_its_prd_yet(
+    scripted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (scripted / "tasks/backend_prd.json").unlink()
+    with (scripted / "ralph.toml").open("a") as fh:
+        fh.write('[tracker]\nkind = "github"\nrepository = "acme/widgets"\nlabel = "ralph"\n')
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    monkeypatch.setattr("ralph_tui.trackers.shutil", SimpleNamespace(which=lambda name: None))
+    code, lines, _ = doctor(scripted)  # no token, and no gh to ask
+    assert lines["prd"] == "ok prd: tasks/backend_prd.json: written by the run's first tracker sync"
+    assert lines["tracker"].startswith(
+        "missing tracker: github acme/widgets (ralph): [tracker]: no GitHub token: set "
+        "GITHUB_TOKEN or GH_TOKEN"
+    )
+    assert code != 0 and lines["git"].startswith("ok")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_doctor" + "x" * 30)
+    _, lines, text = doctor(scripted)
+    assert lines["tracker"] == "ok tracker: github acme/widgets (ralph): credential found"
+    assert "ghp_doctor" not in text

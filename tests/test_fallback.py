@@ -35,7 +35,7 @@ from ralph_tui.events import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import IterationRequest, Usage
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from ralph_tui.pricing import estimate_cost
 from ralph_tui.runs import build_engine
 from ralph_tui.supervisor import ApprovalRequest

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ralph_tui.gates import GateResult, run_gate, run_gates, summarize
-from ralph_tui.workspace import agent_env
+from ralph_tui.safety.workspace import agent_env
 
 PY = shlex.quote(sys.executable)
 

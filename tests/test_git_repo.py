@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ralph_tui.errors import GitError, UsageError
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git.repo import GitRepo
 from tests.support.repo import git
 
 PRD = "tasks/backend_prd.json"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from ralph_tui.headless import ConsoleSink, TerminalSupervisor
+from ralph_tui.safety.workspace import Redactor
 from ralph_tui.supervisor import ApprovalRequest, EscalationRequest
-from ralph_tui.workspace import Redactor
 
 APPROVAL = ApprovalRequest(
     story_id="US-001",

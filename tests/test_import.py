@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui.prd_store import PrdStore
+from ralph_tui.prd.store import PrdStore
 from tests.support.repo import make_repo
 from tests.test_cli import cli
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ralph_tui.events import IterationStarted, TextDelta, ToolCall, event_from_dict
 from ralph_tui.journal import TEXT_CHUNK, Journal
-from ralph_tui.workspace import Redactor
+from ralph_tui.safety.workspace import Redactor
 
 SECRET = "sk-ant-api03-very-secret-value"
 

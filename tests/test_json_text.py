@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from ralph_tui import json_text
-from ralph_tui.prd_format import detect_style
+from ralph_tui.prd import json_text
+from ralph_tui.prd.format import detect_style
 
 SCALARS: list[Any] = [1, 1.5, -2, 0, True, False, None, "s", "é\n", 1e20, []]
 

@@ -10,7 +10,7 @@ from ralph_tui.agents.command import DONE_MARKER, SIGNALS_HELP, build_prompt
 from ralph_tui.context import LOOP_RULES, RALPH_TOOL_RULES, build_system_prompt
 from ralph_tui.iteration import IterationRequest
 from ralph_tui.persona import DEFAULT_PERSONA
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from ralph_tui.tools import TOOL_NAMES
 
 

@@ -17,6 +17,7 @@ import pytest
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.events import (
+    ApprovalDecided,
     Committed,
     Event,
     GateFinished,
@@ -503,3 +504,58 @@ async def test_what_lands_is_what_was_approved_not_what_a_gate_rerun_wrote(
     assert git(root, "show", "HEAD:gate-notes.txt") == "gate run\n"  # as approved: one run
     assert "gate-notes.txt | 1 +" in shown[0]
     assert passes(root) == {"US-001": True}
+
+
+async def test_a_change_that_repeats_the_one_ahead_of_it_keeps_its_own_when_that_is_dropped(
+    tmp_path: Path,
+) -> None:
+    # Both agents write the same file. US-002 is gated while US-001 is in the train; stacked on
+    # US-001, its own change would be nothing (the file is already there), so when the human
+    # discards US-001 it used to land with its bookkeeping only: passes true, no code.
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two", 2)])
+    (root / "shared.txt").write_text("before\n")
+    git(root, "add", "shared.txt")
+    git(root, "commit", "-qm", "shared")
+    same = {
+        "tool": "str_replace_based_edit_tool",
+        "input": {"command": "str_replace", "path": "shared.txt", "old_str": "before\n",
+                  "new_str": "the same\n"},
+    }  # fmt: skip
+    script = {
+        "stories": {
+            "US-001": [same, complete()],
+            "US-002": [{"wait": "second"}, same, complete()],
+        }
+    }
+    agents: list[ScriptedAgent] = []
+    decided: asyncio.Event = asyncio.Event()
+    stacked: asyncio.Event = asyncio.Event()
+
+    def order(event: Event) -> None:
+        if isinstance(event, GateStarted) and event.worker == 1 and agents:
+            agents[0].release("second")  # US-001 is in the train: US-002 comes behind it
+        if isinstance(event, GateStarted) and event.worker == 2:
+            stacked.set()  # US-002 is gated, behind US-001
+        if isinstance(event, ApprovalDecided) and event.story_id == "US-001":
+            decided.set()
+
+    class DiscardTheFirst(ScriptedSupervisor):
+        async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+            self.approval_requests.append(request)
+            if request.story_id == "US-001":
+                await stacked.wait()
+                return ApprovalDecision.discard()
+            await decided.wait()  # the leader is gone before the follower is approved
+            return ApprovalDecision.approve()
+
+    sink = TeeSink(order)
+    engine, agent, _, _ = make_parallel(
+        root, script, DiscardTheFirst(), sink=sink, max_iterations=2, **OFF
+    )
+    agents.append(agent)
+    await run(engine, sink)
+    two = next(c for c in sink.of(Committed) if c.story_id == "US-002")
+    assert "shared.txt" in git(root, "show", "--name-only", "--format=", two.sha)
+    assert (root / "shared.txt").read_text() == "the same\n"
+    assert passes(root)["US-002"] is True
+    assert_clean(root)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.events import ApprovalDecided, GateFinished, ReviewRecorded
-from ralph_tui.git_repo import FileDiff
+from ralph_tui.git.repo import FileDiff
 from ralph_tui.pr_review import anchor_comments, feedback_for_agent, patch_lines
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, DroppedPart, ReviewComment
 from tests.support.engine import ScriptedSupervisor, complete, create, make_engine

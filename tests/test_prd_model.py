@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ralph_tui.prd import Prd
+from ralph_tui.prd.model import Prd
 from tests.support.repo import story
 
 

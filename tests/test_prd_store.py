@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ralph_tui.errors import UsageError
-from ralph_tui.prd_store import PrdError, PrdStore, parse_prd, prd_json_schema
+from ralph_tui.prd.store import PrdError, PrdStore, parse_prd, prd_json_schema
 from tests.support.repo import story, write_prd
 
 

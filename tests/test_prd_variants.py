@@ -17,7 +17,7 @@ import pytest
 from ralph_tui.config import load_config
 from ralph_tui.events import GateFinished, GateStarted
 from ralph_tui.headless import run_headless
-from ralph_tui.prd_store import PrdError, PrdStore, raw_stories
+from ralph_tui.prd.store import PrdError, PrdStore, raw_stories
 from tests.support.engine import complete, create, make_engine, write_script
 from tests.support.repo import git, make_repo
 
@@ -337,7 +337,7 @@ def test_validate_names_the_spot_in_each_shape(tmp_path: Path, content: str, mes
 def test_schema_accepts_every_fixture_and_rejects_real_errors() -> None:
     import jsonschema
 
-    from ralph_tui.prd_store import prd_json_schema
+    from ralph_tui.prd.store import prd_json_schema
 
     validator = jsonschema.Draft202012Validator(prd_json_schema())
     for fixture in sorted(FIXTURES.glob("*.json")):

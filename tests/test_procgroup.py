@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui.procgroup import run_in_group
+from ralph_tui.safety.procgroup import run_in_group
 
 # The command's child moves to its own session (as bwrap's inner process does) and sleeps; the
 # parent waits for it, so the child is never reparented while the parent lives.

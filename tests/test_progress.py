@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ralph_tui.errors import UsageError
-from ralph_tui.progress import ProgressLog, timestamp
+from ralph_tui.prd.progress import ProgressLog, timestamp
 
 CET = timezone(timedelta(hours=1))
 WHEN = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=CET)

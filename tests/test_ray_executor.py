@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +29,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from ralph_tui.bundles import make_bundle, verify_change  # noqa: E402
 from ralph_tui.config import load_config  # noqa: E402
 from ralph_tui.errors import GitError  # noqa: E402
 from ralph_tui.events import (  # noqa: E402
@@ -39,9 +41,10 @@ from ralph_tui.events import (  # noqa: E402
     TextDelta,
     ToolResult,
 )
-from ralph_tui.git_repo import FileDiff  # noqa: E402
+from ralph_tui.executors.ray.executor import RayExecutor  # noqa: E402
+from ralph_tui.git.bundles import make_bundle, verify_change  # noqa: E402
+from ralph_tui.git.repo import FileDiff  # noqa: E402
 from ralph_tui.parallel import ParallelEngine  # noqa: E402
-from ralph_tui.ray_executor import RayExecutor  # noqa: E402
 from ralph_tui.runs import build_engine  # noqa: E402
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
 from tests.support.engine import (  # noqa: E402
@@ -54,6 +57,7 @@ from tests.support.engine import (  # noqa: E402
 )
 from tests.support.ray_cluster import LocalRayCluster, alive  # noqa: E402
 from tests.support.repo import git, make_repo, story  # noqa: E402
+from tests.support.tools import requires_bwrap  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -183,7 +187,7 @@ def test_bundle_round_trip_is_verified(tmp_path: Path) -> None:
 def test_scratch_keeps_verified_changes_for_the_merge_train(tmp_path: Path) -> None:
     """Two nodes' changes on unrelated bases, one after the other; the first one's commit can
     then be sent to another node (it exists nowhere on the driver but in the scratch)."""
-    from ralph_tui.bundles import Scratch, fetch_bundle
+    from ralph_tui.git.bundles import Scratch, fetch_bundle
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -213,7 +217,7 @@ def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) ->
     """Merges run their rebases at once, each in a thread, over one scratch repository."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ralph_tui.bundles import Scratch
+    from ralph_tui.git.bundles import Scratch
 
     root = make_repo(tmp_path / "main")
     tips = []
@@ -235,8 +239,8 @@ def test_scratch_bundles_made_at_once_each_hold_their_own_tip(tmp_path: Path) ->
 def test_driver_code_trees_match_the_nodes(tmp_path: Path) -> None:
     """The merge compares code trees the driver computes (Scratch.code_tree) with the ones the
     gates ran on; they must be the very ids Worktree.code_tree/code_tree_on give on a node."""
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.worktrees import WorktreeManager
+    from ralph_tui.git.bundles import Scratch
+    from ralph_tui.git.worktrees import WorktreeManager
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -267,8 +271,8 @@ def test_driver_rebase_is_the_nodes_and_the_node_takes_it(tmp_path: Path) -> Non
     """``Scratch.rebase_change`` moves a verified change onto a new base as the node's own
     ``Worktree.rebase`` would (the same tree, the same conflicts); the node's worktree then
     takes that commit (``Worktree.adopt``) and refuses one that is not one commit on it."""
-    from ralph_tui.bundles import Scratch, fetch_bundle
-    from ralph_tui.worktrees import WIP_MESSAGE, WorktreeManager
+    from ralph_tui.git.bundles import Scratch, fetch_bundle
+    from ralph_tui.git.worktrees import WIP_MESSAGE, WorktreeManager
 
     root = make_repo(tmp_path / "main")
     (root / "shared.txt").write_text("one\ntwo\nthree\nfour\nfive\nsix\n")
@@ -334,8 +338,8 @@ def test_a_hostile_change_rebased_on_the_driver_writes_nothing_outside_the_scrat
     driver's rebase works on objects in a scratch index only: nothing is written through the
     link, the user's repository gets no object or ref, and the clashing rebase is a conflict,
     not a write beyond the link."""
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.worktrees import WIP_MESSAGE, WorktreeManager
+    from ralph_tui.git.bundles import Scratch
+    from ralph_tui.git.worktrees import WIP_MESSAGE, WorktreeManager
 
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -393,7 +397,7 @@ class _Method:
 def test_story_slots_per_node() -> None:
     """Where the pool keeps warm actors: nodes with room for a story's slot, as many as slots."""
     from ralph_tui.config import RayOptions
-    from ralph_tui.ray_pool import slot_bundle, slots_on
+    from ralph_tui.executors.ray.pool import slot_bundle, slots_on
 
     bundle = slot_bundle(RayOptions(num_cpus=1, resources={"gpu_box": 1}))
     assert bundle == {"CPU": 1.0, "gpu_box": 1.0}
@@ -408,7 +412,7 @@ class _StandInActor:
     """An actor handle for the pool's bookkeeping: ``where`` answers once ``up`` is set."""
 
     def __init__(self, node_id: str) -> None:
-        from ralph_tui.ray_node import NodeInfo
+        from ralph_tui.executors.ray.node import NodeInfo
 
         self.node_id = node_id
         self.up = asyncio.Event()
@@ -454,9 +458,9 @@ async def test_pool_refills_one_actor_per_node_at_a_time_and_only_for_stories_to
     the first warm actors start at once; a replacement starts one per node at a time (the next
     once it is up), so the stories running there keep their CPU; no more are kept than stories
     may still ask for one, and those beyond are killed."""
-    from ralph_tui import ray_pool
     from ralph_tui.config import RayOptions
-    from ralph_tui.ray_pool import ActorPool
+    from ralph_tui.executors.ray import pool as ray_pool
+    from ralph_tui.executors.ray.pool import ActorPool
 
     killed: list[_StandInActor] = []
     runner = _StandInRunner()
@@ -494,7 +498,7 @@ async def test_a_slot_on_a_lost_node_is_placed_again(monkeypatch: pytest.MonkeyP
     kept from a story on that node): the pool learns the nodes again and places the story
     anew, instead of failing the run."""
     from ralph_tui.config import RayOptions
-    from ralph_tui.ray_pool import ActorPool
+    from ralph_tui.executors.ray.pool import ActorPool
 
     runner = _StandInRunner(up=True, lost=1)  # the first actor lands on the lost node
     started = runner.started
@@ -522,9 +526,9 @@ async def test_remote_checkout_asks_the_node_only_for_the_rebase_and_the_gates(
     """The snapshot comes with the node's call, so the driver's snapshots and code trees cost
     no round trip; after the gates (which may change files) the next snapshot asks again.
     A stand-in for the actor records what is asked of the node."""
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.ray_executor import RemoteCheckout, _Changes
-    from ralph_tui.ray_node import NodeSnapshot
+    from ralph_tui.executors.ray.executor import RemoteCheckout, _Changes
+    from ralph_tui.executors.ray.node import NodeSnapshot
+    from ralph_tui.git.bundles import Scratch
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -570,9 +574,9 @@ async def test_remote_checkout_rebases_here_and_the_node_takes_it_with_the_gates
     made on the driver (no call), and the node gets it (``Adopt``, with the commits it lacks)
     with the gates; a speculative rebase that conflicts moves nothing; one whose conflicts go
     back to the agent is the node's, after it took the rebase it had not yet."""
-    from ralph_tui.bundles import Scratch, fetch_bundle
-    from ralph_tui.ray_executor import RemoteCheckout, _Changes
-    from ralph_tui.ray_node import Adopt, NodeSnapshot
+    from ralph_tui.executors.ray.executor import RemoteCheckout, _Changes
+    from ralph_tui.executors.ray.node import Adopt, NodeSnapshot
+    from ralph_tui.git.bundles import Scratch, fetch_bundle
 
     root = make_repo(tmp_path / "main")
     (root / "shared.txt").write_text("base\n")
@@ -638,10 +642,10 @@ async def test_a_change_sent_back_by_the_merge_is_rebased_on_its_node_first(
     that rebase, so the agent fixes its change on top of main, not on its old base."""
     from types import SimpleNamespace
 
-    from ralph_tui.bundles import Scratch
-    from ralph_tui.executor import MergeRetry
-    from ralph_tui.ray_executor import _Session
-    from ralph_tui.ray_node import Adopt, Call, NodeSnapshot
+    from ralph_tui.executors.base import MergeRetry
+    from ralph_tui.executors.ray.executor import _Session
+    from ralph_tui.executors.ray.node import Adopt, Call, NodeSnapshot
+    from ralph_tui.git.bundles import Scratch
 
     root = make_repo(tmp_path / "main")
     base = git(root, "rev-parse", "HEAD").strip()
@@ -693,7 +697,7 @@ async def test_a_later_base_goes_to_the_nodes_as_the_commits_it_adds(
     of the first one takes. Before, the whole history was bundled again for every new base."""
     import os
 
-    from ralph_tui.bundles import clone_bundle, fetch_bundle
+    from ralph_tui.git.bundles import clone_bundle, fetch_bundle
 
     root = make_repo(tmp_path / "ws")
     (root / "history.bin").write_bytes(os.urandom(300_000))
@@ -965,7 +969,7 @@ async def test_no_credential_in_the_journal_or_the_events(
 async def test_credentials_come_from_the_driver_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ralph_tui.ray_executor import agent_credentials
+    from ralph_tui.executors.ray.executor import agent_credentials
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
@@ -1180,3 +1184,90 @@ async def test_a_lost_node_fails_its_story_and_the_run_goes_on(
     assert node_of(ray_cluster, started["US-001"][1]) != doomed
     assert not marker_pids(f"3004.{tag}")
     assert all(not alive(pid) for pid in killed)  # every process of the lost node is gone
+
+
+@requires_bwrap
+async def test_a_ray_nodes_agent_reaches_nothing_of_the_supervisor(
+    ray_cluster: LocalRayCluster,
+) -> None:
+    """Issue 20, item 1, on a Ray node: the agent's bash and editor, sandboxed on the node, try
+    to read, list and write the main checkout's ``.ralph/`` (the journal, a run token) by its
+    absolute path; the node's checkout is a clone elsewhere and the sandbox shows neither."""
+    base = Path("/var/tmp") / f"ralph-raynode-{os.getpid()}"
+    base.mkdir()
+    try:
+        root = make_repo(base / "ws", [story("US-001", "Attack")])
+        ralph = root / ".ralph"
+        ralph.mkdir()
+        planted = "planted-journal-" + os.urandom(6).hex()
+        (ralph / "planted.txt").write_text(planted)
+        (ralph / "serve.json").write_text(json.dumps({"url": "http://x", "token": planted}))
+        log = "attack.log"
+        steps = [
+            bash(
+                f"{{ cat {ralph}/planted.txt {ralph}/serve.json; ls -A {ralph};"
+                f" echo forged > {ralph}/forged.txt; echo wrote=$?; echo end; }} > {log} 2>&1;"
+                " true"
+            ),
+            {
+                "tool": "str_replace_based_edit_tool",
+                "input": {"command": "view", "path": str(ralph / "planted.txt")},
+            },
+            {
+                "tool": "str_replace_based_edit_tool",
+                "input": {"command": "create", "path": str(ralph / "edited.txt"), "file_text": "x"},
+            },
+            complete("attacked"),
+        ]
+        engine, sink, _ = ray_engine(
+            root,
+            {"default": steps},
+            ray_cluster,
+            workers=1,
+            sandbox={"mode": "bwrap"},
+        )
+        assert await engine.run() == 0
+        text = (root / log).read_text()
+        assert "end" in text and planted not in text and "wrote=0" not in text, text
+        assert sorted(p.name for p in ralph.iterdir() if p.suffix == ".txt") == ["planted.txt"]
+        results = [r.content for r in sink.of(ToolResult) if r.name != "complete_task"]
+        assert all(planted not in r for r in results), results
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@requires_bwrap
+@pytest.mark.parametrize("allowed", [False, True])
+async def test_a_ray_nodes_agent_cannot_reach_the_cluster_unless_network_is_allowed(
+    ray_cluster: LocalRayCluster, allowed: bool
+) -> None:
+    """Issue 28, item 2, on Ray: from a node, the agent's commands could submit a job to the
+    cluster (its Jobs API runs code outside any sandbox). Their sandbox has no network unless
+    ``[ray] sandbox_network`` says so; the cluster's own port is the probe."""
+    host, port = ray_cluster.address.rsplit(":", 1)
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {int(port)}), 3).close()\n"
+        "    print('reached')\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc.errno)\n"
+    )
+    base = Path("/var/tmp") / f"ralph-raynet-{os.getpid()}-{int(allowed)}"
+    base.mkdir()
+    try:
+        root = make_repo(base / "ws", [story("US-001", "Probe")])
+        steps = [bash(f"python3 -c {shlex.quote(probe)} > net.log 2>&1; true"), complete("probed")]
+        engine, _, _ = ray_engine(
+            root,
+            {"default": steps},
+            ray_cluster,
+            workers=1,
+            sandbox={"mode": "bwrap"},
+            ray={"address": ray_cluster.address, "sandbox_network": allowed},
+        )
+        assert await engine.run() == 0
+        said = (root / "net.log").read_text()
+        assert ("reached" in said) is allowed and ("refused" in said) is not allowed, said
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

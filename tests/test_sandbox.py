@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui import credentials
 from ralph_tui.config import SandboxOptions
 from ralph_tui.doctor import diagnose
 from ralph_tui.errors import UsageError
-from ralph_tui.procgroup import LineSplitter
-from ralph_tui.sandbox import Sandbox, resolve_sandbox
+from ralph_tui.safety import credentials
+from ralph_tui.safety.procgroup import LineSplitter
+from ralph_tui.safety.sandbox import Sandbox, resolve_sandbox
 from tests.support.repo import make_repo, story
 from tests.support.tools import requires_bwrap
 

@@ -14,7 +14,7 @@ from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
 from ralph_tui.errors import UsageError
 from ralph_tui.iteration import IterationRequest, Usage
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import make_repo
 

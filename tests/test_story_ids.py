@@ -103,7 +103,7 @@ def test_a_repeated_id_loads_and_the_run_lands_the_open_copy(tmp_path: Path) -> 
 
 
 def test_an_edit_that_repeats_an_id_is_still_refused(tmp_path: Path) -> None:
-    from ralph_tui.prd_store import PrdError, PrdStore
+    from ralph_tui.prd.store import PrdError, PrdStore
 
     root = make_repo(tmp_path / "ws", public_prd_stories())
     store = PrdStore(root / PRD)
@@ -167,7 +167,7 @@ def test_hostile_ids_get_safe_names_and_every_story_lands(outside_tmp: Path, wor
 
 
 def test_safe_names_are_plain_distinct_and_valid_branches(tmp_path: Path) -> None:
-    from ralph_tui.prd import safe_name
+    from ralph_tui.safety.names import safe_name
 
     root = make_repo(tmp_path / "ws")
     names = [safe_name(i) for i in [*HOSTILE_IDS, "US-001", "1.2", "a__b"]]
@@ -206,7 +206,7 @@ def test_a_hostile_branch_name_is_one_line_exit_2_and_nothing_left(
 
 def test_a_worktree_git_refuses_leaves_no_record(tmp_path: Path) -> None:
     from ralph_tui.errors import GitError
-    from ralph_tui.worktrees import WorktreeManager
+    from ralph_tui.git.worktrees import WorktreeManager
 
     root = make_repo(tmp_path / "ws")
     manager = WorktreeManager(root)

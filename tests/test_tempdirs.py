@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui import tempdirs
+from ralph_tui.safety import tempdirs
 from tests.support.engine import complete, create
 from tests.support.repo import make_repo, story
 

@@ -11,8 +11,8 @@ import pytest
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import ToolCall, ToolResult
 from ralph_tui.iteration import ToolOutcome
+from ralph_tui.safety.workspace import agent_env
 from ralph_tui.tools import TOOL_DEFINITIONS, TOOL_NAMES, ToolBox, clip, run_bash
-from ralph_tui.workspace import agent_env
 from tests.support.fake_tools import FakeIterationHandle
 
 

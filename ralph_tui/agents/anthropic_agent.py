@@ -41,14 +41,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ralph_tui import credentials
 from ralph_tui.checks import Check, api_key_check
 from ralph_tui.config import RalphConfig
 from ralph_tui.context import RALPH_TOOL_RULES
 from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Event, Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
-from ralph_tui.text import encodable, encodable_data, one_line
+from ralph_tui.safety import credentials
+from ralph_tui.safety.text import encodable, encodable_data, one_line
 from ralph_tui.tools import TOOL_DEFINITIONS, ToolBox
 
 if TYPE_CHECKING:
@@ -242,6 +242,19 @@ class AnthropicAgent:
         reply = await self._turn(system_blocks, messages, _Emitter(emit), tool_params=[])
         text = "".join(b.text for b in reply.content if b.type == "text")
         return text, _usage(reply.usage)
+
+    async def tool_turn(
+        self,
+        system: str,
+        messages: list[Message],
+        tool_params: list[dict[str, Any]],
+        emit: Callable[[Event], None],
+    ) -> tuple[list[dict[str, Any]], Usage]:
+        """One turn with the caller's own tools (the PM's read-only set, ``ralph_tui.pm``), with
+        the same client and retries: the reply's content as request params, and its usage."""
+        system_blocks = [{"type": "text", "text": system}]
+        reply = await self._turn(system_blocks, messages, _Emitter(emit), tool_params=tool_params)
+        return _assistant_content(reply), _usage(reply.usage)
 
     async def _turn(
         self,

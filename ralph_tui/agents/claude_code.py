@@ -30,19 +30,19 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ralph_tui import credentials
 from ralph_tui.agents.fallback import usage_limit
 from ralph_tui.checks import Check, api_key_check, first_line, run_program
 from ralph_tui.config import ClaudeCodeOptions, RalphConfig
 from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta, ToolCall, ToolResult
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, Usage
-from ralph_tui.sandbox import Sandbox
-from ralph_tui.text import encodable, encodable_data, one_line
+from ralph_tui.safety import credentials
+from ralph_tui.safety.sandbox import Sandbox
+from ralph_tui.safety.text import encodable, encodable_data, one_line
+from ralph_tui.safety.workspace import ConfinementError, Workspace
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE, RUN_QUALITY_GATES, TOOL_DEFINITIONS
 from ralph_tui.tools.shell import clip
 from ralph_tui.tools.toolbox import ToolBox
-from ralph_tui.workspace import ConfinementError, Workspace
 
 if TYPE_CHECKING:
     from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, Message

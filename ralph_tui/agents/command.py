@@ -31,19 +31,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ralph_tui import credentials
 from ralph_tui.agents.fallback import usage_limit
 from ralph_tui.checks import Check, find_program
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import AgentError, AgentRateLimited, UsageError
 from ralph_tui.events import Notice, TextDelta
 from ralph_tui.iteration import AgentOutcome, IterationHandle, IterationRequest, ToolOutcome
-from ralph_tui.procgroup import GroupProcess, LineSplitter
-from ralph_tui.sandbox import Sandbox
-from ralph_tui.tempdirs import process_dir
+from ralph_tui.safety import credentials
+from ralph_tui.safety.procgroup import GroupProcess, LineSplitter
+from ralph_tui.safety.sandbox import Sandbox
+from ralph_tui.safety.tempdirs import process_dir
+from ralph_tui.safety.workspace import agent_env
 from ralph_tui.tools.definitions import COMPLETE_TASK, ESCALATE
 from ralph_tui.tools.toolbox import ToolBox
-from ralph_tui.workspace import agent_env
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ralph_tui.config import RalphConfig, fallback_entry
 from ralph_tui.errors import AgentRateLimited, GitError
 from ralph_tui.events import AgentsLimited, AgentSwitched, Event, Notice
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git.repo import GitRepo
 from ralph_tui.iteration import (
     Agent,
     AgentOutcome,
@@ -50,7 +50,7 @@ from ralph_tui.iteration import (
     ToolOutcome,
     Usage,
 )
-from ralph_tui.workspace import Workspace
+from ralph_tui.safety.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from ralph_tui.events import (
     RunStateChanged,
     event_from_dict,
 )
-from ralph_tui.git_repo import FileDiff
-from ralph_tui.prd import Prd, Story
+from ralph_tui.git.repo import FileDiff
+from ralph_tui.prd.model import Prd, Story
 from ralph_tui.server.protocol import (
     TOKEN_HEADER,
     approval_from_dict,

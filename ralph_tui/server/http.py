@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ralph_tui.errors import RalphError, UsageError
-from ralph_tui.git_repo import FileDiff
-from ralph_tui.prd_store import PrdStore
+from ralph_tui.git.repo import FileDiff
+from ralph_tui.prd.store import PrdStore
 from ralph_tui.server.hub import RunHub
 from ralph_tui.server.protocol import (
     SOCKET_MAX_BYTES,

@@ -28,9 +28,9 @@ from ralph_tui.events import (
     RunFinished,
     TextDelta,
 )
-from ralph_tui.prd import Prd
+from ralph_tui.prd.model import Prd
+from ralph_tui.safety.workspace import Redactor
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
-from ralph_tui.workspace import Redactor
 
 log = logging.getLogger(__name__)
 

@@ -67,6 +67,8 @@ def escalation_to_dict(request: EscalationRequest) -> dict[str, Any]:
         "question": request.question,
         "tried": request.tried,
         "automatic": request.automatic,
+        "suggestion": request.suggestion,
+        "pm_note": request.pm_note,
     }
 
 
@@ -77,6 +79,8 @@ def escalation_from_dict(data: dict[str, Any]) -> EscalationRequest:
         question=str(data["question"]),
         tried=str(data["tried"]),
         automatic=bool(data.get("automatic", False)),
+        suggestion=str(data.get("suggestion", "") or ""),
+        pm_note=str(data.get("pm_note", "") or ""),
     )
 
 

@@ -37,7 +37,7 @@ from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
 from ralph_tui.errors import UsageError
-from ralph_tui.procgroup import KILL_GRACE_S, signal_group
+from ralph_tui.safety.procgroup import KILL_GRACE_S, signal_group
 from ralph_tui.server.http import (
     foreign_request,
     is_loopback,

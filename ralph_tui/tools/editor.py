@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ralph_tui.iteration import ToolOutcome
-from ralph_tui.text import escape_controls
-from ralph_tui.workspace import ConfinementError, Workspace
+from ralph_tui.safety.text import escape_controls
+from ralph_tui.safety.workspace import ConfinementError, Workspace
 
 # A view is sent back to the model on every later turn; past this it must ask for a range.
 MAX_VIEW_CHARS = 40_000

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ralph_tui.iteration import ToolOutcome
-from ralph_tui.procgroup import run_in_group
-from ralph_tui.sandbox import Sandbox
+from ralph_tui.safety.procgroup import run_in_group
+from ralph_tui.safety.sandbox import Sandbox
 
 MAX_OUTPUT_BYTES = 16_000
 BASH_KILL_GRACE_S = 0.5  # leftover background jobs get SIGTERM, then SIGKILL after this

@@ -19,7 +19,7 @@ from typing import Any
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import ToolCall, ToolResult
 from ralph_tui.iteration import IterationHandle, ToolOutcome
-from ralph_tui.text import encodable, escape_controls, has_lone_surrogate
+from ralph_tui.safety.text import encodable, escape_controls, has_lone_surrogate
 from ralph_tui.tools.definitions import (
     BASH,
     COMPLETE_TASK,

@@ -54,16 +54,16 @@ from ralph_tui.events import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.iteration import Agent
-from ralph_tui.prd import Prd, Story
+from ralph_tui.prd.model import Prd, Story
 from ralph_tui.run_handle import RunFactory, RunHandle
 from ralph_tui.runs import RunSpec, build_run
+from ralph_tui.safety.text import escape_controls
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
 )
-from ralph_tui.text import escape_controls
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer
@@ -283,8 +283,13 @@ class RalphApp(App[int]):
         if len(self.batcher):  # queued before the loop was known: drawn now
             self.pacer.arm()
         self.board.state = BoardState(skipped=frozenset(self.engine.skipped))
+        tracker = self.config.tracker
         try:
-            self._show_board(self.engine.store.load())
+            if tracker is not None and not self.config.prd_path(self.workspace).exists():
+                # the run's first sync writes it: the board fills in when it has
+                self.board.border_subtitle = f"waiting for the {tracker.kind} sync"
+            else:
+                self._show_board(self.engine.store.load())
         except RalphError as exc:
             # the run's preflight reports it as the one error line; the board stays empty
             self.board.border_subtitle = "PRD unreadable"

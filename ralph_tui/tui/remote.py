@@ -22,7 +22,7 @@ from textual.widgets import Static
 from ralph_tui.config import RalphConfig
 from ralph_tui.errors import RalphError
 from ralph_tui.events import EventSink
-from ralph_tui.prd import Prd
+from ralph_tui.prd.model import Prd
 from ralph_tui.server.client import RemoteRun, first_look
 from ralph_tui.server.protocol import PARENT_ENV
 from ralph_tui.supervisor import Supervisor

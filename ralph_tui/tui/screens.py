@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
-from ralph_tui.prd import Story
+from ralph_tui.prd.model import Story
 
 
 class Confirm(ModalScreen[bool]):

@@ -145,8 +145,8 @@ def test_every_engine_is_built_with_the_shared_supervisor(
     and so the one a parallel run's approval queue asks (nothing is swapped in afterwards)."""
     from ralph_tui.config import load_config
     from ralph_tui.parallel import ParallelEngine
-    from ralph_tui.remote_supervisor import SharedSupervisor
     from ralph_tui.runs import make_run_factory
+    from ralph_tui.server.supervisor import SharedSupervisor
 
     root = make_repo(tmp_path / "ws")
     script = write_script(root, {"default": [complete()]})

@@ -107,7 +107,7 @@ async def test_notify_command_gets_the_secrets_it_names_and_no_other(
 ) -> None:
     """A Slack hook needs its token, withheld from ralph-tui's environment at start-up like every
     secret: ``command_env`` names it; the model key and other secrets stay out."""
-    from ralph_tui import credentials
+    from ralph_tui.safety import credentials
 
     monkeypatch.setenv("SLACK_TOKEN", "xoxb-slack-token-for-the-hook")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-never-for-notify")
@@ -161,7 +161,7 @@ def test_terminal_channel_writes_bell_and_osc(tmp_path: Path) -> None:
     from ralph_tui.config import NotifyOptions
     from ralph_tui.events import ApprovalNeeded
     from ralph_tui.notify import Notifier
-    from ralph_tui.workspace import Redactor
+    from ralph_tui.safety.workspace import Redactor
 
     written: list[str] = []
     notifier = Notifier(

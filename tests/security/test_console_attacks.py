@@ -36,9 +36,9 @@ from ralph_tui.events import (
     ToolResult,
 )
 from ralph_tui.headless import ConsoleSink
-from ralph_tui.prd import Story
-from ralph_tui.text import escape_controls
-from ralph_tui.workspace import Redactor
+from ralph_tui.prd.model import Story
+from ralph_tui.safety.text import escape_controls
+from ralph_tui.safety.workspace import Redactor
 from tests.support.engine import complete, create
 from tests.support.repo import git, make_repo, story
 

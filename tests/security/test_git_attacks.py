@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ralph_tui.events import ApprovalNeeded, Notice
-from ralph_tui.git_repo import GitRepo
+from ralph_tui.git.repo import GitRepo
 from ralph_tui.supervisor import ApprovalDecision
 from tests.security.unsandboxed import OFF
 from tests.support.engine import ScriptedSupervisor, complete, create, make_engine
@@ -110,7 +110,7 @@ def test_reads_while_the_agent_works_start_no_program(tmp_path: Path, secret_env
 
 
 def test_git_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ralph_tui.git_repo import git_env
+    from ralph_tui.git.repo import git_env
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     monkeypatch.setenv("DATABASE_URL", "postgres://u:pw@h/db")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ralph_tui import seccomp
+from ralph_tui.safety import seccomp
 from tests.security.support import bash, requires_bwrap, run_as, run_cli, sandbox_config
 from tests.support.engine import complete
 from tests.support.repo import git, make_repo, story

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui import credentials
 from ralph_tui.agents.claude_code import claude_credentials, claude_sandbox_settings
 from ralph_tui.config import load_config
-from ralph_tui.credentials import Redactor, is_secret
 from ralph_tui.errors import UsageError
 from ralph_tui.headless import run_headless
-from ralph_tui.sandbox import Sandbox
+from ralph_tui.safety import credentials
+from ralph_tui.safety.credentials import Redactor, is_secret
+from ralph_tui.safety.sandbox import Sandbox
 from tests.security.support import MODES, assert_nowhere, attack_repo, bash
 from tests.support.engine import complete, create, make_engine
 from tests.support.repo import git
@@ -200,6 +200,6 @@ def test_pass_env_cannot_hand_ralph_tuis_own_key_to_commands(tmp_path: Path) -> 
     with pytest.raises(UsageError) as caught:
         load_config(tmp_path)
     assert str(caught.value) == (
-        f"{tmp_path / 'ralph.toml'}: sandbox.pass_env: Value error, ANTHROPIC_API_KEY is "
+        f"{tmp_path / 'ralph.toml'}: sandbox.pass_env: ANTHROPIC_API_KEY is "
         "ralph-tui's own credential; it never goes to commands"
     )

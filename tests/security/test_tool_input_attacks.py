@@ -24,9 +24,9 @@ from ralph_tui.config import RalphConfig
 from ralph_tui.events import Committed, ToolCall, ToolResult
 from ralph_tui.iteration import ToolOutcome
 from ralph_tui.journal import Journal
+from ralph_tui.safety.workspace import Redactor, Workspace
 from ralph_tui.tools import ToolBox
 from ralph_tui.tools.editor import MAX_FILE_BYTES, run_editor_sync
-from ralph_tui.workspace import Redactor, Workspace
 from tests.support.engine import complete, create, make_engine
 from tests.support.fake_tools import FakeIterationHandle
 from tests.support.repo import git, make_repo

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ralph_tui.credentials import Redactor
+from ralph_tui.safety.credentials import Redactor
 from tests.security.support import MODES, bash, run_as, run_cli, sandbox_config
 from tests.support.engine import complete, create
 from tests.support.repo import git, make_repo, story

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ralph_tui.events import Event
 from ralph_tui.iteration import ToolOutcome, Usage
-from ralph_tui.workspace import Workspace
+from ralph_tui.safety.workspace import Workspace
 
 
 @dataclass

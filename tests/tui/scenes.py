@@ -208,6 +208,22 @@ async def escalation(pilot: Pilot[Any]) -> None:
     await _settle(pilot, app)
 
 
+async def pm_suggestion(pilot: Pilot[Any]) -> None:
+    """[pm] suggest mode: the PM's proposed answer above the box, and in it (enter sends it)."""
+    app = pilot.app
+    assert isinstance(app, RalphApp)
+    replay(app, [*iteration_events()[:6], ev(RunStateChanged(state="waiting"))])
+    request = EscalationRequest(
+        story_id="US-002",
+        title="Parse prices typed by humans",
+        question="Should '12,50' (a comma decimal) be accepted as 1250 cents?",
+        tried="Read the PRD and the tests: only dots are mentioned.",
+        suggestion="Yes: the PRD's context says prices are typed by European staff.",
+    )
+    app.escalation_task = asyncio.create_task(app.supervisor.answer(request))  # type: ignore[attr-defined]
+    await _settle(pilot, app)
+
+
 async def gate_failure(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, RalphApp)
@@ -276,5 +292,6 @@ SCENES: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "reject": reject,
     "flagged_approval": flagged_approval,
     "escalation": escalation,
+    "pm_suggestion": pm_suggestion,
     "gate_failure": gate_failure,
 }

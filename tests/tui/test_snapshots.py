@@ -18,7 +18,7 @@ def test_scene_120x40(scene: str, tmp_path: Path, snap_compare: Any) -> None:
     )
 
 
-@pytest.mark.parametrize("scene", ["approval", "escalation", "flagged_approval"])
+@pytest.mark.parametrize("scene", ["approval", "escalation", "flagged_approval", "pm_suggestion"])
 def test_scene_100x30(scene: str, tmp_path: Path, snap_compare: Any) -> None:
     assert snap_compare(
         scene_app(tmp_path / "ws"), terminal_size=(100, 30), run_before=SCENES[scene]

@@ -1,6 +1,8 @@
 """The escalation bar: the agent's question and what it tried, with an answer box.
 
 The answer box takes focus when the bar opens (the human is needed to type); ``enter`` sends.
+With a product manager (``[pm]``) the box opens holding the PM's proposed answer, also shown
+above it marked as the PM's: ``enter`` sends it as is, or the human edits it or writes their own.
 ``s`` (an app binding, so outside the box; ``escape`` leaves the box) skips the story.
 """
 
@@ -27,10 +29,17 @@ def escalation_text(request: EscalationRequest) -> Text:
         text.append("Tried: ", style="bold dim")
         text.append(request.tried.strip(), style="dim")
         text.append("\n")
+    if request.pm_note:
+        text.append(request.pm_note.strip() + "\n", style="italic")
+    if request.suggestion:
+        text.append("The PM suggests: ", style="bold magenta")
+        text.append(request.suggestion.strip() + "\n", style="magenta")
     text.append_text(
         Text.assemble(
             ("enter", "bold reverse"),
-            " send the answer   ",
+            " send the PM's answer as is (or edit it first)   "
+            if request.suggestion
+            else " send the answer   ",
             ("escape", "bold reverse"),
             " leave the box   ",
             ("s", "bold reverse"),
@@ -74,7 +83,8 @@ class EscalationBar(Vertical):
     def open(self, request: EscalationRequest) -> None:
         self.request = request
         self.query_one("#escalation-summary", Static).update(escalation_text(request))
-        self.answer_box.value = ""
+        # the PM's suggestion ([pm]) is in the box: enter sends it, or edit it, or clear it
+        self.answer_box.value = request.suggestion.strip()
         self.add_class("-open")
         self.call_after_refresh(self.answer_box.focus)
 

@@ -29,13 +29,13 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from ralph_tui.pr_review import DiffLine, patch_lines
+from ralph_tui.safety.text import counted, escape_controls, has_hidden, reveal_hidden
 from ralph_tui.supervisor import DroppedPart, ReviewComment
-from ralph_tui.text import counted, escape_controls, has_hidden, reveal_hidden
 from ralph_tui.tui.widgets.scrolling import set_virtual_size
 
 
 class FileDiffLike(Protocol):
-    """The fields of ``ralph_tui.git_repo.FileDiff`` that the panel reads."""
+    """The fields of ``ralph_tui.git.repo.FileDiff`` that the panel reads."""
 
     @property
     def path(self) -> str: ...

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
@@ -24,7 +25,7 @@ from ralph_tui.events import (
     IterationStarted,
     UsageReported,
 )
-from ralph_tui.prd import Prd, Story
+from ralph_tui.prd.model import Prd, Story
 
 StoryStatus = Literal["open", "running", "passed", "skipped", "blocked", "waiting"]
 
@@ -221,7 +222,8 @@ class TaskBoard(DataTable[Text | str]):
         if node and (worker is not None or status == "running"):
             label += f" @ {node}"  # the Ray executor: the node it runs on
         return {
-            "id": Text(story.key, style="bold"),
+            # a story from a tracker: its id is a link to the issue (OSC 8, where supported)
+            "id": Text(story.key, style=Style(bold=True, link=story.link)),
             "priority": Text(
                 "" if story.priority is None else str(story.priority), justify="right"
             ),

@@ -27,6 +27,8 @@ from ralph_tui.events import (
     IterationFinished,
     IterationStarted,
     Notice,
+    PmAnswered,
+    PmProposal,
     ReviewRecorded,
     RunFinished,
     RunStarted,
@@ -161,8 +163,19 @@ class Transcript(Vertical):
             case Escalated():
                 self.add_line(Text(f"? escalated: {event.question}", style="bold red"))
             case EscalationAnswered():
-                what = "skipped" if event.skipped else f"answered: {event.answer}"
+                whose = {"human": "", "pm": " by the PM (not a human)"}.get(
+                    event.by, f" ({event.by})"
+                )
+                verb = "corrected" if event.correction else "answered"
+                what = "skipped" if event.skipped else f"{verb}{whose}: {event.answer}"
                 self.add_line(Text(f"» {what}", style="bold yellow"))
+            case PmAnswered():
+                said = event.answer if event.known else f"cannot answer: {event.answer}"
+                self.add_line(Text(f"PM » {said}", style="bold magenta"))
+            case PmProposal():
+                self.add_line(
+                    Text(f"PM proposes ({event.decision}): {event.proposal}", style="magenta")
+                )
             case RunStarted():
                 self.add_line(
                     Text(f"run {event.run_id} · {event.agent} · {event.model}", style="dim")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ralph_tui.executor import LocalWorktreeExecutor, local_executor
 from ralph_tui.executors import ExecutorSite
+from ralph_tui.executors.base import LocalWorktreeExecutor, local_executor
 
 BUILT: list[ExecutorSite] = []
 
