@@ -34,6 +34,15 @@ class Tmux:
         )
         return done.stdout
 
+    def start_run(self, root: Path) -> None:
+        """The installed ``ralph-tui run`` in a 120x40 session "ralph"; the shell says EXITED
+        with the exit code when it ends."""
+        names = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+        env = [f"-e{name}={os.environ[name]}" for name in names]
+        command = f"{RALPH} run --workspace {root}; echo EXITED $?; sleep 30"
+        self("new-session", "-d", "-s", "ralph", "-x", "120", "-y", "40", *env,
+             "-e", "TERM=xterm-256color", command)  # fmt: skip
+
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "ralph")
 
@@ -71,30 +80,7 @@ def test_run_approve_in_a_real_terminal(tmp_path: Path, tmux: Tmux) -> None:
         encoding="utf-8",
     )
     root = make_repo(tmp_path / "ws", extra_config=f"script = {json.dumps(str(script))}")
-    env = [
-        f"-e{name}={os.environ[name]}"
-        for name in (
-            "GIT_AUTHOR_NAME",
-            "GIT_AUTHOR_EMAIL",
-            "GIT_COMMITTER_NAME",
-            "GIT_COMMITTER_EMAIL",
-        )
-    ]
-    command = f"{RALPH} run --workspace {root}; echo EXITED $?; sleep 30"
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "ralph",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        *env,
-        "-e",
-        "TERM=xterm-256color",
-        command,
-    )
+    tmux.start_run(root)
     tmux.wait(lambda: "Approval needed" in tmux.screen(), "the approval bar")
     assert "US-001" in tmux.screen()
     tmux("send-keys", "-t", "ralph", "a")

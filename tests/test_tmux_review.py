@@ -4,12 +4,11 @@ agent anchored to ``path:line`` with the line quoted; a dropped file is never co
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tests.support.repo import git, make_repo
 from tests.support.tools import requires_tmux
-from tests.test_tmux import RALPH, Tmux, tmux
+from tests.test_tmux import Tmux, tmux
 
 pytestmark = requires_tmux
 __all__ = ["tmux"]  # the fixture, shared with test_tmux
@@ -50,30 +49,7 @@ def test_a_comment_typed_in_the_terminal_reaches_the_agent(tmp_path: Path, tmux:
         encoding="utf-8",
     )
     root = make_repo(tmp_path / "ws", extra_config=f"script = {json.dumps(str(script))}")
-    env = [
-        f"-e{name}={os.environ[name]}"
-        for name in (
-            "GIT_AUTHOR_NAME",
-            "GIT_AUTHOR_EMAIL",
-            "GIT_COMMITTER_NAME",
-            "GIT_COMMITTER_EMAIL",
-        )
-    ]
-    command = f"{RALPH} run --workspace {root}; echo EXITED $?; sleep 30"
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "ralph",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        *env,
-        "-e",
-        "TERM=xterm-256color",
-        command,
-    )
+    tmux.start_run(root)
     tmux.wait(lambda: "Approval needed" in tmux.screen(), "the approval bar")
     tmux.wait(lambda: "A src/a" in tmux.screen(), "the diff's file list")
     # } jumps into the diff at the first hunk; two lines down is "+B = 2", line 2

@@ -43,6 +43,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.support.fake_server import ServedInThread, send_json
+
 Reply = dict[str, Any]
 
 ERROR_TYPES = {
@@ -336,15 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _json(self, status: int, payload: Any, *, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("request-id", f"req_fake_{next(_ids):04d}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(
+            self, status, payload, {"request-id": f"req_fake_{next(_ids):04d}", **(headers or {})}
+        )
 
     def _sse(self, message: dict[str, Any], error: dict[str, Any] | None) -> None:
         self.send_response(200)
@@ -430,18 +426,15 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class FakeAnthropic:
+class FakeAnthropic(ServedInThread):
     """The server; ``with FakeAnthropic([...]) as api:`` then point the SDK at ``api.base_url``."""
+
+    name = "fake-anthropic"
 
     def __init__(self, replies: Iterable[Reply] = (), *, chunk_size: int = 7) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = _State(replies=deque(replies), chunk_size=chunk_size)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -468,29 +461,6 @@ class FakeAnthropic:
         that run at once (parallel workers, Ray nodes), where a queue's order is a race."""
         with self._server.state.lock:
             self._server.state.responder = responder
-
-    def start(self) -> FakeAnthropic:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # shutdown() waits up to one interval
-            name="fake-anthropic",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FakeAnthropic:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.support.fake_server import ServedInThread, send_json
+
 TOKEN = "ghp_faketesttoken000000000000000000000"
 REPO = "acme/widgets"
 
@@ -159,14 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, chunk, headers)
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload, headers)
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,22 +169,19 @@ class _Server(ThreadingHTTPServer):
     state: _State
 
 
-class FakeGitHub:
+class FakeGitHub(ServedInThread):
     """``with FakeGitHub() as gh:`` then ``api_url = gh.base_url`` in ``[tracker]``."""
+
+    name = "fake-github"
 
     def __init__(self, repo: str = REPO, token: str = TOKEN) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = _State(repo=repo, token=token)
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def state(self) -> _State:
         return self._server.state
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def add_issue(
         self,
@@ -258,29 +250,6 @@ class FakeGitHub:
     def requests(self) -> list[Recorded]:
         with self.state.lock:
             return list(self.state.requests)
-
-    def start(self) -> FakeGitHub:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-github",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.fake_server import ServedInThread, send_json
+
 API_KEY = "lin_api_faketestkey0000000000000000000"
 TEAM = "ENG"
 STATES = [
@@ -156,14 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {**node, "inverseRelations": {"nodes": blockers}}
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload, headers)
 
 
 class _Server(ThreadingHTTPServer):
@@ -171,13 +166,15 @@ class _Server(ThreadingHTTPServer):
     state: _State
 
 
-class FakeLinear:
+class FakeLinear(ServedInThread):
     """``with FakeLinear() as linear:`` then ``api_url = linear.url`` in ``[tracker]``."""
+
+    name = "fake-linear"
 
     def __init__(self, team: str = TEAM, key: str = API_KEY) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = _State(team=team, key=key)
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def state(self) -> _State:
@@ -243,29 +240,6 @@ class FakeLinear:
     def calls(self) -> list[Call]:
         with self.state.lock:
             return list(self.state.calls)
-
-    def start(self) -> FakeLinear:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-linear",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FakeLinear:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @pytest.fixture
