@@ -95,9 +95,16 @@ async def shoot_workers(out: Path) -> Path:
             app.board.select_story("US-003")  # a move the board reports, whatever it showed
             await pilot.pause(0.2)
             app.board.select_story("US-001")
-            while app.worker_view.selected != app.worker_view.worker_of("US-001"):
+            # the panes show worker 1 whole: its diff loaded, its gate's result in, no toast
+            # (a toast's life is wall-clock time); on a loaded machine these take a while
+            while not (
+                app.worker_view.selected == app.worker_view.worker_of("US-001")
+                and app.diff.selected_path == "src/health.py"
+                and "ok" in app.gates.results
+                and app.gates.results["ok"].state == "passed"
+            ):
                 await pilot.pause(0.05)
-            app.clear_notifications()  # a toast's life is wall-clock time: not in the picture
+            app.clear_notifications()
             await pilot.pause(0.5)
             path = app.save_screenshot(filename="workers.svg", path=str(out))
             app.engine.request_stop()
