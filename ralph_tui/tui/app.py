@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import DeliveryComplete, Resize
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
@@ -368,7 +369,10 @@ class RalphApp(App[int]):
         events = self.batcher.drain()
         if not events:
             return
-        transcript, board, gates = self.transcript, self.board, self.gates
+        try:
+            transcript, board, gates = self.transcript, self.board, self.gates
+        except NoMatches:  # a flush queued while the app closes: its panes are gone
+            return
         for event in events:
             self.worker_view.observe(event)
             board.apply(event)  # the board sees every worker's stories

@@ -102,3 +102,18 @@ async def test_a_highlight_still_queued_when_the_panes_are_gone_is_ignored(
         app.on_data_table_row_highlighted(
             DataTable.RowHighlighted(board, 0, next(iter(board.rows)))
         )
+
+
+async def test_a_flush_queued_when_the_panes_are_gone_draws_nothing(tmp_path: Path) -> None:
+    """An event that reaches the batcher while the app closes (the run goes on meanwhile) is
+    flushed after the panes are gone: it must be dropped, not raise NoMatches (seen once in a
+    loaded whole-suite run, at the end of a tracker test)."""
+    from ralph_tui.events import Notice
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One")])
+    app, _ = build_app(root, {"stories": {}}, autostart=False)
+    async with app.run_test(size=(140, 40)):
+        await app.query_one("#panels").remove()
+        app.batcher(Notice(level="info", message="late"))
+        app.flush_events()
+        assert len(app.batcher) == 0
