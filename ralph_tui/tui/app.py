@@ -397,8 +397,7 @@ class RalphApp(App[int]):
                 if isinstance(event, IterationFinished):
                     self._show_waiting(None)
                 if isinstance(event, IterationStarted):
-                    story = f"{event.story_id} {event.title}"
-                    self.status = self.status.with_(iteration=event.iteration, story=story)
+                    self._show_iteration(event)
             case UsageReported():
                 self.status = self.status.with_(
                     tokens=self.status.tokens + event.input_tokens + event.output_tokens,
@@ -601,6 +600,10 @@ class RalphApp(App[int]):
         if self.approval_bar.is_open:
             self.approval_bar.show_waiting(max(0, len(self._waiting) - 1))
 
+    def _show_iteration(self, event: IterationStarted) -> None:
+        story = f"{event.story_id} {event.title}"
+        self.status = self.status.with_(iteration=event.iteration, story=story)
+
     def _show_worker(self, worker: int) -> None:
         self.transcript.clear()
         self.gates.reset()
@@ -608,8 +611,7 @@ class RalphApp(App[int]):
             self.transcript.apply(event)
             self.gates.apply(event)
             if isinstance(event, IterationStarted):  # the status line names what the panes show
-                story = f"{event.story_id} {event.title}"
-                self.status = self.status.with_(iteration=event.iteration, story=story)
+                self._show_iteration(event)
         self.query_one("#transcript-panel", Panel).border_subtitle = f"worker {worker}"
         self.request_diff()
 
