@@ -72,3 +72,34 @@ def test_doctor_checks_the_script_as_a_run_would(site: Site) -> None:
         f"missing  script: {root}/ralph-script.json: default step 0: 'tool' takes a string"
         in done.stdout
     )
+
+
+def test_feedback_in_a_step_is_the_humans_words_after_a_rejection(site: Site) -> None:
+    """``{feedback}`` in a scripted step, as the README says: the installed CLI, a rejection
+    typed at the headless prompt, and the agent's next steps carry the words into its text and
+    its change."""
+    root = site.repo(1, config='script = "ralph-script.json"')
+    edit = {"command": "create", "path": "app.txt", "file_text": "first\n"}
+    again = {"command": "create", "path": "app.txt", "file_text": "second: {feedback}\n"}
+    script = {
+        "stories": {
+            "US-001": [
+                {"tool": "str_replace_based_edit_tool", "input": edit},
+                {"tool": "complete_task", "input": {"summary": "first try"}},
+                {"text": "I heard: {feedback}"},
+                {"tool": "str_replace_based_edit_tool", "input": again},
+                {"tool": "complete_task", "input": {"summary": "did {feedback}"}},
+            ]
+        }
+    }
+    (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the script")
+    done = site.ralph(
+        "run", "--headless", "--approve", "ask", "--agent", "scripted", input="r\nuse tabs\na\n"
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "I heard: use tabs" in done.stdout
+    assert git(root, "show", "HEAD:app.txt").strip() == "second: use tabs"
+    assert "[backend] Task #US-001: Story 1" in git(root, "log", "--format=%s")
+    assert_clean(site)
