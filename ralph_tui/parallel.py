@@ -539,10 +539,21 @@ class ParallelEngine(Engine):
         keep = (*self._bookkeeping, *self._user_dirty)
         flags = self._approved_flags.pop(story.key, ())
 
+        # --allow-dirty: the user's own uncommitted files stay out of the commit, as with one
+        # worker (their version in the main checkout is left as it is)
+        skip = [f"--exclude={_glob_literal(path)}" for path in self._user_dirty]
+        for path in self._user_dirty:
+            if f"\n+++ b/{path}\n".encode() in patch or f"\n--- a/{path}\n".encode() in patch:
+                self.notice(
+                    f"Task #{story.key} changed {path}, your uncommitted file: that part stays "
+                    "out of the commit and your version stays as it is",
+                    "warning",
+                )
+
         def put_in() -> None:
             if not patch:
                 return
-            applied = run_git(self.root, "apply", "--binary", "--index", stdin=patch)
+            applied = run_git(self.root, "apply", "--binary", "--index", *skip, stdin=patch)
             if applied.returncode != 0:
                 self.git.restore_to_head(keep)
                 raise MergeRetry(
@@ -566,6 +577,11 @@ class ParallelEngine(Engine):
         self._landed.add(story.key)
         self._wake.set()  # a dependency may have just passed
         return sha
+
+
+def _glob_literal(path: str) -> str:
+    """``path`` as a pattern matching only itself (``git apply --exclude`` takes globs)."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in path)
 
 
 @dataclasses.dataclass(eq=False)

