@@ -91,8 +91,12 @@ class RayNode:
     pids: dict[int, str | None] = field(default_factory=dict)  # pid -> start time, last seen
 
     def remember_tree(self) -> None:
+        # A pid in the tree now is this node's process now: its start time replaces any older
+        # one. The pid of a node process that exited is reused (pid_max is often 32768 and a
+        # whole suite forks far more), and a stale start time would make ``live_pids`` skip
+        # the new process, which then outlives a "lost" node.
         for pid in process_tree(self.proc.pid):
-            self.pids.setdefault(pid, _start_time(pid))
+            self.pids[pid] = _start_time(pid)
 
     def live_pids(self) -> list[int]:
         """The pids of this node still running (same pid AND same start time: not reused)."""
