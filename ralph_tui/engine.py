@@ -1,26 +1,25 @@
-"""The Ralph loop (SPEC section 1): pick -> context -> agent -> gates -> approve -> commit -> log.
+"""The serial loop (SPEC section 1): pick -> context -> agent -> gates -> approve -> commit -> log.
 
-The engine, not the agent, decides "done": ``complete_task`` runs the gates here and asks the
-``Supervisor``. Everything the engine does is reported as events to one sink.
+One story per iteration, in the main checkout. ``SerialLoop`` is one of the two strategies over
+a run (``ralph_tui.run_core``; the other is ``parallel.ParallelLoop``): the run core owns the
+lock, the preflight, the journal and events, cost, pause/stop, escalation and the tracker; this
+loop owns what one iteration in the main checkout needs. It is the ``IterationHost`` the agent's
+``IterationControl`` talks to: the engine, not the agent, decides "done" (``complete_task``
+runs the gates here and asks the ``Supervisor``).
 
 The pieces around the loop live in their own modules: ``control`` (what the engine's tools
 mean for one iteration), ``recovery`` (the state file and what a restart does with it),
-``git_guard`` and ``bookkeeping`` (the agent cannot move HEAD, plant hooks or config, or mark
+``git.guard`` and ``bookkeeping`` (the agent cannot move HEAD, plant hooks or config, or mark
 its own story done), ``runlock`` (one run per workspace).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from ralph_tui.agents import create_agent
-from ralph_tui.approvals import approvals_unattended
 from ralph_tui.baseline import (
     BASELINE_FILE,
     Baselines,
@@ -28,193 +27,86 @@ from ralph_tui.baseline import (
     code_key,
     test_runner_gates,
 )
-from ralph_tui.bookkeeping import BookkeepingSnapshot, GuardedPrdStore
+from ralph_tui.bookkeeping import BookkeepingSnapshot
 from ralph_tui.config import RalphConfig
-from ralph_tui.context import StoryContext, build_system_prompt, build_user_prompt
 from ralph_tui.control import (
+    ForwardingHost,
     IterationControl,
     RunEnded,
     approval_request,
     drive_agent,
     gate_event,
 )
-from ralph_tui.errors import AgentError, GitError, RalphError, UsageError
+from ralph_tui.errors import RalphError
 from ralph_tui.events import (
     ApprovalDecided,
-    Escalated,
-    EscalationAnswered,
     Event,
     EventSink,
     GateStarted,
-    IterationFinished,
     IterationOutcome,
     IterationStarted,
-    Notice,
     PrdChanged,
     ReviewRecorded,
-    RunFinished,
-    RunStarted,
-    RunState,
-    RunStateChanged,
-    UsageReported,
 )
 from ralph_tui.exit_codes import ExitCode
-from ralph_tui.gates import GateResult, run_gates, run_story_gates, workspace_programs
-from ralph_tui.git.branching import switch_to, wanted_branch
+from ralph_tui.gates import GateResult, run_gates, run_story_gates
 from ralph_tui.git.guard import GitSnapshot
 from ralph_tui.git.ignored import IgnoredSnapshot
-from ralph_tui.git.repo import FileDiff, GitRepo
-from ralph_tui.iteration import Agent, IterationRequest, Usage
-from ralph_tui.journal import Journal
-from ralph_tui.landing import StoryLanding, commit_message
-from ralph_tui.persona import load_persona
-from ralph_tui.pm import AS_IS, ProductManager
+from ralph_tui.git.repo import FileDiff
+from ralph_tui.iteration import Agent
+from ralph_tui.landing import commit_message
 from ralph_tui.pr_review import anchor_comments, comment_lines, drop_lines, drop_parts
 from ralph_tui.prd.model import Story
-from ralph_tui.prd.progress import ProgressLog
-from ralph_tui.pricing import estimate_cost
-from ralph_tui.recovery import StateFile, new_run_id, recover
 from ralph_tui.review import review_flags
-from ralph_tui.runlock import RunLock
-from ralph_tui.safety.safe_open import BookkeepingError, inside, read_capped, replace_regular
-from ralph_tui.safety.sandbox import resolve_sandbox
-from ralph_tui.safety.text import counted
-from ralph_tui.safety.workspace import Redactor, Workspace, agent_env
-from ralph_tui.supervisor import (
-    ApprovalDecision,
-    ApprovalRequest,
-    EscalationAnswer,
-    EscalationRequest,
-    Supervisor,
-)
-from ralph_tui.trackers import TrackerError, TrackerIssue, withhold_credentials
+from ralph_tui.run_core import RunCore
+from ralph_tui.safety.workspace import Redactor, Workspace
+from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, Supervisor
 
-if TYPE_CHECKING:
-    from ralph_tui.trackers.link import TrackerLink
-    from ralph_tui.trackers.sync import SyncResult
-
-log = logging.getLogger(__name__)
-
-CONTEXT_FILE_CHARS = 20_000  # AGENTS.md / CLAUDE.md given to the agent
-
-__all__ = ["Engine", "commit_message"]
-
-FAILURES_BEFORE_ESCALATION = 3
-# whose answer, as the progress log says it ([pm]): a human's needs no label
-_LOGGED_BY = {"human": "", "pm": "the PM", AS_IS: "the PM's suggestion, sent by a human"}
+__all__ = ["Engine", "SerialLoop", "commit_message"]
 
 
-class Engine:
-    def __init__(
-        self,
-        workspace: Path,
-        config: RalphConfig,
-        agent: Agent | None,
-        supervisor: Supervisor,
-        sink: EventSink,
-        *,
-        allow_dirty: bool = False,
-        run_id: str | None = None,
-        redactor: Redactor | None = None,
-    ) -> None:
-        self.workspace = Workspace(workspace)
-        self.root = self.workspace.root
-        self.config = config = config.pinned(self.root)
-        self._agent = agent  # None: built from config after the preflight checks pass
-        # [pm]: built with the agent (a test may set its own, with a fake API and clock)
-        self.pm: ProductManager | None = None
-        self.supervisor = supervisor
-        self._approved_flags: dict[str, tuple[str, ...]] = {}  # story -> flags a human approved
-        self._review_notes: dict[str, list[str]] = {}  # story -> drops and comments made
-        self.git = GitRepo.open(self.root)
-        for path in (config.prd_path(self.root), config.progress_path(self.root)):
-            if not path.is_relative_to(self.root):  # before anything reads or changes
-                raise UsageError(
-                    f"{path}: outside the repository {self.root}; the PRD and its progress "
-                    "log are committed with each story, so they must live in it"
-                )
-        self.store = GuardedPrdStore(config.prd_path(self.root))
-        self.progress = ProgressLog(config.progress_path(self.root))
-        self.workspace.protect(self.store.path, self.progress.path)  # the agent's editor may not
-        self.allow_dirty = allow_dirty
-        self.run_id = run_id or new_run_id()
-        self.run_dir = self.root / ".ralph" / "runs" / self.run_id
-        self.state_path = self.root / ".ralph" / "state.json"
-        self._state = StateFile(self.state_path, self.run_id)
-        self._lock = RunLock(self.root / ".ralph")
-        self.skipped: set[str] = set()
-        self.feedback: dict[str, list[str]] = {}
-        self.failures: dict[str, int] = {}
-        self.story_cost: dict[str, float] = {}
-        self.run_cost = 0.0
-        self.iteration = 0
-        self.state: RunState = "starting"
-        self._sink = sink
-        self._journal: Journal | None = None
-        # secrets leave os.environ before anything is spawned (the CLI did it too, if it ran)
-        # [tracker]: its token variable withheld and its credential resolved before the
-        # redactor is built (a `gh auth token` joins the vault), so the redactor knows it
-        withhold_credentials(config.tracker)
-        self.tracker: TrackerLink | None = None
-        if config.tracker is not None:
-            from ralph_tui.trackers.link import TrackerLink
+class SerialLoop(ForwardingHost):
+    """One story per iteration in the main checkout (``workers = 1`` on this machine).
 
-            self.tracker = TrackerLink.from_config(config.tracker)
-        # the run's faces (server, notifier) are built with the same one (ralph_tui.runs)
-        self._redact = redactor if redactor is not None else Redactor()
-        self._running = asyncio.Event()
-        self._running.set()
-        self._stop_requested = False
-        self._budget_spent = False
-        self._bookkeeping = (
-            self.workspace.relative(self.store.path),
-            self.workspace.relative(self.progress.path),
-        )
-        self._landing = StoryLanding(
-            git=self.git,
-            store=self.store,
-            progress=self.progress,
-            state=self._state,
-            redact=self._redact,
-            emit=self.emit,
-            role=config.role,
-            bookkeeping=self._bookkeeping,
-        )
-        self._startup_notes: list[str] = []  # warnings found before the run started
-        self._startup_info: list[str] = []
-        if config.prd_note:
-            self._startup_info.append(config.prd_note)
-        self.branch: str | None = None  # the branch the run commits to (set at start-up)
-        self._branch_ref: str | None = None
-        # --allow-dirty: the user's own uncommitted files at start (None: deleted), never
-        # committed and put back after a failed iteration
-        self._user_dirty: tuple[str, ...] = ()
-        self._user_files: dict[str, bytes | None] = {}
+    The run's shared calls (events, cost, safe points, the human) go straight to the core
+    (``ForwardingHost``); what is its own is the iteration's snapshots (git, bookkeeping,
+    ignored files), the gates' baseline, approval in the main checkout and the story commit.
+    """
+
+    def __init__(self, core: RunCore[SerialLoop]) -> None:
+        super().__init__(core)
+        self.core = core
         # what the current iteration started from (None between iterations)
         self._git_snapshot: GitSnapshot | None = None
         self._ignored: IgnoredSnapshot | None = None  # ignored files as the iteration began
+        self._books: BookkeepingSnapshot | None = None
         # the test gates' counts per base code tree (review flags when a change runs fewer)
-        self._baselines = Baselines(self.root / ".ralph" / BASELINE_FILE)
+        self._baselines = Baselines(core.root / ".ralph" / BASELINE_FILE)
         self._base_key: str | None = None  # the code tree the iteration started from
         self._last_gates: list[GateResult] = []  # the latest run of the change's gates
-        self._books: BookkeepingSnapshot | None = None
 
-    # ----------------------------------------------------------------- control (any thread-safe
-    # caller on the engine's loop: the TUI, the headless signal handler, tests)
+    # ----------------------------------------------------------------- LoopStrategy
 
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
+    def preflight(self) -> None:
+        """Nothing beyond the core's: the one checkout is the main one."""
 
-    def pause(self) -> None:
-        if self._running.is_set():
-            self._running.clear()
-            self._set_state("pausing")
+    async def run(self) -> tuple[int, str]:
+        return await self._loop()
 
-    def resume(self) -> None:
-        if not self._running.is_set():
-            self._running.set()
-            self._set_state("running")
+    def on_event(self, event: Event) -> Event:
+        return event
+
+    def wake(self) -> None:
+        """The loop waits on the core's own pause state; nothing else to wake."""
+
+    def stop(self) -> None:
+        """A stop is seen at the next safe point (``_safe_point``, ``checkpoint``)."""
+
+    async def before_bookkeeping(self) -> None:
+        await self._enforce()
+
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        return await self.core.supervisor_approve(request)
 
     def open_approval(self, story_id: str) -> bool:
         """One story at a time: the approval on screen is the only one."""
@@ -222,343 +114,54 @@ class Engine:
 
     async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
         """The iteration's change, in the main checkout (where the one story runs)."""
-        return await asyncio.to_thread(self.git.diff)
+        return await asyncio.to_thread(self.core.git.diff)
 
-    def request_stop(self) -> None:
-        self._stop_requested = True
-        self._running.set()  # a paused loop must wake up to stop
+    # ----------------------------------------------------------------- IterationHost
 
     @property
-    def redactor(self) -> Redactor:  # for the faces that show or send run text (server, notify)
-        return self._redact
+    def workspace(self) -> Workspace:
+        return self.core.workspace
 
     @property
-    def stop_requested(self) -> bool:
-        return self._stop_requested
+    def approvals_unattended(self) -> bool:
+        return self.core.approvals_unattended
 
-    @property
-    def agent(self) -> Agent:
-        if self._agent is None:
-            raise RuntimeError("the agent is created when the run starts")
-        return self._agent
-
-    # ----------------------------------------------------------------- events
-
-    def emit(self, event: Event) -> None:
-        if isinstance(event, ReviewRecorded):  # a worker's too: for the story's progress entry
-            self._review_notes.setdefault(event.story_id, []).extend(
-                [*event.dropped, *event.comments]
-            )
-        if self._journal is not None:
-            self._journal(event)
-        self._sink(event)
-
-    def _set_state(self, state: RunState) -> None:
-        if state != self.state:
-            self.state = state
-            self.emit(RunStateChanged(state=state))
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        self.emit(Notice(level=level, message=message))
-
-    @property
-    def max_fix_attempts(self) -> int:
-        return self.config.max_fix_attempts
-
-    # ----------------------------------------------------------------- the run
-
-    async def run(self) -> int:
-        """The whole loop; returns the exit code of SPEC section 7."""
-        self._lock.acquire()  # a second run in this workspace: WorkspaceBusy (exit 2)
-        try:
-            return await self._run_locked()
-        finally:
-            self._lock.release()
-
-    async def _run_locked(self) -> int:
-        try:
-            # the issues are read first: a refused token stops the run before anything changes
-            tracker = self.tracker
-            issues = await tracker.read() if tracker is not None else None
-            created = None
-            if tracker is not None and issues is not None and not self.store.path.exists():
-                # a first PRD, so the preflight knows the run's branch (its branchName)
-                created = await tracker.sync(self.store.path, issues)
-            await asyncio.to_thread(self._preflight)
-            if issues is not None:  # on the run's branch: into the PRD it has there
-                await self._sync_tracker(issues, created)
-        except BaseException:
-            if self.tracker is not None:
-                await self.tracker.aclose()
-            raise
-        self._journal = Journal(self.run_dir, self._redact)
-        self.emit(
-            RunStarted(
-                run_id=self.run_id,
-                role=self.config.role,
-                workspace=str(self.root),
-                agent=self.agent.name,
-                model=self.config.model,
-                max_iterations=self.config.max_iterations,
-                branch=self.branch,
-                sandbox=self.workspace.sandbox.kind,
-            )
-        )
-        if self.workspace.sandbox.warning:
-            self.notice(self.workspace.sandbox.warning, "warning")
-        if self._lock.stale_pid is not None:
-            self.notice(f"took over the run lock left by pid {self._lock.stale_pid} (not running)")
-        for note in self._startup_notes:
-            self.notice(note, "warning")
-        for note in self._startup_info:
-            self.notice(note)
-        if self.tracker is not None:  # the faces read the PRD the sync wrote
-            self.emit(PrdChanged(source="engine"))
-        self._set_state("running")
-        stop_watch = asyncio.Event()
-        watcher = asyncio.create_task(self._watch_prd(stop_watch), name="prd-watch")
-        exit_code: int = ExitCode.RUNTIME
-        reason = "not started"
-        try:
-            exit_code, reason = await self._loop()
-            if exit_code == ExitCode.DONE and self.branch is not None:
-                exit_code, reason = await self._end_with_pull_request(exit_code, reason)
-        except RunEnded as ended:
-            exit_code, reason = ended.exit_code, ended.reason
-        except (AgentError, GitError) as exc:
-            exit_code, reason = ExitCode.RUNTIME, str(exc)
-        except asyncio.CancelledError:
-            exit_code, reason = ExitCode.INTERRUPTED, "interrupted"
-            raise
-        finally:
-            stop_watch.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            if self.pm is not None:
-                try:
-                    await self.pm.aclose()
-                except Exception:  # closing must not hide the run's own outcome
-                    log.warning("closing the PM failed", exc_info=True)
-            if self.tracker is not None:
-                await self.tracker.aclose()
-            if self._agent is not None:
-                try:
-                    await self._agent.aclose()
-                except Exception:  # closing must not hide the run's own outcome
-                    log.warning("closing the agent failed", exc_info=True)
-            await asyncio.shield(asyncio.to_thread(self._commit_log_entries))
-            self._set_state("finished")
-            self.emit(RunFinished(exit_code=exit_code, reason=reason))
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
-        return exit_code
-
-    # ----------------------------------------------------------------- [tracker]
-
-    async def _sync_tracker(
-        self, issues: Sequence[TrackerIssue], created: SyncResult | None
-    ) -> None:
-        """The tracker's open issues into the PRD on the run's branch, committed.
-        ``created``: the sync that wrote a first PRD before the preflight."""
-        assert self.tracker is not None
-        result = await self.tracker.sync(self.store.path, issues)
-        said = created if created is not None and not result.changed else result
-        summary = said.summary(self.tracker.source)
-        self._startup_info.append(summary)
-        await asyncio.to_thread(self._commit_synced_prd, summary)
-
-    def _commit_synced_prd(self, summary: str) -> None:
-        """The synced PRD committed on the run's branch: a story's commit holds only its own
-        change, and a clean tree is what the next run starts from."""
-        path = self.workspace.relative(self.store.path)
-        committed = self.git.show_file("HEAD", Path(path))
-        if committed == self.store.path.read_bytes():
-            return
-        sha = self.git.commit_paths([path], f"[{self.config.role}] {summary}\n")
-        self._startup_info.append(f"committed the synced PRD as {sha[:10]}")
-
-    async def tracker_landed(
-        self, story: Story, sha: str, gates: Sequence[GateResult], flags: Sequence[str]
-    ) -> None:
-        """A landed story's issue: commented on with the commit and the gates, then closed."""
-        if self.tracker is None:
-            return
-        flags = [self._redact(flag) for flag in flags]  # they may quote the agent's files
-        for report in await self.tracker.landed(
-            story, sha, branch=self.branch, gates=gates, flags=flags
-        ):
-            self.notice(self._redact(report.message), report.level)
-
-    async def _end_with_pull_request(self, exit_code: int, reason: str) -> tuple[int, str]:
-        """Every story passes: the pull request when ``[tracker] pull_request`` (``--pr``)
-        asks for it, else the hint to open one."""
-        assert self.branch is not None
-        if self.tracker is None or not self.tracker.options.pull_request:
-            self.notice(
-                f"every story passes on {self.branch}; for a pull request: "
-                f"git push -u origin {self.branch}"
-            )
-            return exit_code, reason
-        prd = await asyncio.to_thread(self.store.load)
-        try:
-            url = await self.tracker.pull_request(self.git, self.branch, prd)
-        except (TrackerError, GitError) as exc:
-            message = f"pull request for {self.branch} not opened: {exc}"
-            self.notice(self._redact(message), "error")
-            return ExitCode.RUNTIME, message
-        self.notice(f"pull request opened: {url}")
-        return exit_code, f"{reason}; pull request {url}"
-
-    def _commit_log_entries(self) -> None:
-        """Commit what the run appended to the progress log and nothing landed with (a blocker,
-        its answer or skip): left in the tree, each run added its own copy, and the log showed
-        as a change the user had not made. Only appended entries, only the log."""
-        path = self.workspace.relative(self.progress.path)
-        if path in self._user_dirty or self.branch is None:
-            return  # the user's own edits, or no branch of the run's: leave it as it is
-        try:
-            committed = self.git.show_file("HEAD", Path(path)) or b""
-            now = self.progress.read_bytes()
-            if now == committed or not now.startswith(committed):
-                return
-            entries = now[len(committed) :].decode("utf-8", errors="replace").count("## Blocker")
-            sha = self.git.commit_paths(
-                [path],
-                f"[{self.config.role}] Progress log: "
-                f"{counted(entries, 'escalation')} recorded in run {self.run_id}\n",
-            )
-        except (GitError, OSError, BookkeepingError) as exc:
-            self.notice(f"{path}: its new entries stay uncommitted: {exc}", "warning")
-            return
-        self.notice(f"committed the progress log's new entries as {sha[:10]}")
-
-    def _check_bookkeeping_paths(self) -> None:
-        """The PRD and the log live in the repository: a folder on the way that is a link out
-        of it (``tasks/`` -> somewhere in ``~``) is refused, read or write."""
-        for path in (self.store.path, self.progress.path):
-            if (path.exists() or path.parent.exists()) and not inside(path.parent, self.root):
-                raise BookkeepingError(
-                    f"{path}: its folder leads outside the repository {self.root} (a symlinked "
-                    "folder?); ralph-tui reads and writes its bookkeeping only inside it"
-                )
-
-    def _preflight(self) -> None:
-        self._check_bookkeeping_paths()
-        prd = self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
-        self.progress.read_bytes()  # so is a symlinked progress log
-        recover(
-            self._state,
-            git=self.git,
-            store=self.store,
-            progress=self.progress,
-            patch_dir=self.run_dir / "patches",
-            keep=self._bookkeeping,
-            report=self._startup_notes.append,
-        )
-        dirty = self.git.dirty_paths(ignore=self._bookkeeping)
-        if dirty and not self.allow_dirty:
-            listed = ", ".join(dirty[:3]) + (
-                f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
-            )
-            raise UsageError(
-                f"{self.root}: working tree has uncommitted changes ({listed}); "
-                "commit or stash them, or pass --allow-dirty"
-            )
-        wanted = wanted_branch(self.config.branch, prd.branchName)
-        self._user_dirty = tuple(dirty)
-        self._user_files = self._read_user_files(dirty)
-        self.git.ensure_excluded(".ralph/")
-        self.workspace.sandbox = resolve_sandbox(
-            self.config.sandbox,
-            self.root,
-            read_only=(self.store.path, self.progress.path),
-            hidden=(self.root / ".ralph",),
-        )
-        if self.config.persona:
-            load_persona(self._persona_path())  # fail before the run starts, not mid-iteration
-        if self._agent is None:  # a missing key or CLI is refused here, before any change
-            self._agent = create_agent(self.config, self.root)
-        if self.config.pm is not None and self.pm is None:
-            self.pm = ProductManager(self.config.pm, self.config)
-        # a gate whose program lives in the workspace runs what the agent may have rewritten
-        confined = self.workspace.sandbox.confined
-        for name, program in workspace_programs(
-            self.root, self.config.gates, agent_env().get("PATH")
-        ):
-            where = (
-                "it runs in the sandbox"
-                if confined
-                else "the sandbox is off: it runs unconfined, as you"
-            )
-            self._startup_notes.append(
-                f"gate {name} starts {self.workspace.relative(program)} from the workspace, a "
-                f"file the agent can change; {where}"
-            )
-        # every refusal above comes before this: a refused run leaves the user on their branch
-        if wanted is not None:
-            self._startup_info.append(switch_to(self.git, wanted))
-        self._branch_ref = self.git.head_branch()
-        self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
-
-    async def _watch_prd(self, stop: asyncio.Event) -> None:
-        def changed() -> None:
-            self.emit(PrdChanged(source="external"))
-
-        try:
-            await self.store.watch(changed, stop)
-        except OSError as exc:  # inotify limits and the like: the loop still re-reads per pick
-            log.warning("PRD watch stopped: %s", exc)
+    # ----------------------------------------------------------------- the loop
 
     async def _loop(self) -> tuple[int, str]:
         while True:
             await self._safe_point()
-            prd = await asyncio.to_thread(self.store.load)
+            prd = await asyncio.to_thread(self.core.store.load)
             if prd.all_pass:
                 return ExitCode.DONE, "every story passes"
-            story = prd.next_story(skip=self.skipped)
+            story = prd.next_story(skip=self.core.skipped)
             if story is None:
-                waiting = len(prd.open_order(skip=self.skipped))
+                waiting = len(prd.open_order(skip=self.core.skipped))
                 return ExitCode.LIMIT, (
-                    f"no story left to pick ({len(self.skipped)} skipped this run"
+                    f"no story left to pick ({len(self.core.skipped)} skipped this run"
                     + (f", {waiting} waiting on dependencies)" if waiting else ")")
                 )
-            if self.iteration >= self.config.max_iterations:
-                return ExitCode.LIMIT, f"reached max_iterations ({self.config.max_iterations})"
-            if self._budget_spent:
-                return ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})"
-            self.iteration += 1
+            if self.core.iteration >= self.core.config.max_iterations:
+                return ExitCode.LIMIT, f"reached max_iterations ({self.core.config.max_iterations})"
+            if self.core.budget_spent:
+                return ExitCode.LIMIT, f"cost budget spent (${self.core.run_cost:.2f})"
+            self.core.iteration += 1
             await self._iteration(story)
-
-    async def wait_at_safe_point(self) -> None:
-        """Hold here while paused; then end the run if the budget is spent.
-
-        A stop request is left to the caller: between iterations it ends the run, inside an
-        iteration it first ends the iteration (``StopRequested``) so the tree is restored.
-        """
-        if not self._running.is_set() and not self._stop_requested:
-            self._set_state("paused")
-            await self._running.wait()
-            self._set_state("running")
-        if self._budget_spent and not self._stop_requested:
-            raise RunEnded(ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})")
 
     async def _safe_point(self) -> None:
         await self.wait_at_safe_point()
-        if self._stop_requested:
+        if self.stop_requested:
             raise RunEnded(ExitCode.INTERRUPTED, "stopped by the supervisor")
 
-    # ----------------------------------------------------------------- one iteration
-
     async def _iteration(self, story: Story) -> None:
-        number = self.iteration
+        number = self.core.iteration
         self.emit(IterationStarted(iteration=number, story_id=story.key, title=story.title))
         await asyncio.to_thread(self._begin_iteration, story)
         await self._ensure_baseline()
         control = IterationControl(self, story)
-        request = await asyncio.to_thread(self._build_request, story, number)
+        request = await asyncio.to_thread(self.core.build_request, story, number)
         try:
-            outcome, message, ended = await drive_agent(self.agent, request, control)
+            outcome, message, ended = await drive_agent(self.core.agent, request, control)
         except RalphError as exc:  # AgentError, or a bookkeeping file that cannot be read
             await self._finish_uncommitted(story, number, "error", str(exc))
             raise
@@ -567,34 +170,31 @@ class Engine:
             await self._finish_uncommitted(story, number, "stopped", "interrupted", blocking=True)
             raise
         if outcome == "committed":
-            self.failures[story.key] = 0
+            self.core.failures[story.key] = 0
             # --allow-dirty: an edit of the agent's to the user's own files stayed out of the
             # commit; it does not stay in them either
-            for rel in await asyncio.to_thread(self._put_back_user_files):
+            for rel in await asyncio.to_thread(self.core.put_back_user_files):
                 self.notice(
                     f"{rel}: your uncommitted file, changed by the agent; put back as you left "
                     "it (the change was not committed)",
                     "warning",
                 )
             await asyncio.to_thread(self._end_iteration)
-            self._iteration_finished(number, story, outcome)
+            self.core.iteration_finished(number, story, outcome)
         else:
             await self._finish_uncommitted(story, number, outcome, message)
         ended = ended or control.run_ended
         if ended is not None:
             raise ended
         if outcome in ("failed", "error"):
-            await self._count_failure(story)
+            await self.core.count_failure(story)
 
     def _begin_iteration(self, story: Story) -> None:
         """Record what the iteration starts from: the state marker, git, the bookkeeping."""
-        self._state.write(self._marker("iteration", story))
-        self._git_snapshot = GitSnapshot.take(self.git)
-        self._books = BookkeepingSnapshot.take(self.store, self.progress)
-        self._ignored = IgnoredSnapshot.take(self.root, self.run_dir / "ignored-backup")
-
-    def _marker(self, phase: str, story: Story) -> dict[str, object]:
-        return {"phase": phase, "story": story.key, "branch": self._branch_ref}
+        self.core.state_file.write(self.core.marker("iteration", story))
+        self._git_snapshot = GitSnapshot.take(self.core.git)
+        self._books = BookkeepingSnapshot.take(self.core.store, self.core.progress)
+        self._ignored = IgnoredSnapshot.take(self.core.root, self.core.run_dir / "ignored-backup")
 
     def _end_iteration(self) -> None:
         self._git_snapshot = None
@@ -602,7 +202,7 @@ class Engine:
         if self._ignored is not None:
             self._ignored.discard()
             self._ignored = None
-        self._state.clear()
+        self.core.state_file.clear()
 
     async def _finish_uncommitted(
         self,
@@ -627,38 +227,19 @@ class Engine:
                 patch_path = await asyncio.to_thread(self._wind_up, story, number, notes)
         finally:
             self._report(notes)
-            self._iteration_finished(number, story, outcome, message, patch_path)
-
-    def _iteration_finished(
-        self,
-        number: int,
-        story: Story,
-        outcome: IterationOutcome,
-        message: str = "",
-        patch_path: Path | None = None,
-    ) -> None:
-        """How an iteration ended, the single loop's and every worker's alike."""
-        self.emit(
-            IterationFinished(
-                iteration=number,
-                story_id=story.key,
-                outcome=outcome,
-                message=message,
-                patch_path=str(patch_path) if patch_path else None,
-            )
-        )
+            self.core.iteration_finished(number, story, outcome, message, patch_path)
 
     def _wind_up(self, story: Story, number: int, notes: list[str]) -> Path | None:
         try:
             notes.extend(self._enforce_sync())
-            patch_path = self.git.save_patch(
-                self.run_dir / "patches" / f"iter-{number:03d}-{story.slug}.patch"
+            patch_path = self.core.git.save_patch(
+                self.core.run_dir / "patches" / f"iter-{number:03d}-{story.slug}.patch"
             )
             if self._ignored is not None:  # the agent's .gitignore lines hide nothing now
                 for rel in self._ignored.restore_rules():
                     notes.append(f"{rel}: a .gitignore the agent added; removed")
-            self.git.restore_to_head(keep=(*self._bookkeeping, *self._user_dirty))
-            self._put_back_user_files()
+            self.core.git.restore_to_head(keep=(*self.core.bookkeeping, *self.core.user_dirty))
+            self.core.put_back_user_files()
             if self._ignored is not None:
                 notes.extend(self._ignored.restore())
             return patch_path
@@ -667,16 +248,16 @@ class Engine:
 
     def _enforce_sync(self) -> list[str]:
         """Undo what the agent did to git and the bookkeeping (``git_guard``, ``bookkeeping``)."""
-        self._check_bookkeeping_paths()  # a tasks/ swapped for a link mid-run stops the run
+        self.core.check_bookkeeping_paths()  # a tasks/ swapped for a link mid-run stops the run
         notes: list[str] = []
         reset = False
         if self._git_snapshot is not None:
-            git_notes, reset = self._git_snapshot.enforce(self.git)
+            git_notes, reset = self._git_snapshot.enforce(self.core.git)
             notes += git_notes
         if self._books is not None:
             if reset:
-                notes += self._books.reset_files(self.store, self.progress)
-            notes += self._books.enforce(self.store, self.progress)
+                notes += self._books.reset_files(self.core.store, self.core.progress)
+            notes += self._books.enforce(self.core.store, self.core.progress)
         return notes
 
     async def _enforce(self) -> None:
@@ -689,125 +270,14 @@ class Engine:
         if notes:
             self.emit(PrdChanged(source="engine"))
 
-    def _read_user_files(self, dirty: Sequence[str]) -> dict[str, bytes | None]:
-        """--allow-dirty: the content of the user's dirty regular files (``None``: deleted).
-
-        Symlinks and other special entries are left out: they are kept in place by the
-        restore (``keep``) and excluded from commits, but not rewritten.
-        """
-        saved: dict[str, bytes | None] = {}
-        for rel in dirty:
-            path = self.root / rel
-            if path.is_symlink():
-                continue
-            if not path.exists():
-                saved[rel] = None
-            elif path.is_file():
-                saved[rel] = path.read_bytes()
-        return saved
-
-    def _put_back_user_files(self) -> list[str]:
-        """--allow-dirty: the user's own uncommitted files, as they were when the run started;
-        the ones that had changed (the agent's edits, never committed)."""
-        put_back: list[str] = []
-        for rel, data in self._user_files.items():
-            path = self.root / rel
-            if data is None:
-                if path.is_file() or path.is_symlink():
-                    path.unlink()
-                    put_back.append(rel)
-                continue
-            if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            replace_regular(path, data)
-            put_back.append(rel)
-        return put_back
-
-    async def _count_failure(self, story: Story) -> None:
-        count = self.failures.get(story.key, 0) + 1
-        self.failures[story.key] = count
-        if count < FAILURES_BEFORE_ESCALATION:
-            return
-        self.failures[story.key] = 0
-        answer = await self.ask_human(
-            story,
-            question=(
-                f"Task #{story.key} failed {count} iterations in a row. "
-                "What should the agent do differently? (Or skip the story.)"
-            ),
-            tried="See the transcript and the saved patches of the failed iterations.",
-            automatic=True,
-        )
-        if answer.kind == "stop":
-            raise RunEnded.waiting_for_human()
-
-    def _build_request(self, story: Story, number: int) -> IterationRequest:
-        path = self._persona_path() if self.config.persona else None
-        in_repo = path is not None and path.absolute().is_relative_to(self.root)
-        persona = load_persona(path, self.root if in_repo else None)
-        feedback = tuple(self.feedback.get(story.key, ()))
-        ctx = StoryContext(
-            git_log=self.git.recent_log(10),
-            progress_tail=self.progress.tail(),
-            agents_md=self._agents_md(),
-            feedback=feedback,
-            prd_about=self._prd_about(),
-        )
-        return IterationRequest(
-            iteration=number,
-            story=story,
-            system_prompt=build_system_prompt(persona),
-            user_prompt=build_user_prompt(story, ctx),
-            workspace=self.root,
-            config=self.config,
-            feedback=feedback,
-        )
-
-    def _persona_path(self) -> Path:
-        assert self.config.persona is not None
-        path = Path(self.config.persona).expanduser()
-        return path if path.is_absolute() else self.root / path
-
-    def _prd_about(self) -> str:
-        """The PRD's description and context (as edited now), capped like AGENTS.md."""
-        prd = self.store.load()
-        text = "\n\n".join(t.strip() for t in (prd.description, prd.context) if t.strip())
-        if len(text) > CONTEXT_FILE_CHARS:
-            text = text[:CONTEXT_FILE_CHARS] + (
-                f"\n[... the PRD's context cut at {CONTEXT_FILE_CHARS} characters]"
-            )
-        return text
-
-    def _agents_md(self) -> str:
-        parts = []
-        for name in ("AGENTS.md", "CLAUDE.md"):
-            path = self.root / name
-            if not (path.is_file() or path.is_symlink()):
-                continue
-            try:  # the agent wrote these too: no link out of the repository, a size cap
-                data, more = read_capped(path, CONTEXT_FILE_CHARS * 4, root=self.root)
-            except (OSError, BookkeepingError) as exc:
-                self.notice(f"{name} not given to the agent: {exc}", "warning")
-                continue
-            text = data.decode("utf-8", errors="replace")
-            if more or len(text) > CONTEXT_FILE_CHARS:
-                text = text[:CONTEXT_FILE_CHARS] + (
-                    f"\n[... {name} cut at {CONTEXT_FILE_CHARS} characters]"
-                )
-            parts.append(text)
-        return "\n\n".join(parts)
-
-    # ----------------------------------------------------------------- gates, approval, commit
-
     async def _ensure_baseline(self) -> None:
         """The test gates' counts on the tree this iteration starts from: known from the
         change that made it, else measured now, once, on the clean tree (``baseline``)."""
-        if not self.config.review.baseline:
+        if not self.core.config.review.baseline:
             return
-        key = await asyncio.to_thread(code_key, self.root, "HEAD", self._bookkeeping)
+        key = await asyncio.to_thread(code_key, self.core.root, "HEAD", self.core.bookkeeping)
         self._base_key = key
-        tests = test_runner_gates(self.config.gates)
+        tests = test_runner_gates(self.core.config.gates)
         if not tests or self._baselines.get(key) is not None:
             return
         self.notice(
@@ -816,9 +286,9 @@ class Engine:
         )
         results = await run_gates(
             tests,
-            self.root,
-            self.config.gate_options.timeout_s,
-            sandbox=self.workspace.sandbox,
+            self.core.root,
+            self.core.config.gate_options.timeout_s,
+            sandbox=self.core.workspace.sandbox,
         )
         await asyncio.to_thread(self._baselines.put, key, results)
 
@@ -830,70 +300,68 @@ class Engine:
     async def _run_story_gates(self, story: Story | None) -> list[GateResult]:
         # the story's own commands (as the story was when picked) run beside the project's
         return await run_story_gates(
-            self.config,
+            self.core.config,
             story,
-            self.root,
-            self.workspace.sandbox,
+            self.core.root,
+            self.core.workspace.sandbox,
             on_start=lambda name, command, criterion: self.emit(
                 GateStarted(name=name, command=command, criterion=criterion)
             ),
             on_finish=lambda result: self.emit(gate_event(result)),
         )
 
-    @property
-    def approvals_unattended(self) -> bool:
-        return approvals_unattended(self.config, self.supervisor)
-
     async def review(self, story: Story) -> list[str]:
         """The change's review flags, judged on what the human is shown (``describe_change``)."""
-        files = await asyncio.to_thread(self.git.diff)
+        files = await asyncio.to_thread(self.core.git.diff)
 
         def before(path: str) -> str | None:
-            data = self.git.show_file("HEAD", Path(path))
+            data = self.core.git.show_file("HEAD", Path(path))
             return data.decode("utf-8", "replace") if data is not None else None
 
-        flags = await asyncio.to_thread(review_flags, files, self.config.review, before)
+        flags = await asyncio.to_thread(review_flags, files, self.core.config.review, before)
         lines = [flag.line() for flag in flags]
         if self._base_key is not None:
             lines += baseline_flags(self._baselines.get(self._base_key), self._last_gates)
         if self._ignored is not None:
             lines += (await asyncio.to_thread(self._ignored.changes)).flags()
-        return [self._redact(line) for line in lines]
+        return [self.core.redactor(line) for line in lines]
 
     async def ask_approval(
         self, story: Story, summary: str, results: Sequence[GateResult], flags: Sequence[str]
     ) -> ApprovalDecision:
         await self._enforce()
-        diffstat = await asyncio.to_thread(self.git.diffstat)
+        diffstat = await asyncio.to_thread(self.core.git.diffstat)
         if self._ignored is not None:  # never committed, but the human sees what happened
             ignored = (await asyncio.to_thread(self._ignored.changes)).lines()
             diffstat = "\n".join([*(f" ! {line}" for line in ignored), diffstat]).strip("\n")
-        message = commit_message(self.config.role, story, flags)
+        message = commit_message(self.core.config.role, story, flags)
         needed, request = approval_request(story, message, summary, diffstat, results, 0, flags)
         self.emit(needed)
-        self._set_state("waiting")
+        self.core.set_state("waiting")
         try:
-            decision = await self.supervisor.approve(request)
+            decision = await self.core.supervisor.approve(request)
         finally:
-            self._set_state("running")
+            self.core.set_state("running")
         self.emit(
             ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
         )
-        self._approved_flags[story.key] = tuple(flags)
+        self.core.approved_flags[story.key] = tuple(flags)
         return decision
 
     async def apply_review(self, story: Story, decision: ApprovalDecision) -> ApprovalDecision:
         """The decision's comments anchored to the diff shown (quoted), recorded for the
         journal and the story's progress entry; an approval's drops taken out of the tree."""
         await self._enforce()
-        files = await asyncio.to_thread(self.git.diff)
+        files = await asyncio.to_thread(self.core.git.diff)
         decision = dataclasses.replace(
             decision, comments=tuple(anchor_comments(files, decision.comments))
         )
-        dropped = [self._redact(line) for line in drop_lines(files, decision.drops)]
-        comments = [self._redact(line) for line in comment_lines(decision.comments)]
+        dropped = [self.core.redactor(line) for line in drop_lines(files, decision.drops)]
+        comments = [self.core.redactor(line) for line in comment_lines(decision.comments)]
         if decision.kind == "approve" and decision.drops:
-            await asyncio.to_thread(drop_parts, self.git, files, decision.drops, self._bookkeeping)
+            await asyncio.to_thread(
+                drop_parts, self.core.git, files, decision.drops, self.core.bookkeeping
+            )
         else:
             dropped = []  # a reject or a discard leaves the change as it is
         self.emit(
@@ -906,9 +374,6 @@ class Engine:
         )
         return decision
 
-    def add_feedback(self, story: Story, feedback: str) -> None:
-        self.feedback.setdefault(story.key, []).append(feedback)
-
     async def commit_story(self, story: Story, learnings: Sequence[str]) -> str:
         """Mark the story, log it, and make ONE commit holding the change and the bookkeeping
         (``landing``). The user's own uncommitted files (``--allow-dirty``) stay out of it; a
@@ -917,120 +382,54 @@ class Engine:
 
         def rebase_books() -> None:  # the engine itself cut the log back
             if self._books is not None:
-                self._books.rebase_progress(self.progress)
+                self._books.rebase_progress(self.core.progress)
 
-        flags = self._approved_flags.pop(story.key, ())
-        sha = await self._landing.land(
+        flags = self.core.approved_flags.pop(story.key, ())
+        sha = await self.core.landing.land(
             story,
             learnings,
-            marker=self._marker("committing", story),
-            after=self._marker("iteration", story),
-            user_files=self._user_dirty,
+            marker=self.core.marker("committing", story),
+            after=self.core.marker("iteration", story),
+            user_files=self.core.user_dirty,
             undo=rebase_books,
             flags=flags,
-            review=self._review_notes.pop(story.key, ()),
+            review=self.core.review_notes.pop(story.key, ()),
         )
-        await self.tracker_landed(story, sha, self._last_gates, flags)
+        await self.core.tracker_landed(story, sha, self._last_gates, flags)
         if self._git_snapshot is not None:
             self._git_snapshot.moved_to(sha)
-        if self.config.review.baseline and self._last_gates:
+        if self.core.config.review.baseline and self._last_gates:
             # the gates' last run was on exactly this code: the next story's baseline
-            key = await asyncio.to_thread(code_key, self.root, sha, self._bookkeeping)
+            key = await asyncio.to_thread(code_key, self.core.root, sha, self.core.bookkeeping)
             await asyncio.to_thread(self._baselines.put, key, self._last_gates)
         return sha
 
-    # ----------------------------------------------------------------- escalation
 
-    async def ask_human(
-        self, story: Story, question: str, tried: str, *, automatic: bool
-    ) -> EscalationAnswer:
-        await self._enforce()  # the blocker entry goes to the engine's own progress log
-        question, tried = self._redact(question), self._redact(tried)
-        await asyncio.to_thread(
-            self.progress.append_blocker, story.key, story.title, tried, question
-        )
-        request = EscalationRequest(story.key, story.title, question, tried, automatic)
-        if self.tracker is not None:  # [tracker]: the question as a comment on the issue
-            for report in await self.tracker.escalated(story, question, tried):
-                self.notice(self._redact(report.message), report.level)
-        if self.pm is not None:  # [pm]: the PM answers or suggests first (ralph_tui.pm)
-            answer, by = await self.pm.escalate(self, story, request)
-        else:
-            answer, by = await self.ask_supervisor(request), "human"
-        text = answer.text.strip() if answer.kind == "answer" else None
-        if answer.kind != "stop":
-            await asyncio.to_thread(
-                self.progress.append_answer,
-                self._redact(text) if text else None,
-                by=_LOGGED_BY.get(by, by),
-            )
-        self.emit(
-            EscalationAnswered(
-                story_id=story.key, answer=text or "", skipped=answer.kind != "answer", by=by
-            )
-        )
-        if answer.kind == "answer" and text:
-            whose = "the PM (product-manager agent)" if by == "pm" else "the human"
-            self.feedback.setdefault(story.key, []).append(
-                f"Answer from {whose} to '{question}': {text}"
-            )
-        elif answer.kind == "skip":
-            self.skipped.add(story.key)
-        return dataclasses.replace(answer, by=by)
+class Engine(RunCore[SerialLoop]):
+    """A run with the serial loop: the named constructor the single-worker faces and tests use
+    (``runs.build_engine`` picks it or ``parallel.ParallelEngine``). It adds nothing to the
+    core; the loop is ``self.loop``."""
 
-    async def ask_supervisor(self, request: EscalationRequest, *, pm: str = "") -> EscalationAnswer:
-        """Put the escalation to the supervisor (``pm``: what the PM did, for the faces)."""
-        self.emit(
-            Escalated(
-                story_id=request.story_id,
-                question=request.question,
-                tried=request.tried,
-                automatic=request.automatic,
-                pm=pm,
-            )
-        )
-        self.set_waiting(True)
-        try:
-            return await self.supervisor.answer(request)
-        finally:
-            self.set_waiting(False)
-
-    def set_waiting(self, waiting: bool) -> None:
-        self._set_state("waiting" if waiting else "running")
-
-    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        """A decision that is not a commit (a PRD change the PM proposed)."""
-        self.set_waiting(True)
-        try:
-            return await self.supervisor.approve(request)
-        finally:
-            self.set_waiting(False)
-
-    # ----------------------------------------------------------------- cost
-
-    def add_usage(
-        self, story: Story, usage: Usage, *, by: str = "agent", model: str | None = None
+    def __init__(
+        self,
+        workspace: Path,
+        config: RalphConfig,
+        agent: Agent | None,
+        supervisor: Supervisor,
+        sink: EventSink,
+        *,
+        allow_dirty: bool = False,
+        run_id: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
-        """``by="pm"``: the PM's own calls, at its own model's price, in the same budget; a
-        fallback agent's usage is priced by its own model (agents/fallback.py)."""
-        cost = estimate_cost(model or usage.model or self.config.model, usage, self.config.pricing)
-        self.story_cost[story.key] = self.story_cost.get(story.key, 0.0) + cost
-        self.run_cost += cost
-        self.emit(
-            UsageReported(
-                story_id=story.key,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens,
-                cache_read_input_tokens=usage.cache_read_input_tokens,
-                cost_usd=cost,
-                agent=usage.agent,
-                by=by,
-            )
+        super().__init__(
+            workspace,
+            config,
+            agent,
+            supervisor,
+            sink,
+            loop=SerialLoop,
+            allow_dirty=allow_dirty,
+            run_id=run_id,
+            redactor=redactor,
         )
-        limit = self.config.max_cost_usd
-        if limit is not None and self.run_cost >= limit and not self._budget_spent:
-            self._budget_spent = True
-            self.notice(
-                f"cost budget ${limit:.2f} spent; stopping at the next safe point", "warning"
-            )

@@ -1,10 +1,11 @@
 """Parallel stories: up to N workers, each in its own checkout, one approval queue, verified merges.
 
-``ParallelEngine`` is the ``Engine`` with a scheduler in place of the one-story loop. It picks up
-to ``workers`` stories by the PRD's pick rule (priority, file order, dependencies that must
-pass: so never two stories where one depends on the other), and hands each to
-an ``Executor`` (``ralph_tui.executors.base``). Everything that must happen once stays here, in the
-main checkout: the PRD and the progress log are only written by this engine, approvals go
+``ParallelLoop`` is one of the two strategies over a run (``ralph_tui.run_core``; the other is
+``engine.SerialLoop``): a scheduler in place of the one-story loop. It picks up to ``workers``
+stories by the PRD's pick rule (priority, file order, dependencies that must pass: so never two
+stories where one depends on the other), and hands each to an ``Executor``
+(``ralph_tui.executors.base``). Everything that must happen once stays in the run core or here,
+in the main checkout: the PRD and the progress log are only written by the run, approvals go
 through one ``ApprovalQueue``, and merges run one at a time:
 
 approve -> rebase the change onto main's HEAD -> if main moved since the gates last passed, run
@@ -12,8 +13,8 @@ the gates again on the rebased tree -> one commit on main holding the change, ``
 and the progress entry. A conflict or a red gate goes back to the worker's agent as a fix
 attempt (``MergeRetry``).
 
-Every event a worker causes, in its own task or in the engine on its behalf, is tagged with the
-worker's number (a context variable read by ``emit``).
+Every event a worker causes, in its own task or in the run on its behalf, is tagged with the
+worker's number (a context variable read by ``on_event``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from ralph_tui.agents.registry import agent_spec
 from ralph_tui.approvals import ApprovalQueue, approvals_automatic
 from ralph_tui.config import RalphConfig
 from ralph_tui.control import ForwardingHost, RunEnded, approval_request, gate_report
-from ralph_tui.engine import Engine
 from ralph_tui.events import (
     ApprovalDecided,
     ApprovalsWaiting,
@@ -52,11 +52,12 @@ from ralph_tui.executors.base import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.git.repo import FileDiff, run_git
+from ralph_tui.git.repo import FileDiff, GitRepo, run_git
 from ralph_tui.git.worktrees import WorktreeManager
 from ralph_tui.iteration import Agent
-from ralph_tui.landing import commit_message
+from ralph_tui.landing import StoryLanding, commit_message
 from ralph_tui.prd.model import Prd, Story
+from ralph_tui.run_core import RunCore
 from ralph_tui.safety.credentials import Redactor
 from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest, EscalationAnswer, Supervisor
 
@@ -65,44 +66,33 @@ log = logging.getLogger(__name__)
 _WORKER: contextvars.ContextVar[int] = contextvars.ContextVar("ralph_worker", default=0)
 
 
-class ParallelEngine(Engine):
+class ParallelLoop:
+    """The scheduler over an executor: a ``LoopStrategy`` for ``workers > 1`` or a remote
+    executor. It owns the workers' agents, the executor, the approval queue, the merge train
+    and main's HEAD during the run; the rest of the run is its ``core``'s."""
+
     def __init__(
         self,
-        workspace: Path,
-        config: RalphConfig,
-        agent: Agent | None,
-        supervisor: Supervisor,
-        sink: EventSink,
+        core: RunCore[ParallelLoop],
         *,
+        agent: Agent | None = None,
         workers: int | None = None,
         executor: Executor | None = None,
-        allow_dirty: bool = False,
-        run_id: str | None = None,
-        redactor: Redactor | None = None,
         executor_credentials: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(
-            workspace,
-            config,
-            agent,
-            supervisor,
-            sink,
-            allow_dirty=allow_dirty,
-            run_id=run_id,
-            redactor=redactor,
-        )
-        self.workers = workers or config.workers
-        self.approvals = ApprovalQueue(supervisor, self._approvals_changed)
+        self.core = core
+        self.workers = workers or core.config.workers
+        self.approvals = ApprovalQueue(core.supervisor, self._approvals_changed)
         self._waiting_shown: tuple[str, ...] = ()
         # the configured executor (``executors.EXECUTORS``), unless one is given (tests)
-        self._executor: Executor = executor or build_executor(
+        self.executor: Executor = executor or build_executor(
             ExecutorSite(
-                root=self.root,
-                config=self.config,
+                root=core.root,
+                config=core.config,
                 agent=agent,
                 agent_for=self._agent_for,
-                bookkeeping=self._bookkeeping,
-                patch_dir=self.run_dir / "patches",
+                bookkeeping=core.bookkeeping,
+                patch_dir=core.run_dir / "patches",
                 credentials=executor_credentials,
             )
         )
@@ -113,36 +103,90 @@ class ParallelEngine(Engine):
         # story id -> (worker, reason) for workers told to stop at their next safe point
         self._stopping: dict[str, str] = {}
         self.running: dict[str, int] = {}  # story id -> worker number
-        self._head = ""  # main's HEAD: only this engine moves it during the run
+        self._head = ""  # main's HEAD: only this loop moves it during the run
         self._landed: set[str] = set()  # committed by this run (their workers are winding up)
         self._train: list[_Ticket] = []
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
         self._picked_priority: dict[str, float | None] = {}
 
+    @property
+    def _executor(self) -> Executor:  # the name the merge train's bodies use
+        return self.executor
+
+    # ----------------------------------------------------------------- the core's, by the
+    # names the merge train's bodies (``gate``, ``merge``, ``_verify``, ``_land``) use
+
+    @property
+    def git(self) -> GitRepo:
+        return self.core.git
+
+    @property
+    def root(self) -> Path:
+        return self.core.root
+
+    @property
+    def config(self) -> RalphConfig:
+        return self.core.config
+
+    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self.core.notice(message, level)
+
+    @property
+    def _bookkeeping(self) -> tuple[str, ...]:
+        return self.core.bookkeeping
+
+    @property
+    def _user_dirty(self) -> tuple[str, ...]:
+        return self.core.user_dirty
+
+    @property
+    def _approved_flags(self) -> dict[str, tuple[str, ...]]:
+        return self.core.approved_flags
+
+    @property
+    def _review_notes(self) -> dict[str, list[str]]:
+        return self.core.review_notes
+
+    @property
+    def _landing(self) -> StoryLanding:
+        return self.core.landing
+
+    def _marker(self, phase: str, story: Story) -> dict[str, object]:
+        return self.core.marker(phase, story)
+
+    async def tracker_landed(
+        self, story: Story, sha: str, gates: Sequence[GateResult], flags: Sequence[str]
+    ) -> None:
+        await self.core.tracker_landed(story, sha, gates, flags)
+
     # ----------------------------------------------------------------- events and control
 
-    def emit(self, event: Event) -> None:
+    def on_event(self, event: Event) -> Event:
         worker = _WORKER.get()
         if worker and not event.worker:
             event = dataclasses.replace(event, worker=worker)
         if isinstance(event, PrdChanged) and event.source == "external":
             self._wake.set()
-        super().emit(event)
+        return event
 
-    def pause(self) -> None:
-        super().pause()
+    def wake(self) -> None:
         self._wake.set()
 
-    def resume(self) -> None:
-        super().resume()
+    def stop(self) -> None:
+        self.approvals.stop()
         self._wake.set()
+
+    async def before_bookkeeping(self) -> None:
+        """The workers never touch the main checkout's bookkeeping: only its folders are
+        checked (a ``tasks/`` swapped for a link mid-run stops the run)."""
+        await asyncio.to_thread(self.core.check_bookkeeping_paths)
 
     def _approvals_changed(self) -> None:
         waiting = tuple(self.approvals.waiting_ids())
         if waiting != self._waiting_shown:
             self._waiting_shown = waiting
-            self.emit(ApprovalsWaiting(story_ids=waiting))
+            self.core.emit(ApprovalsWaiting(story_ids=waiting))
 
     def stopping(self, story_id: str) -> bool:
         """Whether ``story_id``'s worker was told to stop at its next safe point."""
@@ -153,55 +197,51 @@ class ParallelEngine(Engine):
     ) -> EscalationAnswer:
         """Workers' escalations, one at a time: the supervisor answers one question at once."""
         async with self._human_lock:
-            return await self.ask_human(story, question, tried, automatic=automatic)
+            return await self.core.ask_human(story, question, tried, automatic=automatic)
 
     def open_approval(self, story_id: str) -> bool:
         return self.approvals.select(story_id)
 
     async def story_diff(self, story_id: str | None = None) -> list[FileDiff]:
-        """A running story's change in its checkout (a worktree here, or on a Ray node)."""
+        """A running story's change in its checkout (a worktree here, or on a Ray node);
+        ``None``: the main checkout's."""
         if story_id is None:
-            return await super().story_diff(story_id)
+            return await asyncio.to_thread(self.core.git.diff)
         return await self._executor.story_diff(story_id)
-
-    def request_stop(self) -> None:
-        super().request_stop()
-        self.approvals.stop()
-        self._wake.set()
 
     # ----------------------------------------------------------------- the run
 
-    def _preflight(self) -> None:
-        super()._preflight()
-        WorktreeManager(self.root, self._bookkeeping).recover(
-            self.run_dir / "patches", self._startup_notes.append
+    def preflight(self) -> None:
+        """Worktrees a killed run left behind: their changes saved as patches, then removed."""
+        WorktreeManager(self.core.root, self.core.bookkeeping).recover(
+            self.core.run_dir / "patches", self.core.startup_notes.append
         )
 
     def _agent_for(self, worker: int) -> Agent:
         shared = agent_spec(self.config.agent).shared and not self.config.fallback
         if worker == 1 or shared:
-            return self.agent  # the scripted agent keeps no per-conversation state
+            return self.core.agent  # the scripted agent keeps no per-conversation state
         if worker not in self._agents:
-            agent = create_agent(self.config, self.root)
-            if isinstance(agent, FallbackAgent) and isinstance(self.agent, FallbackAgent):
-                agent.follow(self.agent)  # a rate limit one worker meets holds for all
+            agent = create_agent(self.config, self.core.root)
+            if isinstance(agent, FallbackAgent) and isinstance(self.core.agent, FallbackAgent):
+                agent.follow(self.core.agent)  # a rate limit one worker meets holds for all
             self._agents[worker] = agent
         return self._agents[worker]
 
-    async def _loop(self) -> tuple[int, str]:
+    async def run(self) -> tuple[int, str]:
         tasks: dict[asyncio.Task[Any], str] = {}
-        self._head = await asyncio.to_thread(self.git.head_sha)
+        self._head = await asyncio.to_thread(self.core.git.head_sha)
         ended: RunEnded | None = None
         error: BaseException | None = None
         try:
             while True:
                 self._wake.clear()
-                prd = await asyncio.to_thread(self.store.load)
+                prd = await asyncio.to_thread(self.core.store.load)
                 self._check_running(prd)
                 finish: tuple[int, str] | None = None
                 if error is None and ended is None:
                     finish = self._why_stop(prd)
-                    if finish is None and not self.paused:
+                    if finish is None and not self.core.paused:
                         self._start_jobs(prd, tasks)
                         if not tasks:
                             finish = self._nothing_to_pick(prd)
@@ -212,7 +252,7 @@ class ParallelEngine(Engine):
                         raise ended
                     if finish is not None:
                         return finish
-                    await self.wait_at_safe_point()  # paused with no worker running
+                    await self.core.wait_at_safe_point()  # paused with no worker running
                     continue
                 waker = asyncio.create_task(self._wake.wait())
                 done, _ = await asyncio.wait({*tasks, waker}, return_when=asyncio.FIRST_COMPLETED)
@@ -245,26 +285,28 @@ class ParallelEngine(Engine):
                     log.warning("closing a worker's agent failed", exc_info=True)
 
     def _why_stop(self, prd: Prd) -> tuple[int, str] | None:
-        if self.stop_requested:
+        if self.core.stop_requested:
             return ExitCode.INTERRUPTED, "stopped by the supervisor"
-        if self._budget_spent:
-            return ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})"
+        if self.core.budget_spent:
+            return ExitCode.LIMIT, f"cost budget spent (${self.core.run_cost:.2f})"
         if prd.all_pass:
             return ExitCode.DONE, "every story passes"
-        if self.iteration >= self.config.max_iterations:
+        if self.core.iteration >= self.config.max_iterations:
             return ExitCode.LIMIT, f"reached max_iterations ({self.config.max_iterations})"
         return None
 
     def _nothing_to_pick(self, prd: Prd) -> tuple[int, str]:
         if prd.all_pass:
             return ExitCode.DONE, "every story passes"
-        blocked = [s.key for s in prd.open_order(skip=self.skipped) if s.key not in self.running]
+        blocked = [
+            s.key for s in prd.open_order(skip=self.core.skipped) if s.key not in self.running
+        ]
         if blocked:
             return ExitCode.LIMIT, (
-                f"no story left to pick ({len(self.skipped)} skipped this run, "
+                f"no story left to pick ({len(self.core.skipped)} skipped this run, "
                 f"{len(blocked)} waiting for dependencies that do not pass)"
             )
-        return ExitCode.LIMIT, f"no story left to pick ({len(self.skipped)} skipped this run)"
+        return ExitCode.LIMIT, f"no story left to pick ({len(self.core.skipped)} skipped this run)"
 
     def _stop_all(self) -> None:
         for story_id in self.running:
@@ -273,21 +315,21 @@ class ParallelEngine(Engine):
     def _start_jobs(self, prd: Prd, tasks: dict[asyncio.Task[Any], str]) -> None:
         free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
         if free:
-            left = len(prd.open_order(skip={*self.skipped, *self.running}))
-            self._executor.expect(min(left, self.config.max_iterations - self.iteration))
+            left = len(prd.open_order(skip={*self.core.skipped, *self.running}))
+            self._executor.expect(min(left, self.config.max_iterations - self.core.iteration))
         # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
         # stories where one depends on the other never run at once
-        for story in prd.pick_order(skip={*self.skipped, *self.running}):
-            if not free or self.iteration >= self.config.max_iterations:
+        for story in prd.pick_order(skip={*self.core.skipped, *self.running}):
+            if not free or self.core.iteration >= self.config.max_iterations:
                 break
             worker = free.pop(0)
-            self.iteration += 1
+            self.core.iteration += 1
             self.running[story.key] = worker
             self._picked_priority[story.key] = story.priority
             ctx = contextvars.copy_context()
             ctx.run(_WORKER.set, worker)
             task = asyncio.create_task(
-                self._work(worker, story, self.iteration),
+                self._work(worker, story, self.core.iteration),
                 name=f"worker-{worker}",
                 context=ctx,
             )
@@ -320,7 +362,7 @@ class ParallelEngine(Engine):
     async def _work(self, worker: int, story: Story, number: int) -> None:
         job = await asyncio.to_thread(self._job, worker, story, number)
         node = await self._executor.place(job)
-        self.emit(
+        self.core.emit(
             IterationStarted(
                 iteration=number,
                 story_id=story.key,
@@ -334,33 +376,35 @@ class ParallelEngine(Engine):
             result: WorkerResult = await self._executor.run(job, host)
         finally:
             self._leave_train(worker)
-        self._iteration_finished(number, story, result.outcome, result.message, result.patch_path)
+        self.core.iteration_finished(
+            number, story, result.outcome, result.message, result.patch_path
+        )
         if result.run_ended is not None:
             raise result.run_ended
         if result.outcome == "committed":
-            self.failures[story.key] = 0
+            self.core.failures[story.key] = 0
         elif result.outcome in ("failed", "error"):
             async with self._human_lock:
-                await self._count_failure(story)
+                await self.core.count_failure(story)
 
     def _job(self, worker: int, story: Story, number: int) -> StoryJob:
         """The prompts exactly as the single-worker loop builds them (progress tail included)."""
-        request = self._build_request(story, number)
+        request = self.core.build_request(story, number)
         return StoryJob(
             worker=worker,
             story=story,
-            base_commit=self.git.head_sha(),
+            base_commit=self.core.git.head_sha(),
             iteration=number,
             system_prompt=request.system_prompt,
             user_prompt=request.user_prompt,
             config=self.config,
             feedback=request.feedback,
-            approvals_unattended=self.approvals_unattended,
+            approvals_unattended=self.core.approvals_unattended,
         )
 
     # ----------------------------------------------------------------- approval and merge
 
-    async def ask_supervisor_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+    async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
         """A PRD change the PM proposed waits in the same queue as the workers' changes."""
         return await self.approvals.approve(request)
 
@@ -373,12 +417,12 @@ class ParallelEngine(Engine):
         stat: str,
         flags: Sequence[str],
     ) -> ApprovalDecision:
-        flags = [self._redact(flag) for flag in flags]
+        flags = [self.core.redactor(flag) for flag in flags]
         message = commit_message(self.config.role, story, flags)
         needed, request = approval_request(story, message, summary, stat, results, worker, flags)
-        self.emit(needed)
+        self.core.emit(needed)
         decision = await self.approvals.approve(request)
-        self.emit(
+        self.core.emit(
             ApprovalDecided(story_id=story.key, decision=decision.kind, feedback=decision.feedback)
         )
         if decision.kind != "approve":  # rejected or discarded: it will not land as gated
@@ -597,27 +641,28 @@ class _Ticket:
 
 
 class _JobHost(ForwardingHost):
-    """The engine's side of one job (``executor.WorkerHost``): the run's own host, with this
-    worker's stop and escalations taken one at a time."""
+    """The run's side of one job (``executor.WorkerHost``): the run core's own host, with this
+    worker's stop, its escalations taken one at a time, and the loop's queue and train."""
 
-    def __init__(self, engine: ParallelEngine, worker: int, story: Story) -> None:
-        super().__init__(engine)
-        self._engine = engine
+    def __init__(self, loop: ParallelLoop, worker: int, story: Story) -> None:
+        super().__init__(loop.core)
+        self._core = loop.core
+        self._loop = loop
         self.worker = worker
         self.story = story
 
     @property
     def stop_requested(self) -> bool:
-        return self._engine.stop_requested or self._engine.stopping(self.story.key)
+        return self._core.stop_requested or self._loop.stopping(self.story.key)
 
     async def ask_human(
         self, story: Story, question: str, tried: str, *, automatic: bool
     ) -> EscalationAnswer:
-        return await self._engine.ask_human_in_turn(story, question, tried, automatic=automatic)
+        return await self._loop.ask_human_in_turn(story, question, tried, automatic=automatic)
 
     @property
     def approvals_unattended(self) -> bool:
-        return self._engine.approvals_unattended
+        return self._core.approvals_unattended
 
     async def ask_approval(
         self,
@@ -627,15 +672,56 @@ class _JobHost(ForwardingHost):
         diffstat: str,
         flags: Sequence[str],
     ) -> ApprovalDecision:
-        return await self._engine.queue_approval(
+        return await self._loop.queue_approval(
             self.worker, story, summary, results, diffstat, flags
         )
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
-        return await self._engine.merge(story, checkout, learnings)
+        return await self._loop.merge(story, checkout, learnings)
 
     async def gate(self, checkout: Checkout) -> list[GateResult]:
-        return await self._engine.gate(self.worker, self.story, checkout)
+        return await self._loop.gate(self.worker, self.story, checkout)
 
 
-__all__ = ["ParallelEngine"]
+class ParallelEngine(RunCore[ParallelLoop]):
+    """A run with the parallel loop: the named constructor ``runs.build_engine`` and tests use.
+    It adds nothing to the core; the loop is ``self.loop``."""
+
+    def __init__(
+        self,
+        workspace: Path,
+        config: RalphConfig,
+        agent: Agent | None,
+        supervisor: Supervisor,
+        sink: EventSink,
+        *,
+        workers: int | None = None,
+        executor: Executor | None = None,
+        allow_dirty: bool = False,
+        run_id: str | None = None,
+        redactor: Redactor | None = None,
+        executor_credentials: Mapping[str, str] | None = None,
+    ) -> None:
+        def loop(core: RunCore[ParallelLoop]) -> ParallelLoop:
+            return ParallelLoop(
+                core,
+                agent=agent,
+                workers=workers,
+                executor=executor,
+                executor_credentials=executor_credentials,
+            )
+
+        super().__init__(
+            workspace,
+            config,
+            agent,
+            supervisor,
+            sink,
+            loop=loop,
+            allow_dirty=allow_dirty,
+            run_id=run_id,
+            redactor=redactor,
+        )
+
+
+__all__ = ["ParallelEngine", "ParallelLoop"]

@@ -62,7 +62,8 @@ from ralph_tui.tools.toolbox import input_problem
 if TYPE_CHECKING:
     import anthropic
 
-    from ralph_tui.engine import Engine
+    from ralph_tui.run_core import RunCore
+
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ class PrdProposal:
                 what = f"split Task #{self.story_id} into: {titles} (it then waits on them)"
         return f"{what} — {self.reason}" if self.reason else what
 
-    def apply(self, engine: Engine) -> str:
+    def apply(self, engine: RunCore[Any]) -> str:
         """Change the PRD through the engine's own store (only ``passes`` is guarded there; a
         new story never passes)."""
         store = engine.store
@@ -354,7 +355,7 @@ class ProductManager:
     # ------------------------------------------------------------------ the escalation
 
     async def escalate(
-        self, engine: Engine, story: Story, request: EscalationRequest
+        self, engine: RunCore[Any], story: Story, request: EscalationRequest
     ) -> tuple[EscalationAnswer, str]:
         """The escalation with the PM in it: the answer for the agent and whose it is."""
         await self.drop_correction()
@@ -378,7 +379,7 @@ class ProductManager:
         return await self._answer(engine, story, request, reply)
 
     async def _answer(
-        self, engine: Engine, story: Story, request: EscalationRequest, reply: PmReply
+        self, engine: RunCore[Any], story: Story, request: EscalationRequest, reply: PmReply
     ) -> tuple[EscalationAnswer, str]:
         """``mode = "answer"``: the human first if they answer within ``answer_after``."""
         assert reply.answer is not None
@@ -422,7 +423,7 @@ class ProductManager:
 
     async def _await_correction(
         self,
-        engine: Engine,
+        engine: RunCore[Any],
         story: Story,
         request: EscalationRequest,
         human: asyncio.Future[EscalationAnswer],
@@ -457,7 +458,7 @@ class ProductManager:
     # ------------------------------------------------------------------ PRD proposals
 
     async def _propose(
-        self, engine: Engine, story: Story, proposals: Sequence[PrdProposal]
+        self, engine: RunCore[Any], story: Story, proposals: Sequence[PrdProposal]
     ) -> None:
         """Each proposal to the human as an approval; accepted ones are applied, by the engine."""
         for proposal in proposals:
@@ -488,7 +489,7 @@ class ProductManager:
             )
 
     def _not_asked(
-        self, engine: Engine, story: Story, proposals: Sequence[PrdProposal], why: str
+        self, engine: RunCore[Any], story: Story, proposals: Sequence[PrdProposal], why: str
     ) -> None:
         for proposal in proposals:
             engine.emit(
@@ -500,7 +501,9 @@ class ProductManager:
 
     # ------------------------------------------------------------------ the model
 
-    async def consult(self, engine: Engine, story: Story, request: EscalationRequest) -> PmReply:
+    async def consult(
+        self, engine: RunCore[Any], story: Story, request: EscalationRequest
+    ) -> PmReply:
         """The PM's reply; a failing API is an "I don't know" (the human is asked as before)."""
         try:
             reply = await self._consult(engine, story, request)
@@ -517,7 +520,9 @@ class ProductManager:
             engine.emit(PmProposal(story_id=story.key, proposal=proposal.describe()))
         return reply
 
-    async def _consult(self, engine: Engine, story: Story, request: EscalationRequest) -> PmReply:
+    async def _consult(
+        self, engine: RunCore[Any], story: Story, request: EscalationRequest
+    ) -> PmReply:
         messages: list[dict[str, Any]] = [
             {"role": "user", "content": [{"type": "text", "text": _prompt(engine, story, request)}]}
         ]
@@ -562,7 +567,7 @@ class ProductManager:
         )
 
     async def _tool(
-        self, engine: Engine, story: Story, block: Mapping[str, Any], state: _Consultation
+        self, engine: RunCore[Any], story: Story, block: Mapping[str, Any], state: _Consultation
     ) -> tuple[str, bool]:
         name = str(block.get("name"))
         tool_input = block.get("input") or {}
@@ -629,7 +634,7 @@ class ProductManager:
             engine, [args[0], "--no-ext-diff", "--no-textconv", "--no-color", *args[1:]]
         )
 
-    async def _git(self, engine: Engine, argv: list[str]) -> tuple[str, bool]:
+    async def _git(self, engine: RunCore[Any], argv: list[str]) -> tuple[str, bool]:
         """``git`` with hardened settings, inside the run's sandbox (as the agent's commands)."""
         sandbox = engine.workspace.sandbox
         command = shlex.join(
@@ -694,7 +699,7 @@ def _escalated(request: EscalationRequest, pm: str) -> Escalated:
     )
 
 
-def _prompt(engine: Engine, story: Story, request: EscalationRequest) -> str:
+def _prompt(engine: RunCore[Any], story: Story, request: EscalationRequest) -> str:
     prd = engine.store.path.read_bytes().decode("utf-8", errors="replace")
     if len(prd) > PRD_CHARS:
         prd = prd[:PRD_CHARS] + f"\n[... the PRD cut at {PRD_CHARS} characters]"

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ralph_tui.approvals import approvals_automatic
 from ralph_tui.config import RalphConfig
@@ -29,6 +29,7 @@ from ralph_tui.notify import Notifier
 from ralph_tui.prd.model import Prd
 from ralph_tui.prd.store import PrdStore
 from ralph_tui.recovery import new_run_id
+from ralph_tui.run_core import RunCore
 from ralph_tui.run_handle import RunFactory
 from ralph_tui.safety.credentials import Redactor
 from ralph_tui.supervisor import Supervisor
@@ -83,9 +84,10 @@ def build_engine(
     run_id: str | None = None,
     redactor: Redactor | None = None,
     executor_credentials: Mapping[str, str] | None = None,
-) -> Engine:
-    """The loop for ``workers = 1`` on this machine; otherwise the parallel engine, which builds
-    the configured executor (``executors.EXECUTORS``) when it starts."""
+) -> RunCore[Any]:
+    """The run with its strategy: the serial loop for ``workers = 1`` on this machine;
+    otherwise the parallel loop, which builds the configured executor
+    (``executors.EXECUTORS``)."""
     if config.workers > 1 or config.executor != "local":
         from ralph_tui.parallel import ParallelEngine
 

@@ -108,7 +108,7 @@ def ray_engine(
 
 
 def executor_of(engine: ParallelEngine) -> RayExecutor:
-    executor = engine._executor
+    executor = engine.loop.executor
     assert isinstance(executor, RayExecutor)
     return executor
 

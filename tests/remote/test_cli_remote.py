@@ -156,6 +156,6 @@ def test_every_engine_is_built_with_the_shared_supervisor(
     assert isinstance(engine.supervisor, SharedSupervisor)
     assert served.server is not None and engine.supervisor.hub is served.server.hub
     if isinstance(engine, ParallelEngine):
-        assert engine.approvals._supervisor is engine.supervisor
+        assert engine.loop.approvals._supervisor is engine.supervisor
     else:
         assert not overrides

@@ -26,7 +26,7 @@ async def test_two_approvals_queued_and_approved_in_the_order_the_human_picks(
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for(
             pilot,
-            lambda: engine.approvals.waiting == 2 and app.approval_bar.is_open,
+            lambda: engine.loop.approvals.waiting == 2 and app.approval_bar.is_open,
             what="two approvals queued",
         )
         shown = app.supervisor.approval
