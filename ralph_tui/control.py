@@ -120,9 +120,9 @@ class ForwardingHost:
 
 
 class IterationHost(RunHost, Protocol):
-    """What ``IterationControl`` needs from the engine (``Engine`` implements it; a worker's
-    executor adapts its ``WorkerHost`` to it): where the agent works, its gates, approval
-    and the commit."""
+    """What ``IterationControl`` needs from the engine (``engine.SerialLoop`` implements it;
+    a worker's executor adapts its ``WorkerHost`` to it): where the agent works, its gates,
+    approval and the commit."""
 
     @property
     def workspace(self) -> Workspace: ...

@@ -110,10 +110,6 @@ class ParallelLoop:
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
         self._picked_priority: dict[str, float | None] = {}
 
-    @property
-    def _executor(self) -> Executor:  # the name the merge train's bodies use
-        return self.executor
-
     # ----------------------------------------------------------------- the core's, by the
     # names the merge train's bodies (``gate``, ``merge``, ``_verify``, ``_land``) use
 
@@ -207,7 +203,7 @@ class ParallelLoop:
         ``None``: the main checkout's."""
         if story_id is None:
             return await asyncio.to_thread(self.core.git.diff)
-        return await self._executor.story_diff(story_id)
+        return await self.executor.story_diff(story_id)
 
     # ----------------------------------------------------------------- the run
 
@@ -277,7 +273,7 @@ class ParallelLoop:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.approvals.aclose()
-            await self._executor.aclose()  # e.g. the Ray executor's warm actors
+            await self.executor.aclose()  # e.g. the Ray executor's warm actors
             for agent in self._agents.values():
                 try:
                     await agent.aclose()
@@ -316,7 +312,7 @@ class ParallelLoop:
         free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
         if free:
             left = len(prd.open_order(skip={*self.core.skipped, *self.running}))
-            self._executor.expect(min(left, self.config.max_iterations - self.core.iteration))
+            self.executor.expect(min(left, self.config.max_iterations - self.core.iteration))
         # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
         # stories where one depends on the other never run at once
         for story in prd.pick_order(skip={*self.core.skipped, *self.running}):
@@ -361,19 +357,19 @@ class ParallelLoop:
 
     async def _work(self, worker: int, story: Story, number: int) -> None:
         job = await asyncio.to_thread(self._job, worker, story, number)
-        node = await self._executor.place(job)
+        node = await self.executor.place(job)
         self.core.emit(
             IterationStarted(
                 iteration=number,
                 story_id=story.key,
                 title=story.title,
-                executor=self._executor.name,
+                executor=self.executor.name,
                 node=node,
             )
         )
         host = _JobHost(self, worker, story)
         try:
-            result: WorkerResult = await self._executor.run(job, host)
+            result: WorkerResult = await self.executor.run(job, host)
         finally:
             self._leave_train(worker)
         self.core.iteration_finished(

@@ -6,7 +6,7 @@ everything, an ``addopts`` that deselects, a ``# type: ignore``, a ``-diff`` att
 hides its code from the reviewer, a ``ralph.toml`` that turns the sandbox off for the next
 run. Each is an ordinary hunk in an ordinary diff. ``review_flags`` names them, with the path
 and what it is, so the approval shows them above the diff; and a flagged change is never
-committed without a human (``Engine.ask_approval``, the supervisors' auto policy).
+committed without a human (``engine.SerialLoop.ask_approval``, the supervisors' auto policy).
 
 The flags are computed from ``describe_change`` (text as text, notes for modes and symlinks),
 so every mode (one worker, worktrees, Ray) judges the same thing the human sees.
