@@ -428,3 +428,4 @@ def test_numstat_paths_reads_both_shapes_git_prints(tmp_path: Path) -> None:
         b"\xff.txt".decode("utf-8", "surrogateescape"),
     ]
     assert numstat_paths(b"") == []
+    assert numstat_paths(b"warning: not a record\0" + b"1\t0\tb.txt\0") == ["b.txt"]

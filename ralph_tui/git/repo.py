@@ -778,9 +778,10 @@ def numstat_paths(output: bytes) -> list[str]:
     while i < len(fields):
         record = fields[i]
         i += 1
-        if not record:
+        parts = record.split("\t", 2)
+        if len(parts) != 3:  # not a numstat record: nothing to name
             continue
-        _added, _deleted, path = record.split("\t", 2)
+        path = parts[2]
         if not path:  # a rename as ``added\tdeleted\t\0old\0new``
             path = fields[i + 1] if i + 1 < len(fields) else ""
             i += 2
