@@ -77,7 +77,7 @@ class StoryLanding:
         marker: Marker,
         after: Marker | None,
         user_files: Sequence[str] = (),
-        put_in: Callable[[], None] | None = None,
+        put_in: Callable[[], Sequence[str]] | None = None,
         undo: Callable[[], None] | None = None,
         flags: Sequence[str] = (),
         review: Sequence[str] = (),
@@ -88,9 +88,11 @@ class StoryLanding:
         are added here). ``after``: what the state file says once the story has landed or the
         landing was undone (``None``: the file is removed). ``user_files``: the user's own
         uncommitted files (``--allow-dirty``), never committed nor listed. ``put_in`` (run in a
-        thread, after the marker): puts the change in the checkout; if it raises, nothing was
-        marked and the error goes on. ``undo`` (in a thread): what a failed commit also puts
-        back, after the story's marking is rolled back. ``review``: the human's drops and line
+        thread, after the marker): puts the change in the checkout and says which files it
+        changed (the progress entry lists them); if it raises, nothing was marked and the error
+        goes on. Without it the change is already there, and a diff of the checkout lists them.
+        ``undo`` (in a thread): what a failed commit also puts back, after the story's marking
+        is rolled back. ``review``: the human's drops and line
         comments on the story (``pr_review``), for the progress entry beside the ``flags``.
         """
         git = self._git
@@ -101,16 +103,14 @@ class StoryLanding:
         await asyncio.to_thread(self._state.write, marker)
         if put_in is not None:
             try:
-                await asyncio.to_thread(put_in)
+                changed = await asyncio.to_thread(put_in)
             except BaseException:
                 await asyncio.to_thread(self._settle, after)
                 raise
+        else:
+            changed = [d.path for d in await asyncio.to_thread(git.diff)]
         skip = {*self._bookkeeping, *user_files}
-        files = [
-            self._redact(display_path(d.path))
-            for d in await asyncio.to_thread(git.diff)
-            if d.path not in skip
-        ]
+        files = [self._redact(display_path(path)) for path in changed if path not in skip]
         learned = [self._redact(item) for item in learnings]
         reviewed = [self._redact(f"flag approved: {flag}") for flag in flags]
         reviewed += [self._redact(line) for line in review]

@@ -52,7 +52,7 @@ from ralph_tui.executors.base import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.git.repo import FileDiff, GitRepo, run_git
+from ralph_tui.git.repo import FileDiff, GitRepo, numstat_paths, run_git
 from ralph_tui.git.worktrees import WorktreeManager
 from ralph_tui.iteration import Agent
 from ralph_tui.landing import StoryLanding, commit_message
@@ -590,16 +590,21 @@ class ParallelLoop:
                     "warning",
                 )
 
-        def put_in() -> None:
+        def put_in() -> list[str]:
             if not patch:
-                return
-            applied = run_git(self.root, "apply", "--binary", "--index", *skip, stdin=patch)
+                return []
+            # --numstat with --apply: applied, and the files it changed listed, in one call
+            applied = run_git(
+                self.root, "apply", "--binary", "--index", "--numstat", "-z", "--apply", *skip,
+                stdin=patch,
+            )  # fmt: skip
             if applied.returncode != 0:
                 self.git.restore_to_head(keep)
                 raise MergeRetry(
                     "Your change does not apply to the main branch: "
                     + applied.stderr.decode("utf-8", "replace").strip()
                 )
+            return numstat_paths(applied.stdout)
 
         sha = await self._landing.land(
             story,

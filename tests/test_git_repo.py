@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ralph_tui.errors import GitError, UsageError
-from ralph_tui.git.repo import GitRepo
+from ralph_tui.git.repo import GitRepo, numstat_paths
 from tests.support.repo import git
 
 PRD = "tasks/backend_prd.json"
@@ -414,3 +414,18 @@ def test_the_reviewer_sees_text_whatever_the_attributes_say(tmp_path: Path) -> N
     assert "Bin" not in stat.split("logo.png")[0]  # only the real binary is one
     assert re.search(r"core\.py +\| 1 \+", stat), stat
     assert "logo.png       | PNG image, 111 bytes" in stat
+
+
+def test_numstat_paths_reads_both_shapes_git_prints(tmp_path: Path) -> None:
+    """``git apply --numstat -z`` names a renamed file once; ``diff --numstat -z -M`` as
+    ``\\0old\\0new``. Names with tabs, newlines or bytes that are not UTF-8 stay whole."""
+    printed = b"1\t0\ta.txt\0-\t-\tbin.dat\0" + b"0\t0\t\0old name.txt\0new\tname\n.txt\0"
+    printed += b"2\t1\t\xff.txt\0"
+    assert numstat_paths(printed) == [
+        "a.txt",
+        "bin.dat",
+        "new\tname\n.txt",
+        b"\xff.txt".decode("utf-8", "surrogateescape"),
+    ]
+    assert numstat_paths(b"") == []
+    assert numstat_paths(b"warning: not a record\0" + b"1\t0\tb.txt\0") == ["b.txt"]

@@ -595,3 +595,30 @@ async def test_allow_dirty_a_workers_edit_to_the_users_file_stays_out_and_the_re
     ]
     said = " ".join(n.message for n in sink.of(Notice))
     assert "changed notes.md, your uncommitted file" in said
+
+
+async def test_each_progress_entry_lists_the_files_its_change_landed(tmp_path: Path) -> None:
+    """The files come from applying the worker's patch (one git call, not a diff of the
+    checkout): a rename by its new name, a deletion, a name that is not ASCII; never the
+    PRD or the log themselves."""
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    (root / "old.txt").write_text("a file to rename\n" * 20)
+    (root / "gone.txt").write_text("bye\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "files")
+    mv = {"tool": "bash", "input": {"command": "mv old.txt new.txt && rm gone.txt"}}
+    script = {
+        "stories": {
+            "US-001": [mv, complete()],
+            "US-002": [create("größe.txt", "2\n"), complete()],
+        }
+    }
+    engine, _, sink, _ = make_parallel(root, script)
+    assert await run(engine, sink) == 0
+    progress = (root / "tasks/backend_progress.txt").read_text(encoding="utf-8")
+    entries = {e.split(":", 1)[0]: e for e in progress.split("## Task #")[1:]}
+    assert entries["US-001"].split("Files modified:\n", 1)[1].split("\n\n")[0] == (
+        "- gone.txt\n- new.txt"
+    )
+    assert entries["US-002"].split("Files modified:\n", 1)[1].split("\n\n")[0] == "- größe.txt"
+    assert_clean(root)

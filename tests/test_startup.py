@@ -57,8 +57,23 @@ with FakeAnthropic([reply("hello")]) as api:
     os.environ["ANTHROPIC_BASE_URL"] = api.base_url
     agent = create_agent(RalphConfig(agent="anthropic"), Path("."))
     made_without = "anthropic" not in sys.modules
+    makers = []
+    def record_maker(module):
+        made = module.AsyncAnthropic.__init__
+        def init(self, *args, **kwargs):
+            makers.append(threading.current_thread().name)
+            made(self, *args, **kwargs)
+        module.AsyncAnthropic.__init__ = init
+    import ralph_tui.agents.anthropic_agent as agent_module
+    load = agent_module._load_sdk
+    async def load_and_record():
+        await load()
+        record_maker(sys.modules["anthropic"])
+    agent_module._load_sdk = load_and_record
     text, _ = asyncio.run(agent.ask("be brief", [{"role": "user", "content": "hi"}], print))
-print(json.dumps({"made_without": made_without, "importers": importers, "text": text}))
+print(json.dumps(
+    {"made_without": made_without, "importers": importers, "makers": makers, "text": text}
+))
 """
     )
     result = _python(code, ANTHROPIC_API_KEY="sk-ant-test-0000")
@@ -66,6 +81,8 @@ print(json.dumps({"made_without": made_without, "importers": importers, "text": 
     importers = result["importers"]
     assert isinstance(importers, list) and len(importers) == 1
     assert importers[0] != "MainThread", importers
+    # the client too: it builds an SSL context, 20-60 ms four workers would wait on in turn
+    assert result["makers"] and "MainThread" not in result["makers"], result["makers"]
 
 
 def test_importing_the_agent_module_leaves_the_sdk_unloaded() -> None:

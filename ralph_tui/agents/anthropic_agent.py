@@ -19,7 +19,8 @@ reported at once.
 
 Start-up: importing the SDK (and its HTTP stack) takes about a second, longer than setting up
 the rest of the run. Nothing here imports it until the first request, and then on a worker
-thread (``_load_sdk``), so the event loop (a TUI's painting, other workers) never blocks on it.
+thread (``_load_sdk``), as is the client made, so the event loop (a TUI's painting, other
+workers) never blocks on it.
 ``preload_sdk`` starts the import earlier, on a background thread: headless as soon as the run
 knows its agent, the TUI once its first frame is painted; the first request then waits only for
 what is left of it.
@@ -295,6 +296,9 @@ class AnthropicAgent:
         tool_arg: dict[str, Any] = {"tools": params} if params else {}  # no tools: leave it out
         if not self._sdk_loaded:
             await _load_sdk()
+            # making a client builds an SSL context (20-60 ms): off the loop too, where four
+            # workers' first requests would otherwise wait on each other's
+            await asyncio.to_thread(lambda: self.client)
             self._sdk_loaded = True
         import anthropic  # loaded by now (see the module docstring)
 

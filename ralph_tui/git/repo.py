@@ -768,6 +768,28 @@ def _mode_words(mode: str) -> str:
     }.get(mode, "")  # fmt: skip
 
 
+def numstat_paths(output: bytes) -> list[str]:
+    """The paths ``git apply --numstat -z`` (or ``diff --numstat -z``) lists: a renamed file by
+    its new name. Bytes that are not UTF-8 come back as surrogate escapes, like every path here.
+    """
+    fields = output.decode("utf-8", "surrogateescape").split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields):
+        record = fields[i]
+        i += 1
+        parts = record.split("\t", 2)
+        if len(parts) != 3:  # not a numstat record: nothing to name
+            continue
+        path = parts[2]
+        if not path:  # a rename as ``added\tdeleted\t\0old\0new``
+            path = fields[i + 1] if i + 1 < len(fields) else ""
+            i += 2
+        if path:
+            paths.append(path)
+    return paths
+
+
 def describe_change(
     cwd: Path, sides: tuple[str, ...], env: Mapping[str, str] | None = None
 ) -> list[FileDiff]:
