@@ -292,6 +292,7 @@ class RunCore(Generic[L]):
         self._sink(event)
 
     def set_state(self, state: RunState) -> None:
+        """The run's state for the faces (``RunStateChanged``), emitted only on a change."""
         if state != self.state:
             self.state = state
             self.emit(RunStateChanged(state=state))
@@ -306,7 +307,7 @@ class RunCore(Generic[L]):
     # ----------------------------------------------------------------- the run
 
     async def run(self) -> int:
-        """The whole loop; returns the exit code of SPEC section 7."""
+        """The whole run, the strategy's loop inside it; the exit code of SPEC section 7."""
         self._lock.acquire()  # a second run in this workspace: WorkspaceBusy (exit 2)
         try:
             return await self._run_locked()
@@ -540,6 +541,23 @@ class RunCore(Generic[L]):
         self.branch = self._branch_ref.removeprefix("refs/heads/") if self._branch_ref else None
         self.loop.preflight()
 
+    def _read_user_files(self, dirty: Sequence[str]) -> dict[str, bytes | None]:
+        """--allow-dirty: the content of the user's dirty regular files (``None``: deleted).
+
+        Symlinks and other special entries are left out: they are kept in place by the
+        restore (``keep``) and excluded from commits, but not rewritten.
+        """
+        saved: dict[str, bytes | None] = {}
+        for rel in dirty:
+            path = self.root / rel
+            if path.is_symlink():
+                continue
+            if not path.exists():
+                saved[rel] = None
+            elif path.is_file():
+                saved[rel] = path.read_bytes()
+        return saved
+
     async def _watch_prd(self, stop: asyncio.Event) -> None:
         def changed() -> None:
             self.emit(PrdChanged(source="external"))
@@ -565,6 +583,7 @@ class RunCore(Generic[L]):
             raise RunEnded(ExitCode.LIMIT, f"cost budget spent (${self.run_cost:.2f})")
 
     def marker(self, phase: str, story: Story) -> dict[str, object]:
+        """The state file's marker for ``story`` (what a restart's ``recover`` reads)."""
         return {"phase": phase, "story": story.key, "branch": self._branch_ref}
 
     def iteration_finished(
@@ -586,23 +605,6 @@ class RunCore(Generic[L]):
             )
         )
 
-    def _read_user_files(self, dirty: Sequence[str]) -> dict[str, bytes | None]:
-        """--allow-dirty: the content of the user's dirty regular files (``None``: deleted).
-
-        Symlinks and other special entries are left out: they are kept in place by the
-        restore (``keep``) and excluded from commits, but not rewritten.
-        """
-        saved: dict[str, bytes | None] = {}
-        for rel in dirty:
-            path = self.root / rel
-            if path.is_symlink():
-                continue
-            if not path.exists():
-                saved[rel] = None
-            elif path.is_file():
-                saved[rel] = path.read_bytes()
-        return saved
-
     def put_back_user_files(self) -> list[str]:
         """--allow-dirty: the user's own uncommitted files, as they were when the run started;
         the ones that had changed (the agent's edits, never committed)."""
@@ -622,6 +624,7 @@ class RunCore(Generic[L]):
         return put_back
 
     async def count_failure(self, story: Story) -> None:
+        """A failed iteration of ``story``, by either loop; the third in a row escalates."""
         count = self.failures.get(story.key, 0) + 1
         self.failures[story.key] = count
         if count < FAILURES_BEFORE_ESCALATION:
@@ -640,6 +643,7 @@ class RunCore(Generic[L]):
             raise RunEnded.waiting_for_human()
 
     def build_request(self, story: Story, number: int) -> IterationRequest:
+        """The prompts for one iteration, the same for the serial loop and every worker."""
         path = self._persona_path() if self.config.persona else None
         in_repo = path is not None and path.absolute().is_relative_to(self.root)
         persona = load_persona(path, self.root if in_repo else None)
