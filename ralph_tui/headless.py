@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Literal, TextIO, cast
 
 from ralph_tui.config import RalphConfig
 from ralph_tui.events import (
@@ -54,9 +55,12 @@ from ralph_tui.supervisor import (
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
+    ReviewComment,
 )
 
 CLIP = 200
+# a line comment at the prompt: the path may hold spaces and colons, the last ":N" is the line
+_COMMENT = re.compile(r"^(?P<path>.+):(?P<line>-?\d+)\s+(?P<text>\S.*)$")
 
 
 CONSOLE_LINE_MAX = 16_384  # characters of one unbroken line of agent text held back
@@ -275,7 +279,9 @@ class TerminalSupervisor:
             return ApprovalDecision.approve()
         self.sink._line(request.diffstat.rstrip() or "  (no file changes)")
         while True:
-            answer = await self._ask("  [a]pprove, [r]eject with feedback, [d]iscard? ")
+            answer = await self._ask(
+                "  [a]pprove, [r]eject with feedback, [c]omment on lines, [d]iscard? "
+            )
             if answer is None:
                 return ApprovalDecision.discard()
             choice = answer.strip().lower()[:1]
@@ -286,6 +292,34 @@ class TerminalSupervisor:
             if choice == "r":
                 feedback = await self._ask("  feedback for the agent: ")
                 return ApprovalDecision.reject(feedback or "")
+            if choice == "c":
+                comments = await self._comments()
+                if comments is None:
+                    return ApprovalDecision.discard()
+                if comments:
+                    feedback = await self._ask("  feedback beside the comments (optional): ")
+                    return ApprovalDecision.reject(feedback or "", comments)
+
+    async def _comments(self) -> list[ReviewComment] | None:
+        """Line comments typed as ``path:line text`` (``path:-line`` for a removed line), one per
+        line, until an empty one; the engine quotes each line from the diff it showed. ``None``:
+        stdin closed."""
+        comments: list[ReviewComment] = []
+        while True:
+            typed = await self._ask(
+                "  comment as path:line text (path:-line on a removed line; empty line: done): "
+            )
+            if typed is None:
+                return None
+            if not typed.strip():
+                return comments
+            found = _COMMENT.match(typed.strip())
+            if found is None:
+                self.sink._line("  (not path:line text: e.g. app/models.py:42 use a dict here)")
+                continue
+            path, line, text = found.group("path", "line", "text")
+            side: Literal["new", "old"] = "old" if line.startswith("-") else "new"
+            comments.append(ReviewComment(path, int(line.lstrip("-")), text.strip(), side))
 
     async def answer(self, request: EscalationRequest) -> EscalationAnswer:
         if self.mode == "auto":

@@ -205,16 +205,22 @@ def _restore_file(git: GitRepo, diff: FileDiff, base: str) -> None:
     git.restore_paths(paths, base)
 
 
+def _patch_name(prefix: str, path: str) -> str:
+    """``prefix + path`` as git writes a name in a patch header: C-quoted when it holds a
+    space, a quote, a backslash, a control or a non-ASCII byte (``git apply`` reads both)."""
+    raw = (prefix + path).encode("utf-8", "surrogateescape")
+    if all(0x20 < b < 0x7F and b not in b'"\\' for b in raw):
+        return prefix + path
+    escapes = {0x22: '\\"', 0x5C: "\\\\", 0x09: "\\t", 0x0A: "\\n"}
+    body = "".join(escapes.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\{b:03o}") for b in raw)
+    return f'"{body}"'
+
+
 def _hunks_patch(diff: FileDiff, indices: Sequence[int]) -> str:
     """A patch of the chosen hunks of ``diff`` alone, on the file's new path (the reverse of it
     takes those hunks out and keeps a rename or a mode change)."""
-    path = diff.path
-    if any(ch in path for ch in '"\\\t\n ') or not path.isprintable():
-        raise DropError(
-            f"{display_path(path)}: a hunk of a file with this name cannot be dropped; drop "
-            "the whole file"
-        )
-    out = [f"diff --git a/{path} b/{path}", f"--- a/{path}", f"+++ b/{path}"]
+    old, new = _patch_name("a/", diff.path), _patch_name("b/", diff.path)
+    out = [f"diff --git {old} {new}", f"--- {old}", f"+++ {new}"]
     current = -1
     for line in diff.patch.splitlines():
         if _HUNK_HEAD.match(line):

@@ -46,3 +46,27 @@ async def test_escalation_answer_skip_and_closed_stdin() -> None:
     assert (await sup.answer(QUESTION)).kind == "skip"
     sup, _ = supervisor("")
     assert (await sup.answer(QUESTION)).kind == "stop"
+
+
+async def test_line_comments_at_the_prompt_go_back_with_a_reject() -> None:
+    typed = (
+        "c\n"
+        "app/my models.py:12 use a dict here\n"
+        "nonsense\n"  # said and asked again
+        "a.py:-3 why remove this?\n"
+        "\n"
+        "and add a test\n"
+    )
+    sup, out = supervisor(typed)
+    decision = await sup.approve(APPROVAL)
+    assert (decision.kind, decision.feedback) == ("reject", "and add a test")
+    assert [(c.path, c.line, c.side, c.text) for c in decision.comments] == [
+        ("app/my models.py", 12, "new", "use a dict here"),
+        ("a.py", 3, "old", "why remove this?"),
+    ]
+    assert "not path:line text" in out.getvalue()
+    # no comment typed: back to the choice; stdin closed while commenting: nothing lands
+    sup, _ = supervisor("c\n\na\n")
+    assert (await sup.approve(APPROVAL)).kind == "approve"
+    sup, _ = supervisor("c\na.py:1 x\n")
+    assert (await sup.approve(APPROVAL)).kind == "discard"

@@ -238,3 +238,26 @@ async def test_a_worker_drops_a_hunk_and_a_file_and_the_merge_lands_the_rest(
     entry = log[log.index("## Task #US-001") :]
     assert "- dropped debug.py (the whole file)\n" in entry
     assert "- big.txt:2: fine\n" in entry
+
+
+async def test_a_hunk_of_a_file_with_an_awkward_name_can_be_dropped(tmp_path: Path) -> None:
+    """Names git quotes in a patch header (a space, a quote, a backslash, a tab, bytes that are
+    not ASCII) used to be refused ("drop the whole file")."""
+    names = ["my file.txt", 'say "hi"\\now.txt', "tab\there.txt", "größe.txt"]
+    root = make_repo(tmp_path / "ws")
+    for name in names:
+        (root / name).write_text(BIG)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "awkward names")
+    drops = [DroppedPart(name, 1) for name in names]
+    sup = ScriptedSupervisor([ApprovalDecision.approve(drops), ApprovalDecision.approve()])
+    script = {"default": [*(create(name, CHANGED) for name in names), complete()]}
+    engine, _, sink, _ = make_engine(root, script, sup)
+
+    assert await engine.run() == 0
+    for name in names:
+        committed = git(root, "show", f"HEAD:{name}")
+        assert "changed 2\n" in committed and "changed 29" not in committed, name
+    assert git(root, "status", "--porcelain") == ""
+    assert len(sup.approval_requests) == 2
+    assert all("hunk 2" in line for line in sink.of(ReviewRecorded)[0].dropped)

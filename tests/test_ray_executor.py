@@ -46,7 +46,12 @@ from ralph_tui.git.bundles import make_bundle, verify_change  # noqa: E402
 from ralph_tui.git.repo import FileDiff  # noqa: E402
 from ralph_tui.parallel import ParallelEngine  # noqa: E402
 from ralph_tui.runs import build_engine  # noqa: E402
-from ralph_tui.supervisor import ApprovalDecision, ApprovalRequest  # noqa: E402
+from ralph_tui.supervisor import (  # noqa: E402
+    ApprovalDecision,
+    ApprovalRequest,
+    DroppedPart,
+    ReviewComment,
+)
 from tests.support.engine import (  # noqa: E402
     HoldFirstApproval,
     RecordingSink,
@@ -815,6 +820,48 @@ async def test_reject_with_feedback_reaches_the_remote_agent(
     assert len(sink.of(IterationStarted)) == 1  # one iteration: the conversation went on
     assert next(d.diffstat for d in sup.approval_requests).count("greeting.txt") == 1
     assert len(sup.approval_requests) == 2
+
+
+async def test_a_line_comment_and_drops_reach_the_story_on_its_node(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """Reviewing like a pull request under Ray: the worktree is on the node, so the comment's
+    quote, the dropped hunk and the dropped file are taken there; what lands is the rest."""
+    root = make_repo(tmp_path / "ws", [story("US-001", "Numbers")])
+    numbers = "".join(f"line {n}\n" for n in range(1, 31))
+    (root / "numbers.txt").write_text(numbers)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "numbers")
+    changed = numbers.replace("line 2\n", "two\n").replace("line 29\n", "twenty-nine\n")
+    script = {
+        "stories": {
+            "US-001": [
+                create("numbers.txt", changed),
+                create("extra.txt", "not wanted\n"),
+                complete(),
+                {"text": "heard: {feedback}"},
+                create("numbers.txt", changed.replace("two\n", "2\n")),
+                complete(),
+            ]
+        }
+    }
+    comment = ReviewComment("numbers.txt", 2, "write it as a digit")
+    sup = ScriptedSupervisor(
+        decisions=[
+            ApprovalDecision.reject("", [comment]),
+            ApprovalDecision.approve([DroppedPart("numbers.txt", 1), DroppedPart("extra.txt")]),
+            ApprovalDecision.approve(),
+        ]
+    )
+    engine, sink, _ = ray_engine(root, script, ray_cluster, sup, workers=1)
+    assert await engine.run() == 0
+    heard = "".join(e.text for e in sink.of(TextDelta))
+    assert "numbers.txt:2" in heard and "> +two" in heard and "write it as a digit" in heard
+    landed = git(root, "show", "HEAD:numbers.txt")
+    assert "2\n" in landed.splitlines(keepends=True)  # the fix after the comment
+    assert "twenty-nine" not in landed and "line 29\n" in landed  # the dropped hunk
+    assert "extra.txt" not in git(root, "ls-tree", "--name-only", "HEAD")  # the dropped file
+    assert len(sup.approval_requests) == 3  # asked again after the drops, gates run again
 
 
 async def test_a_running_storys_diff_is_read_on_its_node(

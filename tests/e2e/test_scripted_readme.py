@@ -103,3 +103,33 @@ def test_feedback_in_a_step_is_the_humans_words_after_a_rejection(site: Site) ->
     assert git(root, "show", "HEAD:app.txt").strip() == "second: use tabs"
     assert "[backend] Task #US-001: Story 1" in git(root, "log", "--format=%s")
     assert_clean(site)
+
+
+def test_a_line_comment_typed_at_the_headless_prompt_reaches_the_agent(site: Site) -> None:
+    """``c`` at the ``--approve ask`` prompt, ``path:line text``: the agent's next turn has
+    the comment anchored and the line quoted by the engine, then the run lands the fix."""
+    root = site.repo(1, config='script = "ralph-script.json"')
+    edit = {"command": "create", "path": "app.txt", "file_text": "first\n"}
+    again = {"command": "create", "path": "app.txt", "file_text": "second\n"}
+    script = {
+        "stories": {
+            "US-001": [
+                {"tool": "str_replace_based_edit_tool", "input": edit},
+                {"tool": "complete_task", "input": {"summary": "first try"}},
+                {"text": "I heard: {feedback}"},
+                {"tool": "str_replace_based_edit_tool", "input": again},
+                {"tool": "complete_task", "input": {"summary": "fixed"}},
+            ]
+        }
+    }
+    (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the script")
+    typed = "c\napp.txt:1 say second here\n\nplease\na\n"
+    done = site.ralph("run", "--headless", "--approve", "ask", "--agent", "scripted", input=typed)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    heard = done.stdout[done.stdout.index("I heard:") :]
+    assert "app.txt:1" in heard and "> +first" in heard and "say second here" in heard, heard
+    assert "please" in heard
+    assert git(root, "show", "HEAD:app.txt").strip() == "second"
+    assert_clean(site)
