@@ -1,10 +1,11 @@
 """Landing a story: ONE commit holding its change, ``passes: true`` and the progress entry.
 
-The single loop (``Engine.commit_story``: the change is already in the main checkout) and the
-workers' merge (``ParallelEngine._land``: the change is applied from the worker's patch) land a
-story the same way, here. What really differs between them is passed in: what puts the change
-in place, what a failed commit also puts back, and what the state file says afterwards (the
-single loop is still inside its iteration; main has no iteration of its own in a parallel run).
+The serial loop (``engine.SerialLoop.commit_story``: the change is already in the main checkout)
+and the workers' merge (``parallel.ParallelLoop._land``: the change is applied from the worker's
+patch) land a story the same way, here, through the run core's one ``StoryLanding``. What really
+differs between them is passed in: what puts the change in place, what a failed commit also puts
+back, and what the state file says afterwards (the single loop is still inside its iteration;
+main has no iteration of its own in a parallel run).
 
 Crash safety (``recovery``): the ``committing`` marker, with HEAD and the progress log's size,
 is written before anything is touched, so a kill at any later point is undone at restart; a

@@ -52,10 +52,10 @@ from ralph_tui.executors.base import (
 )
 from ralph_tui.exit_codes import ExitCode
 from ralph_tui.gates import GateResult
-from ralph_tui.git.repo import FileDiff, GitRepo, numstat_paths, run_git
+from ralph_tui.git.repo import FileDiff, numstat_paths, run_git
 from ralph_tui.git.worktrees import WorktreeManager
 from ralph_tui.iteration import Agent
-from ralph_tui.landing import StoryLanding, commit_message
+from ralph_tui.landing import commit_message
 from ralph_tui.prd.model import Prd, Story
 from ralph_tui.run_core import RunCore
 from ralph_tui.safety.credentials import Redactor
@@ -109,52 +109,6 @@ class ParallelLoop:
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
         self._picked_priority: dict[str, float | None] = {}
-
-    # ----------------------------------------------------------------- the core's, by the
-    # names the merge train's bodies (``gate``, ``merge``, ``_verify``, ``_land``) use
-
-    @property
-    def git(self) -> GitRepo:
-        return self.core.git
-
-    @property
-    def root(self) -> Path:
-        return self.core.root
-
-    @property
-    def config(self) -> RalphConfig:
-        return self.core.config
-
-    def notice(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        self.core.notice(message, level)
-
-    @property
-    def _bookkeeping(self) -> tuple[str, ...]:
-        return self.core.bookkeeping
-
-    @property
-    def _user_dirty(self) -> tuple[str, ...]:
-        return self.core.user_dirty
-
-    @property
-    def _approved_flags(self) -> dict[str, tuple[str, ...]]:
-        return self.core.approved_flags
-
-    @property
-    def _review_notes(self) -> dict[str, list[str]]:
-        return self.core.review_notes
-
-    @property
-    def _landing(self) -> StoryLanding:
-        return self.core.landing
-
-    def _marker(self, phase: str, story: Story) -> dict[str, object]:
-        return self.core.marker(phase, story)
-
-    async def tracker_landed(
-        self, story: Story, sha: str, gates: Sequence[GateResult], flags: Sequence[str]
-    ) -> None:
-        await self.core.tracker_landed(story, sha, gates, flags)
 
     # ----------------------------------------------------------------- events and control
 
@@ -214,11 +168,11 @@ class ParallelLoop:
         )
 
     def _agent_for(self, worker: int) -> Agent:
-        shared = agent_spec(self.config.agent).shared and not self.config.fallback
+        shared = agent_spec(self.core.config.agent).shared and not self.core.config.fallback
         if worker == 1 or shared:
             return self.core.agent  # the scripted agent keeps no per-conversation state
         if worker not in self._agents:
-            agent = create_agent(self.config, self.core.root)
+            agent = create_agent(self.core.config, self.core.root)
             if isinstance(agent, FallbackAgent) and isinstance(self.core.agent, FallbackAgent):
                 agent.follow(self.core.agent)  # a rate limit one worker meets holds for all
             self._agents[worker] = agent
@@ -287,8 +241,8 @@ class ParallelLoop:
             return ExitCode.LIMIT, f"cost budget spent (${self.core.run_cost:.2f})"
         if prd.all_pass:
             return ExitCode.DONE, "every story passes"
-        if self.core.iteration >= self.config.max_iterations:
-            return ExitCode.LIMIT, f"reached max_iterations ({self.config.max_iterations})"
+        if self.core.iteration >= self.core.config.max_iterations:
+            return ExitCode.LIMIT, f"reached max_iterations ({self.core.config.max_iterations})"
         return None
 
     def _nothing_to_pick(self, prd: Prd) -> tuple[int, str]:
@@ -312,11 +266,11 @@ class ParallelLoop:
         free = [n for n in range(1, self.workers + 1) if n not in self.running.values()]
         if free:
             left = len(prd.open_order(skip={*self.core.skipped, *self.running}))
-            self.executor.expect(min(left, self.config.max_iterations - self.core.iteration))
+            self.executor.expect(min(left, self.core.config.max_iterations - self.core.iteration))
         # the PRD's pick rule leaves out stories whose dependencies do not pass yet, so two
         # stories where one depends on the other never run at once
         for story in prd.pick_order(skip={*self.core.skipped, *self.running}):
-            if not free or self.core.iteration >= self.config.max_iterations:
+            if not free or self.core.iteration >= self.core.config.max_iterations:
                 break
             worker = free.pop(0)
             self.core.iteration += 1
@@ -342,13 +296,13 @@ class ParallelLoop:
             if current is None or current.passes:
                 why = "removed from the PRD" if current is None else "marked as passing by hand"
                 self._stopping[story_id] = why
-                self.notice(
+                self.core.notice(
                     f"Task #{story_id} was {why}; worker {worker} stops at its next safe point",
                     "warning",
                 )
             elif current.priority != self._picked_priority.get(story_id, current.priority):
                 self._picked_priority[story_id] = current.priority
-                self.notice(
+                self.core.notice(
                     f"Task #{story_id} was reprioritised (now {current.priority}); "
                     f"worker {worker} finishes it"
                 )
@@ -393,7 +347,7 @@ class ParallelLoop:
             iteration=number,
             system_prompt=request.system_prompt,
             user_prompt=request.user_prompt,
-            config=self.config,
+            config=self.core.config,
             feedback=request.feedback,
             approvals_unattended=self.core.approvals_unattended,
         )
@@ -414,7 +368,7 @@ class ParallelLoop:
         flags: Sequence[str],
     ) -> ApprovalDecision:
         flags = [self.core.redactor(flag) for flag in flags]
-        message = commit_message(self.config.role, story, flags)
+        message = commit_message(self.core.config.role, story, flags)
         needed, request = approval_request(story, message, summary, stat, results, worker, flags)
         self.core.emit(needed)
         decision = await self.approvals.approve(request)
@@ -424,7 +378,7 @@ class ParallelLoop:
         if decision.kind != "approve":  # rejected or discarded: it will not land as gated
             self._leave_train(worker)
         else:
-            self._approved_flags[story.key] = tuple(flags)
+            self.core.approved_flags[story.key] = tuple(flags)
         return decision
 
     def _ticket(self, worker: int) -> _Ticket | None:
@@ -469,7 +423,7 @@ class ParallelLoop:
                 # verdict on main alone
                 self._gated[tree] = results
                 if not await checkout.rebase(self._head, keep_conflicts=False):
-                    self.notice(
+                    self.core.notice(
                         f"Task #{story.key}'s gates failed on top of changes still in flight; "
                         "running them again on main alone"
                     )
@@ -506,7 +460,7 @@ class ParallelLoop:
         ticket.state = "merging"
         # approvals come from a policy, not a human: a merge waits for those ahead of it
         waits = {"gating", "merging"} | (
-            {"approval"} if approvals_automatic(self.config) else set()
+            {"approval"} if approvals_automatic(self.core.config) else set()
         )
         try:
             while any(t.state in waits for t in self._train[: self._train.index(ticket)]):
@@ -514,7 +468,7 @@ class ParallelLoop:
                 await self._train_moved.wait()
             async with self._merge_lock:
                 # git, not the remembered value: a human may have committed on main meanwhile
-                head = self._head = await asyncio.to_thread(self.git.head_sha)
+                head = self._head = await asyncio.to_thread(self.core.git.head_sha)
                 change = await checkout.snapshot()
                 approved = getattr(checkout, "approved_commit", None)
                 if approved is not None and change.commit != approved:
@@ -528,7 +482,9 @@ class ParallelLoop:
                     return sha
                 conflicts = await checkout.rebase(head)
                 if conflicts:
-                    self.notice(f"Task #{story.key} conflicts with main: {', '.join(conflicts)}")
+                    self.core.notice(
+                        f"Task #{story.key} conflicts with main: {', '.join(conflicts)}"
+                    )
                     raise MergeRetry(
                         "The main branch moved since you started and your change conflicts "
                         f"with it in: {', '.join(conflicts)}.\nYour working tree now holds your "
@@ -559,7 +515,7 @@ class ParallelLoop:
         known = self._gated.get(tree)
         if known is not None:
             return known
-        self.notice(
+        self.core.notice(
             f"main moved since Task #{story.key}'s gates passed; "
             "running them again on the rebased change"
         )
@@ -576,15 +532,15 @@ class ParallelLoop:
     ) -> str:
         """ONE commit on main (``landing``): the worker's change applied from its patch; a
         failure leaves main's tree as it was and no state marker behind."""
-        keep = (*self._bookkeeping, *self._user_dirty)
-        flags = self._approved_flags.pop(story.key, ())
+        keep = (*self.core.bookkeeping, *self.core.user_dirty)
+        flags = self.core.approved_flags.pop(story.key, ())
 
         # --allow-dirty: the user's own uncommitted files stay out of the commit, as with one
         # worker (their version in the main checkout is left as it is)
-        skip = [f"--exclude={_glob_literal(path)}" for path in self._user_dirty]
-        for path in self._user_dirty:
+        skip = [f"--exclude={_glob_literal(path)}" for path in self.core.user_dirty]
+        for path in self.core.user_dirty:
             if f"\n+++ b/{path}\n".encode() in patch or f"\n--- a/{path}\n".encode() in patch:
-                self.notice(
+                self.core.notice(
                     f"Task #{story.key} changed {path}, your uncommitted file: that part stays "
                     "out of the commit and your version stays as it is",
                     "warning",
@@ -595,30 +551,30 @@ class ParallelLoop:
                 return []
             # --numstat with --apply: applied, and the files it changed listed, in one call
             applied = run_git(
-                self.root, "apply", "--binary", "--index", "--numstat", "-z", "--apply", *skip,
+                self.core.root, "apply", "--binary", "--index", "--numstat", "-z", "--apply", *skip,
                 stdin=patch,
             )  # fmt: skip
             if applied.returncode != 0:
-                self.git.restore_to_head(keep)
+                self.core.git.restore_to_head(keep)
                 raise MergeRetry(
                     "Your change does not apply to the main branch: "
                     + applied.stderr.decode("utf-8", "replace").strip()
                 )
             return numstat_paths(applied.stdout)
 
-        sha = await self._landing.land(
+        sha = await self.core.landing.land(
             story,
             learnings,
-            marker=self._marker("committing", story),
+            marker=self.core.marker("committing", story),
             after=None,
-            user_files=self._user_dirty,
+            user_files=self.core.user_dirty,
             put_in=put_in,
-            undo=lambda: self.git.restore_to_head(keep=keep),
+            undo=lambda: self.core.git.restore_to_head(keep=keep),
             flags=flags,
-            review=self._review_notes.pop(story.key, ()),
+            review=self.core.review_notes.pop(story.key, ()),
         )
         self._head = sha
-        await self.tracker_landed(story, sha, gates, flags)
+        await self.core.tracker_landed(story, sha, gates, flags)
         self._landed.add(story.key)
         self._wake.set()  # a dependency may have just passed
         return sha

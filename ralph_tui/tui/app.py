@@ -1,8 +1,9 @@
 """The Textual app: four panels over one engine run, and the bars where the human decides.
 
-The app is a thin face: it builds an ``Engine`` with ``TuiSupervisor`` and an ``EventBatcher``
-sink, runs ``engine.run()`` in a named worker on the app's own loop, and turns batches of events
-into widget updates. Every decision the engine waits for is a future the bars resolve.
+The app is a thin face: it gets a ``RunHandle`` (``runs.build_run`` with ``TuiSupervisor`` and
+an ``EventBatcher`` sink, or the factory of a served or attached run), runs it in a named worker
+on the app's own loop, and turns batches of events into widget updates. Every decision the
+engine waits for is a future the bars resolve.
 """
 
 from __future__ import annotations
