@@ -204,6 +204,14 @@ class GuardedServer(Server):
         )
         self.argv = list(argv)
         self.guard = TokenGuard(token, host, port)
+
+    def listening_on(self, port: int) -> None:
+        """The port the socket really got (``--port 0``: one the system chose): the page's
+        address and the guard's own ``Host`` values name it, not 0."""
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.port = port
+        self.public_url = f"http://{shown}:{port}"
+        self.guard.hosts = own_hosts(self.host, port)
         self.services: set[LeashedAppService] = set()
         self._stopping: set[asyncio.Future[None]] = set()
 
@@ -311,6 +319,8 @@ async def serve_web(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+        if port == 0:
+            server.listening_on(int(runner.addresses[0][1]))
         if started is not None:
             started(f"{server.public_url}/?{TOKEN_QUERY}={token}")
         await asyncio.Event().wait()

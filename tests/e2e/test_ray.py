@@ -48,9 +48,14 @@ def test_the_readme_recipe_runs_four_stories_on_two_nodes(
 
 
 def test_an_unreachable_cluster_is_one_line_naming_the_address(site: Site) -> None:
+    """The executor and the workers from the command line (``run --executor ray``, as the
+    README offers beside the two lines of ralph.toml), the address from ralph.toml."""
     address = "127.0.0.2:9"  # nothing listens there
-    site.repo(4, config=f'executor = "ray"\nworkers = 2\nray = {{ address = "{address}" }}')
-    done = site.ralph("run", "--headless", "--approve", "auto", "--agent", "anthropic")
+    site.repo(4, config=f'ray = {{ address = "{address}" }}')
+    done = site.ralph(
+        "run", "--headless", "--approve", "auto", "--agent", "anthropic",
+        "--executor", "ray", "--workers", "2",
+    )  # fmt: skip
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
