@@ -74,13 +74,12 @@ def test_doctor_checks_the_script_as_a_run_would(site: Site) -> None:
     )
 
 
-def test_feedback_in_a_step_is_the_humans_words_after_a_rejection(site: Site) -> None:
-    """``{feedback}`` in a scripted step, as the README says: the installed CLI, a rejection
-    typed at the headless prompt, and the agent's next steps carry the words into its text and
-    its change."""
+def _asked_twice(site: Site, second_text: str, second_summary: str) -> Path:
+    """One story whose agent writes app.txt, is asked, hears the answer (``{feedback}`` in its
+    text) and writes app.txt again: the script committed in the repository."""
     root = site.repo(1, config='script = "ralph-script.json"')
     edit = {"command": "create", "path": "app.txt", "file_text": "first\n"}
-    again = {"command": "create", "path": "app.txt", "file_text": "second: {feedback}\n"}
+    again = {"command": "create", "path": "app.txt", "file_text": second_text}
     script = {
         "stories": {
             "US-001": [
@@ -88,13 +87,21 @@ def test_feedback_in_a_step_is_the_humans_words_after_a_rejection(site: Site) ->
                 {"tool": "complete_task", "input": {"summary": "first try"}},
                 {"text": "I heard: {feedback}"},
                 {"tool": "str_replace_based_edit_tool", "input": again},
-                {"tool": "complete_task", "input": {"summary": "did {feedback}"}},
+                {"tool": "complete_task", "input": {"summary": second_summary}},
             ]
         }
     }
     (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "the script")
+    return root
+
+
+def test_feedback_in_a_step_is_the_humans_words_after_a_rejection(site: Site) -> None:
+    """``{feedback}`` in a scripted step, as the README says: the installed CLI, a rejection
+    typed at the headless prompt, and the agent's next steps carry the words into its text and
+    its change."""
+    root = _asked_twice(site, "second: {feedback}\n", "did {feedback}")
     done = site.ralph(
         "run", "--headless", "--approve", "ask", "--agent", "scripted", input="r\nuse tabs\na\n"
     )
@@ -108,23 +115,7 @@ def test_feedback_in_a_step_is_the_humans_words_after_a_rejection(site: Site) ->
 def test_a_line_comment_typed_at_the_headless_prompt_reaches_the_agent(site: Site) -> None:
     """``c`` at the ``--approve ask`` prompt, ``path:line text``: the agent's next turn has
     the comment anchored and the line quoted by the engine, then the run lands the fix."""
-    root = site.repo(1, config='script = "ralph-script.json"')
-    edit = {"command": "create", "path": "app.txt", "file_text": "first\n"}
-    again = {"command": "create", "path": "app.txt", "file_text": "second\n"}
-    script = {
-        "stories": {
-            "US-001": [
-                {"tool": "str_replace_based_edit_tool", "input": edit},
-                {"tool": "complete_task", "input": {"summary": "first try"}},
-                {"text": "I heard: {feedback}"},
-                {"tool": "str_replace_based_edit_tool", "input": again},
-                {"tool": "complete_task", "input": {"summary": "fixed"}},
-            ]
-        }
-    }
-    (root / "ralph-script.json").write_text(json.dumps(script), encoding="utf-8")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "the script")
+    root = _asked_twice(site, "second\n", "fixed")
     typed = "c\napp.txt:1 say second here\n\nplease\na\n"
     done = site.ralph("run", "--headless", "--approve", "ask", "--agent", "scripted", input=typed)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
