@@ -10,10 +10,10 @@ import subprocess
 import urllib.error
 import urllib.request
 
-from tests.e2e.support import RALPH_TUI, Site, assert_stories_landed
+from tests.e2e.support import RALPH_TUI, Site, assert_clean, assert_stories_landed, stories
 from tests.e2e.test_commands import DRAFT
 from tests.support.fake_anthropic import reply
-from tests.support.repo import git
+from tests.support.repo import git, make_repo
 from tests.test_import import MARKDOWN
 
 
@@ -128,3 +128,52 @@ def test_web_host_public_and_port(site: Site) -> None:
 
 def assert_clean_temp(site: Site) -> None:
     assert sorted(p.name for p in site.temp.iterdir()) == []
+
+
+def test_role_and_workspace_on_validate_status_and_run(site: Site) -> None:
+    """A repository whose ralph.toml names no role: ``--role`` picks the PRD, the progress log
+    and the commit subject's role; ``--workspace`` runs it from another folder."""
+    root = make_repo(site.root, stories(1), role="frontend")
+    config = (root / "ralph.toml").read_text(encoding="utf-8")
+    (root / "ralph.toml").write_text(config.replace('role = "frontend"\n', ""), encoding="utf-8")
+    git(root, "commit", "-qam", "no role in ralph.toml")
+    elsewhere = ["--workspace", str(root)]
+    assert site.ralph("validate", *elsewhere).returncode == 2  # tasks/backend_prd.json
+    valid = site.ralph("validate", "--role", "frontend", *elsewhere)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    status = site.ralph("status", "--role", "frontend", *elsewhere)
+    assert "US-001" in status.stdout and "0/1 passing" in status.stdout, status.stdout
+    done = site.ralph(
+        "run", "--headless", "--approve", "auto", "--agent", "anthropic", "--role", "frontend",
+        *elsewhere,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert git(root, "log", "-1", "--format=%s") == "[frontend] Task #US-001: Story 1\n"
+    progress = (root / "tasks/frontend_progress.txt").read_text(encoding="utf-8")
+    assert "## Task #US-001: Story 1" in progress
+    assert_clean(site)
+
+
+def test_listen_public_attach_and_prd_from_another_folder(site: Site) -> None:
+    root = site.repo(1)
+    refused = site.ralph("run", "--headless", "--listen", "0.0.0.0:0")
+    assert refused.returncode == 2
+    assert [line for line in refused.stderr.splitlines() if line.strip()] == [
+        "ralph-tui: --listen 0.0.0.0:0: not a loopback address; add --listen-public to serve "
+        "the run to the network"
+    ]
+    served = site.ralph(
+        "run", "--headless", "--approve", "auto", "--agent", "anthropic",
+        "--listen", "0.0.0.0:0", "--listen-public",
+    )  # fmt: skip
+    assert served.returncode == 0, served.stdout[-3000:] + served.stderr
+    assert "serving this run on" in served.stdout
+    assert_stories_landed(root, ["US-001"], ["Story 1"])
+    no_run = site.ralph("attach", "--workspace", str(root))
+    assert no_run.returncode == 2 and len(no_run.stderr.strip().splitlines()) == 1
+    assert ".ralph/serve.json" in no_run.stderr, no_run.stderr
+    site.api.add(reply("```json\n" + json.dumps(DRAFT) + "\n```"))
+    drafted = site.ralph("prd", "an inventory API", "--force", "--workspace", str(root))
+    assert drafted.returncode == 0, drafted.stdout + drafted.stderr
+    prd = json.loads((root / "tasks/backend_prd.json").read_text(encoding="utf-8"))
+    assert [s["title"] for s in prd["userStories"]] == ["Item model"]
