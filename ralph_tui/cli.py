@@ -609,6 +609,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
     role = config.role
     created: list[Path] = []
     prd_path = config.prd_path(workspace)
+    for path in (prd_path, config.progress_path(workspace)):
+        if not path.resolve().is_relative_to(workspace.resolve()):  # before anything is written
+            raise UsageError(
+                f"{path}: outside the repository {workspace}; the PRD and its progress log are "
+                "committed with each story, so they must live in it"
+            )
     if not prd_path.exists():
         prd_path.parent.mkdir(parents=True, exist_ok=True)
         example = {
@@ -636,9 +642,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
     toml_path = workspace / "ralph.toml"
     if not toml_path.exists():
         prd_line = ""
-        if config.prd_note:  # a found prd.json, named: a tasks/ PRD added later changes nothing
+        # a found prd.json, named: a tasks/ PRD added later changes nothing; one --prd named:
+        # the later commands, typed without --prd, read the PRD init made
+        if config.prd_note or _prd_flag(args):
             found = json.dumps(prd_path.relative_to(workspace).as_posix())
-            prd_line = f"prd = {found.ljust(24)} # where snarktank's loop keeps it\n"
+            why = "where snarktank's loop keeps it" if config.prd_note else "named by init --prd"
+            prd_line = f"prd = {found.ljust(24)} # {why}\n"
         toml_path.write_text(
             INIT_CONFIG.format(role=role, prd_line=prd_line, agents=" | ".join(agent_names())),
             encoding="utf-8",

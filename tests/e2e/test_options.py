@@ -177,3 +177,31 @@ def test_listen_public_attach_and_prd_from_another_folder(site: Site) -> None:
     assert drafted.returncode == 0, drafted.stdout + drafted.stderr
     prd = json.loads((root / "tasks/backend_prd.json").read_text(encoding="utf-8"))
     assert [s["title"] for s in prd["userStories"]] == ["Item model"]
+
+
+def test_init_prd_and_role_name_what_it_creates(site: Site) -> None:
+    """``init --prd`` writes the path into ralph.toml (the commands typed after it, without
+    ``--prd``, read that PRD); one outside the repository is refused before anything is
+    written (it used to be created there, and then a traceback)."""
+    root = site.root
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "README.md").write_text("# a service\n", encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "initial")
+    outside = site.base / "elsewhere" / "prd.json"
+    refused = site.ralph("init", "--prd", str(outside))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"ralph-tui: {outside}: outside the repository {root}; the PRD and its progress log "
+        "are committed with each story, so they must live in it"
+    ]
+    assert not (site.base / "elsewhere").exists()  # nothing written, here or there
+    assert git(root, "status", "--porcelain") == ""
+    made = site.ralph("init", "--prd", "plans/sprint.json", "--role", "api")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "created plans/sprint.json" in made.stdout and (root / "plans/sprint.json").is_file()
+    config = (root / "ralph.toml").read_text(encoding="utf-8")
+    assert 'prd = "plans/sprint.json"' in config and 'role = "api"' in config, config
+    valid = site.ralph("validate")
+    assert valid.returncode == 0, valid.stdout + valid.stderr
