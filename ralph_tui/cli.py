@@ -204,6 +204,17 @@ def _config(
     return config.pinned(workspace) if pin else config
 
 
+def _inside_repository(workspace: Path, *paths: Path) -> None:
+    """Before anything is written: a PRD (and its log) outside the repository is refused, as a
+    run would refuse it, instead of being created there."""
+    for path in paths:
+        if not path.resolve().is_relative_to(workspace.resolve()):
+            raise UsageError(
+                f"{path}: outside the repository {workspace}; the PRD and its progress log are "
+                "committed with each story, so they must live in it"
+            )
+
+
 def _prd_flag(args: argparse.Namespace) -> str | None:
     """``--prd`` as an absolute path: a path typed on the command line is from the cwd."""
     given = getattr(args, "prd", None)
@@ -484,6 +495,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace, pin=False)
     target = config.new_prd_path(workspace)
+    _inside_repository(workspace, target)
     if str(args.file).startswith(("github:", "linear:")):
         return _import_tracker(str(args.file), args, workspace, target)
     if args.label or args.api_url:
@@ -549,6 +561,7 @@ def _cmd_prd(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     config = _config(args, workspace, pin=False, model=args.model)
     target = config.new_prd_path(workspace)
+    _inside_repository(workspace, target)
     drafted = asyncio.run(draft_prd(args.idea, config, target, force=args.force))
     tries = "" if drafted.attempts == 1 else f" after {drafted.attempts} tries"
     print(
@@ -609,12 +622,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     role = config.role
     created: list[Path] = []
     prd_path = config.prd_path(workspace)
-    for path in (prd_path, config.progress_path(workspace)):
-        if not path.resolve().is_relative_to(workspace.resolve()):  # before anything is written
-            raise UsageError(
-                f"{path}: outside the repository {workspace}; the PRD and its progress log are "
-                "committed with each story, so they must live in it"
-            )
+    _inside_repository(workspace, prd_path, config.progress_path(workspace))
     if not prd_path.exists():
         prd_path.parent.mkdir(parents=True, exist_ok=True)
         example = {

@@ -205,3 +205,18 @@ def test_init_prd_and_role_name_what_it_creates(site: Site) -> None:
     assert 'prd = "plans/sprint.json"' in config and 'role = "api"' in config, config
     valid = site.ralph("validate")
     assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
+def test_import_and_prd_refuse_a_prd_outside_the_repository(site: Site) -> None:
+    root = site.repo(1)
+    source = site.base / "plan.md"
+    source.write_text(MARKDOWN, encoding="utf-8")
+    outside = site.base / "elsewhere" / "prd.json"
+    for argv in (["import", str(source), "--force"], ["prd", "an idea", "--force"]):
+        refused = site.ralph(*argv, "--prd", str(outside))
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and "outside the repository" in lines[0], lines
+    assert not (site.base / "elsewhere").exists()
+    assert site.api.requests == []  # prd asked no model
+    assert git(root, "status", "--porcelain") == ""
