@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _remote_target
     web.add_argument("--workspace", type=Path, default=Path.cwd(), help="(default: .)")
     web.add_argument("--host", default="127.0.0.1", help="address to serve on")
-    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--port", type=_port, default=8000, help="0 picks a free one")
     web.add_argument("--public", action="store_true", help="allow a non-loopback --host")
 
     demo = sub.add_parser("demo", help="offline demo project and scripted agent, in the TUI")
@@ -202,6 +202,13 @@ def _config(
     if pin and need_prd:
         _require_configured_prd(config, workspace)
     return config.pinned(workspace) if pin else config
+
+
+def _port(value: str) -> int:
+    """A TCP port for argparse: its own one-line error, not a traceback from ``bind``."""
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0-65535)")
+    return int(value)
 
 
 def _inside_repository(workspace: Path, *paths: Path) -> None:

@@ -354,9 +354,14 @@ def _config(gates: dict[str, str]) -> str:
 
 def create_demo_project(target: Path) -> Path:
     """Build the demo workspace in ``target`` (new or empty) and return it."""
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target}: not a folder; give a new folder for the demo")
     if target.exists() and any(target.iterdir()):
         raise UsageError(f"{target}: folder is not empty; give a new folder for the demo")
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot create the demo folder: {exc.strerror}") from None
     files = {
         "README.md": "# Inventory service\n\nA demo project for ralph-tui.\n",
         ".gitignore": "__pycache__/\n.pytest_cache/\n.ruff_cache/\n.ralph-demo/\n",

@@ -215,3 +215,24 @@ def test_init_says_the_next_steps_and_validate_flags_the_example(tmp_path: Path)
     assert checked.returncode == 0
     assert "ok (1 story, 0 passing, 1 warning)" in checked.stdout
     assert "still holds the example story from `ralph-tui init`" in checked.stderr
+
+
+def test_a_port_out_of_range_and_a_demo_folder_that_cannot_be_made_are_one_line(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Each was a traceback (``bind``'s OverflowError, ``mkdir``'s FileNotFoundError)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = {
+        ("run", "--headless", "--listen", "127.0.0.1:99999", "--workspace", str(repo)): (
+            "--listen 127.0.0.1:99999: the port must be 0-65535"
+        ),
+        ("web", "--port", "99999", "--workspace", str(repo)): "'99999' is not a port (0-65535)",
+        ("demo", str(blocker / "inside")): "cannot create the demo folder",
+        ("demo", str(blocker)): "not a folder; give a new folder for the demo",
+    }
+    for argv, said in cases.items():
+        done = cli(*argv)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert "Traceback" not in done.stderr and said in done.stderr, (argv, done.stderr)
+    assert blocker.read_text() == "x"

@@ -50,6 +50,8 @@ def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise UsageError(f"--listen {value}: expected HOST:PORT, e.g. 127.0.0.1:8765")
+    if int(port) > 65535:
+        raise UsageError(f"--listen {value}: the port must be 0-65535 (0 picks a free one)")
     return host.strip("[]"), int(port)
 
 
