@@ -31,7 +31,15 @@ class RunLock:
                 f"{self.path.parent}: is a symlink; ralph-tui keeps its state in a real folder "
                 "(remove the link)"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise UsageError(
+                f"{self.path.parent}: not a folder; ralph-tui keeps its state there (move the "
+                "file away)"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only workspace
+            raise UsageError(f"{self.path.parent}: cannot be created ({exc.strerror})") from None
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:

@@ -236,3 +236,12 @@ def test_a_port_out_of_range_and_a_demo_folder_that_cannot_be_made_are_one_line(
         assert done.returncode == 2, (argv, done.stderr)
         assert "Traceback" not in done.stderr and said in done.stderr, (argv, done.stderr)
     assert blocker.read_text() == "x"
+
+
+def test_a_file_named_ralph_is_one_line_naming_it(repo: Path) -> None:
+    (repo / ".ralph").write_text("not a folder\n")
+    done = cli("run", "--headless", "--allow-dirty", "--workspace", str(repo))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{repo}/.ralph: not a folder; ralph-tui keeps its state there" in done.stderr
+    assert (repo / ".ralph").read_text() == "not a folder\n"
