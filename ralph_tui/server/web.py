@@ -204,6 +204,8 @@ class GuardedServer(Server):
         )
         self.argv = list(argv)
         self.guard = TokenGuard(token, host, port)
+        self.services: set[LeashedAppService] = set()
+        self._stopping: set[asyncio.Future[None]] = set()
 
     def listening_on(self, port: int) -> None:
         """The port the socket really got (``--port 0``: one the system chose): the page's
@@ -212,8 +214,6 @@ class GuardedServer(Server):
         self.port = port
         self.public_url = f"http://{shown}:{port}"
         self.guard.hosts = own_hosts(self.host, port)
-        self.services: set[LeashedAppService] = set()
-        self._stopping: set[asyncio.Future[None]] = set()
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """textual-serve's handler with a leashed process, remembered until it is reaped."""

@@ -116,13 +116,14 @@ def test_web_host_public_and_port(site: Site) -> None:
             assert _open(f"{local}/?token=e2e-web-token") == 302  # the cookie, then the page
             assert _open(f"{local}/") == 401  # no token
         finally:
-            web.send_signal(signal.SIGINT)
+            web.send_signal(signal.SIGTERM)
             try:
-                web.wait(timeout=30)
+                _, errors = web.communicate(timeout=30)
             finally:
                 if web.poll() is None:
                     web.kill()
                     web.wait()
+        assert "Traceback" not in errors, errors  # stopped (SIGTERM), it ends cleanly
     assert_clean_temp(site)
 
 
