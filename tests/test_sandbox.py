@@ -227,3 +227,38 @@ def test_a_workers_main_checkout_ralph_dir_is_emptied_even_in_a_visible_folder(
     emptied = f"--tmpfs {main / '.ralph'} "
     assert emptied in joined
     assert joined.index(emptied) < joined.index(f"--bind {root} {root}")
+
+
+def test_pids_cgroups_never_clash_with_leftovers_and_dead_runs_ones_are_swept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A killed run leaves its (empty) pids cgroup behind, named after its pid. When the kernel
+    gave that pid to a later run, the later run's group had the same name: mkdir failed and its
+    commands ran as root without any process cap (a fork bomb forked 600 in a whole-suite run).
+    """
+    from ralph_tui.safety import sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("pids cgroups are made as root only (a user has RLIMIT_NPROC)")
+    first = sandbox._pids_cgroup(64)
+    assert first is not None, "no writable pids cgroup on this machine"
+    base = first.parent
+    dead = subprocess.Popen(["true"])  # a pid that is dead now
+    dead.wait()
+    leftover = base / f"ralph-sandbox-{dead.pid}-1"
+    leftover.mkdir()
+    # the name the old scheme gave this process's next group
+    monkeypatch.setattr(sandbox, "_CGROUP_NUMBERS", iter(range(1, 10)))
+    clash = base / f"ralph-sandbox-{os.getpid()}-1"
+    clash.mkdir()
+    monkeypatch.setattr(sandbox, "_swept", set())
+    try:
+        group = sandbox._pids_cgroup(64)
+        assert group is not None and group != clash
+        assert (group / "pids.max").read_text().strip() == "64"
+        assert not leftover.exists()  # its run is gone: swept
+        assert clash.exists()  # this process is alive: its groups stay
+    finally:
+        for path in (leftover, clash):
+            if path.exists():
+                path.rmdir()

@@ -38,6 +38,7 @@ import functools
 import itertools
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -442,7 +443,11 @@ def _pids_cgroup(max_processes: int) -> Path | None:
             break
     if base is None:
         return None
-    group = base / f"ralph-sandbox-{os.getpid()}-{next(_CGROUP_NUMBERS)}"
+    _sweep_cgroups(base)
+    # the name is this process's and a random part: a group a dead process left behind (its
+    # commands outlived it, or it was killed) may carry a pid the kernel has given to us since,
+    # and reusing that name failed with EEXIST, leaving the commands without any pids cap
+    group = base / f"{_CGROUP_PREFIX}{os.getpid()}-{next(_CGROUP_NUMBERS)}-{secrets.token_hex(3)}"
     try:
         group.mkdir()
         (group / "pids.max").write_text(str(max_processes), encoding="utf-8")
@@ -452,7 +457,25 @@ def _pids_cgroup(max_processes: int) -> Path | None:
     return group
 
 
+_CGROUP_PREFIX = "ralph-sandbox-"
 _CGROUP_NUMBERS = itertools.count(1)
+_swept: set[Path] = set()
+
+
+def _sweep_cgroups(base: Path) -> None:
+    """Remove the empty groups of ralph-tui processes that are gone (once per process): a
+    killed run leaves its group behind, and the kernel never removes a cgroup by itself."""
+    if base in _swept:
+        return
+    _swept.add(base)
+    try:
+        groups = [g for g in base.iterdir() if g.name.startswith(_CGROUP_PREFIX)]
+    except OSError:
+        return
+    for group in groups:
+        owner = group.name[len(_CGROUP_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not Path(f"/proc/{owner}").exists():
+            _remove_cgroup(group)  # a group still holding a process stays (rmdir refuses)
 
 
 def _cgroup_mount(mounts: list[str], fstype: str, option: str) -> Path | None:

@@ -179,20 +179,32 @@ def test_the_sandbox_has_no_power(
     assert not written, f"{pwned} was written"
     logs = sorted(root.glob("attack-*.log"))
     assert len(logs) == workers, (sorted(p.name for p in root.iterdir()), done.stdout)
+    racing = who == "user" and workers == 2
     for log in logs:
         text = log.read_text()
+
+        def refused(step: str, evidence: bool, text: str = text, racing: bool = racing) -> bool:
+            """The step's own sign that it was refused. With two workers as one user, the
+            other worker's fork bomb may hold that user's process cap just when a step
+            starts, so the step may not have run at all (no ``step`` line in its log; seen
+            once in a whole-suite run under load): the attack still did not succeed, which
+            the negative checks say."""
+            return evidence or (racing and step not in text)
+
         assert "umount=0" not in text and "remount=0" not in text and "touch=0" not in text
         assert "fake-attack-key" not in text
         assert "sysctl=0" not in text
         # as a user RLIMIT_NPROC stops it; as root (exempt from it) the pids cgroup does
-        assert f"forked {FORKS}" not in text and "fork refused" in text, text
+        assert f"forked {FORKS}" not in text, text
+        assert refused("forked", "fork refused" in text), text
         assert "allocated" not in text, text  # the memory cap held
-        # the allocation failed (MemoryError); with two workers as one user, the other
-        # worker's fork bomb may hold that user's process cap just then, so the step could not
-        # even start its python (bash says so): the bomb is refused either way
-        assert "MemoryError" in text or "Resource temporarily unavailable" in text, text
-        assert "tmpfill=1" in text and "homefill=1" in text, text
-        assert f"ptrace -1 {EPERM}" in text and f"process_vm_readv -1 {EPERM}" in text, text
+        memory_error = "MemoryError" in text or "Resource temporarily unavailable" in text
+        assert refused("memory=", memory_error), text
+        assert "tmpfill=0" not in text and "homefill=0" not in text, text
+        assert refused("tmpfill=", "tmpfill=1" in text and "homefill=1" in text), text
+        assert "ptrace 0 " not in text and "process_vm_readv 64 " not in text, text
+        traced = f"ptrace -1 {EPERM}" in text and f"process_vm_readv -1 {EPERM}" in text
+        assert refused("ptrace", traced), text
         assert other_token not in text and planted not in text
         assert '"token":' not in text  # this run's own serve.json (--listen) was not read
         # the main .ralph/ lists only the way down to the worker's own worktree
