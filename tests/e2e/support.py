@@ -90,6 +90,16 @@ class Site:
         """The project: ``count`` stories, the built-in agent, ``config`` lines on top."""
         return make_repo(self.root, stories(count), extra_config=config, **kwargs)
 
+    def new_repo(self) -> Path:
+        """A repository before ralph-tui: one commit (a README), no PRD, no ralph.toml."""
+        root = self.root
+        root.mkdir()
+        git(root, "init", "-q", "-b", "main")
+        (root / "README.md").write_text("# my service\n", encoding="utf-8")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "initial")
+        return root
+
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,

@@ -26,12 +26,7 @@ from tests.test_import import MARKDOWN
 
 
 def test_init_then_validate_status_and_doctor_on_a_new_repository(site: Site) -> None:
-    root = site.root
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    (root / "README.md").write_text("# my service\n", encoding="utf-8")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
+    root = site.new_repo()
 
     init = site.ralph("init")
     assert init.returncode == 0, init.stderr

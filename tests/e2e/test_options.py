@@ -184,12 +184,7 @@ def test_init_prd_and_role_name_what_it_creates(site: Site) -> None:
     """``init --prd`` writes the path into ralph.toml (the commands typed after it, without
     ``--prd``, read that PRD); one outside the repository is refused before anything is
     written (it used to be created there, and then a traceback)."""
-    root = site.root
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    (root / "README.md").write_text("# a service\n", encoding="utf-8")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
+    root = site.new_repo()
     outside = site.base / "elsewhere" / "prd.json"
     refused = site.ralph("init", "--prd", str(outside))
     assert refused.returncode == 2, refused.stdout + refused.stderr
