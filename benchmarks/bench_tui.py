@@ -48,6 +48,7 @@ import tests.conftest  # noqa: E402,F401  (git identity for commits)
 from ralph_tui.agents.anthropic_agent import AnthropicAgent  # noqa: E402
 from ralph_tui.agents.scripted import ScriptedAgent  # noqa: E402
 from ralph_tui.config import load_config  # noqa: E402
+from ralph_tui.events import Event  # noqa: E402
 from ralph_tui.headless import run_headless  # noqa: E402
 from ralph_tui.tui.app import RalphApp  # noqa: E402
 from tests.support.fake_anthropic import reply, tool_use  # noqa: E402
@@ -146,15 +147,15 @@ async def stream_tui(tmp: Path, script: Path) -> tuple[float, int, int, list[flo
     config = load_config(root, {"script": str(script), "approve": "auto"})
     app = ProbedApp(root, config, agent=ScriptedAgent.from_file(script, config))
     flushes = 0
-    original = app.flush_events
+    drain = app.batcher.drain  # every flush drains the batcher (the pacer holds flush_events)
 
-    def counting_flush() -> None:
+    def counting_drain() -> list[Event]:
         nonlocal flushes
-        if len(app.batcher):
-            flushes += 1
-        original()
+        events = drain()
+        flushes += bool(events)
+        return events
 
-    app.flush_events = counting_flush  # type: ignore[method-assign]
+    app.batcher.drain = counting_drain  # type: ignore[method-assign]
     t0 = time.perf_counter()
     async with app.run_test(size=SIZE) as pilot:
         next_key = time.perf_counter() + KEY_EVERY_S
