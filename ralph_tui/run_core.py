@@ -53,6 +53,7 @@ from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding
 from ralph_tui.persona import load_persona
 from ralph_tui.pm import AS_IS, ProductManager
+from ralph_tui.prd.format import no_stories
 from ralph_tui.prd.model import Story
 from ralph_tui.prd.progress import ProgressLog
 from ralph_tui.pricing import estimate_cost
@@ -483,8 +484,13 @@ class RunCore(Generic[L]):
                 )
 
     def _preflight(self) -> None:
+        # first: the run lock is in .ralph/ already, and a refused run must not leave it in
+        # the user's `git status`
+        self.git.ensure_excluded(".ralph/")
         self.check_bookkeeping_paths()
         prd = self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
+        if not prd.userStories and self.config.tracker is None:  # a tracker's sync brings them
+            raise UsageError(no_stories(self.store.path))
         self.progress.read_bytes()  # so is a symlinked progress log
         recover(
             self.state_file,
@@ -507,7 +513,6 @@ class RunCore(Generic[L]):
         wanted = wanted_branch(self.config.branch, prd.branchName)
         self.user_dirty = tuple(dirty)
         self._user_files = self._read_user_files(dirty)
-        self.git.ensure_excluded(".ralph/")
         self.workspace.sandbox = resolve_sandbox(
             self.config.sandbox,
             self.root,

@@ -412,6 +412,14 @@ def _position_order(line: str) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
+def no_stories(path: Path) -> str:
+    """Why a PRD without stories is refused before a run: "every story passes" would be
+    vacuously true, and a wrong key or an empty export would look like finished work."""
+    return (
+        f"{path}: no stories, nothing for a run to do (write some, or `ralph-tui import` a backlog)"
+    )
+
+
 def validate_prd(raw: Any, path: Path) -> Prd:
     """Validate a document built in memory (import, draft) with the same rules as the file."""
     if not isinstance(raw, dict | list):

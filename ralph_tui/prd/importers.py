@@ -391,9 +391,11 @@ def import_prd(source: Path, target: Path, *, force: bool = False) -> Imported:
         raise PrdImportError(f"{target}: a PRD is already there (use --force to replace it)")
     imported = read_source(source)
     try:
-        validate_prd(imported.doc, source)
+        prd = validate_prd(imported.doc, source)
     except PrdError as e:
         raise PrdImportError(f"{e} (after import)") from None
+    if not prd.userStories:
+        raise PrdImportError(f"{source}: no stories found in it ({target} left as it was)")
     write_atomic(target, write_new(imported.doc))
     return imported
 

@@ -170,3 +170,34 @@ def test_validate_lists_every_problem_of_the_prd_one_line_each(site: Site) -> No
     ]
     status = site.ralph("status")  # the other commands: the first, and how many more
     assert status.returncode == 2 and len(status.stderr.splitlines()) == 1
+
+
+def test_a_prd_without_stories_is_refused_not_reported_done(site: Site) -> None:
+    """An empty list (a wrong key, an empty export) would make "every story passes" true."""
+    root = site.repo(1)
+    prd = root / PRD
+    prd.write_text('{"project": "x", "userStories": []}\n', encoding="utf-8")
+    git(root, "commit", "-qam", "no stories yet")
+    before = git(root, "log", "--format=%H %s")
+    refusal = f"ralph-tui: {prd}: no stories, nothing for a run to do"
+
+    valid = site.ralph("validate")
+    assert valid.returncode == 2 and valid.stderr.startswith(refusal), valid.stderr
+    run = site.ralph("run", "--headless", "--approve", "auto")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().startswith(refusal) and "\n" not in run.stderr.strip(), run.stderr
+    assert "every story passes" not in run.stdout + run.stderr
+    assert git(root, "log", "--format=%H %s") == before
+    assert site.api.requests == []
+    assert_clean(site)
+
+    empty = site.base / "features.json"
+    empty.write_text('{"features": []}\n', encoding="utf-8")
+    kept = prd.read_bytes()
+    imported = site.ralph("import", str(empty), "--force")
+    assert imported.returncode == 2, imported.stdout + imported.stderr
+    assert (
+        imported.stderr.strip()
+        == f"ralph-tui: {empty}: no stories found in it ({prd} left as it was)"
+    )
+    assert prd.read_bytes() == kept
