@@ -105,6 +105,8 @@ class ParallelLoop:
         self.running: dict[str, int] = {}  # story id -> worker number
         self._head = ""  # main's HEAD: only this loop moves it during the run
         self._landed: set[str] = set()  # committed by this run (their workers are winding up)
+        # story id -> (gates, flags) of a landing the tracker has not heard of yet
+        self._to_report: dict[str, tuple[Sequence[GateResult], Sequence[str]]] = {}
         self._train: list[_Ticket] = []
         self._train_moved = asyncio.Event()  # approved changes waiting to land, in order
         self._gated: dict[str, list[GateResult]] = {}  # code tree -> the gates' verdict on it
@@ -442,7 +444,17 @@ class ParallelLoop:
         return results
 
     async def merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
-        """Approve = land on main, verified (see the module docstring).
+        """Approve = land on main, verified; then the tracker hears of it, outside the merge
+        lock and the train: a slow tracker (a rate limit is waited out) holds up only this
+        worker, not every landing behind it."""
+        sha = await self._merge(story, checkout, learnings)
+        report = self._to_report.pop(story.key, None)
+        if report is not None:
+            await self.core.tracker_landed(story, sha, *report)
+        return sha
+
+    async def _merge(self, story: Story, checkout: Checkout, learnings: Sequence[str]) -> str:
+        """Land on main, verified (see the module docstring).
 
         Changes form a train in the order their gates started: each is gated on top of the
         ones ahead of it, all at once. A change lands after those ahead of it that are still
@@ -574,7 +586,7 @@ class ParallelLoop:
             review=self.core.review_notes.pop(story.key, ()),
         )
         self._head = sha
-        await self.core.tracker_landed(story, sha, gates, flags)
+        self._to_report[story.key] = (gates, flags)  # told by ``merge``, after the lock
         self._landed.add(story.key)
         self._wake.set()  # a dependency may have just passed
         return sha

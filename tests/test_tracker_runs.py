@@ -5,6 +5,7 @@ repository and opened on the fake GitHub (tests/support/fake_github.py, fake_lin
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from ralph_tui.agents.scripted import ScriptedAgent
 from ralph_tui.config import load_config
-from ralph_tui.events import Event, IterationStarted, Notice
+from ralph_tui.events import Committed, Event, IterationStarted, Notice
 from ralph_tui.parallel import ParallelEngine
 from tests.support.engine import (
     RecordingSink,
@@ -22,7 +23,7 @@ from tests.support.engine import (
     make_engine,
     write_script,
 )
-from tests.support.fake_github import TOKEN, FakeGitHub, fake_github
+from tests.support.fake_github import TOKEN, FakeGitHub, Recorded, fake_github
 from tests.support.fake_linear import API_KEY, FakeLinear, fake_linear
 from tests.support.repo import git, make_repo
 
@@ -320,6 +321,53 @@ async def test_a_pull_request_that_cannot_be_pushed_fails_the_run_with_one_line(
     assert "\n" not in line
     assert fake_github.pulls == []
     assert gh_closed(fake_github, 1)
+
+
+async def test_a_slow_tracker_holds_up_only_its_own_worker_not_the_next_landing(
+    tmp_path: Path, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first issue comment waits until the other story has committed: under the merge
+    lock (or with its ticket still in the train) that commit could never come."""
+    for title in ("One", "Two"):
+        fake_github.add_issue(title)
+    root, _ = tracker_repo(
+        tmp_path, {"kind": "github", "repository": "acme/widgets", "api_url": fake_github.base_url}
+    )
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    path = write_script(root, script_for("GH-1", "GH-2"))
+    config = load_config(root, {"script": str(path), "workers": 2, "approve": "auto"})
+    committed = {"GH-1": threading.Event(), "GH-2": threading.Event()}
+    first_comment: list[tuple[str, bool]] = []
+
+    def sink(event: Event) -> None:
+        recorded(event)
+        if isinstance(event, Committed):
+            committed[event.story_id].set()
+
+    claimed = threading.Lock()  # the server answers on a thread per request
+
+    def hold_first_comment(rec: Recorded) -> None:
+        if rec.method != "POST" or not rec.path.endswith("/comments"):
+            return
+        with claimed:
+            if first_comment:
+                return
+            first_comment.append(("", False))
+        (other,) = set(committed) - {f"GH-{rec.path.split('/')[-2]}"}
+        first_comment[0] = (other, committed[other].wait(timeout=30))
+
+    recorded = RecordingSink()
+    fake_github.state.on_request = hold_first_comment
+    engine = ParallelEngine(
+        root, config, ScriptedAgent.from_file(path, config), ScriptedSupervisor(), sink
+    )
+
+    assert await engine.run() == 0
+    ((other, landed_meanwhile),) = first_comment
+    assert landed_meanwhile, f"{other} could not land while the tracker was slow"
+    for number in (1, 2):
+        assert gh_closed(fake_github, number)
+        assert len(fake_github.comments(number)) == 1
 
 
 def gh_closed(gh: FakeGitHub, number: int) -> bool:
