@@ -75,20 +75,30 @@ def code_key(root: Path, rev: str, bookkeeping: Sequence[str]) -> str:
 
 
 class Baselines:
-    """Per code tree, per gate: the counts. Read once, written on each change."""
+    """Per code tree, per gate: the counts. Read once, when first needed (a run refused at
+    its preflight never reads it, nor warns about it), written on each change."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._data: dict[str, dict[str, dict[str, int]]] = {}
+        self._loaded: dict[str, dict[str, dict[str, int]]] | None = None
+
+    @property
+    def _data(self) -> dict[str, dict[str, dict[str, int]]]:
+        if self._loaded is None:
+            self._loaded = self._read()
+        return self._loaded
+
+    def _read(self) -> dict[str, dict[str, dict[str, int]]]:
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return
+            return {}
         except (OSError, ValueError) as exc:  # a broken cache is only a cache
-            log.warning("%s: unreadable baseline cache, starting afresh: %s", path, exc)
-            return
-        if isinstance(loaded, dict):
-            self._data = {str(k): v for k, v in loaded.items() if isinstance(v, dict)}
+            log.warning("%s: unreadable baseline cache, starting afresh: %s", self.path, exc)
+            return {}
+        if not isinstance(loaded, dict):
+            return {}
+        return {str(k): v for k, v in loaded.items() if isinstance(v, dict)}
 
     def get(self, key: str) -> dict[str, Counts] | None:
         entry = self._data.get(key)
