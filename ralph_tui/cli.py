@@ -553,6 +553,9 @@ def _import_tracker(source: str, args: argparse.Namespace, workspace: Path, targ
             await tracker.aclose()
 
     issues = asyncio.run(read())
+    if not issues:  # an empty PRD would be refused by validate and run
+        labelled = f" labelled {args.label}" if args.label else ""
+        raise UsageError(f"{source}: no open issues{labelled}; {target} not written")
     kind, _, name = source.partition(":")
     doc, added, _, _ = sync_document(new_document(source, kind, name), issues, kind)
     validate_prd(doc, target)

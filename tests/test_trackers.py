@@ -272,6 +272,22 @@ def test_cli_import_github_writes_the_prd_once(tmp_path: Path, fake_github: Fake
     assert "https://github.test/acme/widgets/issues/1" in status.stdout
 
 
+def test_cli_import_of_no_open_issues_writes_nothing(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    fake_github.add_issue("Docs", labels=("docs",))
+    root = make_repo(tmp_path / "ws")
+    target = root / "tasks/backend_prd.json"
+    target.unlink()
+    args = ["import", "github:acme/widgets", "--label", "ralph", "--api-url", fake_github.base_url]
+    done = ralph_tui(root, *args, env={"GITHUB_TOKEN": TOKEN})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"ralph-tui: github:acme/widgets: no open issues labelled ralph; {target} not written"
+    ]
+    assert not target.exists()
+
+
 def test_cli_import_with_a_refused_token_is_one_line(
     tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
