@@ -6,6 +6,7 @@ Unknown keys are errors, so a typo in ``ralph.toml`` is reported rather than sil
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +45,17 @@ def refuse_own_credentials(names: list[str]) -> list[str]:
     return names
 
 
+_MODEL_ID = re.compile(r"[!-~]+")
+
+
+def model_id(value: str) -> str:
+    """A model id as the API takes it: printable ASCII without spaces. An empty one ran until
+    the first request failed; it is also printed in the run's header."""
+    if not _MODEL_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a model id (printable characters, no spaces)")
+    return value
+
+
 def fallback_entry(entry: str) -> tuple[str, str | None]:
     """A ``fallback`` entry as (agent, model): ``"claude-code"``, ``"anthropic:claude-haiku-4-5"``
     (a model after the colon; none: the run's ``model``). A ValueError names a bad entry."""
@@ -55,7 +67,7 @@ def fallback_entry(entry: str) -> tuple[str, str | None]:
         )
     if colon and not model.strip():
         raise ValueError(f"{entry!r}: no model after the colon")
-    return name, model.strip() or None
+    return name, model_id(model.strip()) if colon else None
 
 
 class _Strict(BaseModel):
@@ -258,7 +270,7 @@ class PmOptions(_Strict):
     Absent: every escalation waits for the human, as before."""
 
     agent: Literal["anthropic"] = "anthropic"
-    model: str | None = None  # None: the run's own model
+    model: Annotated[str, AfterValidator(model_id)] | None = None  # None: the run's own model
     # "suggest": the human sees the PM's answer and sends it, edits it or writes their own;
     # "answer": the PM's answer goes to the agent when no human answered within answer_after
     mode: Literal["suggest", "answer"] = "suggest"
@@ -269,7 +281,7 @@ class PmOptions(_Strict):
 class RalphConfig(_Strict):
     role: str = Field("backend", pattern=r"^[A-Za-z0-9_.-]+$")
     agent: Annotated[str, AfterValidator(_known_agent)] = "anthropic"  # agents.registry
-    model: str = "claude-sonnet-4-5"
+    model: Annotated[str, AfterValidator(model_id)] = "claude-sonnet-4-5"
     max_iterations: int = Field(10, ge=1)
     max_fix_attempts: int = Field(3, ge=1)
     # stories run at once, each in its own git worktree (1: one story after another)

@@ -42,3 +42,35 @@ def test_nested_bad_value_names_the_dotted_key(tmp_path: Path) -> None:
     (tmp_path / "ralph.toml").write_text("[gate_options]\ntimeout_s = -1\n")
     with pytest.raises(UsageError, match=r"ralph.toml: gate_options.timeout_s: "):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        ('model = ""', "model: '' is not a model id"),
+        ('model = "claude sonnet"', "model: 'claude sonnet' is not a model id"),
+        ('model = "claude-\\u001b[2J"', "model: 'claude-\\x1b[2J' is not a model id"),
+        ('[pm]\nmodel = ""', "pm.model: '' is not a model id"),
+        ('fallback = ["anthropic:haiku 4"]', "fallback: 'haiku 4' is not a model id"),
+    ],
+)
+def test_a_model_that_is_not_a_model_id_is_refused_naming_the_key(
+    tmp_path: Path, lines: str, said: str
+) -> None:
+    """It used to run until the first request failed (an empty model: a 400 from the API)."""
+    (tmp_path / "ralph.toml").write_text(lines + "\n")
+    with pytest.raises(UsageError) as refused:
+        load_config(tmp_path)
+    assert f"ralph.toml: {said}" in str(refused.value)
+    assert "\x1b" not in str(refused.value)
+
+
+def test_model_ids_people_use_are_accepted(tmp_path: Path) -> None:
+    for model in ("claude-sonnet-4-5", "us.anthropic.claude-3-5-sonnet-20241022-v2:0"):
+        (tmp_path / "ralph.toml").write_text(
+            f'model = "{model}"\nfallback = ["anthropic:{model}"]\n[pm]\nmodel = "{model}"\n'
+        )
+        config = load_config(tmp_path)
+        assert config.model == model and config.pm is not None and config.pm.model == model
+    with pytest.raises(UsageError, match=r"^command line: model: "):
+        load_config(tmp_path, {"model": ""})
