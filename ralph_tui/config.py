@@ -56,6 +56,13 @@ def model_id(value: str) -> str:
     return value
 
 
+def _gate_command(command: str) -> str:
+    """A blank command would run ``sh -c ""``, which exits 0: a gate that always passes."""
+    if not command.strip():
+        raise ValueError("an empty command, which would always pass (remove the gate instead)")
+    return command
+
+
 def fallback_entry(entry: str) -> tuple[str, str | None]:
     """A ``fallback`` entry as (agent, model): ``"claude-code"``, ``"anthropic:claude-haiku-4-5"``
     (a model after the colon; none: the run's ``model``). A ValueError names a bad entry."""
@@ -293,7 +300,9 @@ class RalphConfig(_Strict):
     max_tokens: int = Field(8192, ge=256)
     persona: str | None = None
     approve: ApproveMode = "ask"
-    gates: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_GATES))
+    gates: dict[str, Annotated[str, AfterValidator(_gate_command)]] = Field(
+        default_factory=lambda: dict(DEFAULT_GATES)
+    )
     gate_options: GateOptions = GateOptions()
     pricing: dict[str, Price] = Field(default_factory=dict)
     bash_timeout_s: float = Field(120.0, gt=0)
@@ -328,6 +337,13 @@ class RalphConfig(_Strict):
     _prd_found: str | None = PrivateAttr(None)  # set by ``pinned`` when prd.json was found
     # where ``prd`` was set ("/repo/ralph.toml", "--prd"), for errors about that file
     _prd_origin: str | None = PrivateAttr(None)
+
+    @field_validator("gates")
+    @classmethod
+    def _named_gates(cls, gates: dict[str, str]) -> dict[str, str]:
+        if any(not name.strip() for name in gates):
+            raise ValueError('a gate with an empty name (name it, as in tests = "pytest")')
+        return gates
 
     @field_validator("fallback")
     @classmethod

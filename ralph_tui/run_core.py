@@ -525,6 +525,11 @@ class RunCore(Generic[L]):
             self._agent = create_agent(self.config, self.root)
         if self.config.pm is not None and self.pm is None:
             self.pm = ProductManager(self.config.pm, self.config)
+        if not self.config.gates:  # `[gates]` written empty: nothing checks a story but itself
+            self.startup_notes.append(
+                "no quality gates ([gates] is empty): a story is done when the agent says so, "
+                "checked only by its own commands in the PRD, if any, and by your approval"
+            )
         # a gate whose program lives in the workspace runs what the agent may have rewritten
         confined = self.workspace.sandbox.confined
         for name, program in workspace_programs(

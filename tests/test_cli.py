@@ -123,6 +123,17 @@ def test_headless_auto_run_commits_and_logs_readably(tmp_path: Path) -> None:
     assert len(git(root, "log", "--format=%s").splitlines()) == 3
 
 
+def test_an_empty_gates_table_is_said_before_the_first_story(tmp_path: Path) -> None:
+    """Nothing but the agent's word and the approval checks a story then: the human is told."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"default": [create("src/a.py", "A = 1\n"), complete()]}))
+    root = make_repo(tmp_path / "ws", gates={}, extra_config=f'script = "{script}"')
+    done = cli("run", "--headless", "--approve", "auto", "--workspace", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout.index("warning: no quality gates ([gates] is empty)")
+    assert said < done.stdout.index("[iteration 1]")
+
+
 def test_headless_max_iterations_exit_3_and_escalation_exit_4(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(

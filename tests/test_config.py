@@ -74,3 +74,21 @@ def test_model_ids_people_use_are_accepted(tmp_path: Path) -> None:
         assert config.model == model and config.pm is not None and config.pm.model == model
     with pytest.raises(UsageError, match=r"^command line: model: "):
         load_config(tmp_path, {"model": ""})
+
+
+@pytest.mark.parametrize(
+    ("table", "said"),
+    [
+        ('tests = ""', "gates.tests: an empty command, which would always pass"),
+        ('tests = "pytest"\nlint = "  "', "gates.lint: an empty command, which would always pass"),
+        ('"" = "pytest"', "gates: a gate with an empty name"),
+    ],
+)
+def test_a_gate_that_could_not_fail_or_has_no_name_is_refused(
+    tmp_path: Path, table: str, said: str
+) -> None:
+    """A blank command ran as `sh -c ""` and passed: the story landed unchecked."""
+    (tmp_path / "ralph.toml").write_text(f"[gates]\n{table}\n")
+    with pytest.raises(UsageError) as refused:
+        load_config(tmp_path)
+    assert f"ralph.toml: {said}" in str(refused.value)
