@@ -395,7 +395,7 @@ def import_prd(source: Path, target: Path, *, force: bool = False) -> Imported:
     except PrdError as e:
         raise PrdImportError(f"{e} (after import)") from None
     if not prd.userStories:
-        raise PrdImportError(f"{source}: no stories found in it ({target} left as it was)")
+        raise PrdImportError(f"{source}: no stories found in it; nothing written to {target}")
     write_atomic(target, write_new(imported.doc))
     return imported
 

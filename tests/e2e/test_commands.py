@@ -198,6 +198,6 @@ def test_a_prd_without_stories_is_refused_not_reported_done(site: Site) -> None:
     assert imported.returncode == 2, imported.stdout + imported.stderr
     assert (
         imported.stderr.strip()
-        == f"ralph-tui: {empty}: no stories found in it ({prd} left as it was)"
+        == f"ralph-tui: {empty}: no stories found in it; nothing written to {prd}"
     )
     assert prd.read_bytes() == kept
