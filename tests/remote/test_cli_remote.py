@@ -82,23 +82,41 @@ async def _served_workers_run(
         "--listen", "127.0.0.1:0", "--workspace", str(root),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    try:
+    assert run.stdin is not None and run.stdout is not None
+    seen: list[bytes] = []
+
+    async def drive() -> int:
         assert run.stdin is not None and run.stdout is not None
         run.stdin.write(stdin)
         await run.stdin.drain()
         run.stdin.close()
-        while b"serving this run on" not in (
-            line := await asyncio.wait_for(run.stdout.readline(), 60)
-        ):
+        while b"serving this run on" not in (line := await run.stdout.readline()):
             assert line, "the run ended before serving"
+            seen.append(line)
         url, token = read_serve_file(root)
-        await asyncio.wait_for(RemoteRun(url, token, client, lambda event: None).run(), 120)
-        code = await asyncio.wait_for(run.wait(), 60)
-        rest = (await run.stdout.read()).decode()
+        await RemoteRun(url, token, client, lambda event: None).run()
+        return await run.wait()
+
+    try:
+        # within pytest's own timeout, so that a hang shows what the run and the client did
+        code = await asyncio.wait_for(drive(), 90)
+    except TimeoutError:
+        run.kill()
+        said = b"".join(seen) + await run.stdout.read()
+        journals = sorted((root / ".ralph" / "runs").glob("*/events.jsonl"))
+        events = journals[-1].read_text(encoding="utf-8").splitlines() if journals else []
+        kinds = [json.loads(e).get("kind", "?") for e in events if '"text_delta"' not in e]
+        pytest.fail(
+            f"the served run did not end within 90 s; client asked "
+            f"{[r.story_id for r in client.approval_requests]} and "
+            f"{len(client.escalations)} questions\nrun output:\n{said.decode()[-6000:]}\n"
+            f"journal kinds: {kinds[-80:]}"
+        )
     finally:
         if run.returncode is None:
             run.kill()
             await run.wait()
+    rest = (await run.stdout.read()).decode()
     return root, code, rest
 
 
