@@ -1,9 +1,9 @@
-"""The run's state for remote faces: the event history, the pending question, the clients.
+"""The run's state for remote faces: the event history, the open questions, the clients.
 
 ``RunHub`` is an ``EventSink`` (cheap: it serialises each event once, redacted, and queues the
 line for every client) and the remote half of the supervisor (``open_ask`` / ``resolve``). A
 client that connects gets, atomically and in order, the run info, the history so far, the PRD and
-the pending question, then everything live on the same queue, so it can never miss or reorder an
+every open question, then everything live on the same queue, so it can never miss or reorder an
 event. Streamed text is redacted with a held-back tail (a secret split across two deltas is still
 caught) and merged in the history, so a reconnect replays one text event per stretch of text.
 """
@@ -140,7 +140,9 @@ class RunHub:
         self._history: list[str | list[str]] = []  # event JSON, or pieces of one stretch of text
         self._text_ts = 0.0
         self._clients: set[Client] = set()
-        self._ask: _Ask | None = None
+        # every question open at once, oldest first: with workers an approval and another
+        # worker's escalation are open together, and each client decision names its own
+        self._asks: dict[int, _Ask] = {}
         self._ids = itertools.count(1)
         self._prd_message: str | None = None
         self._prd_task: asyncio.Task[None] | None = None
@@ -210,8 +212,8 @@ class RunHub:
         client.put(_dumps({"t": "hello", "run": self.info}))
         client.put('{"t":"events","events":[' + ",".join(self._history_lines()) + "]}")
         client.put(self._prd_message or self._make_prd_message())
-        if self._ask is not None:
-            client.put(self._ask.message)
+        for ask in self._asks.values():
+            client.put(ask.message)
         self._clients.add(client)
         log.info("client %s attached (%d attached)", peer, len(self._clients))
         return client
@@ -269,28 +271,27 @@ class RunHub:
         ask_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         message = self._redact(_dumps({"t": "ask", "id": ask_id, "kind": kind, "request": payload}))
-        self._ask = _Ask(ask_id, kind, message, future)
+        self._asks[ask_id] = _Ask(ask_id, kind, message, future)
         self._broadcast(message)
         return ask_id, future
 
     def close_ask(self, ask_id: int) -> None:
         """The question was decided (by anyone): every client closes its bar."""
-        if self._ask is not None and self._ask.id == ask_id:
-            self._ask = None
+        self._asks.pop(ask_id, None)
         self._broadcast(_dumps({"t": "settled", "id": ask_id}))
 
     def resolve(self, ask_id: int, kind: AskKind, value: object) -> bool:
         """A client's decision; False when stale (another decision won, or the id is old)."""
-        ask = self._ask
-        if ask is None or ask.id != ask_id or ask.kind != kind or ask.future.done():
+        ask = self._asks.get(ask_id)
+        if ask is None or ask.kind != kind or ask.future.done():
             return False
         ask.future.set_result(value)
         return True
 
     def settle_safest(self) -> None:
-        """The run is stopping: a pending approval is discarded, an escalation answered stop."""
-        ask = self._ask
-        if ask is not None:
+        """The run is stopping: every pending approval is discarded, every escalation
+        answered stop."""
+        for ask in list(self._asks.values()):
             value = (
                 ApprovalDecision.discard() if ask.kind == "approval" else EscalationAnswer("stop")
             )
@@ -298,4 +299,6 @@ class RunHub:
 
     @property
     def pending(self) -> tuple[int, AskKind] | None:
-        return (self._ask.id, self._ask.kind) if self._ask is not None else None
+        """The oldest open question, if any."""
+        oldest = next(iter(self._asks.values()), None)
+        return (oldest.id, oldest.kind) if oldest is not None else None

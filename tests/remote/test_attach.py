@@ -17,9 +17,10 @@ import pytest
 from ralph_tui.events import ApprovalDecided, Committed, RunFinished
 from ralph_tui.server.client import RemoteError, RemoteRun, http_json
 from ralph_tui.server.http import SERVE_FILE
-from ralph_tui.supervisor import ApprovalDecision
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
 from tests.remote.support import HandSupervisor, WaitingSink, served_run, waiting
-from tests.support.repo import git, make_repo
+from tests.support.engine import complete, create
+from tests.support.repo import git, make_repo, story
 
 
 def committed(root: Path) -> str:
@@ -61,6 +62,45 @@ async def test_two_clients_first_decision_wins_the_other_bar_closes(tmp_path: Pa
         assert isinstance(decided, ApprovalDecided) and decided.decision == "approve"
         assert await asyncio.wait_for(served.task, 30) == 0
     assert committed(root).startswith("[backend] Task #US-001")
+
+
+async def test_an_approval_and_another_workers_question_open_at_once_are_both_answered(
+    tmp_path: Path,
+) -> None:
+    """With workers, one story's approval and another's escalation are open together; the hub
+    kept only the newest, so the client's decision on the other was dropped as stale and the
+    run waited for ever (seen once in a loaded whole-suite run)."""
+    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "the docs"}}
+    script = {
+        "stories": {
+            "US-001": [create("a.txt", "a\n"), complete("a")],
+            "US-002": [ask, create("b.txt", "b\n"), complete("b")],
+        }
+    }
+    root = make_repo(tmp_path / "ws", [story("US-001", "A", 1), story("US-002", "B", 2)])
+    async with served_run(root, script, workers=2) as served:
+        face = HandSupervisor()
+        served.attach(face)
+        (request, decide), (question, reply) = await asyncio.gather(
+            asyncio.wait_for(face.approvals.get(), 30),
+            asyncio.wait_for(face.escalations.get(), 30),
+        )  # both open before either is answered
+        assert (request.story_id, question.story_id) == ("US-001", "US-002")
+        late = HandSupervisor()  # a client attaching now is asked both
+        served.attach(late)
+        late_asks = await asyncio.gather(
+            asyncio.wait_for(late.approvals.get(), 30),
+            asyncio.wait_for(late.escalations.get(), 30),
+        )
+        assert (late_asks[0][0].story_id, late_asks[1][0].story_id) == ("US-001", "US-002")
+        reply.set_result(EscalationAnswer("answer", "Use 8080."))
+        decide.set_result(ApprovalDecision.approve())
+        second, approve_second = await asyncio.wait_for(face.approvals.get(), 30)
+        assert second.story_id == "US-002"
+        approve_second.set_result(ApprovalDecision.approve())
+        assert await asyncio.wait_for(served.task, 30) == 0
+    log = git(root, "log", "--format=%s")
+    assert "Task #US-001" in log and "Task #US-002" in log
 
 
 CLIENT = textwrap.dedent(
