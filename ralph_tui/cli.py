@@ -419,7 +419,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     config = _config(args, workspace)
     _say_prd(config, workspace)
     path = config.prd_path(workspace)
-    from ralph_tui.prd.format import PrdError, no_stories
+    from ralph_tui.prd.format import PrdError, require_stories
 
     try:
         prd, warnings = PrdStore(path).check()
@@ -429,8 +429,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return exc.exit_code
     for warning in warnings:  # ids and keys come from the file: no terminal escapes
         print(escape_controls(warning, multiline=False), file=sys.stderr)
-    if not prd.userStories and config.tracker is None:  # what `run` would refuse
-        raise UsageError(no_stories(path))
+    require_stories(prd, path, tracker=config.tracker is not None)  # as `run` does
     done = sum(1 for s in prd.userStories if s.passes)
     if any(s.title == PLACEHOLDER_TITLE for s in prd.userStories):
         untouched = (

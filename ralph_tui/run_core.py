@@ -53,7 +53,7 @@ from ralph_tui.journal import Journal
 from ralph_tui.landing import StoryLanding
 from ralph_tui.persona import load_persona
 from ralph_tui.pm import AS_IS, ProductManager
-from ralph_tui.prd.format import no_stories
+from ralph_tui.prd.format import require_stories
 from ralph_tui.prd.model import Story
 from ralph_tui.prd.progress import ProgressLog
 from ralph_tui.pricing import estimate_cost
@@ -489,8 +489,7 @@ class RunCore(Generic[L]):
         self.git.ensure_excluded(".ralph/")
         self.check_bookkeeping_paths()
         prd = self.store.load()  # a malformed or symlinked PRD is a UsageError naming the file
-        if not prd.userStories and self.config.tracker is None:  # a tracker's sync brings them
-            raise UsageError(no_stories(self.store.path))
+        require_stories(prd, self.store.path, tracker=self.config.tracker is not None)
         self.progress.read_bytes()  # so is a symlinked progress log
         recover(
             self.state_file,

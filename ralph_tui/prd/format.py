@@ -412,12 +412,15 @@ def _position_order(line: str) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
-def no_stories(path: Path) -> str:
-    """Why a PRD without stories is refused before a run: "every story passes" would be
-    vacuously true, and a wrong key or an empty export would look like finished work."""
-    return (
-        f"{path}: no stories, nothing for a run to do (write some, or `ralph-tui import` a backlog)"
-    )
+def require_stories(prd: Prd, path: Path, *, tracker: bool) -> None:
+    """Refuse a PRD without stories before a run (or ``validate``): "every story passes" would
+    be vacuously true, and a wrong key or an empty export would look like finished work. With
+    a tracker the run's sync fills it."""
+    if not prd.userStories and not tracker:
+        raise PrdError(
+            f"{path}: no stories, nothing for a run to do (write some, or `ralph-tui import` "
+            "a backlog)"
+        )
 
 
 def validate_prd(raw: Any, path: Path) -> Prd:
