@@ -13,6 +13,7 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -136,6 +137,9 @@ async def chromium(width: int = 1280, height: int = 800) -> AsyncIterator[Any]:
         "about:blank",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        # chromium leaves its singleton socket folder (org.chromium.Chromium.*) in TMPDIR when it
+        # is terminated; inside the profile it goes with it
+        env={**os.environ, "TMPDIR": profile},
     )
     pages: list[Page] = []
     try:
