@@ -39,6 +39,8 @@ from ralph_tui.events import (
     ApprovalNeeded,
     ApprovalsWaiting,
     Committed,
+    Escalated,
+    EscalationAnswered,
     Event,
     GateFinished,
     GateStarted,
@@ -70,7 +72,7 @@ from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer
 from ralph_tui.tui.screens import StoryEditor, confirm_quit
-from ralph_tui.tui.supervisor import TuiSupervisor
+from ralph_tui.tui.supervisor import Question, TuiSupervisor
 from ralph_tui.tui.tuning import GilLending, freeze_heap_once
 from ralph_tui.tui.widgets.diff_view import DiffView
 from ralph_tui.tui.widgets.footer import SteadyFooter
@@ -88,10 +90,12 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.1
 DIFF_DEBOUNCE_S = 0.25
 COMPACT_FOOTER_BELOW = 120  # columns
-# parallel runs: events that only the selected worker's panes show (the board sees them all)
+# parallel runs: events that only the selected worker's panes show (the board sees them all); a
+# worker's question and its answer are its story's conversation (the bar names the story)
 _WORKER_DETAIL = (
     TextDelta, ToolCall, ToolResult, GateStarted, GateFinished, IterationStarted,
-    IterationFinished, ApprovalNeeded, ApprovalDecided, Committed, Notice,
+    IterationFinished, ApprovalNeeded, ApprovalDecided, Committed, Notice, Escalated,
+    EscalationAnswered,
 )  # fmt: skip
 
 
@@ -196,6 +200,7 @@ class RalphApp(App[int]):
         self._prd_edit_lock = asyncio.Lock()
         self.worker_view = WorkerTracker()
         self._waiting: tuple[str, ...] = ()  # stories whose approval waits (parallel runs)
+        self._pinned_notice: str | None = None  # the approval whose pinned panes were said
 
     def notify(
         self,
@@ -551,15 +556,24 @@ class RalphApp(App[int]):
         self.refresh_bindings()
         self.bell()  # the bar asks the question; no toast over the transcript
 
-    def _on_settled(self) -> None:
+    def _on_settled(self, question: Question) -> None:
+        """Close the bar of the question that settled, and only that one: with workers another
+        story's approval or question can still be open beside it."""
         if not self.is_running:  # the app is closing; nothing left to tidy on screen
             return
-        had_focus_in_bar = isinstance(self.focused, Input)
-        self.diff.end_review()
-        self.approval_bar.close()
-        self.escalation_bar.close()
-        if had_focus_in_bar or self.focused is None:
-            self.board.focus()
+        bar: ApprovalBar | EscalationBar = (
+            self.approval_bar if question == "approval" else self.escalation_bar
+        )
+        focused = self.focused
+        stranded = focused is None or bar in focused.ancestors_with_self
+        if question == "approval":
+            self.diff.end_review()
+        bar.close()
+        if stranded:  # the keys go where the human acts next
+            if self.escalation_bar.is_open:
+                self.escalation_bar.answer_box.focus()
+            else:
+                self.board.focus()
         self.refresh_bindings()
 
     # ------------------------------------------------------------------ actions
@@ -594,8 +608,21 @@ class RalphApp(App[int]):
         if not isinstance(board, TaskBoard) or board.selected_story is None:
             return
         worker = self.worker_view.worker_of(board.selected_story)
-        if worker is not None and worker != self.worker_view.selected:
-            self._show_worker(worker)
+        if worker is None or worker == self.worker_view.selected:
+            return
+        shown = self.supervisor.approval
+        if shown is not None and shown.worker:
+            # the panes are the approval's evidence: while it is open they stay on its worker,
+            # or ``a`` would approve one story with another story's diff on screen
+            if self._pinned_notice != shown.story_id:
+                self._pinned_notice = shown.story_id
+                self.notify(
+                    f"The panes stay on {shown.story_id} until you decide it "
+                    "(o on a waiting story opens that one instead).",
+                    timeout=4,
+                )
+            return
+        self._show_worker(worker)
 
     def _show_waiting_count(self) -> None:
         if self.approval_bar.is_open:

@@ -1,15 +1,18 @@
 """The TUI's answer to the engine's questions: futures that the docked bars resolve.
 
 The engine awaits ``approve`` / ``answer``; the app shows a bar and the human's key press resolves
-the future. Only one question is pending at a time (the engine asks one at a time), and quitting
-resolves whatever is pending with the safest choice (discard / stop) so the engine can reach its
-safe point.
+the future. At most one approval and one escalation are pending at once: the approval queue
+shows one approval at a time and workers' escalations come one at a time, but with workers one
+story's approval and another's question are open together, so each settles on its own (settling
+the question must not close the approval bar the human is reviewing). Quitting resolves whatever
+is pending with the safest choice (discard / stop) so the engine can reach its safe point.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Literal
 
 from ralph_tui.supervisor import (
     ApprovalDecision,
@@ -18,13 +21,15 @@ from ralph_tui.supervisor import (
     EscalationRequest,
 )
 
+Question = Literal["approval", "escalation"]
+
 
 class TuiSupervisor:
     def __init__(
         self,
         on_approval: Callable[[ApprovalRequest], None],
         on_escalation: Callable[[EscalationRequest], None],
-        on_settled: Callable[[], None],
+        on_settled: Callable[[Question], None],
         *,
         auto_approve: bool = False,
     ) -> None:
@@ -51,7 +56,7 @@ class TuiSupervisor:
         finally:
             self.approval = None
             self._approval_future = None
-            self._on_settled()
+            self._on_settled("approval")
 
     async def answer(self, request: EscalationRequest) -> EscalationAnswer:
         future: asyncio.Future[EscalationAnswer] = asyncio.get_running_loop().create_future()
@@ -63,7 +68,7 @@ class TuiSupervisor:
         finally:
             self.escalation = None
             self._escalation_future = None
-            self._on_settled()
+            self._on_settled("escalation")
 
     def decide(self, decision: ApprovalDecision) -> bool:
         """Resolve the pending approval; False when none is pending (a stale key press)."""

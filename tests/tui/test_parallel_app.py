@@ -117,3 +117,96 @@ async def test_a_flush_queued_when_the_panes_are_gone_draws_nothing(tmp_path: Pa
         app.batcher(Notice(level="info", message="late"))
         app.flush_events()
         assert len(app.batcher) == 0
+
+
+async def test_a_question_beside_an_approval_leaves_the_approval_and_its_panes_alone(
+    tmp_path: Path,
+) -> None:
+    """With workers, US-001's approval and US-002's question are open together. Answering the
+    question closed the approval bar too (the approval stayed pending with no bar: ``a`` would
+    approve a change not on screen), and moving the board's cursor to US-002 switched the Diff
+    to US-002's change under the bar that approves US-001."""
+    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "the docs"}}
+    script = {
+        "stories": {
+            "US-001": [create("a.txt", "a\n"), complete("a")],
+            "US-002": [ask, create("b.txt", "b\n"), complete("b")],
+        }
+    }
+    root = make_repo(tmp_path / "ws", [story("US-001", "A", 1), story("US-002", "B", 2)])
+    app, _ = build_app(root, script, overrides={"workers": 2})
+    async with app.run_test(size=(140, 50)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: app.approval_bar.is_open and app.escalation_bar.is_open,
+            what="US-001's approval and US-002's question open together",
+        )
+        shown = app.supervisor.approval
+        assert shown is not None and shown.story_id == "US-001"
+        await wait_for(pilot, lambda: app.diff.selected_path == "a.txt", what="US-001's diff")
+        assert app.worker_view.selected == shown.worker
+        # the cursor on US-002 (its worker is running): the panes stay on the approval's change
+        app.board.select_story("US-001")
+        app.board.focus()
+        await pilot.press("down")
+        await wait_for(pilot, lambda: app.board.selected_story == "US-002", what="cursor moved")
+        for _ in range(3):  # the highlight reaches the app
+            await pilot.pause()
+        assert app.worker_view.selected == shown.worker
+        assert app.diff.selected_path == "a.txt"
+        # the question is answered; the approval bar and its review stay
+        app.escalation_bar.answer_box.value = "Use 8080."
+        app.escalation_bar.answer_box.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.escalation_bar.is_open, what="the question settled")
+        assert app.approval_bar.is_open and app.diff.reviewing
+        assert app.supervisor.approval is not None
+        assert app.supervisor.approval.story_id == "US-001"
+        await pilot.press("a")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.supervisor.approval is not None
+                and app.supervisor.approval.story_id == "US-002"
+                and app.approval_bar.is_open
+            ),
+            what="US-002's approval on screen",
+        )
+        # its worker's panes now, with its question in its transcript
+        await wait_for(pilot, lambda: app.diff.selected_path == "b.txt", what="US-002's diff")
+        assert any("Which port?" in line for line in app.transcript.plain_lines())
+        await pilot.press("a")
+        await wait_for(pilot, lambda: app.exit_code is not None, what="run end")
+        assert app.exit_code == 0
+        await pilot.press("q")
+    log = git(root, "log", "--format=%s")
+    assert "Task #US-001" in log and "Task #US-002" in log
+
+
+async def test_another_workers_question_is_in_its_own_transcript_not_the_one_on_screen(
+    tmp_path: Path,
+) -> None:
+    """Worker 2's question and its answer were drawn into worker 1's transcript, under worker
+    1's story, as if US-001's agent had asked."""
+    from ralph_tui.events import Escalated, EscalationAnswered, IterationStarted
+
+    root = make_repo(tmp_path / "ws", [story("US-001", "One"), story("US-002", "Two")])
+    app, _ = build_app(root, {"stories": {}}, autostart=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        for event in (
+            IterationStarted(1, "US-001", "One", worker=1),
+            IterationStarted(2, "US-002", "Two", worker=2),
+            Escalated("US-002", "Which port?", "the docs", worker=2),
+            EscalationAnswered("US-002", "Use 8080.", worker=2),
+        ):
+            app.batcher(event)
+        app.flush_events()
+        assert app.worker_view.selected == 1
+        shown = "\n".join(app.transcript.plain_lines())
+        assert "US-001" in shown and "Which port?" not in shown and "8080" not in shown
+        app.board.select_story("US-001")
+        app.board.focus()
+        await pilot.press("down")  # the cursor on US-002: its worker's conversation
+        await wait_for(pilot, lambda: app.worker_view.selected == 2, what="worker 2 shown")
+        shown = "\n".join(app.transcript.plain_lines())
+        assert "Which port?" in shown and "Use 8080." in shown
