@@ -251,6 +251,10 @@ class TerminalSupervisor:
         # a terminal's prompt can be ended when the question is settled elsewhere (a client
         # of a served run answered first): its reading thread must not swallow the next line
         self.stdin: TextIO = cast(TextIO, InterruptibleLines(stream)) if self._terminal else stream
+        # with workers one story's approval and another's question are open together; the
+        # terminal asks them one at a time, or the line typed at the last prompt on screen went
+        # to whichever prompt read first (an "a" meant to approve became the agent's answer)
+        self._turn = asyncio.Lock()
 
     async def _ask(self, prompt: str) -> str | None:
         self.sink._flush_text()
@@ -277,10 +281,15 @@ class TerminalSupervisor:
                 # the engine never asks (``approvals_unattended``)
                 await asyncio.get_running_loop().create_future()
             return ApprovalDecision.approve()
+        async with self._turn:
+            return await self._ask_approval(request)
+
+    async def _ask_approval(self, request: ApprovalRequest) -> ApprovalDecision:
         self.sink._line(request.diffstat.rstrip() or "  (no file changes)")
         while True:
             answer = await self._ask(
-                "  [a]pprove, [r]eject with feedback, [c]omment on lines, [d]iscard? "
+                f"  {escape_controls(request.story_id, multiline=False)}: "
+                "[a]pprove, [r]eject with feedback, [c]omment on lines, [d]iscard? "
             )
             if answer is None:
                 return ApprovalDecision.discard()
@@ -324,13 +333,18 @@ class TerminalSupervisor:
     async def answer(self, request: EscalationRequest) -> EscalationAnswer:
         if self.mode == "auto":
             return EscalationAnswer("stop")
+        async with self._turn:
+            return await self._ask_answer(request)
+
+    async def _ask_answer(self, request: EscalationRequest) -> EscalationAnswer:
         self.sink._line(f"  Tried: {request.tried}\n  Question: {request.question}")
         if request.pm_note:
             self.sink._line(f"  {request.pm_note}")
         if request.suggestion:
             self.sink._line(f"  The PM suggests: {request.suggestion}")
         sends = "'.' sends the PM's suggestion, " if request.suggestion else ""
-        text = await self._ask(f"  your answer ({sends}empty line to skip the story): ")
+        story = escape_controls(request.story_id, multiline=False)
+        text = await self._ask(f"  your answer for {story} ({sends}empty line to skip the story): ")
         if text is None:
             return EscalationAnswer("stop")
         if request.suggestion and text.strip() == ".":

@@ -70,3 +70,32 @@ async def test_line_comments_at_the_prompt_go_back_with_a_reject() -> None:
     assert (await sup.approve(APPROVAL)).kind == "approve"
     sup, _ = supervisor("c\na.py:1 x\n")
     assert (await sup.approve(APPROVAL)).kind == "discard"
+
+
+async def test_an_approval_and_another_storys_question_are_asked_one_at_a_time() -> None:
+    """With workers both are open together. Both prompts were printed and both read stdin, so
+    the "a" typed at the last prompt on screen (the approval) became the agent's answer."""
+    import asyncio
+    import os
+
+    read_end, write_end = os.pipe()
+    out = io.StringIO()
+    with open(read_end, encoding="utf-8") as typed, open(write_end, "w") as keys:
+        sup = TerminalSupervisor("ask", ConsoleSink(out, Redactor(env={})), typed)
+        question = EscalationRequest(story_id="US-002", title="B", question="Port?", tried="x")
+        answering = asyncio.create_task(sup.answer(question))
+        for _ in range(5):  # each task runs up to its read of stdin
+            await asyncio.sleep(0)
+        approving = asyncio.create_task(sup.approve(APPROVAL))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert "[a]pprove" not in out.getvalue()  # asked once the question is answered
+        assert "your answer for US-002" in out.getvalue()
+        keys.write("Use 8080.\n")
+        keys.flush()
+        answer = await asyncio.wait_for(answering, 30)
+        assert (answer.kind, answer.text) == ("answer", "Use 8080.")
+        keys.write("a\n")
+        keys.flush()
+        assert (await asyncio.wait_for(approving, 30)).kind == "approve"
+        assert "US-001: [a]pprove" in out.getvalue()

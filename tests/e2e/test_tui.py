@@ -1,8 +1,11 @@
 """The TUI in a real terminal (tmux): ``ralph-tui run`` with the built-in agent approving with
-a key, and ``ralph-tui demo`` as the README's first command opens it."""
+a key, and ``ralph-tui demo`` as the README's first command opens it; with workers, an approval
+and another story's question open together, in the TUI and at the terminal's prompts."""
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import shlex
 import subprocess
@@ -12,8 +15,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.support import (
+    _TASK,
     RALPH_TUI,
     Site,
+    _first_user_text,
     _tool_results,
     agent_turn,
     assert_clean,
@@ -149,4 +154,94 @@ def test_after_two_approvals_the_transcript_shows_the_newest_iteration(
     tmux.wait(lambda: "every story passes" in tmux.screen(), "the run to finish", 30.0)
     tmux("send-keys", "-t", "ralph", "q")
     tmux.wait(lambda: "EXITED 0" in tmux.screen(), "the app to exit", 30.0)
+    assert_clean(site)
+
+
+def _us002_asks_first(body: dict[str, Any]) -> dict[str, Any]:
+    """US-002's agent asks which port before it writes its file; US-001's just works."""
+    found = _TASK.search(_first_user_text(body))
+    if found is None or found.group(1) != "US-002":
+        return agent_turn(body)
+    done = _tool_results(body)
+    if done == 0:
+        return reply(tool_use("escalate", {"question": "Which port for US-002?", "tried": "docs"}))
+    if done == 1:
+        edit = {"command": "create", "path": "US-002.txt", "file_text": "US-002\n"}
+        return reply(tool_use("str_replace_based_edit_tool", edit))
+    if done == 2:
+        return reply(tool_use("complete_task", {"summary": "US-002", "learnings": []}))
+    return reply("Done.")
+
+
+def _answers(root: Any) -> list[str]:
+    (events,) = (root / ".ralph" / "runs").glob("*/events.jsonl")
+    return [
+        event["answer"]
+        for event in map(json.loads, events.read_text(encoding="utf-8").splitlines())
+        if event["kind"] == "escalation_answered"
+    ]
+
+
+def test_with_workers_answering_a_question_leaves_the_open_approval_on_screen(
+    site: Site, tmux: Tmux
+) -> None:
+    """Answering US-002's question closed US-001's approval bar too, and ``a`` then approved a
+    change no longer on screen."""
+    site.api.respond_with(_us002_asks_first)
+    root = site.repo(2, config="workers = 2\n")
+    _session(tmux, site, f"{RALPH_TUI} run --agent anthropic; echo EXITED $?; sleep 60")
+    both = ("Approve US-001", "Which port for US-002?")
+    tmux.wait(lambda: all(t in tmux.screen() for t in both), "both bars", 60.0)
+    tmux("send-keys", "-t", "ralph", "Use 8080.", "Enter")
+    tmux.wait(lambda: "The agent needs you" not in tmux.screen(), "the question to settle")
+    assert "Approve US-001" in tmux.screen()  # the approval and its bar stay
+    tmux("send-keys", "-t", "ralph", "a")
+    tmux.wait(lambda: "Task #US-001" in git(root, "log", "--format=%s"), "US-001 to land")
+    tmux.wait(lambda: "Approve US-002" in tmux.screen(), "US-002's approval", 60.0)
+    tmux("send-keys", "-t", "ralph", "a")
+    tmux.wait(lambda: "every story passes" in tmux.screen(), "the run to finish", 60.0)
+    tmux("send-keys", "-t", "ralph", "q")
+    tmux.wait(lambda: "EXITED 0" in tmux.screen(), "the app to exit", 30.0)
+    assert _answers(root) == ["Use 8080."]
+    assert_stories_landed(root, ["US-001", "US-002"], ["Story 1", "Story 2"])
+    assert_clean(site)
+
+
+_PROMPT = re.compile(r"\[a\]pprove, |your answer ")
+
+
+def test_with_workers_the_terminal_asks_one_question_at_a_time(site: Site, tmux: Tmux) -> None:
+    """``run --headless --approve ask``: both prompts were printed at once and both read the
+    terminal, so the "a" typed at the last prompt could become US-002's answer."""
+    site.api.respond_with(_us002_asks_first)
+    root = site.repo(2, config="workers = 2\n")
+    command = f"{RALPH_TUI} run --headless --approve ask --agent anthropic"
+    _session(tmux, site, f"{command}; echo EXITED $?; sleep 60")
+
+    def history() -> str:
+        return tmux("capture-pane", "-p", "-S", "-3000", "-t", "ralph")
+
+    asked = ("? escalation (agent): Which port", "approval needed for Task #US-001")
+    tmux.wait(lambda: all(a in history() for a in asked), "both questions open", 60.0)
+    answered: list[str] = []
+    while "EXITED" not in (text := history()):
+        prompts = [line for line in text.splitlines() if _PROMPT.search(line)]
+        if len(prompts) > len(answered):
+            assert len(prompts) == len(answered) + 1, text  # one question on screen at a time
+            typed = "Use 8080." if "your answer" in prompts[-1] else "a"
+            tmux("send-keys", "-t", "ralph", typed, "Enter")
+            answered.append(prompts[-1])
+        seen = len(answered)
+        tmux.wait(
+            lambda n=seen: (
+                "EXITED" in history()
+                or len([ln for ln in history().splitlines() if _PROMPT.search(ln)]) > n
+            ),
+            "the next prompt or the end",
+            60.0,
+        )
+    assert "EXITED 0" in history(), history()
+    assert len(answered) == 3, answered  # the question, then each approval
+    assert _answers(root) == ["Use 8080."]
+    assert_stories_landed(root, ["US-001", "US-002"], ["Story 1", "Story 2"])
     assert_clean(site)
