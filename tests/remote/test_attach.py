@@ -19,7 +19,7 @@ from ralph_tui.server.client import RemoteError, RemoteRun, http_json
 from ralph_tui.server.http import SERVE_FILE
 from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
 from tests.remote.support import HandSupervisor, WaitingSink, served_run, waiting
-from tests.support.engine import complete, create
+from tests.support.engine import approval_beside_question, complete, create
 from tests.support.repo import git, make_repo, story
 
 
@@ -70,14 +70,7 @@ async def test_an_approval_and_another_workers_question_open_at_once_are_both_an
     """With workers, one story's approval and another's escalation are open together; the hub
     kept only the newest, so the client's decision on the other was dropped as stale and the
     run waited for ever (seen once in a loaded whole-suite run)."""
-    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "the docs"}}
-    script = {
-        "stories": {
-            "US-001": [create("a.txt", "a\n"), complete("a")],
-            "US-002": [ask, create("b.txt", "b\n"), complete("b")],
-        }
-    }
-    root = make_repo(tmp_path / "ws", [story("US-001", "A", 1), story("US-002", "B", 2)])
+    root, script = approval_beside_question(tmp_path / "ws")
     async with served_run(root, script, workers=2) as served:
         face = HandSupervisor()
         served.attach(face)
@@ -183,7 +176,6 @@ async def test_serve_file_is_private_and_removed_at_the_end(tmp_path: Path) -> N
 
 
 async def test_remote_prd_edits_and_pause_go_through_the_run(tmp_path: Path) -> None:
-    from tests.support.repo import story
 
     root = make_repo(tmp_path / "ws", [story("US-001", "First"), story("US-002", "Second", 2)])
     async with served_run(root, max_iterations=1) as served:
@@ -228,7 +220,6 @@ async def test_a_client_answers_an_escalation_and_the_answer_reaches_the_agent(
     from ralph_tui.agents.scripted import ScriptedAgent
     from ralph_tui.events import Escalated, EscalationAnswered, ToolResult
     from ralph_tui.supervisor import EscalationAnswer
-    from tests.support.engine import complete, create
 
     root = make_repo(tmp_path / "ws")
     ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "read the docs"}}

@@ -112,3 +112,18 @@ def complete(summary: str = "done", learnings: list[str] | None = None) -> dict[
         "tool": "complete_task",
         "input": {"summary": summary, "learnings": learnings or ["learned a thing"]},
     }
+
+
+def approval_beside_question(root: Path) -> tuple[Path, dict[str, Any]]:
+    """Two stories for two workers, and their script: US-001 just works, so its approval opens;
+    US-002 first asks which port, so its question is open beside that approval, then works."""
+    from tests.support.repo import make_repo, story
+
+    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "the docs"}}
+    script = {
+        "stories": {
+            "US-001": [create("a.txt", "a\n"), complete("a")],
+            "US-002": [ask, create("b.txt", "b\n"), complete("b")],
+        }
+    }
+    return make_repo(root, [story("US-001", "A", 1), story("US-002", "B", 2)]), script

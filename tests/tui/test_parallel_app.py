@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ralph_tui.parallel import ParallelEngine
+from tests.support.engine import approval_beside_question
 from tests.support.repo import git, make_repo, story
 from tests.tui.support import build_app, complete, create, wait_for
 
@@ -126,14 +127,7 @@ async def test_a_question_beside_an_approval_leaves_the_approval_and_its_panes_a
     question closed the approval bar too (the approval stayed pending with no bar: ``a`` would
     approve a change not on screen), and moving the board's cursor to US-002 switched the Diff
     to US-002's change under the bar that approves US-001."""
-    ask = {"tool": "escalate", "input": {"question": "Which port?", "tried": "the docs"}}
-    script = {
-        "stories": {
-            "US-001": [create("a.txt", "a\n"), complete("a")],
-            "US-002": [ask, create("b.txt", "b\n"), complete("b")],
-        }
-    }
-    root = make_repo(tmp_path / "ws", [story("US-001", "A", 1), story("US-002", "B", 2)])
+    root, script = approval_beside_question(tmp_path / "ws")
     app, _ = build_app(root, script, overrides={"workers": 2})
     async with app.run_test(size=(140, 50)) as pilot:
         await wait_for(
