@@ -12,6 +12,9 @@ from typing import Literal, Protocol
 
 from ralph_tui.events import GateFinished
 
+# what a face is asked: an approval or an escalation (with workers one of each can be open)
+QuestionKind = Literal["approval", "escalation"]
+
 
 @dataclass(frozen=True)
 class ApprovalRequest:

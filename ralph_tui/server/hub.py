@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ralph_tui.errors import RalphError
 from ralph_tui.events import (
@@ -30,12 +30,11 @@ from ralph_tui.events import (
 )
 from ralph_tui.prd.model import Prd
 from ralph_tui.safety.workspace import Redactor
-from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer
+from ralph_tui.supervisor import ApprovalDecision, EscalationAnswer, QuestionKind
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUE = 100_000  # messages waiting for one client before it is dropped (it can reconnect)
-AskKind = Literal["approval", "escalation"]
 
 
 class RunControl(Protocol):
@@ -116,7 +115,7 @@ class Client:
 @dataclass
 class _Ask:
     id: int
-    kind: AskKind
+    kind: QuestionKind
     message: str  # the serialised ``ask`` message, replayed to clients that connect later
     future: asyncio.Future[Any]
 
@@ -266,7 +265,9 @@ class RunHub:
 
     # ------------------------------------------------------------------ questions
 
-    def open_ask(self, kind: AskKind, payload: dict[str, Any]) -> tuple[int, asyncio.Future[Any]]:
+    def open_ask(
+        self, kind: QuestionKind, payload: dict[str, Any]
+    ) -> tuple[int, asyncio.Future[Any]]:
         """Publish a question; the future resolves with the first client's decision."""
         ask_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -280,7 +281,7 @@ class RunHub:
         self._asks.pop(ask_id, None)
         self._broadcast(_dumps({"t": "settled", "id": ask_id}))
 
-    def resolve(self, ask_id: int, kind: AskKind, value: object) -> bool:
+    def resolve(self, ask_id: int, kind: QuestionKind, value: object) -> bool:
         """A client's decision; False when stale (another decision won, or the id is old)."""
         ask = self._asks.get(ask_id)
         if ask is None or ask.kind != kind or ask.future.done():
@@ -298,7 +299,7 @@ class RunHub:
             self.resolve(ask.id, ask.kind, value)
 
     @property
-    def pending(self) -> tuple[int, AskKind] | None:
+    def pending(self) -> tuple[int, QuestionKind] | None:
         """The oldest open question, if any."""
         oldest = next(iter(self._asks.values()), None)
         return (oldest.id, oldest.kind) if oldest is not None else None

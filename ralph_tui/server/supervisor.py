@@ -13,13 +13,14 @@ import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from ralph_tui.server.hub import AskKind, RunHub
+from ralph_tui.server.hub import RunHub
 from ralph_tui.server.protocol import approval_to_dict, escalation_to_dict
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
+    QuestionKind,
     Supervisor,
 )
 
@@ -48,7 +49,7 @@ class SharedSupervisor:
         return result
 
     async def _race(
-        self, kind: AskKind, payload: dict[str, Any], local: Awaitable[_T] | None
+        self, kind: QuestionKind, payload: dict[str, Any], local: Awaitable[_T] | None
     ) -> _T:
         hub = self.hub
         ask_id, remote = hub.open_ask(kind, payload)

@@ -67,12 +67,13 @@ from ralph_tui.supervisor import (
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
+    QuestionKind,
 )
 from ralph_tui.tui.bars.approval import ApprovalBar
 from ralph_tui.tui.bars.escalation import EscalationBar
 from ralph_tui.tui.batcher import EventBatcher, FlushPacer, SetTimer
 from ralph_tui.tui.screens import StoryEditor, confirm_quit
-from ralph_tui.tui.supervisor import Question, TuiSupervisor
+from ralph_tui.tui.supervisor import TuiSupervisor
 from ralph_tui.tui.tuning import GilLending, freeze_heap_once
 from ralph_tui.tui.widgets.diff_view import DiffView
 from ralph_tui.tui.widgets.footer import SteadyFooter
@@ -556,7 +557,7 @@ class RalphApp(App[int]):
         self.refresh_bindings()
         self.bell()  # the bar asks the question; no toast over the transcript
 
-    def _on_settled(self, question: Question) -> None:
+    def _on_settled(self, question: QuestionKind) -> None:
         """Close the bar of the question that settled, and only that one: with workers another
         story's approval or question can still be open beside it."""
         if not self.is_running:  # the app is closing; nothing left to tidy on screen

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Literal
 
 from ralph_tui.supervisor import (
     ApprovalDecision,
     ApprovalRequest,
     EscalationAnswer,
     EscalationRequest,
+    QuestionKind,
 )
-
-Question = Literal["approval", "escalation"]
 
 
 class TuiSupervisor:
@@ -29,7 +27,7 @@ class TuiSupervisor:
         self,
         on_approval: Callable[[ApprovalRequest], None],
         on_escalation: Callable[[EscalationRequest], None],
-        on_settled: Callable[[Question], None],
+        on_settled: Callable[[QuestionKind], None],
         *,
         auto_approve: bool = False,
     ) -> None:
