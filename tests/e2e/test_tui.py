@@ -10,6 +10,7 @@ import secrets
 import shlex
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,7 +174,7 @@ def _us002_asks_first(body: dict[str, Any]) -> dict[str, Any]:
     return reply("Done.")
 
 
-def _answers(root: Any) -> list[str]:
+def _answers(root: Path) -> list[str]:
     (events,) = (root / ".ralph" / "runs").glob("*/events.jsonl")
     return [
         event["answer"]
